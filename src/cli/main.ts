@@ -1,0 +1,14 @@
+// kubectl-hyperspector: the command-line companion of the operator (installed as a kubectl plugin).
+import { Command } from 'commander';
+
+export function buildCli(): Command {
+  const program = new Command('kubectl-hyperspector')
+    .description('HyperSpector for Kubernetes: render, inspect and debug MonitoredServers')
+    .showHelpAfterError();
+  // Each subcommand lives in its own module under src/cli/commands/ and registers itself here.
+  return program;
+}
+
+export async function runCli(argv: string[]): Promise<void> {
+  await buildCli().parseAsync(argv);
+}
