@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { WorkQueue } from '../../../src/kube/workqueue.ts';
+import { WorkerPool, type ReconcileFn } from '../../../src/kube/workers.ts';
+import { ExponentialBackoffRateLimiter } from '../../../src/kube/rate-limiter.ts';
+import { OperatorMetrics } from '../../../src/kube/metrics.ts';
+import { FakeClock, flushPromises } from '../../../src/kube/testing/fake-clock.ts';
+
+function setup(reconcile: ReconcileFn, concurrency = 1) {
+  const clock = new FakeClock();
+  const metrics = new OperatorMetrics({ clock, collectDefaultMetrics: false });
+  const queue = new WorkQueue({
+    name: 'monitoredserver',
+    clock,
+    rateLimiter: new ExponentialBackoffRateLimiter({ baseDelayMs: 5, maxDelayMs: 1000, jitter: 0 }),
+    metrics: metrics.workQueue('monitoredserver'),
+  });
+  const pool = new WorkerPool({ name: 'monitoredserver', queue, reconcile, concurrency, clock, metrics: metrics.controller('monitoredserver') });
+  return { clock, metrics, queue, pool };
+}
+
+async function metricValue(metrics: OperatorMetrics, name: string, labels: Record<string, string>): Promise<number | undefined> {
+  const metric = await metrics.registry.getSingleMetric(name)?.get();
+  return metric?.values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val))?.value;
+}
+
+/** A promise the test resolves by hand, to hold a reconcile in flight. */
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+
+describe('WorkerPool', () => {
+  it('reconciles each added key and forgets its backoff on success', async () => {
+    const seen: string[] = [];
+    const { queue, pool, metrics } = setup(async (key) => {
+      seen.push(key);
+    });
+    pool.start();
+    queue.add('shop/web-1');
+    queue.add('shop/web-2');
+    await flushPromises();
+    assert.deepEqual(seen, ['shop/web-1', 'shop/web-2']);
+    assert.equal(await metricValue(metrics, 'controller_runtime_reconcile_total', { result: 'success' }), 2);
+    await pool.stop();
+  });
+
+  it('retries a throwing reconcile with growing backoff, then resets after success', async () => {
+    let calls = 0;
+    const times: number[] = [];
+    const { clock, queue, pool, metrics } = setup(async () => {
+      calls++;
+      times.push(clock.now());
+      if (calls <= 3) throw new Error('VirtualMachine shop/web-1-ids: apply failed');
+    });
+    pool.start();
+    queue.add('shop/web-1');
+    await flushPromises();
+    await clock.advance(100);
+    assert.equal(calls, 4);
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    assert.deepEqual(gaps, [5, 10, 20]);
+    assert.equal(queue.numRequeues('shop/web-1'), 0);
+    assert.equal(await metricValue(metrics, 'controller_runtime_reconcile_errors_total', {}), 3);
+    assert.equal(await metricValue(metrics, 'controller_runtime_reconcile_total', { result: 'error' }), 3);
+    assert.equal(await metricValue(metrics, 'workqueue_retries_total', { name: 'monitoredserver' }), 3);
+    await pool.stop();
+  });
+
+  it('requeueAfter schedules the key again after exactly that delay, without backoff', async () => {
+    let calls = 0;
+    const { clock, queue, pool, metrics } = setup(async () => {
+      calls++;
+      return calls === 1 ? { requeueAfter: 30_000 } : undefined;
+    });
+    pool.start();
+    queue.add('shop/web-1');
+    await flushPromises();
+    assert.equal(calls, 1);
+    await clock.advance(29_999);
+    assert.equal(calls, 1);
+    await clock.advance(1);
+    assert.equal(calls, 2);
+    assert.equal(queue.numRequeues('shop/web-1'), 0);
+    assert.equal(await metricValue(metrics, 'controller_runtime_reconcile_total', { result: 'requeue_after' }), 1);
+    await pool.stop();
+  });
+
+  it('requeue: true retries with backoff', async () => {
+    let calls = 0;
+    const { clock, queue, pool } = setup(async () => {
+      calls++;
+      return calls === 1 ? { requeue: true } : undefined;
+    });
+    pool.start();
+    queue.add('k');
+    await flushPromises();
+    assert.equal(queue.numRequeues('k'), 1);
+    await clock.advance(5);
+    assert.equal(calls, 2);
+    await pool.stop();
+  });
+
+  it('runs different keys concurrently up to the limit but never one key twice at once', async () => {
+    const gates = new Map<string, ReturnType<typeof gate>>();
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const perKey = new Map<string, number>();
+    const overlaps: string[] = [];
+    const { queue, pool, metrics } = setup(async (key) => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      perKey.set(key, (perKey.get(key) ?? 0) + 1);
+      if (perKey.get(key)! > 1) overlaps.push(key);
+      const g = gate();
+      gates.set(key, g);
+      await g.opened;
+      perKey.set(key, perKey.get(key)! - 1);
+      inFlight--;
+    }, 2);
+    pool.start();
+    queue.add('a');
+    queue.add('b');
+    queue.add('c');
+    await flushPromises();
+    assert.equal(inFlight, 2, 'two workers busy');
+    assert.equal(await metricValue(metrics, 'controller_runtime_active_workers', {}), 2);
+    assert.equal(await metricValue(metrics, 'controller_runtime_max_concurrent_reconciles', {}), 2);
+    queue.add('a');
+    gates.get('a')!.open();
+    await flushPromises();
+    // 'c' was queued before the re-added 'a', so it goes first; 'a' waits its turn.
+    gates.get('b')!.open();
+    await flushPromises();
+    for (const key of ['c', 'a']) {
+      gates.get(key)!.open();
+      await flushPromises();
+    }
+    assert.deepEqual(overlaps, []);
+    assert.equal(maxInFlight, 2);
+    assert.equal(await metricValue(metrics, 'controller_runtime_reconcile_total', { result: 'success' }), 4);
+    await pool.stop();
+  });
+
+  it('stop waits for reconciles in flight and takes no new keys', async () => {
+    const g = gate();
+    let finished = false;
+    const { queue, pool } = setup(async () => {
+      await g.opened;
+      finished = true;
+    });
+    pool.start();
+    queue.add('a');
+    await flushPromises();
+    let stopped = false;
+    const stopping = pool.stop().then(() => (stopped = true));
+    queue.add('b');
+    await flushPromises();
+    assert.equal(stopped, false);
+    g.open();
+    await stopping;
+    assert.equal(finished, true);
+    assert.equal(queue.len(), 0);
+  });
+
+  it('rejects a non-positive concurrency', () => {
+    const queue = new WorkQueue({ name: 'x' });
+    assert.throws(() => new WorkerPool({ name: 'x', queue, reconcile: async () => {}, concurrency: 0 }), /Invalid concurrency 0 for controller x/);
+  });
+});
