@@ -1,0 +1,112 @@
+import { type KubeConfig, RequestContext } from '@kubernetes/client-node';
+import { fetch } from 'undici';
+
+/**
+ * A thin JSON client for any API path, on the same auth/TLS plumbing as client-node's Watch.
+ * Used where client-node's typed clients fall short: server-side apply with fieldValidation,
+ * MicroTime fields written with microsecond precision, per-request timeouts, any resource by path.
+ */
+export interface ApiRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  /** Serialized as JSON unless already a string. */
+  body?: unknown;
+  /** Defaults to application/json; use application/apply-patch+yaml for server-side apply. */
+  contentType?: string;
+  /** Aborts the request after this long; defaults to the client's timeout. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface KubeApi {
+  request<T = unknown>(req: ApiRequest): Promise<T>;
+}
+
+/** A failed API call: `statusCode` is the HTTP status, undefined when the server was not reached. */
+export class KubeApiError extends Error {
+  constructor(
+    message: string,
+    readonly statusCode: number | undefined,
+    /** metav1.Status reason, e.g. NotFound, Conflict, Expired, Invalid. */
+    readonly reason?: string,
+    readonly status?: unknown,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'KubeApiError';
+  }
+}
+
+export interface KubeApiOptions {
+  /** Default per-request timeout; 30 s. */
+  timeoutMs?: number;
+}
+
+export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = {}): KubeApi {
+  const defaultTimeoutMs = options.timeoutMs ?? 30_000;
+  return {
+    async request<T>(req: ApiRequest): Promise<T> {
+      const cluster = kubeConfig.getCurrentCluster();
+      if (!cluster) throw new KubeApiError(`${req.method} ${req.path} failed: kubeconfig has no current cluster`, undefined);
+      const url = new URL(cluster.server.replace(/\/$/, '') + req.path);
+      for (const [key, value] of Object.entries(req.query ?? {})) {
+        if (value !== undefined) url.searchParams.set(key, String(value));
+      }
+      const ctx = new RequestContext(url.toString(), req.method);
+      await kubeConfig.applySecurityAuthentication(ctx);
+      const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: 'application/json' };
+      let body: string | undefined;
+      if (req.body !== undefined) {
+        body = typeof req.body === 'string' ? req.body : JSON.stringify(req.body);
+        headers['Content-Type'] = req.contentType ?? 'application/json';
+      }
+      const timeout = AbortSignal.timeout(req.timeoutMs ?? defaultTimeoutMs);
+      const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+      let response;
+      try {
+        response = await fetch(url, { method: req.method, headers, body, dispatcher: ctx.getDispatcher(), signal });
+      } catch (err) {
+        throw new KubeApiError(`${req.method} ${req.path} failed: ${describeNetworkError(err)}`, undefined, undefined, undefined, { cause: err });
+      }
+      const text = await response.text();
+      const parsed = parseJson(text);
+      if (!response.ok) {
+        const status = parsed as { message?: string; reason?: string } | undefined;
+        const detail = status?.message ?? (text.slice(0, 300) || response.statusText);
+        throw new KubeApiError(`${req.method} ${req.path} failed with ${response.status}: ${detail}`, response.status, status?.reason, parsed);
+      }
+      return parsed as T;
+    },
+  };
+}
+
+function parseJson(text: string): unknown {
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function describeNetworkError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = (err as { cause?: unknown }).cause;
+  // undici reports "fetch failed" and keeps the useful part (ECONNREFUSED, ...) in the cause.
+  if (cause instanceof Error && cause.message) return `${err.message}: ${cause.message}`;
+  return err.message;
+}
+
+/** HTTP status of an error from KubeApi, client-node's ApiException or Watch; undefined otherwise. */
+export function statusCodeOf(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { statusCode?: unknown; code?: unknown };
+  if (typeof e.statusCode === 'number') return e.statusCode;
+  if (typeof e.code === 'number') return e.code;
+  return undefined;
+}
+
+export const isNotFound = (err: unknown): boolean => statusCodeOf(err) === 404;
+export const isConflict = (err: unknown): boolean => statusCodeOf(err) === 409;
+export const isGone = (err: unknown): boolean => statusCodeOf(err) === 410;
