@@ -1,0 +1,243 @@
+// The MonitoredServer API (hyperspector.io/v1alpha1): the single source of truth.
+// The CRD in crds/ is generated from these schemas (npm run generate:crds) and the TypeScript types
+// are inferred from them, so the two cannot drift; test/unit/api checks the committed CRD is current.
+import { Type, type Static } from '@sinclair/typebox';
+import type { V1VirtualMachineSpec } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
+import { DnsLabel, DnsSubdomain, Opaque, StringEnum, StringMap, withRules } from './schema-helpers.ts';
+
+export const GROUP = 'hyperspector.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'MonitoredServer';
+export const PLURAL = 'monitoredservers';
+
+/** Longest MonitoredServer name: children are called `<name>-server` and `<name>-ids` (≤ 63). */
+export const MAX_NAME_LENGTH = 56;
+
+export const DELETION_POLICIES = ['Retain', 'Delete'] as const;
+export const MIRROR_DIRECTIONS = ['Ingress', 'Egress', 'Both'] as const;
+export const DISK_INSPECTION_MODES = ['Live', 'Snapshot'] as const;
+export const ALERT_RESPONSES = ['None', 'Pause', 'Isolate'] as const;
+
+export const VirtualMachineTemplateSchema = Type.Object(
+  {
+    metadata: Type.Optional(
+      Type.Object(
+        {
+          labels: Type.Optional(StringMap('Labels added to the VirtualMachine.')),
+          annotations: Type.Optional(StringMap('Annotations added to the VirtualMachine.')),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    spec: Opaque<V1VirtualMachineSpec>(
+      'A kubevirt.io/v1 VirtualMachine spec; validated by KubeVirt when the VirtualMachine is applied.',
+    ),
+  },
+  { additionalProperties: false, description: 'A VirtualMachine to create: metadata and a kubevirt.io/v1 VirtualMachineSpec.' },
+);
+
+export const ServerSpecSchema = withRules(
+  Type.Object(
+    {
+      virtualMachineName: Type.Optional(
+        withRules(DnsLabel('Adopt this existing VirtualMachine in the same namespace. It is labelled while monitored and never deleted.'), [
+          { rule: 'self == oldSelf', message: 'spec.server.virtualMachineName is immutable; create a new MonitoredServer to monitor another VM' },
+        ]),
+      ),
+      template: Type.Optional(VirtualMachineTemplateSchema),
+      monitoredNetwork: Type.Optional(
+        DnsLabel("Name of the server VM's network (spec.template.spec.networks[].name) whose traffic is mirrored. Defaults to the first network."),
+      ),
+      disks: Type.Optional(
+        Type.Array(DnsLabel('Name of a volume of the server VM (PVC or DataVolume).'), {
+          description: 'Volumes of the server VM exposed read-only to the IDS VM.',
+          maxItems: 16,
+          'x-kubernetes-list-type': 'set',
+        }),
+      ),
+      deletionPolicy: Type.Optional(
+        StringEnum(DELETION_POLICIES, {
+          default: 'Retain',
+          description:
+            'What happens to a server VM created from template when the MonitoredServer is deleted: Retain (default; monitoring is removed, the server keeps running) or Delete.',
+        }),
+      ),
+    },
+    { additionalProperties: false, description: 'The server VM to monitor.' },
+  ),
+  [
+    {
+      rule: 'has(self.virtualMachineName) != has(self.template)',
+      message: 'exactly one of spec.server.virtualMachineName (adopt an existing VM) or spec.server.template (create one) must be set',
+    },
+    {
+      rule: '!has(self.virtualMachineName) || !has(self.deletionPolicy) || self.deletionPolicy == "Retain"',
+      message: 'spec.server.deletionPolicy must be Retain when adopting an existing VM (virtualMachineName): HyperSpector never deletes a VM it did not create',
+      fieldPath: '.deletionPolicy',
+      reason: 'FieldValueForbidden',
+    },
+    {
+      rule: 'has(self.virtualMachineName) == has(oldSelf.virtualMachineName)',
+      message: 'spec.server cannot switch between virtualMachineName and template; create a new MonitoredServer instead',
+    },
+  ],
+);
+
+export const IdsSpecSchema = Type.Object(
+  { template: VirtualMachineTemplateSchema },
+  { additionalProperties: false, description: 'The IDS VM, created and owned by the operator as <name>-ids on the server VM node.' },
+);
+
+export const MirroringSpecSchema = Type.Object(
+  {
+    enabled: Type.Boolean({ default: true, description: "Mirror the server's traffic to the IDS VM." }),
+    direction: StringEnum(MIRROR_DIRECTIONS, { default: 'Both', description: 'Which traffic is mirrored: Ingress, Egress or Both.' }),
+  },
+  { additionalProperties: false, default: {}, description: 'Software port mirroring of the monitored network.' },
+);
+
+export const DiskInspectionSpecSchema = withRules(
+  Type.Object(
+    {
+      mode: StringEnum(DISK_INSPECTION_MODES, {
+        default: 'Live',
+        description: 'Live: hot-plug the server disks read-only into the IDS VM. Snapshot: expose a point-in-time snapshot.',
+      }),
+      mountPath: Type.String({
+        default: '/.serverfs',
+        maxLength: 255,
+        pattern: '^(/[^/\\x00]+)+$',
+        description: 'Absolute path in the IDS VM under which each server volume is mounted (<mountPath>/<volume>).',
+      }),
+    },
+    { additionalProperties: false, default: {}, description: 'Inter-VM disk mounting.' },
+  ),
+  [
+    {
+      rule: "!self.mountPath.split('/').exists(s, s == '.' || s == '..')",
+      message: 'spec.diskInspection.mountPath must not contain . or .. segments',
+      fieldPath: '.mountPath',
+    },
+  ],
+);
+
+export const ProcessMappingSpecSchema = Type.Object(
+  {
+    enabled: Type.Boolean({ default: true, description: "Map the server VM's processes from guest memory." }),
+    kernelProfile: Type.Optional(
+      Type.Object(
+        { configMapName: DnsSubdomain('ConfigMap (same namespace) holding the kernel profile JSON.') },
+        { additionalProperties: false, description: "Kernel profile of the server VM's guest kernel. Defaults to the cluster's profiles." },
+      ),
+    ),
+    pollIntervalSeconds: Type.Integer({ default: 1, minimum: 1, maximum: 60, description: 'How often the process table is read.' }),
+    baselineWindowSeconds: Type.Integer({
+      default: 300,
+      minimum: 0,
+      maximum: 86400,
+      description: 'Processes seen during this window after start form the baseline; later newcomers raise alerts.',
+    }),
+  },
+  { additionalProperties: false, default: {}, description: 'Inter-VM process mapping.' },
+);
+
+export const ResponseSpecSchema = Type.Object(
+  {
+    onAlert: StringEnum(ALERT_RESPONSES, {
+      default: 'None',
+      description: 'What to do with the server VM on an alert: None, Pause (pause the VM) or Isolate (cut its network).',
+    }),
+  },
+  { additionalProperties: false, default: {}, description: 'Response to alerts.' },
+);
+
+export const MonitoredServerSpecSchema = Type.Object(
+  {
+    server: ServerSpecSchema,
+    ids: IdsSpecSchema,
+    mirroring: Type.Optional(MirroringSpecSchema),
+    diskInspection: Type.Optional(DiskInspectionSpecSchema),
+    processMapping: Type.Optional(ProcessMappingSpecSchema),
+    response: Type.Optional(ResponseSpecSchema),
+  },
+  { additionalProperties: false, description: 'What to monitor and how.' },
+);
+
+export const CONDITION_STATUSES = ['True', 'False', 'Unknown'] as const;
+
+/** metav1.Condition, with the validation the Kubernetes API types carry. */
+export const ConditionSchema = Type.Object(
+  {
+    type: Type.String({ maxLength: 316, pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$' }),
+    status: StringEnum(CONDITION_STATUSES),
+    observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0 })),
+    lastTransitionTime: Type.String({ format: 'date-time' }),
+    reason: Type.String({ minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
+    message: Type.String({ maxLength: 32768 }),
+  },
+  { additionalProperties: false },
+);
+
+export const VmStatusSchema = Type.Object(
+  {
+    name: Type.String(),
+    phase: Type.Optional(Type.String({ description: 'printableStatus of the VirtualMachine (Running, Stopped, Provisioning, ...).' })),
+    ready: Type.Optional(Type.Boolean()),
+    nodeName: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+export const MonitoredServerStatusSchema = Type.Object(
+  {
+    observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0 })),
+    nodeName: Type.Optional(Type.String({ description: 'The node the server VM and the IDS VM run on.' })),
+    serverVM: Type.Optional(VmStatusSchema),
+    idsVM: Type.Optional(VmStatusSchema),
+    conditions: Type.Optional(
+      Type.Array(ConditionSchema, {
+        maxItems: 32,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['type'],
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type VirtualMachineTemplate = Static<typeof VirtualMachineTemplateSchema>;
+export type ServerSpec = Static<typeof ServerSpecSchema>;
+export type IdsSpec = Static<typeof IdsSpecSchema>;
+export type MirroringSpec = Static<typeof MirroringSpecSchema>;
+export type DiskInspectionSpec = Static<typeof DiskInspectionSpecSchema>;
+export type ProcessMappingSpec = Static<typeof ProcessMappingSpecSchema>;
+export type ResponseSpec = Static<typeof ResponseSpecSchema>;
+export type MonitoredServerSpec = Static<typeof MonitoredServerSpecSchema>;
+export type Condition = Static<typeof ConditionSchema>;
+export type ConditionStatus = (typeof CONDITION_STATUSES)[number];
+export type VmStatus = Static<typeof VmStatusSchema>;
+export type MonitoredServerStatus = Static<typeof MonitoredServerStatusSchema>;
+export type DeletionPolicy = (typeof DELETION_POLICIES)[number];
+
+export interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  deletionTimestamp?: string | Date;
+  creationTimestamp?: string | Date;
+  ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
+}
+
+export interface MonitoredServer {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: ObjectMeta;
+  spec: MonitoredServerSpec;
+  status?: MonitoredServerStatus;
+}

@@ -1,0 +1,400 @@
+// A real, local Kubernetes control plane for integration tests, the demo and benchmarks:
+// etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (fake nodes that run pods),
+// on loopback with free ports and a temporary directory. Everything is torn down by stop(), and
+// can never outlive the process that started it (see managed-process.ts).
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'node:https';
+import * as k8s from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { controlPlaneBinaries, REPO_ROOT } from './control-plane-binaries.ts';
+import { ManagedProcess } from './managed-process.ts';
+import { waitFor } from './wait.ts';
+
+export const THIRD_PARTY_CRDS_ENV = 'HYPERSPECTOR_THIRD_PARTY_CRDS';
+
+export interface StartClusterOptions {
+  /** Number of kwok nodes (default 3). */
+  nodes?: number;
+  /** Directory of third-party CRDs; default $HYPERSPECTOR_THIRD_PARTY_CRDS, else the project's stand-ins. */
+  thirdPartyCrdDir?: string;
+  /** Progress lines (default: silent). */
+  log?: (line: string) => void;
+}
+
+export interface ClusterUser {
+  name: string;
+  token: string;
+  groups: string[];
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function yamlFilesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir).sort()) {
+    const path = join(dir, entry);
+    if (statSync(path).isDirectory()) out.push(...yamlFilesUnder(path));
+    else if (/\.ya?ml$/.test(entry)) out.push(path);
+  }
+  return out;
+}
+
+/** Reads every CustomResourceDefinition document in the YAML files under dir. */
+export function readCrds(dir: string): k8s.V1CustomResourceDefinition[] {
+  const crds: k8s.V1CustomResourceDefinition[] = [];
+  for (const file of yamlFilesUnder(dir)) {
+    for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+      const obj = doc.toJS() as k8s.V1CustomResourceDefinition | null;
+      if (obj?.kind === 'CustomResourceDefinition') crds.push(obj);
+    }
+  }
+  return crds;
+}
+
+export class LocalCluster {
+  readonly processes = new Map<string, ManagedProcess>();
+  kubeConfig!: k8s.KubeConfig;
+  kubeconfigPath!: string;
+  apiServerUrl!: string;
+  nodeNames: string[] = [];
+  readonly users: Record<'admin' | 'operator' | 'user', ClusterUser>;
+  private apiServerArgs: string[] = [];
+  private stopped = false;
+
+  constructor(
+    readonly dir: string,
+    private readonly log: (line: string) => void,
+  ) {
+    const token = () => randomBytes(16).toString('hex');
+    this.users = {
+      admin: { name: 'admin', token: token(), groups: ['system:masters'] },
+      // The operator and a plain user get only what RBAC grants them (tests apply the chart's roles).
+      operator: { name: 'system:serviceaccount:hyperspector-system:hyperspector-operator', token: token(), groups: ['system:serviceaccounts', 'system:serviceaccounts:hyperspector-system'] },
+      user: { name: 'jane', token: token(), groups: [] },
+    };
+  }
+
+  get auditLogPath(): string {
+    return join(this.dir, 'audit.log');
+  }
+
+  logOf(component: string): string {
+    return join(this.dir, `${component}.log`);
+  }
+
+  /** Process ids of every component still running. */
+  pids(): number[] {
+    return [...this.processes.values()].filter((p) => p.running).map((p) => p.pid);
+  }
+
+  /** A kubeconfig (object and file) authenticating as one of the cluster's users. */
+  kubeConfigFor(user: keyof LocalCluster['users']): { kubeConfig: k8s.KubeConfig; path: string } {
+    const path = join(this.dir, `kubeconfig-${user}`);
+    const ca = readFileSync(join(this.dir, 'certs', 'apiserver.crt')).toString('base64');
+    const yaml = [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      `- name: local\n  cluster:\n    server: ${this.apiServerUrl}\n    certificate-authority-data: ${ca}`,
+      'users:',
+      `- name: ${user}\n  user:\n    token: ${this.users[user].token}`,
+      'contexts:',
+      `- name: ${user}@local\n  context:\n    cluster: local\n    user: ${user}\n    namespace: default`,
+      `current-context: ${user}@local`,
+      '',
+    ].join('\n');
+    writeFileSync(path, yaml, { mode: 0o600 });
+    const kubeConfig = new k8s.KubeConfig();
+    kubeConfig.loadFromFile(path);
+    return { kubeConfig, path };
+  }
+
+  api<T extends k8s.ApiType>(apiClass: new (config: k8s.Configuration) => T): T {
+    return this.kubeConfig.makeApiClient(apiClass);
+  }
+
+  /** A raw GET with the admin token (health, /metrics, ...). */
+  async rawGet(path: string): Promise<{ status: number; body: string }> {
+    const ca = readFileSync(join(this.dir, 'certs', 'apiserver.crt'));
+    return new Promise((resolve, reject) => {
+      const req = request(
+        `${this.apiServerUrl}${path}`,
+        { agent: new Agent({ ca }), headers: { authorization: `Bearer ${this.users.admin.token}` }, timeout: 5000 },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out`)));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  async startEtcd(): Promise<string> {
+    const bins = controlPlaneBinaries();
+    const [client, peer] = [await freePort(), await freePort()];
+    const url = `http://127.0.0.1:${client}`;
+    const etcd = new ManagedProcess('etcd', bins.etcd, [
+      '--name=default',
+      `--data-dir=${join(this.dir, 'etcd')}`,
+      `--listen-client-urls=${url}`,
+      `--advertise-client-urls=${url}`,
+      `--listen-peer-urls=http://127.0.0.1:${peer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
+      `--initial-cluster=default=http://127.0.0.1:${peer}`,
+      '--unsafe-no-fsync=true',
+      '--log-level=warn',
+    ], this.logOf('etcd'));
+    this.processes.set('etcd', etcd);
+    await waitFor(async () => (await fetch(`${url}/health`).then((r) => r.ok, () => false)) || undefined, {
+      timeoutMs: 30_000,
+      description: 'etcd to be healthy',
+    });
+    return url;
+  }
+
+  async startApiServer(etcdUrl: string): Promise<void> {
+    const port = await freePort();
+    this.apiServerUrl = `https://127.0.0.1:${port}`;
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    writeFileSync(join(this.dir, 'sa.key'), privateKey.export({ type: 'pkcs1', format: 'pem' }));
+    writeFileSync(join(this.dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+    writeFileSync(
+      join(this.dir, 'tokens.csv'),
+      Object.values(this.users)
+        .map((u) => `${u.token},${u.name},${u.name},"${u.groups.join(',')}"`)
+        .join('\n') + '\n',
+    );
+    writeFileSync(
+      join(this.dir, 'audit-policy.yaml'),
+      [
+        'apiVersion: audit.k8s.io/v1',
+        'kind: Policy',
+        'omitStages: [RequestReceived]',
+        'rules:',
+        '- level: None',
+        '  nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/version", "/metrics", "/openapi*", "/api", "/apis", "/apis/*"]',
+        '- level: Metadata',
+        '',
+      ].join('\n'),
+    );
+    this.apiServerArgs = [
+      `--etcd-servers=${etcdUrl}`,
+      `--secure-port=${port}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--cert-dir=${join(this.dir, 'certs')}`,
+      `--token-auth-file=${join(this.dir, 'tokens.csv')}`,
+      '--authorization-mode=RBAC',
+      `--service-account-key-file=${join(this.dir, 'sa.pub')}`,
+      `--service-account-signing-key-file=${join(this.dir, 'sa.key')}`,
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      '--service-cluster-ip-range=10.96.0.0/16',
+      '--allow-privileged=true',
+      // Pods of kwok nodes need no service-account token; without this a pod created right after
+      // its namespace races the token controller.
+      '--disable-admission-plugins=ServiceAccount',
+      `--audit-policy-file=${join(this.dir, 'audit-policy.yaml')}`,
+      `--audit-log-path=${this.auditLogPath}`,
+      '--audit-log-format=json',
+      '--audit-log-mode=blocking',
+      '--profiling=false',
+      '--v=1',
+    ];
+    await this.launchApiServer();
+  }
+
+  private async launchApiServer(): Promise<void> {
+    const bins = controlPlaneBinaries();
+    const server = new ManagedProcess('kube-apiserver', bins.kubeApiserver, this.apiServerArgs, this.logOf('kube-apiserver'));
+    this.processes.set('kube-apiserver', server);
+    await waitFor(
+      async () => {
+        if (!server.running) throw new Error(`kube-apiserver exited; see ${this.logOf('kube-apiserver')}`);
+        if (!existsSync(join(this.dir, 'certs', 'apiserver.crt'))) return false;
+        const res = await this.rawGet('/readyz');
+        return res.status === 200 || undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 200, description: 'kube-apiserver /readyz' },
+    );
+  }
+
+  /** Stops kube-apiserver and starts it again on the same port and etcd (an API outage). */
+  async restartApiServer(options: { downtimeProbe?: () => Promise<void> } = {}): Promise<void> {
+    await this.stopApiServer();
+    await options.downtimeProbe?.();
+    await this.launchApiServer();
+  }
+
+  async stopApiServer(): Promise<void> {
+    await this.processes.get('kube-apiserver')?.stop();
+  }
+
+  async startApiServerAgain(): Promise<void> {
+    await this.launchApiServer();
+  }
+
+  private async startComponent(name: 'kube-controller-manager' | 'kube-scheduler' | 'kwok', args: string[]): Promise<void> {
+    const bins = controlPlaneBinaries();
+    const binary = { 'kube-controller-manager': bins.kubeControllerManager, 'kube-scheduler': bins.kubeScheduler, kwok: bins.kwok }[name];
+    const proc = new ManagedProcess(name, binary, args, this.logOf(name));
+    this.processes.set(name, proc);
+  }
+
+  async startControllers(): Promise<void> {
+    const admin = this.kubeConfigFor('admin').path;
+    await this.startComponent('kube-controller-manager', [
+      `--kubeconfig=${admin}`,
+      `--authentication-kubeconfig=${admin}`,
+      `--authorization-kubeconfig=${admin}`,
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+      `--secure-port=${await freePort()}`,
+      `--service-account-private-key-file=${join(this.dir, 'sa.key')}`,
+      `--root-ca-file=${join(this.dir, 'certs', 'apiserver.crt')}`,
+      '--use-service-account-credentials=false',
+      '--controllers=*',
+      '--v=1',
+    ]);
+    await this.startComponent('kube-scheduler', [
+      `--kubeconfig=${admin}`,
+      `--authentication-kubeconfig=${admin}`,
+      `--authorization-kubeconfig=${admin}`,
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+      `--secure-port=${await freePort()}`,
+      '--v=1',
+    ]);
+    await this.startComponent('kwok', [
+      `--kubeconfig=${admin}`,
+      '--manage-all-nodes=false',
+      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+      '--manage-nodes-with-label-selector=',
+      '--cidr=10.128.0.1/12',
+      '--node-ip=127.0.0.1',
+      `--server-address=127.0.0.1:${await freePort()}`,
+      '--v=WARN',
+    ]);
+  }
+
+  async createNodes(count: number): Promise<void> {
+    const core = this.api(k8s.CoreV1Api);
+    const names = Array.from({ length: count }, (_, i) => `node-${String.fromCharCode(97 + i)}`);
+    for (const name of names) {
+      await core.createNode({
+        body: {
+          apiVersion: 'v1',
+          kind: 'Node',
+          metadata: {
+            name,
+            annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+            labels: {
+              'kubernetes.io/hostname': name,
+              'kubernetes.io/os': 'linux',
+              'kubernetes.io/arch': 'amd64',
+              type: 'kwok',
+              // virt-handler labels the nodes it runs on; virt-launcher pods select it.
+              'kubevirt.io/schedulable': 'true',
+            },
+          },
+          spec: {},
+          status: {
+            allocatable: { cpu: '64', memory: '512Gi', pods: '2000' },
+            capacity: { cpu: '64', memory: '512Gi', pods: '2000' },
+          },
+        },
+      });
+    }
+    this.nodeNames = names;
+    await waitFor(
+      async () => {
+        const nodes = await core.listNode();
+        const ready = nodes.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+        return ready.length >= count || undefined;
+      },
+      { timeoutMs: 60_000, description: `${count} kwok nodes to be Ready` },
+    );
+  }
+
+  async installCrds(crds: k8s.V1CustomResourceDefinition[]): Promise<void> {
+    const ext = this.api(k8s.ApiextensionsV1Api);
+    for (const crd of crds) {
+      try {
+        await ext.createCustomResourceDefinition({ body: crd });
+      } catch (err) {
+        if ((err as { code?: number }).code !== 409) throw new Error(`installing CRD ${crd.metadata?.name}: ${String(err)}`);
+      }
+    }
+    await waitFor(
+      async () => {
+        const list = await ext.listCustomResourceDefinition();
+        const established = new Set(
+          list.items.filter((c) => c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')).map((c) => c.metadata?.name),
+        );
+        return crds.every((c) => established.has(c.metadata?.name)) || undefined;
+      },
+      { timeoutMs: 60_000, description: 'CRDs to be Established' },
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const name of ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd']) {
+      await this.processes.get(name)?.stop();
+    }
+    if (!process.env.HYPERSPECTOR_KEEP_CLUSTER_DIR) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The project's CRDs plus the third-party ones (real ones from the env var's directory, else stand-ins). */
+export function clusterCrds(thirdPartyCrdDir = process.env[THIRD_PARTY_CRDS_ENV]): k8s.V1CustomResourceDefinition[] {
+  const own = readCrds(join(REPO_ROOT, 'crds'));
+  const thirdParty = readCrds(thirdPartyCrdDir || join(REPO_ROOT, 'test', 'support', 'fallback-crds'));
+  return [...own, ...thirdParty];
+}
+
+export async function startCluster(options: StartClusterOptions = {}): Promise<LocalCluster> {
+  const log = options.log ?? (() => {});
+  const started = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), 'hyperspector-cluster-'));
+  const cluster = new LocalCluster(dir, log);
+  try {
+    controlPlaneBinaries();
+    log(`starting etcd (${dir})`);
+    const etcdUrl = await cluster.startEtcd();
+    log('starting kube-apiserver');
+    await cluster.startApiServer(etcdUrl);
+    const admin = cluster.kubeConfigFor('admin');
+    cluster.kubeConfig = admin.kubeConfig;
+    cluster.kubeconfigPath = admin.path;
+    log('starting kube-controller-manager, kube-scheduler, kwok');
+    await cluster.startControllers();
+    log('installing CRDs');
+    await cluster.installCrds(clusterCrds(options.thirdPartyCrdDir));
+    log(`creating ${options.nodes ?? 3} nodes`);
+    await cluster.createNodes(options.nodes ?? 3);
+    log(`cluster ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    return cluster;
+  } catch (err) {
+    await cluster.stop().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,55 @@
+// Debian's own kernel package, downloaded (not installed into the host's /boot) and unpacked into
+// a cache keyed by package version: ~/.cache/hyperspector/guest/<package>_<version>/.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+export interface DebianKernel {
+  packageName: string;
+  version: string;
+  vmlinuz: string;
+  config: string;
+}
+
+export const GUEST_CACHE = process.env.HYPERSPECTOR_GUEST_CACHE ?? join(homedir(), '.cache', 'hyperspector', 'guest');
+
+const log = (msg: string) => process.stderr.write(`[guest-kernel] ${msg}\n`);
+
+/** The package linux-image-amd64 currently depends on, e.g. linux-image-6.1.0-56-amd64. */
+function resolveKernelPackage(): { packageName: string; version: string } {
+  const depends = execFileSync('apt-cache', ['depends', 'linux-image-amd64'], { encoding: 'utf8' });
+  const packageName = /Depends: (linux-image-[^\s]+-amd64)/.exec(depends)?.[1];
+  if (!packageName) throw new Error('apt-cache cannot resolve linux-image-amd64 (run apt-get update)');
+  const policy = execFileSync('apt-cache', ['policy', packageName], { encoding: 'utf8' });
+  const version = /Candidate: (\S+)/.exec(policy)?.[1];
+  if (!version || version === '(none)') throw new Error(`no candidate version for ${packageName}`);
+  return { packageName, version };
+}
+
+export function ensureDebianKernel(): DebianKernel {
+  const { packageName, version } = resolveKernelPackage();
+  const dir = join(GUEST_CACHE, `${packageName}_${version}`);
+  const release = packageName.replace(/^linux-image-/, '');
+  const vmlinuz = join(dir, 'boot', `vmlinuz-${release}`);
+  const result = { packageName, version, vmlinuz, config: join(dir, 'boot', `config-${release}`) };
+  if (existsSync(vmlinuz)) return result;
+
+  mkdirSync(GUEST_CACHE, { recursive: true });
+  const work = join(GUEST_CACHE, `.tmp-${process.pid}`);
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  log(`downloading ${packageName} ${version}`);
+  // apt's sandbox user cannot write to root's home; -o APT::Sandbox::User=root keeps it quiet.
+  execFileSync('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', `${packageName}=${version}`], { cwd: work, stdio: ['ignore', 'ignore', 'inherit'] });
+  const deb = readdirSync(work).find((f) => f.endsWith('.deb'));
+  if (!deb) throw new Error(`apt-get download ${packageName} produced no .deb`);
+  log(`unpacking /boot of ${deb}`);
+  mkdirSync(join(work, 'x'));
+  execFileSync('sh', ['-c', 'dpkg-deb --fsys-tarfile "$1" | tar -x -C x ./boot', 'sh', deb], { cwd: work, stdio: 'inherit' });
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(join(work, 'x'), dir); // atomic: a half-unpacked kernel is never seen as cached
+  rmSync(work, { recursive: true, force: true });
+  log(`cached in ${dir}`);
+  return result;
+}

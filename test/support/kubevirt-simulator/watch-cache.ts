@@ -1,0 +1,140 @@
+// List+watch cache used by the KubeVirt simulator (a test double). It relists and rewatches after
+// any error or closed watch, so the simulator survives API-server restarts like KubeVirt does.
+import * as k8s from '@kubernetes/client-node';
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: k8s.V1ObjectMeta;
+  [key: string]: unknown;
+}
+
+export type ChangeHandler<T> = (obj: T, type: 'ADDED' | 'MODIFIED' | 'DELETED') => void;
+
+export class WatchCache<T extends KubeObject> {
+  private readonly items = new Map<string, T>();
+  private abort?: AbortController;
+  private stopped = false;
+  private synced = false;
+  private retryTimer?: NodeJS.Timeout;
+  private resourceVersion = '';
+
+  constructor(
+    private readonly kubeConfig: k8s.KubeConfig,
+    /** e.g. /apis/kubevirt.io/v1/virtualmachines */
+    private readonly path: string,
+    private readonly onChange: ChangeHandler<T>,
+    private readonly labelSelector?: string,
+  ) {}
+
+  static key(obj: KubeObject): string {
+    return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+  }
+
+  get(key: string): T | undefined {
+    return this.items.get(key);
+  }
+
+  list(): T[] {
+    return [...this.items.values()];
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  start(): void {
+    void this.relist();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.abort?.abort();
+  }
+
+  private retry(): void {
+    if (this.stopped) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => void this.relist(), 500);
+  }
+
+  private async relist(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const query = this.labelSelector ? `?labelSelector=${encodeURIComponent(this.labelSelector)}` : '';
+      const list = (await rawRequest(this.kubeConfig, 'GET', `${this.path}${query}`)) as { items: T[]; metadata: { resourceVersion: string } };
+      const seen = new Set<string>();
+      for (const item of list.items) {
+        const key = WatchCache.key(item);
+        seen.add(key);
+        const old = this.items.get(key);
+        this.items.set(key, item);
+        if (!old) this.onChange(item, 'ADDED');
+        else if (old.metadata?.resourceVersion !== item.metadata?.resourceVersion) this.onChange(item, 'MODIFIED');
+      }
+      for (const [key, old] of this.items) {
+        if (!seen.has(key)) {
+          this.items.delete(key);
+          this.onChange(old, 'DELETED');
+        }
+      }
+      this.resourceVersion = list.metadata.resourceVersion;
+      this.synced = true;
+      await this.watch();
+    } catch {
+      this.retry();
+    }
+  }
+
+  private async watch(): Promise<void> {
+    if (this.stopped) return;
+    const params: Record<string, string | boolean> = { resourceVersion: this.resourceVersion, allowWatchBookmarks: true };
+    if (this.labelSelector) params.labelSelector = this.labelSelector;
+    this.abort = await new k8s.Watch(this.kubeConfig).watch(
+      this.path,
+      params,
+      (type, obj: T) => {
+        if (type === 'BOOKMARK') {
+          this.resourceVersion = obj.metadata?.resourceVersion ?? this.resourceVersion;
+          return;
+        }
+        if (type === 'ERROR') return;
+        this.resourceVersion = obj.metadata?.resourceVersion ?? this.resourceVersion;
+        const key = WatchCache.key(obj);
+        if (type === 'DELETED') this.items.delete(key);
+        else this.items.set(key, obj);
+        this.onChange(obj, type as 'ADDED' | 'MODIFIED' | 'DELETED');
+      },
+      () => this.retry(),
+    );
+  }
+}
+
+/** A JSON request to the API server with the KubeConfig's credentials. */
+export async function rawRequest(kubeConfig: k8s.KubeConfig, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<unknown> {
+  const cluster = kubeConfig.getCurrentCluster();
+  if (!cluster) throw new Error('kubeconfig has no current cluster');
+  const https = await import('node:https');
+  const options: import('node:https').RequestOptions = { method, headers: { accept: 'application/json' } };
+  await kubeConfig.applyToHTTPSOptions(options);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  if (payload !== undefined) options.headers = { ...options.headers, 'content-type': contentType, 'content-length': Buffer.byteLength(payload) };
+  return new Promise((resolve, reject) => {
+    const req = https.request(`${cluster.server}${path}`, options, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        const parsed = text ? (JSON.parse(text) as unknown) : undefined;
+        if (status >= 200 && status < 300) resolve(parsed);
+        else reject(Object.assign(new Error(`${method} ${path}: ${status} ${(parsed as { message?: string })?.message ?? text}`), { code: status, body: parsed }));
+      });
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
+    req.on('error', reject);
+    if (payload !== undefined) req.write(payload);
+    req.end();
+  });
+}

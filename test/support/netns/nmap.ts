@@ -1,0 +1,66 @@
+// Running Debian's nmap inside a namespace and reading its XML report (-oX -).
+import type { TestNetns } from './netns-host.ts';
+
+export interface NmapHost {
+  readonly address: string;
+  readonly state: string;
+  /** Ports nmap listed individually, with their state (open, closed, filtered, ...). */
+  readonly ports: readonly { port: number; protocol: string; state: string }[];
+  /** Summarised ports: state → count. */
+  readonly extraPorts: Readonly<Record<string, number>>;
+  /** nmap gave up on the host (--host-timeout): its port list is incomplete. */
+  readonly timedOut: boolean;
+}
+
+export interface NmapReport {
+  readonly hostsUp: number;
+  readonly hosts: readonly NmapHost[];
+  readonly exitSummary: string;
+}
+
+export function parseNmapXml(xml: string): NmapReport {
+  const hosts: NmapHost[] = [];
+  for (const block of xml.match(/<host[\s>][\s\S]*?<\/host>/g) ?? []) {
+    const address = /<address addr="([^"]+)" addrtype="ipv4"/.exec(block)?.[1] ?? '';
+    const state = /<status state="([^"]+)"/.exec(block)?.[1] ?? 'unknown';
+    const ports = [...block.matchAll(/<port protocol="(\w+)" portid="(\d+)"><state state="([^"]+)"/g)].map((m) => ({
+      protocol: m[1]!,
+      port: Number(m[2]),
+      state: m[3]!,
+    }));
+    const extraPorts: Record<string, number> = {};
+    for (const m of block.matchAll(/<extraports state="([^"]+)" count="(\d+)"/g)) extraPorts[m[1]!] = (extraPorts[m[1]!] ?? 0) + Number(m[2]);
+    const timedOut = /<host[^>]*timedout="true"/.test(block);
+    hosts.push({ address, state, ports, extraPorts, timedOut });
+  }
+  const hostsUp = Number(/<hosts up="(\d+)"/.exec(xml)?.[1] ?? NaN);
+  const exitSummary = /<finished [^>]*summary="([^"]*)"/.exec(xml)?.[1] ?? '';
+  if (!/<finished /.test(xml) || Number.isNaN(hostsUp)) throw new Error(`nmap did not finish: ${xml.slice(-500)}`);
+  return { hostsUp, hosts, exitSummary };
+}
+
+/** Fast, bounded settings: our namespaces answer in microseconds or not at all. */
+const FAST = ['-n', '-T5', '--max-retries', '1', '--max-rtt-timeout', '200ms', '--host-timeout', '120s', '-oX', '-'];
+
+/** Ping scan (ICMP echo/timestamp, TCP SYN 443, TCP ACK 80, ARP on a local segment). */
+export async function nmapHostDiscovery(from: TestNetns, target: string): Promise<NmapReport> {
+  return parseNmapXml(await from.exec(['nmap', '-sn', ...FAST, target], 180_000));
+}
+
+/** TCP SYN scan of `ports` on every target, without host discovery (-Pn: every port is probed). */
+export async function nmapPortScan(from: TestNetns, targets: readonly string[], ports: string): Promise<NmapReport> {
+  return parseNmapXml(await from.exec(['nmap', '-Pn', '-sS', '-p', ports, ...FAST, ...targets], 180_000));
+}
+
+/** How many ports nmap reports a state for (listed + summarised): all scanned ones when it finished. */
+export function portsAccountedFor(host: NmapHost): number {
+  return host.ports.length + Object.values(host.extraPorts).reduce((a, b) => a + b, 0);
+}
+
+/** Ports nmap found reachable: open, closed (an RST came back) or unfiltered. */
+export function reachablePorts(host: NmapHost): number[] {
+  return [
+    ...host.ports.filter((p) => p.state !== 'filtered').map((p) => p.port),
+    ...Object.entries(host.extraPorts).filter(([state]) => state !== 'filtered').map(() => -1),
+  ];
+}

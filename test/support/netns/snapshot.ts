@@ -1,0 +1,33 @@
+// Snapshots of a namespace's links, addresses, qdiscs and tc filters (`ip -j link`, `ip -j addr`,
+// `tc -j qdisc`, `tc -j filter`), to prove that removal returns every namespace to its initial state.
+import type { TestNetns } from './netns-host.ts';
+
+export interface NetnsSnapshot {
+  links: unknown;
+  addresses: unknown;
+  qdiscs: unknown;
+  filters: Record<string, unknown>;
+}
+
+export async function snapshotNetns(ns: TestNetns): Promise<NetnsSnapshot> {
+  const links = await ns.json<{ ifname: string }[]>(['ip', '-j', 'link', 'show']);
+  const filters: Record<string, unknown> = {};
+  for (const { ifname } of links) {
+    for (const hook of ['ingress', 'egress']) {
+      // Without a clsact qdisc `tc filter show ... egress` has nothing to list.
+      filters[`${ifname}/${hook}`] = await ns.json(['tc', '-j', 'filter', 'show', 'dev', ifname, hook]).catch((e: Error) => `error: ${e.message}`);
+    }
+  }
+  return {
+    links,
+    addresses: await ns.json(['ip', '-j', 'addr', 'show']),
+    qdiscs: await ns.json(['tc', '-j', 'qdisc', 'show']),
+    filters,
+  };
+}
+
+export async function snapshotAll(namespaces: readonly TestNetns[]): Promise<Map<string, NetnsSnapshot>> {
+  const result = new Map<string, NetnsSnapshot>();
+  for (const ns of namespaces) result.set(ns.name, await snapshotNetns(ns));
+  return result;
+}
