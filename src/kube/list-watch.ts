@@ -1,0 +1,113 @@
+import { type KubeConfig, Watch } from '@kubernetes/client-node';
+import type { KubeObject } from './apply.ts';
+import type { KubeApi } from './rest.ts';
+
+export interface ListResult<T> {
+  items: T[];
+  /** The list's resourceVersion: watch from here to see every later change. */
+  resourceVersion: string;
+}
+
+export interface WatchOptions {
+  resourceVersion: string;
+  /** Server-side timeout; the server ends the watch cleanly after this long. */
+  timeoutSeconds: number;
+}
+
+/** A running watch; `abort` ends it and no more events are delivered after it. */
+export interface WatchHandle {
+  abort(): void;
+}
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+
+/**
+ * Where an informer lists and watches from. The real one talks to the API server (below); unit
+ * tests drive a fake.
+ */
+export interface ListWatchSource<T> {
+  /** Human-readable origin for logs, e.g. the API path. */
+  readonly description: string;
+  list(signal: AbortSignal): Promise<ListResult<T>>;
+  /**
+   * Starts a watch. `onEvent` gets each event; `onDone` is called once when the watch ends, with
+   * the error if it failed (including errors starting it).
+   */
+  watch(options: WatchOptions, onEvent: (type: WatchEventType, object: T) => void, onDone: (err?: unknown) => void): WatchHandle;
+}
+
+export interface ApiListWatchOptions {
+  /** Collection path, e.g. `/apis/kubevirt.io/v1/virtualmachines` or `/api/v1/namespaces/ns/pods`. */
+  path: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Page size of list requests. */
+  pageSize?: number;
+  /**
+   * Client-side inactivity limit of client-node's Watch (its default, 30 s, would cut every idle
+   * watch between bookmarks); the informer's own watchdog is the real guard.
+   */
+  watchInactivityTimeoutMs?: number;
+}
+
+/** ListWatchSource backed by the API server: paged list through KubeApi, watch through client-node. */
+export function apiListWatch<T extends KubeObject>(kubeConfig: KubeConfig, api: KubeApi, options: ApiListWatchOptions): ListWatchSource<T> {
+  const selectors = {
+    labelSelector: options.labelSelector,
+    fieldSelector: options.fieldSelector,
+  };
+  const description = options.labelSelector ? `${options.path}?labelSelector=${options.labelSelector}` : options.path;
+  return {
+    description,
+    async list(signal) {
+      const items: T[] = [];
+      let continueToken: string | undefined;
+      let resourceVersion = '';
+      do {
+        const page = await api.request<{ items?: T[]; metadata?: { resourceVersion?: string; continue?: string } }>({
+          method: 'GET',
+          path: options.path,
+          query: { ...selectors, limit: options.pageSize ?? 500, continue: continueToken },
+          signal,
+        });
+        items.push(...(page.items ?? []));
+        continueToken = page.metadata?.continue || undefined;
+        resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+      } while (continueToken);
+      return { items, resourceVersion };
+    },
+    watch(watchOptions, onEvent, onDone) {
+      const watch = new Watch(kubeConfig);
+      // requestTimeoutMs is private in the typings but is the only knob for the inactivity limit.
+      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = options.watchInactivityTimeoutMs ?? 5 * 60_000;
+      let aborted = false;
+      let controller: AbortController | undefined;
+      let finished = false;
+      const finish = (err?: unknown) => {
+        if (finished) return;
+        finished = true;
+        onDone(err ?? undefined);
+      };
+      watch
+        .watch(
+          options.path,
+          { ...selectors, resourceVersion: watchOptions.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: watchOptions.timeoutSeconds },
+          (type, object) => {
+            if (!aborted) onEvent(type as WatchEventType, object as T);
+          },
+          (err) => finish(err),
+        )
+        .then((c) => {
+          controller = c;
+          if (aborted) c.abort();
+        })
+        .catch((err: unknown) => finish(err));
+      return {
+        abort() {
+          aborted = true;
+          controller?.abort();
+        },
+      };
+    },
+  };
+}
