@@ -1,0 +1,148 @@
+// Builds a KernelProfile from a kernel image: struct layouts from BTF, link-time addresses either
+// from a System.map or, without one, from the image's own static data.
+//
+// Why this works without symbols: the vmlinux inside a bzImage is stripped, but its .data holds the
+// statically initialised `init_task`, whose `real_parent` points to itself and whose empty `tasks`
+// list head points to itself (INIT_TASK in init/init_task.c). Those self-references, at offsets BTF
+// gives us, pin down init_task's link-time address; its `active_mm` is `&init_mm`. The banner
+// (`linux_banner`) is the "Linux version ..." string in .rodata.
+import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
+import { Btf, BtfError, type BtfType } from './btf.ts';
+import { parseElf, EM_X86_64, type ElfImage } from './elf.ts';
+import { extractKernelElf } from './kernel-image.ts';
+import {
+  CRED_MEMBERS, KERNEL_PROFILE_FORMAT, LIST_HEAD_MEMBERS, MM_STRUCT_MEMBERS, TASK_STRUCT_MEMBERS,
+  hex, type KernelProfile,
+} from './kernel-profile.ts';
+import { parseSystemMap } from './system-map.ts';
+
+export class ProfileBuildError extends Error {}
+
+export const START_KERNEL_MAP = 0xffffffff80000000n;
+
+/** Profile member name → BTF member names to try, in order (fields renamed across kernel versions). */
+const BTF_ALIASES: Record<string, string[]> = { state: ['__state', 'state'] };
+
+export interface ProfileBuildInput {
+  kernelImage: Buffer;
+  fileName: string;
+  systemMap?: string;
+}
+
+export function buildKernelProfile(input: ProfileBuildInput): KernelProfile {
+  const { elf: elfBytes, compression } = extractKernelElf(input.kernelImage);
+  const elf = parseElf(elfBytes);
+  if (elf.machine !== EM_X86_64) throw new ProfileBuildError(`kernel ELF machine ${elf.machine} is not x86-64`);
+  const btfSection = elf.sections.get('.BTF');
+  if (!btfSection || btfSection.data.length === 0) {
+    throw new ProfileBuildError('the kernel has no .BTF section (build it with CONFIG_DEBUG_INFO_BTF=y, or use a distribution kernel)');
+  }
+  const btf = new Btf(btfSection.data);
+  const structs = {
+    task_struct: layout(btf, 'task_struct', TASK_STRUCT_MEMBERS),
+    mm_struct: layout(btf, 'mm_struct', MM_STRUCT_MEMBERS),
+    cred: layout(btf, 'cred', CRED_MEMBERS),
+    list_head: layout(btf, 'list_head', LIST_HEAD_MEMBERS),
+  };
+  const banner = findBanner(elf);
+  const text = elf.sections.get('.text')?.address;
+  if (text === undefined) throw new ProfileBuildError('kernel ELF has no .text section');
+
+  let addressesFrom: KernelProfile['source']['addressesFrom'] = 'static-structures';
+  let initTask: bigint;
+  let initMm: bigint;
+  let linuxBanner = banner.address;
+  if (input.systemMap !== undefined) {
+    const symbols = parseSystemMap(input.systemMap);
+    initTask = symbols.require('init_task');
+    initMm = symbols.require('init_mm');
+    linuxBanner = symbols.require('linux_banner');
+    addressesFrom = 'system-map';
+  } else {
+    initTask = findInitTask(elf, structs);
+    initMm = readU64At(elf, initTask + BigInt(structs.task_struct.members.active_mm.offset));
+  }
+  return {
+    format: KERNEL_PROFILE_FORMAT,
+    kernel: { release: banner.release, banner: banner.text, architecture: 'x86_64' },
+    source: {
+      file: basename(input.fileName),
+      sha256: createHash('sha256').update(input.kernelImage).digest('hex'),
+      compression,
+      addressesFrom,
+    },
+    addresses: {
+      startKernelMap: hex(START_KERNEL_MAP),
+      text: hex(text),
+      initTask: hex(initTask),
+      initMm: hex(initMm),
+      linuxBanner: hex(linuxBanner),
+    },
+    structs,
+  };
+}
+
+function layout<K extends string>(btf: Btf, structName: string, members: readonly K[]) {
+  let type: BtfType;
+  try {
+    type = btf.struct(structName);
+  } catch (err) {
+    throw new ProfileBuildError((err as BtfError).message);
+  }
+  const out = {} as Record<K, { offset: number; size: number; btfName?: string }>;
+  for (const name of members) {
+    const candidates = BTF_ALIASES[name] ?? [name];
+    const btfName = candidates.find((c) => btf.findMember(type, c));
+    if (!btfName) throw new ProfileBuildError(`struct ${structName} has no member ${candidates.join(' or ')}`);
+    const m = btf.findMember(type, btfName)!;
+    out[name] = btfName === name ? { offset: m.byteOffset, size: m.size } : { offset: m.byteOffset, size: m.size, btfName };
+  }
+  return { size: type.sizeOrType, members: out };
+}
+
+interface Banner { text: string; release: string; address: bigint }
+
+function findBanner(elf: ElfImage): Banner {
+  for (const name of ['.rodata', '.data', '.init.rodata']) {
+    const s = elf.sections.get(name);
+    if (!s) continue;
+    const re = /Linux version (\d[^ \0]*) [^\0]*\n\0/g;
+    // latin1 keeps byte offsets equal to string offsets.
+    const m = re.exec(s.data.toString('latin1'));
+    if (m) return { text: m[0].slice(0, -1), release: m[1]!, address: s.address + BigInt(m.index) };
+  }
+  throw new ProfileBuildError('no "Linux version" banner in the kernel image');
+}
+
+type Structs = KernelProfile['structs'];
+
+function findInitTask(elf: ElfImage, structs: Structs): bigint {
+  const t = structs.task_struct.members;
+  const hits: bigint[] = [];
+  for (const section of elf.sections.values()) {
+    if (section.address < START_KERNEL_MAP || section.data.length < structs.task_struct.size) continue;
+    const d = section.data;
+    for (let off = 0; off + structs.task_struct.size <= d.length; off += 8) {
+      const self = section.address + BigInt(off);
+      if (d.readBigUInt64LE(off + t.real_parent.offset) !== self) continue;
+      const tasks = self + BigInt(t.tasks.offset);
+      if (d.readBigUInt64LE(off + t.tasks.offset) !== tasks || d.readBigUInt64LE(off + t.tasks.offset + 8) !== tasks) continue;
+      if (d.toString('latin1', off + t.comm.offset, off + t.comm.offset + 7) !== 'swapper') continue;
+      hits.push(self);
+    }
+  }
+  if (hits.length !== 1) {
+    throw new ProfileBuildError(`found ${hits.length} candidates for init_task in the image; pass --system-map from the kernel's -dbg package`);
+  }
+  return hits[0]!;
+}
+
+function readU64At(elf: ElfImage, address: bigint): bigint {
+  for (const s of elf.sections.values()) {
+    if (s.data.length > 0 && address >= s.address && address + 8n <= s.address + BigInt(s.data.length)) {
+      return s.data.readBigUInt64LE(Number(address - s.address));
+    }
+  }
+  throw new ProfileBuildError(`address ${hex(address)} is not in any section of the image`);
+}

@@ -1,0 +1,83 @@
+// The kernel profile: everything the introspector must know about one guest kernel build, taken
+// from that build's own image and never from the (untrusted) guest. Stored as JSON, typically in a
+// ConfigMap (docs/process-mapping.md documents the format). Addresses are hex strings because
+// kernel addresses do not fit in a JSON number.
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+export const KERNEL_PROFILE_FORMAT = 'hyperspector.io/kernel-profile/v1';
+
+const Hex = Type.String({ pattern: '^0x[0-9a-f]+$' });
+
+const Member = Type.Object({
+  offset: Type.Integer({ minimum: 0 }),
+  size: Type.Integer({ minimum: 1 }),
+  /** The BTF member name when it differs from the profile's name (e.g. task_struct.__state). */
+  btfName: Type.Optional(Type.String()),
+});
+
+const StructLayout = <K extends string>(members: readonly K[]) =>
+  Type.Object({
+    size: Type.Integer({ minimum: 1 }),
+    members: Type.Object(Object.fromEntries(members.map((m) => [m, Member])) as Record<K, typeof Member>),
+  });
+
+export const TASK_STRUCT_MEMBERS = [
+  'tasks', 'pid', 'tgid', 'comm', 'real_parent', 'mm', 'active_mm', 'cred', 'start_time', 'exit_state', 'flags', 'state',
+] as const;
+export const MM_STRUCT_MEMBERS = ['pgd', 'arg_start', 'arg_end'] as const;
+export const CRED_MEMBERS = ['uid', 'euid', 'gid'] as const;
+export const LIST_HEAD_MEMBERS = ['next', 'prev'] as const;
+
+export const KernelProfileSchema = Type.Object({
+  format: Type.Literal(KERNEL_PROFILE_FORMAT),
+  kernel: Type.Object({
+    release: Type.String({ minLength: 1 }),
+    /** linux_banner exactly as in the image, matched byte for byte against the running guest. */
+    banner: Type.String({ minLength: 1 }),
+    architecture: Type.Literal('x86_64'),
+  }),
+  source: Type.Object({
+    file: Type.String(),
+    sha256: Type.String(),
+    compression: Type.String(),
+    addressesFrom: Type.Union([Type.Literal('static-structures'), Type.Literal('system-map')]),
+  }),
+  /** Link-time (unrandomized) virtual addresses. */
+  addresses: Type.Object({
+    startKernelMap: Hex,
+    text: Hex,
+    initTask: Hex,
+    initMm: Hex,
+    linuxBanner: Hex,
+  }),
+  structs: Type.Object({
+    task_struct: StructLayout(TASK_STRUCT_MEMBERS),
+    mm_struct: StructLayout(MM_STRUCT_MEMBERS),
+    cred: StructLayout(CRED_MEMBERS),
+    list_head: StructLayout(LIST_HEAD_MEMBERS),
+  }),
+});
+
+export type KernelProfile = Static<typeof KernelProfileSchema>;
+
+export class KernelProfileError extends Error {}
+
+export function parseKernelProfile(json: string, where = 'profile'): KernelProfile {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (err) {
+    throw new KernelProfileError(`${where}: not JSON: ${(err as Error).message}`);
+  }
+  const format = (value as { format?: unknown } | null)?.format;
+  if (format !== KERNEL_PROFILE_FORMAT) {
+    throw new KernelProfileError(`${where}: unsupported profile format ${JSON.stringify(format)} (expected ${KERNEL_PROFILE_FORMAT}; rebuild it with "kubectl-hyperspector profile build")`);
+  }
+  const firstError = Value.Errors(KernelProfileSchema, value).First();
+  if (firstError) throw new KernelProfileError(`${where}: invalid at ${firstError.path || '/'}: ${firstError.message}`);
+  return value as KernelProfile;
+}
+
+export const hex = (v: bigint): string => `0x${v.toString(16)}`;
+export const addr = (v: string): bigint => BigInt(v);

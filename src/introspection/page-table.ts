@@ -1,0 +1,101 @@
+// x86-64 virtual → guest-physical translation by walking the guest's own page tables (Intel SDM
+// vol. 3A §4.5): 4-level (PML4) or 5-level (PML5, LA57) paging, with 1 GiB and 2 MiB pages.
+import type { PhysicalMemory } from './physical-memory.ts';
+
+export type PagingLevels = 4 | 5;
+
+const PRESENT = 1n;
+const PAGE_SIZE_BIT = 1n << 7n;
+const ADDRESS_MASK = 0x000ffffffffff000n; // bits 12..51
+const PAGE_1G_MASK = 0x000fffffc0000000n;
+const PAGE_2M_MASK = 0x000fffffffe00000n;
+
+export interface Translation {
+  physical: bigint;
+  /** Size of the page that maps the address (4 KiB, 2 MiB or 1 GiB). */
+  pageSize: number;
+}
+
+/**
+ * Translates one virtual address given the physical address of the top-level table (CR3 with flags
+ * masked). Returns undefined for unmapped addresses and for tables outside guest RAM.
+ */
+export function translate(memory: PhysicalMemory, topTable: bigint, virtual: bigint, levels: PagingLevels): Translation | undefined {
+  let table = topTable & ADDRESS_MASK;
+  // Shift of each level's 9-bit index: PML5 48, PML4 39, PDPT 30, PD 21, PT 12.
+  const shifts = levels === 5 ? [48n, 39n, 30n, 21n, 12n] : [39n, 30n, 21n, 12n];
+  for (const shift of shifts) {
+    const index = (virtual >> shift) & 0x1ffn;
+    const raw = memory.read(table + index * 8n, 8);
+    if (!raw) return undefined;
+    const entry = raw.readBigUInt64LE(0);
+    if ((entry & PRESENT) === 0n) return undefined;
+    if (shift === 30n && (entry & PAGE_SIZE_BIT) !== 0n) {
+      return { physical: (entry & PAGE_1G_MASK) | (virtual & 0x3fffffffn), pageSize: 1 << 30 };
+    }
+    if (shift === 21n && (entry & PAGE_SIZE_BIT) !== 0n) {
+      return { physical: (entry & PAGE_2M_MASK) | (virtual & 0x1fffffn), pageSize: 1 << 21 };
+    }
+    if (shift === 12n) return { physical: (entry & ADDRESS_MASK) | (virtual & 0xfffn), pageSize: 4096 };
+    table = entry & ADDRESS_MASK;
+  }
+  return undefined;
+}
+
+/**
+ * A virtual address space (one set of page tables) with a translation cache. The guest keeps
+ * running, so callers make a new one per snapshot rather than trusting old translations.
+ */
+export class AddressSpace {
+  private readonly cache = new Map<bigint, bigint | null>();
+
+  constructor(
+    private readonly memory: PhysicalMemory,
+    private readonly topTable: bigint,
+    private readonly levels: PagingLevels,
+    /** Optional fast path: a linear range (the kernel's direct map) where physical = virtual - base. */
+    private readonly linear?: { base: bigint; size: bigint },
+  ) {}
+
+  physicalOf(virtual: bigint): bigint | undefined {
+    if (this.linear && virtual >= this.linear.base && virtual < this.linear.base + this.linear.size) {
+      return virtual - this.linear.base;
+    }
+    const page = virtual >> 12n;
+    let physPage = this.cache.get(page);
+    if (physPage === undefined) {
+      const t = translate(this.memory, this.topTable, page << 12n, this.levels);
+      physPage = t ? t.physical >> 12n : null;
+      this.cache.set(page, physPage);
+    }
+    return physPage === null ? undefined : (physPage << 12n) | (virtual & 0xfffn);
+  }
+
+  read(virtual: bigint, length: number): Buffer | undefined {
+    const parts: Buffer[] = [];
+    let done = 0;
+    while (done < length) {
+      const at = virtual + BigInt(done);
+      const inPage = Math.min(length - done, 4096 - Number(at & 0xfffn));
+      const physical = this.physicalOf(at);
+      if (physical === undefined) return undefined;
+      // Consecutive virtual pages are often physically consecutive (slab objects in the direct
+      // map): extend the read while that holds, to keep the number of syscalls low.
+      let n = inPage;
+      while (done + n < length) {
+        const next = this.physicalOf(at + BigInt(n));
+        if (next !== physical + BigInt(n)) break;
+        n += Math.min(length - done - n, 4096);
+      }
+      const bytes = this.memory.read(physical, n);
+      if (!bytes) return undefined;
+      parts.push(bytes);
+      done += n;
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  }
+
+  readU64(virtual: bigint): bigint | undefined {
+    return this.read(virtual, 8)?.readBigUInt64LE(0);
+  }
+}

@@ -1,0 +1,62 @@
+// The process table as the introspector reports it (and the sidecar serves it as JSON).
+
+export interface GuestProcess {
+  pid: number;
+  ppid: number;
+  comm: string;
+  /** Real and effective user id and real group id, from task->cred. */
+  uid: number;
+  euid: number;
+  gid: number;
+  /** ps-style state letter: R, S, D, T, t, Z, X, I. */
+  state: string;
+  /** Nanoseconds since guest boot (CLOCK_MONOTONIC), as task->start_time. */
+  startTimeNs: number;
+  kernelThread: boolean;
+  /** argv as in /proc/<pid>/cmdline; empty for kernel threads or when the pages are not resident. */
+  cmdline: string[];
+  /** ps's "args" column: the command line, or [comm] when there is none. */
+  args: string;
+}
+
+export interface ProcessSnapshot {
+  takenAt: string;
+  durationMs: number;
+  /** False when the task list changed under us or a task failed validation: some entries may be missing. */
+  consistent: boolean;
+  problems: string[];
+  attempts: number;
+  kernel: {
+    release: string;
+    pagingLevels: number;
+    virtualSlide: string;
+    physicalSlide: string;
+    kernelVirtualBase: string;
+    directMapBase: string;
+  };
+  processes: GuestProcess[];
+}
+
+// include/linux/sched.h
+const TASK_INTERRUPTIBLE = 0x1;
+const TASK_UNINTERRUPTIBLE = 0x2;
+const TASK_STOPPED = 0x4;
+const TASK_TRACED = 0x8;
+const EXIT_DEAD = 0x10;
+const EXIT_ZOMBIE = 0x20;
+const TASK_NOLOAD = 0x400;
+
+export function stateLetter(state: number, exitState: number): string {
+  if (exitState & EXIT_ZOMBIE) return 'Z';
+  if (exitState & EXIT_DEAD) return 'X';
+  if ((state & (TASK_UNINTERRUPTIBLE | TASK_NOLOAD)) === (TASK_UNINTERRUPTIBLE | TASK_NOLOAD)) return 'I';
+  if (state & TASK_UNINTERRUPTIBLE) return 'D';
+  if (state & TASK_INTERRUPTIBLE) return 'S';
+  if (state & TASK_TRACED) return 't';
+  if (state & TASK_STOPPED) return 'T';
+  return 'R';
+}
+
+export function argsColumn(comm: string, cmdline: string[]): string {
+  return cmdline.length > 0 ? cmdline.join(' ') : `[${comm}]`;
+}

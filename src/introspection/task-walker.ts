@@ -1,0 +1,138 @@
+// Walks the guest kernel's task list (init_task.tasks, a circular doubly-linked list of thread
+// group leaders) while the guest keeps running. Every step is checked: a bounded number of
+// entries, no revisits (cycle), each entry's prev pointing back to where we came from (a torn
+// list, e.g. a task being unlinked), each task's fields plausible. The walk stops at the first
+// broken link and reports itself inconsistent instead of guessing.
+import type { AddressSpace } from './page-table.ts';
+import type { KernelProfile } from './kernel-profile.ts';
+import { argsColumn, stateLetter, type GuestProcess } from './process-info.ts';
+
+export interface WalkResult {
+  processes: GuestProcess[];
+  consistent: boolean;
+  problems: string[];
+}
+
+export interface WalkOptions {
+  /** Upper bound on tasks visited (PID_MAX_LIMIT is 4M; real guests have far fewer). */
+  maxTasks: number;
+  /** Bytes of command line read per process. */
+  maxCmdline: number;
+  /** Address space of a process's user memory, given the physical address of its page table. */
+  userSpace: (pageTablePhysical: bigint) => AddressSpace;
+}
+
+const PF_KTHREAD = 0x00200000;
+const PID_MAX_LIMIT = 4 * 1024 * 1024;
+const hexs = (v: bigint) => `0x${v.toString(16)}`;
+
+export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask: bigint, options: WalkOptions): WalkResult {
+  const ts = profile.structs.task_struct;
+  const t = ts.members;
+  const tasksOff = BigInt(t.tasks.offset);
+  const head = initTask + tasksOff;
+  const processes: GuestProcess[] = [];
+  const problems: string[] = [];
+  const visited = new Set<bigint>();
+
+  let prev = head;
+  let cur = kernel.readU64(head);
+  while (cur !== head) {
+    if (cur === undefined) {
+      problems.push(`task list: next pointer after ${hexs(prev)} unreadable`);
+      break;
+    }
+    if (visited.has(cur)) {
+      problems.push(`task list: cycle at ${hexs(cur)} not through init_task`);
+      break;
+    }
+    if (visited.size >= options.maxTasks) {
+      problems.push(`task list: more than ${options.maxTasks} entries, stopped`);
+      break;
+    }
+    visited.add(cur);
+    const task = cur - tasksOff;
+    const bytes = kernel.read(task, ts.size);
+    if (!bytes) {
+      problems.push(`task ${hexs(task)}: unreadable`);
+      break;
+    }
+    const backLink = bytes.readBigUInt64LE(t.tasks.offset + 8);
+    if (backLink !== prev) {
+      problems.push(`task ${hexs(task)}: prev ${hexs(backLink)} does not point back to ${hexs(prev)} (list changed during the walk)`);
+      break;
+    }
+    const process = readTask(kernel, profile, bytes, task, options, problems);
+    if (process) processes.push(process);
+    prev = cur;
+    cur = bytes.readBigUInt64LE(t.tasks.offset);
+  }
+  if (cur === head && kernel.readU64(head + 8n) !== prev) {
+    problems.push('task list: init_task.tasks.prev is not the last task visited (list changed during the walk)');
+  }
+  return { processes, consistent: problems.length === 0, problems };
+}
+
+function readTask(kernel: AddressSpace, profile: KernelProfile, b: Buffer, task: bigint, options: WalkOptions, problems: string[]): GuestProcess | undefined {
+  const t = profile.structs.task_struct.members;
+  const pid = b.readInt32LE(t.pid.offset);
+  const tgid = b.readInt32LE(t.tgid.offset);
+  const comm = cString(b.subarray(t.comm.offset, t.comm.offset + t.comm.size));
+  const bad = (why: string) => {
+    problems.push(`task ${hexs(task)} (pid ${pid}): ${why}`);
+    return undefined;
+  };
+  if (pid <= 0 || pid > PID_MAX_LIMIT) return bad('pid out of range');
+  if (tgid !== pid) return bad(`tgid ${tgid} differs from pid on the group-leader list`);
+  if (!/^[\x20-\x7e]*$/.test(comm)) return bad('comm is not printable');
+
+  const parent = b.readBigUInt64LE(t.real_parent.offset);
+  const parentTgid = kernel.read(parent + BigInt(t.tgid.offset), 4)?.readInt32LE(0);
+  if (parentTgid === undefined) return bad(`real_parent ${hexs(parent)} unreadable`);
+
+  const cred = kernel.read(b.readBigUInt64LE(t.cred.offset), profile.structs.cred.size);
+  if (!cred) return bad('cred unreadable');
+  const c = profile.structs.cred.members;
+
+  const flags = b.readUInt32LE(t.flags.offset);
+  const kernelThread = (flags & PF_KTHREAD) !== 0;
+  const mm = b.readBigUInt64LE(t.mm.offset);
+  const cmdline = !kernelThread && mm !== 0n ? readCmdline(kernel, profile, mm, options) : [];
+  return {
+    pid,
+    ppid: parentTgid,
+    comm,
+    uid: cred.readUInt32LE(c.uid.offset),
+    euid: cred.readUInt32LE(c.euid.offset),
+    gid: cred.readUInt32LE(c.gid.offset),
+    state: stateLetter(b.readUInt32LE(t.state.offset), b.readInt32LE(t.exit_state.offset)),
+    startTimeNs: Number(b.readBigUInt64LE(t.start_time.offset)),
+    kernelThread,
+    cmdline,
+    args: argsColumn(comm, cmdline),
+  };
+}
+
+/** argv from [mm->arg_start, mm->arg_end) in the process's own address space. */
+function readCmdline(kernel: AddressSpace, profile: KernelProfile, mm: bigint, options: WalkOptions): string[] {
+  const m = profile.structs.mm_struct.members;
+  const mmBytes = kernel.read(mm, profile.structs.mm_struct.size);
+  if (!mmBytes) return [];
+  const pgdVirtual = mmBytes.readBigUInt64LE(m.pgd.offset);
+  const start = mmBytes.readBigUInt64LE(m.arg_start.offset);
+  const end = mmBytes.readBigUInt64LE(m.arg_end.offset);
+  if (end <= start) return [];
+  const pgd = kernel.physicalOf(pgdVirtual);
+  if (pgd === undefined) return [];
+  const length = Math.min(Number(end - start), options.maxCmdline);
+  const raw = options.userSpace(pgd).read(start, length);
+  if (!raw) return []; // not resident (swapped out, or not yet faulted in)
+  const args = raw.toString('utf8').split('\0');
+  if (args.at(-1) === '') args.pop();
+  return args;
+}
+
+function cString(b: Buffer): string {
+  const nul = b.indexOf(0);
+  return b.toString('latin1', 0, nul < 0 ? b.length : nul);
+}
