@@ -1,0 +1,198 @@
+import assert from 'node:assert/strict';
+import { LeaderElector, defaultIdentity, formatMicroTime, type LeaderElectionOptions } from '../../../src/kube/leader-election.ts';
+import { OperatorMetrics } from '../../../src/kube/metrics.ts';
+import { FakeClock, flushPromises } from '../../../src/kube/testing/fake-clock.ts';
+import { FakeLeaseStore, type LockFaults } from '../../../src/kube/testing/fake-lease-lock.ts';
+
+interface Candidate {
+  elector: LeaderElector;
+  started: number;
+  stopped: number;
+  signal?: AbortSignal;
+  faults: LockFaults;
+  done: Promise<void>;
+}
+
+function candidate(store: FakeLeaseStore, clock: FakeClock, identity: string, extra: Partial<LeaderElectionOptions> = {}): Candidate {
+  const faults: LockFaults = {};
+  const c = { started: 0, stopped: 0, faults } as Candidate;
+  c.elector = new LeaderElector({
+    lock: store.lock(faults),
+    identity,
+    clock,
+    random: () => 0,
+    onStartedLeading: (signal) => {
+      c.started++;
+      c.signal = signal;
+    },
+    onStoppedLeading: () => c.stopped++,
+    ...extra,
+  });
+  c.done = c.elector.run();
+  return c;
+}
+
+describe('LeaderElector', () => {
+  let clock: FakeClock;
+  let store: FakeLeaseStore;
+  const all: Candidate[] = [];
+  beforeEach(() => {
+    clock = new FakeClock();
+    store = new FakeLeaseStore();
+  });
+  afterEach(async () => {
+    for (const c of all.splice(0)) {
+      c.faults.down = false;
+      c.faults.hang = false;
+      store.hang = false;
+      store.down = false;
+      const stopping = c.elector.stop();
+      await clock.advance(20_000);
+      await stopping;
+    }
+  });
+  function join(identity: string, extra?: Partial<LeaderElectionOptions>): Candidate {
+    const c = candidate(store, clock, identity, extra);
+    all.push(c);
+    return c;
+  }
+
+  it('creates a missing lease and leads at once, with default timings and MicroTime stamps', async () => {
+    const metrics = new OperatorMetrics({ collectDefaultMetrics: false });
+    const a = join('a', { metrics: metrics.leaderElection('hyperspector-operator') });
+    await flushPromises();
+    assert.equal(a.started, 1);
+    assert.equal(a.elector.isLeader(), true);
+    assert.equal(store.lease?.spec?.holderIdentity, 'a');
+    assert.equal(store.lease?.spec?.leaseDurationSeconds, 15);
+    assert.equal(store.lease?.spec?.leaseTransitions, 0);
+    assert.match(store.lease?.spec?.renewTime ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    const gauge = await metrics.registry.getSingleMetric('leader_election_master_status')?.get();
+    assert.equal(gauge?.values[0]?.value, 1);
+  });
+
+  it('renews every retry period while leading', async () => {
+    join('a');
+    await flushPromises();
+    const firstRenew = store.lease?.spec?.renewTime;
+    await clock.advance(2000);
+    assert.notEqual(store.lease?.spec?.renewTime, firstRenew);
+    assert.equal(store.lease?.spec?.holderIdentity, 'a');
+  });
+
+  it('lets only one of two candidates lead', async () => {
+    const a = join('a');
+    const b = join('b');
+    await flushPromises();
+    await clock.advance(60_000);
+    assert.equal(a.started + b.started, 1);
+    assert.equal(a.elector.isLeader() !== b.elector.isLeader(), true);
+  });
+
+  it('hands over at once when the leader stops and releases the lease', async () => {
+    const a = join('a');
+    await flushPromises();
+    const b = join('b');
+    await clock.advance(5000);
+    assert.equal(b.elector.isLeader(), false);
+    const stopping = a.elector.stop();
+    await clock.advance(0);
+    await stopping;
+    assert.equal(a.stopped, 1);
+    assert.equal(a.signal?.aborted, true);
+    assert.equal(store.lease?.spec?.holderIdentity, '', 'released');
+    await clock.advance(2400);
+    assert.equal(b.elector.isLeader(), true, 'took over within one (jittered) retry period');
+    assert.equal(store.lease?.spec?.leaseTransitions, 1);
+    await a.done;
+  });
+
+  it('takes over from a crashed leader only after the lease duration has passed', async () => {
+    const a = join('a');
+    await flushPromises();
+    const b = join('b');
+    await flushPromises();
+    a.faults.hang = true; // a is gone: it neither renews nor releases
+    await clock.advance(14_000);
+    assert.equal(b.elector.isLeader(), false, 'the lease is still valid');
+    await clock.advance(4000);
+    assert.equal(b.elector.isLeader(), true);
+    assert.equal(store.lease?.spec?.holderIdentity, 'b');
+  });
+
+  it('stops leading at the renew deadline when the API server is unreachable', async () => {
+    const a = join('a');
+    await flushPromises();
+    const leadingSignal = a.signal!;
+    a.faults.down = true;
+    await clock.advance(9_999);
+    assert.equal(a.elector.isLeader(), true);
+    await clock.advance(1);
+    assert.equal(a.elector.isLeader(), false);
+    assert.equal(a.stopped, 1);
+    assert.equal(leadingSignal.aborted, true);
+    await a.done;
+    await clock.advance(60_000);
+    assert.equal(a.started, 1, 'a lost leader does not campaign again');
+  });
+
+  it('stops leading at the renew deadline even when renew requests hang', async () => {
+    const a = join('a');
+    await flushPromises();
+    a.faults.hang = true;
+    await clock.advance(10_000);
+    assert.equal(a.elector.isLeader(), false);
+    assert.equal(a.stopped, 1);
+  });
+
+  it('keeps leading through failures shorter than the renew deadline', async () => {
+    const a = join('a');
+    await flushPromises();
+    a.faults.down = true;
+    await clock.advance(7000);
+    a.faults.down = false;
+    await clock.advance(30_000);
+    assert.equal(a.elector.isLeader(), true);
+    assert.equal(a.stopped, 0);
+  });
+
+  it('stops leading as soon as it sees another holder', async () => {
+    const a = join('a');
+    await flushPromises();
+    store.lease = { ...store.lease!, metadata: { ...store.lease!.metadata, resourceVersion: '999' }, spec: { ...store.lease!.spec, holderIdentity: 'intruder' } };
+    await clock.advance(2000);
+    assert.equal(a.elector.isLeader(), false);
+    assert.equal(a.stopped, 1);
+  });
+
+  it('never lets two candidates win the same free lease (optimistic concurrency)', async () => {
+    store.lease = { metadata: { namespace: 'hyperspector-system', name: 'hyperspector-operator', resourceVersion: '1' }, spec: { holderIdentity: '' } };
+    const a = join('a');
+    const b = join('b');
+    await flushPromises();
+    assert.equal(a.started + b.started, 1);
+  });
+
+  it('reports health: a candidate that can read the lease and a leader that renews in time are healthy', async () => {
+    const a = join('a');
+    const b = join('b');
+    await flushPromises();
+    assert.equal(a.elector.healthy(), true);
+    assert.equal(b.elector.healthy(), true);
+    b.faults.down = true;
+    await clock.advance(16_000);
+    assert.equal(b.elector.healthy(), false);
+  });
+
+  it('rejects timings that cannot work', () => {
+    const lock = store.lock();
+    const cb = { onStartedLeading: () => {}, onStoppedLeading: () => {} };
+    assert.throws(() => new LeaderElector({ lock, ...cb, leaseDurationMs: 10_000, renewDeadlineMs: 10_000 }), /leaseDuration must be greater than renewDeadline/);
+    assert.throws(() => new LeaderElector({ lock, ...cb, renewDeadlineMs: 2000, retryPeriodMs: 2000 }), /renewDeadline must be greater/);
+  });
+
+  it('formats MicroTime with six digits and builds a unique identity', () => {
+    assert.equal(formatMicroTime(Date.parse('2026-01-01T00:00:00.123Z')), '2026-01-01T00:00:00.123000Z');
+    assert.notEqual(defaultIdentity(), defaultIdentity());
+  });
+});
