@@ -1,11 +1,15 @@
 // kubectl-hyperspector: the command-line companion of the operator (installed as a kubectl plugin).
 import { Command } from 'commander';
+import { registerProfileCommand } from './commands/profile.ts';
+import { registerPsCommand } from './commands/ps.ts';
 
 export function buildCli(): Command {
   const program = new Command('kubectl-hyperspector')
     .description('HyperSpector for Kubernetes: render, inspect and debug MonitoredServers')
     .showHelpAfterError();
   // Each subcommand lives in its own module under src/cli/commands/ and registers itself here.
+  registerProfileCommand(program);
+  registerPsCommand(program);
   return program;
 }
 

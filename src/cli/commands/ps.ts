@@ -1,0 +1,61 @@
+// `kubectl-hyperspector ps`: the guest's process table, seen from outside the guest, either by
+// reading a local QEMU process's memory (development) or from a process-mapper sidecar.
+import type { Command } from 'commander';
+import { GuestIntrospector } from '../../introspection/guest-introspector.ts';
+import { loadKernelProfiles } from '../../introspection/profile-store.ts';
+import type { GuestProcess, ProcessSnapshot } from '../../introspection/process-info.ts';
+
+interface PsOptions {
+  qemuPid?: string;
+  profile: string[];
+  url?: string;
+  output: 'table' | 'json';
+}
+
+export function registerPsCommand(program: Command): void {
+  program
+    .command('ps')
+    .description("List a guest's processes from outside the guest (from a QEMU pid or a process-mapper sidecar)")
+    .option('--qemu-pid <pid>', 'local QEMU process to read (needs root)')
+    .option('--profile <file-or-dir>', 'kernel profile(s) for --qemu-pid (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--url <url>', 'base URL of a process-mapper sidecar, e.g. http://10.0.0.7:9443')
+    .option('-o, --output <format>', 'table or json', 'table')
+    .action(async (opts: PsOptions) => {
+      try {
+        const snapshot = await takeSnapshot(opts);
+        process.stdout.write(opts.output === 'json' ? `${JSON.stringify(snapshot, null, 2)}\n` : formatPsTable(snapshot));
+      } catch (err) {
+        program.error(`error: ${(err as Error).message}`, { exitCode: 1 });
+      }
+    });
+}
+
+async function takeSnapshot(opts: PsOptions): Promise<ProcessSnapshot> {
+  if ((opts.qemuPid === undefined) === (opts.url === undefined)) throw new Error('give exactly one of --qemu-pid or --url');
+  if (opts.url !== undefined) {
+    const res = await fetch(new URL('/processes', opts.url));
+    if (!res.ok) throw new Error(`${opts.url}/processes answered ${res.status}: ${await res.text()}`);
+    return (await res.json()) as ProcessSnapshot;
+  }
+  if (opts.profile.length === 0) throw new Error('--qemu-pid needs at least one --profile');
+  const introspector = GuestIntrospector.attachToQemu(Number(opts.qemuPid), loadKernelProfiles(opts.profile));
+  try {
+    return introspector.snapshot();
+  } finally {
+    introspector.close();
+  }
+}
+
+export function formatPsTable(snapshot: ProcessSnapshot): string {
+  const rows: string[][] = [['PID', 'PPID', 'UID', 'STAT', 'START', 'COMMAND', 'ARGS']];
+  for (const p of snapshot.processes) rows.push(row(p));
+  const widths = rows[0]!.slice(0, -1).map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const lines = rows.map((r) => r.map((cell, i) => (i < widths.length ? cell.padEnd(widths[i]!) : cell)).join('  ').trimEnd());
+  if (!snapshot.consistent) lines.push(`# warning: the task list changed while it was read; some processes may be missing (${snapshot.problems.join('; ')})`);
+  return `${lines.join('\n')}\n`;
+}
+
+function row(p: GuestProcess): string[] {
+  const start = `${(p.startTimeNs / 1e9).toFixed(1)}s`;
+  return [String(p.pid), String(p.ppid), String(p.euid), p.state, start, p.comm, p.args];
+}

@@ -1,0 +1,69 @@
+// What is normal for this server: the processes seen during a learning window after the sidecar
+// starts. Afterwards a new user process whose identity (command name, executable, user) was never
+// seen raises an alert, and so does a root shell whose parent is a network service (the classic
+// sign of a remote-code-execution exploit), baseline or not. Kernel threads are not judged: their
+// names carry changing work-queue suffixes and user space cannot create them.
+import type { Clock } from '../kube/clock.ts';
+import type { GuestProcess } from '../introspection/process-info.ts';
+import type { AlertRule } from './events.ts';
+
+export interface BaselinePolicy {
+  /** How long after the first snapshot processes are learned as normal. */
+  learningWindowMs: number;
+  shells: string[];
+  networkServices: string[];
+}
+
+export const DEFAULT_SHELLS = ['sh', 'ash', 'bash', 'dash', 'zsh', 'ksh', 'csh', 'tcsh', 'fish', 'busybox'];
+export const DEFAULT_NETWORK_SERVICES = [
+  'httpd', 'apache2', 'nginx', 'lighttpd', 'caddy', 'php-fpm', 'php-fpm8.2', 'uwsgi', 'gunicorn', 'node', 'java',
+  'tomcat', 'mysqld', 'mariadbd', 'postgres', 'redis-server', 'memcached', 'mongod', 'named', 'dnsmasq',
+  'vsftpd', 'proftpd', 'smbd', 'telnetd', 'inetd', 'xinetd', 'tcpsvd', 'nc', 'ncat', 'socat', 'exim4', 'postfix', 'dovecot',
+];
+
+export interface Alert {
+  rule: AlertRule;
+  message: string;
+  parent?: GuestProcess;
+}
+
+export class Baseline {
+  private readonly known = new Set<string>();
+  private learningStartedAt?: number;
+
+  constructor(private readonly policy: BaselinePolicy, private readonly clock: Clock) {}
+
+  get learning(): boolean {
+    return this.learningStartedAt === undefined || this.clock.now() - this.learningStartedAt < this.policy.learningWindowMs;
+  }
+
+  get size(): number {
+    return this.known.size;
+  }
+
+  /** Learns (during the window) and judges the processes newly seen in a snapshot. */
+  judge(newProcesses: GuestProcess[], all: Map<number, GuestProcess>): Array<{ process: GuestProcess } & Alert> {
+    this.learningStartedAt ??= this.clock.now();
+    const learning = this.learning;
+    const alerts: Array<{ process: GuestProcess } & Alert> = [];
+    for (const p of newProcesses) {
+      if (p.kernelThread) continue;
+      const parent = all.get(p.ppid);
+      if (p.euid === 0 && this.policy.shells.includes(p.comm) && parent && this.policy.networkServices.includes(parent.comm)) {
+        alerts.push({ process: p, parent, rule: 'RootShellFromNetworkService', message: `root shell ${p.comm} (pid ${p.pid}) started by network service ${parent.comm} (pid ${parent.pid})` });
+      }
+      const identity = identityOf(p);
+      if (learning) {
+        this.known.add(identity);
+      } else if (!this.known.has(identity)) {
+        alerts.push({ process: p, rule: 'ProcessOutsideBaseline', message: `process ${p.comm} (pid ${p.pid}, uid ${p.euid}) is outside the baseline: ${p.args}` });
+      }
+    }
+    return alerts;
+  }
+}
+
+/** What makes two processes "the same program run by the same user" for the baseline. */
+function identityOf(p: GuestProcess): string {
+  return JSON.stringify([p.comm, p.cmdline[0] ?? '', p.euid]);
+}

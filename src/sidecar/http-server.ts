@@ -1,0 +1,75 @@
+// The sidecar's HTTP API (docs/process-mapping.md):
+//   GET /processes  the last consistent process table (JSON)
+//   GET /events     server-sent events: process-start, process-exit, alert, guest-attached/-detached;
+//                   honours Last-Event-ID to replay what a reconnecting client missed
+//   GET /metrics    Prometheus
+//   GET /healthz    200 while polling works (attached and polled recently), 503 otherwise
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Clock } from '../kube/clock.ts';
+import type { MapperMetrics } from './metrics.ts';
+import type { NumberedEvent, ProcessMapper } from './process-mapper.ts';
+import type { VmiIdentity } from './qemu-finder.ts';
+
+export interface SidecarServerDeps {
+  mapper: ProcessMapper;
+  metrics: MapperMetrics;
+  vmi: VmiIdentity;
+  pollIntervalMs: number;
+  clock: Clock;
+  /** Comment lines keep idle SSE connections open through proxies. */
+  heartbeatMs?: number;
+}
+
+export function createSidecarServer(deps: SidecarServerDeps): Server {
+  return createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (req.method !== 'GET') return send(res, 405, { error: 'only GET is served' });
+    switch (path) {
+      case '/processes': return processes(deps, res);
+      case '/events': return events(deps, req, res);
+      case '/metrics': return void metrics(deps, res);
+      case '/healthz': return healthz(deps, res);
+      default: return send(res, 404, { error: `no route ${path}` });
+    }
+  });
+}
+
+function processes(deps: SidecarServerDeps, res: ServerResponse): void {
+  const state = deps.mapper.state();
+  if (!state.snapshot) {
+    return send(res, 503, { error: state.lastError ?? 'no snapshot yet', vmi: deps.vmi });
+  }
+  send(res, 200, { vmi: deps.vmi, qemuPid: state.qemuPid, baselineLearning: state.baselineLearning, ...state.snapshot });
+}
+
+function events(deps: SidecarServerDeps, req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  const write = ({ id, event }: NumberedEvent) => res.write(`id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+  const lastId = Number(req.headers['last-event-id'] ?? NaN);
+  if (Number.isInteger(lastId)) for (const e of deps.mapper.eventsAfter(lastId)) write(e);
+  res.write(': connected\n\n');
+  const unsubscribe = deps.mapper.subscribe(write);
+  const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), deps.heartbeatMs ?? 15_000);
+  heartbeat.unref();
+  req.on('close', () => {
+    clearInterval(heartbeat);
+    unsubscribe();
+  });
+}
+
+async function metrics(deps: SidecarServerDeps, res: ServerResponse): Promise<void> {
+  res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+  res.end(await deps.metrics.registry.metrics());
+}
+
+function healthz(deps: SidecarServerDeps, res: ServerResponse): void {
+  const s = deps.mapper.state();
+  const recent = s.lastPollAt !== undefined && deps.clock.now() - s.lastPollAt < 3 * deps.pollIntervalMs + 1000;
+  if (recent && s.snapshot) return send(res, 200, { status: 'ok', qemuPid: s.qemuPid });
+  send(res, 503, { status: 'unhealthy', reason: !recent ? 'poll loop stalled' : (s.lastError ?? 'not attached yet') });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(`${JSON.stringify(body)}\n`);
+}

@@ -1,0 +1,94 @@
+// Entry point of the process-mapper sidecar (same image as the operator):
+//   node src/sidecar/main.ts --namespace shop --name web-1 --uid <vmi uid> --profiles /etc/hyperspector/kernel-profiles
+// Runs privileged with hostPID on the server VMI's node; reads guest memory read-only.
+import { Command } from 'commander';
+import { realClock } from '../kube/clock.ts';
+import { createLogger, errorField } from '../kube/logger.ts';
+import { GuestIntrospector } from '../introspection/guest-introspector.ts';
+import { loadKernelProfiles } from '../introspection/profile-store.ts';
+import { DEFAULT_NETWORK_SERVICES, DEFAULT_SHELLS } from './baseline.ts';
+import { createSidecarServer } from './http-server.ts';
+import { createMapperMetrics } from './metrics.ts';
+import { ProcessMapper } from './process-mapper.ts';
+import { findQemuForVmi } from './qemu-finder.ts';
+
+interface SidecarOptions {
+  namespace: string;
+  name: string;
+  uid?: string;
+  profiles: string[];
+  listen: string;
+  pollInterval: string;
+  baselineWindow: string;
+  networkServices: string;
+  shells: string;
+  procRoot: string;
+}
+
+const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+
+export async function main(argv: string[]): Promise<void> {
+  const env = process.env;
+  const opts = new Command('hyperspector-process-mapper')
+    .description('Serves the process table of a KubeVirt VMI, read from its guest memory without an agent')
+    .option('--namespace <ns>', 'VMI namespace (env VMI_NAMESPACE)', env.VMI_NAMESPACE)
+    .option('--name <name>', 'VMI name (env VMI_NAME)', env.VMI_NAME)
+    .option('--uid <uid>', 'VMI metadata.uid (env VMI_UID)', env.VMI_UID)
+    .option('--profiles <path>', 'kernel profile file or directory, repeatable (env KERNEL_PROFILES, default /etc/hyperspector/kernel-profiles)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--listen <host:port>', 'HTTP listen address (env LISTEN)', env.LISTEN ?? '0.0.0.0:9464')
+    .option('--poll-interval <ms>', 'process-table poll interval', env.POLL_INTERVAL_MS ?? '1000')
+    .option('--baseline-window <ms>', 'learning window of the process baseline', env.BASELINE_WINDOW_MS ?? '300000')
+    .option('--network-services <comms>', 'comma-separated parent names that make a root shell an alert', env.NETWORK_SERVICES ?? DEFAULT_NETWORK_SERVICES.join(','))
+    .option('--shells <comms>', 'comma-separated shell names', env.SHELLS ?? DEFAULT_SHELLS.join(','))
+    .option('--proc-root <dir>', 'host /proc (hostPID)', env.PROC_ROOT ?? '/proc')
+    .parse(argv)
+    .opts<SidecarOptions>();
+  if (!opts.namespace || !opts.name) throw new Error('--namespace and --name (or VMI_NAMESPACE and VMI_NAME) are required');
+  const profilePaths = opts.profiles.length > 0 ? opts.profiles : list(env.KERNEL_PROFILES ?? '/etc/hyperspector/kernel-profiles');
+
+  const logger = createLogger({ defaultMeta: { component: 'hyperspector-process-mapper' } });
+  const metrics = createMapperMetrics();
+  const vmi = { namespace: opts.namespace, name: opts.name, ...(opts.uid ? { uid: opts.uid } : {}) };
+  const pollIntervalMs = Number(opts.pollInterval);
+  const mapper = new ProcessMapper({
+    vmi,
+    profiles: loadKernelProfiles(profilePaths),
+    pollIntervalMs,
+    baseline: { learningWindowMs: Number(opts.baselineWindow), shells: list(opts.shells), networkServices: list(opts.networkServices) },
+    clock: realClock,
+    logger,
+    metrics,
+    findQemu: (v) => findQemuForVmi(v, opts.procRoot),
+    attach: (pid, profiles) => GuestIntrospector.attachToQemu(pid, profiles),
+  });
+  const server = createSidecarServer({ mapper, metrics, vmi, pollIntervalMs, clock: realClock });
+  const [host, port] = splitHostPort(opts.listen);
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  const address = server.address();
+  logger.info('Started process mapper', { vmi: `${vmi.namespace}/${vmi.name}`, uid: vmi.uid, listen: typeof address === 'object' && address ? `${address.address}:${address.port}` : opts.listen, pollIntervalMs });
+  mapper.start();
+  // Keeps the process alive: the mapper's timers are unref'd by design.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+
+  const shutdown = (signal: string) => {
+    logger.info('Stopping process mapper', { signal });
+    clearInterval(keepAlive);
+    mapper.stop();
+    server.closeAllConnections();
+    server.close(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+function splitHostPort(listen: string): [string, number] {
+  const i = listen.lastIndexOf(':');
+  return [listen.slice(0, i) || '0.0.0.0', Number(listen.slice(i + 1))];
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv).catch((err) => {
+    process.stderr.write(`hyperspector-process-mapper: ${errorField(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,189 @@
+// The sidecar's core loop: find the VMI's QEMU process, attach, poll the guest process table, turn
+// differences into events, judge new processes against the baseline. Follows QEMU across restarts
+// (a new pid, or the old one gone) by re-finding and re-attaching. I/O is injected for tests.
+import type { Clock, TimerHandle } from '../kube/clock.ts';
+import type { Logger } from '../kube/logger.ts';
+import { errorField } from '../kube/logger.ts';
+import type { KernelProfile } from '../introspection/kernel-profile.ts';
+import type { GuestProcess, ProcessSnapshot } from '../introspection/process-info.ts';
+import { Baseline, type BaselinePolicy } from './baseline.ts';
+import { diffProcesses, type MapperEvent } from './events.ts';
+import type { MapperMetrics } from './metrics.ts';
+import type { VmiIdentity } from './qemu-finder.ts';
+
+export interface Introspector {
+  snapshot(): ProcessSnapshot;
+  close(): void;
+}
+
+export interface ProcessMapperDeps {
+  vmi: VmiIdentity;
+  profiles: KernelProfile[];
+  pollIntervalMs: number;
+  baseline: BaselinePolicy;
+  clock: Clock;
+  logger: Logger;
+  metrics: MapperMetrics;
+  findQemu: (vmi: VmiIdentity) => number | undefined;
+  attach: (qemuPid: number, profiles: KernelProfile[]) => Introspector;
+  /** How many past events /events can replay to a reconnecting client (Last-Event-ID). */
+  eventHistory?: number;
+}
+
+export interface NumberedEvent {
+  id: number;
+  event: MapperEvent;
+}
+
+export interface MapperState {
+  qemuPid?: number;
+  snapshot?: ProcessSnapshot;
+  lastError?: string;
+  lastPollAt?: number;
+  baselineLearning: boolean;
+}
+
+export class ProcessMapper {
+  private introspector?: Introspector;
+  private qemuPid?: number;
+  private current?: ProcessSnapshot;
+  private lastError?: string;
+  private lastPollAt?: number;
+  private readonly baseline: Baseline;
+  private readonly history: NumberedEvent[] = [];
+  private nextEventId = 1;
+  private readonly subscribers = new Set<(e: NumberedEvent) => void>();
+  private timer?: TimerHandle;
+  private stopped = true;
+
+  constructor(private readonly deps: ProcessMapperDeps) {
+    this.baseline = new Baseline(deps.baseline, deps.clock);
+  }
+
+  start(): void {
+    this.stopped = false;
+    const tick = () => {
+      if (this.stopped) return;
+      this.pollOnce();
+      this.timer = this.deps.clock.setTimeout(tick, this.deps.pollIntervalMs);
+    };
+    tick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) this.deps.clock.clearTimeout(this.timer);
+    this.detach('sidecar stopping', false);
+  }
+
+  state(): MapperState {
+    return { qemuPid: this.qemuPid, snapshot: this.current, lastError: this.lastError, lastPollAt: this.lastPollAt, baselineLearning: this.baseline.learning };
+  }
+
+  subscribe(listener: (e: NumberedEvent) => void): () => void {
+    this.subscribers.add(listener);
+    return () => this.subscribers.delete(listener);
+  }
+
+  eventsAfter(id: number): NumberedEvent[] {
+    return this.history.filter((e) => e.id > id);
+  }
+
+  /** One poll: (re)attach if needed, snapshot, publish differences. Never throws. */
+  pollOnce(): void {
+    this.lastPollAt = this.deps.clock.now();
+    const { logger, metrics } = this.deps;
+    const pid = this.deps.findQemu(this.deps.vmi);
+    if (this.introspector && pid !== this.qemuPid) {
+      this.detach(pid === undefined ? 'QEMU process exited' : `QEMU restarted as pid ${pid}`, true);
+    }
+    if (pid === undefined) {
+      this.lastError = `no QEMU process for VMI ${this.deps.vmi.namespace}/${this.deps.vmi.name}`;
+      return;
+    }
+    if (!this.introspector && !this.tryAttach(pid)) return;
+
+    const end = metrics.snapshotDuration.startTimer();
+    let snapshot: ProcessSnapshot;
+    try {
+      snapshot = this.introspector!.snapshot();
+    } catch (err) {
+      metrics.snapshots.inc({ result: 'error' });
+      this.lastError = `snapshot failed: ${errorField(err)}`;
+      this.detach(this.lastError, true);
+      return;
+    } finally {
+      end();
+    }
+    if (!snapshot.consistent) {
+      // Diffing a partial list would report processes as exited that are not: wait for the next poll.
+      metrics.snapshots.inc({ result: 'inconsistent' });
+      logger.debug('Skipped inconsistent snapshot', { vmi: this.vmiName(), problems: snapshot.problems });
+      return;
+    }
+    metrics.snapshots.inc({ result: 'consistent' });
+    metrics.processes.set(snapshot.processes.length);
+    this.lastError = undefined;
+    const previous = this.current;
+    this.current = snapshot;
+    if (!previous) {
+      this.judge(snapshot.processes, snapshot);
+      return;
+    }
+    const changes = diffProcesses(previous.processes, snapshot.processes, snapshot.takenAt);
+    for (const e of changes) this.publish(e);
+    this.judge(changes.flatMap((e) => (e.type === 'process-start' ? [e.process] : [])), snapshot);
+  }
+
+  private tryAttach(pid: number): boolean {
+    try {
+      this.introspector = this.deps.attach(pid, this.deps.profiles);
+    } catch (err) {
+      // Typically the guest is still booting; try again on the next poll.
+      this.lastError = `attach to QEMU pid ${pid} failed: ${errorField(err)}`;
+      this.deps.logger.debug('Failed to attach to QEMU process', { vmi: this.vmiName(), qemuPid: pid, err: errorField(err) });
+      return false;
+    }
+    this.qemuPid = pid;
+    this.deps.metrics.attached.set(1);
+    this.deps.metrics.attaches.inc();
+    const probe = this.introspector.snapshot();
+    this.deps.logger.info('Attached to guest memory', { vmi: this.vmiName(), qemuPid: pid, kernel: probe.kernel });
+    this.publish({ type: 'guest-attached', time: probe.takenAt, qemuPid: pid, kernelRelease: probe.kernel.release, processCount: probe.processes.length });
+    return true;
+  }
+
+  private detach(reason: string, announce: boolean): void {
+    if (!this.introspector) return;
+    this.introspector.close();
+    this.introspector = undefined;
+    this.current = undefined;
+    this.deps.metrics.attached.set(0);
+    if (announce) {
+      this.deps.logger.info('Detached from guest memory', { vmi: this.vmiName(), qemuPid: this.qemuPid, reason });
+      this.publish({ type: 'guest-detached', time: new Date(this.deps.clock.now()).toISOString(), qemuPid: this.qemuPid!, reason });
+    }
+    this.qemuPid = undefined;
+  }
+
+  private judge(newProcesses: GuestProcess[], snapshot: ProcessSnapshot): void {
+    const byPid = new Map(snapshot.processes.map((p) => [p.pid, p]));
+    for (const a of this.baseline.judge(newProcesses, byPid)) {
+      this.deps.metrics.alerts.inc({ rule: a.rule });
+      this.deps.logger.warn('Raised process alert', { vmi: this.vmiName(), rule: a.rule, pid: a.process.pid, comm: a.process.comm, message: a.message });
+      this.publish({ type: 'alert', time: snapshot.takenAt, rule: a.rule, message: a.message, process: a.process, ...(a.parent ? { parent: a.parent } : {}) });
+    }
+  }
+
+  private publish(event: MapperEvent): void {
+    const numbered = { id: this.nextEventId++, event };
+    this.history.push(numbered);
+    if (this.history.length > (this.deps.eventHistory ?? 1000)) this.history.shift();
+    this.deps.metrics.events.inc({ type: event.type });
+    for (const s of this.subscribers) s(numbered);
+  }
+
+  private vmiName(): string {
+    return `${this.deps.vmi.namespace}/${this.deps.vmi.name}`;
+  }
+}
