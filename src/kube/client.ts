@@ -1,0 +1,71 @@
+import { existsSync } from 'node:fs';
+import { delimiter } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { type KubeApi, type KubeApiOptions, createKubeApi } from './rest.ts';
+
+export interface LoadKubeConfigOptions {
+  /** Explicit kubeconfig file (e.g. a --kubeconfig flag); wins over everything else. */
+  kubeconfigPath?: string;
+  /** Context to use instead of the file's current-context. */
+  context?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/**
+ * Loads a KubeConfig the way kubectl and controller-runtime do: an explicit path, else
+ * $KUBECONFIG, else the in-cluster service account when running in a pod, else ~/.kube/config.
+ */
+export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig {
+  const env = options.env ?? process.env;
+  const kc = new KubeConfig();
+  const describe = () => options.kubeconfigPath ?? env.KUBECONFIG ?? (env.KUBERNETES_SERVICE_HOST ? 'in-cluster config' : 'default kubeconfig');
+  try {
+    if (options.kubeconfigPath) {
+      kc.loadFromFile(options.kubeconfigPath);
+    } else if (env.KUBECONFIG) {
+      // A path list is merged, the first file's current-context winning, as kubectl does.
+      const files = env.KUBECONFIG.split(delimiter).filter((f) => f !== '');
+      if (!files.some((f) => existsSync(f))) throw new Error(`none of the files exist: ${files.join(', ')}`);
+      let first = true;
+      for (const file of files.filter((f) => existsSync(f))) {
+        if (first) kc.loadFromFile(file);
+        else {
+          const more = new KubeConfig();
+          more.loadFromFile(file);
+          // The first definition of a name wins; client-node's mergeConfig throws on duplicates instead.
+          for (const cluster of more.getClusters()) if (!kc.getCluster(cluster.name)) kc.addCluster(cluster);
+          for (const user of more.getUsers()) if (!kc.getUser(user.name)) kc.addUser(user);
+          for (const context of more.getContexts()) if (!kc.getContextObject(context.name)) kc.addContext(context);
+        }
+        first = false;
+      }
+    } else if (env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) {
+      kc.loadFromCluster();
+    } else {
+      kc.loadFromDefault();
+    }
+  } catch (err) {
+    throw new Error(`Failed to load kubeconfig from ${describe()}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  if (options.context) kc.setCurrentContext(options.context);
+  if (!kc.getCurrentCluster()) throw new Error(`Failed to load kubeconfig from ${describe()}: no current cluster`);
+  return kc;
+}
+
+export interface KubeClients {
+  kubeConfig: KubeConfig;
+  /** JSON client for any API path (apply, status, leases, events, lists). */
+  api: KubeApi;
+  /** Builds one of client-node's typed clients, e.g. `clients.typed(CoreV1Api)`. */
+  typed<T>(apiClass: new (...args: never[]) => T): T;
+}
+
+export function createKubeClients(kubeConfig: KubeConfig, options: KubeApiOptions = {}): KubeClients {
+  return {
+    kubeConfig,
+    api: createKubeApi(kubeConfig, options),
+    typed: <T>(apiClass: new (...args: never[]) => T) => kubeConfig.makeApiClient(apiClass as never) as T,
+  };
+}
