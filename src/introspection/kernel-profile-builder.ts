@@ -79,8 +79,32 @@ export function buildKernelProfile(input: ProfileBuildInput): KernelProfile {
       initMm: hex(initMm),
       linuxBanner: hex(linuxBanner),
     },
+    ...workqueueWorkers(btf),
     structs,
   };
+}
+
+/** Layout for naming work-queue workers like /proc does; absent when this kernel differs (pre-5.17). */
+function workqueueWorkers(btf: Btf): Pick<KernelProfile, 'workqueueWorkers'> {
+  try {
+    const task = btf.findMember(btf.struct('task_struct'), 'worker_private');
+    const data = btf.findMember(btf.struct('kthread'), 'data');
+    const worker = btf.struct('worker');
+    const desc = btf.findMember(worker, 'desc');
+    const currentWork = btf.findMember(worker, 'current_work');
+    if (!task || !data || !desc || !currentWork) return {};
+    return {
+      workqueueWorkers: {
+        taskKthreadOffset: task.byteOffset,
+        kthreadDataOffset: data.byteOffset,
+        workerDesc: { offset: desc.byteOffset, size: desc.size },
+        workerCurrentWorkOffset: currentWork.byteOffset,
+      },
+    };
+  } catch (err) {
+    if (err instanceof BtfError) return {};
+    throw err;
+  }
 }
 
 function layout<K extends string>(btf: Btf, structName: string, members: readonly K[]) {

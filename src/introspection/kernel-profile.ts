@@ -51,6 +51,16 @@ export const KernelProfileSchema = Type.Object({
     initMm: Hex,
     linuxBanner: Hex,
   }),
+  /**
+   * Optional: how /proc names work-queue workers ("kworker/0:1-events", wq_worker_comm()). Kernels
+   * before 5.17 keep the kthread pointer elsewhere; without this section workers show task->comm.
+   */
+  workqueueWorkers: Type.Optional(Type.Object({
+    taskKthreadOffset: Type.Integer({ minimum: 0 }),
+    kthreadDataOffset: Type.Integer({ minimum: 0 }),
+    workerDesc: Member,
+    workerCurrentWorkOffset: Type.Integer({ minimum: 0 }),
+  })),
   structs: Type.Object({
     task_struct: StructLayout(TASK_STRUCT_MEMBERS),
     mm_struct: StructLayout(MM_STRUCT_MEMBERS),

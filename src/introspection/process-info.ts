@@ -3,6 +3,7 @@
 export interface GuestProcess {
   pid: number;
   ppid: number;
+  /** As /proc/<pid>/comm shows it: task->comm, and for work-queue workers their current work queue. */
   comm: string;
   /** Real and effective user id and real group id, from task->cred. */
   uid: number;

@@ -22,7 +22,10 @@ export interface WalkOptions {
   userSpace: (pageTablePhysical: bigint) => AddressSpace;
 }
 
+const PF_WQ_WORKER = 0x00000020;
 const PF_KTHREAD = 0x00200000;
+/** /proc formats names into a 64-byte buffer (proc_task_name). */
+const PROC_COMM_MAX = 63;
 const PID_MAX_LIMIT = 4 * 1024 * 1024;
 const hexs = (v: bigint) => `0x${v.toString(16)}`;
 
@@ -96,12 +99,13 @@ function readTask(kernel: AddressSpace, profile: KernelProfile, b: Buffer, task:
 
   const flags = b.readUInt32LE(t.flags.offset);
   const kernelThread = (flags & PF_KTHREAD) !== 0;
+  const name = flags & PF_WQ_WORKER ? workqueueWorkerName(kernel, profile, b, comm) : comm;
   const mm = b.readBigUInt64LE(t.mm.offset);
   const cmdline = !kernelThread && mm !== 0n ? readCmdline(kernel, profile, mm, options) : [];
   return {
     pid,
     ppid: parentTgid,
-    comm,
+    comm: name,
     uid: cred.readUInt32LE(c.uid.offset),
     euid: cred.readUInt32LE(c.euid.offset),
     gid: cred.readUInt32LE(c.gid.offset),
@@ -109,7 +113,7 @@ function readTask(kernel: AddressSpace, profile: KernelProfile, b: Buffer, task:
     startTimeNs: Number(b.readBigUInt64LE(t.start_time.offset)),
     kernelThread,
     cmdline,
-    args: argsColumn(comm, cmdline),
+    args: argsColumn(name, cmdline),
   };
 }
 
@@ -130,6 +134,24 @@ function readCmdline(kernel: AddressSpace, profile: KernelProfile, mm: bigint, o
   const args = raw.toString('utf8').split('\0');
   if (args.at(-1) === '') args.pop();
   return args;
+}
+
+/**
+ * The name /proc gives a work-queue worker: task->comm, then "+desc" while it runs a work item or
+ * "-desc" for the last one (wq_worker_comm() in kernel/workqueue.c). Plain comm when unreadable.
+ */
+function workqueueWorkerName(kernel: AddressSpace, profile: KernelProfile, task: Buffer, comm: string): string {
+  const wq = profile.workqueueWorkers;
+  if (!wq) return comm;
+  const kthread = task.readBigUInt64LE(wq.taskKthreadOffset);
+  const worker = kernel.readU64(kthread + BigInt(wq.kthreadDataOffset));
+  if (worker === undefined || worker === 0n) return comm;
+  const desc = kernel.read(worker + BigInt(wq.workerDesc.offset), wq.workerDesc.size);
+  const currentWork = kernel.readU64(worker + BigInt(wq.workerCurrentWorkOffset));
+  if (!desc || currentWork === undefined) return comm;
+  const d = cString(desc);
+  if (d === '' || !/^[\x20-\x7e]*$/.test(d)) return comm;
+  return `${comm}${currentWork !== 0n ? '+' : '-'}${d}`.slice(0, PROC_COMM_MAX);
 }
 
 function cString(b: Buffer): string {

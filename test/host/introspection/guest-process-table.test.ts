@@ -1,0 +1,79 @@
+// End to end: a real Debian kernel boots under QEMU with known processes; the process table read
+// from outside (guest memory only) must equal the guest's own `ps`, with and without KASLR.
+import assert from 'node:assert/strict';
+import { GuestIntrospector } from '../../../src/introspection/guest-introspector.ts';
+import type { ProcessSnapshot } from '../../../src/introspection/process-info.ts';
+import { QemuGuest } from '../../support/guest/qemu-guest.ts';
+import { asPsRow, guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../../support/guest/scenario.ts';
+import { testGuestAssets } from '../../support/guest/test-guest.ts';
+
+const byPid = (rows: PsRow[]) => [...rows].sort((a, b) => a.pid - b.pid);
+
+for (const variant of [
+  { title: 'nokaslr', kaslr: false, cpu: undefined },
+  // qemu64 has no LA57, so this boot also covers 4-level paging (the other gets 5-level under TCG's "max").
+  { title: 'KASLR on', kaslr: true, cpu: 'qemu64' },
+]) {
+  describe(`introspected process table vs the guest's own ps (${variant.title})`, function () {
+    this.timeout(300_000);
+    let guest: QemuGuest;
+    let introspector: GuestIntrospector;
+
+    before(async () => {
+      const assets = testGuestAssets();
+      guest = await QemuGuest.boot({ kernel: assets.kernel.vmlinuz, initrd: assets.initrd, kaslr: variant.kaslr, cpu: variant.cpu });
+      for (const line of START_KNOWN_PROCESSES) await guest.run(line);
+      // Each script runs a sleep child once started; wait until all of them are there.
+      await waitForGuestPs(guest, (rows) => KNOWN_COMMS.every((c) => rows.some((r) => r.comm === c)) && rows.filter((r) => r.comm === 'sleep').length >= 4, 60_000);
+      introspector = GuestIntrospector.attachToQemu(guest.pid, [assets.profile]);
+    });
+
+    after(async () => {
+      introspector?.close();
+      await guest?.stop();
+    });
+
+    it('resolves KASLR as configured', () => {
+      const snapshot = introspector.snapshot();
+      const { virtualSlide, physicalSlide } = snapshot.kernel;
+      if (variant.kaslr) assert.ok(virtualSlide !== '0x0' || physicalSlide !== '0x0', `KASLR on but no slide found: ${JSON.stringify(snapshot.kernel)}`);
+      else assert.deepEqual([virtualSlide, physicalSlide], ['0x0', '0x0']);
+      assert.equal(snapshot.kernel.pagingLevels, variant.cpu === 'qemu64' ? 4 : snapshot.kernel.pagingLevels);
+      process.stderr.write(`[introspection] ${variant.title}: accelerator ${guest.accelerator}, kernel ${JSON.stringify(snapshot.kernel)}\n`);
+    });
+
+    it('lists exactly the processes of the guest ps, with pid, ppid, comm, uid and command line', async () => {
+      // The guest keeps running: a kernel worker may come or go between the two reads, so compare
+      // a quiet moment (the same table read from outside before and after the guest's ps).
+      let last: { outside: PsRow[]; inside: PsRow[] } | undefined;
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const before: ProcessSnapshot = introspector.snapshot();
+        const inside = (await guestPs(guest)).filter((r) => !(r.comm === 'ps' && r.ppid === 1)); // the ps itself
+        const after = introspector.snapshot();
+        assert.ok(before.consistent && after.consistent, `inconsistent snapshot: ${[...before.problems, ...after.problems].join('; ')}`);
+        const outside = byPid(after.processes.map(asPsRow));
+        last = { outside, inside: byPid(inside) };
+        if (JSON.stringify(byPid(before.processes.map(asPsRow))) === JSON.stringify(outside) && JSON.stringify(outside) === JSON.stringify(last.inside)) break;
+      }
+      assert.deepEqual(last!.outside, last!.inside);
+      // The known processes are really there, as the right users and with their arguments.
+      const table = new Map(last!.outside.map((r) => [r.comm, r]));
+      assert.equal(table.get('web-frontend')?.args, '/bin/sh /usr/bin/web-frontend --port 8080 --workers 2');
+      assert.equal(table.get('batch-worker')?.uid, 1000);
+      assert.equal(table.get('batch-worker')?.args, '/bin/sh /usr/bin/batch-worker --queue reports --nice 5');
+      assert.equal(table.get('log-shipper')?.uid, 1001);
+      assert.ok(last!.outside.some((r) => r.comm === 'sleep' && r.args === 'sleep 100000' && r.ppid === 1));
+    });
+
+    it('reports states and start times that make sense', () => {
+      const s = introspector.snapshot();
+      const init = s.processes.find((p) => p.pid === 1)!;
+      const worker = s.processes.find((p) => p.comm === 'web-frontend')!;
+      assert.equal(init.kernelThread, false);
+      assert.ok(s.processes.find((p) => p.pid === 2)?.kernelThread, 'kthreadd is a kernel thread');
+      assert.ok(worker.startTimeNs > init.startTimeNs);
+      assert.equal(worker.state, 'S');
+      assert.equal(worker.gid, 0);
+    });
+  });
+}
