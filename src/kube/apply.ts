@@ -118,6 +118,18 @@ export async function applyIfChanged<T extends KubeObject>(api: KubeApi, type: R
   return { applied: true, object: await applyObject<T>(api, type, desired, options) };
 }
 
+/** Like applyIfChanged, for the status subresource: no request when live.status already matches. */
+export async function applyStatusIfChanged<T extends KubeObject>(api: KubeApi, type: ResourceType, live: T, status: Record<string, unknown>, options: ApplyOptions = {}): Promise<ApplyIfChangedResult<T>> {
+  if (!statusNeedsApply(live, status, options.fieldManager ?? FIELD_MANAGER)) return { applied: false, object: live };
+  return { applied: true, object: await applyStatus<T>(api, type, live, status, options) };
+}
+
+/** needsApply for a status apply: compares `status` with live.status and the manager's status fields. */
+export function statusNeedsApply(live: KubeObject, status: Record<string, unknown>, fieldManager: string = FIELD_MANAGER): boolean {
+  const desired: KubeObject = { apiVersion: live.apiVersion, kind: live.kind, metadata: { name: live.metadata.name }, status };
+  return needsApply(desired, live, fieldManager, 'status');
+}
+
 /**
  * True when applying `desired` could change `live`: a desired field is missing or different in
  * live, or a field this manager owns in live (per managedFields) is no longer desired and would be

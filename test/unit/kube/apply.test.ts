@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { FIELD_MANAGER, applyIfChanged, applyObject, applyStatus, isSubset, needsApply, ownsFieldsNotIn, type KubeObject } from '../../../src/kube/apply.ts';
+import { FIELD_MANAGER, applyIfChanged, applyObject, applyStatus, applyStatusIfChanged, isSubset, needsApply, ownsFieldsNotIn, statusNeedsApply, type KubeObject } from '../../../src/kube/apply.ts';
 import type { ApiRequest, KubeApi } from '../../../src/kube/rest.ts';
 import { VIRTUAL_MACHINE } from '../../../src/kube/resources.ts';
 
@@ -173,5 +173,28 @@ describe('applyObject / applyStatus', () => {
     assert.equal(api.requests.length, 1);
     const missing = await applyIfChanged(api, VIRTUAL_MACHINE, desiredVm, undefined);
     assert.equal(missing.applied, true);
+  });
+});
+
+describe('applyStatusIfChanged', () => {
+  const live: KubeObject = {
+    ...liveOf(desiredVm),
+    status: { phase: 'Running', extra: 1 },
+  };
+  live.metadata.managedFields = [{ manager: FIELD_MANAGER, operation: 'Apply', subresource: 'status', fieldsV1: { 'f:status': { 'f:phase': {} } } }];
+
+  it('sends nothing when live status holds the desired status', async () => {
+    const api = recordingApi();
+    const result = await applyStatusIfChanged(api, VIRTUAL_MACHINE, live, { phase: 'Running' });
+    assert.equal(result.applied, false);
+    assert.equal(api.requests.length, 0);
+  });
+
+  it('applies a changed status, and one that drops a field we own', async () => {
+    const api = recordingApi();
+    assert.equal((await applyStatusIfChanged(api, VIRTUAL_MACHINE, live, { phase: 'Stopped' })).applied, true);
+    assert.equal((await applyStatusIfChanged(api, VIRTUAL_MACHINE, live, {})).applied, true);
+    assert.equal(statusNeedsApply(live, { phase: 'Running' }), false);
+    assert.equal(api.requests[0]!.path.endsWith('/status'), true);
   });
 });
