@@ -1,0 +1,218 @@
+// The data plane on real Linux networking: three "nodes" as namespaces on an underlay bridge, server
+// and IDS "VMs" as namespaces attached the way KubeVirt's bridge binding attaches a VM, tc port
+// mirroring and the VXLAN IDS overlay installed by src/dataplane, real packets, real nmap.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  NsenterIproute2,
+  ensureServerMirror,
+  reconcileVxlanOverlay,
+  removeServerMirror,
+  removeVxlanOverlay,
+  type ServerMirrorSpec,
+  type VxlanOverlaySpec,
+} from '../../../src/dataplane/index.ts';
+import { frameMultiset, readFrames, startCapture, stopCapture, type Capture } from '../../support/netns/capture.ts';
+import { IDS_OVERLAY_SUBNET, OVERLAY_MTU, attachIdsToOverlay, buildCluster, detachIdsFromOverlay, type NetnsCluster, type ServerPair } from '../../support/netns/cluster.ts';
+import { ProcessGroup, deleteNamespaces, runPrefix, waitForOutput, type TestNetns } from '../../support/netns/netns-host.ts';
+import { nmapHostDiscovery, nmapPortScan, portsAccountedFor, reachablePorts } from '../../support/netns/nmap.ts';
+import { snapshotAll, type NetnsSnapshot } from '../../support/netns/snapshot.ts';
+import { waitUntil } from '../../support/netns/wait.ts';
+
+const kernel = new NsenterIproute2();
+const IDS_PORT = 7000;
+const SCANNED_PORTS = `1-1024,${IDS_PORT}`;
+
+function overlaySpec(cluster: NetnsCluster, nodeIndex: number, peers = cluster.nodes.map((n) => n.underlayAddress)): VxlanOverlaySpec {
+  return {
+    bridge: 'hsids0',
+    vxlan: 'hsids0-vx',
+    vni: 4242,
+    port: 4789,
+    localAddress: cluster.nodes[nodeIndex]!.underlayAddress,
+    underlayDevice: 'eth0',
+    peers,
+  };
+}
+
+function mirrorSpec(pair: ServerPair): ServerMirrorSpec {
+  return {
+    server: { netns: pair.serverPod.ref, interface: 'tap0' },
+    ids: { netns: pair.idsPod.ref, interface: 'mirror-in', bridge: 'k6t-mirror' },
+    linkName: 'hsm0',
+    direction: 'Both',
+  };
+}
+
+async function pingOk(from: TestNetns, to: string, extra: string[] = []): Promise<boolean> {
+  return from.exec(['ping', '-c', '1', '-W', '1', ...extra, to]).then(() => true, () => false);
+}
+
+/** IP protocol numbers present in captured Ethernet/IPv4 frames. */
+function ipProtocols(frames: readonly Buffer[]): Set<number> {
+  return new Set(frames.filter((f) => f.length > 23 && f.readUInt16BE(12) === 0x0800).map((f) => f[23]!));
+}
+
+describe('data plane on network namespaces (tc mirroring, VXLAN IDS overlay)', function () {
+  this.timeout(300_000);
+  const prefix = runPrefix('dp');
+  const processes = new ProcessGroup();
+  let cluster: NetnsCluster;
+  let initial: Map<string, NetnsSnapshot>;
+  let captureDir: string;
+
+  before(async () => {
+    await deleteNamespaces(prefix);
+    captureDir = await mkdtemp(join(tmpdir(), 'hs-dataplane-'));
+    // Two pairs share node 0, so "no other IDS" is tested on one node as well as across nodes.
+    cluster = await buildCluster(prefix, [2, 1, 1]);
+    initial = await snapshotAll(cluster.all);
+  });
+
+  after(async () => {
+    await processes.stopAll();
+    await deleteNamespaces(prefix);
+    if (captureDir) await rm(captureDir, { recursive: true, force: true });
+  });
+
+  it('installs the overlay and the mirrors, and a second reconcile changes nothing', async () => {
+    for (const node of cluster.nodes) {
+      const first = await reconcileVxlanOverlay(kernel, node.ns.ref, overlaySpec(cluster, node.index));
+      assert.ok(first.commandsRun > 0);
+    }
+    for (const pair of cluster.pairs) await attachIdsToOverlay(pair, 'hsids0');
+    for (const pair of cluster.pairs) assert.ok((await ensureServerMirror(kernel, mirrorSpec(pair))).commandsRun > 0);
+
+    for (const node of cluster.nodes) {
+      assert.equal((await reconcileVxlanOverlay(kernel, node.ns.ref, overlaySpec(cluster, node.index))).commandsRun, 0);
+      const vx = (await node.ns.json<{ mtu: number }[]>(['ip', '-j', 'link', 'show', 'hsids0-vx']))[0]!;
+      assert.equal(vx.mtu, OVERLAY_MTU, 'VXLAN MTU = underlay 1500 - 50');
+      const fdb = await node.ns.json<{ mac: string; dst?: string }[]>(['bridge', '-j', 'fdb', 'show', 'dev', 'hsids0-vx']);
+      const peers = fdb.filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst).sort();
+      assert.deepEqual(peers, cluster.nodes.filter((n) => n !== node).map((n) => n.underlayAddress).sort());
+    }
+    for (const pair of cluster.pairs) assert.equal((await ensureServerMirror(kernel, mirrorSpec(pair))).commandsRun, 0);
+  });
+
+  it('delivers every packet a server sends and receives (TCP, UDP, ICMP) to its own IDS exactly once, and to no other IDS', async () => {
+    const { client, clientAddress, pairs } = cluster;
+    for (const pair of pairs) {
+      const sink = processes.add(pair.serverVm.spawn(['ncat', '-v', '-l', '-k', '5000', '--recv-only']));
+      const source = processes.add(pair.serverVm.spawn(['ncat', '-v', '-l', '-k', '5002', '-c', 'head -c 300000 /dev/zero']));
+      const udp = processes.add(pair.serverVm.spawn(['ncat', '-v', '-u', '-l', '5001', '--recv-only']));
+      for (const [child, what] of [[sink, 'TCP sink'], [source, 'TCP source'], [udp, 'UDP sink']] as const) {
+        await waitForOutput(child, 'Listening on', `${what} in ${pair.serverVm.name}`);
+      }
+    }
+    // The client's UDP sink takes the servers' UDP, including the end markers (no ICMP replies).
+    const clientSink = processes.add(client.spawn(['ncat', '-v', '-u', '-l', '-k', '5004', '-c', 'cat > /dev/null']));
+    await waitForOutput(clientSink, 'Listening on', 'UDP sink of the client');
+    const idsCaptures: Capture[] = [];
+    const serverCaptures: Capture[] = [];
+    for (const pair of pairs) idsCaptures.push(await startCapture(pair.idsVm, 'mirror0', join(captureDir, `ids${pair.id}.pcap`), processes));
+    for (const pair of pairs) serverCaptures.push(await startCapture(pair.serverVm, 'eth0', join(captureDir, `srv${pair.id}.pcap`), processes));
+
+    for (const pair of pairs) {
+      const to = pair.serverAddress;
+      await client.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', to]);
+      await client.exec(['sh', '-c', `head -c 300000 /dev/zero | ncat --send-only ${to} 5000`]);
+      await client.exec(['sh', '-c', `ncat --recv-only ${to} 5002 > /dev/null`]);
+      await client.exec(['sh', '-c', `echo to-server-${pair.id} | ncat -u --send-only ${to} 5001`]);
+      await pair.serverVm.exec(['sh', '-c', `echo from-server-${pair.id} | ncat -u --send-only ${clientAddress} 5004`]);
+    }
+    // A capture stopped at once may drop frames tcpdump has not read yet: each server sends a last
+    // marker frame, and a capture stops only once it holds the marker (frames are read in order).
+    const markers = pairs.map((pair) => Buffer.from(`hs-end-marker-${process.pid}-${pair.id}`));
+    for (const pair of pairs) await pair.serverVm.exec(['sh', '-c', `printf %s ${markers[pair.id]} | ncat -u --send-only ${clientAddress} 5004`]);
+    const holdsMarker = async (capture: Capture, i: number) => (await readFrames(capture.file)).some((f) => f.includes(markers[i]!));
+    const captures = [...serverCaptures.entries(), ...idsCaptures.entries()];
+    for (const [i, capture] of captures) await waitUntil(`the end marker in ${capture.file}`, () => holdsMarker(capture, i));
+    await Promise.all(captures.map(([, capture]) => stopCapture(capture, processes)));
+    // Compare up to the marker: a stray frame after it (an ARP refresh) may reach one capture only.
+    const untilMarker = (frames: Buffer[], i: number) => frames.slice(0, frames.findIndex((f) => f.includes(markers[i]!)) + 1);
+    const sent = await Promise.all(serverCaptures.map(async (c, i) => untilMarker(await readFrames(c.file), i)));
+    const mirrored = await Promise.all(idsCaptures.map(async (c, i) => untilMarker(await readFrames(c.file), i)));
+
+    for (const [i, pair] of pairs.entries()) {
+      const protocols = ipProtocols(sent[i]!);
+      for (const [proto, name] of [[1, 'ICMP'], [6, 'TCP'], [17, 'UDP']] as const) {
+        assert.ok(protocols.has(proto), `server ${pair.id} traffic includes ${name}`);
+      }
+      assert.ok(sent[i]!.length > 50, `server ${pair.id} saw ${sent[i]!.length} frames`);
+      // Segmentation offload: the server's TCP stack hands over frames larger than the MTU, and
+      // the IDS must receive exactly the same super-frames (documented in docs/dataplane.md).
+      assert.ok(sent[i]!.some((f) => f.length > 1514), `server ${pair.id} traffic has GSO super-frames`);
+      assert.deepEqual(frameMultiset(mirrored[i]!), frameMultiset(sent[i]!), `IDS ${pair.id} got exactly server ${pair.id}'s frames, each once`);
+    }
+    for (const [q, pair] of pairs.entries()) {
+      const own = frameMultiset(sent[q]!);
+      const idsSeen = frameMultiset(mirrored[q]!);
+      for (const [p, other] of pairs.entries()) {
+        if (p === q) continue;
+        const foreign = [...frameMultiset(sent[p]!).keys()].filter((k) => !own.has(k) && idsSeen.has(k));
+        assert.equal(foreign.length, 0, `IDS ${pair.id} saw ${foreign.length} frames of server ${other.id}`);
+      }
+    }
+  });
+
+  it('joins IDS VMs across nodes over the overlay at the overlay MTU, following nodes that leave and come back', async () => {
+    const [first, ...others] = cluster.pairs;
+    for (const other of others) {
+      assert.ok(await pingOk(first!.idsVm, other.idsOverlayAddress), `IDS ${first!.id} reaches IDS ${other.id}`);
+      // A full-size overlay frame (1450 bytes: 1422 of ICMP payload) crosses unfragmented.
+      assert.ok(await pingOk(first!.idsVm, other.idsOverlayAddress, ['-M', 'do', '-s', String(OVERLAY_MTU - 28)]));
+    }
+    const remote = cluster.pairs.find((p) => p.node.index === 2)!;
+    const withoutNode2 = cluster.nodes.filter((n) => n.index !== 2).map((n) => n.underlayAddress);
+    await reconcileVxlanOverlay(kernel, cluster.nodes[0]!.ns.ref, overlaySpec(cluster, 0, withoutNode2));
+    await waitUntil('node 2 to be unreachable from node 0 once it left the peer list', async () => !(await pingOk(first!.idsVm, remote.idsOverlayAddress)));
+    await reconcileVxlanOverlay(kernel, cluster.nodes[0]!.ns.ref, overlaySpec(cluster, 0));
+    await waitUntil('node 2 to be reachable again', () => pingOk(first!.idsVm, remote.idsOverlayAddress));
+  });
+
+  it('Table 2: a port scan from every server finds nothing of the IDS side, while IDS peers answer each other', async () => {
+    const idsAddresses = cluster.pairs.map((p) => p.idsOverlayAddress);
+    for (const pair of cluster.pairs) {
+      const listener = processes.add(pair.idsVm.spawn(['ncat', '-v', '-l', '-k', pair.idsOverlayAddress, String(IDS_PORT)]));
+      await waitForOutput(listener, 'Listening on', `IDS listener in ${pair.idsVm.name}`);
+    }
+
+    // Positive control first: the scan does find IDS hosts and ports when they are reachable.
+    const observer = cluster.pairs[0]!;
+    const peersSeen = await nmapHostDiscovery(observer.idsVm, IDS_OVERLAY_SUBNET);
+    for (const address of idsAddresses) assert.ok(peersSeen.hosts.some((h) => h.address === address && h.state === 'up'), `${address} found from an IDS`);
+    const peersScanned = await nmapPortScan(observer.idsVm, idsAddresses.slice(1), SCANNED_PORTS);
+    for (const host of peersScanned.hosts) {
+      assert.ok(host.ports.some((p) => p.port === IDS_PORT && p.state === 'open'), `port ${IDS_PORT} open on ${host.address} from an IDS`);
+    }
+
+    for (const pair of cluster.pairs) {
+      const discovery = await nmapHostDiscovery(pair.serverVm, IDS_OVERLAY_SUBNET);
+      assert.equal(discovery.hostsUp, 0, `server ${pair.id} found IDS hosts: ${discovery.hosts.filter((h) => h.state === 'up').map((h) => h.address)}`);
+      const scan = await nmapPortScan(pair.serverVm, idsAddresses, SCANNED_PORTS);
+      assert.equal(scan.hosts.length, idsAddresses.length);
+      for (const host of scan.hosts) {
+        assert.equal(host.timedOut, false, `scan of ${host.address} completed`);
+        assert.equal(portsAccountedFor(host), 1025, `every scanned port of ${host.address} has a state`);
+        assert.deepEqual(reachablePorts(host), [], `server ${pair.id} found ports on ${host.address}`);
+      }
+    }
+  });
+
+  it('removal returns every namespace to its initial state (links, addresses, qdiscs, filters)', async () => {
+    await processes.stopAll();
+    for (const pair of cluster.pairs) {
+      await detachIdsFromOverlay(pair);
+      assert.ok((await removeServerMirror(kernel, mirrorSpec(pair))).commandsRun > 0);
+      assert.equal((await removeServerMirror(kernel, mirrorSpec(pair))).commandsRun, 0, 'removal is idempotent');
+    }
+    for (const node of cluster.nodes) {
+      await removeVxlanOverlay(kernel, node.ns.ref, overlaySpec(cluster, node.index));
+      assert.equal((await removeVxlanOverlay(kernel, node.ns.ref, overlaySpec(cluster, node.index))).commandsRun, 0);
+    }
+    const final = await snapshotAll(cluster.all);
+    for (const ns of cluster.all) assert.deepEqual(final.get(ns.name), initial.get(ns.name), `namespace ${ns.name} is back to its initial state`);
+  });
+});
