@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import type { KubeObject } from '../../../src/kube/apply.ts';
+import { enqueueController, enqueueMapped, enqueueObject, parseKey } from '../../../src/kube/handlers.ts';
+
+function sink() {
+  const keys: string[] = [];
+  return { keys, add: (k: string) => keys.push(k) };
+}
+
+const ms: KubeObject = { apiVersion: 'hyperspector.io/v1alpha1', kind: 'MonitoredServer', metadata: { name: 'web-1', namespace: 'shop' } };
+function ownedVm(owner: string, controller = true, apiVersion = 'hyperspector.io/v1alpha1'): KubeObject {
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name: `${owner}-ids`, namespace: 'shop', ownerReferences: [{ apiVersion, kind: 'MonitoredServer', name: owner, uid: 'u', controller }] },
+  };
+}
+
+describe('informer → queue handlers', () => {
+  it('enqueueObject adds the object key on add, update and delete', () => {
+    const q = sink();
+    const h = enqueueObject(q);
+    h.onAdd!(ms);
+    h.onUpdate!(ms, ms);
+    h.onDelete!(ms);
+    assert.deepEqual(q.keys, ['shop/web-1', 'shop/web-1', 'shop/web-1']);
+  });
+
+  it('enqueueController maps a child to its controlling MonitoredServer, any version of the group', () => {
+    const q = sink();
+    const h = enqueueController(q, 'hyperspector.io', 'MonitoredServer');
+    h.onAdd!(ownedVm('web-1'));
+    h.onAdd!(ownedVm('web-2', true, 'hyperspector.io/v1beta1'));
+    h.onAdd!(ownedVm('not-controller', false));
+    h.onAdd!(ownedVm('other-group', true, 'example.com/v1'));
+    h.onAdd!({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'shop' } });
+    assert.deepEqual(q.keys, ['shop/web-1', 'shop/web-2']);
+  });
+
+  it('wakes both the old and the new owner on update, once each', () => {
+    const q = sink();
+    const h = enqueueController(q, 'hyperspector.io', 'MonitoredServer');
+    h.onUpdate!(ownedVm('web-1'), ownedVm('web-2'));
+    h.onUpdate!(ownedVm('web-3'), ownedVm('web-3'));
+    assert.deepEqual(q.keys, ['shop/web-1', 'shop/web-2', 'shop/web-3']);
+  });
+
+  it('enqueueMapped uses any mapping, e.g. from a label', () => {
+    const q = sink();
+    const h = enqueueMapped<KubeObject>(q, (o) => (o.metadata.labels?.server ? [`${o.metadata.namespace}/${o.metadata.labels.server}`] : []));
+    h.onAdd!({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'virt-launcher-x', namespace: 'shop', labels: { server: 'web-1' } } });
+    h.onAdd!({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'unrelated', namespace: 'shop' } });
+    assert.deepEqual(q.keys, ['shop/web-1']);
+  });
+
+  it('parseKey splits namespaced and cluster-scoped keys', () => {
+    assert.deepEqual(parseKey('shop/web-1'), { namespace: 'shop', name: 'web-1' });
+    assert.deepEqual(parseKey('node-a'), { name: 'node-a' });
+  });
+});
