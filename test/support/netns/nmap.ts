@@ -39,8 +39,13 @@ export function parseNmapXml(xml: string): NmapReport {
   return { hostsUp, hosts, exitSummary };
 }
 
-/** Fast, bounded settings: our namespaces answer in microseconds or not at all. */
-const FAST = ['-n', '-T5', '--max-retries', '1', '--max-rtt-timeout', '200ms', '--host-timeout', '120s', '-oX', '-'];
+/**
+ * Fast, bounded settings. Our namespaces answer in microseconds or not at all (a node forwarding
+ * to an unroutable address answers only a few probes with ICMP "network unreachable": the kernel
+ * rate-limits those errors), so a probe unanswered after 300 ms and one retry is filtered; the
+ * IDS-side positive control runs with the same settings and must find its peers.
+ */
+const FAST = ['-n', '-T5', '--max-retries', '1', '--min-rate', '2000', '--initial-rtt-timeout', '100ms', '--max-rtt-timeout', '300ms', '--host-timeout', '120s', '-oX', '-'];
 
 /** Ping scan (ICMP echo/timestamp, TCP SYN 443, TCP ACK 80, ARP on a local segment). */
 export async function nmapHostDiscovery(from: TestNetns, target: string): Promise<NmapReport> {
