@@ -6,6 +6,8 @@ export type AlertRule = 'ProcessOutsideBaseline' | 'RootShellFromNetworkService'
 export type MapperEvent =
   | { type: 'process-start'; time: string; process: GuestProcess }
   | { type: 'process-exit'; time: string; process: GuestProcess }
+  /** Same process (pid and start time), new program: it called execve() since the last poll. */
+  | { type: 'process-exec'; time: string; process: GuestProcess; previous: { comm: string; cmdline: string[] } }
   | { type: 'alert'; time: string; rule: AlertRule; message: string; process: GuestProcess; parent?: GuestProcess }
   | { type: 'guest-attached'; time: string; qemuPid: number; kernelRelease: string; processCount: number }
   | { type: 'guest-detached'; time: string; qemuPid: number; reason: string };
@@ -15,12 +17,18 @@ export function processKey(p: GuestProcess): string {
   return `${p.pid}@${p.startTimeNs}`;
 }
 
-/** Start and exit events between two consistent snapshots. */
+/** Start, exec and exit events between two consistent snapshots. */
 export function diffProcesses(before: GuestProcess[], after: GuestProcess[], time: string): MapperEvent[] {
   const old = new Map(before.map((p) => [processKey(p), p]));
   const now = new Map(after.map((p) => [processKey(p), p]));
   const events: MapperEvent[] = [];
   for (const [key, p] of old) if (!now.has(key)) events.push({ type: 'process-exit', time, process: p });
-  for (const [key, p] of now) if (!old.has(key)) events.push({ type: 'process-start', time, process: p });
+  for (const [key, p] of now) {
+    const was = old.get(key);
+    if (!was) events.push({ type: 'process-start', time, process: p });
+    else if (!p.kernelThread && (was.comm !== p.comm || was.args !== p.args)) {
+      events.push({ type: 'process-exec', time, process: p, previous: { comm: was.comm, cmdline: was.cmdline } });
+    }
+  }
   return events;
 }

@@ -132,7 +132,8 @@ export class ProcessMapper {
     }
     const changes = diffProcesses(previous.processes, snapshot.processes, snapshot.takenAt);
     for (const e of changes) this.publish(e);
-    this.judge(changes.flatMap((e) => (e.type === 'process-start' ? [e.process] : [])), snapshot);
+    // A fork is judged when it appears; the program it then executes is judged again.
+    this.judge(changes.flatMap((e) => (e.type === 'process-start' || e.type === 'process-exec' ? [e.process] : [])), snapshot);
   }
 
   private tryAttach(pid: number): boolean {
