@@ -1,0 +1,172 @@
+// Benchmark of the paper's Fig. 7: requests/s of a web server for files of 0-8 KB with no
+// mirroring (base), with tc port mirroring to an IDS VM (mirrored), and with mirroring while the
+// IDS captures every packet (tcpdump on its mirror NIC, as a NIDS reads through AF_PACKET).
+//
+// Needs root (network namespaces) and Debian's wrk, tcpdump and gnuplot (hack/deps/dataplane.packages).
+// Run: npm run bench:mirroring   (BENCH_MIRRORING_SECONDS per measurement, BENCH_MIRRORING_ROUNDS)
+// Prints one JSON line and a table; writes bench/results/mirroring.{json,dat,png}.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NsenterIproute2, ensureServerMirror, removeServerMirror, type ServerMirrorSpec } from '../src/dataplane/index.ts';
+import { buildCluster, type ServerPair } from '../test/support/netns/cluster.ts';
+import { ProcessGroup, deleteNamespaces, runPrefix, waitForOutput, type TestNetns } from '../test/support/netns/netns-host.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const resultsDir = join(here, 'results');
+const SIZES_KB = [0, 1, 2, 4, 8] as const;
+const CONFIGS = ['base', 'mirrored', 'mirroredCapture'] as const;
+type Config = (typeof CONFIGS)[number];
+const LABELS: Record<Config, string> = { base: 'no mirroring', mirrored: 'mirrored', mirroredCapture: 'mirrored + IDS capture' };
+const seconds = Number(process.env.BENCH_MIRRORING_SECONDS ?? 4);
+// Three rounds, median per cell: one slow sample (another job's burst) does not decide a ratio.
+const rounds = Number(process.env.BENCH_MIRRORING_ROUNDS ?? 3);
+const PORT = 8080;
+
+const kernel = new NsenterIproute2();
+const processes = new ProcessGroup();
+
+function mirrorSpec(pair: ServerPair): ServerMirrorSpec {
+  return {
+    server: { netns: pair.serverPod.ref, interface: 'tap0' },
+    ids: { netns: pair.idsPod.ref, interface: 'mirror-in', bridge: 'k6t-mirror' },
+    linkName: 'hsm0',
+    direction: 'Both',
+  };
+}
+
+async function wrk(client: TestNetns, url: string, durationS: number): Promise<number> {
+  const out = await client.exec(['wrk', '-t1', '-c16', `-d${durationS}s`, '--timeout', '2s', url], (durationS + 30) * 1000);
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out)?.[1];
+  if (rps === undefined) throw new Error(`wrk printed no rate: ${out}`);
+  if (/Non-2xx or 3xx responses/.test(out) || /Socket errors/.test(out)) throw new Error(`wrk saw errors against ${url}: ${out}`);
+  return Number(rps);
+}
+
+async function mirroredPackets(pair: ServerPair): Promise<{ packets: number; dropped: number }> {
+  const [link] = await pair.serverPod.json<{ stats64: { tx: { packets: number; dropped: number } } }[]>(['ip', '-j', '-s', 'link', 'show', 'hsm0']);
+  return { packets: link!.stats64.tx.packets, dropped: link!.stats64.tx.dropped };
+}
+
+function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+async function renderPlot(datFile: string, pngFile: string): Promise<void> {
+  const script = [
+    'set terminal pngcairo size 800,500 font "sans,11"',
+    `set output "${pngFile}"`,
+    'set title "Web server throughput with port mirroring (cf. HyperSpector Fig. 7)"',
+    'set xlabel "file size (KB)"',
+    'set ylabel "requests/s"',
+    'set yrange [0:*]',
+    'set xtics (0, 1, 2, 4, 8)',
+    'set key bottom left',
+    'set grid ytics',
+    `plot "${datFile}" using 1:2 with linespoints lw 2 pt 7 title "${LABELS.base}", \\`,
+    `     "${datFile}" using 1:3 with linespoints lw 2 pt 5 title "${LABELS.mirrored}", \\`,
+    `     "${datFile}" using 1:4 with linespoints lw 2 pt 9 title "${LABELS.mirroredCapture}"`,
+  ].join('\n');
+  const gnuplot = spawn('gnuplot', [], { stdio: ['pipe', 'inherit', 'pipe'] });
+  let stderr = '';
+  gnuplot.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  gnuplot.stdin.end(script);
+  const [code] = (await once(gnuplot, 'exit')) as [number];
+  if (code !== 0) throw new Error(`gnuplot failed: ${stderr}`);
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const prefix = runPrefix('bench');
+  await deleteNamespaces(prefix);
+  const loadBefore = loadavg();
+  const samples: Record<Config, number[][]> = { base: SIZES_KB.map(() => []), mirrored: SIZES_KB.map(() => []), mirroredCapture: SIZES_KB.map(() => []) };
+  const capture = { captured: 0, droppedByKernel: 0 };
+  let mirror = { packets: 0, dropped: 0 };
+  try {
+    const cluster = await buildCluster(prefix, [1]);
+    const pair = cluster.pairs[0]!;
+    const server = processes.add(pair.serverVm.spawn([process.execPath, join(here, 'mirroring-http-server.ts'), pair.serverAddress, String(PORT)]));
+    await waitForOutput(server, 'listening on', 'the benchmark web server');
+    const url = (kb: number) => `http://${pair.serverAddress}:${PORT}/${kb}k.html`;
+    await wrk(cluster.client, url(1), 2); // warm-up: JIT, ARP, TCP
+
+    for (let round = 0; round < rounds; round++) {
+      // Alternate the order so slow drift in the machine's load does not favour one configuration.
+      const order = round % 2 === 0 ? CONFIGS : [...CONFIGS].reverse();
+      for (const config of order) {
+        if (config !== 'base') await ensureServerMirror(kernel, mirrorSpec(pair));
+        const tcpdump =
+          config === 'mirroredCapture' ? processes.add(pair.idsVm.spawn(['tcpdump', '-i', 'mirror0', '-n', '-s', '0', '-w', '/dev/null'])) : undefined;
+        let tcpdumpOut = '';
+        if (tcpdump) {
+          tcpdump.stderr?.on('data', (c: Buffer) => (tcpdumpOut += c.toString()));
+          await waitForOutput(tcpdump, 'listening on', 'the IDS capture');
+        }
+        const before = config !== 'base' ? await mirroredPackets(pair) : undefined;
+        for (const [i, kb] of SIZES_KB.entries()) samples[config][i]!.push(await wrk(cluster.client, url(kb), seconds));
+        if (before) {
+          const after = await mirroredPackets(pair);
+          mirror = { packets: mirror.packets + after.packets - before.packets, dropped: mirror.dropped + after.dropped - before.dropped };
+        }
+        if (tcpdump) {
+          await processes.stop(tcpdump, 'SIGINT');
+          capture.captured += Number(/(\d+) packets captured/.exec(tcpdumpOut)?.[1] ?? NaN);
+          capture.droppedByKernel += Number(/(\d+) packets dropped by kernel/.exec(tcpdumpOut)?.[1] ?? NaN);
+        }
+        if (config !== 'base') await removeServerMirror(kernel, mirrorSpec(pair));
+      }
+    }
+  } finally {
+    await processes.stopAll();
+    await deleteNamespaces(prefix);
+  }
+
+  const rps = Object.fromEntries(CONFIGS.map((c) => [c, samples[c].map((s) => Math.round(median(s)))])) as Record<Config, number[]>;
+  const ratio = (c: Config) => rps[c].map((v, i) => Number((v / rps.base[i]!).toFixed(3)));
+  const result = {
+    bench: 'mirroring',
+    unit: 'requests/s',
+    fileSizesKB: SIZES_KB,
+    requestsPerSecond: rps,
+    ratioToBase: { mirrored: ratio('mirrored'), mirroredCapture: ratio('mirroredCapture') },
+    target: { mirroredCaptureRatioAtLeast: 0.95, met: ratio('mirroredCapture').every((r) => r >= 0.95) },
+    samples,
+    mirrorLink: mirror,
+    idsCapture: capture,
+    secondsPerMeasurement: seconds,
+    rounds,
+    loadAverage: { before: loadBefore.map((l) => Number(l.toFixed(2))), after: loadavg().map((l) => Number(l.toFixed(2))) },
+    cpus: cpus().length,
+    wallSeconds: Math.round((Date.now() - started) / 1000),
+  };
+  console.log(JSON.stringify(result));
+
+  const header = ['size', 'base req/s', 'mirrored req/s', 'ratio', 'mirrored+capture req/s', 'ratio'];
+  const rows = SIZES_KB.map((kb, i) => [`${kb} KB`, rps.base[i], rps.mirrored[i], result.ratioToBase.mirrored[i]!.toFixed(3), rps.mirroredCapture[i], result.ratioToBase.mirroredCapture[i]!.toFixed(3)].map(String));
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
+  for (const row of [header, ...rows]) console.log(row.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+  console.log(`mirrored packets ${mirror.packets} (dropped ${mirror.dropped}); IDS captured ${capture.captured}, dropped by kernel ${capture.droppedByKernel}; load ${result.loadAverage.before.join(' ')} → ${result.loadAverage.after.join(' ')}`);
+
+  await mkdir(resultsDir, { recursive: true });
+  const datFile = join(resultsDir, 'mirroring.dat');
+  await writeFile(datFile, ['# sizeKB base mirrored mirroredCapture', ...SIZES_KB.map((kb, i) => `${kb} ${rps.base[i]} ${rps.mirrored[i]} ${rps.mirroredCapture[i]}`)].join('\n') + '\n');
+  await writeFile(join(resultsDir, 'mirroring.json'), JSON.stringify(result, null, 2) + '\n');
+  await renderPlot(datFile, join(resultsDir, 'mirroring.png'));
+  console.log(`plot: ${join(resultsDir, 'mirroring.png')}`);
+}
+
+const interrupted = async () => {
+  await processes.stopAll();
+  await deleteNamespaces(runPrefix('bench'));
+  process.exit(130);
+};
+process.once('SIGINT', () => void interrupted());
+process.once('SIGTERM', () => void interrupted());
+
+await main();
