@@ -1,0 +1,162 @@
+// The task-list walk on a synthetic kernel: a healthy list, and the ways a list read from a running
+// guest can be broken (cycle, torn links, unreadable entries, implausible tasks, too many entries).
+// Each must end the walk and mark the result inconsistent, never loop.
+import assert from 'node:assert/strict';
+import type { KernelProfile } from '../../../src/introspection/kernel-profile.ts';
+import { AddressSpace } from '../../../src/introspection/page-table.ts';
+import { walkTasks, type WalkOptions } from '../../../src/introspection/task-walker.ts';
+import { SyntheticMemory } from './synthetic-memory.ts';
+
+const m = (offset: number, size: number) => ({ offset, size });
+// A made-up but self-consistent layout; the real one comes from BTF (kernel-profile.test.ts).
+const profile: KernelProfile = {
+  format: 'hyperspector.io/kernel-profile/v1',
+  kernel: { release: 'synthetic', banner: 'Linux version synthetic\n', architecture: 'x86_64' },
+  source: { file: 'none', sha256: '', compression: 'none', addressesFrom: 'static-structures' },
+  addresses: { startKernelMap: '0xffffffff80000000', text: '0xffffffff81000000', initTask: '0xffffffff82000000', initMm: '0xffffffff82100000', linuxBanner: '0xffffffff82200000' },
+  structs: {
+    task_struct: {
+      size: 0x100,
+      members: {
+        tasks: m(0x00, 16), pid: m(0x10, 4), tgid: m(0x14, 4), comm: m(0x20, 16), real_parent: m(0x30, 8), mm: m(0x38, 8),
+        active_mm: m(0x40, 8), cred: m(0x48, 8), start_time: m(0x50, 8), exit_state: m(0x58, 4), flags: m(0x5c, 4), state: m(0x60, 4),
+      },
+    },
+    mm_struct: { size: 0x40, members: { pgd: m(0, 8), arg_start: m(8, 8), arg_end: m(16, 8) } },
+    cred: { size: 0x20, members: { uid: m(4, 4), gid: m(8, 4), euid: m(12, 4) } },
+    list_head: { size: 16, members: { next: m(0, 8), prev: m(8, 8) } },
+  },
+};
+
+const DIRECT_MAP = 0xffff888000000000n;
+const PF_KTHREAD = 0x00200000;
+const TASK_INTERRUPTIBLE = 1;
+const virt = (phys: number) => DIRECT_MAP + BigInt(phys);
+
+interface FakeTask {
+  phys: number;
+  pid: number;
+  comm: string;
+  parent: number; // index into tasks, -1 for init_task
+  uid: number;
+  kernelThread?: boolean;
+  argv?: string[];
+}
+
+/** Lays out init_task + tasks in a direct-mapped image, linked into a proper circular list. */
+function buildKernel(tasks: FakeTask[]) {
+  const mem = new SyntheticMemory();
+  const img = mem.image;
+  const t = profile.structs.task_struct.members;
+  const initTask = 0x1000;
+  const all = [{ phys: initTask, pid: 0, comm: 'swapper/0', parent: -1, uid: 0, kernelThread: true } as FakeTask, ...tasks];
+  let userPage = 0x300000;
+  all.forEach((task, i) => {
+    const base = task.phys;
+    const next = all[(i + 1) % all.length]!.phys;
+    const prev = all[(i - 1 + all.length) % all.length]!.phys;
+    img.writeBigUInt64LE(virt(next + t.tasks.offset), base + t.tasks.offset);
+    img.writeBigUInt64LE(virt(prev + t.tasks.offset), base + t.tasks.offset + 8);
+    img.writeInt32LE(task.pid, base + t.pid.offset);
+    img.writeInt32LE(task.pid, base + t.tgid.offset);
+    img.write(`${task.comm}\0`, base + t.comm.offset, 'latin1');
+    img.writeBigUInt64LE(virt(task.parent < 0 ? initTask : all[task.parent + 1]!.phys), base + t.real_parent.offset);
+    const cred = base + 0x800;
+    img.writeUInt32LE(task.uid, cred + 4);
+    img.writeUInt32LE(task.uid, cred + 12);
+    img.writeUInt32LE(task.uid, cred + 8);
+    img.writeBigUInt64LE(virt(cred), base + t.cred.offset);
+    img.writeBigUInt64LE(BigInt(1_000_000 * (i + 1)), base + t.start_time.offset);
+    img.writeUInt32LE(task.kernelThread ? PF_KTHREAD : 0, base + t.flags.offset);
+    img.writeUInt32LE(TASK_INTERRUPTIBLE, base + t.state.offset);
+    if (task.argv) {
+      // The process's own page tables map its argument area at a user address.
+      const pgd = mem.allocTable();
+      const argVa = 0x7ffc0000n + BigInt(i) * 0x10000n;
+      mem.map(pgd, 4, argVa, BigInt(userPage), 1);
+      const args = Buffer.from(`${task.argv.join('\0')}\0`, 'latin1');
+      args.copy(img, userPage);
+      userPage += 0x1000;
+      const mm = base + 0xa00;
+      img.writeBigUInt64LE(virt(Number(pgd)), mm);
+      img.writeBigUInt64LE(argVa, mm + 8);
+      img.writeBigUInt64LE(argVa + BigInt(args.length), mm + 16);
+      img.writeBigUInt64LE(virt(mm), base + t.mm.offset);
+    }
+  });
+  const memory = mem.memory();
+  const kernel = new AddressSpace(memory, mem.allocTable(), 4, { base: DIRECT_MAP, size: BigInt(img.length) });
+  const options: WalkOptions = { maxTasks: 1000, maxCmdline: 4096, userSpace: (pgd) => new AddressSpace(memory, pgd, 4) };
+  return { img, walk: (o: Partial<WalkOptions> = {}) => walkTasks(kernel, profile, virt(initTask), { ...options, ...o }) };
+}
+
+const TASKS: FakeTask[] = [
+  { phys: 0x10000, pid: 1, comm: 'init', parent: -1, uid: 0, argv: ['/sbin/init'] },
+  { phys: 0x11000, pid: 2, comm: 'kthreadd', parent: -1, uid: 0, kernelThread: true },
+  { phys: 0x12000, pid: 310, comm: 'nginx', parent: 0, uid: 33, argv: ['nginx:', 'worker', 'process'] },
+];
+const tasksOffset = profile.structs.task_struct.members.tasks.offset;
+
+describe('task-list walk', () => {
+  it('reads every task of a healthy list', () => {
+    const result = buildKernel(TASKS).walk();
+    assert.equal(result.consistent, true, result.problems.join('; '));
+    assert.deepEqual(result.processes.map((p) => [p.pid, p.ppid, p.comm, p.uid, p.kernelThread, p.args, p.state]), [
+      [1, 0, 'init', 0, false, '/sbin/init', 'S'],
+      [2, 0, 'kthreadd', 0, true, '[kthreadd]', 'S'],
+      [310, 1, 'nginx', 33, false, 'nginx: worker process', 'S'],
+    ]);
+  });
+
+  it('detects a cycle that does not pass through init_task and stops', () => {
+    const k = buildKernel(TASKS);
+    // The last task's next points back into the middle of the list.
+    k.img.writeBigUInt64LE(virt(0x11000 + tasksOffset), 0x12000 + tasksOffset);
+    const result = k.walk();
+    assert.equal(result.consistent, false);
+    assert.match(result.problems.join('; '), /(cycle|does not point back)/);
+    assert.ok(result.processes.length <= 3);
+  });
+
+  it('detects a torn link (prev not pointing back) from a task being unlinked', () => {
+    const k = buildKernel(TASKS);
+    k.img.writeBigUInt64LE(virt(0x5000), 0x11000 + tasksOffset + 8);
+    const result = k.walk();
+    assert.equal(result.consistent, false);
+    assert.match(result.problems[0]!, /does not point back/);
+    assert.deepEqual(result.processes.map((p) => p.pid), [1]);
+  });
+
+  it('stops at an unreadable next pointer', () => {
+    const k = buildKernel(TASKS);
+    k.img.writeBigUInt64LE(virt(0x7fff0000), 0x10000 + tasksOffset);
+    const result = k.walk();
+    assert.equal(result.consistent, false);
+    assert.match(result.problems[0]!, /unreadable/);
+  });
+
+  it('bounds the walk', () => {
+    const result = buildKernel(TASKS).walk({ maxTasks: 2 });
+    assert.equal(result.consistent, false);
+    assert.match(result.problems[0]!, /more than 2 entries/);
+  });
+
+  it('rejects implausible tasks (freed or half-initialised memory)', () => {
+    const k = buildKernel(TASKS);
+    k.img.writeInt32LE(-7, 0x12000 + profile.structs.task_struct.members.pid.offset);
+    const result = k.walk();
+    assert.equal(result.consistent, false);
+    assert.match(result.problems.join('; '), /pid out of range/);
+    assert.deepEqual(result.processes.map((p) => p.pid), [1, 2]);
+  });
+
+  it('reports a process without readable argument pages with an empty command line', () => {
+    const k = buildKernel(TASKS);
+    // Point arg_start into an unmapped user page.
+    k.img.writeBigUInt64LE(0x10000000n, 0x12000 + 0xa00 + 8);
+    k.img.writeBigUInt64LE(0x10000010n, 0x12000 + 0xa00 + 16);
+    const nginx = k.walk().processes.find((p) => p.pid === 310)!;
+    assert.deepEqual(nginx.cmdline, []);
+    assert.equal(nginx.args, '[nginx]');
+  });
+});
