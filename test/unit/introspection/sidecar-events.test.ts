@@ -1,0 +1,132 @@
+// The sidecar's pure parts: snapshot differences as events, the baseline and its alert rules, and
+// the poll loop's handling of attach failures, inconsistent snapshots and QEMU restarts (with fakes
+// for QEMU and the clock).
+import assert from 'node:assert/strict';
+import { FakeClock } from '../../../src/kube/testing/fake-clock.ts';
+import { silentLogger } from '../../../src/kube/logger.ts';
+import type { GuestProcess, ProcessSnapshot } from '../../../src/introspection/process-info.ts';
+import { Baseline, DEFAULT_NETWORK_SERVICES, DEFAULT_SHELLS } from '../../../src/sidecar/baseline.ts';
+import { diffProcesses, type MapperEvent } from '../../../src/sidecar/events.ts';
+import { createMapperMetrics } from '../../../src/sidecar/metrics.ts';
+import { ProcessMapper, type Introspector } from '../../../src/sidecar/process-mapper.ts';
+
+const proc = (pid: number, comm: string, o: Partial<GuestProcess> = {}): GuestProcess => {
+  const cmdline = o.cmdline ?? [comm];
+  return { pid, ppid: 1, comm, uid: 0, euid: 0, gid: 0, state: 'S', startTimeNs: pid * 1000, kernelThread: false, cmdline, args: cmdline.join(' '), ...o };
+};
+const T = '2026-01-01T00:00:00.000Z';
+
+describe('process events from snapshot differences', () => {
+  it('reports starts, exits and execs', () => {
+    const before = [proc(1, 'init'), proc(50, 'sshd'), proc(60, 'sh')];
+    const after = [proc(1, 'init'), proc(60, 'curl', { cmdline: ['curl', 'http://x'] }), proc(70, 'cron')];
+    const types = diffProcesses(before, after, T).map((e) => `${e.type}:${'process' in e ? e.process.pid : ''}`);
+    assert.deepEqual(types.sort(), ['process-exec:60', 'process-exit:50', 'process-start:70']);
+  });
+
+  it('tells a reused pid from the same process by start time', () => {
+    const events = diffProcesses([proc(80, 'job', { startTimeNs: 1 })], [proc(80, 'job', { startTimeNs: 2 })], T);
+    assert.deepEqual(events.map((e) => e.type).sort(), ['process-exit', 'process-start']);
+  });
+});
+
+describe('baseline', () => {
+  const policy = { learningWindowMs: 60_000, shells: DEFAULT_SHELLS, networkServices: DEFAULT_NETWORK_SERVICES };
+
+  it('learns during the window and alerts on unknown programs after it', async () => {
+    const clock = new FakeClock();
+    const b = new Baseline(policy, clock);
+    const all = new Map<number, GuestProcess>();
+    assert.deepEqual(b.judge([proc(10, 'nginx', { cmdline: ['/usr/sbin/nginx'] })], all), []);
+    await clock.advance(61_000);
+    assert.equal(b.learning, false);
+    assert.deepEqual(b.judge([proc(11, 'nginx', { cmdline: ['/usr/sbin/nginx'] })], all), [], 'a known program');
+    const alerts = b.judge([proc(12, 'xmrig', { cmdline: ['/tmp/xmrig'] }), proc(13, 'nginx', { cmdline: ['/usr/sbin/nginx'], euid: 1000 })], all);
+    assert.deepEqual(alerts.map((a) => [a.rule, a.process.pid]), [['ProcessOutsideBaseline', 12], ['ProcessOutsideBaseline', 13]]);
+  });
+
+  it('never judges kernel threads', async () => {
+    const clock = new FakeClock();
+    const b = new Baseline(policy, clock);
+    b.judge([], new Map());
+    await clock.advance(61_000);
+    assert.deepEqual(b.judge([proc(99, 'kworker/0:3-events', { kernelThread: true, cmdline: [] })], new Map()), []);
+  });
+
+  it('alerts on a root shell whose parent is a network service, even during learning', () => {
+    const b = new Baseline(policy, new FakeClock());
+    const nginx = proc(20, 'nginx');
+    const all = new Map([[20, nginx]]);
+    const alerts = b.judge([proc(21, 'sh', { ppid: 20 }), proc(22, 'sh', { ppid: 20, euid: 33 }), proc(23, 'ls', { ppid: 20 })], all);
+    assert.deepEqual(alerts.map((a) => [a.rule, a.process.pid, a.parent?.comm]), [['RootShellFromNetworkService', 21, 'nginx']]);
+  });
+});
+
+describe('process mapper poll loop', () => {
+  function snapshot(processes: GuestProcess[], consistent = true): ProcessSnapshot {
+    return {
+      takenAt: T, durationMs: 1, consistent, problems: consistent ? [] : ['torn'], attempts: 1,
+      kernel: { release: 'test', pagingLevels: 4, virtualSlide: '0x0', physicalSlide: '0x0', kernelVirtualBase: '0x0', directMapBase: '0x0' },
+      processes,
+    };
+  }
+
+  function setup() {
+    const world = { qemuPid: undefined as number | undefined, snapshots: [] as ProcessSnapshot[], attachFails: false, closed: 0 };
+    const clock = new FakeClock();
+    const mapper = new ProcessMapper({
+      vmi: { namespace: 'ns', name: 'vm' }, profiles: [], pollIntervalMs: 1000,
+      baseline: { learningWindowMs: 1000, shells: DEFAULT_SHELLS, networkServices: DEFAULT_NETWORK_SERVICES },
+      clock, logger: silentLogger(), metrics: createMapperMetrics(false),
+      findQemu: () => world.qemuPid,
+      attach: (): Introspector => {
+        if (world.attachFails) throw new Error('kernel not found yet');
+        return { snapshot: () => world.snapshots[0] ?? snapshot([]), close: () => world.closed++ };
+      },
+    });
+    const events: MapperEvent[] = [];
+    mapper.subscribe((e) => events.push(e.event));
+    return { world, mapper, events, clock };
+  }
+
+  it('waits for QEMU and for the kernel, then attaches', () => {
+    const { world, mapper, events } = setup();
+    mapper.pollOnce();
+    assert.match(mapper.state().lastError!, /no QEMU process for VMI ns\/vm/);
+    world.qemuPid = 100;
+    world.attachFails = true;
+    mapper.pollOnce();
+    assert.match(mapper.state().lastError!, /attach to QEMU pid 100 failed: kernel not found yet/);
+    world.attachFails = false;
+    world.snapshots = [snapshot([proc(1, 'init')])];
+    mapper.pollOnce();
+    assert.deepEqual(events.map((e) => e.type), ['guest-attached']);
+    assert.equal(mapper.state().snapshot?.processes.length, 1);
+  });
+
+  it('skips inconsistent snapshots instead of reporting false exits', async () => {
+    const { world, mapper, events, clock } = setup();
+    world.qemuPid = 100;
+    world.snapshots = [snapshot([proc(1, 'init'), proc(5, 'sshd')])];
+    mapper.pollOnce();
+    world.snapshots = [snapshot([proc(1, 'init')], false)];
+    mapper.pollOnce();
+    assert.deepEqual(events.map((e) => e.type), ['guest-attached']);
+    await clock.advance(2000); // past the learning window: bash is new to the baseline
+    world.snapshots = [snapshot([proc(1, 'init'), proc(5, 'sshd'), proc(6, 'bash')])];
+    mapper.pollOnce();
+    assert.deepEqual(events.map((e) => e.type), ['guest-attached', 'process-start', 'alert']);
+  });
+
+  it('follows QEMU to a new pid', () => {
+    const { world, mapper, events } = setup();
+    world.qemuPid = 100;
+    mapper.pollOnce();
+    world.qemuPid = 200;
+    mapper.pollOnce();
+    assert.deepEqual(events.map((e) => e.type), ['guest-attached', 'guest-detached', 'guest-attached']);
+    assert.equal(world.closed, 1);
+    assert.equal(mapper.state().qemuPid, 200);
+    assert.deepEqual(mapper.eventsAfter(2).map((e) => e.event.type), ['guest-attached']);
+  });
+});
