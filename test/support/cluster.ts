@@ -12,6 +12,7 @@ import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { controlPlaneBinaries, REPO_ROOT } from './control-plane-binaries.ts';
 import { ManagedProcess } from './managed-process.ts';
+import { createKubeApi, statusCodeOf } from '../../src/kube/rest.ts';
 import { waitFor } from './wait.ts';
 
 export const THIRD_PARTY_CRDS_ENV = 'HYPERSPECTOR_THIRD_PARTY_CRDS';
@@ -71,7 +72,7 @@ export class LocalCluster {
   kubeconfigPath!: string;
   apiServerUrl!: string;
   nodeNames: string[] = [];
-  readonly users: Record<'admin' | 'operator' | 'user', ClusterUser>;
+  readonly users: Record<'admin' | 'operator' | 'operatorB' | 'user', ClusterUser>;
   private apiServerArgs: string[] = [];
   private stopped = false;
 
@@ -84,6 +85,8 @@ export class LocalCluster {
       admin: { name: 'admin', token: token(), groups: ['system:masters'] },
       // The operator and a plain user get only what RBAC grants them (tests apply the chart's roles).
       operator: { name: 'system:serviceaccount:hyperspector-system:hyperspector-operator', token: token(), groups: ['system:serviceaccounts', 'system:serviceaccounts:hyperspector-system'] },
+      // A second replica's identity, so tests can tell the replicas' requests apart in the audit log.
+      operatorB: { name: 'system:serviceaccount:hyperspector-system:hyperspector-operator-b', token: token(), groups: ['system:serviceaccounts', 'system:serviceaccounts:hyperspector-system'] },
       user: { name: 'jane', token: token(), groups: [] },
     };
   }
@@ -335,11 +338,13 @@ export class LocalCluster {
 
   async installCrds(crds: k8s.V1CustomResourceDefinition[]): Promise<void> {
     const ext = this.api(k8s.ApiextensionsV1Api);
+    // Raw JSON: client-node's typed serializer would drop the x-kubernetes-* schema extensions.
+    const api = createKubeApi(this.kubeConfig);
     for (const crd of crds) {
       try {
-        await ext.createCustomResourceDefinition({ body: crd });
+        await api.request({ method: 'POST', path: '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', body: crd });
       } catch (err) {
-        if ((err as { code?: number }).code !== 409) throw new Error(`installing CRD ${crd.metadata?.name}: ${String(err)}`);
+        if (statusCodeOf(err) !== 409) throw new Error(`installing CRD ${crd.metadata?.name}: ${String(err)}`);
       }
     }
     await waitFor(

@@ -91,8 +91,8 @@ export const IdsSpecSchema = Type.Object(
 
 export const MirroringSpecSchema = Type.Object(
   {
-    enabled: Type.Boolean({ default: true, description: "Mirror the server's traffic to the IDS VM." }),
-    direction: StringEnum(MIRROR_DIRECTIONS, { default: 'Both', description: 'Which traffic is mirrored: Ingress, Egress or Both.' }),
+    enabled: Type.Optional(Type.Boolean({ default: true, description: "Mirror the server's traffic to the IDS VM." })),
+    direction: Type.Optional(StringEnum(MIRROR_DIRECTIONS, { default: 'Both', description: 'Which traffic is mirrored: Ingress, Egress or Both.' })),
   },
   { additionalProperties: false, default: {}, description: 'Software port mirroring of the monitored network.' },
 );
@@ -100,22 +100,26 @@ export const MirroringSpecSchema = Type.Object(
 export const DiskInspectionSpecSchema = withRules(
   Type.Object(
     {
-      mode: StringEnum(DISK_INSPECTION_MODES, {
-        default: 'Live',
-        description: 'Live: hot-plug the server disks read-only into the IDS VM. Snapshot: expose a point-in-time snapshot.',
-      }),
-      mountPath: Type.String({
-        default: '/.serverfs',
-        maxLength: 255,
-        pattern: '^(/[^/\\x00]+)+$',
-        description: 'Absolute path in the IDS VM under which each server volume is mounted (<mountPath>/<volume>).',
-      }),
+      mode: Type.Optional(
+        StringEnum(DISK_INSPECTION_MODES, {
+          default: 'Live',
+          description: 'Live: hot-plug the server disks read-only into the IDS VM. Snapshot: expose a point-in-time snapshot.',
+        }),
+      ),
+      mountPath: Type.Optional(
+        Type.String({
+          default: '/.serverfs',
+          maxLength: 255,
+          pattern: '^(/[^/\\x00]+)+$',
+          description: 'Absolute path in the IDS VM under which each server volume is mounted (<mountPath>/<volume>).',
+        }),
+      ),
     },
     { additionalProperties: false, default: {}, description: 'Inter-VM disk mounting.' },
   ),
   [
     {
-      rule: "!self.mountPath.split('/').exists(s, s == '.' || s == '..')",
+      rule: "!has(self.mountPath) || !self.mountPath.split('/').exists(s, s == '.' || s == '..')",
       message: 'spec.diskInspection.mountPath must not contain . or .. segments',
       fieldPath: '.mountPath',
     },
@@ -124,30 +128,34 @@ export const DiskInspectionSpecSchema = withRules(
 
 export const ProcessMappingSpecSchema = Type.Object(
   {
-    enabled: Type.Boolean({ default: true, description: "Map the server VM's processes from guest memory." }),
+    enabled: Type.Optional(Type.Boolean({ default: true, description: "Map the server VM's processes from guest memory." })),
     kernelProfile: Type.Optional(
       Type.Object(
         { configMapName: DnsSubdomain('ConfigMap (same namespace) holding the kernel profile JSON.') },
         { additionalProperties: false, description: "Kernel profile of the server VM's guest kernel. Defaults to the cluster's profiles." },
       ),
     ),
-    pollIntervalSeconds: Type.Integer({ default: 1, minimum: 1, maximum: 60, description: 'How often the process table is read.' }),
-    baselineWindowSeconds: Type.Integer({
-      default: 300,
-      minimum: 0,
-      maximum: 86400,
-      description: 'Processes seen during this window after start form the baseline; later newcomers raise alerts.',
-    }),
+    pollIntervalSeconds: Type.Optional(Type.Integer({ default: 1, minimum: 1, maximum: 60, description: 'How often the process table is read.' })),
+    baselineWindowSeconds: Type.Optional(
+      Type.Integer({
+        default: 300,
+        minimum: 0,
+        maximum: 86400,
+        description: 'Processes seen during this window after start form the baseline; later newcomers raise alerts.',
+      }),
+    ),
   },
   { additionalProperties: false, default: {}, description: 'Inter-VM process mapping.' },
 );
 
 export const ResponseSpecSchema = Type.Object(
   {
-    onAlert: StringEnum(ALERT_RESPONSES, {
-      default: 'None',
-      description: 'What to do with the server VM on an alert: None, Pause (pause the VM) or Isolate (cut its network).',
-    }),
+    onAlert: Type.Optional(
+      StringEnum(ALERT_RESPONSES, {
+        default: 'None',
+        description: 'What to do with the server VM on an alert: None, Pause (pause the VM) or Isolate (cut its network).',
+      }),
+    ),
   },
   { additionalProperties: false, default: {}, description: 'Response to alerts.' },
 );

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# npm run demo: the product on an embedded local cluster (real control plane + KubeVirt simulator).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ ! -x node_modules/.bin/tsx || ! -x node_modules/.bin/node ]]; then
+  echo "[demo] installing npm dependencies (first run)"
+  npm ci --no-audit --no-fund
+fi
+echo "[demo] preparing the local control plane (first run builds it from the Go module proxy: ~20-30 min on 2 cores; cached afterwards)"
+bash hack/build-control-plane.sh >/dev/null
+exec node_modules/.bin/tsx hack/demo.ts "$@"

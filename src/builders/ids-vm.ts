@@ -1,0 +1,68 @@
+// The IDS VM: the user's template, owned by the MonitoredServer, pinned to the server VM's node.
+import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
+import { ANNOTATION_PAIRED_WITH, idsVmName, ownerReference, roleLabels } from './names.ts';
+import type { VirtualMachine } from './virtual-machine.ts';
+
+export const HOSTNAME_LABEL = 'kubernetes.io/hostname';
+/** Label KubeVirt puts on a VMI's virt-launcher pod: the VMI's UID. */
+export const LAUNCHER_CREATED_BY_LABEL = 'kubevirt.io/created-by';
+/** Label KubeVirt puts on a VMI's virt-launcher pod: the VMI's hostname (its name unless spec.hostname is set). */
+export const LAUNCHER_VM_NAME_LABEL = 'vm.kubevirt.io/name';
+
+/** Where the server VM runs now: the IDS VM is placed beside it. */
+export interface ServerPlacement {
+  nodeName: string;
+  /** UID of the server VMI (recorded on the IDS VM for traceability). */
+  serverVmiUid: string;
+  /**
+   * Labels of the server's virt-launcher pod that stay the same across server restarts, so that a
+   * server restarted on the same node does not force the IDS VM to restart.
+   */
+  serverPodLabels: Record<string, string>;
+}
+
+/** Launcher-pod labels that identify the server VM: ours on an owned VM, KubeVirt's on an adopted one. */
+export function serverPodLabels(adopted: boolean, roleLabels: Record<string, string>, serverVmiHostname: string): Record<string, string> {
+  if (!adopted) return { 'hyperspector.io/monitored-server': roleLabels['hyperspector.io/monitored-server'] ?? '', 'hyperspector.io/role': 'server' };
+  return { [LAUNCHER_VM_NAME_LABEL]: serverVmiHostname };
+}
+
+/**
+ * The IDS VM. It runs on the server's node: a nodeSelector on kubernetes.io/hostname, plus a
+ * required pod affinity to the server VMI's launcher pod, so the scheduler also refuses to place
+ * it anywhere else if the node's hostname label were ambiguous. A changed placement changes the
+ * VMI template, which KubeVirt reports as RestartRequired; the reconciler then restarts the IDS VMI.
+ */
+export function buildIdsVirtualMachine(ms: MonitoredServer, placement: ServerPlacement): VirtualMachine {
+  const template = ms.spec.ids.template;
+  const labels = roleLabels(ms, 'ids');
+  const spec = structuredClone(template.spec);
+  const vmiTemplate = spec.template ?? { spec: { domain: { devices: {} } } };
+  const vmiSpec = { ...(vmiTemplate.spec ?? { domain: { devices: {} } }) };
+  vmiSpec.nodeSelector = { ...(vmiSpec.nodeSelector ?? {}), [HOSTNAME_LABEL]: placement.nodeName };
+  const affinity = structuredClone(vmiSpec.affinity ?? {});
+  const podAffinity = affinity.podAffinity ?? {};
+  podAffinity.requiredDuringSchedulingIgnoredDuringExecution = [
+    ...(podAffinity.requiredDuringSchedulingIgnoredDuringExecution ?? []),
+    { labelSelector: { matchLabels: { ...placement.serverPodLabels } }, topologyKey: HOSTNAME_LABEL },
+  ];
+  affinity.podAffinity = podAffinity;
+  vmiSpec.affinity = affinity;
+  spec.template = {
+    ...vmiTemplate,
+    metadata: { ...(vmiTemplate.metadata ?? {}), labels: { ...((vmiTemplate.metadata?.labels as Record<string, string> | undefined) ?? {}), ...labels } },
+    spec: vmiSpec,
+  };
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: {
+      name: idsVmName(ms),
+      namespace: ms.metadata.namespace,
+      labels: { ...(template.metadata?.labels ?? {}), ...labels },
+      annotations: { ...(template.metadata?.annotations ?? {}), [ANNOTATION_PAIRED_WITH]: placement.serverVmiUid },
+      ownerReferences: [ownerReference(ms)],
+    },
+    spec,
+  };
+}

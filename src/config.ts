@@ -1,0 +1,91 @@
+// Operator configuration from flags and environment (flags win). Pure, so it is unit-tested.
+import { Command, InvalidArgumentError } from 'commander';
+
+export interface OperatorConfig {
+  kubeconfig?: string;
+  /** Namespaces to watch; empty = all. */
+  namespaces: string[];
+  concurrency: number;
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
+  leaderElectionId: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  /** Port of the /metrics, /healthz and /readyz server; 0 picks a free one. */
+  httpPort: number;
+  httpHost: string;
+  logLevel: string;
+  notReadyRecheckMs: number;
+}
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got "${value}"`);
+    return n;
+  };
+}
+
+function duration(name: string) {
+  return (value: string): number => {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+    if (!m) throw new InvalidArgumentError(`${name} must be a duration such as 15s, 500ms or 1m, got "${value}"`);
+    const n = Number(m[1]);
+    return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000);
+  };
+}
+
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
+  const program = new Command('hyperspector-operator')
+    .description('HyperSpector operator: pairs each MonitoredServer VM with an isolated IDS VM on the same node')
+    .exitOverride()
+    .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, else in-cluster)', env.KUBECONFIG || undefined)
+    .option('--namespace <ns...>', 'namespaces to watch (default: $WATCH_NAMESPACES, comma-separated; empty = all)')
+    .option('--concurrency <n>', 'MonitoredServers reconciled at once', positiveInt('--concurrency'), Number(env.MAX_CONCURRENT_RECONCILES ?? 4))
+    .option('--leader-elect <bool>', 'elect a leader on a coordination.k8s.io Lease before reconciling', (v) => v !== 'false', env.LEADER_ELECT !== 'false')
+    .option('--leader-election-namespace <ns>', 'namespace of the Lease', env.POD_NAMESPACE || 'hyperspector-system')
+    .option('--leader-election-id <name>', 'name of the Lease', 'hyperspector-operator')
+    .option('--lease-duration <d>', 'lease duration', duration('--lease-duration'), 15_000)
+    .option('--renew-deadline <d>', 'renew deadline', duration('--renew-deadline'), 10_000)
+    .option('--retry-period <d>', 'retry period', duration('--retry-period'), 2_000)
+    .option('--http-port <port>', 'port of /metrics, /healthz, /readyz (0: any free port)', positiveInt('--http-port'), Number(env.HTTP_PORT ?? 8080))
+    .option('--http-host <host>', 'address to bind /metrics and health on', env.HTTP_HOST ?? '0.0.0.0')
+    .option('--log-level <level>', 'error, warn, info or debug', env.LOG_LEVEL ?? 'info')
+    .option('--not-ready-recheck <d>', 'how often a MonitoredServer that is not Ready is rechecked', duration('--not-ready-recheck'), 60_000);
+  program.parse(argv, { from: 'user' });
+  const o = program.opts<{
+    kubeconfig?: string;
+    namespace?: string[];
+    concurrency: number;
+    leaderElect: boolean;
+    leaderElectionNamespace: string;
+    leaderElectionId: string;
+    leaseDuration: number;
+    renewDeadline: number;
+    retryPeriod: number;
+    httpPort: number;
+    httpHost: string;
+    logLevel: string;
+    notReadyRecheck: number;
+  }>();
+  const namespaces = (o.namespace ?? (env.WATCH_NAMESPACES ?? '').split(',')).map((n) => n.trim()).filter(Boolean);
+  if (o.concurrency < 1) throw new InvalidArgumentError('--concurrency must be at least 1');
+  if (o.renewDeadline >= o.leaseDuration) throw new InvalidArgumentError('--renew-deadline must be shorter than --lease-duration');
+  if (o.retryPeriod >= o.renewDeadline) throw new InvalidArgumentError('--retry-period must be shorter than --renew-deadline');
+  return {
+    ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
+    namespaces,
+    concurrency: o.concurrency,
+    leaderElect: o.leaderElect,
+    leaderElectionNamespace: o.leaderElectionNamespace,
+    leaderElectionId: o.leaderElectionId,
+    leaseDurationMs: o.leaseDuration,
+    renewDeadlineMs: o.renewDeadline,
+    retryPeriodMs: o.retryPeriod,
+    httpPort: o.httpPort,
+    httpHost: o.httpHost,
+    logLevel: o.logLevel,
+    notReadyRecheckMs: o.notReadyRecheck,
+  };
+}

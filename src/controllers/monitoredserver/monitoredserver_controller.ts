@@ -1,0 +1,403 @@
+// The MonitoredServer controller: level-triggered. A key goes into the queue from any watched
+// change; reconcile reads the whole current state from the caches, computes the desired children
+// with the pure builders, applies what differs, and writes status only when it changed.
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
+import { MONITORED_SERVER } from '../../api/v1alpha1/resource.ts';
+import { buildIdsVirtualMachine, serverPodLabels } from '../../builders/ids-vm.ts';
+import {
+  ANNOTATION_MONITORED_BY,
+  FINALIZER,
+  idsVmName,
+  isAdopting,
+  LABEL_MANAGED_BY,
+  LABEL_MONITORED_SERVER,
+  LABEL_ROLE,
+  roleLabels,
+  serverVmName,
+} from '../../builders/names.ts';
+import { buildAdoptionMarks, buildServerVirtualMachine } from '../../builders/server-vm.ts';
+import type { VirtualMachine } from '../../builders/virtual-machine.ts';
+import { applyIfChanged, applyStatus, type KubeObject } from '../../kube/apply.ts';
+import { findCondition, type Condition } from '../../kube/conditions.ts';
+import { Informer, objectKey } from '../../kube/informer.ts';
+import { apiListWatch } from '../../kube/list-watch.ts';
+import { silentLogger, type Logger } from '../../kube/logger.ts';
+import type { OperatorMetrics } from '../../kube/metrics.ts';
+import { collectionPath, objectPath, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE } from '../../kube/resources.ts';
+import { isNotFound, isConflict, statusCodeOf, type KubeApi } from '../../kube/rest.ts';
+import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../kube/workers.ts';
+import { WorkQueue } from '../../kube/workqueue.ts';
+import { noEvents, type EventSink } from './events.ts';
+import { observe, type CacheReader } from './observe.ts';
+import { vmConditionTrue, vmiNode, type ObservedState, type VirtualMachineInstance } from './observed-state.ts';
+import { ConditionType, EventReason } from './reasons.ts';
+import { computeStatus, statusEqual } from './status.ts';
+import { ADOPTED_VM_INDEX, adoptedVmIndex, monitoredServerKeysFor } from './watch-mapping.ts';
+
+export const CONTROLLER_NAME = 'monitoredserver';
+
+export interface ControllerOptions {
+  kubeConfig: KubeConfig;
+  api: KubeApi;
+  /** Namespaces to watch; empty or undefined watches all. */
+  namespaces?: string[];
+  concurrency?: number;
+  logger?: Logger;
+  metrics?: OperatorMetrics;
+  events?: EventSink;
+  /** How often a MonitoredServer that is not Ready is looked at again without any change (ms). */
+  notReadyRecheckMs?: number;
+  resyncPeriodMs?: number;
+  now?: () => Date;
+}
+
+const MERGE_PATCH = 'application/merge-patch+json';
+const JSON_PATCH = 'application/json-patch+json';
+
+function isUnprocessable(err: unknown): boolean {
+  return statusCodeOf(err) === 422;
+}
+
+/** An informer per watched namespace (or one for all), read as one cache. */
+class MultiNamespaceInformer<T extends KubeObject> {
+  readonly informers: Informer<T>[];
+
+  constructor(make: (namespace?: string) => Informer<T>, namespaces: string[] | undefined) {
+    this.informers = namespaces && namespaces.length > 0 ? namespaces.map((ns) => make(ns)) : [make()];
+  }
+
+  get(namespace: string, name: string): T | undefined {
+    for (const informer of this.informers) {
+      const found = informer.get(namespace, name);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  byIndex(index: string, value: string): T[] {
+    return this.informers.flatMap((i) => i.byIndex(index, value));
+  }
+
+  list(): T[] {
+    return this.informers.flatMap((i) => i.list());
+  }
+}
+
+export class MonitoredServerController {
+  readonly queue: WorkQueue<string>;
+  private readonly monitoredServers: MultiNamespaceInformer<MonitoredServer & KubeObject>;
+  private readonly virtualMachines: MultiNamespaceInformer<VirtualMachine & KubeObject>;
+  private readonly virtualMachineInstances: MultiNamespaceInformer<VirtualMachineInstance & KubeObject>;
+  private readonly pool: WorkerPool;
+  private readonly api: KubeApi;
+  private readonly log: Logger;
+  private readonly events: EventSink;
+  private readonly now: () => Date;
+  private readonly notReadyRecheckMs: number;
+  private workersStarted = false;
+
+  constructor(private readonly options: ControllerOptions) {
+    this.api = options.api;
+    this.log = options.logger ?? silentLogger();
+    this.events = options.events ?? noEvents;
+    this.now = options.now ?? (() => new Date());
+    this.notReadyRecheckMs = options.notReadyRecheckMs ?? 60_000;
+    this.queue = new WorkQueue<string>({ name: CONTROLLER_NAME, metrics: options.metrics?.workQueue(CONTROLLER_NAME) });
+    const informer = <T extends KubeObject>(name: string, type: typeof VIRTUAL_MACHINE) => (namespace?: string) =>
+      new Informer<T>({
+        name: namespace ? `${name}/${namespace}` : name,
+        source: apiListWatch<T>(options.kubeConfig, options.api, { path: collectionPath(type, namespace) }),
+        logger: this.log,
+        ...(options.resyncPeriodMs !== undefined ? { resyncPeriodMs: options.resyncPeriodMs } : {}),
+      });
+    this.monitoredServers = new MultiNamespaceInformer(informer<MonitoredServer & KubeObject>('monitoredservers', MONITORED_SERVER), options.namespaces);
+    this.virtualMachines = new MultiNamespaceInformer(informer<VirtualMachine & KubeObject>('virtualmachines', VIRTUAL_MACHINE), options.namespaces);
+    this.virtualMachineInstances = new MultiNamespaceInformer(
+      informer<VirtualMachineInstance & KubeObject>('virtualmachineinstances', VIRTUAL_MACHINE_INSTANCE),
+      options.namespaces,
+    );
+    for (const i of this.monitoredServers.informers) {
+      i.addIndex(ADOPTED_VM_INDEX, adoptedVmIndex);
+      i.addEventHandler({
+        onAdd: (ms) => this.queue.add(objectKey(ms)),
+        onUpdate: (_old, ms) => this.queue.add(objectKey(ms)),
+        onDelete: (ms) => this.queue.add(objectKey(ms)),
+      });
+    }
+    const enqueueFor = (obj: KubeObject) => {
+      for (const key of monitoredServerKeysFor(obj, (k) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, k).map((m) => objectKey(m)))) {
+        this.queue.add(key);
+      }
+    };
+    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers] as Informer<KubeObject>[]) {
+      i.addEventHandler({ onAdd: enqueueFor, onUpdate: (_o, n) => enqueueFor(n), onDelete: enqueueFor });
+    }
+    this.pool = new WorkerPool({
+      name: CONTROLLER_NAME,
+      queue: this.queue,
+      reconcile: (key, ctx) => this.reconcile(key, ctx),
+      concurrency: options.concurrency ?? 4,
+      logger: this.log,
+      ...(options.metrics ? { metrics: options.metrics.controller(CONTROLLER_NAME) } : {}),
+    });
+  }
+
+  private allInformers(): Informer<KubeObject>[] {
+    return [...this.monitoredServers.informers, ...this.virtualMachines.informers, ...this.virtualMachineInstances.informers] as Informer<KubeObject>[];
+  }
+
+  /** Starts the caches (also on standby replicas, so a new leader starts warm). */
+  startInformers(): void {
+    for (const i of this.allInformers()) i.start();
+  }
+
+  hasSynced(): boolean {
+    return this.allInformers().every((i) => i.hasSynced());
+  }
+
+  async waitForSync(timeoutMs?: number): Promise<void> {
+    await Promise.all(this.allInformers().map((i) => i.waitForSync(timeoutMs)));
+  }
+
+  informerHealth() {
+    return this.allInformers().map((i) => ({ name: i.name, ...i.health() }));
+  }
+
+  /** Starts reconciling (on the leader only). */
+  startWorkers(): void {
+    if (this.workersStarted) return;
+    this.workersStarted = true;
+    for (const ms of this.monitoredServers.list()) this.queue.add(objectKey(ms));
+    this.pool.start();
+  }
+
+  async stop(): Promise<void> {
+    this.queue.shutDown();
+    if (this.workersStarted) await this.pool.stop();
+    await Promise.all(this.allInformers().map((i) => i.stop()));
+  }
+
+  private cacheReader(): CacheReader {
+    return {
+      monitoredServer: (ns, name) => this.monitoredServers.get(ns, name),
+      adoptersOf: (ns, vm) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, `${ns}/${vm}`),
+      virtualMachine: (ns, name) => this.virtualMachines.get(ns, name),
+      virtualMachineInstance: (ns, name) => this.virtualMachineInstances.get(ns, name),
+    };
+  }
+
+  async reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const [namespace = '', name = ''] = key.split('/');
+    const ms = this.monitoredServers.get(namespace, name);
+    if (!ms) return; // deleted: owned children are garbage-collected through their owner references
+    const observed = observe(ms, this.cacheReader());
+    if (ms.metadata.deletionTimestamp) return this.finalize(ms, observed, ctx);
+    if (!ms.metadata.finalizers?.includes(FINALIZER)) await this.addFinalizer(ms);
+
+    await this.reconcileServer(ms, observed, ctx);
+    await this.reconcileIds(ms, observed, ctx);
+    return this.writeStatus(ms, observed, ctx);
+  }
+
+  private async addFinalizer(ms: MonitoredServer): Promise<void> {
+    await this.api.request({
+      method: 'PATCH',
+      path: objectPath(MONITORED_SERVER, ms.metadata.namespace, ms.metadata.name ?? ''),
+      // resourceVersion makes this an optimistic update: a concurrent change fails it (409, retried).
+      body: { metadata: { finalizers: [...(ms.metadata.finalizers ?? []), FINALIZER], resourceVersion: ms.metadata.resourceVersion } },
+      contentType: MERGE_PATCH,
+    });
+  }
+
+  private async reconcileServer(ms: MonitoredServer, o: ObservedState, ctx: ReconcileContext): Promise<void> {
+    if (o.serverClaimedBy || o.serverNameTaken) return;
+    const vmName = serverVmName(ms);
+    if (isAdopting(ms)) {
+      if (!o.serverVm) return;
+      const marks = buildAdoptionMarks(ms);
+      const labels = o.serverVm.metadata.labels ?? {};
+      const annotations = o.serverVm.metadata.annotations ?? {};
+      const marked =
+        Object.entries(marks.metadata.labels ?? {}).every(([k, v]) => labels[k] === v) &&
+        Object.entries(marks.metadata.annotations ?? {}).every(([k, v]) => annotations[k] === v);
+      if (marked) return;
+      // A merge patch of exactly our label and annotation: nothing of the owner's VM changes.
+      await this.api.request({
+        method: 'PATCH',
+        path: objectPath(VIRTUAL_MACHINE, ms.metadata.namespace, vmName),
+        body: { metadata: { labels: marks.metadata.labels, annotations: marks.metadata.annotations } },
+        contentType: MERGE_PATCH,
+      });
+      ctx.log.info('Adopted server VM', { vm: `${ms.metadata.namespace}/${vmName}` });
+      this.events.record(ms, 'Normal', EventReason.ServerVMAdopted, `Adopted VirtualMachine ${vmName} as the monitored server`);
+      return;
+    }
+    try {
+      const created = !o.serverVm;
+      const result = await applyIfChanged(this.api, VIRTUAL_MACHINE, buildServerVirtualMachine(ms) as unknown as KubeObject, o.serverVm as KubeObject | undefined);
+      if (result.applied) {
+        o.serverVm = result.object as unknown as VirtualMachine;
+        ctx.log.info(created ? 'Applied server VM' : 'Updated server VM', { vm: `${ms.metadata.namespace}/${vmName}` });
+        this.events.record(ms, 'Normal', created ? EventReason.ServerVMCreated : EventReason.ServerVMUpdated, `Applied VirtualMachine ${vmName}`);
+      }
+    } catch (err) {
+      if (!isUnprocessable(err)) throw err;
+      o.serverApplyError = (err as Error).message;
+      this.events.record(ms, 'Warning', EventReason.ServerVMInvalid, `VirtualMachine ${vmName} was rejected: ${(err as Error).message}`);
+    }
+  }
+
+  private async reconcileIds(ms: MonitoredServer, o: ObservedState, ctx: ReconcileContext): Promise<void> {
+    if (o.idsNameTaken || o.serverClaimedBy || o.serverNameTaken) return;
+    const serverNode = vmiNode(o.serverVmi);
+    if (!serverNode || !o.serverVmi) return; // Colocated=False WaitingForServerPlacement until the server has a node
+    const vmName = idsVmName(ms);
+    const hostname = (o.serverVmi.spec?.hostname as string | undefined) ?? o.serverVmi.metadata.name ?? '';
+    const desired = buildIdsVirtualMachine(ms, {
+      nodeName: serverNode,
+      serverVmiUid: o.serverVmi.metadata.uid ?? '',
+      serverPodLabels: serverPodLabels(isAdopting(ms), roleLabels(ms, 'server'), hostname),
+    });
+    try {
+      const existed = Boolean(o.idsVm);
+      const result = await applyIfChanged(this.api, VIRTUAL_MACHINE, desired as unknown as KubeObject, o.idsVm as KubeObject | undefined);
+      if (result.applied) {
+        o.idsVm = result.object as unknown as VirtualMachine;
+        ctx.log.info(existed ? 'Updated IDS VM' : 'Created IDS VM', { vm: `${ms.metadata.namespace}/${vmName}`, node: serverNode });
+        this.events.record(
+          ms,
+          'Normal',
+          existed ? EventReason.IDSVMUpdated : EventReason.IDSVMCreated,
+          `${existed ? 'Updated' : 'Created'} IDS VirtualMachine ${vmName} pinned to node ${serverNode}`,
+        );
+      }
+    } catch (err) {
+      if (!isUnprocessable(err)) throw err;
+      o.idsApplyError = (err as Error).message;
+      this.events.record(ms, 'Warning', EventReason.IDSVMInvalid, `IDS VirtualMachine ${vmName} was rejected: ${(err as Error).message}`);
+      return;
+    }
+    // A running IDS VMI on another node, or started from an older template, is restarted: its VM
+    // then starts it again from the current template, on the server's node.
+    const idsVmi = o.idsVmi;
+    if (!idsVmi || idsVmi.metadata.deletionTimestamp) return;
+    const idsNode = vmiNode(idsVmi);
+    const wrongNode = idsNode !== undefined && idsNode !== serverNode;
+    const stale = vmConditionTrue(o.idsVm, 'RestartRequired');
+    if (!wrongNode && !stale) return;
+    try {
+      await this.api.request({
+        method: 'DELETE',
+        path: objectPath(VIRTUAL_MACHINE_INSTANCE, ms.metadata.namespace, vmName),
+        body: { preconditions: { uid: idsVmi.metadata.uid } },
+      });
+    } catch (err) {
+      if (isNotFound(err) || isConflict(err)) return;
+      throw err;
+    }
+    const why = wrongNode ? `it ran on node ${idsNode} but the server VM runs on node ${serverNode}` : 'its template changed';
+    ctx.log.info('Restarted IDS VM', { vm: `${ms.metadata.namespace}/${vmName}`, reason: why });
+    this.events.record(ms, 'Normal', EventReason.IDSVMRestarted, `Restarted IDS VirtualMachine ${vmName}: ${why}`);
+    o.idsVmi = { ...idsVmi, metadata: { ...idsVmi.metadata, deletionTimestamp: this.now().toISOString() } };
+  }
+
+  private async writeStatus(ms: MonitoredServer, o: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const next = computeStatus(ms, o, this.now());
+    const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
+    if (!statusEqual(ms.status, next)) {
+      await applyStatus(this.api, MONITORED_SERVER, ms as unknown as KubeObject, next as unknown as Record<string, unknown>);
+      const before = findCondition(ms.status?.conditions as Condition[] | undefined, ConditionType.Ready);
+      if (ready && before?.status !== ready.status) {
+        ctx.log.info(ready.status === 'True' ? 'MonitoredServer became Ready' : 'MonitoredServer is not Ready', { reason: ready.reason });
+        if (ready.status === 'True') this.events.record(ms, 'Normal', EventReason.MonitoringStarted, ready.message);
+        else if (before?.status === 'True') this.events.record(ms, 'Warning', EventReason.MonitoringDegraded, ready.message);
+      }
+    }
+    return ready?.status === 'True' ? undefined : { requeueAfter: this.notReadyRecheckMs };
+  }
+
+  private async finalize(ms: MonitoredServer, o: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
+    if (!ms.metadata.finalizers?.includes(FINALIZER)) return;
+    const ns = ms.metadata.namespace ?? '';
+    // 1. The IDS VM (ours): delete it and wait until it is gone.
+    if (o.idsVm) {
+      if (!o.idsVm.metadata.deletionTimestamp) {
+        await this.deleteVm(ns, idsVmName(ms));
+        ctx.log.info('Deleted IDS VM', { vm: `${ns}/${idsVmName(ms)}` });
+        this.events.record(ms, 'Normal', EventReason.IDSVMDeleted, `Deleted IDS VirtualMachine ${idsVmName(ms)}`);
+      }
+      return { requeueAfter: 2000 };
+    }
+    // 2. The server VM: release an adopted one, retain or delete an owned one per deletionPolicy.
+    const vm = o.serverVm;
+    const ours = vm && !o.serverClaimedBy && !o.serverNameTaken && vm.metadata.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name;
+    if (vm && ours) {
+      if (!isAdopting(ms) && ms.spec.server.deletionPolicy === 'Delete') {
+        if (!vm.metadata.deletionTimestamp) {
+          await this.deleteVm(ns, vm.metadata.name ?? '');
+          this.events.record(ms, 'Normal', EventReason.ServerVMDeleted, `Deleted server VirtualMachine ${vm.metadata.name} (deletionPolicy Delete)`);
+        }
+        return { requeueAfter: 2000 };
+      }
+      await this.removeMarks(ns, vm);
+      const adopted = isAdopting(ms);
+      ctx.log.info(adopted ? 'Released adopted server VM' : 'Retained server VM', { vm: `${ns}/${vm.metadata.name}` });
+      this.events.record(
+        ms,
+        'Normal',
+        adopted ? EventReason.ServerVMReleased : EventReason.ServerVMRetained,
+        adopted
+          ? `Released VirtualMachine ${vm.metadata.name}: removed HyperSpector's label and annotation`
+          : `Kept server VirtualMachine ${vm.metadata.name} (deletionPolicy Retain)`,
+      );
+    }
+    // 3. Release the MonitoredServer.
+    await this.removeFinalizer(ms);
+    ctx.log.info('Removed finalizer', {});
+    return;
+  }
+
+  private async deleteVm(namespace: string, name: string): Promise<void> {
+    try {
+      await this.api.request({ method: 'DELETE', path: objectPath(VIRTUAL_MACHINE, namespace, name), body: { propagationPolicy: 'Background' } });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /** Removes exactly HyperSpector's label keys and annotation from a VM it does not delete. */
+  private async removeMarks(namespace: string, vm: VirtualMachine): Promise<void> {
+    const labels: Record<string, null> = {};
+    for (const key of [LABEL_MONITORED_SERVER, LABEL_ROLE, LABEL_MANAGED_BY]) if (vm.metadata.labels?.[key] !== undefined) labels[key] = null;
+    try {
+      await this.api.request({
+        method: 'PATCH',
+        path: objectPath(VIRTUAL_MACHINE, namespace, vm.metadata.name ?? ''),
+        body: { metadata: { labels, annotations: { [ANNOTATION_MONITORED_BY]: null } } },
+        contentType: MERGE_PATCH,
+      });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  private async removeFinalizer(ms: MonitoredServer): Promise<void> {
+    const index = ms.metadata.finalizers?.indexOf(FINALIZER) ?? -1;
+    if (index < 0) return;
+    try {
+      await this.api.request({
+        method: 'PATCH',
+        path: objectPath(MONITORED_SERVER, ms.metadata.namespace, ms.metadata.name ?? ''),
+        // test+remove: fails (422) instead of removing someone else's finalizer if the list moved.
+        body: [
+          { op: 'test', path: `/metadata/finalizers/${index}`, value: FINALIZER },
+          { op: 'remove', path: `/metadata/finalizers/${index}` },
+        ],
+        contentType: JSON_PATCH,
+      });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+}

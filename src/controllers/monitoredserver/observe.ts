@@ -1,0 +1,69 @@
+// Reads one MonitoredServer's world from the informer caches (no API calls).
+import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
+import { idsVmName, isAdopting, LABEL_MONITORED_SERVER, serverVmName } from '../../builders/names.ts';
+import type { VirtualMachine } from '../../builders/virtual-machine.ts';
+import type { ObservedState, VirtualMachineInstance } from './observed-state.ts';
+
+export interface CacheReader {
+  monitoredServer(namespace: string, name: string): MonitoredServer | undefined;
+  /** MonitoredServers adopting the VM `namespace/name`. */
+  adoptersOf(namespace: string, vmName: string): MonitoredServer[];
+  virtualMachine(namespace: string, name: string): VirtualMachine | undefined;
+  virtualMachineInstance(namespace: string, name: string): VirtualMachineInstance | undefined;
+}
+
+function created(ms: MonitoredServer): number {
+  const t = ms.metadata.creationTimestamp;
+  return t ? new Date(t).getTime() : 0;
+}
+
+/**
+ * Which MonitoredServer holds the VM, if not `ms`: the one named by the VM's label if it still
+ * exists and still points at the VM; otherwise, among those adopting it, the oldest.
+ */
+function claimant(ms: MonitoredServer, vm: VirtualMachine | undefined, cache: CacheReader): string | undefined {
+  const ns = ms.metadata.namespace ?? '';
+  const name = serverVmName(ms);
+  const labelled = vm?.metadata.labels?.[LABEL_MONITORED_SERVER];
+  if (labelled && labelled !== ms.metadata.name) {
+    const other = cache.monitoredServer(ns, labelled);
+    if (other && !other.metadata.deletionTimestamp && serverVmName(other) === name) return labelled;
+  }
+  if (labelled === ms.metadata.name) return undefined;
+  const rivals = cache
+    .adoptersOf(ns, name)
+    .filter((o) => o.metadata.name !== ms.metadata.name && !o.metadata.deletionTimestamp)
+    .sort((a, b) => created(a) - created(b) || (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+  const first = rivals[0];
+  if (first && (created(first) < created(ms) || (created(first) === created(ms) && (first.metadata.name ?? '') < (ms.metadata.name ?? '')))) {
+    return first.metadata.name;
+  }
+  return undefined;
+}
+
+export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState {
+  const ns = ms.metadata.namespace ?? '';
+  const observed: ObservedState = {};
+  const serverName = serverVmName(ms);
+  const serverVm = cache.virtualMachine(ns, serverName);
+  if (isAdopting(ms)) {
+    const by = claimant(ms, serverVm, cache);
+    if (by) observed.serverClaimedBy = by;
+  } else if (serverVm && serverVm.metadata.labels?.[LABEL_MONITORED_SERVER] !== ms.metadata.name) {
+    observed.serverNameTaken = true;
+  }
+  if (serverVm) observed.serverVm = serverVm;
+  const serverVmi = cache.virtualMachineInstance(ns, serverName);
+  if (serverVmi && serverVm) observed.serverVmi = serverVmi;
+
+  const idsName = idsVmName(ms);
+  const idsVm = cache.virtualMachine(ns, idsName);
+  if (idsVm && idsVm.metadata.labels?.[LABEL_MONITORED_SERVER] !== ms.metadata.name) {
+    observed.idsNameTaken = true;
+  } else if (idsVm) {
+    observed.idsVm = idsVm;
+    const idsVmi = cache.virtualMachineInstance(ns, idsName);
+    if (idsVmi) observed.idsVmi = idsVmi;
+  }
+  return observed;
+}

@@ -1,0 +1,62 @@
+// What the reconciler read from its caches about one MonitoredServer's world.
+import type { VirtualMachine } from '../../builders/virtual-machine.ts';
+
+export interface VirtualMachineInstance {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    deletionTimestamp?: string | Date;
+  };
+  spec?: Record<string, unknown>;
+  status?: {
+    phase?: string;
+    nodeName?: string;
+    conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
+  };
+}
+
+export interface ObservedState {
+  serverVm?: VirtualMachine;
+  serverVmi?: VirtualMachineInstance;
+  idsVm?: VirtualMachine;
+  idsVmi?: VirtualMachineInstance;
+  /** Another MonitoredServer (name) that already monitors the server VM. */
+  serverClaimedBy?: string;
+  /** A VM with the server VM's name exists but was not created for this MonitoredServer. */
+  serverNameTaken?: boolean;
+  /** A VM with the IDS VM's name exists but was not created for this MonitoredServer. */
+  idsNameTaken?: boolean;
+  /** The API server refused the server VM (e.g. KubeVirt's schema rejected the template). */
+  serverApplyError?: string;
+  /** The API server refused the IDS VM. */
+  idsApplyError?: string;
+}
+
+export function vmiIsRunning(vmi: VirtualMachineInstance | undefined): boolean {
+  return vmi?.status?.phase === 'Running' && !vmi.metadata.deletionTimestamp;
+}
+
+export function vmiIsReady(vmi: VirtualMachineInstance | undefined): boolean {
+  return vmiIsRunning(vmi) && Boolean(vmi?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+}
+
+/** The node a VMI is on, once its launcher pod is scheduled (phase Scheduled or Running). */
+export function vmiNode(vmi: VirtualMachineInstance | undefined): string | undefined {
+  if (!vmi || vmi.metadata.deletionTimestamp) return undefined;
+  const phase = vmi.status?.phase;
+  return phase === 'Scheduled' || phase === 'Running' ? vmi.status?.nodeName : undefined;
+}
+
+export function printableStatus(vm: VirtualMachine | undefined): string | undefined {
+  return (vm?.status as { printableStatus?: string } | undefined)?.printableStatus;
+}
+
+export function vmConditionTrue(vm: VirtualMachine | undefined, type: string): boolean {
+  const conditions = (vm?.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions;
+  return Boolean(conditions?.some((c) => c.type === type && c.status === 'True'));
+}

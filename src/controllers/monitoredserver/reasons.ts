@@ -1,0 +1,57 @@
+// Condition types, condition reasons and Event reasons: named constants, stable across releases
+// (users alert on them).
+
+export const ConditionType = {
+  Ready: 'Ready',
+  ServerRunning: 'ServerRunning',
+  Colocated: 'Colocated',
+  IDSRunning: 'IDSRunning',
+} as const;
+
+export const Reason = {
+  // Ready
+  Monitoring: 'Monitoring',
+  // ServerRunning
+  Running: 'Running',
+  ServerVMNotFound: 'ServerVMNotFound',
+  ServerVMCreating: 'ServerVMCreating',
+  ServerVMStarting: 'ServerVMStarting',
+  ServerVMStopped: 'ServerVMStopped',
+  ServerVMAlreadyMonitored: 'ServerVMAlreadyMonitored',
+  ServerVMNameConflict: 'ServerVMNameConflict',
+  ServerVMInvalid: 'ServerVMInvalid',
+  // Colocated
+  SameNode: 'SameNode',
+  WaitingForServerPlacement: 'WaitingForServerPlacement',
+  WaitingForIDSPlacement: 'WaitingForIDSPlacement',
+  NodeMismatch: 'NodeMismatch',
+  // IDSRunning
+  IDSVMCreating: 'IDSVMCreating',
+  IDSVMStarting: 'IDSVMStarting',
+  IDSVMUnschedulable: 'IDSVMUnschedulable',
+  IDSVMRestarting: 'IDSVMRestarting',
+  IDSVMNameConflict: 'IDSVMNameConflict',
+  IDSVMInvalid: 'IDSVMInvalid',
+} as const;
+
+export const EventReason = {
+  ServerVMCreated: 'ServerVMCreated',
+  ServerVMUpdated: 'ServerVMUpdated',
+  ServerVMAdopted: 'ServerVMAdopted',
+  ServerVMNotFound: 'ServerVMNotFound',
+  ServerVMAlreadyMonitored: 'ServerVMAlreadyMonitored',
+  ServerVMNameConflict: 'ServerVMNameConflict',
+  ServerVMInvalid: 'ServerVMInvalid',
+  ServerVMReleased: 'ServerVMReleased',
+  ServerVMRetained: 'ServerVMRetained',
+  ServerVMDeleted: 'ServerVMDeleted',
+  IDSVMCreated: 'IDSVMCreated',
+  IDSVMUpdated: 'IDSVMUpdated',
+  IDSVMRestarted: 'IDSVMRestarted',
+  IDSVMDeleted: 'IDSVMDeleted',
+  IDSVMNameConflict: 'IDSVMNameConflict',
+  IDSVMInvalid: 'IDSVMInvalid',
+  MonitoringStarted: 'MonitoringStarted',
+  MonitoringDegraded: 'MonitoringDegraded',
+  ReconcileFailed: 'ReconcileFailed',
+} as const;

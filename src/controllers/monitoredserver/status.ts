@@ -1,0 +1,167 @@
+// Pure: the MonitoredServer status (conditions and summary fields) from the observed state.
+// Each condition says what is wrong and what the user can do about it.
+import type { MonitoredServer, MonitoredServerStatus, VmStatus } from '../../api/v1alpha1/monitoredserver-types.ts';
+import { conditionsEqual, setCondition, type Condition, type ConditionUpdate } from '../../kube/conditions.ts';
+import { idsVmName, isAdopting, serverVmName } from '../../builders/names.ts';
+import { ConditionType, Reason } from './reasons.ts';
+import { printableStatus, vmiIsReady, vmiIsRunning, vmiNode, type ObservedState } from './observed-state.ts';
+
+type Update = Omit<ConditionUpdate, 'type' | 'observedGeneration'>;
+
+function serverRunning(ms: MonitoredServer, o: ObservedState): Update {
+  const ns = ms.metadata.namespace;
+  const name = serverVmName(ms);
+  if (o.serverClaimedBy) {
+    return {
+      status: 'False',
+      reason: Reason.ServerVMAlreadyMonitored,
+      message: `VirtualMachine ${ns}/${name} is already monitored by MonitoredServer ${o.serverClaimedBy}; delete that MonitoredServer or monitor another VM`,
+    };
+  }
+  if (o.serverNameTaken) {
+    return {
+      status: 'False',
+      reason: Reason.ServerVMNameConflict,
+      message: `a VirtualMachine named ${ns}/${name} already exists and was not created by this MonitoredServer; rename one of them, or adopt it with spec.server.virtualMachineName`,
+    };
+  }
+  if (o.serverApplyError) {
+    return {
+      status: 'False',
+      reason: Reason.ServerVMInvalid,
+      message: `the API server refused VirtualMachine ${ns}/${name} built from spec.server.template: ${o.serverApplyError}`,
+    };
+  }
+  if (!o.serverVm) {
+    return isAdopting(ms)
+      ? { status: 'False', reason: Reason.ServerVMNotFound, message: `VirtualMachine ${ns}/${name} (spec.server.virtualMachineName) does not exist; create it or fix the name` }
+      : { status: 'False', reason: Reason.ServerVMCreating, message: `creating VirtualMachine ${ns}/${name}` };
+  }
+  if (vmiIsRunning(o.serverVmi)) {
+    return { status: 'True', reason: Reason.Running, message: `VirtualMachine ${ns}/${name} is running on node ${o.serverVmi?.status?.nodeName}` };
+  }
+  const phase = printableStatus(o.serverVm);
+  if (!o.serverVmi && (phase === 'Stopped' || phase === undefined)) {
+    const strategy = o.serverVm.spec?.runStrategy ?? (o.serverVm.spec?.running ? 'Always' : 'Halted');
+    return {
+      status: 'False',
+      reason: Reason.ServerVMStopped,
+      message: `VirtualMachine ${ns}/${name} is stopped (runStrategy ${strategy}); start it to monitor it`,
+    };
+  }
+  return { status: 'False', reason: Reason.ServerVMStarting, message: `VirtualMachine ${ns}/${name} is ${phase ?? 'starting'}` };
+}
+
+function unschedulableMessage(o: ObservedState): string | undefined {
+  const c = o.idsVmi?.status?.conditions?.find((x) => x.type === 'PodScheduled' && x.status === 'False');
+  return c ? `${c.reason ?? 'Unschedulable'}: ${c.message ?? ''}`.trim() : undefined;
+}
+
+function idsRunning(ms: MonitoredServer, o: ObservedState, serverNode: string | undefined): Update {
+  const ns = ms.metadata.namespace;
+  const name = idsVmName(ms);
+  if (o.idsNameTaken) {
+    return {
+      status: 'False',
+      reason: Reason.IDSVMNameConflict,
+      message: `a VirtualMachine named ${ns}/${name} already exists and is not this MonitoredServer's IDS VM; delete or rename it`,
+    };
+  }
+  if (o.idsApplyError) {
+    return {
+      status: 'False',
+      reason: Reason.IDSVMInvalid,
+      message: `the API server refused IDS VirtualMachine ${ns}/${name} built from spec.ids.template: ${o.idsApplyError}`,
+    };
+  }
+  if (!o.idsVm) {
+    return serverNode
+      ? { status: 'False', reason: Reason.IDSVMCreating, message: `creating IDS VirtualMachine ${ns}/${name} on node ${serverNode}` }
+      : { status: 'False', reason: Reason.WaitingForServerPlacement, message: `the IDS VM is created once the server VM has a node` };
+  }
+  if (vmiIsReady(o.idsVmi)) {
+    return { status: 'True', reason: Reason.Running, message: `IDS VirtualMachine ${ns}/${name} is running on node ${o.idsVmi?.status?.nodeName}` };
+  }
+  const unschedulable = unschedulableMessage(o);
+  if (unschedulable) {
+    return {
+      status: 'False',
+      reason: Reason.IDSVMUnschedulable,
+      message: `IDS VirtualMachine ${ns}/${name} cannot be scheduled on node ${serverNode ?? '(unknown)'} beside the server VM: ${unschedulable}`,
+    };
+  }
+  if (o.idsVmi?.metadata.deletionTimestamp) {
+    return { status: 'False', reason: Reason.IDSVMRestarting, message: `IDS VirtualMachine ${ns}/${name} is restarting to follow the server VM or a template change` };
+  }
+  return { status: 'False', reason: Reason.IDSVMStarting, message: `IDS VirtualMachine ${ns}/${name} is ${printableStatus(o.idsVm) ?? 'starting'}` };
+}
+
+function colocated(o: ObservedState, serverNode: string | undefined): Update {
+  if (!serverNode) {
+    return { status: 'False', reason: Reason.WaitingForServerPlacement, message: 'waiting for the server VM to be scheduled to a node' };
+  }
+  const idsNode = vmiNode(o.idsVmi);
+  if (!idsNode) {
+    return { status: 'False', reason: Reason.WaitingForIDSPlacement, message: `waiting for the IDS VM to be scheduled to node ${serverNode}` };
+  }
+  if (idsNode !== serverNode) {
+    return {
+      status: 'False',
+      reason: Reason.NodeMismatch,
+      message: `the IDS VM runs on node ${idsNode} but the server VM on node ${serverNode}; moving the IDS VM`,
+    };
+  }
+  return { status: 'True', reason: Reason.SameNode, message: `the server and IDS VMs run on node ${serverNode}` };
+}
+
+function vmStatus(name: string, vm: ObservedState['serverVm'], vmi: ObservedState['serverVmi']): VmStatus {
+  const out: VmStatus = { name };
+  const phase = printableStatus(vm);
+  if (phase) out.phase = phase;
+  if (vm) out.ready = vmiIsReady(vmi);
+  const node = vmiNode(vmi);
+  if (node) out.nodeName = node;
+  return out;
+}
+
+/** The status the MonitoredServer should have; `previous` keeps lastTransitionTime stable. */
+export function computeStatus(ms: MonitoredServer, o: ObservedState, now: Date): MonitoredServerStatus {
+  const generation = ms.metadata.generation ?? 0;
+  const serverNode = o.serverClaimedBy || o.serverNameTaken ? undefined : vmiNode(o.serverVmi);
+  const parts: Array<[string, Update]> = [
+    [ConditionType.ServerRunning, serverRunning(ms, o)],
+    [ConditionType.IDSRunning, idsRunning(ms, o, serverNode)],
+    [ConditionType.Colocated, colocated(o, serverNode)],
+  ];
+  const notReady = parts.find(([, u]) => u.status !== 'True');
+  const ready: Update = notReady
+    ? { status: 'False', reason: notReady[1].reason, message: `${notReady[0]}: ${notReady[1].message}` }
+    : { status: 'True', reason: Reason.Monitoring, message: `the IDS VM monitors the server VM on node ${serverNode}` };
+
+  let conditions: Condition[] = (ms.status?.conditions as Condition[] | undefined) ?? [];
+  for (const [type, update] of [[ConditionType.Ready, ready] as [string, Update], ...parts]) {
+    conditions = setCondition(conditions, { type, ...update, observedGeneration: generation }, now);
+  }
+  const status: MonitoredServerStatus = {
+    observedGeneration: generation,
+    serverVM: vmStatus(serverVmName(ms), o.serverClaimedBy || o.serverNameTaken ? undefined : o.serverVm, o.serverVmi),
+    idsVM: vmStatus(idsVmName(ms), o.idsNameTaken ? undefined : o.idsVm, o.idsVmi),
+    conditions,
+  };
+  if (serverNode) status.nodeName = serverNode;
+  return status;
+}
+
+/** True when writing `next` would change nothing the user sees (conditions compared as a map). */
+export function statusEqual(current: MonitoredServerStatus | undefined, next: MonitoredServerStatus): boolean {
+  if (!current) return false;
+  const { conditions: a, ...restA } = current;
+  const { conditions: b, ...restB } = next;
+  return conditionsEqual(a as Condition[] | undefined, b as Condition[]) && canonical(restA) === canonical(restB);
+}
+
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => x.localeCompare(y))) : v,
+  );
+}

@@ -1,0 +1,32 @@
+// Pure: which MonitoredServers (namespace/name keys) a change to a VM or VMI concerns.
+import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
+import { LABEL_MONITORED_SERVER } from '../../builders/names.ts';
+
+interface Named {
+  metadata: { name?: string; namespace?: string; labels?: Record<string, string> };
+}
+
+export const ADOPTED_VM_INDEX = 'adoptedVm';
+
+/** Index of MonitoredServers by the VM they adopt: `namespace/vmName`. */
+export function adoptedVmIndex(ms: MonitoredServer): string[] {
+  const name = ms.spec?.server?.virtualMachineName;
+  return name ? [`${ms.metadata.namespace}/${name}`] : [];
+}
+
+/**
+ * Keys of the MonitoredServers a VM or VMI may matter to: the one named in its label, those adopting
+ * it by name, and the one whose child name (<name>-server, <name>-ids) it has (to notice a VM that
+ * takes that name).
+ */
+export function monitoredServerKeysFor(obj: Named, adoptersOf: (key: string) => string[]): string[] {
+  const ns = obj.metadata.namespace ?? '';
+  const name = obj.metadata.name ?? '';
+  const keys = new Set<string>();
+  const label = obj.metadata.labels?.[LABEL_MONITORED_SERVER];
+  if (label) keys.add(`${ns}/${label}`);
+  for (const key of adoptersOf(`${ns}/${name}`)) keys.add(key);
+  const child = /^(.+)-(server|ids)$/.exec(name);
+  if (child) keys.add(`${ns}/${child[1]}`);
+  return [...keys];
+}

@@ -1,0 +1,31 @@
+// Entry point of the operator: `node dist/src/main.js [flags]` (see --help).
+import { CommanderError } from 'commander';
+import { parseConfig } from './config.ts';
+import { createLogger, errorField } from './kube/logger.ts';
+import { startOperator } from './operator.ts';
+
+let config;
+try {
+  config = parseConfig(process.argv.slice(2));
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  throw err;
+}
+const logger = createLogger({ level: config.logLevel, defaultMeta: { component: 'hyperspector-operator' } });
+try {
+  const operator = await startOperator(config, logger);
+  logger.info('Started operator', { identity: operator.identity, httpPort: operator.httpPort });
+  const shutdown = async (signal: string) => {
+    logger.info('Received signal, shutting down', { signal });
+    await operator.stop();
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  const code = await operator.ended;
+  // Leave room for the last log lines, then exit even if a handle lingers.
+  setTimeout(() => process.exit(code), 100).unref();
+  if (code !== 0) process.exitCode = code;
+} catch (err) {
+  logger.error('Failed to start operator', { err: errorField(err) });
+  process.exit(1);
+}

@@ -1,0 +1,111 @@
+// Wires the operator together: caches, controller, leader election, Events, /metrics and health,
+// and graceful shutdown.
+import * as k8s from '@kubernetes/client-node';
+import type { OperatorConfig } from './config.ts';
+import { MonitoredServerController } from './controllers/monitoredserver/monitoredserver_controller.ts';
+import type { EventSink } from './controllers/monitoredserver/events.ts';
+import { EventRecorder, referenceTo } from './kube/events.ts';
+import { HealthServer, informersSyncedCheck, leaderElectionCheck } from './kube/health-server.ts';
+import { apiLeaseLock, defaultIdentity, LeaderElector } from './kube/leader-election.ts';
+import { createLogger, errorField, type Logger } from './kube/logger.ts';
+import { OperatorMetrics } from './kube/metrics.ts';
+import { createKubeApi } from './kube/rest.ts';
+import type { KubeObject } from './kube/apply.ts';
+
+export function loadKubeConfig(path?: string): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export interface RunningOperator {
+  httpPort: number;
+  identity: string;
+  /** Stops reconciling, releases the lease, closes the caches and the HTTP server. */
+  stop(): Promise<void>;
+  /** Resolves when the operator ends on its own (lost leadership); with the exit code to use. */
+  ended: Promise<number>;
+}
+
+export async function startOperator(config: OperatorConfig, logger: Logger = createLogger({ level: config.logLevel, defaultMeta: { component: 'hyperspector-operator' } })): Promise<RunningOperator> {
+  const kubeConfig = loadKubeConfig(config.kubeconfig);
+  const api = createKubeApi(kubeConfig);
+  const metrics = new OperatorMetrics();
+  const identity = defaultIdentity();
+  const recorder = new EventRecorder({ api, reportingInstance: identity, logger });
+  const events: EventSink = {
+    record: (ms, type, reason, message) => recorder.event(referenceTo(ms as unknown as KubeObject), type, reason, 'Reconcile', message),
+  };
+  const controller = new MonitoredServerController({
+    kubeConfig,
+    api,
+    namespaces: config.namespaces,
+    concurrency: config.concurrency,
+    logger,
+    metrics,
+    events,
+    notReadyRecheckMs: config.notReadyRecheckMs,
+  });
+  const health = new HealthServer({ port: config.httpPort, host: config.httpHost, metrics, logger });
+  health.addLivenessCheck('ping', () => true);
+  health.addReadinessCheck('informers', informersSyncedCheck([{ name: 'caches', hasSynced: () => controller.hasSynced() }]));
+  const httpPort = await health.start();
+
+  let resolveEnded!: (code: number) => void;
+  const ended = new Promise<number>((resolve) => (resolveEnded = resolve));
+  let stopping = false;
+
+  controller.startInformers();
+  let elector: LeaderElector | undefined;
+  const lead = async () => {
+    await controller.waitForSync();
+    if (stopping) return;
+    logger.info('Started reconciling', { namespaces: config.namespaces.length ? config.namespaces : 'all', concurrency: config.concurrency });
+    controller.startWorkers();
+  };
+  if (config.leaderElect) {
+    elector = new LeaderElector({
+      lock: apiLeaseLock(api, config.leaderElectionNamespace, config.leaderElectionId),
+      identity,
+      leaseDurationMs: config.leaseDurationMs,
+      renewDeadlineMs: config.renewDeadlineMs,
+      retryPeriodMs: config.retryPeriodMs,
+      logger,
+      metrics: metrics.leaderElection(config.leaderElectionId),
+      onStartedLeading: () => {
+        logger.info('Became leader', { identity });
+        lead().catch((err: unknown) => logger.error('Failed to start reconciling', { err: errorField(err) }));
+      },
+      onStoppedLeading: () => {
+        if (stopping) return;
+        // As controller-runtime does: a replica that lost its lease stops at once and exits, so it
+        // can never write while another replica leads.
+        logger.error('Lost leadership; stopping', { identity });
+        controller.queue.shutDown();
+        resolveEnded(1);
+      },
+    });
+    health.addReadinessCheck('leader-election', leaderElectionCheck(elector));
+    void elector.run();
+  } else {
+    void lead();
+  }
+
+  return {
+    httpPort,
+    identity,
+    ended,
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      logger.info('Stopping operator', {});
+      await controller.stop();
+      await elector?.stop();
+      await recorder.flush().catch(() => {});
+      await health.close();
+      resolveEnded(0);
+    },
+  };
+}

@@ -1,0 +1,88 @@
+// The supervised informer against a real kube-apiserver, including a restart of the API server.
+import assert from 'node:assert/strict';
+import type { KubeObject } from '../../../src/kube/apply.ts';
+import { Informer, labelIndex } from '../../../src/kube/informer.ts';
+import { apiListWatch } from '../../../src/kube/list-watch.ts';
+import { createKubeApi, type KubeApi } from '../../../src/kube/rest.ts';
+import { CONFIG_MAP, collectionPath, objectPath } from '../../../src/kube/resources.ts';
+import type { LocalCluster } from '../../support/cluster.ts';
+import { startRuntimeTestCluster } from './kube-cluster.ts';
+import { waitFor } from '../../support/wait.ts';
+
+const NS = 'informer-test';
+
+describe('supervised informer (real kube-apiserver)', function () {
+  let cluster: LocalCluster;
+  let api: KubeApi;
+  let informer: Informer<KubeObject>;
+  const seen: string[] = [];
+
+  before(async function () {
+    cluster = await startRuntimeTestCluster();
+    api = createKubeApi(cluster.kubeConfig, { timeoutMs: 5000 });
+    await api.request({ method: 'POST', path: '/api/v1/namespaces', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } });
+  });
+
+  after(async () => {
+    await informer?.stop();
+    await cluster?.stop();
+  });
+
+  const configMap = (name: string, owner: string, value = 'v'): KubeObject => ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace: NS, labels: { 'hyperspector.io/test': 'yes', owner } },
+    data: { value },
+  });
+  const create = (obj: KubeObject) => api.request({ method: 'POST', path: collectionPath(CONFIG_MAP, NS), body: obj });
+  const replace = async (name: string, value: string) => {
+    const live = await api.request<KubeObject>({ method: 'GET', path: objectPath(CONFIG_MAP, NS, name) });
+    await api.request({ method: 'PUT', path: objectPath(CONFIG_MAP, NS, name), body: { ...live, data: { value } } });
+  };
+  const remove = (name: string) => api.request({ method: 'DELETE', path: objectPath(CONFIG_MAP, NS, name) });
+  const cachedValue = (name: string) => (informer.get(NS, name)?.data as { value?: string } | undefined)?.value;
+
+  it('lists, syncs and follows changes of label-selected objects in one namespace', async () => {
+    await create(configMap('before-start', 'a'));
+    await create({ ...configMap('unselected', 'a'), metadata: { name: 'unselected', namespace: NS } });
+    informer = new Informer<KubeObject>({
+      name: 'configmaps',
+      source: apiListWatch<KubeObject>(cluster.kubeConfig, api, { path: collectionPath(CONFIG_MAP, NS), labelSelector: 'hyperspector.io/test=yes' }),
+      watchdogMs: 90_000,
+      backoffMaxMs: 2000,
+    });
+    informer.addIndex('owner', labelIndex('owner'));
+    informer.addEventHandler({
+      onAdd: (o) => seen.push(`add ${o.metadata.name}`),
+      onUpdate: (_, o) => seen.push(`update ${o.metadata.name}`),
+      onDelete: (o) => seen.push(`delete ${o.metadata.name}`),
+    });
+    informer.start();
+    await informer.waitForSync(30_000);
+    assert.deepEqual(informer.list().map((o) => o.metadata.name), ['before-start']);
+
+    await create(configMap('after-start', 'b'));
+    await waitFor(() => informer.get(NS, 'after-start'), { description: 'after-start in the cache' });
+    await replace('before-start', 'v2');
+    await waitFor(() => cachedValue('before-start') === 'v2', { description: 'update in the cache' });
+    assert.deepEqual(informer.byIndex('owner', 'b').map((o) => o.metadata.name), ['after-start']);
+    assert.ok(seen.includes('add after-start') && seen.includes('update before-start'));
+  });
+
+  it('recovers after the API server restarts, without restarting the process', async () => {
+    await cluster.restartApiServer({
+      // While the API server is down the informer must notice and keep retrying.
+      downtimeProbe: () => waitFor(() => informer.health().consecutiveFailures > 0 || undefined, { timeoutMs: 30_000, description: 'informer noticing the outage' }).then(() => {}),
+    });
+    await create(configMap('after-restart', 'c'));
+    await replace('before-start', 'v3');
+    await remove('after-start');
+    await waitFor(() => informer.get(NS, 'after-restart') && cachedValue('before-start') === 'v3' && !informer.get(NS, 'after-start'), {
+      timeoutMs: 60_000,
+      description: 'changes made after the restart reaching the cache',
+    });
+    assert.ok(seen.includes('add after-restart'));
+    assert.ok(seen.includes('delete after-start'));
+    assert.equal(informer.hasSynced(), true);
+  });
+});

@@ -1,0 +1,127 @@
+// A ready-to-use environment for operator integration tests: a LocalCluster, the KubeVirt
+// simulator, the operator's RBAC, and helpers to read and wait on objects.
+import * as k8s from '@kubernetes/client-node';
+import type { MonitoredServer } from '../../src/api/v1alpha1/monitoredserver-types.ts';
+import { startCluster, type LocalCluster } from './cluster.ts';
+import { KubeVirtSimulator } from './kubevirt-simulator/index.ts';
+import { grantOperatorRbac } from './operator-rbac.ts';
+import { ensureNamespace } from './operator-process.ts';
+import { waitFor } from './wait.ts';
+
+type Obj = { metadata: k8s.V1ObjectMeta; spec?: any; status?: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export const MS = { group: 'hyperspector.io', version: 'v1alpha1', plural: 'monitoredservers' };
+export const VM = { group: 'kubevirt.io', version: 'v1', plural: 'virtualmachines' };
+export const VMI = { group: 'kubevirt.io', version: 'v1', plural: 'virtualmachineinstances' };
+
+export class OperatorTestEnv {
+  readonly custom: k8s.CustomObjectsApi;
+  readonly core: k8s.CoreV1Api;
+
+  constructor(
+    readonly cluster: LocalCluster,
+    readonly simulator: KubeVirtSimulator,
+  ) {
+    this.custom = cluster.api(k8s.CustomObjectsApi);
+    this.core = cluster.api(k8s.CoreV1Api);
+  }
+
+  static async start(nodes = 3): Promise<OperatorTestEnv> {
+    const cluster = await startCluster({ nodes });
+    try {
+      await grantOperatorRbac(cluster);
+      const simulator = new KubeVirtSimulator(cluster.kubeConfig);
+      simulator.start();
+      return new OperatorTestEnv(cluster, simulator);
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.simulator.stop();
+    await this.cluster.stop();
+  }
+
+  namespace(name: string): Promise<void> {
+    return ensureNamespace(this.cluster, name);
+  }
+
+  async get(kind: typeof MS, namespace: string, name: string): Promise<Obj | undefined> {
+    try {
+      return (await this.custom.getNamespacedCustomObject({ ...kind, namespace, name })) as Obj;
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async list(kind: typeof MS, namespace?: string, labelSelector?: string): Promise<Obj[]> {
+    const res = namespace
+      ? await this.custom.listNamespacedCustomObject({ ...kind, namespace, ...(labelSelector ? { labelSelector } : {}) })
+      : await this.custom.listClusterCustomObject({ ...kind, ...(labelSelector ? { labelSelector } : {}) });
+    return (res as { items: Obj[] }).items;
+  }
+
+  async create(kind: typeof MS, namespace: string, body: object): Promise<Obj> {
+    return (await this.custom.createNamespacedCustomObject({ ...kind, namespace, body })) as Obj;
+  }
+
+  async mergePatch(kind: typeof MS, namespace: string, name: string, body: object): Promise<Obj> {
+    return (await this.custom.patchNamespacedCustomObject(
+      { ...kind, namespace, name, body },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    )) as Obj;
+  }
+
+  async delete(kind: typeof MS, namespace: string, name: string): Promise<void> {
+    try {
+      await this.custom.deleteNamespacedCustomObject({ ...kind, namespace, name });
+    } catch (err) {
+      if ((err as { code?: number }).code !== 404) throw err;
+    }
+  }
+
+  async createMonitoredServer(ms: MonitoredServer): Promise<Obj> {
+    return this.create(MS, ms.metadata.namespace ?? 'default', ms);
+  }
+
+  condition(obj: Obj | undefined, type: string): { status: string; reason: string; message: string; lastTransitionTime: string } | undefined {
+    return (obj?.status?.conditions ?? []).find((c: { type: string }) => c.type === type);
+  }
+
+  /** Waits until the MonitoredServer's condition has the status (and reason, if given). */
+  async waitForCondition(namespace: string, name: string, type: string, status: string, reason?: string, timeoutMs = 60_000): Promise<Obj> {
+    return waitFor(
+      async () => {
+        const ms = await this.get(MS, namespace, name);
+        const c = this.condition(ms, type);
+        return c && c.status === status && (!reason || c.reason === reason) ? ms : undefined;
+      },
+      { timeoutMs, intervalMs: 200, description: `${namespace}/${name} ${type}=${status}${reason ? ` (${reason})` : ''}` },
+    );
+  }
+
+  async waitGone(kind: typeof MS, namespace: string, name: string, timeoutMs = 60_000): Promise<void> {
+    await waitFor(async () => (await this.get(kind, namespace, name)) === undefined || undefined, {
+      timeoutMs,
+      description: `${kind.plural} ${namespace}/${name} to be gone`,
+    });
+  }
+
+  async events(namespace: string, involvedName: string): Promise<Array<{ reason: string; note: string; type: string }>> {
+    const api = this.cluster.api(k8s.EventsV1Api);
+    const list = await api.listNamespacedEvent({ namespace });
+    return list.items
+      .filter((e) => e.regarding?.name === involvedName)
+      .map((e) => ({ reason: e.reason ?? '', note: e.note ?? '', type: e.type ?? '' }));
+  }
+
+  async waitForEvent(namespace: string, involvedName: string, reason: string, timeoutMs = 30_000): Promise<{ reason: string; note: string; type: string }> {
+    return waitFor(async () => (await this.events(namespace, involvedName)).find((e) => e.reason === reason), {
+      timeoutMs,
+      description: `Event ${reason} on ${namespace}/${involvedName}`,
+    });
+  }
+}

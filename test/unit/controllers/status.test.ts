@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { computeStatus, statusEqual } from '../../../src/controllers/monitoredserver/status.ts';
+import type { ObservedState, VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
+import type { VirtualMachine } from '../../../src/builders/virtual-machine.ts';
+import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
+
+const T0 = new Date('2026-11-29T10:00:00Z');
+const T1 = new Date('2026-11-29T10:05:00Z');
+
+function vm(name: string, printableStatus = 'Running'): VirtualMachine {
+  return { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name, namespace: 'shop' }, spec: { runStrategy: 'Always', template: { spec: { domain: { devices: {} } } } }, status: { printableStatus } };
+}
+
+function vmi(name: string, node: string | undefined, phase = 'Running', ready = true): VirtualMachineInstance {
+  return {
+    metadata: { name, namespace: 'shop', uid: `${name}-uid` },
+    status: { phase, nodeName: node, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+  };
+}
+
+const cond = (s: ReturnType<typeof computeStatus>, type: string) => s.conditions?.find((c) => c.type === type);
+
+describe('MonitoredServer status', () => {
+  const ms = monitoredServer('web-1', 'shop');
+  ms.metadata.generation = 4;
+
+  it('is Ready when both VMs run on the same node', () => {
+    const o: ObservedState = { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVm: vm('web-1-ids'), idsVmi: vmi('web-1-ids', 'node-a') };
+    const s = computeStatus(ms, o, T0);
+    assert.equal(cond(s, 'Ready')?.status, 'True');
+    assert.equal(cond(s, 'Ready')?.reason, 'Monitoring');
+    assert.equal(cond(s, 'Colocated')?.reason, 'SameNode');
+    assert.equal(s.nodeName, 'node-a');
+    assert.equal(s.observedGeneration, 4);
+    assert.deepEqual(s.serverVM, { name: 'web-1-server', phase: 'Running', ready: true, nodeName: 'node-a' });
+    assert.ok(s.conditions?.every((c) => c.observedGeneration === 4));
+  });
+
+  it('waits for the server placement before the IDS VM exists', () => {
+    const s = computeStatus(ms, { serverVm: vm('web-1-server', 'Starting'), serverVmi: vmi('web-1-server', undefined, 'Scheduling', false) }, T0);
+    assert.equal(cond(s, 'Colocated')?.reason, 'WaitingForServerPlacement');
+    assert.equal(cond(s, 'IDSRunning')?.reason, 'WaitingForServerPlacement');
+    assert.equal(cond(s, 'Ready')?.status, 'False');
+    assert.match(cond(s, 'Ready')!.message, /^ServerRunning: VirtualMachine shop\/web-1-server is Starting/);
+  });
+
+  it('reports a missing adopted VM with what to do', () => {
+    const adopt = monitoredServer('db-1', 'shop');
+    adopt.spec.server = { virtualMachineName: 'db-1' };
+    const s = computeStatus(adopt, {}, T0);
+    assert.equal(cond(s, 'ServerRunning')?.reason, 'ServerVMNotFound');
+    assert.match(cond(s, 'ServerRunning')!.message, /VirtualMachine shop\/db-1 \(spec\.server\.virtualMachineName\) does not exist/);
+    assert.equal(cond(s, 'Ready')?.reason, 'ServerVMNotFound');
+  });
+
+  it('reports a VM monitored by another MonitoredServer, and shows nothing of that VM', () => {
+    const s = computeStatus(ms, { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), serverClaimedBy: 'other' }, T0);
+    assert.equal(cond(s, 'ServerRunning')?.reason, 'ServerVMAlreadyMonitored');
+    assert.match(cond(s, 'ServerRunning')!.message, /already monitored by MonitoredServer other/);
+    assert.equal(s.nodeName, undefined);
+  });
+
+  it('reports the IDS VM on another node as NodeMismatch', () => {
+    const o: ObservedState = { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-b'), idsVm: vm('web-1-ids'), idsVmi: vmi('web-1-ids', 'node-a') };
+    const s = computeStatus(ms, o, T0);
+    assert.equal(cond(s, 'Colocated')?.reason, 'NodeMismatch');
+    assert.equal(cond(s, 'Ready')?.status, 'False');
+  });
+
+  it('reports an unschedulable IDS VM with the scheduler message', () => {
+    const idsVmi = vmi('web-1-ids', undefined, 'Scheduling', false);
+    idsVmi.status!.conditions!.push({ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available' });
+    const s = computeStatus(ms, { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVm: vm('web-1-ids', 'ErrorUnschedulable'), idsVmi }, T0);
+    assert.equal(cond(s, 'IDSRunning')?.reason, 'IDSVMUnschedulable');
+    assert.match(cond(s, 'IDSRunning')!.message, /0\/3 nodes are available/);
+  });
+
+  it('keeps lastTransitionTime when the status does not change, and a second computation equals the first', () => {
+    const o: ObservedState = { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVm: vm('web-1-ids'), idsVmi: vmi('web-1-ids', 'node-a') };
+    const first = computeStatus(ms, o, T0);
+    const again = computeStatus({ ...ms, status: first }, o, T1);
+    assert.equal(cond(again, 'Ready')?.lastTransitionTime, '2026-11-29T10:00:00Z');
+    assert.ok(statusEqual(first, again));
+    const degraded = computeStatus({ ...ms, status: first }, { ...o, idsVmi: undefined }, T1);
+    assert.equal(cond(degraded, 'Ready')?.lastTransitionTime, '2026-11-29T10:05:00Z');
+    assert.ok(!statusEqual(first, degraded));
+  });
+});
