@@ -1,0 +1,61 @@
+// Benchmark: list every process of a guest with about 1000 of them, from outside, by reading its
+// memory. Prints one JSON line: median time to list all processes over repeated runs, and how many
+// were listed against the guest's own `ps`.
+//   npm run bench:introspection [-- --processes 1000 --runs 21]
+import { parseArgs } from 'node:util';
+import { GuestIntrospector } from '../src/introspection/guest-introspector.ts';
+import { QemuGuest } from '../test/support/guest/qemu-guest.ts';
+import { asPsRow, guestPs, waitForGuestPs } from '../test/support/guest/scenario.ts';
+import { testGuestAssets } from '../test/support/guest/test-guest.ts';
+
+const { values } = parseArgs({ options: { processes: { type: 'string', default: '1000' }, runs: { type: 'string', default: '21' } } });
+const target = Number(values.processes);
+const runs = Number(values.runs);
+const log = (msg: string) => process.stderr.write(`[bench:introspection] ${msg}\n`);
+
+const assets = testGuestAssets();
+const guest = await QemuGuest.boot({ kernel: assets.kernel.vmlinuz, initrd: assets.initrd, kaslr: true, memoryMiB: 512 });
+try {
+  const initial = (await guestPs(guest)).length - 1; // without the ps itself
+  const extra = Math.max(0, target - initial);
+  log(`guest has ${initial} processes; starting ${extra} more under ${guest.accelerator}`);
+  await guest.run(`i=0; while [ $i -lt ${extra} ]; do sleep 100000 & i=$((i+1)); done`, 600_000);
+  await waitForGuestPs(guest, (rows) => rows.length - 1 >= target, 600_000);
+
+  const attachStart = performance.now();
+  const introspector = GuestIntrospector.attachToQemu(guest.pid, [assets.profile]);
+  const attachMs = performance.now() - attachStart;
+  const times: number[] = [];
+  let consistentRuns = 0;
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    const s = introspector.snapshot();
+    times.push(performance.now() - start);
+    if (s.consistent) consistentRuns++;
+  }
+  // The guest's own view, bracketed by two reads from outside (the ps process itself excluded).
+  const inside = (await guestPs(guest)).filter((r) => !(r.comm === 'ps' && r.ppid === 1));
+  const snapshot = introspector.snapshot();
+  introspector.close();
+  const outside = new Set(snapshot.processes.map((p) => JSON.stringify(asPsRow(p))));
+  const matched = inside.filter((r) => outside.has(JSON.stringify(r))).length;
+  times.sort((a, b) => a - b);
+  const round = (x: number) => Math.round(x * 100) / 100;
+  process.stdout.write(`${JSON.stringify({
+    benchmark: 'introspection',
+    accelerator: guest.accelerator,
+    kernel: snapshot.kernel.release,
+    pagingLevels: snapshot.kernel.pagingLevels,
+    guestProcesses: inside.length,
+    listed: snapshot.processes.length,
+    matched,
+    runs,
+    consistentRuns,
+    medianMs: round(times[Math.floor(times.length / 2)]!),
+    minMs: round(times[0]!),
+    maxMs: round(times.at(-1)!),
+    attachMs: round(attachMs),
+  })}\n`);
+} finally {
+  await guest.stop();
+}
