@@ -76,7 +76,7 @@ export class QemuGuest {
         log('KVM works; guests run under KVM');
         return guest;
       } catch {
-        log(`the guest did not come up under KVM in time; falling back to TCG for this run. Serial: ${guest.serial.slice(-500)}`);
+        log(`KVM did not work (QEMU failed or the guest hung); falling back to TCG for this run. QEMU said: ${guest.serial.slice(-300).trim()}`);
         await guest.stop();
         chosenAccelerator = 'tcg';
       }
