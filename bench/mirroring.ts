@@ -3,9 +3,10 @@
 // IDS captures every packet (tcpdump on its mirror NIC, as a NIDS reads through AF_PACKET).
 //
 // Needs root (network namespaces) and Debian's wrk, tcpdump and gnuplot (hack/deps/dataplane.packages).
-// Run: npm run bench:mirroring   (BENCH_MIRRORING_SECONDS per measurement, BENCH_MIRRORING_ROUNDS)
+// Run: npm run bench:mirroring   (BENCH_MIRRORING_SECONDS per measurement, BENCH_MIRRORING_ROUNDS;
+// the defaults, 2 s x 5 rounds x 5 sizes x 3 configurations, take about three minutes)
 // Prints one JSON line and a table; writes bench/results/mirroring.{json,dat,png}.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
@@ -21,9 +22,11 @@ const SIZES_KB = [0, 1, 2, 4, 8] as const;
 const CONFIGS = ['base', 'mirrored', 'mirroredCapture'] as const;
 type Config = (typeof CONFIGS)[number];
 const LABELS: Record<Config, string> = { base: 'no mirroring', mirrored: 'mirrored', mirroredCapture: 'mirrored + IDS capture' };
-const seconds = Number(process.env.BENCH_MIRRORING_SECONDS ?? 4);
-// Three rounds, median per cell: one slow sample (another job's burst) does not decide a ratio.
-const rounds = Number(process.env.BENCH_MIRRORING_ROUNDS ?? 3);
+// Short measurements, many rounds: each round measures the three configurations back to back
+// for every size (in a rotating order), and ratios are taken within a round, then the median over
+// rounds. On a shared, loaded machine this cancels slow drift and outvotes bursts of other jobs.
+const seconds = Number(process.env.BENCH_MIRRORING_SECONDS ?? 2);
+const rounds = Number(process.env.BENCH_MIRRORING_ROUNDS ?? 5);
 const PORT = 8080;
 
 const kernel = new NsenterIproute2();
@@ -87,7 +90,7 @@ async function main(): Promise<void> {
   const loadBefore = loadavg();
   const samples: Record<Config, number[][]> = { base: SIZES_KB.map(() => []), mirrored: SIZES_KB.map(() => []), mirroredCapture: SIZES_KB.map(() => []) };
   const capture = { captured: 0, droppedByKernel: 0 };
-  let mirror = { packets: 0, dropped: 0 };
+  const mirror = { packets: 0, dropped: 0 };
   try {
     const cluster = await buildCluster(prefix, [1]);
     const pair = cluster.pairs[0]!;
@@ -96,39 +99,55 @@ async function main(): Promise<void> {
     const url = (kb: number) => `http://${pair.serverAddress}:${PORT}/${kb}k.html`;
     await wrk(cluster.client, url(1), 2); // warm-up: JIT, ARP, TCP
 
+    let mirrorOn = false;
+    let tcpdump: { child: ChildProcess; stderr: string } | undefined;
+    const stopTcpdump = async () => {
+      if (!tcpdump) return;
+      await processes.stop(tcpdump.child, 'SIGINT');
+      capture.captured += Number(/(\d+) packets captured/.exec(tcpdump.stderr)?.[1] ?? NaN);
+      capture.droppedByKernel += Number(/(\d+) packets dropped by kernel/.exec(tcpdump.stderr)?.[1] ?? NaN);
+      tcpdump = undefined;
+    };
+    const enter = async (config: Config) => {
+      if (config !== 'mirroredCapture') await stopTcpdump();
+      if (config === 'base' && mirrorOn) await removeServerMirror(kernel, mirrorSpec(pair));
+      if (config !== 'base' && !mirrorOn) await ensureServerMirror(kernel, mirrorSpec(pair));
+      mirrorOn = config !== 'base';
+      if (config === 'mirroredCapture' && !tcpdump) {
+        const child = processes.add(pair.idsVm.spawn(['tcpdump', '-i', 'mirror0', '-n', '-s', '0', '-w', '/dev/null']));
+        const started = { child, stderr: '' };
+        child.stderr?.on('data', (c: Buffer) => (started.stderr += c.toString()));
+        await waitForOutput(child, 'listening on', 'the IDS capture');
+        tcpdump = started;
+      }
+    };
+
     for (let round = 0; round < rounds; round++) {
-      // Alternate the order so slow drift in the machine's load does not favour one configuration.
-      const order = round % 2 === 0 ? CONFIGS : [...CONFIGS].reverse();
-      for (const config of order) {
-        if (config !== 'base') await ensureServerMirror(kernel, mirrorSpec(pair));
-        const tcpdump =
-          config === 'mirroredCapture' ? processes.add(pair.idsVm.spawn(['tcpdump', '-i', 'mirror0', '-n', '-s', '0', '-w', '/dev/null'])) : undefined;
-        let tcpdumpOut = '';
-        if (tcpdump) {
-          tcpdump.stderr?.on('data', (c: Buffer) => (tcpdumpOut += c.toString()));
-          await waitForOutput(tcpdump, 'listening on', 'the IDS capture');
+      for (const [i, kb] of SIZES_KB.entries()) {
+        // Rotate the order so no configuration always runs first (or right after a warm cache).
+        const shift = (round + i) % CONFIGS.length;
+        for (const config of [...CONFIGS.slice(shift), ...CONFIGS.slice(0, shift)]) {
+          await enter(config);
+          const before = mirrorOn ? await mirroredPackets(pair) : undefined;
+          samples[config][i]!.push(await wrk(cluster.client, url(kb), seconds));
+          if (before) {
+            const after = await mirroredPackets(pair);
+            mirror.packets += after.packets - before.packets;
+            mirror.dropped += after.dropped - before.dropped;
+          }
         }
-        const before = config !== 'base' ? await mirroredPackets(pair) : undefined;
-        for (const [i, kb] of SIZES_KB.entries()) samples[config][i]!.push(await wrk(cluster.client, url(kb), seconds));
-        if (before) {
-          const after = await mirroredPackets(pair);
-          mirror = { packets: mirror.packets + after.packets - before.packets, dropped: mirror.dropped + after.dropped - before.dropped };
-        }
-        if (tcpdump) {
-          await processes.stop(tcpdump, 'SIGINT');
-          capture.captured += Number(/(\d+) packets captured/.exec(tcpdumpOut)?.[1] ?? NaN);
-          capture.droppedByKernel += Number(/(\d+) packets dropped by kernel/.exec(tcpdumpOut)?.[1] ?? NaN);
-        }
-        if (config !== 'base') await removeServerMirror(kernel, mirrorSpec(pair));
       }
     }
+    await stopTcpdump();
+    if (mirrorOn) await removeServerMirror(kernel, mirrorSpec(pair));
   } finally {
     await processes.stopAll();
     await deleteNamespaces(prefix);
   }
 
   const rps = Object.fromEntries(CONFIGS.map((c) => [c, samples[c].map((s) => Math.round(median(s)))])) as Record<Config, number[]>;
-  const ratio = (c: Config) => rps[c].map((v, i) => Number((v / rps.base[i]!).toFixed(3)));
+  // Median over rounds of the within-round ratio (a paired comparison).
+  const ratio = (c: Config) => samples[c].map((perSize, i) => Number(median(perSize.map((v, r) => v / samples.base[i]![r]!)).toFixed(3)));
   const result = {
     bench: 'mirroring',
     unit: 'requests/s',
@@ -136,7 +155,7 @@ async function main(): Promise<void> {
     requestsPerSecond: rps,
     ratioToBase: { mirrored: ratio('mirrored'), mirroredCapture: ratio('mirroredCapture') },
     target: { mirroredCaptureRatioAtLeast: 0.95, met: ratio('mirroredCapture').every((r) => r >= 0.95) },
-    samples,
+    samples: Object.fromEntries(CONFIGS.map((c) => [c, samples[c].map((s) => s.map(Math.round))])),
     mirrorLink: mirror,
     idsCapture: capture,
     secondsPerMeasurement: seconds,
@@ -151,6 +170,7 @@ async function main(): Promise<void> {
   const rows = SIZES_KB.map((kb, i) => [`${kb} KB`, rps.base[i], rps.mirrored[i], result.ratioToBase.mirrored[i]!.toFixed(3), rps.mirroredCapture[i], result.ratioToBase.mirroredCapture[i]!.toFixed(3)].map(String));
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   for (const row of [header, ...rows]) console.log(row.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+  console.log('(requests/s: median over rounds; ratio: median over rounds of the within-round ratio to base)');
   console.log(`mirrored packets ${mirror.packets} (dropped ${mirror.dropped}); IDS captured ${capture.captured}, dropped by kernel ${capture.droppedByKernel}; load ${result.loadAverage.before.join(' ')} → ${result.loadAverage.after.join(' ')}`);
 
   await mkdir(resultsDir, { recursive: true });

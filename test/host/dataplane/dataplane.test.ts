@@ -5,8 +5,11 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
 import {
   NsenterIproute2,
+  netnsOfPid,
+  type NetnsRef,
   ensureServerMirror,
   reconcileVxlanOverlay,
   removeServerMirror,
@@ -37,10 +40,13 @@ function overlaySpec(cluster: NetnsCluster, nodeIndex: number, peers = cluster.n
   };
 }
 
+/** Namespaces of pairs that are entered through a process, as the node agent enters launcher pods. */
+const launcherPidNetns = new Map<string, NetnsRef>();
+
 function mirrorSpec(pair: ServerPair): ServerMirrorSpec {
   return {
-    server: { netns: pair.serverPod.ref, interface: 'tap0' },
-    ids: { netns: pair.idsPod.ref, interface: 'mirror-in', bridge: 'k6t-mirror' },
+    server: { netns: launcherPidNetns.get(pair.serverPod.name) ?? pair.serverPod.ref, interface: 'tap0' },
+    ids: { netns: launcherPidNetns.get(pair.idsPod.name) ?? pair.idsPod.ref, interface: 'mirror-in', bridge: 'k6t-mirror' },
     linkName: 'hsm0',
     direction: 'Both',
   };
@@ -59,6 +65,8 @@ describe('data plane on network namespaces (tc mirroring, VXLAN IDS overlay)', f
   this.timeout(300_000);
   const prefix = runPrefix('dp');
   const processes = new ProcessGroup();
+  /** Stand-ins for launcher pods' processes; they live until the very end. */
+  const launchers = new ProcessGroup();
   let cluster: NetnsCluster;
   let initial: Map<string, NetnsSnapshot>;
   let captureDir: string;
@@ -69,10 +77,20 @@ describe('data plane on network namespaces (tc mirroring, VXLAN IDS overlay)', f
     // Two pairs share node 0, so "no other IDS" is tested on one node as well as across nodes.
     cluster = await buildCluster(prefix, [2, 1, 1]);
     initial = await snapshotAll(cluster.all);
+    // Pair 0's launcher pods are entered by pid (/proc/<pid>/ns/net, `ip link ... netns <pid>`),
+    // the way the node agent finds a virt-launcher pod; the others by name.
+    for (const pod of [cluster.pairs[0]!.serverPod, cluster.pairs[0]!.idsPod]) {
+      const stand = launchers.add(pod.spawn(['sleep', '3600']));
+      const ref = netnsOfPid(stand.pid!);
+      const target = (await stat(pod.ref.path)).ino;
+      await waitUntil(`pid ${stand.pid} to enter ${pod.name}`, async () => (await stat(ref.path)).ino === target);
+      launcherPidNetns.set(pod.name, ref);
+    }
   });
 
   after(async () => {
     await processes.stopAll();
+    await launchers.stopAll();
     await deleteNamespaces(prefix);
     if (captureDir) await rm(captureDir, { recursive: true, force: true });
   });
