@@ -45,6 +45,19 @@ export function labelIndex<T extends KubeObject>(label: string): IndexFunc<T> {
   };
 }
 
+export interface InformerHealth {
+  synced: boolean;
+  /** Failed list/watch attempts in a row; 0 once a list succeeds or a watch delivers an event. */
+  consecutiveFailures: number;
+  lastError?: string;
+  /** Last resourceVersion seen, from a list, an event or a bookmark. */
+  resourceVersion: string;
+  /** Lists and watches started and bookmarks received since start (for debugging and tests). */
+  lists: number;
+  watches: number;
+  bookmarks: number;
+}
+
 type WatchOutcome = 'closed' | 'gone' | 'silent' | 'resync' | 'stopped';
 
 class WatchEndedWithError extends Error {}
@@ -82,6 +95,7 @@ export class Informer<T extends KubeObject> {
   private endWatch: ((outcome: WatchOutcome) => void) | undefined;
   private consecutiveFailures = 0;
   private lastError: string | undefined;
+  private readonly counts = { lists: 0, watches: 0, bookmarks: 0 };
 
   constructor(options: InformerOptions<T>) {
     this.name = options.name;
@@ -156,8 +170,8 @@ export class Informer<T extends KubeObject> {
   }
 
   /** Last error seen and how many attempts in a row failed; for readiness and debugging. */
-  health(): { synced: boolean; consecutiveFailures: number; lastError?: string; resourceVersion: string } {
-    return { synced: this.synced, consecutiveFailures: this.consecutiveFailures, lastError: this.lastError, resourceVersion: this.lastResourceVersion };
+  health(): InformerHealth {
+    return { synced: this.synced, consecutiveFailures: this.consecutiveFailures, lastError: this.lastError, resourceVersion: this.lastResourceVersion, ...this.counts };
   }
 
   start(): void {
@@ -232,6 +246,7 @@ export class Informer<T extends KubeObject> {
 
   /** Lists everything and brings the cache and handlers in line with the result. */
   private async relist(stop: AbortSignal, resync: boolean): Promise<void> {
+    this.counts.lists++;
     const { items, resourceVersion } = await this.source.list(stop);
     if (stop.aborted) return;
     const seen = new Set<string>();
@@ -288,6 +303,7 @@ export class Informer<T extends KubeObject> {
       armWatchdog();
       // Randomized like client-go so many watches do not all restart at the same moment.
       const timeoutSeconds = Math.floor(300 * (1 + this.random()));
+      this.counts.watches++;
       const handle = this.source.watch(
         { resourceVersion: this.lastResourceVersion, timeoutSeconds },
         (type, object) => {
@@ -325,6 +341,7 @@ export class Informer<T extends KubeObject> {
     }
     const resourceVersion = object.metadata?.resourceVersion;
     if (type === 'BOOKMARK') {
+      this.counts.bookmarks++;
       if (resourceVersion) this.lastResourceVersion = resourceVersion;
       return undefined;
     }

@@ -69,6 +69,16 @@ describe('supervised informer (real kube-apiserver)', function () {
     assert.ok(seen.includes('add after-start') && seen.includes('update before-start'));
   });
 
+  it('keeps an idle watch open past client-node\'s 30 s inactivity limit, kept alive by bookmarks', async () => {
+    const before = informer.health();
+    // The API server sends a bookmark about once a minute to watches that asked for them.
+    await waitFor(() => informer.health().bookmarks > before.bookmarks, { timeoutMs: 90_000, intervalMs: 1000, description: 'a bookmark on the idle watch' });
+    const after = informer.health();
+    assert.equal(after.watches, before.watches, 'the watch was not restarted while idle');
+    assert.equal(after.lists, before.lists);
+    assert.equal(after.consecutiveFailures, 0);
+  });
+
   it('recovers after the API server restarts, without restarting the process', async () => {
     await cluster.restartApiServer({
       // While the API server is down the informer must notice and keep retrying.

@@ -188,6 +188,7 @@ describe('Informer', () => {
     assert.equal(source.watches.length, 2);
     assert.equal(source.current()?.options.resourceVersion, '11');
     assert.equal(source.listCalls, 1, 'resumed without relisting');
+    assert.deepEqual({ lists: informer.health().lists, watches: informer.health().watches, bookmarks: informer.health().bookmarks }, { lists: 1, watches: 2, bookmarks: 1 });
   });
 
   it('relists every resync period and reports every object as updated', async () => {
