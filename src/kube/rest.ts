@@ -69,7 +69,12 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
       } catch (err) {
         throw new KubeApiError(`${req.method} ${req.path} failed: ${describeNetworkError(err)}`, undefined, undefined, undefined, { cause: err });
       }
-      const text = await response.text();
+      let text: string;
+      try {
+        text = await response.text();
+      } catch (err) {
+        throw new KubeApiError(`${req.method} ${req.path} failed reading the response: ${describeNetworkError(err)}`, undefined, undefined, undefined, { cause: err });
+      }
       const parsed = parseJson(text);
       if (!response.ok) {
         const status = parsed as { message?: string; reason?: string } | undefined;
