@@ -31,7 +31,7 @@ import { WorkQueue } from '../../kube/workqueue.ts';
 import { noEvents, type EventSink } from './events.ts';
 import { observe, type CacheReader } from './observe.ts';
 import { vmConditionTrue, vmiNode, type ObservedState, type VirtualMachineInstance } from './observed-state.ts';
-import { ConditionType, EventReason } from './reasons.ts';
+import { ConditionType, EventReason, WARNING_REASONS } from './reasons.ts';
 import { computeStatus, statusEqual } from './status.ts';
 import { ADOPTED_VM_INDEX, adoptedVmIndex, monitoredServerKeysFor } from './watch-mapping.ts';
 
@@ -244,7 +244,6 @@ export class MonitoredServerController {
     } catch (err) {
       if (!isUnprocessable(err)) throw err;
       o.serverApplyError = (err as Error).message;
-      this.events.record(ms, 'Warning', EventReason.ServerVMInvalid, `VirtualMachine ${vmName} was rejected: ${(err as Error).message}`);
     }
   }
 
@@ -275,7 +274,6 @@ export class MonitoredServerController {
     } catch (err) {
       if (!isUnprocessable(err)) throw err;
       o.idsApplyError = (err as Error).message;
-      this.events.record(ms, 'Warning', EventReason.IDSVMInvalid, `IDS VirtualMachine ${vmName} was rejected: ${(err as Error).message}`);
       return;
     }
     // A running IDS VMI on another node, or started from an older template, is restarted: its VM
@@ -307,6 +305,14 @@ export class MonitoredServerController {
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
     if (!statusEqual(ms.status, next)) {
       await applyStatus(this.api, MONITORED_SERVER, ms as unknown as KubeObject, next as unknown as Record<string, unknown>);
+      // A problem the user must act on is also a Warning Event, once per change of reason.
+      for (const type of [ConditionType.ServerRunning, ConditionType.IDSRunning, ConditionType.Colocated]) {
+        const now = findCondition(next.conditions as Condition[], type);
+        const was = findCondition(ms.status?.conditions as Condition[] | undefined, type);
+        if (now && WARNING_REASONS.has(now.reason) && (was?.reason !== now.reason || was.message !== now.message)) {
+          this.events.record(ms, 'Warning', now.reason, now.message);
+        }
+      }
       const before = findCondition(ms.status?.conditions as Condition[] | undefined, ConditionType.Ready);
       if (ready && before?.status !== ready.status) {
         ctx.log.info(ready.status === 'True' ? 'MonitoredServer became Ready' : 'MonitoredServer is not Ready', { reason: ready.reason });

@@ -51,7 +51,19 @@ export const EventReason = {
   IDSVMDeleted: 'IDSVMDeleted',
   IDSVMNameConflict: 'IDSVMNameConflict',
   IDSVMInvalid: 'IDSVMInvalid',
+  IDSVMUnschedulable: 'IDSVMUnschedulable',
   MonitoringStarted: 'MonitoringStarted',
   MonitoringDegraded: 'MonitoringDegraded',
   ReconcileFailed: 'ReconcileFailed',
 } as const;
+
+/** Condition reasons that are a problem the user must act on: each is also published as a Warning Event. */
+export const WARNING_REASONS: ReadonlySet<string> = new Set([
+  Reason.ServerVMNotFound,
+  Reason.ServerVMAlreadyMonitored,
+  Reason.ServerVMNameConflict,
+  Reason.ServerVMInvalid,
+  Reason.IDSVMNameConflict,
+  Reason.IDSVMInvalid,
+  Reason.IDSVMUnschedulable,
+]);

@@ -1,0 +1,149 @@
+// The operator survives what production throws at it: SIGKILL at random points, a second replica
+// waiting for the lease, and a kube-apiserver restart.
+import assert from 'node:assert/strict';
+import { OperatorTestEnv, MS, VM, VMI } from '../support/operator-env.ts';
+import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
+import { monitoredServer, vmTemplate } from '../support/monitoredserver-fixtures.ts';
+import { auditRequests, describeRequests } from '../support/audit-log.ts';
+import { waitFor } from '../support/wait.ts';
+import * as k8s from '@kubernetes/client-node';
+
+const LEASE_NS = 'hyperspector-system';
+const LEASE = 'hyperspector-operator';
+
+async function leaseHolder(env: OperatorTestEnv): Promise<string | undefined> {
+  const lease = await env.cluster.api(k8s.CoordinationV1Api).readNamespacedLease({ namespace: LEASE_NS, name: LEASE }).catch(() => undefined);
+  return lease?.spec?.holderIdentity ?? undefined;
+}
+
+async function allReady(env: OperatorTestEnv, namespace: string, count: number): Promise<boolean> {
+  const items = await env.list(MS, namespace);
+  const ready = items.filter((m) => env.condition(m, 'Ready')?.status === 'True');
+  return items.length === count && ready.length === count;
+}
+
+describe('operator resilience (real control plane, simulated KubeVirt)', function () {
+  let env: OperatorTestEnv;
+
+  before(async function () {
+    env = await OperatorTestEnv.start(3);
+  });
+
+  after(async function () {
+    await env?.stop();
+  });
+
+  it('survives SIGKILL at random points while 50 MonitoredServers converge: one IDS VM each, nothing orphaned', async function () {
+    const ns = 'chaos';
+    await env.namespace(ns);
+    for (let i = 0; i < 50; i++) await env.createMonitoredServer(monitoredServer(`srv-${i}`, ns));
+    // Seeded, so a failure can be replayed.
+    let seed = Number(process.env.CHAOS_SEED ?? 20261129);
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let round = 0; round < 4; round++) {
+      const operator = await startOperatorProcess(env.cluster, { user: 'operator', extraArgs: ['--lease-duration=4s', '--renew-deadline=3s', '--retry-period=500ms'] });
+      const lifetimeMs = 500 + Math.floor(random() * 3500);
+      const started = Date.now();
+      await waitFor(() => Date.now() - started >= lifetimeMs || undefined, { timeoutMs: lifetimeMs + 1000, intervalMs: 50, description: 'the chosen kill point' });
+      await operator.kill();
+      // Midway, delete a few and change a few, so the restarted operator has catching up to do.
+      if (round === 1) for (const i of [3, 4, 5]) await env.delete(MS, ns, `srv-${i}`);
+      if (round === 2) for (const i of [6, 7]) await env.mergePatch(MS, ns, `srv-${i}`, { spec: { ids: { template: vmTemplate({ app: 'x', v: '2' }, '3Gi') } } });
+    }
+    const final = await startOperatorProcess(env.cluster, { user: 'operator', extraArgs: ['--lease-duration=4s', '--renew-deadline=3s', '--retry-period=500ms'] });
+    try {
+      await waitFor(() => allReady(env, ns, 47), { timeoutMs: 240_000, intervalMs: 1000, description: '47 MonitoredServers Ready' });
+      const msNames = new Set((await env.list(MS, ns)).map((m) => m.metadata.name));
+      const vms = await env.list(VM, ns);
+      const idsByOwner = new Map<string, number>();
+      for (const vm of vms) {
+        const owner = vm.metadata.labels?.['hyperspector.io/monitored-server'];
+        assert.ok(owner, `VM ${vm.metadata.name} is not HyperSpector's`);
+        if (vm.metadata.labels?.['hyperspector.io/role'] === 'ids') {
+          idsByOwner.set(owner, (idsByOwner.get(owner) ?? 0) + 1);
+          assert.ok(msNames.has(owner), `orphaned IDS VM ${vm.metadata.name}`);
+        }
+      }
+      for (const name of msNames) assert.equal(idsByOwner.get(name!), 1, `MonitoredServer ${name} has ${idsByOwner.get(name!) ?? 0} IDS VMs`);
+      assert.equal([...idsByOwner.values()].reduce((a, b) => a + b, 0), 47);
+      // The deleted ones left nothing but their retained server VMs, unmarked.
+      for (const i of [3, 4, 5]) {
+        await env.waitGone(VM, ns, `srv-${i}-ids`);
+        assert.equal((await env.get(VM, ns, `srv-${i}-server`))?.metadata.labels?.['hyperspector.io/monitored-server'], undefined);
+      }
+      for (const i of [6, 7]) {
+        const vmi = await env.get(VMI, ns, `srv-${i}-ids`);
+        assert.equal(vmi?.spec.domain.memory.guest, '3Gi', `srv-${i}'s IDS VM runs its new template`);
+      }
+      // Every VMI belongs to an existing VM.
+      const vmNames = new Set(vms.map((v) => v.metadata.name));
+      for (const vmi of await env.list(VMI, ns)) assert.ok(vmNames.has(vmi.metadata.name), `orphaned VMI ${vmi.metadata.name}`);
+    } finally {
+      await final.stop();
+    }
+  });
+
+  it('runs one leader among two replicas; the standby writes nothing and takes over within the lease duration', async function () {
+    const ns = 'leader';
+    await env.namespace(ns);
+    const a = await startOperatorProcess(env.cluster, { user: 'operator' });
+    await waitFor(async () => (await leaseHolder(env)) !== undefined || undefined, { timeoutMs: 30_000, description: 'a leader' });
+    const b = await startOperatorProcess(env.cluster, { user: 'operatorB' });
+    const processes = [a, b];
+    try {
+      const since = new Date();
+      await env.createMonitoredServer(monitoredServer('ha-1', ns));
+      await env.waitForCondition(ns, 'ha-1', 'Ready', 'True');
+      const holder = (await leaseHolder(env))!;
+      const leaderIsA = (await a.metrics()).includes('leader_election_master_status{name="hyperspector-operator"} 1');
+      const [leader, standby, standbyUser] = leaderIsA ? [a, b, env.cluster.users.operatorB.name] : [b, a, env.cluster.users.operator.name];
+      assert.ok(holder, 'the Lease names the leader');
+      const standbyWrites = auditRequests(env.cluster.auditLogPath, { username: standbyUser, since, writesOnly: true });
+      assert.equal(standbyWrites.length, 0, `the standby wrote:\n${describeRequests(standbyWrites)}`);
+
+      // Kill the leader: the standby takes over within the lease duration (15 s) plus a retry
+      // period, and converges a change made meanwhile.
+      const killedAt = Date.now();
+      await leader.kill();
+      await env.createMonitoredServer(monitoredServer('ha-2', ns));
+      await waitFor(async () => ((await leaseHolder(env)) !== holder ? true : undefined), { timeoutMs: 25_000, intervalMs: 200, description: 'the standby to take the lease' });
+      const takeoverMs = Date.now() - killedAt;
+      assert.ok(takeoverMs <= 15_000 + 2_000 + 2_000, `takeover took ${takeoverMs} ms`);
+      await env.waitForCondition(ns, 'ha-2', 'Ready', 'True', undefined, 60_000);
+      assert.ok(standby.process.running);
+    } finally {
+      for (const p of processes) await p.stop();
+    }
+  });
+
+  it('recovers its watches after a kube-apiserver restart and converges changes made right after and later', async function () {
+    const ns = 'outage';
+    await env.namespace(ns);
+    const operator = await startOperatorProcess(env.cluster, { user: 'operator' });
+    try {
+      await env.createMonitoredServer(monitoredServer('o-1', ns));
+      await env.waitForCondition(ns, 'o-1', 'Ready', 'True');
+      await env.cluster.stopApiServer();
+      // The operator keeps running through the outage.
+      const downSince = Date.now();
+      await waitFor(async () => (Date.now() - downSince > 5000 ? true : undefined), { timeoutMs: 10_000, intervalMs: 200, description: 'an outage of 5 s' });
+      assert.ok(operator.process.running, 'the operator survives the outage');
+      await env.cluster.startApiServerAgain();
+      // A change right after the restart, while the operator's watches are still reconnecting...
+      await env.createMonitoredServer(monitoredServer('o-2', ns));
+      await env.mergePatch(MS, ns, 'o-1', { spec: { ids: { template: vmTemplate({ app: 'o', v: '2' }, '4Gi') } } });
+      await env.waitForCondition(ns, 'o-2', 'Ready', 'True', undefined, 90_000);
+      await waitFor(async () => (await env.get(VMI, ns, 'o-1-ids'))?.spec?.domain?.memory?.guest === '4Gi' || undefined, {
+        timeoutMs: 90_000,
+        description: 'o-1 IDS VM restarted with the new template',
+      });
+      // ...and one later.
+      await env.delete(MS, ns, 'o-1');
+      await env.waitGone(MS, ns, 'o-1', 60_000);
+      await env.waitGone(VM, ns, 'o-1-ids', 60_000);
+      assert.ok(operator.process.running, 'the operator was never restarted');
+    } finally {
+      await operator.stop();
+    }
+  });
+});
