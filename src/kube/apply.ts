@@ -154,6 +154,8 @@ const LIST_MERGE_KEYS = ['name', 'type', 'mountPath', 'devicePath', 'containerPo
  *   (another manager or an admission plugin may add entries; apply would not remove them);
  * - scalars: must equal exactly (such lists are atomic and apply replaces them whole);
  * - other objects: paired by index, lengths must match.
+ * Values are compared as sent, so builders must write them the way the API server stores them
+ * (e.g. canonical quantities: '1Gi', not '1024Mi'), or every check reports a change.
  */
 export function isSubset(desired: unknown, live: unknown): boolean {
   if (desired === live) return true;

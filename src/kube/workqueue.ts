@@ -1,5 +1,5 @@
 import { type Clock, type TimerHandle, realClock } from './clock.ts';
-import { ExponentialBackoffRateLimiter, type RateLimiter } from './rate-limiter.ts';
+import { type RateLimiter, defaultControllerRateLimiter } from './rate-limiter.ts';
 
 /**
  * Hooks the queue calls so metrics (see metrics.ts) can follow it; all optional to implement.
@@ -16,6 +16,7 @@ export interface WorkQueueOptions<K = string> {
   /** Used in metric labels and log lines. */
   name: string;
   clock?: Clock;
+  /** Default: controller-runtime's (per-key 5 ms .. 1000 s exponential, overall 10 qps / burst 100). */
   rateLimiter?: RateLimiter<K>;
   metrics?: WorkQueueMetrics<K>;
 }
@@ -48,7 +49,7 @@ export class WorkQueue<K = string> {
   constructor(options: WorkQueueOptions<K>) {
     this.name = options.name;
     this.clock = options.clock ?? realClock;
-    this.rateLimiter = options.rateLimiter ?? new ExponentialBackoffRateLimiter<K>();
+    this.rateLimiter = options.rateLimiter ?? defaultControllerRateLimiter<K>({ now: () => this.clock.now() });
     this.metrics = options.metrics;
   }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { WorkQueue, type WorkQueueMetrics } from '../../../src/kube/workqueue.ts';
-import { ExponentialBackoffRateLimiter, backoffDelay } from '../../../src/kube/rate-limiter.ts';
+import { BucketRateLimiter, ExponentialBackoffRateLimiter, MaxOfRateLimiter, backoffDelay, defaultControllerRateLimiter } from '../../../src/kube/rate-limiter.ts';
 import { FakeClock, flushPromises } from '../../../src/kube/testing/fake-clock.ts';
 
 function newQueue(clock = new FakeClock(), metrics?: WorkQueueMetrics) {
@@ -153,5 +153,34 @@ describe('backoffDelay', () => {
 
   it('rejects a cap below the base', () => {
     assert.throws(() => new ExponentialBackoffRateLimiter({ baseDelayMs: 10, maxDelayMs: 5 }), /Invalid backoff/);
+  });
+});
+
+describe('BucketRateLimiter / MaxOfRateLimiter', () => {
+  it('lets a burst through, then spaces retries at the rate', () => {
+    let now = 0;
+    const bucket = new BucketRateLimiter(10, 3, () => now);
+    assert.deepEqual([bucket.when('a'), bucket.when('b'), bucket.when('c')], [0, 0, 0]);
+    assert.equal(Math.round(bucket.when('d')), 100);
+    assert.equal(Math.round(bucket.when('e')), 200);
+    now = 1000;
+    assert.equal(bucket.when('f'), 0, 'tokens come back with time');
+  });
+
+  it('takes the longest delay and forgets in every limiter', () => {
+    let now = 0;
+    const limiter = new MaxOfRateLimiter(new ExponentialBackoffRateLimiter({ baseDelayMs: 5, jitter: 0 }), new BucketRateLimiter(1, 1, () => now));
+    assert.equal(limiter.when('a'), 5);
+    assert.equal(Math.round(limiter.when('a')), 1000, 'the bucket is empty: 1 s at 1 qps');
+    assert.equal(limiter.numRequeues('a'), 2);
+    limiter.forget('a');
+    assert.equal(limiter.numRequeues('a'), 0);
+    now = 10_000;
+    assert.equal(limiter.when('a'), 5);
+  });
+
+  it('the default controller limiter starts at 5 ms per key', () => {
+    const limiter = defaultControllerRateLimiter({ jitter: 0, now: () => 0 });
+    assert.deepEqual([limiter.when('a'), limiter.when('a'), limiter.when('b')], [5, 10, 5]);
   });
 });
