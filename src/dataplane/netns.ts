@@ -1,3 +1,5 @@
+import { access } from 'node:fs/promises';
+
 // A network namespace the data plane acts in, named by a file the kernel keeps for it.
 //
 // The node agent enters a launcher pod's namespace through its process (/proc/<pid>/ns/net);
@@ -22,4 +24,12 @@ export function netnsOfPid(pid: number): NetnsRef {
 export function namedNetns(name: string): NetnsRef {
   if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`Invalid network namespace name "${name}"`);
   return { path: `/run/netns/${name}`, label: name, ipNetnsArg: name };
+}
+
+/** False once the pod's process (or the named namespace) is gone, and with it every device in it. */
+export async function netnsExists(netns: NetnsRef): Promise<boolean> {
+  return access(netns.path).then(
+    () => true,
+    () => false,
+  );
 }

@@ -5,9 +5,9 @@
 // pods' namespaces as they were before (no qdisc, filter or link of ours). Neither blocks on
 // anything but the iproute2 commands themselves.
 import { runAll, tc, type Iproute2 } from './iproute2.ts';
-import { observeLinks } from './links.ts';
+import { observeLinks, type LinkTable } from './links.ts';
 import { planMirrorLink, planMirrorLinkRemoval, type MirrorLinkSpec } from './mirror-link-plan.ts';
-import type { NetnsRef } from './netns.ts';
+import { netnsExists, type NetnsRef } from './netns.ts';
 import { reconcileUntilStable } from './reconcile.ts';
 import {
   TC_HOOKS,
@@ -101,9 +101,14 @@ export async function ensureServerMirror(kernel: Iproute2, spec: ServerMirrorSpe
   return { commandsRun: linkResult.commandsRun + tcResult.commandsRun };
 }
 
-/** Filters first, then the link: copies stop before their destination disappears. */
+/**
+ * Filters first, then the link: copies stop before their destination disappears. A launcher pod
+ * that is already gone took its devices (and its end of the link) with it.
+ */
 export async function removeServerMirror(kernel: Iproute2, spec: ServerMirrorSpec): Promise<{ commandsRun: number }> {
-  const tcResult = await removeTcMirror(kernel, spec.server.netns, spec.server.interface);
+  const serverPresent = await netnsExists(spec.server.netns);
+  const idsPresent = await netnsExists(spec.ids.netns);
+  const tcResult = serverPresent ? await removeTcMirror(kernel, spec.server.netns, spec.server.interface) : { commandsRun: 0 };
   const link: MirrorLinkSpec = {
     serverNetns: spec.server.netns,
     idsNetns: spec.ids.netns,
@@ -112,7 +117,12 @@ export async function removeServerMirror(kernel: Iproute2, spec: ServerMirrorSpe
     mtu: 0,
   };
   const linkResult = await reconcileUntilStable(`removal of mirror link ${spec.linkName}`, async () => {
-    const plan = planMirrorLinkRemoval(link, await observeLinks(kernel, link.serverNetns), await observeLinks(kernel, link.idsNetns));
+    const none: LinkTable = new Map();
+    const plan = planMirrorLinkRemoval(
+      link,
+      serverPresent ? await observeLinks(kernel, link.serverNetns) : none,
+      idsPresent ? await observeLinks(kernel, link.idsNetns) : none,
+    );
     await runAll(kernel, link.serverNetns, plan.server);
     await runAll(kernel, link.idsNetns, plan.ids);
     return plan.server.length + plan.ids.length;

@@ -175,6 +175,36 @@ describe('data plane on network namespaces (tc mirroring, VXLAN IDS overlay)', f
     }
   });
 
+  for (const direction of ['Egress', 'Ingress'] as const) {
+    it(`mirrors only the configured direction (${direction}: what the server ${direction === 'Egress' ? 'sends' : 'receives'})`, async () => {
+      const pair = cluster.pairs[1]!;
+      assert.ok((await ensureServerMirror(kernel, { ...mirrorSpec(pair), direction })).commandsRun > 0);
+      const serverMac = (await pair.serverVm.json<{ address: string }[]>(['ip', '-j', 'link', 'show', 'eth0']))[0]!.address;
+      const ids = await startCapture(pair.idsVm, 'mirror0', join(captureDir, `${direction}-ids.pcap`), processes);
+      const server = await startCapture(pair.serverVm, 'eth0', join(captureDir, `${direction}-srv.pcap`), processes);
+      await cluster.client.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', pair.serverAddress]);
+      // The marker is sent by the server (Egress) or to it (Ingress), so both captures end with it.
+      const marker = Buffer.from(`hs-${direction}-marker-${process.pid}`);
+      const markerFrom = direction === 'Egress' ? pair.serverVm : cluster.client;
+      const markerTo = direction === 'Egress' ? cluster.clientAddress : pair.serverAddress;
+      await markerFrom.exec(['sh', '-c', `printf %s ${marker} | ncat -u --send-only ${markerTo} 5009`]);
+      const upToMarker = async (capture: Capture) => {
+        const frames = await readFrames(capture.file);
+        const end = frames.findIndex((f) => f.includes(marker));
+        return end < 0 ? undefined : frames.slice(0, end + 1);
+      };
+      await waitUntil('the marker in both captures', async () => (await upToMarker(server)) && (await upToMarker(ids)));
+      await Promise.all([stopCapture(server, processes), stopCapture(ids, processes)]);
+      const seen = (await upToMarker(server))!;
+      const mirrored = (await upToMarker(ids))!;
+      const sourceMac = (f: Buffer) => [...f.subarray(6, 12)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+      const expected = seen.filter((f) => (sourceMac(f) === serverMac) === (direction === 'Egress'));
+      assert.ok(expected.length >= 4 && expected.length < seen.length, `the server both sent and received (${expected.length} of ${seen.length})`);
+      assert.deepEqual(frameMultiset(mirrored), frameMultiset(expected));
+      assert.ok((await ensureServerMirror(kernel, mirrorSpec(pair))).commandsRun > 0, 'back to Both');
+    });
+  }
+
   it('joins IDS VMs across nodes over the overlay at the overlay MTU, following nodes that leave and come back', async () => {
     const [first, ...others] = cluster.pairs;
     for (const other of others) {
