@@ -92,13 +92,15 @@ function workqueueWorkers(btf: Btf): Pick<KernelProfile, 'workqueueWorkers'> {
     const worker = btf.struct('worker');
     const desc = btf.findMember(worker, 'desc');
     const currentWork = btf.findMember(worker, 'current_work');
-    if (!task || !data || !desc || !currentWork) return {};
+    const pool = btf.findMember(worker, 'pool');
+    if (!task || !data || !desc || !currentWork || !pool) return {};
     return {
       workqueueWorkers: {
         taskKthreadOffset: task.byteOffset,
         kthreadDataOffset: data.byteOffset,
         workerDesc: { offset: desc.byteOffset, size: desc.size },
         workerCurrentWorkOffset: currentWork.byteOffset,
+        workerPoolOffset: pool.byteOffset,
       },
     };
   } catch (err) {

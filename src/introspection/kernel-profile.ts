@@ -60,6 +60,7 @@ export const KernelProfileSchema = Type.Object({
     kthreadDataOffset: Type.Integer({ minimum: 0 }),
     workerDesc: Member,
     workerCurrentWorkOffset: Type.Integer({ minimum: 0 }),
+    workerPoolOffset: Type.Integer({ minimum: 0 }),
   })),
   structs: Type.Object({
     task_struct: StructLayout(TASK_STRUCT_MEMBERS),

@@ -138,7 +138,8 @@ function readCmdline(kernel: AddressSpace, profile: KernelProfile, mm: bigint, o
 
 /**
  * The name /proc gives a work-queue worker: task->comm, then "+desc" while it runs a work item or
- * "-desc" for the last one (wq_worker_comm() in kernel/workqueue.c). Plain comm when unreadable.
+ * "-desc" for the last one, if attached to a pool (wq_worker_comm() in kernel/workqueue.c). Plain
+ * comm when unreadable.
  */
 function workqueueWorkerName(kernel: AddressSpace, profile: KernelProfile, task: Buffer, comm: string): string {
   const wq = profile.workqueueWorkers;
@@ -146,6 +147,9 @@ function workqueueWorkerName(kernel: AddressSpace, profile: KernelProfile, task:
   const kthread = task.readBigUInt64LE(wq.taskKthreadOffset);
   const worker = kernel.readU64(kthread + BigInt(wq.kthreadDataOffset));
   if (worker === undefined || worker === 0n) return comm;
+  // A worker not attached to a pool (an idle rescuer) is shown with its plain comm.
+  const pool = kernel.readU64(worker + BigInt(wq.workerPoolOffset));
+  if (pool === undefined || pool === 0n) return comm;
   const desc = kernel.read(worker + BigInt(wq.workerDesc.offset), wq.workerDesc.size);
   const currentWork = kernel.readU64(worker + BigInt(wq.workerCurrentWorkOffset));
   if (!desc || currentWork === undefined) return comm;

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GuestIntrospector } from '../../../src/introspection/guest-introspector.ts';
+import { ProfileMismatchError } from '../../../src/introspection/kernel-locator.ts';
 import type { ProcessSnapshot } from '../../../src/introspection/process-info.ts';
 import { QemuGuest } from '../../support/guest/qemu-guest.ts';
 import { asPsRow, guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../../support/guest/scenario.ts';
@@ -14,9 +15,11 @@ import { testGuestAssets } from '../../support/guest/test-guest.ts';
 const byPid = (rows: PsRow[]) => [...rows].sort((a, b) => a.pid - b.pid);
 
 for (const variant of [
-  { title: 'nokaslr', kaslr: false, cpu: undefined },
+  { title: 'nokaslr', kaslr: false, cpu: undefined, memoryMiB: 256 },
   // qemu64 has no LA57, so this boot also covers 4-level paging (the other gets 5-level under TCG's "max").
-  { title: 'KASLR on', kaslr: true, cpu: 'qemu64' },
+  { title: 'KASLR on', kaslr: true, cpu: 'qemu64', memoryMiB: 256 },
+  // q35 keeps 2 GiB below the PCI hole and puts the rest at 4 GiB; physical KASLR may load the kernel up there.
+  { title: 'KASLR on, 3 GiB split around the PCI hole', kaslr: true, cpu: 'qemu64', memoryMiB: 3072 },
 ]) {
   describe(`introspected process table vs the guest's own ps (${variant.title})`, function () {
     this.timeout(300_000);
@@ -25,11 +28,12 @@ for (const variant of [
 
     before(async () => {
       const assets = testGuestAssets();
-      guest = await QemuGuest.boot({ kernel: assets.kernel.vmlinuz, initrd: assets.initrd, kaslr: variant.kaslr, cpu: variant.cpu });
+      guest = await QemuGuest.boot({ kernel: assets.kernel.vmlinuz, initrd: assets.initrd, kaslr: variant.kaslr, cpu: variant.cpu, memoryMiB: variant.memoryMiB });
       for (const line of START_KNOWN_PROCESSES) await guest.run(line);
       // Each script runs a sleep child once started; wait until all of them are there.
       await waitForGuestPs(guest, (rows) => KNOWN_COMMS.every((c) => rows.some((r) => r.comm === c)) && rows.filter((r) => r.comm === 'sleep').length >= 4, 60_000);
       introspector = GuestIntrospector.attachToQemu(guest.pid, [assets.profile]);
+      assert.equal(introspector.memory.ranges.length, variant.memoryMiB > 2048 ? 2 : 1);
     });
 
     after(async () => {
@@ -70,6 +74,17 @@ for (const variant of [
       assert.equal(table.get('batch-worker')?.args, '/bin/sh /usr/bin/batch-worker --queue reports --nice 5');
       assert.equal(table.get('log-shipper')?.uid, 1001);
       assert.ok(last!.outside.some((r) => r.comm === 'sleep' && r.args === 'sleep 100000' && r.ppid === 1));
+    });
+
+    it('refuses a profile of another kernel build, naming the running one', () => {
+      const other = structuredClone(testGuestAssets().profile);
+      other.kernel.banner = other.kernel.banner.replace(/#\S* /, '#999 ');
+      assert.notEqual(other.kernel.banner, testGuestAssets().profile.kernel.banner);
+      assert.throws(() => GuestIntrospector.attachToQemu(guest.pid, [other]), (err: Error) => {
+        assert.ok(err instanceof ProfileMismatchError, String(err));
+        assert.equal(err.runningBanner, testGuestAssets().profile.kernel.banner);
+        return true;
+      });
     });
 
     it('is what kubectl-hyperspector ps --qemu-pid prints', () => {

@@ -18,7 +18,13 @@ const log = (msg: string) => process.stderr.write(`[guest-kernel] ${msg}\n`);
 
 /** The package linux-image-amd64 currently depends on, e.g. linux-image-6.1.0-56-amd64. */
 function resolveKernelPackage(): { packageName: string; version: string } {
-  const depends = execFileSync('apt-cache', ['depends', 'linux-image-amd64'], { encoding: 'utf8' });
+  let depends = execFileSync('apt-cache', ['depends', 'linux-image-amd64'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  if (!/Depends: linux-image-/.test(depends) && process.getuid?.() === 0) {
+    // A fresh machine may not have package lists yet.
+    log('apt-cache knows no linux-image-amd64; running apt-get update');
+    execFileSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    depends = execFileSync('apt-cache', ['depends', 'linux-image-amd64'], { encoding: 'utf8' });
+  }
   const packageName = /Depends: (linux-image-[^\s]+-amd64)/.exec(depends)?.[1];
   if (!packageName) throw new Error('apt-cache cannot resolve linux-image-amd64 (run apt-get update)');
   const policy = execFileSync('apt-cache', ['policy', packageName], { encoding: 'utf8' });
