@@ -239,6 +239,47 @@ export class LocalCluster {
     );
   }
 
+  /**
+   * A second kube-apiserver on the same etcd, on its own port: lets a test change the cluster while
+   * the first one (the one the operator talks to) is down.
+   */
+  async startSecondApiServer(): Promise<{ kubeConfig: k8s.KubeConfig; stop: () => Promise<void> }> {
+    const bins = controlPlaneBinaries();
+    const port = await freePort();
+    const certDir = join(this.dir, 'certs-2');
+    const args = this.apiServerArgs
+      .filter((a) => !/^--(secure-port|cert-dir|audit-log-path)=/.test(a))
+      .concat([`--secure-port=${port}`, `--cert-dir=${certDir}`, `--audit-log-path=${join(this.dir, 'audit-2.log')}`]);
+    const server = new ManagedProcess('kube-apiserver-2', bins.kubeApiserver, args, this.logOf('kube-apiserver-2'));
+    this.processes.set('kube-apiserver-2', server);
+    const url = `https://127.0.0.1:${port}`;
+    await waitFor(
+      async () => {
+        if (!server.running) throw new Error(`the second kube-apiserver exited; see ${this.logOf('kube-apiserver-2')}`);
+        if (!existsSync(join(certDir, 'apiserver.crt'))) return false;
+        const ca = readFileSync(join(certDir, 'apiserver.crt'));
+        const status = await new Promise<number>((resolve, reject) => {
+          const req = request(`${url}/readyz`, { agent: new Agent({ ca }), headers: { authorization: `Bearer ${this.users.admin.token}` }, timeout: 5000 }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        return status === 200 || undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 200, description: 'the second kube-apiserver /readyz' },
+    );
+    const kubeConfig = new k8s.KubeConfig();
+    kubeConfig.loadFromOptions({
+      clusters: [{ name: 'second', server: url, caData: readFileSync(join(certDir, 'apiserver.crt')).toString('base64') }],
+      users: [{ name: 'admin', token: this.users.admin.token }],
+      contexts: [{ name: 'admin@second', cluster: 'second', user: 'admin' }],
+      currentContext: 'admin@second',
+    });
+    return { kubeConfig, stop: () => server.stop() };
+  }
+
   /** Stops kube-apiserver and starts it again on the same port and etcd (an API outage). */
   async restartApiServer(options: { downtimeProbe?: () => Promise<void> } = {}): Promise<void> {
     await this.stopApiServer();
@@ -362,7 +403,7 @@ export class LocalCluster {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const name of ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd']) {
+    for (const name of ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver-2', 'kube-apiserver', 'etcd']) {
       await this.processes.get(name)?.stop();
     }
     if (!process.env.HYPERSPECTOR_KEEP_CLUSTER_DIR) rmSync(this.dir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 // The supervised informer against a real kube-apiserver, including a restart of the API server.
 import assert from 'node:assert/strict';
+import { KubeConfig } from '@kubernetes/client-node';
 import type { KubeObject } from '../../../src/kube/apply.ts';
 import { Informer, labelIndex } from '../../../src/kube/informer.ts';
 import { apiListWatch } from '../../../src/kube/list-watch.ts';
@@ -8,6 +9,7 @@ import { CONFIG_MAP, collectionPath, objectPath } from '../../../src/kube/resour
 import type { LocalCluster } from '../../support/cluster.ts';
 import { startRuntimeTestCluster } from './kube-cluster.ts';
 import { waitFor } from '../../support/wait.ts';
+import { FreezableProxy } from './freezable-proxy.ts';
 
 const NS = 'informer-test';
 
@@ -94,5 +96,59 @@ describe('supervised informer (real kube-apiserver)', function () {
     assert.ok(seen.includes('add after-restart'));
     assert.ok(seen.includes('delete after-start'));
     assert.equal(informer.hasSynced(), true);
+  });
+});
+
+describe('supervised informer watchdog (real kube-apiserver behind a freezable proxy)', function () {
+  let cluster: LocalCluster;
+  let api: KubeApi;
+  let proxy: FreezableProxy;
+  let informer: Informer<KubeObject>;
+
+  before(async function () {
+    cluster = await startRuntimeTestCluster();
+    api = createKubeApi(cluster.kubeConfig, { timeoutMs: 5000 });
+    await api.request({ method: 'POST', path: '/api/v1/namespaces', body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } });
+    const target = new URL(cluster.apiServerUrl);
+    proxy = await FreezableProxy.start(target.hostname, Number(target.port));
+  });
+
+  after(async () => {
+    await informer?.stop();
+    await proxy?.close();
+    await cluster?.stop();
+  });
+
+  it('restarts a watch that went silent without any error, resuming from the last resourceVersion', async () => {
+    // Only the watch goes through the proxy; lists go straight to the API server.
+    const current = cluster.kubeConfig.getCurrentCluster()!;
+    const viaProxy = new KubeConfig();
+    viaProxy.loadFromOptions({
+      // The serving certificate is for 127.0.0.1, so TLS verifies through the proxy unchanged.
+      clusters: [{ ...current, server: `https://127.0.0.1:${proxy.port}` }],
+      users: cluster.kubeConfig.users,
+      contexts: cluster.kubeConfig.contexts,
+      currentContext: cluster.kubeConfig.currentContext,
+    });
+    informer = new Informer<KubeObject>({
+      name: 'configmaps',
+      source: apiListWatch<KubeObject>(viaProxy, api, { path: collectionPath(CONFIG_MAP, NS) }),
+      watchdogMs: 4000,
+    });
+    informer.start();
+    await informer.waitForSync(30_000);
+    const create = (name: string) =>
+      api.request({ method: 'POST', path: collectionPath(CONFIG_MAP, NS), body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name } } });
+    await create('before-freeze');
+    await waitFor(() => informer.get(NS, 'before-freeze'), { description: 'before-freeze in the cache' });
+    const before = informer.health();
+
+    assert.equal(proxy.freezeAll(), 1, 'exactly the watch connection was frozen');
+    await create('while-frozen');
+    await waitFor(() => informer.get(NS, 'while-frozen'), { timeoutMs: 30_000, description: 'while-frozen reaching the cache through a new watch' });
+    const after = informer.health();
+    assert.ok(after.watches > before.watches, 'the silent watch was replaced');
+    assert.equal(after.lists, before.lists, 'resumed from the resourceVersion, no relist');
+    assert.equal(after.consecutiveFailures, 0);
   });
 });

@@ -1,5 +1,5 @@
 // Snapshots of a namespace's links, addresses, qdiscs and tc filters (`ip -j link`, `ip -j addr`,
-// `tc -j qdisc`, `tc -j filter`), to prove that removal returns every namespace to its initial state.
+// `tc -j qdisc`, `tc -j filter`, `nft -j list ruleset`), to prove that removal returns every namespace to its initial state.
 import type { TestNetns } from './netns-host.ts';
 
 export interface NetnsSnapshot {
@@ -7,6 +7,7 @@ export interface NetnsSnapshot {
   addresses: unknown;
   qdiscs: unknown;
   filters: Record<string, unknown>;
+  nftables: unknown;
 }
 
 export async function snapshotNetns(ns: TestNetns): Promise<NetnsSnapshot> {
@@ -23,6 +24,7 @@ export async function snapshotNetns(ns: TestNetns): Promise<NetnsSnapshot> {
     addresses: await ns.json(['ip', '-j', 'addr', 'show']),
     qdiscs: await ns.json(['tc', '-j', 'qdisc', 'show']),
     filters,
+    nftables: await ns.json(['nft', '-j', 'list', 'ruleset']),
   };
 }
 
