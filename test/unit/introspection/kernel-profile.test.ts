@@ -142,7 +142,10 @@ describe('kernel profiles from a real Debian kernel', function () {
       assert.throws(() => extractKernelElf(bzImage(withSize(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2, 3]), 10))), /(cannot decompress the xz kernel payload|the xz payload of the bzImage is not an ELF image)/);
       // An ELF without .BTF: the real image with the section renamed in the string table.
       const noBtf = Buffer.from(vmlinux);
-      const at = noBtf.indexOf('\0.BTF\0');
+      // Section names live in the section-name string table (e_shstrndx); rename ".BTF" there only.
+      const shoff = Number(noBtf.readBigUInt64LE(40));
+      const names = Number(noBtf.readBigUInt64LE(shoff + noBtf.readUInt16LE(62) * noBtf.readUInt16LE(58) + 24));
+      const at = noBtf.indexOf('\0.BTF\0', names);
       noBtf.write('\0.XYZ\0', at, 'latin1');
       assert.throws(() => buildKernelProfile({ kernelImage: noBtf, fileName: 'vmlinux' }), (e: Error) => e instanceof ProfileBuildError && /no \.BTF section/.test(e.message));
     });
