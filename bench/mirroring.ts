@@ -12,7 +12,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NsenterIproute2, ensureServerMirror, removeServerMirror, type ServerMirrorSpec } from '../src/dataplane/index.ts';
+import { NsenterKernelCommands, ensureServerMirror, removeServerMirror, type ServerMirrorSpec } from '../src/dataplane/index.ts';
 import { buildCluster, type ServerPair } from '../test/support/netns/cluster.ts';
 import { ProcessGroup, deleteNamespaces, runPrefix, waitForOutput, type TestNetns } from '../test/support/netns/netns-host.ts';
 
@@ -29,7 +29,7 @@ const seconds = Number(process.env.BENCH_MIRRORING_SECONDS ?? 2);
 const rounds = Number(process.env.BENCH_MIRRORING_ROUNDS ?? 5);
 const PORT = 8080;
 
-const kernel = new NsenterIproute2();
+const kernel = new NsenterKernelCommands();
 const processes = new ProcessGroup();
 
 function mirrorSpec(pair: ServerPair): ServerMirrorSpec {

@@ -1,6 +1,6 @@
 // The data plane of HyperSpector's own providers (mirroring `tc`, IDS overlay `vxlan`), run by the
-// per-node agent (see docs/dataplane.md). Everything reaches the kernel through iproute2.ts.
-export { NsenterIproute2, KernelCommandError, formatCommand, type Iproute2, type KernelCommand } from './iproute2.ts';
+// per-node agent (see docs/dataplane.md). Everything reaches the kernel through kernel-commands.ts.
+export { NsenterKernelCommands, KernelCommandError, formatCommand, type KernelCommands, type KernelCommand } from './kernel-commands.ts';
 export { namedNetns, netnsExists, netnsOfPid, type NetnsRef } from './netns.ts';
 export { hooksForDirection, type MirrorDirection, type TcMirrorSpec } from './tc-mirror-plan.ts';
 export { ensureServerMirror, ensureTcMirror, removeServerMirror, removeTcMirror, observeTc, type ServerMirrorSpec } from './tc-mirror.ts';

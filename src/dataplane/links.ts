@@ -1,5 +1,5 @@
 // Reading the links of a namespace (`ip -j -d link show`) into the few facts the planners use.
-import { ip, type Iproute2 } from './iproute2.ts';
+import { ip, type KernelCommands } from './kernel-commands.ts';
 import type { NetnsRef } from './netns.ts';
 
 /** The subset of `ip -j -d link show` the data plane reads. */
@@ -25,7 +25,7 @@ export function linkTableFromJson(json: readonly ObservedLink[]): LinkTable {
   return new Map(json.map((link) => [link.ifname, link]));
 }
 
-export async function observeLinks(kernel: Iproute2, netns: NetnsRef): Promise<LinkTable> {
+export async function observeLinks(kernel: KernelCommands, netns: NetnsRef): Promise<LinkTable> {
   return linkTableFromJson(await kernel.query<ObservedLink[]>(netns, ip('-d', 'link', 'show')));
 }
 

@@ -5,7 +5,7 @@
 // The link is one-way in effect: the server-side end has no address, no ARP and no IPv6 link-local,
 // and is no bridge port, so what the IDS side sends into it is dropped there and the server VM
 // never sees anything of the IDS side.
-import { bridge, ip, type KernelCommand } from './iproute2.ts';
+import { bridge, ip, type KernelCommand } from './kernel-commands.ts';
 import { assertInterfaceName, isUp, type LinkTable, type ObservedLink } from './links.ts';
 import type { NetnsRef } from './netns.ts';
 

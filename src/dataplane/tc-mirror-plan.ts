@@ -6,7 +6,7 @@
 // at all (matchall and flower are optional and missing from some distribution and CI kernels).
 // Our filters are recognised by a fixed preference per hook plus an action cookie, so a reconcile
 // never touches filters it did not install and refuses to overwrite someone else's.
-import { tc, type KernelCommand } from './iproute2.ts';
+import { tc, type KernelCommand } from './kernel-commands.ts';
 
 /**
  * Which of the server's packets are mirrored, seen from the server VM (as the paper and the

@@ -1,10 +1,10 @@
-// Thin executor of tc port mirroring: observes a namespace with iproute2, plans with the pure
+// Thin executor of tc port mirroring: observes a namespace with iproute2 (kernel-commands.ts), plans with the pure
 // functions of tc-mirror-plan.ts / mirror-link-plan.ts, and applies the plan.
 //
 // Contract: ensure* is idempotent (a second call runs no command) and removal leaves the launcher
 // pods' namespaces as they were before (no qdisc, filter or link of ours). Neither blocks on
 // anything but the iproute2 commands themselves.
-import { runAll, tc, type Iproute2 } from './iproute2.ts';
+import { runAll, tc, type KernelCommands } from './kernel-commands.ts';
 import { observeLinks, type LinkTable } from './links.ts';
 import { planMirrorLink, planMirrorLinkRemoval, type MirrorLinkSpec } from './mirror-link-plan.ts';
 import { netnsExists, type NetnsRef } from './netns.ts';
@@ -23,7 +23,7 @@ import {
   type TcMirrorSpec,
 } from './tc-mirror-plan.ts';
 
-export async function observeTc(kernel: Iproute2, netns: NetnsRef, dev: string): Promise<ObservedTcState> {
+export async function observeTc(kernel: KernelCommands, netns: NetnsRef, dev: string): Promise<ObservedTcState> {
   const ingressQdisc = parseIngressQdisc(await kernel.query<{ kind?: string }[]>(netns, tc('qdisc', 'show', 'dev', dev)));
   const filters: Record<TcHook, ObservedFilter[]> = { ingress: [], egress: [] };
   if (ingressQdisc !== undefined) {
@@ -36,7 +36,7 @@ export async function observeTc(kernel: Iproute2, netns: NetnsRef, dev: string):
 }
 
 /** Mirrors `spec.source` to an existing `spec.destination` (a veth end or a VXLAN device). */
-export async function ensureTcMirror(kernel: Iproute2, netns: NetnsRef, spec: TcMirrorSpec): Promise<{ commandsRun: number }> {
+export async function ensureTcMirror(kernel: KernelCommands, netns: NetnsRef, spec: TcMirrorSpec): Promise<{ commandsRun: number }> {
   return reconcileUntilStable(`tc mirror ${spec.source} → ${spec.destination} in ${netns.label}`, async () => {
     const links = await observeLinks(kernel, netns);
     if (!links.has(spec.source)) throw new Error(`Mirrored interface ${spec.source} not found in ${netns.label}`);
@@ -49,7 +49,7 @@ export async function ensureTcMirror(kernel: Iproute2, netns: NetnsRef, spec: Tc
   });
 }
 
-export async function removeTcMirror(kernel: Iproute2, netns: NetnsRef, source: string): Promise<{ commandsRun: number }> {
+export async function removeTcMirror(kernel: KernelCommands, netns: NetnsRef, source: string): Promise<{ commandsRun: number }> {
   return reconcileUntilStable(`removal of the tc mirror of ${source} in ${netns.label}`, async () => {
     const links = await observeLinks(kernel, netns);
     if (!links.has(source)) return 0; // the interface went away with its filters
@@ -68,7 +68,7 @@ export interface ServerMirrorSpec {
   readonly direction: MirrorDirection;
 }
 
-async function mirrorLinkSpec(kernel: Iproute2, spec: ServerMirrorSpec): Promise<MirrorLinkSpec> {
+async function mirrorLinkSpec(kernel: KernelCommands, spec: ServerMirrorSpec): Promise<MirrorLinkSpec> {
   const source = (await observeLinks(kernel, spec.server.netns)).get(spec.server.interface);
   if (!source) throw new Error(`Mirrored interface ${spec.server.interface} not found in ${spec.server.netns.label}`);
   return {
@@ -81,7 +81,7 @@ async function mirrorLinkSpec(kernel: Iproute2, spec: ServerMirrorSpec): Promise
   };
 }
 
-async function ensureMirrorLink(kernel: Iproute2, link: MirrorLinkSpec): Promise<{ commandsRun: number }> {
+async function ensureMirrorLink(kernel: KernelCommands, link: MirrorLinkSpec): Promise<{ commandsRun: number }> {
   return reconcileUntilStable(`mirror link ${link.serverSideName} → ${link.idsNetns.label}/${link.idsSideName}`, async () => {
     const plan = planMirrorLink(link, await observeLinks(kernel, link.serverNetns), await observeLinks(kernel, link.idsNetns));
     await runAll(kernel, link.serverNetns, plan.server);
@@ -90,7 +90,7 @@ async function ensureMirrorLink(kernel: Iproute2, link: MirrorLinkSpec): Promise
   });
 }
 
-export async function ensureServerMirror(kernel: Iproute2, spec: ServerMirrorSpec): Promise<{ commandsRun: number }> {
+export async function ensureServerMirror(kernel: KernelCommands, spec: ServerMirrorSpec): Promise<{ commandsRun: number }> {
   const link = await mirrorLinkSpec(kernel, spec);
   const linkResult = await ensureMirrorLink(kernel, link);
   const tcResult = await ensureTcMirror(kernel, spec.server.netns, {
@@ -105,7 +105,7 @@ export async function ensureServerMirror(kernel: Iproute2, spec: ServerMirrorSpe
  * Filters first, then the link: copies stop before their destination disappears. A launcher pod
  * that is already gone took its devices (and its end of the link) with it.
  */
-export async function removeServerMirror(kernel: Iproute2, spec: ServerMirrorSpec): Promise<{ commandsRun: number }> {
+export async function removeServerMirror(kernel: KernelCommands, spec: ServerMirrorSpec): Promise<{ commandsRun: number }> {
   const serverPresent = await netnsExists(spec.server.netns);
   const idsPresent = await netnsExists(spec.ids.netns);
   const tcResult = serverPresent ? await removeTcMirror(kernel, spec.server.netns, spec.server.interface) : { commandsRun: 0 };

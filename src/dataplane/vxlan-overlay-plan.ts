@@ -8,7 +8,7 @@
 // stale entry behind. Unicast between IDS VMs is therefore replicated to all peers too, which the
 // IDS overlay's low volume (alerts, process tables) affords; the receiving bridges drop frames
 // that are not for their local ports.
-import { bridge, ip, type KernelCommand } from './iproute2.ts';
+import { bridge, ip, type KernelCommand } from './kernel-commands.ts';
 import { assertInterfaceName, isUp, type LinkTable, type ObservedLink } from './links.ts';
 
 export const VXLAN_DEFAULT_PORT = 4789;

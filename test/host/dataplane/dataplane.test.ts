@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stat } from 'node:fs/promises';
 import {
-  NsenterIproute2,
+  NsenterKernelCommands,
   netnsOfPid,
   type NetnsRef,
   ensureServerMirror,
@@ -24,7 +24,7 @@ import { nmapHostDiscovery, nmapPortScan, portsAccountedFor, reachablePorts } fr
 import { snapshotAll, type NetnsSnapshot } from '../../support/netns/snapshot.ts';
 import { waitUntil } from '../../support/netns/wait.ts';
 
-const kernel = new NsenterIproute2();
+const kernel = new NsenterKernelCommands();
 const IDS_PORT = 7000;
 const SCANNED_PORTS = `1-1024,${IDS_PORT}`;
 
@@ -218,6 +218,44 @@ describe('data plane on network namespaces (tc mirroring, VXLAN IDS overlay)', f
     await waitUntil('node 2 to be unreachable from node 0 once it left the peer list', async () => !(await pingOk(first!.idsVm, remote.idsOverlayAddress)));
     await reconcileVxlanOverlay(kernel, cluster.nodes[0]!.ns.ref, overlaySpec(cluster, 0));
     await waitUntil('node 2 to be reachable again', () => pingOk(first!.idsVm, remote.idsOverlayAddress));
+  });
+
+  it('drops VXLAN that a server VM sends to inject frames into the IDS overlay (the underlay guard, with a control)', async () => {
+    const attacker = cluster.pairs[1]!; // a server on node 0, aiming at its own node's VXLAN port
+    const victim = cluster.pairs[0]!; // an IDS on node 0
+    const peer = cluster.pairs.find((p) => p.node.index === 1)!; // a legitimate IDS on node 1
+    const node0 = cluster.nodes[0]!;
+    const spec = overlaySpec(cluster, 0);
+    // The server VM builds its own VXLAN device with the overlay's VNI towards its node.
+    await attacker.serverVm.ip('link', 'add', 'evil', 'type', 'vxlan', 'id', String(spec.vni), 'remote', node0.underlayAddress, 'dstport', String(spec.port), 'dev', 'eth0');
+    await attacker.serverVm.ip('addr', 'add', '198.19.0.250/24', 'dev', 'evil');
+    await attacker.serverVm.ip('link', 'set', 'evil', 'up');
+    const isInjected = (f: Buffer) => f.length >= 42 && f.readUInt16BE(12) === 0x0806 && f.subarray(28, 32).equals(Buffer.from([198, 19, 0, 250]));
+    const inject = () => attacker.serverVm.exec(['ping', '-c', '1', '-W', '1', victim.idsOverlayAddress]).catch(() => undefined);
+    try {
+      // Control: without the guard the injected ARP request does reach the IDS.
+      await node0.ns.exec(['nft', 'delete', 'table', 'inet', 'hyperspector_hsids0_vx']);
+      const open = await startCapture(victim.idsVm, 'ovl0', join(captureDir, 'inject-open.pcap'), processes);
+      await waitUntil('an injected frame at the IDS while unguarded', async () => {
+        await inject();
+        return (await readFrames(open.file)).some(isInjected);
+      });
+      await stopCapture(open, processes);
+
+      assert.ok((await reconcileVxlanOverlay(kernel, node0.ns.ref, spec)).commandsRun > 0, 'reconcile restores the guard');
+      const guarded = await startCapture(victim.idsVm, 'ovl0', join(captureDir, 'inject-guarded.pcap'), processes);
+      await inject();
+      await inject();
+      // Frames from a real peer take the same path through node 0's VXLAN device: once one that
+      // was sent after the injections has arrived, the injected ones would have too.
+      const peerMark = Buffer.from(`hs-peer-mark-${process.pid}`);
+      await peer.idsVm.exec(['ping', '-c', '1', '-W', '2', '-p', peerMark.subarray(0, 16).toString('hex'), victim.idsOverlayAddress]);
+      await waitUntil('the peer\'s frame at the IDS', async () => (await readFrames(guarded.file)).some((f) => f.includes(peerMark.subarray(0, 16))));
+      await stopCapture(guarded, processes);
+      assert.equal((await readFrames(guarded.file)).filter(isInjected).length, 0, 'no injected frame reached the IDS');
+    } finally {
+      await attacker.serverVm.ip('link', 'del', 'evil');
+    }
   });
 
   it('Table 2: a port scan from every server finds nothing of the IDS side, while IDS peers answer each other', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { formatCommand } from '../../../src/dataplane/iproute2.ts';
+import { formatCommand } from '../../../src/dataplane/kernel-commands.ts';
 import { linkTableFromJson, type ObservedLink } from '../../../src/dataplane/links.ts';
 import { planMirrorLink, planMirrorLinkRemoval, type MirrorLinkSpec } from '../../../src/dataplane/mirror-link-plan.ts';
 import { namedNetns } from '../../../src/dataplane/netns.ts';

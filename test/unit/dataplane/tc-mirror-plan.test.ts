@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { formatCommand } from '../../../src/dataplane/iproute2.ts';
+import { formatCommand } from '../../../src/dataplane/kernel-commands.ts';
 import {
   MIRROR_COOKIE,
   checkMirrorDestination,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { formatCommand } from '../../../src/dataplane/iproute2.ts';
+import { formatCommand } from '../../../src/dataplane/kernel-commands.ts';
 import { linkTableFromJson, type ObservedLink } from '../../../src/dataplane/links.ts';
 import { desiredPeers, overlayMtu, planVxlanOverlay, planVxlanOverlayRemoval, type VxlanOverlaySpec } from '../../../src/dataplane/vxlan-overlay-plan.ts';
 
