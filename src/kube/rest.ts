@@ -45,6 +45,10 @@ export interface KubeApiOptions {
 
 export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = {}): KubeApi {
   const defaultTimeoutMs = options.timeoutMs ?? 30_000;
+  // client-node builds a new connection pool (and so a new TLS handshake) for every request; one
+  // pool per client keeps connections alive across requests. Auth headers are still applied per
+  // request, so refreshed tokens are picked up.
+  let dispatcher: ReturnType<RequestContext['getDispatcher']>;
   return {
     async request<T>(req: ApiRequest): Promise<T> {
       const cluster = kubeConfig.getCurrentCluster();
@@ -63,9 +67,10 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
       }
       const timeout = AbortSignal.timeout(req.timeoutMs ?? defaultTimeoutMs);
       const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+      dispatcher ??= ctx.getDispatcher();
       let response;
       try {
-        response = await fetch(url, { method: req.method, headers, body, dispatcher: ctx.getDispatcher(), signal });
+        response = await fetch(url, { method: req.method, headers, body, dispatcher, signal });
       } catch (err) {
         throw new KubeApiError(`${req.method} ${req.path} failed: ${describeNetworkError(err)}`, undefined, undefined, undefined, { cause: err });
       }
