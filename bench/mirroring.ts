@@ -4,7 +4,7 @@
 //
 // Needs root (network namespaces) and Debian's wrk, tcpdump and gnuplot (hack/deps/dataplane.packages).
 // Run: npm run bench:mirroring   (BENCH_MIRRORING_SECONDS per measurement, BENCH_MIRRORING_ROUNDS;
-// the defaults, 2 s x 5 rounds x 5 sizes x 3 configurations, take about three minutes)
+// the defaults, 1 s x 11 rounds x 5 sizes x 3 configurations, take about three minutes)
 // Prints one JSON line and a table; writes bench/results/mirroring.{json,dat,png}.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -25,8 +25,8 @@ const LABELS: Record<Config, string> = { base: 'no mirroring', mirrored: 'mirror
 // Short measurements, many rounds: each round measures the three configurations back to back
 // for every size (in a rotating order), and ratios are taken within a round, then the median over
 // rounds. On a shared, loaded machine this cancels slow drift and outvotes bursts of other jobs.
-const seconds = Number(process.env.BENCH_MIRRORING_SECONDS ?? 2);
-const rounds = Number(process.env.BENCH_MIRRORING_ROUNDS ?? 5);
+const seconds = Number(process.env.BENCH_MIRRORING_SECONDS ?? 1);
+const rounds = Number(process.env.BENCH_MIRRORING_ROUNDS ?? 11);
 const PORT = 8080;
 
 const kernel = new NsenterKernelCommands();

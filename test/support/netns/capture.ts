@@ -12,7 +12,8 @@ export interface Capture {
 
 /** Starts tcpdump on `iface` writing every frame whole (-s 0), unbuffered (-U); resolves once listening. */
 export async function startCapture(ns: TestNetns, iface: string, file: string, group: ProcessGroup): Promise<Capture> {
-  const child = group.add(ns.spawn(['tcpdump', '-i', iface, '-n', '-U', '-s', '0', '-w', file]));
+  // -Z root: Debian's tcpdump would switch to its own user before writing into our root-only temp dir.
+  const child = group.add(ns.spawn(['tcpdump', '-Z', 'root', '-i', iface, '-n', '-U', '-s', '0', '-w', file]));
   await waitForOutput(child, 'listening on', `tcpdump on ${ns.name}/${iface}`);
   return { file, child };
 }
