@@ -26,7 +26,8 @@ export function diffProcesses(before: GuestProcess[], after: GuestProcess[], tim
   for (const [key, p] of now) {
     const was = old.get(key);
     if (!was) events.push({ type: 'process-start', time, process: p });
-    else if (!p.kernelThread && (was.comm !== p.comm || was.args !== p.args)) {
+    // An exiting process loses its mm (and so its command line) before it is reaped: that is not an exec.
+    else if (!p.kernelThread && p.cmdline.length > 0 && (was.comm !== p.comm || was.args !== p.args)) {
       events.push({ type: 'process-exec', time, process: p, previous: { comm: was.comm, cmdline: was.cmdline } });
     }
   }

@@ -10,7 +10,7 @@ import { DEFAULT_NETWORK_SERVICES, DEFAULT_SHELLS } from './baseline.ts';
 import { createSidecarServer } from './http-server.ts';
 import { createMapperMetrics } from './metrics.ts';
 import { ProcessMapper } from './process-mapper.ts';
-import { findQemuForVmi } from './qemu-finder.ts';
+import { createQemuFinder } from './qemu-finder.ts';
 
 interface SidecarOptions {
   namespace: string;
@@ -58,7 +58,7 @@ export async function main(argv: string[]): Promise<void> {
     clock: realClock,
     logger,
     metrics,
-    findQemu: (v) => findQemuForVmi(v, opts.procRoot),
+    findQemu: createQemuFinder(opts.procRoot),
     attach: (pid, profiles) => GuestIntrospector.attachToQemu(pid, profiles),
   });
   const server = createSidecarServer({ mapper, metrics, vmi, pollIntervalMs, clock: realClock });

@@ -25,3 +25,19 @@ export function findQemuForVmi(vmi: VmiIdentity, procRoot = '/proc'): number | u
   });
   return matches.sort((a, b) => b - a)[0];
 }
+
+/**
+ * findQemuForVmi with a shortcut: while the last pid found still runs the same VMI, /proc is not
+ * rescanned (a node may run thousands of processes and we poll every second).
+ */
+export function createQemuFinder(procRoot = '/proc'): (vmi: VmiIdentity) => number | undefined {
+  let last: number | undefined;
+  return (vmi) => {
+    if (last !== undefined) {
+      const args = readCommandLine(last, procRoot);
+      if (args !== undefined && matchesVmi(args, vmi)) return last;
+    }
+    last = findQemuForVmi(vmi, procRoot);
+    return last;
+  };
+}

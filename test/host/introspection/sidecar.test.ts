@@ -3,6 +3,7 @@
 // baseline and on a root shell spawned by a network service, follows QEMU across a restart, and
 // only ever holds guest memory open read-only.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,11 @@ import { SidecarProcess } from '../../support/guest/sidecar-process.ts';
 import { testGuestAssets } from '../../support/guest/test-guest.ts';
 
 const POLL_MS = 1000;
+
+function describeEvent(r: { at: number; event: MapperEvent }): string {
+  const e = r.event as MapperEvent & { process?: { pid: number; comm: string; state: string; args: string; startTimeNs: number }; rule?: string };
+  return `${new Date(r.at).toISOString()} ${e.type} ${e.rule ?? ''} ${e.process ? `${e.process.pid} ${e.process.comm} ${e.process.state} ${e.process.startTimeNs} ${e.process.args}` : ''}`;
+}
 const BASELINE_MS = 3000;
 
 describe('process-mapper sidecar against a running guest', function () {
@@ -101,7 +107,7 @@ describe('process-mapper sidecar against a running guest', function () {
     await guest.run('sleep 100009 &');
     await sidecar.waitForEvent((e) => (e.type === 'process-start' || e.type === 'process-exec') && e.process.args === 'sleep 100009', 2 * POLL_MS + 500, marker);
     const alerts = sidecar.events.slice(from).filter((e) => e.event.type === 'alert');
-    assert.deepEqual(alerts.map((a) => JSON.stringify(a.event)), []);
+    assert.deepEqual(alerts.map((a) => JSON.stringify(a.event)), [], `all events:\n${sidecar.events.map(describeEvent).join('\n')}`);
   });
 
   it('alerts on a root shell started by a network service', async () => {
@@ -111,6 +117,12 @@ describe('process-mapper sidecar against a running guest', function () {
     const a = alert.event as Extract<MapperEvent, { type: 'alert' }>;
     assert.equal(a.process.comm, 'sh');
     assert.equal(a.parent?.comm, 'nginx');
+  });
+
+  it('is what kubectl-hyperspector ps --url prints', () => {
+    const out = execFileSync(process.execPath, ['bin/kubectl-hyperspector.js', 'ps', '--url', sidecar.baseUrl], { encoding: 'utf8' });
+    assert.match(out, /^PID\s+PPID\s+UID\s+STAT\s+START\s+COMMAND\s+ARGS\n/);
+    assert.match(out, /\n\d+\s+1\s+1001\s+S\s+\S+\s+log-shipper\s+\/bin\/sh \/usr\/bin\/log-shipper \/var\/log\/app\.log\n/);
   });
 
   it('exports metrics', async () => {

@@ -24,6 +24,11 @@ describe('process events from snapshot differences', () => {
     assert.deepEqual(types.sort(), ['process-exec:60', 'process-exit:50', 'process-start:70']);
   });
 
+  it('does not take an exiting process (zombie without mm) for an exec', () => {
+    const events = diffProcesses([proc(90, 'job', { cmdline: ['job', '-x'] })], [proc(90, 'job', { cmdline: [], args: '[job]', state: 'Z' })], T);
+    assert.deepEqual(events, []);
+  });
+
   it('tells a reused pid from the same process by start time', () => {
     const events = diffProcesses([proc(80, 'job', { startTimeNs: 1 })], [proc(80, 'job', { startTimeNs: 2 })], T);
     assert.deepEqual(events.map((e) => e.type).sort(), ['process-exit', 'process-start']);
