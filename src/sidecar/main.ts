@@ -46,13 +46,15 @@ export async function main(argv: string[]): Promise<void> {
   if (!opts.namespace || !opts.name) throw new Error('--namespace and --name (or VMI_NAMESPACE and VMI_NAME) are required');
   const profilePaths = opts.profiles.length > 0 ? opts.profiles : list(env.KERNEL_PROFILES ?? '/etc/hyperspector/kernel-profiles');
 
+  const profiles = loadKernelProfiles(profilePaths);
+  if (profiles.length === 0) throw new Error(`no kernel profiles (*.json) in ${profilePaths.join(', ')}`);
   const logger = createLogger({ defaultMeta: { component: 'hyperspector-process-mapper' } });
   const metrics = createMapperMetrics();
   const vmi = { namespace: opts.namespace, name: opts.name, ...(opts.uid ? { uid: opts.uid } : {}) };
   const pollIntervalMs = Number(opts.pollInterval);
   const mapper = new ProcessMapper({
     vmi,
-    profiles: loadKernelProfiles(profilePaths),
+    profiles,
     pollIntervalMs,
     baseline: { learningWindowMs: Number(opts.baselineWindow), shells: list(opts.shells), networkServices: list(opts.networkServices) },
     clock: realClock,

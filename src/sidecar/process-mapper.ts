@@ -11,6 +11,8 @@ import { diffProcesses, type MapperEvent } from './events.ts';
 import type { MapperMetrics } from './metrics.ts';
 import type { VmiIdentity } from './qemu-finder.ts';
 
+const MAX_ATTACH_BACKOFF_MS = 30_000;
+
 export interface Introspector {
   snapshot(): ProcessSnapshot;
   close(): void;
@@ -55,6 +57,9 @@ export class ProcessMapper {
   private readonly subscribers = new Set<(e: NumberedEvent) => void>();
   private timer?: TimerHandle;
   private stopped = true;
+  /** Attaching scans all guest RAM; while it keeps failing (guest booting), try less and less often. */
+  private attachFailures = 0;
+  private nextAttachAt = 0;
 
   constructor(private readonly deps: ProcessMapperDeps) {
     this.baseline = new Baseline(deps.baseline, deps.clock);
@@ -101,7 +106,10 @@ export class ProcessMapper {
       this.lastError = `no QEMU process for VMI ${this.deps.vmi.namespace}/${this.deps.vmi.name}`;
       return;
     }
-    if (!this.introspector && !this.tryAttach(pid)) return;
+    if (!this.introspector) {
+      if (this.deps.clock.now() < this.nextAttachAt) return;
+      if (!this.tryAttach(pid)) return;
+    }
 
     const end = metrics.snapshotDuration.startTimer();
     let snapshot: ProcessSnapshot;
@@ -142,10 +150,15 @@ export class ProcessMapper {
     } catch (err) {
       // Typically the guest is still booting; try again on the next poll.
       this.lastError = `attach to QEMU pid ${pid} failed: ${errorField(err)}`;
+      this.attachFailures++;
+      const backoff = Math.min(this.deps.pollIntervalMs * 2 ** (this.attachFailures - 1), MAX_ATTACH_BACKOFF_MS);
+      this.nextAttachAt = this.deps.clock.now() + backoff;
       this.deps.logger.debug('Failed to attach to QEMU process', { vmi: this.vmiName(), qemuPid: pid, err: errorField(err) });
       return false;
     }
     this.qemuPid = pid;
+    this.attachFailures = 0;
+    this.nextAttachAt = 0;
     this.deps.metrics.attached.set(1);
     this.deps.metrics.attaches.inc();
     const probe = this.introspector.snapshot();

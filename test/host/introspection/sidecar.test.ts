@@ -138,7 +138,8 @@ describe('process-mapper sidecar against a running guest', function () {
     await guest.stop();
     await sidecar.waitForEvent((e) => e.type === 'guest-detached' && e.qemuPid === oldPid, 3 * POLL_MS, from);
     guest = await QemuGuest.boot(boot);
-    const attached = await sidecar.waitForEvent((e) => e.type === 'guest-attached' && e.qemuPid === guest.pid, 60_000, from);
+    // Attach attempts back off while the new guest boots (at most 30 s apart).
+    const attached = await sidecar.waitForEvent((e) => e.type === 'guest-attached' && e.qemuPid === guest.pid, 120_000, from);
     assert.notEqual(guest.pid, oldPid);
     assert.ok(attached);
   });

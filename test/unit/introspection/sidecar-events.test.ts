@@ -77,7 +77,7 @@ describe('process mapper poll loop', () => {
   }
 
   function setup() {
-    const world = { qemuPid: undefined as number | undefined, snapshots: [] as ProcessSnapshot[], attachFails: false, closed: 0 };
+    const world = { qemuPid: undefined as number | undefined, snapshots: [] as ProcessSnapshot[], attachFails: false, closed: 0, attachCalls: 0 };
     const clock = new FakeClock();
     const mapper = new ProcessMapper({
       vmi: { namespace: 'ns', name: 'vm' }, profiles: [], pollIntervalMs: 1000,
@@ -85,6 +85,7 @@ describe('process mapper poll loop', () => {
       clock, logger: silentLogger(), metrics: createMapperMetrics(false),
       findQemu: () => world.qemuPid,
       attach: (): Introspector => {
+        world.attachCalls++;
         if (world.attachFails) throw new Error('kernel not found yet');
         return { snapshot: () => world.snapshots[0] ?? snapshot([]), close: () => world.closed++ };
       },
@@ -94,16 +95,22 @@ describe('process mapper poll loop', () => {
     return { world, mapper, events, clock };
   }
 
-  it('waits for QEMU and for the kernel, then attaches', () => {
-    const { world, mapper, events } = setup();
+  it('waits for QEMU and for the kernel (backing off), then attaches', async () => {
+    const { world, mapper, events, clock } = setup();
     mapper.pollOnce();
     assert.match(mapper.state().lastError!, /no QEMU process for VMI ns\/vm/);
     world.qemuPid = 100;
     world.attachFails = true;
-    mapper.pollOnce();
+    for (let second = 0; second < 8; second++) {
+      mapper.pollOnce();
+      await clock.advance(1000);
+    }
+    // Attempts at 0 s, then after 1, 2 and 4 s more: 0, 1, 3, 7.
+    assert.equal(world.attachCalls, 4);
     assert.match(mapper.state().lastError!, /attach to QEMU pid 100 failed: kernel not found yet/);
     world.attachFails = false;
     world.snapshots = [snapshot([proc(1, 'init')])];
+    await clock.advance(30_000);
     mapper.pollOnce();
     assert.deepEqual(events.map((e) => e.type), ['guest-attached']);
     assert.equal(mapper.state().snapshot?.processes.length, 1);
