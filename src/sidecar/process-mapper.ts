@@ -7,7 +7,7 @@ import { errorField } from '../kube/logger.ts';
 import type { KernelProfile } from '../introspection/kernel-profile.ts';
 import type { GuestProcess, ProcessSnapshot } from '../introspection/process-info.ts';
 import { Baseline, type BaselinePolicy } from './baseline.ts';
-import { diffProcesses, type MapperEvent } from './events.ts';
+import { diffProcesses, processKey, type MapperEvent } from './events.ts';
 import type { MapperMetrics } from './metrics.ts';
 import type { VmiIdentity } from './qemu-finder.ts';
 
@@ -60,6 +60,7 @@ export class ProcessMapper {
   /** Attaching scans all guest RAM; while it keeps failing (guest booting), try less and less often. */
   private attachFailures = 0;
   private nextAttachAt = 0;
+  private readonly alerted = new Set<string>();
 
   constructor(private readonly deps: ProcessMapperDeps) {
     this.baseline = new Baseline(deps.baseline, deps.clock);
@@ -182,7 +183,14 @@ export class ProcessMapper {
 
   private judge(newProcesses: GuestProcess[], snapshot: ProcessSnapshot): void {
     const byPid = new Map(snapshot.processes.map((p) => [p.pid, p]));
+    // Forget alerts of processes that are gone, so the set stays as small as the process table.
+    const present = new Set(snapshot.processes.map(processKey));
+    for (const key of this.alerted) if (!present.has(key.slice(0, key.indexOf('|')))) this.alerted.delete(key);
     for (const a of this.baseline.judge(newProcesses, byPid)) {
+      // One alert per rule and program of a process, even when it is seen again after a re-attach.
+      const key = `${processKey(a.process)}|${a.rule}|${a.process.comm}|${a.process.args}`;
+      if (this.alerted.has(key)) continue;
+      this.alerted.add(key);
       this.deps.metrics.alerts.inc({ rule: a.rule });
       this.deps.logger.warn('Raised process alert', { vmi: this.vmiName(), rule: a.rule, pid: a.process.pid, comm: a.process.comm, message: a.message });
       this.publish({ type: 'alert', time: snapshot.takenAt, rule: a.rule, message: a.message, process: a.process, ...(a.parent ? { parent: a.parent } : {}) });

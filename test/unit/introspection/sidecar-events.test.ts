@@ -130,6 +130,19 @@ describe('process mapper poll loop', () => {
     assert.deepEqual(events.map((e) => e.type), ['guest-attached', 'process-start', 'alert']);
   });
 
+  it('raises an alert once per process, also across a re-attach', async () => {
+    const { world, mapper, events, clock } = setup();
+    world.qemuPid = 100;
+    world.snapshots = [snapshot([proc(1, 'init')])];
+    mapper.pollOnce();
+    await clock.advance(2000);
+    world.snapshots = [snapshot([proc(1, 'init'), proc(7, 'miner')])];
+    mapper.pollOnce();
+    world.qemuPid = 101; // e.g. the finder briefly saw another pid: detach, re-attach, re-judge everything
+    mapper.pollOnce();
+    assert.deepEqual(events.map((e) => e.type), ['guest-attached', 'process-start', 'alert', 'guest-detached', 'guest-attached']);
+  });
+
   it('follows QEMU to a new pid', () => {
     const { world, mapper, events } = setup();
     world.qemuPid = 100;
