@@ -70,8 +70,12 @@ export class ProcessMapper {
     this.stopped = false;
     const tick = () => {
       if (this.stopped) return;
-      this.pollOnce();
-      this.timer = this.deps.clock.setTimeout(tick, this.deps.pollIntervalMs);
+      try {
+        this.pollOnce();
+      } finally {
+        // Whatever happened in this poll, the loop goes on.
+        this.timer = this.deps.clock.setTimeout(tick, this.deps.pollIntervalMs);
+      }
     };
     tick();
   }
@@ -146,9 +150,13 @@ export class ProcessMapper {
   }
 
   private tryAttach(pid: number): boolean {
+    let probe: ProcessSnapshot;
     try {
       this.introspector = this.deps.attach(pid, this.deps.profiles);
+      probe = this.introspector.snapshot();
     } catch (err) {
+      this.introspector?.close();
+      this.introspector = undefined;
       // Typically the guest is still booting; try again on the next poll.
       this.lastError = `attach to QEMU pid ${pid} failed: ${errorField(err)}`;
       this.attachFailures++;
@@ -162,7 +170,6 @@ export class ProcessMapper {
     this.nextAttachAt = 0;
     this.deps.metrics.attached.set(1);
     this.deps.metrics.attaches.inc();
-    const probe = this.introspector.snapshot();
     this.deps.logger.info('Attached to guest memory', { vmi: this.vmiName(), qemuPid: pid, kernel: probe.kernel });
     this.publish({ type: 'guest-attached', time: probe.takenAt, qemuPid: pid, kernelRelease: probe.kernel.release, processCount: probe.processes.length });
     return true;
