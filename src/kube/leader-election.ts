@@ -64,6 +64,12 @@ export interface LeaderElectionOptions {
   retryPeriodMs?: number;
   /** Release the lease on stop so another replica takes over at once. Default true. */
   releaseOnCancel?: boolean;
+  /**
+   * After losing the lease, campaign again instead of ending `run()` (client-go ends and the
+   * process exits). For operators that must ride out a long API server outage in-process; the
+   * callbacks then fire once per term. Default false.
+   */
+  reelectAfterLoss?: boolean;
   /** Called when this replica becomes leader; `signal` aborts when it stops leading. */
   onStartedLeading: (signal: AbortSignal) => void;
   /** Called once when this replica stops leading (lost, or stopped); the caller should stop work or exit. */
@@ -164,15 +170,18 @@ export class LeaderElector {
   private async loop(): Promise<void> {
     const stop = this.stopController.signal;
     this.log.info('Started leader election');
-    while (!stop.aborted && !this.leading) {
-      if (await this.tryAcquireOrRenew(this.retryPeriodMs)) {
-        this.becomeLeader();
-        break;
+    do {
+      while (!stop.aborted && !this.leading) {
+        if (await this.tryAcquireOrRenew(this.retryPeriodMs)) {
+          this.becomeLeader();
+          break;
+        }
+        await sleep(this.clock, this.jittered(this.retryPeriodMs), stop);
       }
-      await sleep(this.clock, this.jittered(this.retryPeriodMs), stop);
-    }
-    if (this.leading) await this.renewLoop(stop);
-    if (this.leading) await this.stopLeading(stop.aborted ? 'stopped' : 'lost');
+      if (this.leading) await this.renewLoop(stop);
+      if (this.leading) await this.stopLeading(stop.aborted ? 'stopped' : 'lost');
+      if (this.options.reelectAfterLoss && !stop.aborted) await sleep(this.clock, this.jittered(this.retryPeriodMs), stop);
+    } while (this.options.reelectAfterLoss && !stop.aborted);
   }
 
   private becomeLeader(): void {

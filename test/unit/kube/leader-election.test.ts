@@ -136,6 +136,22 @@ describe('LeaderElector', () => {
     assert.equal(a.started, 1, 'a lost leader does not campaign again');
   });
 
+  it('with reelectAfterLoss, campaigns again after a loss and leads again once the API is back', async () => {
+    const a = join('a', { reelectAfterLoss: true });
+    await flushPromises();
+    a.faults.down = true;
+    await clock.advance(10_000);
+    assert.equal(a.stopped, 1);
+    assert.equal(a.elector.isLeader(), false);
+    await clock.advance(20_000);
+    assert.equal(a.started, 1, 'cannot lead while the API server is unreachable');
+    a.faults.down = false;
+    await clock.advance(2400);
+    assert.equal(a.started, 2);
+    assert.equal(a.elector.isLeader(), true);
+    assert.equal(a.signal?.aborted, false, 'a fresh signal for the new term');
+  });
+
   it('stops leading at the renew deadline even when renew requests hang', async () => {
     const a = join('a');
     await flushPromises();
