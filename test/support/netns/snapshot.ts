@@ -10,8 +10,20 @@ export interface NetnsSnapshot {
   nftables: unknown;
 }
 
+/**
+ * operstate follows carrier changes through the kernel's linkwatch, which batches them up to a
+ * second late, so a snapshot taken right after building or tearing down can hold a stale one. The
+ * link flags (UP, LOWER_UP) state the same facts at once and stay in the comparison.
+ */
+function withoutOperstate<T>(entries: T[]): T[] {
+  return entries.map((entry) => {
+    const { operstate: _operstate, ...rest } = entry as Record<string, unknown>;
+    return rest as T;
+  });
+}
+
 export async function snapshotNetns(ns: TestNetns): Promise<NetnsSnapshot> {
-  const links = await ns.json<{ ifname: string }[]>(['ip', '-j', 'link', 'show']);
+  const links = withoutOperstate(await ns.json<{ ifname: string }[]>(['ip', '-j', 'link', 'show']));
   const filters: Record<string, unknown> = {};
   for (const { ifname } of links) {
     for (const hook of ['ingress', 'egress']) {
@@ -21,7 +33,7 @@ export async function snapshotNetns(ns: TestNetns): Promise<NetnsSnapshot> {
   }
   return {
     links,
-    addresses: await ns.json(['ip', '-j', 'addr', 'show']),
+    addresses: withoutOperstate(await ns.json<unknown[]>(['ip', '-j', 'addr', 'show'])),
     qdiscs: await ns.json(['tc', '-j', 'qdisc', 'show']),
     filters,
     nftables: await ns.json(['nft', '-j', 'list', 'ruleset']),
