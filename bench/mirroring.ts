@@ -54,10 +54,16 @@ async function mirroredPackets(pair: ServerPair): Promise<{ packets: number; dro
   return { packets: link!.stats64.tx.packets, dropped: link!.stats64.tx.dropped };
 }
 
-function median(values: readonly number[]): number {
+/** The q-quantile by linear interpolation between order statistics. */
+function quantile(values: readonly number[], q: number): number {
   const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  return s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (pos - lo);
+}
+
+function median(values: readonly number[]): number {
+  return quantile(values, 0.5);
 }
 
 async function renderPlot(datFile: string, pngFile: string): Promise<void> {
@@ -147,13 +153,17 @@ async function main(): Promise<void> {
 
   const rps = Object.fromEntries(CONFIGS.map((c) => [c, samples[c].map((s) => Math.round(median(s)))])) as Record<Config, number[]>;
   // Median over rounds of the within-round ratio (a paired comparison).
-  const ratio = (c: Config) => samples[c].map((perSize, i) => Number(median(perSize.map((v, r) => v / samples.base[i]![r]!)).toFixed(3)));
+  const pairedRatios = (c: Config) => samples[c].map((perSize, i) => perSize.map((v, r) => v / samples.base[i]![r]!));
+  const ratio = (c: Config) => pairedRatios(c).map((r) => Number(median(r).toFixed(3)));
+  // The spread of the paired ratios says how far the medians can be trusted on a shared machine.
+  const ratioIqr = (c: Config) => pairedRatios(c).map((r) => [quantile(r, 0.25), quantile(r, 0.75)].map((v) => Number(v.toFixed(3))));
   const result = {
     bench: 'mirroring',
     unit: 'requests/s',
     fileSizesKB: SIZES_KB,
     requestsPerSecond: rps,
     ratioToBase: { mirrored: ratio('mirrored'), mirroredCapture: ratio('mirroredCapture') },
+    ratioInterquartileRange: { mirrored: ratioIqr('mirrored'), mirroredCapture: ratioIqr('mirroredCapture') },
     target: { mirroredCaptureRatioAtLeast: 0.95, met: ratio('mirroredCapture').every((r) => r >= 0.95) },
     samples: Object.fromEntries(CONFIGS.map((c) => [c, samples[c].map((s) => s.map(Math.round))])),
     mirrorLink: mirror,
@@ -166,11 +176,23 @@ async function main(): Promise<void> {
   };
   console.log(JSON.stringify(result));
 
-  const header = ['size', 'base req/s', 'mirrored req/s', 'ratio', 'mirrored+capture req/s', 'ratio'];
-  const rows = SIZES_KB.map((kb, i) => [`${kb} KB`, rps.base[i], rps.mirrored[i], result.ratioToBase.mirrored[i]!.toFixed(3), rps.mirroredCapture[i], result.ratioToBase.mirroredCapture[i]!.toFixed(3)].map(String));
+  const header = ['size', 'base req/s', 'mirrored req/s', 'ratio', '(IQR)', 'mirrored+capture req/s', 'ratio', '(IQR)'];
+  const iqr = (c: 'mirrored' | 'mirroredCapture', i: number) => result.ratioInterquartileRange[c][i]!.map((v) => v.toFixed(2)).join('-');
+  const rows = SIZES_KB.map((kb, i) =>
+    [
+      `${kb} KB`,
+      rps.base[i],
+      rps.mirrored[i],
+      result.ratioToBase.mirrored[i]!.toFixed(3),
+      iqr('mirrored', i),
+      rps.mirroredCapture[i],
+      result.ratioToBase.mirroredCapture[i]!.toFixed(3),
+      iqr('mirroredCapture', i),
+    ].map(String),
+  );
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   for (const row of [header, ...rows]) console.log(row.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
-  console.log('(requests/s: median over rounds; ratio: median over rounds of the within-round ratio to base)');
+  console.log('(requests/s: median over rounds; ratio: median over rounds of the within-round ratio to base; IQR: its interquartile range)');
   console.log(`mirrored packets ${mirror.packets} (dropped ${mirror.dropped}); IDS captured ${capture.captured}, dropped by kernel ${capture.droppedByKernel}; load ${result.loadAverage.before.join(' ')} → ${result.loadAverage.after.join(' ')}`);
 
   await mkdir(resultsDir, { recursive: true });

@@ -2,18 +2,17 @@
 // and IDS "VMs" as namespaces attached the way KubeVirt's bridge binding attaches a VM, tc port
 // mirroring and the VXLAN IDS overlay installed by src/dataplane, real packets, real nmap.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stat } from 'node:fs/promises';
 import {
   NsenterKernelCommands,
-  netnsOfPid,
-  type NetnsRef,
   ensureServerMirror,
+  netnsOfPid,
   reconcileVxlanOverlay,
   removeServerMirror,
   removeVxlanOverlay,
+  type NetnsRef,
   type ServerMirrorSpec,
   type VxlanOverlaySpec,
 } from '../../../src/dataplane/index.ts';
