@@ -59,9 +59,9 @@ export async function startOperator(config: OperatorConfig, logger: Logger = cre
 
   controller.startInformers();
   let elector: LeaderElector | undefined;
-  const lead = async () => {
+  const lead = async (signal?: AbortSignal) => {
     await controller.waitForSync();
-    if (stopping) return;
+    if (stopping || signal?.aborted) return;
     logger.info('Started reconciling', { namespaces: config.namespaces.length ? config.namespaces : 'all', concurrency: config.concurrency });
     controller.startWorkers();
   };
@@ -74,17 +74,19 @@ export async function startOperator(config: OperatorConfig, logger: Logger = cre
       retryPeriodMs: config.retryPeriodMs,
       logger,
       metrics: metrics.leaderElection(config.leaderElectionId),
-      onStartedLeading: () => {
+      // After a lost term (e.g. an API server outage longer than the renew deadline) the replica
+      // keeps its caches and competes for the lease again instead of exiting.
+      reelectAfterLoss: true,
+      onStartedLeading: (signal) => {
         logger.info('Became leader', { identity });
-        lead().catch((err: unknown) => logger.error('Failed to start reconciling', { err: errorField(err) }));
+        lead(signal).catch((err: unknown) => logger.error('Failed to start reconciling', { err: errorField(err) }));
       },
       onStoppedLeading: () => {
         if (stopping) return;
-        // As controller-runtime does: a replica that lost its lease stops at once and exits, so it
-        // can never write while another replica leads.
-        logger.error('Lost leadership; stopping', { identity });
-        controller.queue.shutDown();
-        resolveEnded(1);
+        // A replica that lost its lease stops reconciling at once, so it can never write while
+        // another replica leads; it stands by with warm caches for the next term.
+        logger.error('Lost leadership; stopped reconciling', { identity });
+        void controller.stopWorkers();
       },
     });
     health.addReadinessCheck('leader-election', leaderElectionCheck(elector));

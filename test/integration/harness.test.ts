@@ -83,7 +83,8 @@ describe('local control plane and KubeVirt simulator', function () {
 
     await env.mergePatch(VM, NS, 'always', { spec: { runStrategy: 'Halted' } });
     await env.waitGone(VMI, NS, 'always');
-    await waitFor(async () => (await launcherPods(vmi.metadata.uid!)).length === 0 || undefined, { description: 'launcher pod gone' });
+    // The pod goes through the garbage collector (owner: the VMI), which can take a while under load.
+    await waitFor(async () => (await launcherPods(vmi.metadata.uid!)).length === 0 || undefined, { timeoutMs: 120_000, description: 'launcher pod gone' });
     await waitFor(async () => (await env.get(VM, NS, 'always'))?.status?.printableStatus === 'Stopped' || undefined, { description: 'VM Stopped' });
 
     await env.mergePatch(VM, NS, 'always', { spec: { runStrategy: 'Always' } });
@@ -92,8 +93,8 @@ describe('local control plane and KubeVirt simulator', function () {
       return v?.status?.phase === 'Running' ? v : undefined;
     }, { description: 'VMI always Running again' });
     await env.delete(VM, NS, 'always');
-    await env.waitGone(VMI, NS, 'always');
-    await waitFor(async () => (await launcherPods(again.metadata.uid!)).length === 0 || undefined, { description: 'launcher pod garbage-collected' });
+    await env.waitGone(VMI, NS, 'always', 120_000);
+    await waitFor(async () => (await launcherPods(again.metadata.uid!)).length === 0 || undefined, { timeoutMs: 120_000, description: 'launcher pod garbage-collected' });
     const vmiDeletes = auditRequests(env.cluster.auditLogPath, {}).filter((e) => e.verb === 'delete' && e.objectRef?.resource === 'virtualmachineinstances' && e.objectRef?.name === 'always');
     assert.ok(vmiDeletes.some((e) => /kube-controller-manager/.test(e.userAgent ?? '')), 'the garbage collector deleted the VMI');
   });
@@ -124,7 +125,11 @@ describe('local control plane and KubeVirt simulator', function () {
     await cluster.stop();
     assert.deepEqual(pids.filter(alive), [], 'no process left after stop()');
 
-    const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), [join(REPO_ROOT, 'test', 'support', 'start-cluster-child.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // node itself (not the tsx wrapper, which would leave its own child behind when killed).
+    const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', 'node'), ['--import', 'tsx', join(REPO_ROOT, 'test', 'support', 'start-cluster-child.ts')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      cwd: REPO_ROOT,
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const childPids = await waitFor(() => {

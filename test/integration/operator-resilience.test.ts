@@ -106,8 +106,12 @@ describe('operator resilience (real control plane, simulated KubeVirt)', functio
         ? [a, b, env.cluster.users.operator.name, env.cluster.users.operatorB.name]
         : [b, a, env.cluster.users.operatorB.name, env.cluster.users.operator.name];
       assert.ok(holder, 'the Lease names the leader');
-      const renewals = auditRequests(env.cluster.auditLogPath, { since, writesOnly: true }).filter((e) => e.objectRef?.resource === 'leases');
-      assert.ok(renewals.length > 0 && renewals.every((e) => e.user.username === leaderUser), 'only the leader renews the Lease');
+      const leaseWrites = () => auditRequests(env.cluster.auditLogPath, { since, writesOnly: true }).filter(
+          (e) => e.objectRef?.resource === 'leases' && e.objectRef.namespace === LEASE_NS && e.objectRef.name === LEASE,
+        );
+      await waitFor(() => leaseWrites().length > 0 || undefined, { timeoutMs: 15_000, description: 'a lease renewal' });
+      const renewers = new Set(leaseWrites().map((e) => e.user.username));
+      assert.deepEqual([...renewers], [leaderUser], 'only the leader renews the Lease');
       const standbyWrites = auditRequests(env.cluster.auditLogPath, { username: standbyUser, since, writesOnly: true });
       assert.equal(standbyWrites.length, 0, `the standby wrote:\n${describeRequests(standbyWrites)}`);
 
@@ -118,7 +122,8 @@ describe('operator resilience (real control plane, simulated KubeVirt)', functio
       await env.createMonitoredServer(monitoredServer('ha-2', ns));
       await waitFor(async () => ((await leaseHolder(env)) !== holder ? true : undefined), { timeoutMs: 25_000, intervalMs: 200, description: 'the standby to take the lease' });
       const takeoverMs = Date.now() - killedAt;
-      assert.ok(takeoverMs <= 15_000 + 2_000 + 2_000, `takeover took ${takeoverMs} ms`);
+      // Lease duration 15 s, plus one retry period (2 s) and request latency on a loaded machine.
+      assert.ok(takeoverMs <= 15_000 + 2_000 + 3_000, `takeover took ${takeoverMs} ms`);
       await env.waitForCondition(ns, 'ha-2', 'Ready', 'True', undefined, 60_000);
       assert.ok(standby.process.running);
     } finally {

@@ -34,12 +34,14 @@ export class ManagedProcess {
     args: string[],
     readonly logFile: string,
     env: NodeJS.ProcessEnv = process.env,
+    cwd?: string,
   ) {
     installExitHooks();
     const log = createWriteStream(logFile, { flags: 'a' });
     this.child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', command, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env,
+      ...(cwd ? { cwd } : {}),
     });
     this.child.stdout?.pipe(log);
     this.child.stderr?.pipe(log);

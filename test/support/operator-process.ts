@@ -55,8 +55,12 @@ export async function startOperatorProcess(cluster: LocalCluster, options: Opera
   const logFile = options.logFile ?? cluster.logOf(`operator-${++counter}`);
   const proc = new ManagedProcess(
     'operator',
-    join(REPO_ROOT, 'node_modules', '.bin', 'tsx'),
+    // node itself (Node 24 from node_modules), not the tsx wrapper: one process, so SIGKILL and
+    // the peak RSS concern the operator and nothing else.
+    join(REPO_ROOT, 'node_modules', '.bin', 'node'),
     [
+      '--import',
+      'tsx',
       join(REPO_ROOT, 'src', 'main.ts'),
       `--kubeconfig=${kubeconfig}`,
       `--leader-elect=${options.leaderElect ?? true}`,
@@ -68,6 +72,7 @@ export async function startOperatorProcess(cluster: LocalCluster, options: Opera
     ],
     logFile,
     { ...process.env, PATH: `${join(REPO_ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}` },
+    REPO_ROOT, // `--import tsx` resolves from here
   );
   const base = `http://127.0.0.1:${httpPort}`;
   const op: OperatorProcess = {

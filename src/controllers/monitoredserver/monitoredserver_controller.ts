@@ -85,17 +85,17 @@ class MultiNamespaceInformer<T extends KubeObject> {
 }
 
 export class MonitoredServerController {
-  readonly queue: WorkQueue<string>;
+  /** Replaced by a fresh queue each time the workers stop (a lost leadership term). */
+  queue: WorkQueue<string>;
   private readonly monitoredServers: MultiNamespaceInformer<MonitoredServer & KubeObject>;
   private readonly virtualMachines: MultiNamespaceInformer<VirtualMachine & KubeObject>;
   private readonly virtualMachineInstances: MultiNamespaceInformer<VirtualMachineInstance & KubeObject>;
-  private readonly pool: WorkerPool;
+  private pool: WorkerPool | undefined;
   private readonly api: KubeApi;
   private readonly log: Logger;
   private readonly events: EventSink;
   private readonly now: () => Date;
   private readonly notReadyRecheckMs: number;
-  private workersStarted = false;
 
   constructor(private readonly options: ControllerOptions) {
     this.api = options.api;
@@ -103,7 +103,7 @@ export class MonitoredServerController {
     this.events = options.events ?? noEvents;
     this.now = options.now ?? (() => new Date());
     this.notReadyRecheckMs = options.notReadyRecheckMs ?? 60_000;
-    this.queue = new WorkQueue<string>({ name: CONTROLLER_NAME, metrics: options.metrics?.workQueue(CONTROLLER_NAME) });
+    this.queue = this.newQueue();
     const informer = <T extends KubeObject>(name: string, type: typeof VIRTUAL_MACHINE) => (namespace?: string) =>
       new Informer<T>({
         name: namespace ? `${name}/${namespace}` : name,
@@ -133,15 +133,20 @@ export class MonitoredServerController {
     for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers] as Informer<KubeObject>[]) {
       i.addEventHandler({ onAdd: enqueueFor, onUpdate: (_o, n) => enqueueFor(n), onDelete: enqueueFor });
     }
-    this.pool = new WorkerPool({
-      name: CONTROLLER_NAME,
-      queue: this.queue,
-      reconcile: (key, ctx) => this.reconcile(key, ctx),
-      concurrency: options.concurrency ?? 4,
-      logger: this.log,
-      ...(options.metrics ? { metrics: options.metrics.controller(CONTROLLER_NAME) } : {}),
-    });
   }
+
+  private newQueue(): WorkQueue<string> {
+    return new WorkQueue<string>({ name: CONTROLLER_NAME, metrics: this.queueMetrics() });
+  }
+
+  private queueMetricsHooks: ReturnType<OperatorMetrics['workQueue']> | undefined;
+  private queueMetrics() {
+    if (!this.options.metrics) return undefined;
+    this.queueMetricsHooks ??= this.options.metrics.workQueue(CONTROLLER_NAME);
+    return this.queueMetricsHooks;
+  }
+
+  private controllerMetricsHooks: ReturnType<OperatorMetrics['controller']> | undefined;
 
   private allInformers(): Informer<KubeObject>[] {
     return [...this.monitoredServers.informers, ...this.virtualMachines.informers, ...this.virtualMachineInstances.informers] as Informer<KubeObject>[];
@@ -164,17 +169,36 @@ export class MonitoredServerController {
     return this.allInformers().map((i) => ({ name: i.name, ...i.health() }));
   }
 
-  /** Starts reconciling (on the leader only). */
+  /** Starts reconciling (on the leader only; again after each new leadership term). */
   startWorkers(): void {
-    if (this.workersStarted) return;
-    this.workersStarted = true;
+    if (this.pool) return;
+    if (this.queue.isShuttingDown()) this.queue = this.newQueue();
     for (const ms of this.monitoredServers.list()) this.queue.add(objectKey(ms));
+    if (this.options.metrics) this.controllerMetricsHooks ??= this.options.metrics.controller(CONTROLLER_NAME);
+    this.pool = new WorkerPool({
+      name: CONTROLLER_NAME,
+      queue: this.queue,
+      reconcile: (key, ctx) => this.reconcile(key, ctx),
+      concurrency: this.options.concurrency ?? 4,
+      logger: this.log,
+      ...(this.controllerMetricsHooks ? { metrics: this.controllerMetricsHooks } : {}),
+    });
     this.pool.start();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops reconciling at once: no key is handed out any more; reconciles in flight finish their
+   * current request. The caches keep running, so a new term starts warm.
+   */
+  async stopWorkers(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
     this.queue.shutDown();
-    if (this.workersStarted) await this.pool.stop();
+    await pool?.stop();
+  }
+
+  async stop(): Promise<void> {
+    await this.stopWorkers();
     await Promise.all(this.allInformers().map((i) => i.stop()));
   }
 

@@ -1,0 +1,139 @@
+// Benchmark: N MonitoredServers applied at once → all Ready, on the local control plane with the
+// KubeVirt simulator; beside it, in the same run, the floor: a bare client creating the same child
+// objects directly. Prints a readable summary and one JSON line.
+//   npm run bench:convergence -- [--count 200] [--steady-seconds 60] [--nodes 3]
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { OperatorTestEnv, MS } from '../test/support/operator-env.ts';
+import { startOperatorProcess } from '../test/support/operator-process.ts';
+import { monitoredServer } from '../test/support/monitoredserver-fixtures.ts';
+import { auditRequests, WRITE_VERBS } from '../test/support/audit-log.ts';
+import { waitFor } from '../test/support/wait.ts';
+import { buildServerVirtualMachine } from '../src/builders/server-vm.ts';
+import { buildIdsVirtualMachine, serverPodLabels } from '../src/builders/ids-vm.ts';
+import { roleLabels } from '../src/builders/names.ts';
+import { createKubeApi } from '../src/kube/rest.ts';
+
+const { values } = parseArgs({
+  options: {
+    count: { type: 'string', default: '200' },
+    'steady-seconds': { type: 'string', default: '60' },
+    nodes: { type: 'string', default: '3' },
+    concurrency: { type: 'string', default: '8' },
+  },
+});
+const N = Number(values.count);
+const steadySeconds = Number(values['steady-seconds']);
+const log = (line: string) => console.error(`[bench] ${line}`);
+
+async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
+}
+
+function peakRssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+async function countReady(env: OperatorTestEnv, ns: string): Promise<number> {
+  const items = await env.list(MS, ns);
+  return items.filter((m) => env.condition(m, 'Ready')?.status === 'True').length;
+}
+
+const env = await OperatorTestEnv.start(Number(values.nodes));
+try {
+  // --- the operator
+  const ns = 'bench';
+  await env.namespace(ns);
+  const operator = await startOperatorProcess(env.cluster, { user: 'operator', extraArgs: [`--concurrency=${values.concurrency}`] });
+  await waitFor(() => operator.ready(), { timeoutMs: 60_000, description: 'the operator to be ready' });
+  const opUser = env.cluster.users.operator.name;
+  log(`applying ${N} MonitoredServers`);
+  const t0 = new Date();
+  await inBatches([...Array(N).keys()], 25, (i) => env.createMonitoredServer(monitoredServer(`s-${i}`, ns)));
+  await waitFor(async () => ((await countReady(env, ns)) === N ? true : undefined), { timeoutMs: 3_600_000, intervalMs: 1000, description: `${N} Ready` });
+  const t1 = new Date();
+  const convergeSeconds = (t1.getTime() - t0.getTime()) / 1000;
+  const opRequests = auditRequests(env.cluster.auditLogPath, { username: opUser, since: t0, until: t1 });
+  const opWrites = opRequests.filter((e) => WRITE_VERBS.has(e.verb));
+  log(`converged in ${convergeSeconds.toFixed(1)} s; measuring ${steadySeconds} s of steady state`);
+  const s0 = new Date();
+  await waitFor(() => Date.now() - s0.getTime() >= steadySeconds * 1000 || undefined, { timeoutMs: steadySeconds * 1000 + 5000, intervalMs: 500 });
+  const steady = auditRequests(env.cluster.auditLogPath, { username: opUser, since: s0, writesOnly: true });
+  const steadyWrites = steady.filter((e) => e.objectRef?.resource !== 'leases').length;
+  const leaseWrites = steady.length - steadyWrites;
+  const rss = peakRssMiB(operator.pid);
+  await operator.stop();
+
+  // --- the floor: a bare client (its own user) creating the same child objects directly: the
+  // server VM, then, once its VMI has a node (from one watch), the pinned IDS VM.
+  const floorNs = 'floor';
+  await env.namespace(floorNs);
+  const floorUser = env.cluster.users.operatorB.name;
+  const bare = env.cluster.kubeConfigFor('operatorB').kubeConfig;
+  // The bare client runs under the operator's RBAC role (bound to this user too).
+  const api = createKubeApi(bare);
+  const f0 = new Date();
+  const pending = new Map<string, ReturnType<typeof monitoredServer>>();
+  const done = new Set<string>();
+  const watch = await new k8s.Watch(bare).watch(
+    `/apis/kubevirt.io/v1/namespaces/${floorNs}/virtualmachineinstances`,
+    {},
+    (type, vmi: { metadata: k8s.V1ObjectMeta; status?: { nodeName?: string; phase?: string } }) => {
+      const name = vmi.metadata.name ?? '';
+      if (name.endsWith('-ids')) {
+        if (vmi.status?.phase === 'Running') done.add(name);
+        return;
+      }
+      const ms = pending.get(name);
+      if (ms && vmi.status?.nodeName && (vmi.status.phase === 'Scheduled' || vmi.status.phase === 'Running')) {
+        pending.delete(name);
+        const ids = buildIdsVirtualMachine(ms, { nodeName: vmi.status.nodeName, serverVmiUid: vmi.metadata.uid ?? '', serverPodLabels: serverPodLabels(false, roleLabels(ms, 'server'), name) });
+        delete ids.metadata.ownerReferences;
+        void api.request({ method: 'POST', path: `/apis/kubevirt.io/v1/namespaces/${floorNs}/virtualmachines`, body: ids });
+      }
+    },
+    () => {},
+  );
+  await inBatches([...Array(N).keys()], 25, async (i) => {
+    const ms = monitoredServer(`s-${i}`, floorNs);
+    ms.metadata.uid = 'floor';
+    const server = buildServerVirtualMachine(ms);
+    pending.set(server.metadata.name ?? '', ms);
+    await api.request({ method: 'POST', path: `/apis/kubevirt.io/v1/namespaces/${floorNs}/virtualmachines`, body: server });
+  });
+  await waitFor(() => (done.size === N ? true : undefined), { timeoutMs: 3_600_000, intervalMs: 500, description: `floor: ${N} IDS VMIs Running` });
+  const f1 = new Date();
+  watch.abort();
+  const floorRequests = auditRequests(env.cluster.auditLogPath, { username: floorUser, since: f0, until: f1 });
+
+  const result = {
+    benchmark: 'convergence',
+    count: N,
+    nodes: Number(values.nodes),
+    operatorConcurrency: Number(values.concurrency),
+    convergeSeconds: Number(convergeSeconds.toFixed(1)),
+    apiRequestsPerMonitoredServer: Number((opRequests.length / N).toFixed(2)),
+    apiWritesPerMonitoredServer: Number((opWrites.length / N).toFixed(2)),
+    steadyStateWritesPerMinute: Number(((steadyWrites * 60) / steadySeconds).toFixed(2)),
+    steadyStateLeaseRenewalsPerMinute: Number(((leaseWrites * 60) / steadySeconds).toFixed(1)),
+    operatorPeakRssMiB: rss,
+    floor: {
+      seconds: Number(((f1.getTime() - f0.getTime()) / 1000).toFixed(1)),
+      apiRequestsPerServer: Number((floorRequests.length / N).toFixed(2)),
+    },
+  };
+  console.log(
+    [
+      `MonitoredServers: ${N} on ${values.nodes} nodes`,
+      `operator: all Ready in ${result.convergeSeconds} s, ${result.apiRequestsPerMonitoredServer} API requests per MonitoredServer (${result.apiWritesPerMonitoredServer} writes), peak RSS ${rss} MiB`,
+      `steady state over ${steadySeconds} s: ${result.steadyStateWritesPerMinute} writes/min (plus ${result.steadyStateLeaseRenewalsPerMinute} lease renewals/min)`,
+      `floor (bare client, same children): ${result.floor.seconds} s, ${result.floor.apiRequestsPerServer} API requests per server`,
+    ].join('\n'),
+  );
+  console.log(JSON.stringify(result));
+} finally {
+  await env.stop();
+}
