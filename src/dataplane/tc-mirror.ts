@@ -1,5 +1,5 @@
-// Thin executor of tc port mirroring: observes a namespace with iproute2 (kernel-commands.ts), plans with the pure
-// functions of tc-mirror-plan.ts / mirror-link-plan.ts, and applies the plan.
+// Thin executor of tc port mirroring: observes a namespace with iproute2 (kernel-commands.ts),
+// plans with the pure functions of tc-mirror-plan.ts / mirror-link-plan.ts, applies the plan.
 //
 // Contract: ensure* is idempotent (a second call runs no command) and removal leaves the launcher
 // pods' namespaces as they were before (no qdisc, filter or link of ours). Neither blocks on
