@@ -37,9 +37,10 @@ function peakRssMiB(pid: number): number {
   return Math.round(kb / 1024);
 }
 
-async function countReady(env: OperatorTestEnv, ns: string): Promise<number> {
+/** Converged: Ready, and the status shows both VMs Running (the last status write of a pair). */
+async function countConverged(env: OperatorTestEnv, ns: string): Promise<number> {
   const items = await env.list(MS, ns);
-  return items.filter((m) => env.condition(m, 'Ready')?.status === 'True').length;
+  return items.filter((m) => env.condition(m, 'Ready')?.status === 'True' && m.status?.serverVM?.phase === 'Running' && m.status?.idsVM?.phase === 'Running').length;
 }
 
 const env = await OperatorTestEnv.start(Number(values.nodes));
@@ -53,7 +54,7 @@ try {
   log(`applying ${N} MonitoredServers`);
   const t0 = new Date();
   await inBatches([...Array(N).keys()], 25, (i) => env.createMonitoredServer(monitoredServer(`s-${i}`, ns)));
-  await waitFor(async () => ((await countReady(env, ns)) === N ? true : undefined), { timeoutMs: 3_600_000, intervalMs: 1000, description: `${N} Ready` });
+  await waitFor(async () => ((await countConverged(env, ns)) === N ? true : undefined), { timeoutMs: 3_600_000, intervalMs: 1000, description: `${N} Ready` });
   const t1 = new Date();
   const convergeSeconds = (t1.getTime() - t0.getTime()) / 1000;
   const opRequests = auditRequests(env.cluster.auditLogPath, { username: opUser, since: t0, until: t1 });
@@ -63,6 +64,14 @@ try {
   await waitFor(() => Date.now() - s0.getTime() >= steadySeconds * 1000 || undefined, { timeoutMs: steadySeconds * 1000 + 5000, intervalMs: 500 });
   const steady = auditRequests(env.cluster.auditLogPath, { username: opUser, since: s0, writesOnly: true });
   const steadyWrites = steady.filter((e) => e.objectRef?.resource !== 'leases').length;
+  if (steadyWrites > 0) {
+    const kinds = new Map<string, number>();
+    for (const e of steady.filter((x) => x.objectRef?.resource !== 'leases')) {
+      const k = `${e.verb} ${e.objectRef?.resource}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ''}`;
+      kinds.set(k, (kinds.get(k) ?? 0) + 1);
+    }
+    log(`steady-state writes by kind: ${JSON.stringify(Object.fromEntries(kinds))}`);
+  }
   const leaseWrites = steady.length - steadyWrites;
   const rss = peakRssMiB(operator.pid);
   await operator.stop();
