@@ -21,14 +21,13 @@ export function buildServerVirtualMachine(ms: MonitoredServer): VirtualMachine {
     metadata: { ...(vmiTemplate.metadata ?? {}), labels: { ...((vmiTemplate.metadata?.labels as Record<string, string> | undefined) ?? {}), ...labels } },
     spec: { ...(vmiTemplate.spec ?? { domain: { devices: {} } }), evictionStrategy: 'External' },
   };
+  const marks = buildAdoptionMarks(ms);
   return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
+    ...marks,
     metadata: {
-      name: serverVmName(ms),
-      namespace: ms.metadata.namespace,
-      labels: { ...(template.metadata?.labels ?? {}), ...labels },
-      annotations: { ...(template.metadata?.annotations ?? {}), [ANNOTATION_MONITORED_BY]: ms.metadata.name ?? '' },
+      ...marks.metadata,
+      labels: { ...(template.metadata?.labels ?? {}), ...marks.metadata.labels },
+      annotations: { ...(template.metadata?.annotations ?? {}), ...marks.metadata.annotations },
       ...(ms.spec.server.deletionPolicy === 'Delete' ? { ownerReferences: [ownerReference(ms)] } : {}),
     },
     spec,
@@ -36,9 +35,9 @@ export function buildServerVirtualMachine(ms: MonitoredServer): VirtualMachine {
 }
 
 /**
- * What HyperSpector applies to an adopted VM: only a label and an annotation, under its own field
- * manager, so that releasing the VM (applying an empty object) removes exactly these and nothing
- * of the owner's.
+ * What HyperSpector puts on an adopted VM (as a merge patch): only its labels and an annotation,
+ * so that releasing the VM removes exactly these and nothing of the owner's. A VM created from the
+ * template carries the same marks.
  */
 export function buildAdoptionMarks(ms: MonitoredServer): Pick<VirtualMachine, 'apiVersion' | 'kind' | 'metadata'> {
   return {
@@ -51,9 +50,4 @@ export function buildAdoptionMarks(ms: MonitoredServer): Pick<VirtualMachine, 'a
       annotations: { [ANNOTATION_MONITORED_BY]: ms.metadata.name ?? '' },
     },
   };
-}
-
-/** The release of an adopted VM: an apply that owns nothing, which drops our label and annotation. */
-export function buildAdoptionRelease(ms: MonitoredServer): Pick<VirtualMachine, 'apiVersion' | 'kind' | 'metadata'> {
-  return { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: serverVmName(ms), namespace: ms.metadata.namespace } };
 }

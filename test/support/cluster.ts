@@ -32,7 +32,7 @@ export interface ClusterUser {
   groups: string[];
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
@@ -304,28 +304,25 @@ export class LocalCluster {
 
   async startControllers(): Promise<void> {
     const admin = this.kubeConfigFor('admin').path;
-    await this.startComponent('kube-controller-manager', [
+    // Flags kube-controller-manager and kube-scheduler share: credentials, no leader election,
+    // their own secure port on loopback.
+    const common = async () => [
       `--kubeconfig=${admin}`,
       `--authentication-kubeconfig=${admin}`,
       `--authorization-kubeconfig=${admin}`,
       '--leader-elect=false',
       '--bind-address=127.0.0.1',
       `--secure-port=${await freePort()}`,
+      '--v=1',
+    ];
+    await this.startComponent('kube-controller-manager', [
+      ...(await common()),
       `--service-account-private-key-file=${join(this.dir, 'sa.key')}`,
       `--root-ca-file=${join(this.dir, 'certs', 'apiserver.crt')}`,
       '--use-service-account-credentials=false',
       '--controllers=*',
-      '--v=1',
     ]);
-    await this.startComponent('kube-scheduler', [
-      `--kubeconfig=${admin}`,
-      `--authentication-kubeconfig=${admin}`,
-      `--authorization-kubeconfig=${admin}`,
-      '--leader-elect=false',
-      '--bind-address=127.0.0.1',
-      `--secure-port=${await freePort()}`,
-      '--v=1',
-    ]);
+    await this.startComponent('kube-scheduler', await common());
     await this.startComponent('kwok', [
       `--kubeconfig=${admin}`,
       '--manage-all-nodes=false',

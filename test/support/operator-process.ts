@@ -2,11 +2,10 @@
 // Deployment: killable with SIGKILL, restartable, several replicas at once.
 import * as k8s from '@kubernetes/client-node';
 import { join } from 'node:path';
-import type { LocalCluster } from './cluster.ts';
+import { freePort, type LocalCluster } from './cluster.ts';
 import { REPO_ROOT } from './control-plane-binaries.ts';
 import { ManagedProcess } from './managed-process.ts';
 import { waitFor } from './wait.ts';
-import { createServer } from 'node:net';
 
 export interface OperatorProcessOptions {
   logFile?: string;
@@ -27,15 +26,6 @@ export interface OperatorProcess {
   ready(): Promise<boolean>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 let counter = 0;
 
