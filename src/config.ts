@@ -17,6 +17,8 @@ export interface OperatorConfig {
   httpHost: string;
   logLevel: string;
   notReadyRecheckMs: number;
+  processMapperImage: string;
+  kernelProfilesConfigMap: string;
 }
 
 function positiveInt(name: string) {
@@ -52,6 +54,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     .option('--http-port <port>', 'port of /metrics, /healthz, /readyz (0: any free port)', positiveInt('--http-port'), Number(env.HTTP_PORT ?? 8080))
     .option('--http-host <host>', 'address to bind /metrics and health on', env.HTTP_HOST ?? '0.0.0.0')
     .option('--log-level <level>', 'error, warn, info or debug', env.LOG_LEVEL ?? 'info')
+    .option('--process-mapper-image <image>', 'image of the process-mapper sidecar (the operator image)', env.PROCESS_MAPPER_IMAGE ?? 'hyperspector/operator:0.1.0')
+    .option('--kernel-profiles-configmap <name>', 'ConfigMap of kernel profiles used when a MonitoredServer names none', env.KERNEL_PROFILES_CONFIGMAP ?? 'hyperspector-kernel-profiles')
     .option('--not-ready-recheck <d>', 'how often a MonitoredServer that is not Ready is rechecked', duration('--not-ready-recheck'), 60_000);
   program.parse(argv, { from: 'user' });
   const o = program.opts<{
@@ -68,6 +72,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     httpHost: string;
     logLevel: string;
     notReadyRecheck: number;
+    processMapperImage: string;
+    kernelProfilesConfigmap: string;
   }>();
   const namespaces = (o.namespace ?? (env.WATCH_NAMESPACES ?? '').split(',')).map((n) => n.trim()).filter(Boolean);
   if (o.concurrency < 1) throw new InvalidArgumentError('--concurrency must be at least 1');
@@ -87,5 +93,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     httpHost: o.httpHost,
     logLevel: o.logLevel,
     notReadyRecheckMs: o.notReadyRecheck,
+    processMapperImage: o.processMapperImage,
+    kernelProfilesConfigMap: o.kernelProfilesConfigmap,
   };
 }

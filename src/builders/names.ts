@@ -10,7 +10,7 @@ export const ANNOTATION_MONITORED_BY = 'hyperspector.io/monitored-by';
 export const ANNOTATION_PAIRED_WITH = 'hyperspector.io/paired-with-vmi';
 export const FINALIZER = 'hyperspector.io/teardown';
 
-export type Role = 'server' | 'ids';
+export type Role = 'server' | 'ids' | 'process-mapper';
 
 export function idsVmName(ms: MonitoredServer): string {
   return `${ms.metadata.name}-ids`;
@@ -38,4 +38,8 @@ export function ownerReference(ms: MonitoredServer) {
     controller: true,
     blockOwnerDeletion: true,
   };
+}
+
+export function processMapperPodName(ms: MonitoredServer): string {
+  return `${ms.metadata.name}-process-mapper`;
 }

@@ -42,6 +42,14 @@ describe('MonitoredServer operator (real control plane, simulated KubeVirt)', fu
     assert.equal(ready.status.observedGeneration, ready.metadata.generation);
     const serverVm = await env.get(VM, NS, 'web-1-server');
     assert.equal(serverVm?.spec.template.spec.evictionStrategy, 'External');
+    // The process mapper: privileged, hostPID, beside the server, owned by the MonitoredServer.
+    assert.equal(env.condition(ready, 'ProcessMapping')?.status, 'True');
+    const mapper = await env.core.readNamespacedPod({ namespace: NS, name: 'web-1-process-mapper' });
+    assert.equal(mapper.spec?.nodeName, serverVmi?.status?.nodeName);
+    assert.equal(mapper.spec?.hostPID, true);
+    assert.equal(mapper.spec?.containers[0]?.securityContext?.privileged, true);
+    assert.equal(mapper.spec?.containers[0]?.env?.find((e) => e.name === 'VMI_UID')?.value, serverVmi?.metadata.uid);
+    assert.equal(mapper.metadata?.ownerReferences?.[0]?.uid, ready.metadata.uid);
     await env.waitForEvent(NS, 'web-1', 'MonitoringStarted');
 
     // A new IDS template converges: the IDS VM restarts with it, on the server's node.
@@ -68,6 +76,31 @@ describe('MonitoredServer operator (real control plane, simulated KubeVirt)', fu
     assert.equal(retained.metadata.deletionTimestamp, undefined);
     assert.equal(retained.metadata.labels?.['hyperspector.io/monitored-server'], undefined);
     assert.equal(retained.metadata.ownerReferences, undefined);
+    await waitFor(async () => (await env.core.listNamespacedPod({ namespace: NS, labelSelector: 'hyperspector.io/monitored-server=web-1,hyperspector.io/role=process-mapper' })).items.length === 0 || undefined, {
+      timeoutMs: 60_000,
+      description: 'the process-mapper pod to be gone',
+    });
+  });
+
+  it('removes the process mapper and its condition when process mapping is disabled', async function () {
+    await env.createMonitoredServer(monitoredServer('quiet-1', NS));
+    await env.waitForCondition(NS, 'quiet-1', 'ProcessMapping', 'True');
+    await env.mergePatch(MS, NS, 'quiet-1', { spec: { processMapping: { enabled: false } } });
+    const off = await waitFor(
+      async () => {
+        const ms = await env.get(MS, NS, 'quiet-1');
+        return ms && !env.condition(ms, 'ProcessMapping') && ms.status.observedGeneration === ms.metadata.generation ? ms : undefined;
+      },
+      { description: 'the ProcessMapping condition to go away' },
+    );
+    assert.equal(env.condition(off, 'Ready')?.status, 'True');
+    await waitFor(async () => (await env.core.listNamespacedPod({ namespace: NS, labelSelector: 'hyperspector.io/monitored-server=quiet-1,hyperspector.io/role=process-mapper' })).items.length === 0 || undefined, {
+      timeoutMs: 60_000,
+      description: 'the process-mapper pod to be deleted',
+    });
+    await env.waitForEvent(NS, 'quiet-1', 'ProcessMapperDeleted');
+    await env.delete(MS, NS, 'quiet-1');
+    await env.waitGone(MS, NS, 'quiet-1');
   });
 
   it('deletes an owned server VM with deletionPolicy Delete', async function () {
@@ -152,6 +185,8 @@ describe('MonitoredServer operator (real control plane, simulated KubeVirt)', fu
       assert.equal(idsVmi?.status?.nodeName, moved.status.nodeName, 'the IDS VM followed the server');
       const idsVm = await env.get(VM, NS, 'mover-ids');
       assert.equal(idsVm?.spec.template.spec.nodeSelector['kubernetes.io/hostname'], moved.status.nodeName);
+      const mapper = await env.core.readNamespacedPod({ namespace: NS, name: 'mover-process-mapper' });
+      assert.equal(mapper.spec?.nodeName, moved.status.nodeName, 'the process mapper followed the server');
       await env.waitForEvent(NS, 'mover', 'IDSVMRestarted');
     } finally {
       await env.core.patchNode({ name: oldNode, body: { spec: { unschedulable: false } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));

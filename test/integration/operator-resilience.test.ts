@@ -78,6 +78,9 @@ describe('operator resilience (real control plane, simulated KubeVirt)', functio
         const vmi = await env.get(VMI, ns, `srv-${i}-ids`);
         assert.equal(vmi?.spec.domain.memory.guest, '3Gi', `srv-${i}'s IDS VM runs its new template`);
       }
+      // Every process-mapper pod belongs to an existing MonitoredServer, one each.
+      const mappers = (await env.core.listNamespacedPod({ namespace: ns, labelSelector: 'hyperspector.io/role=process-mapper' })).items.filter((p) => !p.metadata?.deletionTimestamp);
+      assert.deepEqual(mappers.map((p) => p.metadata?.labels?.['hyperspector.io/monitored-server']).sort(), [...msNames].sort());
       // Every VMI belongs to an existing VM.
       const vmNames = new Set(vms.map((v) => v.metadata.name));
       for (const vmi of await env.list(VMI, ns)) assert.ok(vmNames.has(vmi.metadata.name), `orphaned VMI ${vmi.metadata.name}`);

@@ -10,6 +10,7 @@ export interface AuditEvent {
   responseStatus?: { code?: number };
   requestReceivedTimestamp: string;
   stage: string;
+  requestObject?: unknown;
 }
 
 export const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
@@ -51,5 +52,7 @@ export function auditRequests(path: string, filter: AuditFilter): AuditEvent[] {
 }
 
 export function describeRequests(events: AuditEvent[]): string {
-  return events.map((e) => `${e.requestReceivedTimestamp} ${e.verb} ${e.requestURI} -> ${e.responseStatus?.code}`).join('\n');
+  return events
+    .map((e) => `${e.requestReceivedTimestamp} ${e.verb} ${e.requestURI} -> ${e.responseStatus?.code}${e.requestObject ? `\n    ${JSON.stringify(e.requestObject).slice(0, 1500)}` : ''}`)
+    .join('\n');
 }

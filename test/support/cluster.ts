@@ -24,6 +24,8 @@ export interface StartClusterOptions {
   thirdPartyCrdDir?: string;
   /** Progress lines (default: silent). */
   log?: (line: string) => void;
+  /** Allocatable resources of each kwok node (default 64 CPUs, 512Gi, 2000 pods). */
+  nodeCapacity?: { cpu: string; memory: string; pods: string };
 }
 
 export interface ClusterUser {
@@ -194,6 +196,10 @@ export class LocalCluster {
         'rules:',
         '- level: None',
         '  nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/version", "/metrics", "/openapi*", "/api", "/apis", "/apis/*"]',
+        // Bodies of writes to our own resources: a test that finds an unexpected write can show it.
+        '- level: Request',
+        '  verbs: [create, update, patch]',
+        '  resources: [{group: hyperspector.io}]',
         '- level: Metadata',
         '',
       ].join('\n'),
@@ -330,12 +336,15 @@ export class LocalCluster {
       '--manage-nodes-with-label-selector=',
       '--cidr=10.128.0.1/12',
       '--node-ip=127.0.0.1',
+      // kwok renews a Lease per node (as kubelet does); without it the node lifecycle controller
+      // marks the nodes Unknown after the grace period and every pod on them NotReady.
+      '--node-lease-duration-seconds=40',
       `--server-address=127.0.0.1:${await freePort()}`,
       '--v=WARN',
     ]);
   }
 
-  async createNodes(count: number): Promise<void> {
+  async createNodes(count: number, capacity = { cpu: '64', memory: '512Gi', pods: '2000' }): Promise<void> {
     const core = this.api(k8s.CoreV1Api);
     const names = Array.from({ length: count }, (_, i) => `node-${String.fromCharCode(97 + i)}`);
     for (const name of names) {
@@ -357,8 +366,8 @@ export class LocalCluster {
           },
           spec: {},
           status: {
-            allocatable: { cpu: '64', memory: '512Gi', pods: '2000' },
-            capacity: { cpu: '64', memory: '512Gi', pods: '2000' },
+            allocatable: capacity,
+            capacity,
           },
         },
       });
@@ -433,7 +442,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<L
     log('installing CRDs');
     await cluster.installCrds(clusterCrds(options.thirdPartyCrdDir));
     log(`creating ${options.nodes ?? 3} nodes`);
-    await cluster.createNodes(options.nodes ?? 3);
+    await cluster.createNodes(options.nodes ?? 3, options.nodeCapacity);
     log(`cluster ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return cluster;
   } catch (err) {

@@ -26,8 +26,8 @@ export class OperatorTestEnv {
     this.core = cluster.api(k8s.CoreV1Api);
   }
 
-  static async start(nodes = 3): Promise<OperatorTestEnv> {
-    const cluster = await startCluster({ nodes });
+  static async start(nodes = 3, nodeCapacity?: { cpu: string; memory: string; pods: string }): Promise<OperatorTestEnv> {
+    const cluster = await startCluster({ nodes, ...(nodeCapacity ? { nodeCapacity } : {}) });
     try {
       await grantOperatorRbac(cluster);
       const simulator = new KubeVirtSimulator(cluster.kubeConfig);

@@ -13,10 +13,12 @@ import {
   LABEL_MANAGED_BY,
   LABEL_MONITORED_SERVER,
   LABEL_ROLE,
+  processMapperPodName,
   roleLabels,
   serverVmName,
 } from '../../builders/names.ts';
 import { buildAdoptionMarks, buildServerVirtualMachine } from '../../builders/server-vm.ts';
+import { ANNOTATION_SPEC_HASH, buildProcessMapperPod, type ProcessMapperSettings } from '../../builders/process-mapper-pod.ts';
 import type { VirtualMachine } from '../../builders/virtual-machine.ts';
 import { applyIfChanged, applyStatus, type KubeObject } from '../../kube/apply.ts';
 import { findCondition, type Condition } from '../../kube/conditions.ts';
@@ -24,18 +26,23 @@ import { Informer, objectKey } from '../../kube/informer.ts';
 import { apiListWatch } from '../../kube/list-watch.ts';
 import { silentLogger, type Logger } from '../../kube/logger.ts';
 import type { OperatorMetrics } from '../../kube/metrics.ts';
-import { collectionPath, objectPath, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE } from '../../kube/resources.ts';
+import { collectionPath, objectPath, POD, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE } from '../../kube/resources.ts';
 import { isNotFound, isConflict, statusCodeOf, type KubeApi } from '../../kube/rest.ts';
 import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../kube/workers.ts';
 import { WorkQueue } from '../../kube/workqueue.ts';
 import { noEvents, type EventSink } from './events.ts';
 import { observe, type CacheReader } from './observe.ts';
-import { vmConditionTrue, vmiNode, type ObservedState, type VirtualMachineInstance } from './observed-state.ts';
+import { vmConditionTrue, vmiNode, type ObservedPod, type ObservedState, type VirtualMachineInstance } from './observed-state.ts';
 import { ConditionType, EventReason, WARNING_REASONS } from './reasons.ts';
 import { computeStatus, statusEqual } from './status.ts';
 import { ADOPTED_VM_INDEX, adoptedVmIndex, monitoredServerKeysFor } from './watch-mapping.ts';
 
 export const CONTROLLER_NAME = 'monitoredserver';
+
+export const DEFAULT_PROCESS_MAPPER: ProcessMapperSettings = {
+  image: 'hyperspector/operator:0.1.0',
+  defaultKernelProfilesConfigMap: 'hyperspector-kernel-profiles',
+};
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -46,6 +53,8 @@ export interface ControllerOptions {
   logger?: Logger;
   metrics?: OperatorMetrics;
   events?: EventSink;
+  /** Image and default kernel profiles of the process-mapper sidecar. */
+  processMapper?: ProcessMapperSettings;
   /** How often a MonitoredServer that is not Ready is looked at again without any change (ms). */
   notReadyRecheckMs?: number;
   resyncPeriodMs?: number;
@@ -90,6 +99,7 @@ export class MonitoredServerController {
   private readonly monitoredServers: MultiNamespaceInformer<MonitoredServer & KubeObject>;
   private readonly virtualMachines: MultiNamespaceInformer<VirtualMachine & KubeObject>;
   private readonly virtualMachineInstances: MultiNamespaceInformer<VirtualMachineInstance & KubeObject>;
+  private readonly processMapperPods: MultiNamespaceInformer<ObservedPod & KubeObject>;
   private pool: WorkerPool | undefined;
   private readonly api: KubeApi;
   private readonly log: Logger;
@@ -104,10 +114,10 @@ export class MonitoredServerController {
     this.now = options.now ?? (() => new Date());
     this.notReadyRecheckMs = options.notReadyRecheckMs ?? 60_000;
     this.queue = this.newQueue();
-    const informer = <T extends KubeObject>(name: string, type: typeof VIRTUAL_MACHINE) => (namespace?: string) =>
+    const informer = <T extends KubeObject>(name: string, type: typeof VIRTUAL_MACHINE, labelSelector?: string) => (namespace?: string) =>
       new Informer<T>({
         name: namespace ? `${name}/${namespace}` : name,
-        source: apiListWatch<T>(options.kubeConfig, options.api, { path: collectionPath(type, namespace) }),
+        source: apiListWatch<T>(options.kubeConfig, options.api, { path: collectionPath(type, namespace), ...(labelSelector ? { labelSelector } : {}) }),
         logger: this.log,
         ...(options.resyncPeriodMs !== undefined ? { resyncPeriodMs: options.resyncPeriodMs } : {}),
       });
@@ -117,6 +127,8 @@ export class MonitoredServerController {
       informer<VirtualMachineInstance & KubeObject>('virtualmachineinstances', VIRTUAL_MACHINE_INSTANCE),
       options.namespaces,
     );
+    // Only our own pods: the process mappers, by label.
+    this.processMapperPods = new MultiNamespaceInformer(informer<ObservedPod & KubeObject>('pods', POD, `${LABEL_ROLE}=process-mapper`), options.namespaces);
     for (const i of this.monitoredServers.informers) {
       i.addIndex(ADOPTED_VM_INDEX, adoptedVmIndex);
       i.addEventHandler({
@@ -130,7 +142,7 @@ export class MonitoredServerController {
         this.queue.add(key);
       }
     };
-    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers] as Informer<KubeObject>[]) {
+    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.processMapperPods.informers] as Informer<KubeObject>[]) {
       i.addEventHandler({ onAdd: enqueueFor, onUpdate: (_o, n) => enqueueFor(n), onDelete: enqueueFor });
     }
   }
@@ -149,7 +161,12 @@ export class MonitoredServerController {
   private controllerMetricsHooks: ReturnType<OperatorMetrics['controller']> | undefined;
 
   private allInformers(): Informer<KubeObject>[] {
-    return [...this.monitoredServers.informers, ...this.virtualMachines.informers, ...this.virtualMachineInstances.informers] as Informer<KubeObject>[];
+    return [
+      ...this.monitoredServers.informers,
+      ...this.virtualMachines.informers,
+      ...this.virtualMachineInstances.informers,
+      ...this.processMapperPods.informers,
+    ] as Informer<KubeObject>[];
   }
 
   /** Starts the caches (also on standby replicas, so a new leader starts warm). */
@@ -208,6 +225,7 @@ export class MonitoredServerController {
       adoptersOf: (ns, vm) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, `${ns}/${vm}`),
       virtualMachine: (ns, name) => this.virtualMachines.get(ns, name),
       virtualMachineInstance: (ns, name) => this.virtualMachineInstances.get(ns, name),
+      processMapperPod: (ns, name) => this.processMapperPods.get(ns, name),
     };
   }
 
@@ -221,6 +239,7 @@ export class MonitoredServerController {
 
     await this.reconcileServer(ms, observed, ctx);
     await this.reconcileIds(ms, observed, ctx);
+    await this.reconcileProcessMapper(ms, observed, ctx);
     return this.writeStatus(ms, observed, ctx);
   }
 
@@ -324,13 +343,62 @@ export class MonitoredServerController {
     o.idsVmi = { ...idsVmi, metadata: { ...idsVmi.metadata, deletionTimestamp: this.now().toISOString() } };
   }
 
+  /**
+   * The process-mapper Pod beside the server VM. A Pod's spec cannot change, so a pod built for
+   * another node, VMI or setting (its spec hash differs) is deleted and created anew.
+   */
+  private async reconcileProcessMapper(ms: MonitoredServer, o: ObservedState, ctx: ReconcileContext): Promise<void> {
+    const ns = ms.metadata.namespace ?? '';
+    const name = processMapperPodName(ms);
+    const pod = o.processMapperPod;
+    const enabled = ms.spec.processMapping?.enabled !== false && !o.serverClaimedBy && !o.serverNameTaken;
+    const serverNode = vmiNode(o.serverVmi);
+    const desired =
+      enabled && serverNode && o.serverVmi
+        ? buildProcessMapperPod(ms, { nodeName: serverNode, name: o.serverVmi.metadata.name ?? '', uid: o.serverVmi.metadata.uid ?? '' }, this.options.processMapper ?? DEFAULT_PROCESS_MAPPER)
+        : undefined;
+    if (pod) {
+      if (pod.metadata.deletionTimestamp) return;
+      if (desired && pod.metadata.annotations?.[ANNOTATION_SPEC_HASH] === desired.metadata.annotations[ANNOTATION_SPEC_HASH]) return;
+      if (enabled && !desired) return; // server not placed: keep the pod until we know where it goes
+      await this.deletePod(ns, name, pod.metadata.uid);
+      o.processMapperPod = { ...pod, metadata: { ...pod.metadata, deletionTimestamp: this.now().toISOString() } };
+      const why = enabled ? `the server VM is now ${o.serverVmi?.metadata.uid} on node ${serverNode}` : 'process mapping is disabled';
+      ctx.log.info('Deleted process-mapper pod', { pod: `${ns}/${name}`, reason: why });
+      this.events.record(ms, 'Normal', enabled ? EventReason.ProcessMapperReplaced : EventReason.ProcessMapperDeleted, `Deleted process-mapper pod ${name}: ${why}`);
+      return;
+    }
+    if (!desired) return;
+    let created;
+    try {
+      created = await applyIfChanged(this.api, POD, desired as unknown as KubeObject, undefined);
+    } catch (err) {
+      // Refused (e.g. Pod Security admission forbids privileged pods in this namespace): a
+      // condition the user can act on, not a retry loop.
+      if (statusCodeOf(err) !== 403 && !isUnprocessable(err)) throw err;
+      o.processMapperError = (err as Error).message;
+      return;
+    }
+    o.processMapperPod = created.object as unknown as ObservedPod;
+    ctx.log.info('Created process-mapper pod', { pod: `${ns}/${name}`, node: serverNode });
+    this.events.record(ms, 'Normal', EventReason.ProcessMapperCreated, `Created process-mapper pod ${name} on node ${serverNode}`);
+  }
+
+  private async deletePod(namespace: string, name: string, uid: string | undefined): Promise<void> {
+    try {
+      await this.api.request({ method: 'DELETE', path: objectPath(POD, namespace, name), body: uid ? { preconditions: { uid } } : {} });
+    } catch (err) {
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+  }
+
   private async writeStatus(ms: MonitoredServer, o: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
     const next = computeStatus(ms, o, this.now());
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
     if (!statusEqual(ms.status, next)) {
       await applyStatus(this.api, MONITORED_SERVER, ms as unknown as KubeObject, next as unknown as Record<string, unknown>);
       // A problem the user must act on is also a Warning Event, once per change of reason.
-      for (const type of [ConditionType.ServerRunning, ConditionType.IDSRunning, ConditionType.Colocated]) {
+      for (const type of [ConditionType.ServerRunning, ConditionType.IDSRunning, ConditionType.Colocated, ConditionType.ProcessMapping]) {
         const now = findCondition(next.conditions as Condition[], type);
         const was = findCondition(ms.status?.conditions as Condition[] | undefined, type);
         if (now && WARNING_REASONS.has(now.reason) && (was?.reason !== now.reason || was.message !== now.message)) {
@@ -350,7 +418,11 @@ export class MonitoredServerController {
   private async finalize(ms: MonitoredServer, o: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
     if (!ms.metadata.finalizers?.includes(FINALIZER)) return;
     const ns = ms.metadata.namespace ?? '';
-    // 1. The IDS VM (ours): delete it and wait until it is gone.
+    // 1. The process mapper and the IDS VM (ours): delete them, wait until the VM is gone.
+    if (o.processMapperPod && !o.processMapperPod.metadata.deletionTimestamp) {
+      await this.deletePod(ns, processMapperPodName(ms), o.processMapperPod.metadata.uid);
+      this.events.record(ms, 'Normal', EventReason.ProcessMapperDeleted, `Deleted process-mapper pod ${processMapperPodName(ms)}`);
+    }
     if (o.idsVm) {
       if (!o.idsVm.metadata.deletionTimestamp) {
         await this.deleteVm(ns, idsVmName(ms));

@@ -1,8 +1,8 @@
 // Reads one MonitoredServer's world from the informer caches (no API calls).
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
-import { idsVmName, isAdopting, LABEL_MONITORED_SERVER, serverVmName } from '../../builders/names.ts';
+import { idsVmName, isAdopting, LABEL_MONITORED_SERVER, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import type { VirtualMachine } from '../../builders/virtual-machine.ts';
-import type { ObservedState, VirtualMachineInstance } from './observed-state.ts';
+import type { ObservedPod, ObservedState, VirtualMachineInstance } from './observed-state.ts';
 
 export interface CacheReader {
   monitoredServer(namespace: string, name: string): MonitoredServer | undefined;
@@ -10,6 +10,8 @@ export interface CacheReader {
   adoptersOf(namespace: string, vmName: string): MonitoredServer[];
   virtualMachine(namespace: string, name: string): VirtualMachine | undefined;
   virtualMachineInstance(namespace: string, name: string): VirtualMachineInstance | undefined;
+  /** Pods labelled as HyperSpector process mappers. */
+  processMapperPod(namespace: string, name: string): ObservedPod | undefined;
 }
 
 function created(ms: MonitoredServer): number {
@@ -65,5 +67,7 @@ export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState 
     const idsVmi = cache.virtualMachineInstance(ns, idsName);
     if (idsVmi) observed.idsVmi = idsVmi;
   }
+  const pod = cache.processMapperPod(ns, processMapperPodName(ms));
+  if (pod && pod.metadata.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.processMapperPod = pod;
   return observed;
 }

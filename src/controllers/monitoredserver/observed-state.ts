@@ -20,6 +20,17 @@ export interface VirtualMachineInstance {
   };
 }
 
+/** The parts of the process-mapper Pod the controller reads. */
+export interface ObservedPod {
+  metadata: { name?: string; uid?: string; labels?: Record<string, string>; annotations?: Record<string, string>; deletionTimestamp?: string | Date };
+  spec?: { nodeName?: string };
+  status?: {
+    phase?: string;
+    conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
+    containerStatuses?: Array<{ name: string; ready?: boolean; state?: { waiting?: { reason?: string; message?: string } } }>;
+  };
+}
+
 export interface ObservedState {
   serverVm?: VirtualMachine;
   serverVmi?: VirtualMachineInstance;
@@ -35,6 +46,13 @@ export interface ObservedState {
   serverApplyError?: string;
   /** The API server refused the IDS VM. */
   idsApplyError?: string;
+  processMapperPod?: ObservedPod;
+  /** The API server refused the process-mapper pod (Pod Security admission, quota, ...). */
+  processMapperError?: string;
+}
+
+export function podIsReady(pod: ObservedPod | undefined): boolean {
+  return Boolean(pod && !pod.metadata.deletionTimestamp && pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
 }
 
 export function vmiIsRunning(vmi: VirtualMachineInstance | undefined): boolean {

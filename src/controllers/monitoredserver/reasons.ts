@@ -6,6 +6,7 @@ export const ConditionType = {
   ServerRunning: 'ServerRunning',
   Colocated: 'Colocated',
   IDSRunning: 'IDSRunning',
+  ProcessMapping: 'ProcessMapping',
 } as const;
 
 export const Reason = {
@@ -32,6 +33,11 @@ export const Reason = {
   IDSVMRestarting: 'IDSVMRestarting',
   IDSVMNameConflict: 'IDSVMNameConflict',
   IDSVMInvalid: 'IDSVMInvalid',
+  // ProcessMapping
+  Mapping: 'Mapping',
+  ProcessMapperCreating: 'ProcessMapperCreating',
+  ProcessMapperStarting: 'ProcessMapperStarting',
+  ProcessMapperFailing: 'ProcessMapperFailing',
 } as const;
 
 export const EventReason = {
@@ -52,6 +58,9 @@ export const EventReason = {
   IDSVMNameConflict: 'IDSVMNameConflict',
   IDSVMInvalid: 'IDSVMInvalid',
   IDSVMUnschedulable: 'IDSVMUnschedulable',
+  ProcessMapperCreated: 'ProcessMapperCreated',
+  ProcessMapperReplaced: 'ProcessMapperReplaced',
+  ProcessMapperDeleted: 'ProcessMapperDeleted',
   MonitoringStarted: 'MonitoringStarted',
   MonitoringDegraded: 'MonitoringDegraded',
   ReconcileFailed: 'ReconcileFailed',
@@ -66,4 +75,5 @@ export const WARNING_REASONS: ReadonlySet<string> = new Set([
   Reason.IDSVMNameConflict,
   Reason.IDSVMInvalid,
   Reason.IDSVMUnschedulable,
+  Reason.ProcessMapperFailing,
 ]);

@@ -1,10 +1,10 @@
 // Pure: the MonitoredServer status (conditions and summary fields) from the observed state.
 // Each condition says what is wrong and what the user can do about it.
 import type { MonitoredServer, MonitoredServerStatus, VmStatus } from '../../api/v1alpha1/monitoredserver-types.ts';
-import { conditionsEqual, setCondition, type Condition, type ConditionUpdate } from '../../kube/conditions.ts';
-import { idsVmName, isAdopting, serverVmName } from '../../builders/names.ts';
+import { conditionsEqual, removeCondition, setCondition, type Condition, type ConditionUpdate } from '../../kube/conditions.ts';
+import { idsVmName, isAdopting, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import { ConditionType, Reason } from './reasons.ts';
-import { printableStatus, vmiIsReady, vmiIsRunning, vmiNode, type ObservedState } from './observed-state.ts';
+import { podIsReady, printableStatus, vmiIsReady, vmiIsRunning, vmiNode, type ObservedState } from './observed-state.ts';
 
 type Update = Omit<ConditionUpdate, 'type' | 'observedGeneration'>;
 
@@ -114,6 +114,35 @@ function colocated(o: ObservedState, serverNode: string | undefined): Update {
   return { status: 'True', reason: Reason.SameNode, message: `the server and IDS VMs run on node ${serverNode}` };
 }
 
+/** Container states that will not fix themselves: the user must act (image, profile ConfigMap, ...). */
+const FAILING_WAIT_REASONS = new Set(['ImagePullBackOff', 'ErrImagePull', 'CrashLoopBackOff', 'CreateContainerConfigError', 'InvalidImageName', 'CreateContainerError']);
+
+function processMapping(ms: MonitoredServer, o: ObservedState, serverNode: string | undefined): Update {
+  const name = processMapperPodName(ms);
+  if (!serverNode) return { status: 'False', reason: Reason.WaitingForServerPlacement, message: 'the process mapper starts once the server VM has a node' };
+  if (o.processMapperError) {
+    return {
+      status: 'False',
+      reason: Reason.ProcessMapperFailing,
+      message: `the API server refused process-mapper pod ${name} (it must run privileged with hostPID on node ${serverNode}): ${o.processMapperError}`,
+    };
+  }
+  const pod = o.processMapperPod;
+  if (!pod || pod.metadata.deletionTimestamp) {
+    return { status: 'False', reason: Reason.ProcessMapperCreating, message: `creating process-mapper pod ${name} on node ${serverNode}` };
+  }
+  if (podIsReady(pod)) {
+    return { status: 'True', reason: Reason.Mapping, message: `pod ${name} on node ${pod.spec?.nodeName ?? serverNode} maps the server VM's processes from guest memory` };
+  }
+  const waiting = pod.status?.containerStatuses?.find((c) => c.state?.waiting?.reason)?.state?.waiting;
+  if (waiting?.reason && FAILING_WAIT_REASONS.has(waiting.reason)) {
+    return { status: 'False', reason: Reason.ProcessMapperFailing, message: `pod ${name}: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` };
+  }
+  const unschedulable = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
+  const detail = unschedulable ? `: ${unschedulable.reason ?? 'Unschedulable'}: ${unschedulable.message ?? ''}` : ` (${pod.status?.phase ?? 'Pending'})`;
+  return { status: 'False', reason: Reason.ProcessMapperStarting, message: `pod ${name} is not ready yet${detail}` };
+}
+
 function vmStatus(name: string, vm: ObservedState['serverVm'], vmi: ObservedState['serverVmi']): VmStatus {
   const out: VmStatus = { name };
   const phase = printableStatus(vm);
@@ -128,17 +157,21 @@ function vmStatus(name: string, vm: ObservedState['serverVm'], vmi: ObservedStat
 export function computeStatus(ms: MonitoredServer, o: ObservedState, now: Date): MonitoredServerStatus {
   const generation = ms.metadata.generation ?? 0;
   const serverNode = o.serverClaimedBy || o.serverNameTaken ? undefined : vmiNode(o.serverVmi);
+  const mappingEnabled = ms.spec.processMapping?.enabled !== false;
   const parts: Array<[string, Update]> = [
     [ConditionType.ServerRunning, serverRunning(ms, o)],
     [ConditionType.IDSRunning, idsRunning(ms, o, serverNode)],
     [ConditionType.Colocated, colocated(o, serverNode)],
   ];
+  if (mappingEnabled) parts.push([ConditionType.ProcessMapping, processMapping(ms, o, serverNode)]);
   const notReady = parts.find(([, u]) => u.status !== 'True');
   const ready: Update = notReady
     ? { status: 'False', reason: notReady[1].reason, message: `${notReady[0]}: ${notReady[1].message}` }
     : { status: 'True', reason: Reason.Monitoring, message: `the IDS VM monitors the server VM on node ${serverNode}` };
 
   let conditions: Condition[] = (ms.status?.conditions as Condition[] | undefined) ?? [];
+  // A disabled mechanism has no condition at all.
+  if (!mappingEnabled) conditions = removeCondition(conditions, ConditionType.ProcessMapping);
   for (const [type, update] of [[ConditionType.Ready, ready] as [string, Update], ...parts]) {
     conditions = setCondition(conditions, { type, ...update, observedGeneration: generation }, now);
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { computeStatus, statusEqual } from '../../../src/controllers/monitoredserver/status.ts';
-import type { ObservedState, VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
+import type { ObservedPod, ObservedState, VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
 import type { VirtualMachine } from '../../../src/builders/virtual-machine.ts';
 import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
 
@@ -20,16 +20,29 @@ function vmi(name: string, node: string | undefined, phase = 'Running', ready = 
 
 const cond = (s: ReturnType<typeof computeStatus>, type: string) => s.conditions?.find((c) => c.type === type);
 
+function mapperPod(ready = true, waiting?: string): ObservedPod {
+  return {
+    metadata: { name: 'web-1-process-mapper', uid: 'p1' },
+    spec: { nodeName: 'node-a' },
+    status: {
+      phase: ready ? 'Running' : 'Pending',
+      conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
+      containerStatuses: waiting ? [{ name: 'process-mapper', state: { waiting: { reason: waiting, message: 'back-off pulling image' } } }] : [],
+    },
+  };
+}
+
 describe('MonitoredServer status', () => {
   const ms = monitoredServer('web-1', 'shop');
   ms.metadata.generation = 4;
 
-  it('is Ready when both VMs run on the same node', () => {
-    const o: ObservedState = { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVm: vm('web-1-ids'), idsVmi: vmi('web-1-ids', 'node-a') };
+  it('is Ready when both VMs run on the same node and the process mapper is ready', () => {
+    const o: ObservedState = { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVm: vm('web-1-ids'), idsVmi: vmi('web-1-ids', 'node-a'), processMapperPod: mapperPod() };
     const s = computeStatus(ms, o, T0);
     assert.equal(cond(s, 'Ready')?.status, 'True');
     assert.equal(cond(s, 'Ready')?.reason, 'Monitoring');
     assert.equal(cond(s, 'Colocated')?.reason, 'SameNode');
+    assert.equal(cond(s, 'ProcessMapping')?.reason, 'Mapping');
     assert.equal(s.nodeName, 'node-a');
     assert.equal(s.observedGeneration, 4);
     assert.deepEqual(s.serverVM, { name: 'web-1-server', phase: 'Running', ready: true, nodeName: 'node-a' });
@@ -75,8 +88,27 @@ describe('MonitoredServer status', () => {
     assert.match(cond(s, 'IDSRunning')!.message, /0\/3 nodes are available/);
   });
 
-  it('keeps lastTransitionTime when the status does not change, and a second computation equals the first', () => {
+  it('reports a process mapper that cannot start, and one the API server refused', () => {
+    const base: ObservedState = { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVm: vm('web-1-ids'), idsVmi: vmi('web-1-ids', 'node-a') };
+    const failing = computeStatus(ms, { ...base, processMapperPod: mapperPod(false, 'ImagePullBackOff') }, T0);
+    assert.equal(cond(failing, 'ProcessMapping')?.reason, 'ProcessMapperFailing');
+    assert.match(cond(failing, 'ProcessMapping')!.message, /ImagePullBackOff: back-off pulling image/);
+    assert.equal(cond(failing, 'Ready')?.status, 'False');
+    const refused = computeStatus(ms, { ...base, processMapperError: 'pods "web-1-process-mapper" is forbidden: violates PodSecurity "baseline:latest"' }, T0);
+    assert.match(cond(refused, 'ProcessMapping')!.message, /must run privileged with hostPID .*violates PodSecurity/);
+  });
+
+  it('has no ProcessMapping condition when process mapping is disabled, and is Ready without it', () => {
+    const off = monitoredServer('web-1', 'shop', { processMapping: { enabled: false } });
     const o: ObservedState = { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVm: vm('web-1-ids'), idsVmi: vmi('web-1-ids', 'node-a') };
+    const before = computeStatus(ms, { ...o, processMapperPod: mapperPod() }, T0);
+    const s = computeStatus({ ...off, status: before }, o, T1);
+    assert.equal(cond(s, 'ProcessMapping'), undefined);
+    assert.equal(cond(s, 'Ready')?.status, 'True');
+  });
+
+  it('keeps lastTransitionTime when the status does not change, and a second computation equals the first', () => {
+    const o: ObservedState = { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVm: vm('web-1-ids'), idsVmi: vmi('web-1-ids', 'node-a'), processMapperPod: mapperPod() };
     const first = computeStatus(ms, o, T0);
     const again = computeStatus({ ...ms, status: first }, o, T1);
     assert.equal(cond(again, 'Ready')?.lastTransitionTime, '2026-11-29T10:00:00Z');

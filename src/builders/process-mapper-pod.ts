@@ -1,0 +1,89 @@
+// The process-mapper sidecar Pod: privileged, hostPID, on the server VM's node, reading that VMI's
+// guest memory read-only (src/sidecar). Owned by the MonitoredServer.
+import { createHash } from 'node:crypto';
+import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
+import { HOSTNAME_LABEL } from './ids-vm.ts';
+import { ownerReference, processMapperPodName, roleLabels } from './names.ts';
+
+export const PROCESS_MAPPER_PORT = 9464;
+export const KERNEL_PROFILES_MOUNT = '/etc/hyperspector/kernel-profiles';
+/** Hash of the desired pod spec: a Pod's spec is immutable, so a different hash means replace. */
+export const ANNOTATION_SPEC_HASH = 'hyperspector.io/spec-hash';
+
+export interface ProcessMapperSettings {
+  /** Image of the operator; the sidecar is the same image with another entry point. */
+  image: string;
+  /** ConfigMap with the cluster's kernel profiles, used when the MonitoredServer names none. */
+  defaultKernelProfilesConfigMap: string;
+}
+
+export interface ServerVmiRef {
+  nodeName: string;
+  name: string;
+  uid: string;
+}
+
+export interface Pod {
+  apiVersion: 'v1';
+  kind: 'Pod';
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels: Record<string, string>;
+    annotations: Record<string, string>;
+    ownerReferences: ReturnType<typeof ownerReference>[];
+  };
+  spec: Record<string, unknown>;
+}
+
+export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, settings: ProcessMapperSettings): Pod {
+  const mapping = ms.spec.processMapping ?? {};
+  const configMap = mapping.kernelProfile?.configMapName ?? settings.defaultKernelProfilesConfigMap;
+  const spec = {
+    // Placed by the scheduler on the server's node (not nodeName, which would skip admission of
+    // resources); hostPID to find the server's QEMU process among the node's processes.
+    nodeSelector: { [HOSTNAME_LABEL]: vmi.nodeName },
+    hostPID: true,
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    restartPolicy: 'Always',
+    terminationGracePeriodSeconds: 10,
+    containers: [
+      {
+        name: 'process-mapper',
+        image: settings.image,
+        command: ['node', 'dist/src/sidecar/main.js'],
+        env: [
+          { name: 'VMI_NAMESPACE', value: ms.metadata.namespace ?? '' },
+          { name: 'VMI_NAME', value: vmi.name },
+          { name: 'VMI_UID', value: vmi.uid },
+          { name: 'KERNEL_PROFILES', value: KERNEL_PROFILES_MOUNT },
+          { name: 'LISTEN', value: `0.0.0.0:${PROCESS_MAPPER_PORT}` },
+          { name: 'POLL_INTERVAL_MS', value: String((mapping.pollIntervalSeconds ?? 1) * 1000) },
+          { name: 'BASELINE_WINDOW_MS', value: String((mapping.baselineWindowSeconds ?? 300) * 1000) },
+        ],
+        ports: [{ name: 'http', containerPort: PROCESS_MAPPER_PORT, protocol: 'TCP' }],
+        readinessProbe: { httpGet: { path: '/healthz', port: PROCESS_MAPPER_PORT }, periodSeconds: 5 },
+        // Reading another process's memory needs ptrace rights over QEMU: privileged. The root
+        // file system stays read-only; guest memory is only ever opened O_RDONLY (src/introspection).
+        securityContext: { privileged: true, readOnlyRootFilesystem: true },
+        resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+        volumeMounts: [{ name: 'kernel-profiles', mountPath: KERNEL_PROFILES_MOUNT, readOnly: true }],
+      },
+    ],
+    volumes: [{ name: 'kernel-profiles', configMap: { name: configMap } }],
+  };
+  const hash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: processMapperPodName(ms),
+      namespace: ms.metadata.namespace,
+      labels: roleLabels(ms, 'process-mapper'),
+      annotations: { [ANNOTATION_SPEC_HASH]: hash },
+      ownerReferences: [ownerReference(ms)],
+    },
+    spec,
+  };
+}

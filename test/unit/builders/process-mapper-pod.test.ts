@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { ANNOTATION_SPEC_HASH, buildProcessMapperPod } from '../../../src/builders/process-mapper-pod.ts';
+import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
+
+const settings = { image: 'hyperspector/operator:test', defaultKernelProfilesConfigMap: 'cluster-profiles' };
+const vmi = { nodeName: 'node-b', name: 'web-1-server', uid: 'vmi-1' };
+
+describe('process-mapper pod builder', () => {
+  const ms = monitoredServer('web-1', 'shop');
+  ms.metadata.uid = 'ms-uid';
+
+  it('runs privileged with hostPID on the server node, owned by the MonitoredServer, with the VMI and profiles', () => {
+    const pod = buildProcessMapperPod(ms, vmi, settings);
+    const spec = pod.spec as { hostPID: boolean; nodeSelector: Record<string, string>; containers: Array<{ image: string; env: Array<{ name: string; value: string }>; securityContext: { privileged: boolean; readOnlyRootFilesystem: boolean } }>; volumes: Array<{ configMap: { name: string } }> };
+    assert.equal(pod.metadata.name, 'web-1-process-mapper');
+    assert.equal(pod.metadata.ownerReferences[0]?.uid, 'ms-uid');
+    assert.equal(pod.metadata.labels['hyperspector.io/role'], 'process-mapper');
+    assert.equal(spec.hostPID, true);
+    assert.deepEqual(spec.nodeSelector, { 'kubernetes.io/hostname': 'node-b' });
+    const c = spec.containers[0]!;
+    assert.equal(c.image, 'hyperspector/operator:test');
+    assert.deepEqual(c.securityContext, { privileged: true, readOnlyRootFilesystem: true });
+    const env = Object.fromEntries(c.env.map((e) => [e.name, e.value]));
+    assert.equal(env.VMI_NAMESPACE, 'shop');
+    assert.equal(env.VMI_NAME, 'web-1-server');
+    assert.equal(env.VMI_UID, 'vmi-1');
+    assert.equal(env.POLL_INTERVAL_MS, '1000');
+    assert.equal(spec.volumes[0]?.configMap.name, 'cluster-profiles');
+  });
+
+  it("uses the MonitoredServer's kernel profile and poll interval", () => {
+    const custom = monitoredServer('web-1', 'shop', { processMapping: { pollIntervalSeconds: 5, kernelProfile: { configMapName: 'debian-6.1' } } });
+    const spec = buildProcessMapperPod(custom, vmi, settings).spec as { containers: Array<{ env: Array<{ name: string; value: string }> }>; volumes: Array<{ configMap: { name: string } }> };
+    assert.equal(spec.volumes[0]?.configMap.name, 'debian-6.1');
+    assert.equal(spec.containers[0]!.env.find((e) => e.name === 'POLL_INTERVAL_MS')?.value, '5000');
+  });
+
+  it('changes its spec hash when the pod would have to be replaced (new node or VMI), and only then', () => {
+    const hash = (v = vmi) => buildProcessMapperPod(ms, v, settings).metadata.annotations[ANNOTATION_SPEC_HASH];
+    assert.equal(hash(), hash());
+    assert.notEqual(hash(), hash({ ...vmi, nodeName: 'node-c' }));
+    assert.notEqual(hash(), hash({ ...vmi, uid: 'vmi-2' }));
+  });
+});
