@@ -16,12 +16,14 @@ type Obj = { metadata: k8s.V1ObjectMeta; status?: Record<string, any>; spec?: Re
 export async function readDemoState(kubeConfig: k8s.KubeConfig): Promise<DemoState> {
   const custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
   const core = kubeConfig.makeApiClient(k8s.CoreV1Api);
-  const [ms, vms, vmis, pods] = await Promise.all([
+  const [ms, vms, vmis, launchers, mappers] = await Promise.all([
     custom.listClusterCustomObject({ group: 'hyperspector.io', version: 'v1alpha1', plural: 'monitoredservers' }) as Promise<{ items: Obj[] }>,
     custom.listClusterCustomObject({ group: 'kubevirt.io', version: 'v1', plural: 'virtualmachines' }) as Promise<{ items: Obj[] }>,
     custom.listClusterCustomObject({ group: 'kubevirt.io', version: 'v1', plural: 'virtualmachineinstances' }) as Promise<{ items: Obj[] }>,
     core.listPodForAllNamespaces({ labelSelector: 'kubevirt.io=virt-launcher' }),
+    core.listPodForAllNamespaces({ labelSelector: 'hyperspector.io/role=process-mapper' }),
   ]);
+  const pods = { items: [...launchers.items, ...mappers.items] };
   const vmiByKey = new Map(vmis.items.map((v) => [`${v.metadata.namespace}/${v.metadata.name}`, v]));
   return {
     monitoredServers: ms.items.map((m) => {
@@ -72,6 +74,6 @@ export function renderDemoTable(state: DemoState): string {
     '',
     table(state.virtualMachines, 'no VirtualMachines'),
     '',
-    table(state.pods, 'no virt-launcher pods'),
+    table(state.pods, 'no virt-launcher or process-mapper pods'),
   ].join('\n');
 }
