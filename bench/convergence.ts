@@ -13,6 +13,7 @@ import { waitFor } from '../test/support/wait.ts';
 import { buildServerVirtualMachine } from '../src/builders/server-vm.ts';
 import { buildIdsVirtualMachine, serverPodLabels } from '../src/builders/ids-vm.ts';
 import { roleLabels } from '../src/builders/names.ts';
+import { buildProcessMapperPod } from '../src/builders/process-mapper-pod.ts';
 import { createKubeApi } from '../src/kube/rest.ts';
 
 const { values } = parseArgs({
@@ -79,7 +80,8 @@ try {
   await operator.stop();
 
   // --- the floor: a bare client (its own user) creating the same child objects directly: the
-  // server VM, then, once its VMI has a node (from one watch), the pinned IDS VM.
+  // server VM, then, once its VMI has a node (from one watch), the pinned IDS VM and the
+  // process-mapper pod; done when every IDS VMI runs.
   const floorNs = 'floor';
   await env.namespace(floorNs);
   const floorUser = env.cluster.users.operatorB.name;
@@ -104,6 +106,9 @@ try {
         const ids = buildIdsVirtualMachine(ms, { nodeName: vmi.status.nodeName, serverVmiUid: vmi.metadata.uid ?? '', serverPodLabels: serverPodLabels(false, roleLabels(ms, 'server'), name) });
         delete ids.metadata.ownerReferences;
         void api.request({ method: 'POST', path: `/apis/kubevirt.io/v1/namespaces/${floorNs}/virtualmachines`, body: ids });
+        const mapper = buildProcessMapperPod(ms, { nodeName: vmi.status.nodeName, name, uid: vmi.metadata.uid ?? '' }, { image: 'hyperspector/operator:bench', defaultKernelProfilesConfigMap: 'profiles' });
+        const { ownerReferences: _drop, ...mapperMeta } = mapper.metadata;
+        void api.request({ method: 'POST', path: `/api/v1/namespaces/${floorNs}/pods`, body: { ...mapper, metadata: mapperMeta } });
       }
     },
     () => {},
