@@ -132,12 +132,12 @@ export class LocalCluster {
     return this.kubeConfig.makeApiClient(apiClass);
   }
 
-  /** A raw GET with the admin token (health, /metrics, ...). */
-  async rawGet(path: string): Promise<{ status: number; body: string }> {
-    const ca = readFileSync(join(this.dir, 'certs', 'apiserver.crt'));
+  /** A raw GET with the admin token (health, /metrics, ...), to the API server or another one. */
+  async rawGet(path: string, server = { url: this.apiServerUrl, certDir: join(this.dir, 'certs') }): Promise<{ status: number; body: string }> {
+    const ca = readFileSync(join(server.certDir, 'apiserver.crt'));
     return new Promise((resolve, reject) => {
       const req = request(
-        `${this.apiServerUrl}${path}`,
+        `${server.url}${path}`,
         { agent: new Agent({ ca }), headers: { authorization: `Bearer ${this.users.admin.token}` }, timeout: 5000 },
         (res) => {
           let body = '';
@@ -263,16 +263,7 @@ export class LocalCluster {
       async () => {
         if (!server.running) throw new Error(`the second kube-apiserver exited; see ${this.logOf('kube-apiserver-2')}`);
         if (!existsSync(join(certDir, 'apiserver.crt'))) return false;
-        const ca = readFileSync(join(certDir, 'apiserver.crt'));
-        const status = await new Promise<number>((resolve, reject) => {
-          const req = request(`${url}/readyz`, { agent: new Agent({ ca }), headers: { authorization: `Bearer ${this.users.admin.token}` }, timeout: 5000 }, (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          });
-          req.on('error', reject);
-          req.end();
-        });
-        return status === 200 || undefined;
+        return (await this.rawGet('/readyz', { url, certDir })).status === 200 || undefined;
       },
       { timeoutMs: 90_000, intervalMs: 200, description: 'the second kube-apiserver /readyz' },
     );

@@ -3,6 +3,7 @@
 import type { MonitoredServer, MonitoredServerStatus, VmStatus } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { conditionsEqual, removeCondition, setCondition, type Condition, type ConditionUpdate } from '../../kube/conditions.ts';
 import { idsVmName, isAdopting, processMapperPodName, serverVmName } from '../../builders/names.ts';
+import { canonicalJson } from '../../kube/canonical-json.ts';
 import { ConditionType, Reason } from './reasons.ts';
 import { podIsReady, printableStatus, vmiIsReady, vmiIsRunning, vmiNode, type ObservedState } from './observed-state.ts';
 
@@ -190,11 +191,5 @@ export function statusEqual(current: MonitoredServerStatus | undefined, next: Mo
   if (!current) return false;
   const { conditions: a, ...restA } = current;
   const { conditions: b, ...restB } = next;
-  return conditionsEqual(a as Condition[] | undefined, b as Condition[]) && canonical(restA) === canonical(restB);
-}
-
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => x.localeCompare(y))) : v,
-  );
+  return conditionsEqual(a as Condition[] | undefined, b as Condition[]) && canonicalJson(restA) === canonicalJson(restB);
 }

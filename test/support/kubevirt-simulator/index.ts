@@ -10,8 +10,10 @@
 // Extension points for later issues: `extensions` hooks may add to a VMI's status (volume hotplug,
 // migration) before it is written.
 import * as k8s from '@kubernetes/client-node';
-import { rawRequest, WatchCache } from './watch-cache.ts';
-import { buildVmi, buildVmStatus, canonical, nextVmAction, runStrategyOf, startedAnnotation } from './vm-logic.ts';
+import { WatchCache } from './watch-cache.ts';
+import { canonicalJson as canonical } from '../../../src/kube/canonical-json.ts';
+import { createKubeApi, statusCodeOf, type KubeApi } from '../../../src/kube/rest.ts';
+import { buildVmi, buildVmStatus, nextVmAction, runStrategyOf, startedAnnotation } from './vm-logic.ts';
 import { buildLauncherPod, nextVmiStatus } from './vmi-logic.ts';
 import { CREATED_BY_LABEL, APP_LABEL, type Pod, type VirtualMachine, type VirtualMachineInstance } from './types.ts';
 
@@ -39,11 +41,13 @@ export class KubeVirtSimulator {
   private loop?: Promise<void>;
   errors = 0;
   lastError?: string;
+  private readonly api: KubeApi;
 
   constructor(
     private readonly kubeConfig: k8s.KubeConfig,
     private readonly concurrency = 4,
   ) {
+    this.api = createKubeApi(kubeConfig);
     this.vms = new WatchCache<VirtualMachine>(kubeConfig, VM_PATH, (vm) => this.enqueue(`vm:${WatchCache.key(vm)}`));
     this.vmis = new WatchCache<VirtualMachineInstance>(kubeConfig, VMI_PATH, (vmi) => {
       this.enqueue(`vmi:${WatchCache.key(vmi)}`);
@@ -133,20 +137,20 @@ export class KubeVirtSimulator {
     const name = vm.metadata.name ?? '';
     const action = nextVmAction(vm, vmi);
     if (action.type === 'create') {
-      await rawRequest(this.kubeConfig, 'POST', `/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachineinstances`, buildVmi(vm)).catch(ignore(409));
+      await this.send('POST', `/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachineinstances`, buildVmi(vm)).catch(ignore(409));
       if (runStrategyOf(vm) === 'Once') {
-        await rawRequest(this.kubeConfig, 'PATCH', `/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachines/${name}`, { metadata: { annotations: startedAnnotation } }, MERGE_PATCH);
+        await this.send('PATCH', `/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachines/${name}`, { metadata: { annotations: startedAnnotation } }, MERGE_PATCH);
       }
       return; // the new VMI's event brings us back to write status
     }
     if (action.type === 'delete') {
-      await rawRequest(this.kubeConfig, 'DELETE', `/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachineinstances/${name}`, {
+      await this.send('DELETE', `/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachineinstances/${name}`, {
         preconditions: { uid: vmi?.metadata.uid },
       }).catch(ignore(404, 409));
     }
     const status = buildVmStatus(vm, vmi, new Date().toISOString());
     if (canonical(status) !== canonical(pick(vm.status as Record<string, unknown> | undefined, Object.keys(status)))) {
-      await rawRequest(this.kubeConfig, 'PATCH', `/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachines/${name}/status`, { status }, MERGE_PATCH).catch(ignore(404));
+      await this.send('PATCH', `/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachines/${name}/status`, { status }, MERGE_PATCH).catch(ignore(404));
     }
   }
 
@@ -161,7 +165,7 @@ export class KubeVirtSimulator {
     if (!pod && (phase === '' || phase === 'Pending')) {
       const expected = this.expectedPods.get(uid);
       if (expected && Date.now() - expected < 30_000) return; // created, not yet observed
-      await rawRequest(this.kubeConfig, 'POST', `/api/v1/namespaces/${ns}/pods`, buildLauncherPod(vmi));
+      await this.send('POST', `/api/v1/namespaces/${ns}/pods`, buildLauncherPod(vmi));
       this.expectedPods.set(uid, Date.now());
       await this.writeVmi(vmi, { status: { ...(vmi.status ?? {}), phase: 'Scheduling' } });
       return;
@@ -175,11 +179,14 @@ export class KubeVirtSimulator {
     }
   }
 
+  private send(method: 'POST' | 'PATCH' | 'DELETE', path: string, body: unknown, contentType?: string): Promise<unknown> {
+    return this.api.request({ method, path, body, ...(contentType ? { contentType } : {}) });
+  }
+
   private async writeVmi(vmi: VirtualMachineInstance, update: { labels?: Record<string, string>; status: Record<string, unknown> }): Promise<void> {
     // VirtualMachineInstance has no status subresource: virt-handler updates the whole object.
     // The resourceVersion precondition makes a stale write fail (409) and be retried from the cache.
-    await rawRequest(
-      this.kubeConfig,
+    await this.send(
       'PATCH',
       `/apis/kubevirt.io/v1/namespaces/${vmi.metadata.namespace}/virtualmachineinstances/${vmi.metadata.name}`,
       { metadata: { resourceVersion: vmi.metadata.resourceVersion, ...(update.labels ? { labels: update.labels } : {}) }, status: update.status },
@@ -196,8 +203,8 @@ function pick(obj: Record<string, unknown> | undefined, keys: string[]): Record<
 
 function ignore(...codes: number[]) {
   return (err: unknown) => {
-    if (!codes.includes((err as { code?: number }).code ?? 0)) throw err;
+    if (!codes.includes(statusCodeOf(err) ?? 0)) throw err;
   };
 }
 
-export { WatchCache, rawRequest };
+export { WatchCache };

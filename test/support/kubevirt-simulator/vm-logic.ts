@@ -2,6 +2,7 @@
 // as far as an operator can observe it: whether a VMI should exist, the VMI built from the VM, and
 // the VM's status.
 import type { VirtualMachine, VirtualMachineInstance } from './types.ts';
+import { canonicalJson } from '../../../src/kube/canonical-json.ts';
 
 export type RunStrategy = 'Always' | 'RerunOnFailure' | 'Halted' | 'Manual' | 'Once';
 
@@ -145,12 +146,5 @@ export function buildVmStatus(vm: VirtualMachine, vmi: VirtualMachineInstance | 
 
 /** A running VMI keeps the spec it was started with; a template change needs a restart. */
 export function templateDiffers(vm: VirtualMachine, vmi: VirtualMachineInstance): boolean {
-  return canonical(vm.spec?.template?.spec) !== canonical(vmi.spec);
-}
-
-/** JSON with sorted keys, so objects read back from the API server compare equal. */
-export function canonical(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v,
-  );
+  return canonicalJson(vm.spec?.template?.spec) !== canonicalJson(vmi.spec);
 }

@@ -1,6 +1,7 @@
 // List+watch cache used by the KubeVirt simulator (a test double). It relists and rewatches after
 // any error or closed watch, so the simulator survives API-server restarts like KubeVirt does.
 import * as k8s from '@kubernetes/client-node';
+import { createKubeApi, type KubeApi } from '../../../src/kube/rest.ts';
 
 export interface KubeObject {
   apiVersion?: string;
@@ -18,6 +19,7 @@ export class WatchCache<T extends KubeObject> {
   private synced = false;
   private retryTimer?: NodeJS.Timeout;
   private resourceVersion = '';
+  private readonly api: KubeApi;
 
   constructor(
     private readonly kubeConfig: k8s.KubeConfig,
@@ -25,7 +27,9 @@ export class WatchCache<T extends KubeObject> {
     private readonly path: string,
     private readonly onChange: ChangeHandler<T>,
     private readonly labelSelector?: string,
-  ) {}
+  ) {
+    this.api = createKubeApi(kubeConfig);
+  }
 
   static key(obj: KubeObject): string {
     return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
@@ -62,8 +66,11 @@ export class WatchCache<T extends KubeObject> {
   private async relist(): Promise<void> {
     if (this.stopped) return;
     try {
-      const query = this.labelSelector ? `?labelSelector=${encodeURIComponent(this.labelSelector)}` : '';
-      const list = (await rawRequest(this.kubeConfig, 'GET', `${this.path}${query}`)) as { items: T[]; metadata: { resourceVersion: string } };
+      const list = await this.api.request<{ items: T[]; metadata: { resourceVersion: string } }>({
+        method: 'GET',
+        path: this.path,
+        query: { labelSelector: this.labelSelector },
+      });
       const seen = new Set<string>();
       for (const item of list.items) {
         const key = WatchCache.key(item);
@@ -109,32 +116,4 @@ export class WatchCache<T extends KubeObject> {
       () => this.retry(),
     );
   }
-}
-
-/** A JSON request to the API server with the KubeConfig's credentials. */
-export async function rawRequest(kubeConfig: k8s.KubeConfig, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<unknown> {
-  const cluster = kubeConfig.getCurrentCluster();
-  if (!cluster) throw new Error('kubeconfig has no current cluster');
-  const https = await import('node:https');
-  const options: import('node:https').RequestOptions = { method, headers: { accept: 'application/json' } };
-  await kubeConfig.applyToHTTPSOptions(options);
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  if (payload !== undefined) options.headers = { ...options.headers, 'content-type': contentType, 'content-length': Buffer.byteLength(payload) };
-  return new Promise((resolve, reject) => {
-    const req = https.request(`${cluster.server}${path}`, options, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => {
-        const status = res.statusCode ?? 0;
-        const parsed = text ? (JSON.parse(text) as unknown) : undefined;
-        if (status >= 200 && status < 300) resolve(parsed);
-        else reject(Object.assign(new Error(`${method} ${path}: ${status} ${(parsed as { message?: string })?.message ?? text}`), { code: status, body: parsed }));
-      });
-    });
-    req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
-    req.on('error', reject);
-    if (payload !== undefined) req.write(payload);
-    req.end();
-  });
 }
