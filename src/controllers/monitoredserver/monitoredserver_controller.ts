@@ -32,9 +32,9 @@ import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../k
 import { WorkQueue } from '../../kube/workqueue.ts';
 import { noEvents, type EventSink } from './events.ts';
 import { observe, type CacheReader } from './observe.ts';
-import { vmConditionTrue, vmiNode, type ObservedPod, type ObservedState, type VirtualMachineInstance } from './observed-state.ts';
+import { vmiNeedsRestart, vmiNode, type ObservedPod, type ObservedState, type VirtualMachineInstance } from './observed-state.ts';
 import { ConditionType, EventReason, WARNING_REASONS } from './reasons.ts';
-import { computeStatus, statusEqual } from './status.ts';
+import { computeStatus, deletingStatus, statusEqual } from './status.ts';
 import { ADOPTED_VM_INDEX, adoptedVmIndex, monitoredServerKeysFor } from './watch-mapping.ts';
 
 export const CONTROLLER_NAME = 'monitoredserver';
@@ -62,6 +62,8 @@ export interface ControllerOptions {
 }
 
 const MERGE_PATCH = 'application/merge-patch+json';
+/** How long a child may take to finish deleting before the teardown says it is stuck. */
+const TEARDOWN_STALL_MS = 30_000;
 const JSON_PATCH = 'application/json-patch+json';
 
 function isUnprocessable(err: unknown): boolean {
@@ -325,7 +327,7 @@ export class MonitoredServerController {
     if (!idsVmi || idsVmi.metadata.deletionTimestamp) return;
     const idsNode = vmiNode(idsVmi);
     const wrongNode = idsNode !== undefined && idsNode !== serverNode;
-    const stale = vmConditionTrue(o.idsVm, 'RestartRequired');
+    const stale = vmiNeedsRestart(o.idsVm, idsVmi);
     if (!wrongNode && !stale) return;
     try {
       await this.api.request({
@@ -398,7 +400,7 @@ export class MonitoredServerController {
     if (!statusEqual(ms.status, next)) {
       await applyStatus(this.api, MONITORED_SERVER, ms as unknown as KubeObject, next as unknown as Record<string, unknown>);
       // A problem the user must act on is also a Warning Event, once per change of reason.
-      for (const type of [ConditionType.ServerRunning, ConditionType.IDSRunning, ConditionType.Colocated, ConditionType.ProcessMapping]) {
+      for (const type of [ConditionType.ServerRunning, ConditionType.IDSRunning, ConditionType.Colocated, ConditionType.ProcessMapping, ConditionType.ServerRestartRequired]) {
         const now = findCondition(next.conditions as Condition[], type);
         const was = findCondition(ms.status?.conditions as Condition[] | undefined, type);
         if (now && WARNING_REASONS.has(now.reason) && (was?.reason !== now.reason || was.message !== now.message)) {
@@ -429,6 +431,7 @@ export class MonitoredServerController {
         ctx.log.info('Deleted IDS VM', { vm: `${ns}/${idsVmName(ms)}` });
         this.events.record(ms, 'Normal', EventReason.IDSVMDeleted, `Deleted IDS VirtualMachine ${idsVmName(ms)}`);
       }
+      await this.reportTeardown(ms, this.idsTeardownWait(ms, o));
       return { requeueAfter: 2000 };
     }
     // 2. The server VM: release an adopted one, retain or delete an owned one per deletionPolicy.
@@ -440,6 +443,7 @@ export class MonitoredServerController {
           await this.deleteVm(ns, vm.metadata.name ?? '');
           this.events.record(ms, 'Normal', EventReason.ServerVMDeleted, `Deleted server VirtualMachine ${vm.metadata.name} (deletionPolicy Delete)`);
         }
+        await this.reportTeardown(ms, `waiting for server VirtualMachine ${ns}/${vm.metadata.name} to be deleted (deletionPolicy Delete)`);
         return { requeueAfter: 2000 };
       }
       await this.removeMarks(ns, vm);
@@ -460,6 +464,31 @@ export class MonitoredServerController {
     return;
   }
 
+  /** What the IDS side's teardown waits on, naming the node whose virt-handler must act. */
+  private idsTeardownWait(ms: MonitoredServer, o: ObservedState): string {
+    const ns = ms.metadata.namespace ?? '';
+    const vmi = o.idsVmi;
+    if (!vmi) return `waiting for IDS VirtualMachine ${ns}/${idsVmName(ms)} to be deleted`;
+    const since = vmi.metadata.deletionTimestamp ? new Date(vmi.metadata.deletionTimestamp).getTime() : undefined;
+    const node = vmi.status?.nodeName;
+    const finalizers = (vmi.metadata as { finalizers?: string[] }).finalizers ?? [];
+    const stalled = since !== undefined && this.now().getTime() - since > TEARDOWN_STALL_MS;
+    const what = `IDS VMI ${ns}/${vmi.metadata.name} (phase ${vmi.status?.phase ?? 'unknown'}${finalizers.length ? `, finalizers ${finalizers.join(', ')}` : ''})`;
+    if (!stalled) return `waiting for ${what} to stop`;
+    return `${what} has not finished deleting for more than ${TEARDOWN_STALL_MS / 1000} s${node ? `: is virt-handler running on node ${node}?` : ''}`;
+  }
+
+  /** A deletion in progress is never Ready: Ready=False, reason Deleting, with what it waits on. */
+  private async reportTeardown(ms: MonitoredServer, waitingOn: string): Promise<void> {
+    const next = deletingStatus(ms, waitingOn, this.now());
+    if (statusEqual(ms.status, next)) return;
+    const before = findCondition(ms.status?.conditions as Condition[] | undefined, ConditionType.Ready);
+    await applyStatus(this.api, MONITORED_SERVER, ms as unknown as KubeObject, next as unknown as Record<string, unknown>);
+    if (/has not finished deleting/.test(waitingOn) && !/has not finished deleting/.test(before?.message ?? '')) {
+      this.events.record(ms, 'Warning', EventReason.TeardownStalled, waitingOn);
+    }
+  }
+
   private async deleteVm(namespace: string, name: string): Promise<void> {
     try {
       await this.api.request({ method: 'DELETE', path: objectPath(VIRTUAL_MACHINE, namespace, name), body: { propagationPolicy: 'Background' } });
@@ -468,15 +497,26 @@ export class MonitoredServerController {
     }
   }
 
-  /** Removes exactly HyperSpector's label keys and annotation from a VM it does not delete. */
+  /**
+   * Removes exactly HyperSpector's label keys and annotation from a VM it does not delete: from the
+   * VM and from its VMI template. Template labels are not part of the template spec, so KubeVirt
+   * restarts nothing; a VMI already running (and its launcher pod) keeps them until its next start.
+   */
   private async removeMarks(namespace: string, vm: VirtualMachine): Promise<void> {
-    const labels: Record<string, null> = {};
-    for (const key of [LABEL_MONITORED_SERVER, LABEL_ROLE, LABEL_MANAGED_BY]) if (vm.metadata.labels?.[key] !== undefined) labels[key] = null;
+    const ours = (present: Record<string, string> | undefined) => {
+      const out: Record<string, null> = {};
+      for (const key of [LABEL_MONITORED_SERVER, LABEL_ROLE, LABEL_MANAGED_BY]) if (present?.[key] !== undefined) out[key] = null;
+      return out;
+    };
+    const templateLabels = ours(vm.spec.template?.metadata?.labels as Record<string, string> | undefined);
     try {
       await this.api.request({
         method: 'PATCH',
         path: objectPath(VIRTUAL_MACHINE, namespace, vm.metadata.name ?? ''),
-        body: { metadata: { labels, annotations: { [ANNOTATION_MONITORED_BY]: null } } },
+        body: {
+          metadata: { labels: ours(vm.metadata.labels), annotations: { [ANNOTATION_MONITORED_BY]: null } },
+          ...(Object.keys(templateLabels).length > 0 ? { spec: { template: { metadata: { labels: templateLabels } } } } : {}),
+        },
         contentType: MERGE_PATCH,
       });
     } catch (err) {

@@ -7,11 +7,17 @@ export const ConditionType = {
   Colocated: 'Colocated',
   IDSRunning: 'IDSRunning',
   ProcessMapping: 'ProcessMapping',
+  /** Not part of Ready: the user's server VM waits for a restart to take a template change. */
+  ServerRestartRequired: 'ServerRestartRequired',
 } as const;
 
 export const Reason = {
   // Ready
   Monitoring: 'Monitoring',
+  Deleting: 'Deleting',
+  // ServerRestartRequired
+  RestartRequired: 'RestartRequired',
+  UpToDate: 'UpToDate',
   // ServerRunning
   Running: 'Running',
   ServerVMNotFound: 'ServerVMNotFound',
@@ -64,6 +70,7 @@ export const EventReason = {
   MonitoringStarted: 'MonitoringStarted',
   MonitoringDegraded: 'MonitoringDegraded',
   ReconcileFailed: 'ReconcileFailed',
+  TeardownStalled: 'TeardownStalled',
 } as const;
 
 /** Condition reasons that are a problem the user must act on: each is also published as a Warning Event. */
@@ -76,4 +83,5 @@ export const WARNING_REASONS: ReadonlySet<string> = new Set([
   Reason.IDSVMInvalid,
   Reason.IDSVMUnschedulable,
   Reason.ProcessMapperFailing,
+  Reason.RestartRequired,
 ]);
