@@ -21,7 +21,7 @@ import { buildAdoptionMarks, buildServerVirtualMachine } from '../../builders/se
 import { ANNOTATION_SPEC_HASH, buildProcessMapperPod, type ProcessMapperSettings } from '../../builders/process-mapper-pod.ts';
 import type { VirtualMachine } from '../../builders/virtual-machine.ts';
 import { applyIfChanged, applyStatus, type KubeObject } from '../../kube/apply.ts';
-import { findCondition, type Condition } from '../../kube/conditions.ts';
+import { findCondition, setCondition, type Condition } from '../../kube/conditions.ts';
 import { Informer, objectKey } from '../../kube/informer.ts';
 import { apiListWatch } from '../../kube/list-watch.ts';
 import { silentLogger, type Logger } from '../../kube/logger.ts';
@@ -68,6 +68,18 @@ const JSON_PATCH = 'application/json-patch+json';
 
 function isUnprocessable(err: unknown): boolean {
   return statusCodeOf(err) === 422;
+}
+
+/**
+ * The API server refused an object built from the user's template: 422 (schema, CEL, an admission
+ * webhook such as KubeVirt's), 400, or the 500 that server-side apply answers for a field the
+ * schema does not declare or a value of the wrong type ("failed to create typed patch object").
+ * Retrying cannot help; the user must change the template.
+ */
+export function isRefusedTemplate(err: unknown): boolean {
+  const code = statusCodeOf(err);
+  if (code === 422 || code === 400) return true;
+  return code === 500 && /failed to create typed patch object|field not declared in schema|expected (numeric|string|map|list|bool)/i.test((err as Error).message ?? '');
 }
 
 /** An informer per watched namespace (or one for all), read as one cache. */
@@ -235,6 +247,38 @@ export class MonitoredServerController {
     const [namespace = '', name = ''] = key.split('/');
     const ms = this.monitoredServers.get(namespace, name);
     if (!ms) return; // deleted: owned children are garbage-collected through their owner references
+    try {
+      return await this.reconcileObject(ms, ctx);
+    } catch (err) {
+      // Retried with the queue's backoff; meanwhile the user sees it, whatever the HTTP status.
+      await this.reportFailure(ms, err, ctx);
+      throw err;
+    }
+  }
+
+  /**
+   * A failed reconcile shows as `Synced=False` (reason ReconcileFailed, the API server's message)
+   * and a Warning Event (aggregated by the recorder into a series); the condition goes away with the
+   * next successful reconcile.
+   */
+  private async reportFailure(ms: MonitoredServer, err: unknown, ctx: ReconcileContext): Promise<void> {
+    const message = `reconcile failed and is retried with backoff: ${(err as Error).message ?? String(err)}`.slice(0, 2000);
+    this.events.record(ms, 'Warning', EventReason.ReconcileFailed, message);
+    const conditions = setCondition(
+      (ms.status?.conditions as Condition[] | undefined) ?? [],
+      { type: ConditionType.Synced, status: 'False', reason: EventReason.ReconcileFailed, message, observedGeneration: ms.metadata.generation ?? 0 },
+      this.now(),
+    );
+    const next = { ...(ms.status ?? {}), conditions };
+    if (statusEqual(ms.status, next)) return;
+    try {
+      await applyStatus(this.api, MONITORED_SERVER, ms as unknown as KubeObject, next as unknown as Record<string, unknown>);
+    } catch (statusErr) {
+      ctx.log.info('Could not report the failure in status', { error: (statusErr as Error).message });
+    }
+  }
+
+  private async reconcileObject(ms: MonitoredServer, ctx: ReconcileContext): Promise<ReconcileResult> {
     const observed = observe(ms, this.cacheReader());
     if (ms.metadata.deletionTimestamp) return this.finalize(ms, observed, ctx);
     if (!ms.metadata.finalizers?.includes(FINALIZER)) await this.addFinalizer(ms);
@@ -287,7 +331,7 @@ export class MonitoredServerController {
         this.events.record(ms, 'Normal', created ? EventReason.ServerVMCreated : EventReason.ServerVMUpdated, `Applied VirtualMachine ${vmName}`);
       }
     } catch (err) {
-      if (!isUnprocessable(err)) throw err;
+      if (!isRefusedTemplate(err)) throw err;
       o.serverApplyError = (err as Error).message;
     }
   }
@@ -317,7 +361,7 @@ export class MonitoredServerController {
         );
       }
     } catch (err) {
-      if (!isUnprocessable(err)) throw err;
+      if (!isRefusedTemplate(err)) throw err;
       o.idsApplyError = (err as Error).message;
       return;
     }
@@ -378,6 +422,9 @@ export class MonitoredServerController {
       // Refused (e.g. Pod Security admission forbids privileged pods in this namespace): a
       // condition the user can act on, not a retry loop.
       if (statusCodeOf(err) !== 403 && !isUnprocessable(err)) throw err;
+      // A namespace created a moment ago has no default ServiceAccount yet: ServiceAccount admission
+      // refuses the pod (403) until the service account controller made it. Retried, not reported.
+      if (/error looking up service account/.test((err as Error).message)) throw err;
       o.processMapperError = (err as Error).message;
       return;
     }
@@ -400,7 +447,7 @@ export class MonitoredServerController {
     if (!statusEqual(ms.status, next)) {
       await applyStatus(this.api, MONITORED_SERVER, ms as unknown as KubeObject, next as unknown as Record<string, unknown>);
       // A problem the user must act on is also a Warning Event, once per change of reason.
-      for (const type of [ConditionType.ServerRunning, ConditionType.IDSRunning, ConditionType.Colocated, ConditionType.ProcessMapping, ConditionType.ServerRestartRequired]) {
+      for (const type of [ConditionType.ServerRunning, ConditionType.IDSRunning, ConditionType.Colocated, ConditionType.ProcessMapping, ConditionType.MirrorAttached, ConditionType.DiskAttached, ConditionType.ResponseReady, ConditionType.ServerRestartRequired]) {
         const now = findCondition(next.conditions as Condition[], type);
         const was = findCondition(ms.status?.conditions as Condition[] | undefined, type);
         if (now && WARNING_REASONS.has(now.reason) && (was?.reason !== now.reason || was.message !== now.message)) {

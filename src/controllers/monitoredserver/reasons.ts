@@ -7,6 +7,11 @@ export const ConditionType = {
   Colocated: 'Colocated',
   IDSRunning: 'IDSRunning',
   ProcessMapping: 'ProcessMapping',
+  /** Present only while reconciling fails: False, reason ReconcileFailed, the API server's message. */
+  Synced: 'Synced',
+  MirrorAttached: 'MirrorAttached',
+  DiskAttached: 'DiskAttached',
+  ResponseReady: 'ResponseReady',
   /** Not part of Ready: the user's server VM waits for a restart to take a template change. */
   ServerRestartRequired: 'ServerRestartRequired',
 } as const;
@@ -15,6 +20,11 @@ export const Reason = {
   // Ready
   Monitoring: 'Monitoring',
   Deleting: 'Deleting',
+  // MirrorAttached, DiskAttached, ResponseReady: capabilities the spec enables that this release
+  // cannot provide yet (never silently accepted: Ready is False and says so)
+  MirroringUnavailable: 'MirroringUnavailable',
+  DiskInspectionUnavailable: 'DiskInspectionUnavailable',
+  ResponseUnavailable: 'ResponseUnavailable',
   // ServerRestartRequired
   RestartRequired: 'RestartRequired',
   UpToDate: 'UpToDate',
@@ -84,4 +94,7 @@ export const WARNING_REASONS: ReadonlySet<string> = new Set([
   Reason.IDSVMUnschedulable,
   Reason.ProcessMapperFailing,
   Reason.RestartRequired,
+  Reason.MirroringUnavailable,
+  Reason.DiskInspectionUnavailable,
+  Reason.ResponseUnavailable,
 ]);

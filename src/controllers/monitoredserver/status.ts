@@ -162,6 +162,49 @@ function processMapping(ms: MonitoredServer, o: ObservedState, serverNode: strin
   return { status: 'False', reason: Reason.ProcessMapperStarting, message: `pod ${name} is not ready yet${detail}` };
 }
 
+/**
+ * Capabilities the spec enables whose machinery this release does not have yet. Each is a
+ * condition that is False with a reason naming it, so Ready is never True while part of what the
+ * user asked for does not run; the message says how to monitor without it.
+ */
+function unavailableCapabilities(ms: MonitoredServer): Array<[string, Update]> {
+  const out: Array<[string, Update]> = [];
+  if (ms.spec.mirroring?.enabled !== false) {
+    out.push([
+      ConditionType.MirrorAttached,
+      {
+        status: 'False',
+        reason: Reason.MirroringUnavailable,
+        message:
+          "traffic mirroring (spec.mirroring) is not available in this release: no node agent mirrors the server's traffic, so the IDS VM gets none; set spec.mirroring.enabled: false to monitor without it",
+      },
+    ]);
+  }
+  const disks = ms.spec.server.disks ?? [];
+  if (disks.length > 0) {
+    out.push([
+      ConditionType.DiskAttached,
+      {
+        status: 'False',
+        reason: Reason.DiskInspectionUnavailable,
+        message: `disk inspection (spec.server.disks: ${disks.join(', ')}) is not available in this release: nothing is attached to the IDS VM; remove spec.server.disks to monitor without it`,
+      },
+    ]);
+  }
+  const response = ms.spec.response?.onAlert ?? 'None';
+  if (response !== 'None') {
+    out.push([
+      ConditionType.ResponseReady,
+      {
+        status: 'False',
+        reason: Reason.ResponseUnavailable,
+        message: `the alert response ${response} (spec.response.onAlert) is not available in this release: alerts are not acted on; set spec.response.onAlert: None to monitor without it`,
+      },
+    ]);
+  }
+  return out;
+}
+
 function vmStatus(name: string, vm: ObservedState['serverVm'], vmi: ObservedState['serverVmi']): VmStatus {
   const out: VmStatus = { name };
   const phase = printableStatus(vm);
@@ -183,6 +226,8 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, now: Date):
     [ConditionType.Colocated, colocated(o, serverNode)],
   ];
   if (mappingEnabled) parts.push([ConditionType.ProcessMapping, processMapping(ms, o, serverNode)]);
+  const capabilities = unavailableCapabilities(ms);
+  parts.push(...capabilities);
   const notReady = parts.find(([, u]) => u.status !== 'True');
   const ready: Update = notReady
     ? { status: 'False', reason: notReady[1].reason, message: `${notReady[0]}: ${notReady[1].message}` }
@@ -191,6 +236,11 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, now: Date):
   let conditions: Condition[] = (ms.status?.conditions as Condition[] | undefined) ?? [];
   // A disabled mechanism has no condition at all.
   if (!mappingEnabled) conditions = removeCondition(conditions, ConditionType.ProcessMapping);
+  for (const type of [ConditionType.MirrorAttached, ConditionType.DiskAttached, ConditionType.ResponseReady]) {
+    if (!capabilities.some(([t]) => t === type)) conditions = removeCondition(conditions, type);
+  }
+  // computeStatus runs only after every action of a reconcile succeeded.
+  conditions = removeCondition(conditions, ConditionType.Synced);
   const restart = serverRestartRequired(ms, o);
   if (!restart) conditions = removeCondition(conditions, ConditionType.ServerRestartRequired);
   const informational: Array<[string, Update]> = restart ? [[ConditionType.ServerRestartRequired, restart]] : [];

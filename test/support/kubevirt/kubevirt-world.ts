@@ -145,6 +145,8 @@ export class KubeVirtWorld {
     for (const obj of byKind('ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration')) {
       const webhooks = (obj.webhooks as { clientConfig: { service?: { name: string; port?: number }; caBundle?: string } }[]) ?? [];
       if (!webhooks.every((w) => w.clientConfig.service?.name === 'virt-api')) continue;
+      // virt-operator creates this one only with the ContainerPath feature gate.
+      if (obj.metadata?.name === 'virt-launcher-pod-mutator') continue;
       for (const w of webhooks) {
         w.clientConfig.service!.port = this.virtApiPort;
         w.clientConfig.caBundle = caBundle;

@@ -41,6 +41,7 @@ export class VirtHandlerStandIn {
   private readonly dirty = new Set<string>();
   private readonly paused = new Set<string>();
   private readonly failMigration = new Map<string, string>();
+  private readonly unresponsiveNodes = new Set<string>();
   private running = false;
   private wake?: () => void;
   private loop?: Promise<void>;
@@ -90,6 +91,16 @@ export class VirtHandlerStandIn {
   /** Makes the next live migration of the VMI `namespace/name` fail with this reason (test knob). */
   failNextMigration(namespace: string, name: string, reason: string): void {
     this.failMigration.set(`${namespace}/${name}`, reason);
+  }
+
+  /** Test knob: virt-handler on this node stops acting (as if it crashed), or acts again. */
+  setNodeResponsive(node: string, responsive: boolean): void {
+    if (responsive) {
+      this.unresponsiveNodes.delete(node);
+      for (const vmi of this.vmis.list()) if (vmi.status?.nodeName === node) this.enqueue(WatchCache.key(vmi));
+    } else {
+      this.unresponsiveNodes.add(node);
+    }
   }
 
   isPaused(namespace: string, name: string): boolean {
@@ -203,6 +214,7 @@ export class VirtHandlerStandIn {
   private async sync(key: string): Promise<void> {
     const vmi = this.vmis.get(key);
     if (!vmi) return;
+    if (this.unresponsiveNodes.has(vmi.status?.nodeName ?? '')) return;
     const pods = this.launcherPods(vmi);
     const phase: string = vmi.status?.phase ?? '';
     const now = new Date().toISOString();

@@ -3,6 +3,8 @@
 // and a deletion in progress is never Ready.
 import assert from 'node:assert/strict';
 import { computeStatus, deletingStatus } from '../../../src/controllers/monitoredserver/status.ts';
+import { isRefusedTemplate } from '../../../src/controllers/monitoredserver/monitoredserver_controller.ts';
+import { KubeApiError } from '../../../src/kube/rest.ts';
 import { vmiNeedsRestart, type ObservedState, type VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
 import type { VirtualMachine } from '../../../src/builders/virtual-machine.ts';
 import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
@@ -66,4 +68,50 @@ describe('KubeVirt semantics in the controller', () => {
     assert.equal(ready?.reason, 'Deleting');
     assert.match(ready!.message, /virt-handler running on node node-a/);
   });
+});
+
+describe('a truthful Ready: capabilities the spec enables that do not run', () => {
+  const running = (): ObservedState => ({
+    serverVm: vm('web-1-server', 1),
+    serverVmi: vmi('web-1-server', 1),
+    idsVm: vm('web-1-ids', 1),
+    idsVmi: vmi('web-1-ids', 1),
+    processMapperPod: { metadata: { name: 'web-1-process-mapper' }, spec: { nodeName: 'node-a' }, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } },
+  });
+
+  it('is Ready when nothing unavailable is asked for', () => {
+    const s = computeStatus(monitoredServer('web-1', 'shop'), running(), T0);
+    assert.equal(cond(s, 'Ready')?.status, 'True');
+    assert.equal(cond(s, 'MirrorAttached'), undefined);
+  });
+
+  const cases: Array<[string, Parameters<typeof monitoredServer>[2], string, string]> = [
+    ['mirroring left at its default (enabled)', { mirroring: {} }, 'MirrorAttached', 'MirroringUnavailable'],
+    ['server disks to inspect', { server: { template: monitoredServer('x', 'shop').spec.server.template!, disks: ['rootdisk'] } }, 'DiskAttached', 'DiskInspectionUnavailable'],
+    ['a Pause response', { response: { onAlert: 'Pause' } }, 'ResponseReady', 'ResponseUnavailable'],
+  ];
+  for (const [name, overrides, type, reason] of cases) {
+    it(`is not Ready with ${name}, and says how to monitor without it`, () => {
+      const s = computeStatus(monitoredServer('web-1', 'shop', overrides), running(), T0);
+      assert.equal(cond(s, type)?.status, 'False');
+      assert.equal(cond(s, type)?.reason, reason);
+      assert.equal(cond(s, 'Ready')?.status, 'False');
+      assert.equal(cond(s, 'Ready')?.reason, reason);
+      assert.match(cond(s, type)!.message, /not available in this release/);
+    });
+  }
+});
+
+describe('isRefusedTemplate: which API answers mean the user must change the template', () => {
+  const err = (code: number, message: string) => new KubeApiError(message, code, undefined, undefined);
+  const cases: Array<[string, Error, boolean]> = [
+    ['422 from a webhook', err(422, 'admission webhook "virtualmachine-validator.kubevirt.io" denied the request'), true],
+    ['400 bad request', err(400, 'bad request'), true],
+    ['500 from server-side apply for an undeclared field', err(500, 'failed to create typed patch object (kv/x; kubevirt.io/v1, Kind=VirtualMachine): .spec.template.spec.domain.bogus: field not declared in schema'), true],
+    ['500 for a wrongly typed value', err(500, 'failed to create typed patch object: .spec.template.spec.domain.cpu.cores: expected numeric (int or float), got string'), true],
+    ['500 of any other kind is retried', err(500, 'etcdserver: request timed out'), false],
+    ['403 is not about the template', err(403, 'forbidden'), false],
+    ['409 conflict is retried', err(409, 'conflict'), false],
+  ];
+  for (const [name, e, want] of cases) it(name, () => assert.equal(isRefusedTemplate(e), want));
 });
