@@ -24,6 +24,12 @@ out="$cache_root/kubevirt/$KUBEVIRT_VERSION"
 mkdir -p "$out"
 binaries=(virt-controller virt-api install-manifests)
 
+# install-manifests is our own program: rebuilt (and its output rendered again) when it changes.
+manifests_sum="$(sha256sum "$here/kubevirt/install-manifests.go" | cut -d' ' -f1)"
+if [[ "$(cat "$out/install-manifests.sha256" 2>/dev/null)" != "$manifests_sum" ]]; then
+  rm -f "$out/install-manifests" "$out/install.jsonl"
+fi
+
 missing=()
 for b in "${binaries[@]}"; do
   if [[ -n "${HYPERSPECTOR_KUBEVIRT_BIN:-}" && -x "$HYPERSPECTOR_KUBEVIRT_BIN/$b" ]]; then
@@ -33,7 +39,7 @@ for b in "${binaries[@]}"; do
   fi
 done
 # A kill mid-render leaves only the temporary file; the rendered manifests are part of the cache.
-if [[ ${#missing[@]} -eq 0 && -s "$out/install.yaml" ]]; then
+if [[ ${#missing[@]} -eq 0 && -s "$out/install.jsonl" ]]; then
   log "using cached binaries in $out"
   echo "$out"
   exit 0
@@ -103,10 +109,11 @@ for b in "${missing[@]}"; do
   log "[$step/${#missing[@]}] built $b in $(( $(date +%s) - t0 ))s"
 done
 # The manifests depend only on the version: render them once, next to the binaries.
-if [[ ! -s "$out/install.yaml" ]]; then
-  "$out/install-manifests" kubevirt >"$out/.install.yaml.tmp" 2>/dev/null
-  mv "$out/.install.yaml.tmp" "$out/install.yaml"
-  log "rendered virt-operator's install manifests to $out/install.yaml"
+if [[ ! -s "$out/install.jsonl" ]]; then
+  "$out/install-manifests" kubevirt >"$out/.install.jsonl.tmp" 2>/dev/null
+  mv "$out/.install.jsonl.tmp" "$out/install.jsonl"
+  echo "$manifests_sum" >"$out/install-manifests.sha256"
+  log "rendered virt-operator's install manifests to $out/install.jsonl"
 fi
 log "KubeVirt $KUBEVIRT_VERSION ready in $out (built in $(( $(date +%s) - start ))s)"
 echo "$out"

@@ -1,4 +1,4 @@
-// install-manifests prints, as multi-document YAML, the objects KubeVirt's own virt-operator would
+// install-manifests prints, as JSON lines (one object per line), the objects KubeVirt's own virt-operator would
 // install for a KubeVirt CR in the given namespace: CRDs, service accounts, RBAC, the virt-api
 // Service, virt-api's admission webhooks, its APIServices and the virt-handler admission policy.
 // It calls virt-operator's install-strategy generator, so the test world installs exactly what the
@@ -9,12 +9,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 
-	"sigs.k8s.io/yaml"
 
 	v1 "kubevirt.io/api/core/v1"
+	"kubevirt.io/kubevirt/pkg/virt-operator/resource/generate/components"
 	"kubevirt.io/kubevirt/pkg/virt-operator/resource/generate/install"
 	operatorutil "kubevirt.io/kubevirt/pkg/virt-operator/util"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,6 +34,13 @@ func main() {
 		os.Exit(1)
 	}
 	var objects []interface{}
+	// The KubeVirt CRD itself comes with virt-operator's own manifests, not its install strategy.
+	kubevirtCrd, err := components.NewKubeVirtCrd()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	objects = append(objects, kubevirtCrd)
 	for _, o := range strategy.CRDs() {
 		objects = append(objects, o)
 	}
@@ -76,11 +84,11 @@ func main() {
 		objects = append(objects, o)
 	}
 	for _, o := range objects {
-		b, err := yaml.Marshal(o)
+		b, err := json.Marshal(o)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		fmt.Printf("---\n%s", b)
+		fmt.Printf("%s\n", b)
 	}
 }

@@ -192,6 +192,59 @@ describe('test world: KubeVirt’s own controllers on the local control plane', 
     assert.equal(stayed.status.migrationState.failed, true);
   });
 
+  it('hot-plugs a PVC through the addvolume subresource: virt-controller’s attachment pod, volume phases to Ready; removevolume unplugs', async function () {
+    await env.core.createPersistentVolume({
+      body: {
+        metadata: { name: 'world-pv-1' },
+        spec: { capacity: { storage: '1Gi' }, accessModes: ['ReadWriteOnce'], hostPath: { path: '/var/tmp/world-pv-1' }, persistentVolumeReclaimPolicy: 'Retain', storageClassName: 'manual' },
+      },
+    });
+    await env.core.createNamespacedPersistentVolumeClaim({
+      namespace: NS,
+      body: { metadata: { name: 'data-1' }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'manual', resources: { requests: { storage: '1Gi' } }, volumeName: 'world-pv-1' } },
+    });
+    await waitFor(async () => (await env.core.readNamespacedPersistentVolumeClaim({ namespace: NS, name: 'data-1' })).status?.phase === 'Bound' || undefined, { description: 'PVC data-1 Bound' });
+    await env.create(VM, NS, vm('plugged', 'Always'));
+    await running('plugged');
+    await createKubeApi(env.cluster.kubeConfig).request({
+      method: 'PUT',
+      path: `/apis/subresources.kubevirt.io/v1/namespaces/${NS}/virtualmachines/plugged/addvolume`,
+      body: { name: 'data-1', disk: { name: 'data-1', disk: { bus: 'scsi' }, serial: 'data1' }, volumeSource: { persistentVolumeClaim: { claimName: 'data-1', hotpluggable: true } } },
+    });
+    const ready = await waitFor(async () => {
+      const v = await env.get(VMI, NS, 'plugged');
+      const entry = v?.status?.volumeStatus?.find((x: { name: string }) => x.name === 'data-1');
+      return entry?.phase === 'Ready' ? entry : undefined;
+    }, { timeoutMs: 90_000, description: 'hotplugged volume data-1 Ready' });
+    assert.equal(ready.target, 'sda', 'a scsi disk');
+    const attachment = (await env.core.listNamespacedPod({ namespace: NS, labelSelector: 'kubevirt.io=hotplug-disk' })).items.find((p) => p.metadata?.name === ready.hotplugVolume.attachPodName);
+    assert.ok(attachment, 'virt-controller made the attachment pod');
+    const vmi = await env.get(VMI, NS, 'plugged');
+    assert.equal(attachment.spec?.nodeName, vmi?.status?.nodeName, 'on the VMI’s node');
+
+    await createKubeApi(env.cluster.kubeConfig).request({
+      method: 'PUT',
+      path: `/apis/subresources.kubevirt.io/v1/namespaces/${NS}/virtualmachines/plugged/removevolume`,
+      body: { name: 'data-1' },
+    });
+    await waitFor(async () => {
+      const v = await env.get(VMI, NS, 'plugged');
+      return v && !v.status?.volumeStatus?.some((x: { name: string }) => x.name === 'data-1') && !v.spec.volumes.some((x: { name: string }) => x.name === 'data-1') ? v : undefined;
+    }, { timeoutMs: 90_000, description: 'data-1 unplugged' });
+  });
+
+  it('stops a VM through the stop subresource', async function () {
+    await env.create(VM, NS, vm('stoppable', 'Always'));
+    await running('stoppable');
+    await createKubeApi(env.cluster.kubeConfig).request({ method: 'PUT', path: `/apis/subresources.kubevirt.io/v1/namespaces/${NS}/virtualmachines/stoppable/stop`, body: {} });
+    await env.waitGone(VMI, NS, 'stoppable', 60_000);
+    const stopped = await waitFor(async () => {
+      const v = await env.get(VM, NS, 'stoppable');
+      return v?.status?.printableStatus === 'Stopped' ? v : undefined;
+    }, { description: 'VM stoppable Stopped' });
+    assert.equal(stopped.spec.runStrategy, 'Halted', 'virt-api set the run strategy');
+  });
+
   it('stops every process on stop(), and when the process that started them is killed', async function () {
     const t0 = Date.now();
     const cluster = await startCluster({ nodes: 1 });

@@ -67,8 +67,12 @@ function yamlFilesUnder(dir: string): string[] {
   return out;
 }
 
-/** Reads every CustomResourceDefinition document in the YAML files under dir. */
+const crdsByDir = new Map<string, k8s.V1CustomResourceDefinition[]>();
+
+/** Reads every CustomResourceDefinition document in the YAML files under dir (parsed once per process). */
 export function readCrds(dir: string): k8s.V1CustomResourceDefinition[] {
+  const known = crdsByDir.get(dir);
+  if (known) return structuredClone(known);
   const crds: k8s.V1CustomResourceDefinition[] = [];
   for (const file of yamlFilesUnder(dir)) {
     for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
@@ -76,7 +80,8 @@ export function readCrds(dir: string): k8s.V1CustomResourceDefinition[] {
       if (obj?.kind === 'CustomResourceDefinition') crds.push(obj);
     }
   }
-  return crds;
+  crdsByDir.set(dir, crds);
+  return structuredClone(crds);
 }
 
 export type ClusterUserName = 'admin' | 'operator' | 'operatorB' | 'user' | 'virtController' | 'virtApi' | 'virtHandler';

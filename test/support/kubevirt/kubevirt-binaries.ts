@@ -9,7 +9,7 @@ export interface KubeVirtBinaries {
   version: string;
   virtController: string;
   virtApi: string;
-  /** virt-operator's install strategy for namespace `kubevirt`, as multi-document YAML. */
+  /** virt-operator's install strategy for namespace `kubevirt`, as JSON lines. */
   installManifests: string;
 }
 
@@ -32,7 +32,7 @@ export function kubevirtBinaries(): KubeVirtBinaries {
     version: kubevirtVersion(),
     virtController: `${dir}/virt-controller`,
     virtApi: `${dir}/virt-api`,
-    installManifests: `${dir}/install.yaml`,
+    installManifests: `${dir}/install.jsonl`,
   };
   return cached;
 }

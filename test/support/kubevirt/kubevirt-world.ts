@@ -13,7 +13,6 @@
 import { readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
 import { freePort, type LocalCluster } from '../cluster.ts';
 import { ManagedProcess } from '../managed-process.ts';
 import { ensureNamespace } from '../operator-process.ts';
@@ -48,12 +47,16 @@ export interface KubeVirtCertificates {
   handlerServer: CertificateFiles;
 }
 
-/** Objects of virt-operator's install strategy the test world installs (kind filter). */
+let parsedInstallObjects: Obj[] | undefined;
+
+/** Objects of virt-operator's install strategy (a fresh copy each call: the installer edits them). */
 function installObjects(): Obj[] {
-  const docs = parseAllDocuments(readFileSync(kubevirtBinaries().installManifests, 'utf8'))
-    .map((d) => d.toJS() as Obj | null)
-    .filter((o): o is Obj => !!o?.kind);
-  return docs;
+  parsedInstallObjects ??= readFileSync(kubevirtBinaries().installManifests, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim())
+    .map((line) => JSON.parse(line) as Obj)
+    .filter((o) => !!o.kind);
+  return structuredClone(parsedInstallObjects);
 }
 
 /** KubeVirt's CRDs at the version the test world runs (replacing any third-party copy). */
