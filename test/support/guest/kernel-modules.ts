@@ -30,7 +30,7 @@ function ensureModuleTree(kernel: DebianKernel): string {
     const deb = readdirSync(work).find((f) => f.endsWith('.deb'));
     if (!deb) throw new Error(`apt-get download ${kernel.packageName} produced no .deb`);
     const patterns = EXTRACTED_TREES.map((t) => `./lib/modules/${release}/kernel/${t}/*`);
-    execFileSync('sh', ['-c', 'dpkg-deb --fsys-tarfile "$1" | tar -x -C x --wildcards "$@"', 'sh', deb, ...patterns], { cwd: work, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('sh', ['-c', 'deb="$1"; shift; dpkg-deb --fsys-tarfile "$deb" | tar -x -C x --wildcards "$@"', 'sh', deb, ...patterns], { cwd: work, stdio: ['ignore', 'ignore', 'inherit'] });
     mkdirSync(join(kernelDir(kernel), 'modules'), { recursive: true });
     renameSync(join(work, 'x', 'lib', 'modules', release), join(kernelDir(kernel), 'modules', release)); // atomic
     log(`cached modules in ${dirname(tree)}`);

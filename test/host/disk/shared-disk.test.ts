@@ -1,0 +1,289 @@
+// Inter-VM disk mounting on real disks and two real QEMUs: a server guest writes its ext4 file
+// systems continuously while an IDS guest has the same raw images plugged the way KubeVirt plugs a
+// `readonly: true` + `shareable: true` disk (kubevirt-disk-options.ts says where each option comes
+// from), and mounts them with the mount script of the IDS VM's merged cloud-init.
+//
+// The `it`s run in order on one pair of guests (two TCG boots are most of the cost); the last one
+// kills the server.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { parse } from 'yaml';
+import { join } from 'node:path';
+import {
+  buildDiskInspectionCloudInit,
+  diskSerialForVolume,
+  mergeDiskInspectionUserData,
+  MOUNT_SCRIPT_PATH,
+} from '../../../src/builders/disk-inspection-cloud-init.ts';
+import { QemuGuest } from '../../support/guest/qemu-guest.ts';
+import { debugfsList, diskGuestAssets, ext4Features, makeExt4Image, mountScriptFromUserData, openImageFds, sha256File, type DiskGuestAssets } from './disk-guest.ts';
+import { idsDiskArgs, kubevirtDiskArgs, serverDiskArgs } from './kubevirt-disk-options.ts';
+
+const MS = 'web-1';
+const LIVE = { volume: 'rootdisk', serial: diskSerialForVolume(MS, 'rootdisk') };
+const JOURNAL = { volume: 'journal', serial: diskSerialForVolume(MS, 'journal') };
+const MOUNT_ROOT = '/.serverfs';
+/** What a user's IDS VM might already carry; the merge must keep it and add ours. */
+const USER_DATA = '#cloud-config\npackages: [aide]\nruncmd:\n  - [aide, --init]\n';
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+const log = (msg: string) => process.stderr.write(`[disk] ${msg}\n`);
+
+/** `sha256sum` over every file below <mount>/<dirs>, as path -> hash (what a checker compares). */
+async function checksumTree(guest: QemuGuest, mount: string, dirs: string): Promise<Map<string, string>> {
+  const out = await guest.run(`cd ${mount} && find ${dirs} -type f | sort | xargs sha256sum; echo "@@rc=$?"; cd /`);
+  assert.match(out, /@@rc=0/, `checksum run over ${mount} failed:\n${out}`);
+  return new Map(out.split('\n').filter((l) => /^[0-9a-f]{64} {2}/.test(l)).map((l) => [l.slice(66), l.slice(0, 64)] as [string, string]));
+}
+
+/** Files a checker would report between two checksum runs. */
+function diffTrees(before: Map<string, string>, after: Map<string, string>) {
+  return {
+    added: [...after.keys()].filter((p) => !before.has(p)).sort(),
+    removed: [...before.keys()].filter((p) => !after.has(p)).sort(),
+    changed: [...after.keys()].filter((p) => before.has(p) && before.get(p) !== after.get(p)).sort(),
+  };
+}
+
+/** Stops (SIGSTOP) or resumes a QEMU and waits until /proc says it is so. */
+async function setStopped(pid: number, stopped: boolean): Promise<void> {
+  process.kill(pid, stopped ? 'SIGSTOP' : 'SIGCONT');
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0];
+    if ((state === 'T') === stopped) return;
+    if (Date.now() > deadline) throw new Error(`QEMU ${pid} did not ${stopped ? 'stop' : 'resume'} (state ${state})`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+/** Starts a QEMU that only opens its disks (-S: no guest runs) and asks its monitor for them. */
+function qemuOpenOnly(diskArgs: string[]): { status: number | null; output: string } {
+  const r = spawnSync('qemu-system-x86_64', ['-S', '-nodefaults', '-display', 'none', '-machine', 'q35,accel=tcg', '-monitor', 'stdio', ...diskArgs], {
+    input: 'info block\nquit\n',
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { status: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs a readonly + shareable disk', function () {
+  this.timeout(900_000);
+  let dir: string;
+  let liveImage: string;
+  let journalImage: string;
+  let assets: DiskGuestAssets;
+  let server: QemuGuest;
+  let ids: QemuGuest;
+  let writerGenerationAtAttach = 0;
+  const started = Date.now();
+
+  const serverFiles: Record<string, string> = {
+    'etc/passwd': 'root:x:0:0:root:/root:/bin/sh',
+    'etc/hostname': 'web-1',
+    'bin/tool': 'tool v1',
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hs-disk-'));
+    liveImage = join(dir, 'rootdisk.img');
+    journalImage = join(dir, 'journal.img');
+    makeExt4Image(liveImage, 64, 'rootdisk');
+    makeExt4Image(journalImage, 32, 'journal');
+    const pieces = buildDiskInspectionCloudInit({
+      disks: [LIVE, JOURNAL].map((d) => ({ volumeName: d.volume, serial: d.serial })),
+      mountPath: MOUNT_ROOT,
+      mode: 'Live',
+      remountIntervalSeconds: 60,
+    });
+    const merged = mergeDiskInspectionUserData(USER_DATA, pieces);
+    const mergedConfig = parse(merged.slice(merged.indexOf('\n') + 1)) as { packages: string[]; runcmd: unknown[] };
+    assert.deepEqual([mergedConfig.packages, mergedConfig.runcmd[0]], [['aide'], ['aide', '--init']], 'the user\'s keys survived the merge');
+    assets = diskGuestAssets(mountScriptFromUserData(merged));
+
+    server = await QemuGuest.boot({
+      kernel: assets.kernel.vmlinuz, initrd: assets.initrd, kaslr: false, name: 'server',
+      extraArgs: [...serverDiskArgs(liveImage, LIVE.volume, 1), ...serverDiskArgs(journalImage, JOURNAL.volume, 2)],
+    });
+    const files = Object.entries(serverFiles).map(([p, c]) => `echo '${c}' > /srv/live/${p}`).join(' && ');
+    const setup = await server.run(
+      'mkdir -p /srv/live /srv/journal && mount -t ext4 /dev/vda /srv/live && mount -t ext4 /dev/vdb /srv/journal && ' +
+        `mkdir -p /srv/live/etc /srv/live/bin /srv/journal/base && ${files} && ` +
+        "echo 'checkpointed' > /srv/journal/base/a && echo 'also checkpointed' > /srv/journal/base/b && sync && echo @@SERVER-OK",
+    );
+    assert.match(setup, /@@SERVER-OK/, `server setup failed:\n${setup}`);
+    await server.run('/usr/bin/server-writer /srv/live & echo $! > /tmp/writer.pid');
+    log(`server up after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+    // The IDS VM gets both disks as KubeVirt hot-plugs them: readonly, shareable, with our serials.
+    ids = await QemuGuest.boot({
+      kernel: assets.kernel.vmlinuz, initrd: assets.initrd, kaslr: false, name: 'ids',
+      extraArgs: [...idsDiskArgs(liveImage, LIVE.volume, LIVE.serial, 1), ...idsDiskArgs(journalImage, JOURNAL.volume, JOURNAL.serial, 2)],
+    });
+    writerGenerationAtAttach = Number(/generation (\d+)/.exec(await server.run('cat /srv/live/live/counter'))?.[1] ?? 0);
+    log(`IDS up after ${((Date.now() - started) / 1000).toFixed(1)} s; server writer at generation ${writerGenerationAtAttach}`);
+  });
+
+  after(async () => {
+    await ids?.stop();
+    await server?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    log(`whole run ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  });
+
+  it('QEMU image locking: read-only + share-rw opens beside the running server; without share-rw, or read-write, it is refused', () => {
+    // The IDS guest above runs with libvirt's current layout; the older one (raw format node over
+    // an auto-read-only storage node) must open too.
+    const older = qemuOpenOnly(idsDiskArgs(liveImage, LIVE.volume, LIVE.serial, 7, true));
+    assert.equal(older.status, 0, older.output);
+    assert.match(older.output, /libvirt-7-format.*\(raw, read-only\)/, older.output);
+
+    const notShareable = qemuOpenOnly(kubevirtDiskArgs({ image: liveImage, nodeName: 'libvirt-8', diskName: 'x', readOnly: true, shareable: false, serial: 'x' }));
+    assert.notEqual(notShareable.status, 0);
+    assert.match(notShareable.output, /Failed to get shared "write" lock/);
+
+    const readWrite = qemuOpenOnly(kubevirtDiskArgs({ image: liveImage, nodeName: 'libvirt-9', diskName: 'x', readOnly: false, shareable: true, serial: 'x' }));
+    assert.notEqual(readWrite.status, 0);
+    assert.match(readWrite.output, /Failed to get "write" lock/);
+    log(`locking: ro+share-rw opens; ro without share-rw -> "${/Failed to get[^\n]*/.exec(notShareable.output)?.[0]}"; rw+share-rw -> "${/Failed to get[^\n]*/.exec(readWrite.output)?.[0]}"`);
+
+    // The server holds the image open read-write and is still running; it never saw a lock error.
+    assert.doesNotMatch(server.serial, /lock|Is another process using the image/i);
+  });
+
+  it('the IDS QEMU holds the image only through O_RDONLY descriptors (/proc/<pid>/fdinfo); the server through O_RDWR', () => {
+    for (const image of [liveImage, journalImage]) {
+      const idsFds = openImageFds(ids.pid, image);
+      assert.ok(idsFds.length > 0, `IDS QEMU has ${image} open`);
+      for (const fd of idsFds) assert.equal(fd.accessMode, 'O_RDONLY', `IDS fd ${fd.fd} flags 0${fd.flags.toString(8)}`);
+      const serverFds = openImageFds(server.pid, image);
+      assert.ok(serverFds.some((fd) => fd.accessMode === 'O_RDWR'), 'the server writes through an O_RDWR descriptor');
+      log(`fdinfo ${image.split('/').pop()}: IDS ${idsFds.map((f) => `fd ${f.fd} flags 0${f.flags.toString(8)} ${f.accessMode}`).join(', ')}; server ${serverFds.map((f) => `fd ${f.fd} flags 0${f.flags.toString(8)} ${f.accessMode}`).join(', ')}`);
+    }
+  });
+
+  it('the IDS guest finds the disks by serial, mounts them ro,noload and reads the files the server wrote', async () => {
+    const byId = await ids.run('ls /dev/disk/by-id');
+    for (const d of [LIVE, JOURNAL]) assert.match(byId, new RegExp(`virtio-${d.serial}`));
+    const out = await ids.run(`${MOUNT_SCRIPT_PATH} mount 2>&1; echo "@@rc=$?"; cat /proc/mounts`);
+    assert.match(out, /@@rc=0/, out);
+    for (const volume of [LIVE.volume, JOURNAL.volume]) {
+      const line = out.split('\n').find((l) => l.startsWith('/dev/') && l.includes(` ${MOUNT_ROOT}/${volume} `));
+      assert.ok(line, `${volume} mounted:\n${out}`);
+      assert.match(line, /^\/dev\/vd[ab] \S+ ext4 ro,nosuid,nodev,noexec,.*norecovery/, line); // the kernel shows noload as norecovery
+    }
+    const tree = await checksumTree(ids, `${MOUNT_ROOT}/${LIVE.volume}`, 'etc bin');
+    assert.deepEqual(Object.fromEntries(tree), Object.fromEntries(Object.entries(serverFiles).map(([p, c]) => [p, sha256(`${c}\n`)])));
+    assert.match(await ids.run('blockdev --getro /dev/vda; blockdev --getro /dev/vdb'), /^1\n1\n$/);
+  });
+
+  it('a refresh shows what the server changed since, and a checksum run over the mount reports the changed file', async () => {
+    const mount = `${MOUNT_ROOT}/${LIVE.volume}`;
+    const before = await checksumTree(ids, mount, 'etc bin');
+    const change = await server.run("echo 'tool v2 (trojaned)' > /srv/live/bin/tool && echo 'added later' > /srv/live/etc/cron-backdoor && sync && echo @@CHANGED");
+    assert.match(change, /@@CHANGED/);
+
+    // A mounted read-only view does not follow the device: until the refresh, the IDS sees the past.
+    const stale = await checksumTree(ids, mount, 'etc bin');
+    assert.deepEqual(diffTrees(before, stale), { added: [], removed: [], changed: [] });
+
+    const refresh = await ids.run(`${MOUNT_SCRIPT_PATH} refresh 2>&1; echo "@@rc=$?"`);
+    assert.match(refresh, /@@rc=0/, refresh);
+    const after = await checksumTree(ids, mount, 'etc bin');
+    assert.deepEqual(diffTrees(before, after), { added: ['etc/cron-backdoor'], removed: [], changed: ['bin/tool'] });
+    assert.equal(after.get('bin/tool'), sha256('tool v2 (trojaned)\n'));
+  });
+
+  it('a refresh sees the change even while something else holds the device open (its cached blocks are dropped)', async () => {
+    const mount = `${MOUNT_ROOT}/${LIVE.volume}`;
+    // Something else holding the device open (a scanner, a udev probe) keeps the device's page
+    // cache alive across umount, unless someone drops it. Observed on Debian's 6.1 kernel: ext4's
+    // own umount already does (ext4_put_super -> invalidate_bdev), so even a bare umount + mount
+    // sees the change; the script's `blockdev --flushbufs` before each mount does not rely on that.
+    await ids.run('exec 7</dev/vda');
+    try {
+      assert.match(await server.run("echo 'second change' > /srv/live/etc/added-2 && sync && echo @@CHANGED"), /@@CHANGED/);
+      const bare = await ids.run(`umount ${mount} && mount -t ext4 -o ro,noload /dev/vda ${mount} && ls ${mount}/etc; echo "@@rc=$?"`);
+      assert.match(bare, /@@rc=0/, bare);
+      assert.match(bare, /added-2/, 'ext4 umount dropped the cached blocks');
+      assert.match(await server.run("echo 'third change' > /srv/live/etc/added-3 && sync && echo @@CHANGED"), /@@CHANGED/);
+      const refresh = await ids.run(`${MOUNT_SCRIPT_PATH} refresh 2>&1; ls ${mount}/etc; echo "@@rc=$?"`);
+      assert.match(refresh, /@@rc=0/, refresh);
+      assert.match(refresh, /added-3/, `the script's refresh sees it:\n${refresh}`);
+    } finally {
+      await ids.run('exec 7<&-');
+    }
+  });
+
+  it('the IDS side writes nothing: with the server frozen, the image stays byte-identical through IDS mounts, reads and refreshes', async () => {
+    await setStopped(server.pid, true);
+    try {
+      const images = [liveImage, journalImage];
+      const before = images.map(sha256File);
+      // Everything the IDS side ever does, plus a mount attempt without noload (refused below).
+      const out = await ids.run(
+        `${MOUNT_SCRIPT_PATH} refresh; find ${MOUNT_ROOT} -type f | xargs cat > /dev/null; ${MOUNT_SCRIPT_PATH} umount; ` +
+          `mkdir -p /tmp/plain; mount -t ext4 -o ro /dev/vda /tmp/plain; echo "@@plain=$?"; ${MOUNT_SCRIPT_PATH} mount; echo "@@rc=$?"`,
+      );
+      assert.match(out, /@@plain=[1-9]/, 'a plain ro mount of a server-mounted ext4 is refused');
+      assert.match(out, /@@rc=0/, out);
+      assert.deepEqual(images.map(sha256File), before, 'the images changed while only the IDS side ran');
+      log(`frozen server: image sha256 unchanged by the IDS side (${before.map((h) => h.slice(0, 16)).join(', ')})`);
+    } finally {
+      await setStopped(server.pid, false);
+    }
+  });
+
+  it('the server never saw an error: its writer kept going, no I/O or file system errors, and e2fsck finds it clean', async () => {
+    const generation = Number(/generation (\d+)/.exec(await server.run('cat /srv/live/live/counter'))?.[1] ?? 0);
+    assert.ok(generation > writerGenerationAtAttach, `writer went on (${writerGenerationAtAttach} -> ${generation})`);
+    assert.doesNotMatch(server.serial, /@@WRITER-FAILED/);
+    const dmesg = await server.run('dmesg');
+    assert.doesNotMatch(dmesg, /I\/O error|EXT4-fs error|Buffer I\/O|blk_update_request/, dmesg);
+    // Stop the writer and wait for its last dd before the server unmounts.
+    const stop = await server.run('kill $(cat /tmp/writer.pid); while pidof dd > /dev/null; do usleep 100000; done; umount /srv/live && echo @@UNMOUNTED');
+    assert.match(stop, /@@UNMOUNTED/, stop);
+    // Unmounted cleanly by the server: a forced read-only check finds nothing to fix.
+    execFileSync('e2fsck', ['-fn', liveImage], { stdio: 'ignore' });
+    log(`server writer reached generation ${generation} (${writerGenerationAtAttach} when the IDS attached); e2fsck -fn clean`);
+  });
+
+  it('ext4 journal with committed, not yet checkpointed transactions: noload reads the checkpointed state, a mount without noload is refused, nothing is replayed', async () => {
+    const mount = `${MOUNT_ROOT}/${JOURNAL.volume}`;
+    // Keep metadata in the journal only: no periodic writeback, then fsync one new file (ext4
+    // commits the transaction to the journal; the inode and directory blocks stay dirty in memory).
+    const w = await server.run(
+      'echo 0 > /proc/sys/vm/dirty_writeback_centisecs && echo 360000 > /proc/sys/vm/dirty_expire_centisecs && ' +
+        "echo 'only in the journal' > /srv/journal/in-journal-only && sync /srv/journal/in-journal-only && echo @@FSYNCED",
+    );
+    assert.match(w, /@@FSYNCED/, w);
+    // Killed mid-flight, as a crashed or force-stopped server would be.
+    await server.stop();
+
+    assert.ok(ext4Features(journalImage).includes('needs_recovery'), 'the journal needs recovery');
+    assert.ok(!debugfsList(journalImage, '/').includes('in-journal-only'), 'the new file is not in its home blocks');
+    const replayed = join(dir, 'journal-replayed.img');
+    copyFileSync(journalImage, replayed);
+    spawnSync('e2fsck', ['-fy', replayed], { stdio: 'ignore' }); // exit 1: "file system was modified" (the replay)
+    assert.ok(debugfsList(replayed, '/').includes('in-journal-only'), 'a journal replay would add it');
+    const before = sha256File(journalImage);
+
+    const plain = await ids.run(`umount ${mount}; mount -t ext4 -o ro /dev/vdb /tmp/plain; echo "@@plain=$?"; dmesg | tail -n 5`);
+    assert.match(plain, /@@plain=[1-9]/, plain);
+    assert.match(plain, /write access unavailable, cannot proceed \(try mounting with noload\)/, plain);
+
+    const out = await ids.run(`${MOUNT_SCRIPT_PATH} mount 2>&1; echo "@@rc=$?"; ls ${mount}`);
+    assert.match(out, /@@rc=0/, out);
+    assert.doesNotMatch(out, /in-journal-only/, 'noload shows the checkpointed state');
+    const tree = await checksumTree(ids, mount, 'base');
+    assert.deepEqual(Object.fromEntries(tree), { 'base/a': sha256('checkpointed\n'), 'base/b': sha256('also checkpointed\n') });
+    assert.doesNotMatch(await ids.run('dmesg'), /EXT4-fs error|I\/O error/);
+
+    assert.equal(sha256File(journalImage), before, 'the IDS side replayed nothing');
+    assert.ok(ext4Features(journalImage).includes('needs_recovery'), 'the journal is left for the server to replay');
+    log(`journal: needs_recovery kept, in-journal-only visible only after a replay (e2fsck on a copy), image sha256 ${before.slice(0, 16)} unchanged`);
+  });
+});
