@@ -229,6 +229,23 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
     }
   });
 
+  it('a refresh leaves a busy mount (a checker still reading) mounted, and finds disks through sysfs without udev\'s by-id links', async () => {
+    const mount = `${MOUNT_ROOT}/${LIVE.volume}`;
+    await ids.run(`(cd ${mount}/etc && exec sleep 100000) & echo $! > /tmp/busy.pid`);
+    try {
+      const busy = await ids.run(`${MOUNT_SCRIPT_PATH} refresh 2>&1; echo "@@rc=$?"; grep -c " ${mount} " /proc/mounts`);
+      assert.match(busy, /volume rootdisk: \S+ is busy; left mounted until the next refresh/, busy);
+      assert.match(busy, /@@rc=1\n1\n/, busy);
+    } finally {
+      await ids.run('kill $(cat /tmp/busy.pid); wait $(cat /tmp/busy.pid)');
+    }
+    // No udev (a minimal image, or before udev has run): the script reads /sys/block/*/serial.
+    const sysfs = await ids.run(`rm -r /dev/disk/by-id && ${MOUNT_SCRIPT_PATH} umount && ${MOUNT_SCRIPT_PATH} mount 2>&1; echo "@@rc=$?"`);
+    assert.match(sysfs, /@@rc=0/, sysfs);
+    assert.match(sysfs, /volume rootdisk: mounted \/dev\/vda at \/\.serverfs\/rootdisk \(ext4 ro,noload\)/, sysfs);
+    assert.match(sysfs, /volume journal: mounted \/dev\/vdb at \/\.serverfs\/journal \(ext4 ro,noload\)/, sysfs);
+  });
+
   it('the IDS side writes nothing: with the server frozen, the image stays byte-identical through IDS mounts, reads and refreshes', async () => {
     await setStopped(server.pid, true);
     try {
@@ -300,5 +317,15 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
     assert.equal(sha256File(journalImage), before, 'the IDS side replayed nothing');
     assert.ok(ext4Features(journalImage).includes('needs_recovery'), 'the journal is left for the server to replay');
     log(`journal: needs_recovery kept, in-journal-only visible only after a replay (e2fsck on a copy), image sha256 ${before.slice(0, 16)} unchanged`);
+  });
+
+  it('a server (re)starting while the IDS holds its disk is not locked out, and opening writes nothing', () => {
+    // The server QEMU is gone (killed above); only the IDS QEMU holds journal.img, read-only + shared.
+    const before = sha256File(journalImage);
+    const restart = qemuOpenOnly(serverDiskArgs(journalImage, JOURNAL.volume, 5));
+    assert.equal(restart.status, 0, restart.output);
+    assert.doesNotMatch(restart.output, /Failed to get|another process/);
+    assert.match(restart.output, /libvirt-5-storage: \S+journal\.img \(file\)\r?\n\s+Attached to:\s+\S+ua-journal/, 'opened read-write (no "read-only" mark)');
+    assert.equal(sha256File(journalImage), before);
   });
 });
