@@ -14,9 +14,9 @@ import { guestKernelModules } from '../../support/guest/kernel-modules.ts';
 /** virtio transport and block driver; crc32c_generic: ext4 and jbd2 ask the crypto API for crc32c. */
 const MODULES = ['virtio_pci', 'virtio_blk', 'crc32c_generic', 'ext4'];
 
-/** What /setup runs after loading the modules: udev's 60-persistent-storage rule for virtio disks. */
-const SETUP = (loadModules: string) => `#!/bin/sh
-${loadModules} || echo "@@MODULES-FAILED"
+/** udev's 60-persistent-storage rule for virtio disks: /dev/disk/by-id/virtio-<serial>. */
+export const UDEV_BY_ID = '/usr/sbin/udev-by-id';
+const UDEV_BY_ID_SCRIPT = `#!/bin/sh
 mkdir -p /dev/disk/by-id
 for s in /sys/block/vd*/serial; do
   [ -r "$s" ] || continue
@@ -25,15 +25,24 @@ for s in /sys/block/vd*/serial; do
 done
 `;
 
+const SETUP = (loadModules: string) => `#!/bin/sh
+${loadModules} || echo "@@MODULES-FAILED"
+${UDEV_BY_ID}
+`;
+
 /**
  * The server guest's background writer: rewrites a counter and a rotating set of blobs on the
  * file system mounted at $1, forever, so the server's file system and journal are never idle
- * while the IDS side reads. Exits (and says so on the console) on the first failed write.
+ * while the IDS reads. Exits (and says so on the console) on the first failed write. Pauses
+ * between two rounds while /tmp/writer.pause exists (and says so with /tmp/writer.paused): a
+ * cooperative pause, since a SIGSTOPped writer would leave its last dd an unreaped zombie.
  */
 const SERVER_WRITER = `#!/bin/sh
 mkdir -p "$1/live"
 i=0
 while :; do
+  while [ -e /tmp/writer.pause ]; do touch /tmp/writer.paused; usleep 50000; done
+  rm -f /tmp/writer.paused
   i=$((i + 1))
   echo "generation $i" > "$1/live/counter" || { echo "@@WRITER-FAILED at $i"; exit 1; }
   dd if=/dev/urandom of="$1/live/blob-$((i % 6))" bs=4k count=8 2>/dev/null || { echo "@@WRITER-FAILED at $i"; exit 1; }
@@ -41,6 +50,10 @@ while :; do
   usleep 200000
 done
 `;
+
+/** Shell lines for the server guest: pause the writer (returns once it is idle) and resume it. */
+export const PAUSE_WRITER = 'touch /tmp/writer.pause && while [ ! -e /tmp/writer.paused ]; do usleep 50000; done';
+export const RESUME_WRITER = 'rm -f /tmp/writer.pause /tmp/writer.paused';
 
 export interface DiskGuestAssets {
   kernel: DebianKernel;
@@ -61,6 +74,7 @@ export function diskGuestAssets(mountScript: string): DiskGuestAssets {
   const initrd = buildInitramfs({
     ...modules.files,
     '/setup': { content: SETUP(modules.loadCommand), mode: 0o755 },
+    [UDEV_BY_ID]: { content: UDEV_BY_ID_SCRIPT, mode: 0o755 },
     [MOUNT_SCRIPT_PATH]: { content: mountScript, mode: 0o755 },
     '/usr/bin/server-writer': { content: SERVER_WRITER, mode: 0o755 },
   });

@@ -23,6 +23,9 @@
 //   "read-only" over a storage node with "auto-read-only": the tests check both layouts.
 // - qemu_command.c, qemuBuildDiskDeviceProps: `<shareable/>` -> "share-rw":true on the device;
 //   cache none -> "write-cache":"on"; `<serial>` -> "serial"; error_policy stop -> "werror"/"rerror".
+// - qemu_hotplug.c, qemuDomainAttachDiskGeneric: a hot-plugged disk gets the same storage props
+//   (qemuBuildStorageSourceChainAttachPrepareBlockdev -> QMP blockdev-add) and the same device
+//   props (qemuBuildDiskDeviceProps -> QMP device_add), so kubevirtDiskSpec serves both.
 
 export interface KubeVirtDisk {
   /** The raw image (a filesystem-mode PVC's disk.img). */
@@ -39,32 +42,48 @@ export interface KubeVirtDisk {
 
 const CACHE_NONE = { direct: true, 'no-flush': false };
 
-/** The -blockdev/-device arguments libvirt generates for the disk KubeVirt describes. */
-export function kubevirtDiskArgs(d: KubeVirtDisk): string[] {
+/** The -blockdev objects and the -device object libvirt generates for the disk KubeVirt describes. */
+export function kubevirtDiskSpec(d: KubeVirtDisk): { blockdevs: Array<Record<string, unknown>>; device: Record<string, unknown> } {
   const storage = `${d.nodeName}-storage`;
-  const args: string[] = [];
-  if (d.formatNode) {
-    args.push('-blockdev', JSON.stringify({ driver: 'file', filename: d.image, 'node-name': storage, 'auto-read-only': true, discard: 'unmap', cache: CACHE_NONE }));
-    args.push('-blockdev', JSON.stringify({ 'node-name': `${d.nodeName}-format`, 'read-only': d.readOnly, discard: 'unmap', cache: CACHE_NONE, driver: 'raw', file: storage }));
-  } else {
-    args.push('-blockdev', JSON.stringify({ driver: 'file', filename: d.image, 'node-name': storage, 'read-only': d.readOnly, cache: CACHE_NONE, discard: 'unmap' }));
-  }
+  const blockdevs = d.formatNode
+    ? [
+        { driver: 'file', filename: d.image, 'node-name': storage, 'auto-read-only': true, discard: 'unmap', cache: CACHE_NONE },
+        { 'node-name': `${d.nodeName}-format`, 'read-only': d.readOnly, discard: 'unmap', cache: CACHE_NONE, driver: 'raw', file: storage },
+      ]
+    : [{ driver: 'file', filename: d.image, 'node-name': storage, 'read-only': d.readOnly, cache: CACHE_NONE, discard: 'unmap' }];
   const device: Record<string, unknown> = { driver: 'virtio-blk-pci', drive: d.formatNode ? `${d.nodeName}-format` : storage, id: `ua-${d.diskName}` };
   if (d.shareable) device['share-rw'] = true;
   device['write-cache'] = 'on';
   if (d.serial) device.serial = d.serial;
   device.werror = 'stop';
   device.rerror = 'stop';
-  args.push('-device', JSON.stringify(device));
-  return args;
+  return { blockdevs, device };
+}
+
+/** The same as QEMU command-line arguments. */
+export function kubevirtDiskArgs(d: KubeVirtDisk): string[] {
+  const { blockdevs, device } = kubevirtDiskSpec(d);
+  return [...blockdevs.flatMap((b) => ['-blockdev', JSON.stringify(b)]), '-device', JSON.stringify(device)];
 }
 
 /** The IDS side of inter-VM disk mounting: the server's disk hot-plugged readonly + shareable. */
+export function idsDisk(image: string, diskName: string, serial: string, index: number, formatNode = false): KubeVirtDisk {
+  return { image, nodeName: `libvirt-${index}`, diskName, readOnly: true, shareable: true, serial, formatNode };
+}
+
 export function idsDiskArgs(image: string, diskName: string, serial: string, index: number, formatNode = false): string[] {
-  return kubevirtDiskArgs({ image, nodeName: `libvirt-${index}`, diskName, readOnly: true, shareable: true, serial, formatNode });
+  return kubevirtDiskArgs(idsDisk(image, diskName, serial, index, formatNode));
 }
 
 /** The server's own PVC disk: read-write, not shareable (the server VM is not changed by HyperSpector). */
 export function serverDiskArgs(image: string, diskName: string, index: number): string[] {
   return kubevirtDiskArgs({ image, nodeName: `libvirt-${index}`, diskName, readOnly: false, shareable: false });
+}
+
+/**
+ * Empty PCIe root ports for hot-plug, as KubeVirt asks libvirt to keep on q35 (a virtio-blk-pci
+ * device can only be hot-plugged into a free port), named like libvirt's pci.N.
+ */
+export function hotplugPortArgs(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => ['-device', JSON.stringify({ driver: 'pcie-root-port', id: `pci.${i + 1}`, chassis: i + 1, port: 16 + i, bus: 'pcie.0' })]).flat();
 }

@@ -19,8 +19,9 @@ import {
   MOUNT_SCRIPT_PATH,
 } from '../../../src/builders/disk-inspection-cloud-init.ts';
 import { QemuGuest } from '../../support/guest/qemu-guest.ts';
-import { debugfsList, diskGuestAssets, ext4Features, makeExt4Image, mountScriptFromUserData, openImageFds, sha256File, type DiskGuestAssets } from './disk-guest.ts';
-import { idsDiskArgs, kubevirtDiskArgs, serverDiskArgs } from './kubevirt-disk-options.ts';
+import { debugfsList, diskGuestAssets, PAUSE_WRITER, RESUME_WRITER, UDEV_BY_ID, ext4Features, makeExt4Image, mountScriptFromUserData, openImageFds, sha256File, type DiskGuestAssets } from './disk-guest.ts';
+import { hotplugPortArgs, idsDisk, idsDiskArgs, kubevirtDiskArgs, kubevirtDiskSpec, serverDiskArgs, type KubeVirtDisk } from './kubevirt-disk-options.ts';
+import { Qmp } from './qmp.ts';
 
 const MS = 'web-1';
 const LIVE = { volume: 'rootdisk', serial: diskSerialForVolume(MS, 'rootdisk') };
@@ -28,10 +29,6 @@ const JOURNAL = { volume: 'journal', serial: diskSerialForVolume(MS, 'journal') 
 const MOUNT_ROOT = '/.serverfs';
 /** What a user's IDS VM might already carry; the merge must keep it and add ours. */
 const USER_DATA = '#cloud-config\npackages: [aide]\nruncmd:\n  - [aide, --init]\n';
-
-/** Pauses the server's background writer (and waits out its last dd) / lets it go on. */
-const PAUSE_WRITER = 'kill -STOP $(cat /tmp/writer.pid) && while pidof dd > /dev/null; do usleep 50000; done';
-const RESUME_WRITER = 'kill -CONT $(cat /tmp/writer.pid)';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const log = (msg: string) => process.stderr.write(`[disk] ${msg}\n`);
@@ -74,6 +71,32 @@ function qemuOpenOnly(diskArgs: string[]): { status: number | null; output: stri
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
+/** Hot-plugs a disk into a running QEMU the way libvirt does: blockdev-add, then device_add on a free port. */
+async function hotplug(qmp: Qmp, disk: KubeVirtDisk, port: string): Promise<void> {
+  const { blockdevs, device } = kubevirtDiskSpec(disk);
+  for (const b of blockdevs) await qmp.execute('blockdev-add', b);
+  try {
+    await qmp.execute('device_add', { ...device, bus: port });
+  } catch (err) {
+    for (const b of [...blockdevs].reverse()) await qmp.execute('blockdev-del', { 'node-name': b['node-name'] });
+    throw err;
+  }
+}
+
+/** Unplugs it again: device_del, the guest releases the PCIe slot (DEVICE_DELETED), blockdev-del. */
+async function unplug(qmp: Qmp, disk: KubeVirtDisk): Promise<void> {
+  const { blockdevs, device } = kubevirtDiskSpec(disk);
+  await qmp.execute('device_del', { id: device.id });
+  await qmp.event('DEVICE_DELETED', (d) => d.device === device.id, 120_000);
+  for (const b of [...blockdevs].reverse()) await qmp.execute('blockdev-del', { 'node-name': b['node-name'] });
+}
+
+/** Waits in the guest (with a guest-side deadline) until a block device node exists. */
+async function waitForDevice(guest: QemuGuest, dev: string): Promise<void> {
+  const out = await guest.run(`i=0; while [ ! -b ${dev} ] && [ $i -lt 1200 ]; do usleep 50000; i=$((i + 1)); done; [ -b ${dev} ] && echo @@PRESENT`, 90_000);
+  assert.match(out, /@@PRESENT/, `${dev} did not appear in the guest`);
+}
+
 describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs a readonly + shareable disk', function () {
   this.timeout(900_000);
   let dir: string;
@@ -82,6 +105,8 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
   let assets: DiskGuestAssets;
   let server: QemuGuest;
   let ids: QemuGuest;
+  let qmp: Qmp;
+  let idsDisks: KubeVirtDisk[];
   let writerGenerationAtAttach = 0;
   const started = Date.now();
 
@@ -122,37 +147,50 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
     await server.run('/usr/bin/server-writer /srv/live & echo $! > /tmp/writer.pid');
     log(`server up after ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
-    // The IDS VM gets both disks as KubeVirt hot-plugs them: readonly, shareable, with our serials.
+    // The IDS VM boots without them; then both are hot-plugged into the running IDS VM as KubeVirt
+    // + libvirt do it: readonly, shareable, with our serials, each on a free PCIe root port.
+    const qmpPath = join(dir, 'ids-qmp.sock');
     ids = await QemuGuest.boot({
       kernel: assets.kernel.vmlinuz, initrd: assets.initrd, kaslr: false, name: 'ids',
-      extraArgs: [...idsDiskArgs(liveImage, LIVE.volume, LIVE.serial, 1), ...idsDiskArgs(journalImage, JOURNAL.volume, JOURNAL.serial, 2)],
+      extraArgs: ['-qmp', `unix:${qmpPath},server=on,wait=off`, ...hotplugPortArgs(3)],
     });
+    qmp = await Qmp.connect(qmpPath);
+    idsDisks = [idsDisk(liveImage, LIVE.volume, LIVE.serial, 1), idsDisk(journalImage, JOURNAL.volume, JOURNAL.serial, 2)];
+    await hotplug(qmp, idsDisks[0]!, 'pci.1');
+    await waitForDevice(ids, '/dev/vda');
+    await hotplug(qmp, idsDisks[1]!, 'pci.2');
+    await waitForDevice(ids, '/dev/vdb');
+    await ids.run(UDEV_BY_ID);
     writerGenerationAtAttach = Number(/generation (\d+)/.exec(await server.run('cat /srv/live/live/counter'))?.[1] ?? 0);
-    log(`IDS up after ${((Date.now() - started) / 1000).toFixed(1)} s; server writer at generation ${writerGenerationAtAttach}`);
+    log(`IDS up and both disks hot-plugged after ${((Date.now() - started) / 1000).toFixed(1)} s; server writer at generation ${writerGenerationAtAttach}`);
   });
 
   after(async () => {
+    qmp?.close();
     await ids?.stop();
     await server?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
     log(`whole run ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });
 
-  it('QEMU image locking: read-only + share-rw opens beside the running server; without share-rw, or read-write, it is refused', () => {
+  it('QEMU image locking: read-only + share-rw opens beside the running server; without share-rw, or read-write, it is refused', async () => {
     // The IDS guest above runs with libvirt's current layout; the older one (raw format node over
     // an auto-read-only storage node) must open too.
     const older = qemuOpenOnly(idsDiskArgs(liveImage, LIVE.volume, LIVE.serial, 7, true));
     assert.equal(older.status, 0, older.output);
     assert.match(older.output, /libvirt-7-format.*\(raw, read-only\)/, older.output);
 
-    const notShareable = qemuOpenOnly(kubevirtDiskArgs({ image: liveImage, nodeName: 'libvirt-8', diskName: 'x', readOnly: true, shareable: false, serial: 'x' }));
-    assert.notEqual(notShareable.status, 0);
-    assert.match(notShareable.output, /Failed to get shared "write" lock/);
+    // Hot-plugging the disk read-only but not shareable into the running IDS fails at device_add.
+    const notShareable = await hotplug(qmp, { image: liveImage, nodeName: 'libvirt-8', diskName: 'not-shareable', readOnly: true, shareable: false, serial: 'x' }, 'pci.3').then(
+      () => assert.fail('a non-shareable hot-plug beside the running server must fail'),
+      (err: Error) => err.message,
+    );
+    assert.match(notShareable, /Failed to get shared "write" lock/);
 
     const readWrite = qemuOpenOnly(kubevirtDiskArgs({ image: liveImage, nodeName: 'libvirt-9', diskName: 'x', readOnly: false, shareable: true, serial: 'x' }));
     assert.notEqual(readWrite.status, 0);
     assert.match(readWrite.output, /Failed to get "write" lock/);
-    log(`locking: ro+share-rw opens; ro without share-rw -> "${/Failed to get[^\n]*/.exec(notShareable.output)?.[0]}"; rw+share-rw -> "${/Failed to get[^\n]*/.exec(readWrite.output)?.[0]}"`);
+    log(`locking: ro+share-rw opens; ro without share-rw (hot-plug) -> "${notShareable}"; rw+share-rw -> "${/Failed to get[^\n]*/.exec(readWrite.output)?.[0]}"`);
 
     // The server holds the image open read-write and is still running; it never saw a lock error.
     assert.doesNotMatch(server.serial, /lock|Is another process using the image/i);
@@ -271,8 +309,8 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
     assert.doesNotMatch(server.serial, /@@WRITER-FAILED/);
     const dmesg = await server.run('dmesg');
     assert.doesNotMatch(dmesg, /I\/O error|EXT4-fs error|Buffer I\/O|blk_update_request/, dmesg);
-    // Stop the writer and wait for its last dd before the server unmounts.
-    const stop = await server.run('kill $(cat /tmp/writer.pid); while pidof dd > /dev/null; do usleep 100000; done; umount /srv/live && echo @@UNMOUNTED');
+    // Stop the writer between two rounds, then the server unmounts.
+    const stop = await server.run(`${PAUSE_WRITER} && kill $(cat /tmp/writer.pid) && umount /srv/live && echo @@UNMOUNTED`);
     assert.match(stop, /@@UNMOUNTED/, stop);
     // Unmounted cleanly by the server: a forced read-only check finds nothing to fix.
     execFileSync('e2fsck', ['-fn', liveImage], { stdio: 'ignore' });
@@ -327,5 +365,12 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
     assert.doesNotMatch(restart.output, /Failed to get|another process/);
     assert.match(restart.output, /libvirt-5-storage: \S+journal\.img \(file\)\r?\n\s+Attached to:\s+\S+ua-journal/, 'opened read-write (no "read-only" mark)');
     assert.equal(sha256File(journalImage), before);
+  });
+
+  it('unplugging gives the images back: after device_del and blockdev-del the IDS QEMU holds no descriptor on them', async () => {
+    assert.match(await ids.run(`${MOUNT_SCRIPT_PATH} umount 2>&1; echo "@@rc=$?"`), /@@rc=0/);
+    for (const disk of idsDisks) await unplug(qmp, disk);
+    for (const image of [liveImage, journalImage]) assert.deepEqual(openImageFds(ids.pid, image), []);
+    assert.doesNotMatch(await ids.run('ls /sys/block'), /vd[a-z]/, 'the guest released both disks');
   });
 });
