@@ -11,8 +11,8 @@ import { ensureDebianKernel, type DebianKernel } from '../../support/guest/debia
 import { buildInitramfs } from '../../support/guest/initramfs.ts';
 import { guestKernelModules } from '../../support/guest/kernel-modules.ts';
 
-/** virtio transport and block driver; crc32c_generic: ext4 and jbd2 ask the crypto API for crc32c. */
-const MODULES = ['virtio_pci', 'virtio_blk', 'crc32c_generic', 'ext4'];
+/** virtio transport and block driver; crc32c_generic: ext4, jbd2 and xfs ask the crypto API for crc32c. */
+const MODULES = ['virtio_pci', 'virtio_blk', 'crc32c_generic', 'ext4', 'xfs'];
 
 /** udev's 60-persistent-storage rule for virtio disks: /dev/disk/by-id/virtio-<serial>. */
 export const UDEV_BY_ID = '/usr/sbin/udev-by-id';
@@ -86,6 +86,12 @@ export function makeExt4Image(path: string, sizeMiB: number, label: string): voi
   execFileSync('truncate', ['-s', `${sizeMiB}M`, path]);
   // No lazy init: the inode tables are written here, not by a kernel thread in the server guest.
   execFileSync('mkfs.ext4', ['-q', '-F', '-L', label, '-E', 'lazy_itable_init=0,lazy_journal_init=0', path]);
+}
+
+/** A fresh raw image with an empty xfs (mkfs.xfs wants at least 300 MiB; the file stays sparse). */
+export function makeXfsImage(path: string, sizeMiB: number, label: string): void {
+  execFileSync('truncate', ['-s', `${sizeMiB}M`, path]);
+  execFileSync('mkfs.xfs', ['-q', '-f', '-L', label, path]);
 }
 
 export function sha256File(path: string): string {

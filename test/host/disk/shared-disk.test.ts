@@ -19,13 +19,14 @@ import {
   MOUNT_SCRIPT_PATH,
 } from '../../../src/builders/disk-inspection-cloud-init.ts';
 import { QemuGuest } from '../../support/guest/qemu-guest.ts';
-import { debugfsList, diskGuestAssets, PAUSE_WRITER, RESUME_WRITER, UDEV_BY_ID, ext4Features, makeExt4Image, mountScriptFromUserData, openImageFds, sha256File, type DiskGuestAssets } from './disk-guest.ts';
+import { debugfsList, diskGuestAssets, PAUSE_WRITER, RESUME_WRITER, UDEV_BY_ID, ext4Features, makeExt4Image, makeXfsImage, mountScriptFromUserData, openImageFds, sha256File, type DiskGuestAssets } from './disk-guest.ts';
 import { hotplugPortArgs, idsDisk, idsDiskArgs, kubevirtDiskArgs, kubevirtDiskSpec, serverDiskArgs, type KubeVirtDisk } from './kubevirt-disk-options.ts';
 import { Qmp } from './qmp.ts';
 
 const MS = 'web-1';
 const LIVE = { volume: 'rootdisk', serial: diskSerialForVolume(MS, 'rootdisk') };
 const JOURNAL = { volume: 'journal', serial: diskSerialForVolume(MS, 'journal') };
+const XFS = { volume: 'xfsdata', serial: diskSerialForVolume(MS, 'xfsdata') };
 const MOUNT_ROOT = '/.serverfs';
 /** What a user's IDS VM might already carry; the merge must keep it and add ours. */
 const USER_DATA = '#cloud-config\npackages: [aide]\nruncmd:\n  - [aide, --init]\n';
@@ -35,7 +36,7 @@ const log = (msg: string) => process.stderr.write(`[disk] ${msg}\n`);
 
 /** `sha256sum` over every file below <mount>/<dirs>, as path -> hash (what a checker compares). */
 async function checksumTree(guest: QemuGuest, mount: string, dirs: string): Promise<Map<string, string>> {
-  const out = await guest.run(`cd ${mount} && find ${dirs} -type f | sort | xargs sha256sum; echo "@@rc=$?"; cd /`);
+  const out = await guest.run(`cd ${mount} && find ${dirs} -type f | sort | xargs -r sha256sum; echo "@@rc=$?"; cd /`);
   assert.match(out, /@@rc=0/, `checksum run over ${mount} failed:\n${out}`);
   return new Map(out.split('\n').filter((l) => /^[0-9a-f]{64} {2}/.test(l)).map((l) => [l.slice(66), l.slice(0, 64)] as [string, string]));
 }
@@ -102,6 +103,7 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
   let dir: string;
   let liveImage: string;
   let journalImage: string;
+  let xfsImage: string;
   let assets: DiskGuestAssets;
   let server: QemuGuest;
   let ids: QemuGuest;
@@ -122,8 +124,10 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
     journalImage = join(dir, 'journal.img');
     makeExt4Image(liveImage, 64, 'rootdisk');
     makeExt4Image(journalImage, 32, 'journal');
+    xfsImage = join(dir, 'xfsdata.img');
+    makeXfsImage(xfsImage, 320, 'xfsdata');
     const pieces = buildDiskInspectionCloudInit({
-      disks: [LIVE, JOURNAL].map((d) => ({ volumeName: d.volume, serial: d.serial })),
+      disks: [LIVE, JOURNAL, XFS].map((d) => ({ volumeName: d.volume, serial: d.serial })),
       mountPath: MOUNT_ROOT,
       mode: 'Live',
       remountIntervalSeconds: 60,
@@ -135,11 +139,11 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
 
     server = await QemuGuest.boot({
       kernel: assets.kernel.vmlinuz, initrd: assets.initrd, kaslr: false, name: 'server',
-      extraArgs: [...serverDiskArgs(liveImage, LIVE.volume, 1), ...serverDiskArgs(journalImage, JOURNAL.volume, 2)],
+      extraArgs: [...serverDiskArgs(liveImage, LIVE.volume, 1), ...serverDiskArgs(journalImage, JOURNAL.volume, 2), ...serverDiskArgs(xfsImage, XFS.volume, 3)],
     });
     const files = Object.entries(serverFiles).map(([p, c]) => `echo '${c}' > /srv/live/${p}`).join(' && ');
     const setup = await server.run(
-      'mkdir -p /srv/live /srv/journal && mount -t ext4 /dev/vda /srv/live && mount -t ext4 /dev/vdb /srv/journal && ' +
+      'mkdir -p /srv/live /srv/journal /srv/xfs && mount -t ext4 /dev/vda /srv/live && mount -t ext4 /dev/vdb /srv/journal && mount -t xfs /dev/vdc /srv/xfs && ' +
         `mkdir -p /srv/live/etc /srv/live/bin /srv/journal/base && ${files} && ` +
         "echo 'checkpointed' > /srv/journal/base/a && echo 'also checkpointed' > /srv/journal/base/b && sync && echo @@SERVER-OK",
     );
@@ -147,22 +151,22 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
     await server.run('/usr/bin/server-writer /srv/live & echo $! > /tmp/writer.pid');
     log(`server up after ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
-    // The IDS VM boots without them; then both are hot-plugged into the running IDS VM as KubeVirt
+    // The IDS VM boots without them; then they are hot-plugged into the running IDS VM as KubeVirt
     // + libvirt do it: readonly, shareable, with our serials, each on a free PCIe root port.
     const qmpPath = join(dir, 'ids-qmp.sock');
     ids = await QemuGuest.boot({
       kernel: assets.kernel.vmlinuz, initrd: assets.initrd, kaslr: false, name: 'ids',
-      extraArgs: ['-qmp', `unix:${qmpPath},server=on,wait=off`, ...hotplugPortArgs(3)],
+      extraArgs: ['-qmp', `unix:${qmpPath},server=on,wait=off`, ...hotplugPortArgs(4)],
     });
     qmp = await Qmp.connect(qmpPath);
-    idsDisks = [idsDisk(liveImage, LIVE.volume, LIVE.serial, 1), idsDisk(journalImage, JOURNAL.volume, JOURNAL.serial, 2)];
-    await hotplug(qmp, idsDisks[0]!, 'pci.1');
-    await waitForDevice(ids, '/dev/vda');
-    await hotplug(qmp, idsDisks[1]!, 'pci.2');
-    await waitForDevice(ids, '/dev/vdb');
+    idsDisks = [idsDisk(liveImage, LIVE.volume, LIVE.serial, 1), idsDisk(journalImage, JOURNAL.volume, JOURNAL.serial, 2), idsDisk(xfsImage, XFS.volume, XFS.serial, 3)];
+    for (const [i, disk] of idsDisks.entries()) {
+      await hotplug(qmp, disk, `pci.${i + 1}`);
+      await waitForDevice(ids, `/dev/vd${'abc'[i]}`);
+    }
     await ids.run(UDEV_BY_ID);
     writerGenerationAtAttach = Number(/generation (\d+)/.exec(await server.run('cat /srv/live/live/counter'))?.[1] ?? 0);
-    log(`IDS up and both disks hot-plugged after ${((Date.now() - started) / 1000).toFixed(1)} s; server writer at generation ${writerGenerationAtAttach}`);
+    log(`IDS up and its disks hot-plugged after ${((Date.now() - started) / 1000).toFixed(1)} s; server writer at generation ${writerGenerationAtAttach}`);
   });
 
   after(async () => {
@@ -181,7 +185,7 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
     assert.match(older.output, /libvirt-7-format.*\(raw, read-only\)/, older.output);
 
     // Hot-plugging the disk read-only but not shareable into the running IDS fails at device_add.
-    const notShareable = await hotplug(qmp, { image: liveImage, nodeName: 'libvirt-8', diskName: 'not-shareable', readOnly: true, shareable: false, serial: 'x' }, 'pci.3').then(
+    const notShareable = await hotplug(qmp, { image: liveImage, nodeName: 'libvirt-8', diskName: 'not-shareable', readOnly: true, shareable: false, serial: 'x' }, 'pci.4').then(
       () => assert.fail('a non-shareable hot-plug beside the running server must fail'),
       (err: Error) => err.message,
     );
@@ -197,7 +201,7 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
   });
 
   it('the IDS QEMU holds the image only through O_RDONLY descriptors (/proc/<pid>/fdinfo); the server through O_RDWR', () => {
-    for (const image of [liveImage, journalImage]) {
+    for (const image of [liveImage, journalImage, xfsImage]) {
       const idsFds = openImageFds(ids.pid, image);
       assert.ok(idsFds.length > 0, `IDS QEMU has ${image} open`);
       for (const fd of idsFds) assert.equal(fd.accessMode, 'O_RDONLY', `IDS fd ${fd.fd} flags 0${fd.flags.toString(8)}`);
@@ -209,7 +213,7 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
 
   it('the IDS guest finds the disks by serial, mounts them ro,noload and reads the files the server wrote', async () => {
     const byId = await ids.run('ls /dev/disk/by-id');
-    for (const d of [LIVE, JOURNAL]) assert.match(byId, new RegExp(`virtio-${d.serial}`));
+    for (const d of [LIVE, JOURNAL, XFS]) assert.match(byId, new RegExp(`virtio-${d.serial}`));
     const out = await ids.run(`${MOUNT_SCRIPT_PATH} mount 2>&1; echo "@@rc=$?"; cat /proc/mounts`);
     assert.match(out, /@@rc=0/, out);
     for (const volume of [LIVE.volume, JOURNAL.volume]) {
@@ -219,7 +223,7 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
     }
     const tree = await checksumTree(ids, `${MOUNT_ROOT}/${LIVE.volume}`, 'etc bin');
     assert.deepEqual(Object.fromEntries(tree), Object.fromEntries(Object.entries(serverFiles).map(([p, c]) => [p, sha256(`${c}\n`)])));
-    assert.match(await ids.run('blockdev --getro /dev/vda; blockdev --getro /dev/vdb'), /^1\n1\n$/);
+    assert.match(await ids.run('blockdev --getro /dev/vda; blockdev --getro /dev/vdb; blockdev --getro /dev/vdc'), /^1\n1\n1\n$/);
   });
 
   it('a refresh shows what the server changed since, and a checksum run over the mount reports the changed file', async () => {
@@ -287,7 +291,7 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
   it('the IDS side writes nothing: with the server frozen, the image stays byte-identical through IDS mounts, reads and refreshes', async () => {
     await setStopped(server.pid, true);
     try {
-      const images = [liveImage, journalImage];
+      const images = [liveImage, journalImage, xfsImage];
       const before = images.map(sha256File);
       // Everything the IDS side ever does, plus a mount attempt without noload (refused below).
       const out = await ids.run(
@@ -301,6 +305,31 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
     } finally {
       await setStopped(server.pid, false);
     }
+  });
+
+  it('xfs: mounted ro,norecovery,nouuid shows what is at home on disk; with the log dirty, a plain ro mount is refused', async () => {
+    const mount = `${MOUNT_ROOT}/${XFS.volume}`;
+    // xfs keeps committed metadata in its log until xfsaild writes it home (sync only forces the
+    // log). A remount ro + rw quiesces the log (everything home, log clean); a file written after
+    // that is, once synced, in the log only: the log worker is slowed so it stays there.
+    const w = await server.run(
+      'echo 360000 > /proc/sys/fs/xfs/xfssyncd_centisecs && ' +
+        "echo 'on xfs' > /srv/xfs/file && mount -o remount,ro /srv/xfs && mount -o remount,rw /srv/xfs && " +
+        "echo 'in the log only' > /srv/xfs/log-only && sync && echo @@XFS-OK",
+    );
+    assert.match(w, /@@XFS-OK/, w);
+    const out = await ids.run(`${MOUNT_SCRIPT_PATH} refresh 2>&1; echo "@@rc=$?"; cat /proc/mounts; ls ${mount}`);
+    assert.match(out, /@@rc=0/, out);
+    const line = out.split('\n').find((l) => l.startsWith('/dev/') && l.includes(` ${mount} `));
+    assert.ok(line, `${XFS.volume} mounted:\n${out}`);
+    assert.match(line, /^\/dev\/vdc \S+ xfs ro,nosuid,nodev,noexec,.*nouuid,norecovery/, line);
+    assert.doesNotMatch(out, /log-only/, 'norecovery shows the state at home, not the log');
+    assert.deepEqual(Object.fromEntries(await checksumTree(ids, mount, 'file')), { file: sha256('on xfs\n') });
+
+    const plain = await ids.run(`mkdir -p /tmp/plain; ${MOUNT_SCRIPT_PATH} umount; mount -t xfs -o ro /dev/vdc /tmp/plain; echo "@@plain=$?"; dmesg | tail -n 4; ${MOUNT_SCRIPT_PATH} mount; echo "@@rc=$?"`);
+    assert.match(plain, /@@plain=[1-9]/, plain);
+    assert.match(plain, /recovery required on read-only device/, plain);
+    assert.match(plain, /@@rc=0/, plain);
   });
 
   it('the server never saw an error: its writer kept going, no I/O or file system errors, and e2fsck finds it clean', async () => {
@@ -370,7 +399,7 @@ describe('inter-VM disk mounting: two QEMUs on one raw image, as KubeVirt plugs 
   it('unplugging gives the images back: after device_del and blockdev-del the IDS QEMU holds no descriptor on them', async () => {
     assert.match(await ids.run(`${MOUNT_SCRIPT_PATH} umount 2>&1; echo "@@rc=$?"`), /@@rc=0/);
     for (const disk of idsDisks) await unplug(qmp, disk);
-    for (const image of [liveImage, journalImage]) assert.deepEqual(openImageFds(ids.pid, image), []);
+    for (const image of [liveImage, journalImage, xfsImage]) assert.deepEqual(openImageFds(ids.pid, image), []);
     assert.doesNotMatch(await ids.run('ls /sys/block'), /vd[a-z]/, 'the guest released both disks');
   });
 });
