@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { parse } from 'yaml';
 import {
   buildDiskInspectionCloudInit,
@@ -67,6 +68,12 @@ describe('disk inspection cloud-init builder', () => {
 
   describe('mount script', () => {
     const script = pieces.mountScript;
+
+    it('is valid POSIX sh (dash -n), for both modes and a mount path with spaces and quotes', () => {
+      for (const variant of [input, { ...input, mode: 'Snapshot' as const, mountPath: "/srv/server's disks" }]) {
+        execFileSync('dash', ['-n'], { input: buildMountScript(variant) });
+      }
+    });
 
     it('mounts ext* ro,noload and xfs ro,norecovery, anything else plain ro, always nosuid,nodev,noexec', () => {
       assert.match(script, /ext2\|ext3\|ext4\) t=ext4; o=ro,noload ;;/);
