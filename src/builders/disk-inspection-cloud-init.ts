@@ -3,17 +3,19 @@
 // replay, and re-mounts it on a timer so a file-integrity checker sees current files. Pure: strings
 // in, strings out; the controller decides where the user data goes (see docs/disk-inspection.md).
 //
-// Why each step of the mount script (proven in test/host/disk/ on two real QEMUs):
+// Why each step of the mount script (checked in test/host/disk/ on two real QEMUs):
 // - `blockdev --setro` first: the kernel then refuses any write to the device, whatever mounts it.
 //   A hot-plugged `readonly: true` disk is already read-only at the virtio level; this is the
-//   second lock, and the one that makes a plain `ro` ext4 mount refuse journal recovery instead
-//   of writing it.
+//   second lock for a disk plugged without it, and it is what makes a plain `ro` ext4 or xfs mount
+//   refuse journal/log recovery instead of writing it.
 // - ext2/3/4: `ro,noload` (never replay the journal of a file system the server has mounted);
 //   xfs: `ro,norecovery,nouuid` (nouuid: a snapshot copy, or an IDS booted from the same image,
 //   carries the same UUID); others: `ro`. Always nosuid,nodev,noexec: the server is untrusted.
-// - Live refresh = umount, `blockdev --flushbufs`, mount. Without dropping the block device's page
-//   cache, a re-mount may be served stale superblock and inode blocks the guest cached before the
-//   server changed them (the cache survives umount whenever anything else holds the device open).
+// - Live refresh = umount, then `blockdev --flushbufs` and mount. A mounted read-only view does not
+//   follow the device; a re-mount could be served stale blocks the guest cached before the server
+//   changed them if they survived the umount (possible while anything else holds the device
+//   open). ext4's umount drops them itself (ext4_put_super -> invalidate_bdev, seen on 6.1); the
+//   flush is for file systems and kernels that do not.
 // - A busy mount (a checker still running) is left alone until the next tick.
 import { createHash } from 'node:crypto';
 import { isMap, isSeq, parseDocument, stringify, type Document } from 'yaml';
