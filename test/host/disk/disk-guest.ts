@@ -4,7 +4,6 @@
 // and a server-side writer that keeps the server's file system busy.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { parse } from 'yaml';
 import { MOUNT_SCRIPT_PATH } from '../../../src/builders/disk-inspection-cloud-init.ts';
 import { ensureDebianKernel, type DebianKernel } from '../../support/guest/debian-kernel.ts';
@@ -94,8 +93,9 @@ export function makeXfsImage(path: string, sizeMiB: number, label: string): void
   execFileSync('mkfs.xfs', ['-q', '-f', '-L', label, path]);
 }
 
+/** SHA-256 of a whole image (coreutils: streams it, no 320 MiB buffer in this process). */
 export function sha256File(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
+  return execFileSync('sha256sum', ['-b', path], { encoding: 'utf8' }).slice(0, 64);
 }
 
 export interface OpenImageFd {
