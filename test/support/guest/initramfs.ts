@@ -9,7 +9,8 @@ import { dirname, join } from 'node:path';
 import { GUEST_CACHE } from './debian-kernel.ts';
 
 export interface GuestFile {
-  content: string;
+  /** Text, or bytes (e.g. a kernel module from kernel-modules.ts). */
+  content: string | Uint8Array;
   mode?: number;
 }
 
@@ -34,7 +35,12 @@ while read -r line; do eval "$line"; done
 export function buildInitramfs(files: Record<string, GuestFile> = {}): string {
   if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} missing: install busybox-static (hack/deps/introspection.packages)`);
   const all: Record<string, GuestFile> = { '/init': { content: INIT, mode: 0o755 }, ...files };
-  const key = createHash('sha256').update(JSON.stringify({ layout: 2, all })).digest('hex').slice(0, 16);
+  // Bytes enter the key as their hash; text as before, so existing keys are unchanged.
+  const keyJson = JSON.stringify({ layout: 2, all }, function (this: Record<string, unknown>, k, v: unknown) {
+    const raw = this[k];
+    return raw instanceof Uint8Array ? { sha256: createHash('sha256').update(raw).digest('hex') } : v;
+  });
+  const key = createHash('sha256').update(keyJson).digest('hex').slice(0, 16);
   const out = join(GUEST_CACHE, `initramfs-${key}.cpio.gz`);
   if (existsSync(out)) return out;
 
