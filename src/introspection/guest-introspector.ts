@@ -2,8 +2,10 @@
 // among the given profiles, and take process-table snapshots on demand.
 import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { guestPhysicalRanges, ramCandidates } from './guest-ram-locator.ts';
+import { discoverKernel, GuestKernelDiscoveryError, GuestProfileCache, type ProfileSource } from './guest-kernel-discovery.ts';
 import { KernelNotFoundError, locateKernel, ProfileMismatchError, type KernelLocation } from './kernel-locator.ts';
-import { hex, type KernelProfile } from './kernel-profile.ts';
+import { addr, hex, type KernelProfile } from './kernel-profile.ts';
+import { START_KERNEL_MAP } from './kernel-profile-builder.ts';
 import { AddressSpace } from './page-table.ts';
 import { FilePhysicalMemory, type PhysicalMemory } from './physical-memory.ts';
 import type { ProcessSnapshot } from './process-info.ts';
@@ -15,11 +17,27 @@ export interface IntrospectionOptions {
   maxCmdline: number;
   /** A snapshot that saw the task list change is retried this many times in total. */
   attempts: number;
+  /**
+   * Build the profile from the running kernel's own BTF and kallsyms when no given profile matches
+   * (the default); false: only the given profiles.
+   */
+  zeroConfig: boolean;
+  /** Profiles built from guest memory, by banner; pass one cache to every attach of a sidecar. */
+  profileCache?: GuestProfileCache;
 }
 
-export const DEFAULT_INTROSPECTION_OPTIONS: IntrospectionOptions = { maxTasks: 65536, maxCmdline: 4096, attempts: 3 };
+export const DEFAULT_INTROSPECTION_OPTIONS: IntrospectionOptions = { maxTasks: 65536, maxCmdline: 4096, attempts: 3, zeroConfig: true };
 
 export class GuestAttachError extends Error {}
+
+/** The guest now runs another kernel (or none): its banner is no longer where it was at attach. */
+export class GuestKernelChangedError extends Error {}
+
+interface Identified {
+  profile: KernelProfile;
+  location: KernelLocation;
+  source: ProfileSource;
+}
 
 /**
  * Opens guest memory strictly for reading. O_RDONLY is the whole point: the IDS side must never be
@@ -34,14 +52,23 @@ export class GuestIntrospector {
     readonly memory: PhysicalMemory,
     readonly profile: KernelProfile,
     readonly location: KernelLocation,
+    /** Where the profile came from: the guest's own memory, or a given (ConfigMap) profile. */
+    readonly profileSource: ProfileSource,
     private readonly options: IntrospectionOptions,
     private readonly fd?: number,
-  ) {}
+  ) {
+    this.bannerPhysical = addr(profile.addresses.linuxBanner) - START_KERNEL_MAP + location.physicalSlide;
+    this.banner = Buffer.from(profile.kernel.banner, 'latin1');
+  }
+
+  private readonly bannerPhysical: bigint;
+  private readonly banner: Buffer;
 
   /** Attaches to an in-memory or otherwise prepared physical memory (tests, core files). */
   static fromMemory(memory: PhysicalMemory, profiles: KernelProfile[], options: Partial<IntrospectionOptions> = {}): GuestIntrospector {
-    const { profile, location } = identifyKernel(memory, profiles);
-    return new GuestIntrospector(memory, profile, location, { ...DEFAULT_INTROSPECTION_OPTIONS, ...options });
+    const o = { ...DEFAULT_INTROSPECTION_OPTIONS, ...options };
+    const { profile, location, source } = identify(memory, profiles, o);
+    return new GuestIntrospector(memory, profile, location, source, o);
   }
 
   /** Attaches to a running QEMU process: finds guest RAM among its mappings, confirmed by finding the kernel in it. */
@@ -51,13 +78,14 @@ export class GuestIntrospector {
     const cmd = parseQemuCommandLine(args);
     const candidates = ramCandidates(parseMaps(readFileSync(`/proc/${pid}/maps`, 'utf8')), cmd);
     if (candidates.length === 0) throw new GuestAttachError(`QEMU process ${pid}: no mapping of ${cmd.ramBytes} bytes (the guest RAM size from -m)`);
+    const o = { ...DEFAULT_INTROSPECTION_OPTIONS, ...options };
     const fd = openGuestMemoryReadOnly(pid);
     const failures: Error[] = [];
     for (const mapping of candidates) {
       const memory = new FilePhysicalMemory(fd, guestPhysicalRanges(mapping.start, cmd.ramBytes, cmd.machineType));
       try {
-        const { profile, location } = identifyKernel(memory, profiles);
-        return new GuestIntrospector(memory, profile, location, { ...DEFAULT_INTROSPECTION_OPTIONS, ...options }, fd);
+        const { profile, location, source } = identify(memory, profiles, o);
+        return new GuestIntrospector(memory, profile, location, source, o, fd);
       } catch (err) {
         failures.push(err as Error);
       }
@@ -67,8 +95,17 @@ export class GuestIntrospector {
       ?? new GuestAttachError(`QEMU process ${pid}: no kernel found in ${candidates.length} candidate RAM mapping(s): ${failures.map((e) => e.message).join('; ')}`);
   }
 
+  /** Throws GuestKernelChangedError when the guest rebooted (into this or another kernel) since the attach. */
+  checkKernel(): void {
+    const here = this.memory.read(this.bannerPhysical, this.banner.length);
+    if (!here || !here.equals(this.banner)) {
+      throw new GuestKernelChangedError(`the guest no longer runs ${this.profile.kernel.release} where it was found (rebooted?)`);
+    }
+  }
+
   snapshot(): ProcessSnapshot {
     const started = performance.now();
+    this.checkKernel();
     let attempt = 0;
     let result;
     do {
@@ -88,6 +125,7 @@ export class GuestIntrospector {
       attempts: attempt,
       kernel: {
         release: this.profile.kernel.release,
+        profileSource: this.profileSource,
         pagingLevels: l.pagingLevels,
         virtualSlide: hex(l.virtualSlide),
         physicalSlide: hex(l.physicalSlide),
@@ -106,6 +144,22 @@ export class GuestIntrospector {
   private kernelSpace(): AddressSpace {
     const top = this.memory.ranges.reduce((max, r) => (r.guestPhysical + BigInt(r.size) > max ? r.guestPhysical + BigInt(r.size) : max), 0n);
     return new AddressSpace(this.memory, this.location.kernelPageTable, this.location.pagingLevels, { base: this.location.directMapBase, size: top });
+  }
+}
+
+function identify(memory: PhysicalMemory, profiles: KernelProfile[], options: IntrospectionOptions): Identified {
+  if (!options.zeroConfig) return { ...identifyKernel(memory, profiles), source: 'configmap' };
+  try {
+    return discoverKernel(memory, profiles, options.profileCache ?? new GuestProfileCache());
+  } catch (err) {
+    // Kernels without BTF or kallsyms: the given profiles are all there is.
+    if (profiles.length === 0 || !(err instanceof KernelNotFoundError || err instanceof GuestKernelDiscoveryError)) throw err;
+    try {
+      return { ...identifyKernel(memory, profiles), source: 'configmap' };
+    } catch (fallbackErr) {
+      if (fallbackErr instanceof ProfileMismatchError || fallbackErr instanceof KernelNotFoundError) throw fallbackErr;
+      throw new GuestAttachError(`${(err as Error).message}; with the given profiles: ${(fallbackErr as Error).message}`);
+    }
   }
 }
 

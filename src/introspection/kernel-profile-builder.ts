@@ -39,12 +39,7 @@ export function buildKernelProfile(input: ProfileBuildInput): KernelProfile {
     throw new ProfileBuildError('the kernel has no .BTF section (build it with CONFIG_DEBUG_INFO_BTF=y, or use a distribution kernel)');
   }
   const btf = new Btf(btfSection.data);
-  const structs = {
-    task_struct: layout(btf, 'task_struct', TASK_STRUCT_MEMBERS),
-    mm_struct: layout(btf, 'mm_struct', MM_STRUCT_MEMBERS),
-    cred: layout(btf, 'cred', CRED_MEMBERS),
-    list_head: layout(btf, 'list_head', LIST_HEAD_MEMBERS),
-  };
+  const structs = structLayoutsFromBtf(btf);
   const banner = findBanner(elf);
   const text = elf.sections.get('.text')?.address;
   if (text === undefined) throw new ProfileBuildError('kernel ELF has no .text section');
@@ -84,8 +79,18 @@ export function buildKernelProfile(input: ProfileBuildInput): KernelProfile {
   };
 }
 
+/** The struct layouts of a profile, from the kernel's BTF (an image's .BTF section or the guest's own). */
+export function structLayoutsFromBtf(btf: Btf): KernelProfile['structs'] {
+  return {
+    task_struct: layout(btf, 'task_struct', TASK_STRUCT_MEMBERS),
+    mm_struct: layout(btf, 'mm_struct', MM_STRUCT_MEMBERS),
+    cred: layout(btf, 'cred', CRED_MEMBERS),
+    list_head: layout(btf, 'list_head', LIST_HEAD_MEMBERS),
+  };
+}
+
 /** Layout for naming work-queue workers like /proc does; absent when this kernel differs (pre-5.17). */
-function workqueueWorkers(btf: Btf): Pick<KernelProfile, 'workqueueWorkers'> {
+export function workqueueWorkers(btf: Btf): Pick<KernelProfile, 'workqueueWorkers'> {
   try {
     const task = btf.findMember(btf.struct('task_struct'), 'worker_private');
     const data = btf.findMember(btf.struct('kthread'), 'data');

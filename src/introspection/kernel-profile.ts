@@ -41,7 +41,8 @@ export const KernelProfileSchema = Type.Object({
     file: Type.String(),
     sha256: Type.String(),
     compression: Type.String(),
-    addressesFrom: Type.Union([Type.Literal('static-structures'), Type.Literal('system-map')]),
+    /** guest-memory: built at attach time from the running kernel's own .BTF and kallsyms. */
+    addressesFrom: Type.Union([Type.Literal('static-structures'), Type.Literal('system-map'), Type.Literal('guest-memory')]),
   }),
   /** Link-time (unrandomized) virtual addresses. */
   addresses: Type.Object({

@@ -29,6 +29,8 @@ export interface ProcessSnapshot {
   attempts: number;
   kernel: {
     release: string;
+    /** guest-memory: built from the running kernel's own BTF and kallsyms; configmap: a given profile. */
+    profileSource: 'guest-memory' | 'configmap';
     pagingLevels: number;
     virtualSlide: string;
     physicalSlide: string;

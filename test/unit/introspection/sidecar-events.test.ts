@@ -71,7 +71,7 @@ describe('process mapper poll loop', () => {
   function snapshot(processes: GuestProcess[], consistent = true): ProcessSnapshot {
     return {
       takenAt: T, durationMs: 1, consistent, problems: consistent ? [] : ['torn'], attempts: 1,
-      kernel: { release: 'test', pagingLevels: 4, virtualSlide: '0x0', physicalSlide: '0x0', kernelVirtualBase: '0x0', directMapBase: '0x0' },
+      kernel: { release: 'test', profileSource: 'guest-memory', pagingLevels: 4, virtualSlide: '0x0', physicalSlide: '0x0', kernelVirtualBase: '0x0', directMapBase: '0x0' },
       processes,
     };
   }
