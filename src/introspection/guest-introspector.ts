@@ -2,10 +2,9 @@
 // among the given profiles, and take process-table snapshots on demand.
 import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { guestPhysicalRanges, ramCandidates } from './guest-ram-locator.ts';
-import { discoverKernel, GuestKernelDiscoveryError, GuestProfileCache, type ProfileSource } from './guest-kernel-discovery.ts';
+import { discoverKernel, GuestKernelDiscoveryError, GuestProfileCache, imagePhysical, type ProfileSource } from './guest-kernel-discovery.ts';
 import { KernelNotFoundError, locateKernel, ProfileMismatchError, type KernelLocation } from './kernel-locator.ts';
 import { addr, hex, type KernelProfile } from './kernel-profile.ts';
-import { START_KERNEL_MAP } from './kernel-profile-builder.ts';
 import { AddressSpace } from './page-table.ts';
 import { FilePhysicalMemory, type PhysicalMemory } from './physical-memory.ts';
 import type { ProcessSnapshot } from './process-info.ts';
@@ -29,6 +28,9 @@ export interface IntrospectionOptions {
 export const DEFAULT_INTROSPECTION_OPTIONS: IntrospectionOptions = { maxTasks: 65536, maxCmdline: 4096, attempts: 3, zeroConfig: true };
 
 export class GuestAttachError extends Error {}
+
+/** A kernel whose jiffies have not moved for this long is no longer running. */
+const KERNEL_FROZEN_MS = 3000;
 
 /** The guest now runs another kernel (or none): its banner is no longer where it was at attach. */
 export class GuestKernelChangedError extends Error {}
@@ -57,12 +59,15 @@ export class GuestIntrospector {
     private readonly options: IntrospectionOptions,
     private readonly fd?: number,
   ) {
-    this.bannerPhysical = addr(profile.addresses.linuxBanner) - START_KERNEL_MAP + location.physicalSlide;
+    this.bannerPhysical = imagePhysical(location, addr(profile.addresses.linuxBanner));
     this.banner = Buffer.from(profile.kernel.banner, 'latin1');
+    this.jiffiesPhysical = profile.addresses.jiffies ? imagePhysical(location, addr(profile.addresses.jiffies)) : undefined;
   }
 
   private readonly bannerPhysical: bigint;
   private readonly banner: Buffer;
+  private readonly jiffiesPhysical?: bigint;
+  private lastJiffies?: { value: bigint; changedAt: number };
 
   /** Attaches to an in-memory or otherwise prepared physical memory (tests, core files). */
   static fromMemory(memory: PhysicalMemory, profiles: KernelProfile[], options: Partial<IntrospectionOptions> = {}): GuestIntrospector {
@@ -100,6 +105,16 @@ export class GuestIntrospector {
     const here = this.memory.read(this.bannerPhysical, this.banner.length);
     if (!here || !here.equals(this.banner)) {
       throw new GuestKernelChangedError(`the guest no longer runs ${this.profile.kernel.release} where it was found (rebooted?)`);
+    }
+    // A kexec or reset may leave the old image intact: then its clock stops.
+    if (this.jiffiesPhysical === undefined) return;
+    const value = this.memory.read(this.jiffiesPhysical, 8)?.readBigUInt64LE(0);
+    const now = performance.now();
+    if (value === undefined) throw new GuestKernelChangedError('jiffies unreadable');
+    if (!this.lastJiffies || this.lastJiffies.value !== value) {
+      this.lastJiffies = { value, changedAt: now };
+    } else if (now - this.lastJiffies.changedAt > KERNEL_FROZEN_MS) {
+      throw new GuestKernelChangedError(`the kernel ${this.profile.kernel.release} found at attach stopped (jiffies frozen for ${Math.round(now - this.lastJiffies.changedAt)} ms): rebooted into another kernel, or the VM is paused`);
     }
   }
 

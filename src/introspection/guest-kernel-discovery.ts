@@ -32,6 +32,10 @@ export interface DiscoveredKernel {
 
 /** Symbols a profile needs; kallsyms has them when the kernel has CONFIG_KALLSYMS_ALL (all distributions). */
 const PROFILE_SYMBOLS = ['_text', 'init_task', 'init_mm', 'linux_banner', '__start_BTF', '__stop_BTF'] as const;
+/** Used when present: jiffies_64 tells a live kernel from a stale image left in RAM. */
+const OPTIONAL_SYMBOLS = ['jiffies_64'] as const;
+/** How long attaching waits for jiffies to move (the guest's vCPU may be descheduled for a while). */
+const LIVENESS_WAIT_MS = 250;
 
 /**
  * Link address of _text on x86-64 with the default CONFIG_PHYSICAL_START (16 MiB), which every
@@ -82,25 +86,28 @@ export interface RunningKernelSymbols {
 }
 
 /**
- * Finds kallsyms and the kernel image's virtual-to-physical delta in guest RAM. Reading all RAM
+ * Kernels (kallsyms and the image's virtual-to-physical delta) in guest RAM, likeliest first. After
+ * a reboot or kexec the old kernel's image may still be in RAM: the caller picks the live one. Reading all RAM
  * through /proc/<pid>/mem is what attaching costs, so first the likely places: on x86-64 the
  * kernel's .rodata starts on a 2 MiB boundary (vmlinux.lds.S aligns it for large-page mappings)
  * and begins with a copy of the banner, and kallsyms lies inside it. Only when that fails is all
  * of RAM scanned.
  */
-export function findRunningKernel(memory: PhysicalMemory, extraSymbols: readonly string[] = []): RunningKernelSymbols {
-  const problems: string[] = [];
-  const wanted = [...PROFILE_SYMBOLS, ...extraSymbols];
+export function* runningKernelCandidates(memory: PhysicalMemory, problems: string[], extraSymbols: readonly string[] = []): Generator<RunningKernelSymbols> {
+  const wanted = [...PROFILE_SYMBOLS, ...OPTIONAL_SYMBOLS, ...extraSymbols];
+  const seen = new Set<bigint>();
   for (const rodata of likelyRodataStarts(memory)) {
     const window = readUpTo(memory, rodata, RODATA_WINDOW);
     if (!window) continue;
     for (const digits of findDigitTokens(window)) {
+      seen.add(rodata + BigInt(digits));
       const found = tryKallsyms(memory, window, digits, wanted, problems);
-      if (found) return found;
+      if (found) yield found;
     }
   }
   for (const tail of scan(memory, DIGIT_TOKENS_TAIL)) {
     const digits = tail - BigInt(DIGIT_TOKENS_TAIL_OFFSET);
+    if (seen.has(digits)) continue;
     // Cheap checks first: the digit tokens, then a token table around them (~1 KiB).
     const around = memory.read((digits - 2048n) & ~7n, 4096);
     const at = Number(digits - ((digits - 2048n) & ~7n));
@@ -111,9 +118,8 @@ export function findRunningKernel(memory: PhysicalMemory, extraSymbols: readonly
     const window = memory.read(start, Number(end - start));
     if (!window) continue;
     const found = tryKallsyms(memory, window, Number(digits - start), wanted, problems);
-    if (found) return found;
+    if (found) yield found;
   }
-  throw new KernelNotFoundError(`no kernel symbol table in guest memory (guest still booting, or not Linux?)${problems.length ? `: ${problems.slice(0, 3).join('; ')}` : ''}`);
 }
 
 function tryKallsyms(memory: PhysicalMemory, window: Buffer, digitsAt: number, wanted: string[], problems: string[]): RunningKernelSymbols | undefined {
@@ -196,6 +202,7 @@ export function profileFromGuest(memory: PhysicalMemory, running: RunningKernelS
       initTask: link('init_task'),
       initMm: link('init_mm'),
       linuxBanner: link('linux_banner'),
+      ...(kallsyms.address('jiffies_64') !== undefined ? { jiffies: hex(kallsyms.address('jiffies_64')! - slide) } : {}),
     },
     ...workqueueWorkers(btf),
     structs: structLayoutsFromBtf(btf),
@@ -206,9 +213,9 @@ export function profileFromGuest(memory: PhysicalMemory, running: RunningKernelS
  * Finds a kernel whose profile is known without scanning RAM: the kernel image starts 2 MiB
  * aligned in physical memory (CONFIG_PHYSICAL_ALIGN), so its banner can only be at one offset from
  * each 2 MiB boundary; init_task's real_parent (itself) then gives its runtime virtual address.
- * Undefined when no such kernel is running.
+ * Yields every place such a kernel image is found (a stale one may remain after a reboot).
  */
-export function locateKnownKernel(memory: PhysicalMemory, profile: KernelProfile): KernelLocation | undefined {
+export function* locateKnownKernel(memory: PhysicalMemory, profile: KernelProfile): Generator<KernelLocation> {
   const text = addr(profile.addresses.text);
   const bannerOffset = addr(profile.addresses.linuxBanner) - text;
   const initTaskOffset = addr(profile.addresses.initTask) - text;
@@ -224,41 +231,83 @@ export function locateKnownKernel(memory: PhysicalMemory, profile: KernelProfile
       try {
         const location = kernelLocation(memory, profile, initTask.readBigUInt64LE(0), base + initTaskOffset);
         checkInitTask(memory, profile, location);
-        return location;
+        yield location;
       } catch (err) {
         if (err instanceof KernelNotFoundError || err instanceof GuestKernelDiscoveryError) continue;
         throw err;
       }
     }
   }
-  return undefined;
 }
 
 /**
  * Identifies the running kernel from guest memory alone. `overrides` are ConfigMap profiles: one
  * whose banner matches wins. Known kernels (overrides, then the cache) are found by probing 2 MiB
- * boundaries; an unknown one by scanning for kallsyms and reading its BTF. Throws
- * KernelNotFoundError while the guest is not (yet) running Linux.
+ * boundaries; an unknown one by scanning for kallsyms and reading its BTF. A reboot (kexec, or a
+ * reset that keeps RAM) can leave the previous kernel's image intact in RAM, so a candidate must
+ * be live (its jiffies advance); a frozen one is used only when nothing live is found (a paused
+ * VM). Throws KernelNotFoundError while the guest is not (yet) running Linux.
  */
 export function discoverKernel(memory: PhysicalMemory, overrides: readonly KernelProfile[], cache: GuestProfileCache): DiscoveredKernel {
+  let frozen: DiscoveredKernel | undefined;
   for (const [profiles, source] of [[overrides, 'configmap'], [cache.profiles(), 'guest-memory']] as const) {
     for (const profile of profiles) {
-      const location = locateKnownKernel(memory, profile);
-      if (location) return { profile, location, source, cached: source === 'guest-memory' };
+      for (const location of locateKnownKernel(memory, profile)) {
+        const found = { profile, location, source, cached: source === 'guest-memory' };
+        if (isLive(memory, profile, location) !== false) return found;
+        frozen ??= found;
+      }
     }
   }
-  const running = findRunningKernel(memory);
-  const override = overrides.find((p) => p.kernel.banner === running.banner);
-  let profile = override ?? cache.get(running.banner);
-  const cached = !override && profile !== undefined;
-  if (!profile) {
-    profile = profileFromGuest(memory, running);
-    cache.set(running.banner, profile);
+  const problems: string[] = [];
+  for (const running of runningKernelCandidates(memory, problems)) {
+    const override = overrides.find((p) => p.kernel.banner === running.banner);
+    let profile = override ?? cache.get(running.banner);
+    const cached = !override && profile !== undefined;
+    if (!profile) {
+      profile = profileFromGuest(memory, running);
+      cache.set(running.banner, profile);
+    }
+    const initTask = running.kallsyms.address('init_task')!;
+    let location: KernelLocation;
+    try {
+      location = kernelLocation(memory, profile, initTask, initTask - running.imageDelta);
+      checkInitTask(memory, profile, location);
+    } catch (err) {
+      if (!(err instanceof KernelNotFoundError || err instanceof GuestKernelDiscoveryError)) throw err;
+      problems.push(`${profile.kernel.release}: ${err.message}`);
+      continue;
+    }
+    const found: DiscoveredKernel = { profile, location, source: override ? 'configmap' : 'guest-memory', cached };
+    if (isLive(memory, profile, location) !== false) return found;
+    frozen ??= found;
   }
-  const initTask = running.kallsyms.address('init_task')!;
-  const location = kernelLocation(memory, profile, initTask, initTask - running.imageDelta);
-  checkInitTask(memory, profile, location);
-  return { profile, location, source: override ? 'configmap' : 'guest-memory', cached };
+  if (frozen) return frozen;
+  throw new KernelNotFoundError(`no running kernel found in guest memory (guest still booting, or not Linux?)${problems.length ? `: ${problems.slice(0, 3).join('; ')}` : ''}`);
+}
+
+/** Physical address of a kernel-image symbol given at its link-time address. */
+export function imagePhysical(location: KernelLocation, linkAddress: bigint): bigint {
+  return linkAddress - START_KERNEL_MAP + location.physicalSlide;
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Whether the kernel's jiffies advance within LIVENESS_WAIT_MS (HZ is 100–1000: several ticks);
+ * undefined when the profile has no jiffies address (profiles built from an image).
+ */
+export function isLive(memory: PhysicalMemory, profile: KernelProfile, location: KernelLocation): boolean | undefined {
+  if (!profile.addresses.jiffies) return undefined;
+  const at = imagePhysical(location, addr(profile.addresses.jiffies));
+  const first = memory.read(at, 8)?.readBigUInt64LE(0);
+  if (first === undefined) return false;
+  const deadline = performance.now() + LIVENESS_WAIT_MS;
+  while (performance.now() < deadline) {
+    Atomics.wait(sleeper, 0, 0, 5); // attach is synchronous; a few ms at most
+    if (memory.read(at, 8)?.readBigUInt64LE(0) !== first) return true;
+  }
+  return false;
 }
 
 /** init_task as the layouts describe it: comm "swapper/0", pid 0, its own real parent. */

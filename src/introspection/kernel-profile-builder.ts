@@ -135,15 +135,20 @@ function layout<K extends string>(btf: Btf, structName: string, members: readonl
 interface Banner { text: string; release: string; address: bigint }
 
 function findBanner(elf: ElfImage): Banner {
+  // Since 6.1 the image holds two banners: init/version.c's weak placeholder ("... # SMP ...") and
+  // the real linux_banner of init/version-timestamp.c ("... #1 SMP ..."), what /proc/version shows.
+  const found: Banner[] = [];
   for (const name of ['.rodata', '.data', '.init.rodata']) {
     const s = elf.sections.get(name);
     if (!s) continue;
     const re = /Linux version (\d[^ \0]*) [^\0]*\n\0/g;
     // latin1 keeps byte offsets equal to string offsets.
-    const m = re.exec(s.data.toString('latin1'));
-    if (m) return { text: m[0].slice(0, -1), release: m[1]!, address: s.address + BigInt(m.index) };
+    const text = s.data.toString('latin1');
+    for (let m = re.exec(text); m; m = re.exec(text)) found.push({ text: m[0].slice(0, -1), release: m[1]!, address: s.address + BigInt(m.index) });
   }
-  throw new ProfileBuildError('no "Linux version" banner in the kernel image');
+  const banner = found.find((b) => /\) #\d/.test(b.text)) ?? found[0];
+  if (!banner) throw new ProfileBuildError('no "Linux version" banner in the kernel image');
+  return banner;
 }
 
 type Structs = KernelProfile['structs'];

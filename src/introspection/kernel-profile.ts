@@ -51,6 +51,8 @@ export const KernelProfileSchema = Type.Object({
     initTask: Hex,
     initMm: Hex,
     linuxBanner: Hex,
+    /** jiffies_64, when known (profiles from guest memory): tells a live kernel from a stale image. */
+    jiffies: Type.Optional(Hex),
   }),
   /**
    * Optional: how /proc names work-queue workers ("kworker/0:1-events", wq_worker_comm()). Kernels

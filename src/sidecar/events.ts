@@ -9,7 +9,8 @@ export type MapperEvent =
   /** Same process (pid and start time), new program: it called execve() since the last poll. */
   | { type: 'process-exec'; time: string; process: GuestProcess; previous: { comm: string; cmdline: string[] } }
   | { type: 'alert'; time: string; rule: AlertRule; message: string; process: GuestProcess; parent?: GuestProcess }
-  | { type: 'guest-attached'; time: string; qemuPid: number; kernelRelease: string; processCount: number }
+  /** profileSource: guest-memory (built from the running kernel's BTF and kallsyms) or configmap. */
+  | { type: 'guest-attached'; time: string; qemuPid: number; kernelRelease: string; profileSource: 'guest-memory' | 'configmap'; processCount: number }
   | { type: 'guest-detached'; time: string; qemuPid: number; reason: string };
 
 /** A process is identified by pid and start time, so a reused pid is a new process. */

@@ -65,7 +65,8 @@ async function metrics(deps: SidecarServerDeps, res: ServerResponse): Promise<vo
 function healthz(deps: SidecarServerDeps, res: ServerResponse): void {
   const s = deps.mapper.state();
   const recent = s.lastPollAt !== undefined && deps.clock.now() - s.lastPollAt < 3 * deps.pollIntervalMs + 1000;
-  if (recent && s.snapshot) return send(res, 200, { status: 'ok', qemuPid: s.qemuPid });
+  const kernel = s.snapshot ? { kernelRelease: s.snapshot.kernel.release, profileSource: s.snapshot.kernel.profileSource } : {};
+  if (recent && s.snapshot) return send(res, 200, { status: 'ok', qemuPid: s.qemuPid, ...kernel });
   send(res, 503, { status: 'unhealthy', reason: !recent ? 'poll loop stalled' : (s.lastError ?? 'not attached yet') });
 }
 

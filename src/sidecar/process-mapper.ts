@@ -20,6 +20,7 @@ export interface Introspector {
 
 export interface ProcessMapperDeps {
   vmi: VmiIdentity;
+  /** Given (ConfigMap) profiles; may be empty: the guest kernel's own BTF and kallsyms are used then. */
   profiles: KernelProfile[];
   pollIntervalMs: number;
   baseline: BaselinePolicy;
@@ -170,8 +171,10 @@ export class ProcessMapper {
     this.nextAttachAt = 0;
     this.deps.metrics.attached.set(1);
     this.deps.metrics.attaches.inc();
+    this.deps.metrics.kernelProfile.reset();
+    this.deps.metrics.kernelProfile.set({ source: probe.kernel.profileSource, release: probe.kernel.release }, 1);
     this.deps.logger.info('Attached to guest memory', { vmi: this.vmiName(), qemuPid: pid, kernel: probe.kernel });
-    this.publish({ type: 'guest-attached', time: probe.takenAt, qemuPid: pid, kernelRelease: probe.kernel.release, processCount: probe.processes.length });
+    this.publish({ type: 'guest-attached', time: probe.takenAt, qemuPid: pid, kernelRelease: probe.kernel.release, profileSource: probe.kernel.profileSource, processCount: probe.processes.length });
     return true;
   }
 
@@ -181,6 +184,7 @@ export class ProcessMapper {
     this.introspector = undefined;
     this.current = undefined;
     this.deps.metrics.attached.set(0);
+    this.deps.metrics.kernelProfile.reset();
     if (announce) {
       this.deps.logger.info('Detached from guest memory', { vmi: this.vmiName(), qemuPid: this.qemuPid, reason });
       this.publish({ type: 'guest-detached', time: new Date(this.deps.clock.now()).toISOString(), qemuPid: this.qemuPid!, reason });

@@ -17,7 +17,7 @@ export function registerPsCommand(program: Command): void {
     .command('ps')
     .description("List a guest's processes from outside the guest (from a QEMU pid or a process-mapper sidecar)")
     .option('--qemu-pid <pid>', 'local QEMU process to read (needs root)')
-    .option('--profile <file-or-dir>', 'kernel profile(s) for --qemu-pid (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--profile <file-or-dir>', 'kernel profile(s) for --qemu-pid overriding the guest kernel\'s own BTF and kallsyms (repeatable; none needed for BTF kernels)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--url <url>', 'base URL of a process-mapper sidecar, e.g. http://10.0.0.7:9443')
     .option('-o, --output <format>', 'table or json', 'table')
     .action(async (opts: PsOptions) => {
@@ -37,7 +37,6 @@ async function takeSnapshot(opts: PsOptions): Promise<ProcessSnapshot> {
     if (!res.ok) throw new Error(`${opts.url}/processes answered ${res.status}: ${await res.text()}`);
     return (await res.json()) as ProcessSnapshot;
   }
-  if (opts.profile.length === 0) throw new Error('--qemu-pid needs at least one --profile');
   const introspector = GuestIntrospector.attachToQemu(Number(opts.qemuPid), loadKernelProfiles(opts.profile));
   try {
     return introspector.snapshot();

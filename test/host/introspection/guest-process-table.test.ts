@@ -1,38 +1,47 @@
 // End to end: a real Debian kernel boots under QEMU with known processes; the process table read
-// from outside (guest memory only) must equal the guest's own `ps`, with and without KASLR.
+// from outside (guest memory only) must equal the guest's own `ps`, with and without KASLR, with a
+// given (ConfigMap) profile and with none (the profile built from the guest kernel's own BTF and
+// kallsyms), on Debian bookworm's 6.1 and its 6.12 series.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GuestIntrospector } from '../../../src/introspection/guest-introspector.ts';
+import { GuestProfileCache } from '../../../src/introspection/guest-kernel-discovery.ts';
 import { ProfileMismatchError } from '../../../src/introspection/kernel-locator.ts';
 import type { ProcessSnapshot } from '../../../src/introspection/process-info.ts';
 import { QemuGuest } from '../../support/guest/qemu-guest.ts';
 import { asPsRow, guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../../support/guest/scenario.ts';
+import { DEBIAN_KERNELS } from '../../support/guest/debian-kernel.ts';
 import { testGuestAssets } from '../../support/guest/test-guest.ts';
 
 const byPid = (rows: PsRow[]) => [...rows].sort((a, b) => a.pid - b.pid);
 
 for (const variant of [
-  { title: 'nokaslr', kaslr: false, cpu: undefined, memoryMiB: 256 },
+  // A ConfigMap profile built from the image (`profile build`) is used when its banner matches.
+  { title: '6.1, nokaslr, ConfigMap profile', kernel: DEBIAN_KERNELS['bookworm-6.1'], kaslr: false, cpu: undefined, memoryMiB: 256, configMap: true },
   // qemu64 has no LA57, so this boot also covers 4-level paging (the other gets 5-level under TCG's "max").
-  { title: 'KASLR on', kaslr: true, cpu: 'qemu64', memoryMiB: 256 },
+  { title: '6.1, KASLR on, no profile', kernel: DEBIAN_KERNELS['bookworm-6.1'], kaslr: true, cpu: 'qemu64', memoryMiB: 256, configMap: false },
   // q35 keeps 2 GiB below the PCI hole and puts the rest at 4 GiB; physical KASLR may load the kernel up there.
-  { title: 'KASLR on, 3 GiB split around the PCI hole', kaslr: true, cpu: 'qemu64', memoryMiB: 3072 },
+  { title: '6.12, KASLR on, no profile, 3 GiB split around the PCI hole', kernel: DEBIAN_KERNELS['bookworm-6.12'], kaslr: true, cpu: 'qemu64', memoryMiB: 3072, configMap: false },
 ]) {
   describe(`introspected process table vs the guest's own ps (${variant.title})`, function () {
     this.timeout(300_000);
     let guest: QemuGuest;
     let introspector: GuestIntrospector;
+    let attachMs: number;
+    const profiles = () => (variant.configMap ? [testGuestAssets(variant.kernel).profile] : []);
 
     before(async () => {
-      const assets = testGuestAssets();
+      const assets = testGuestAssets(variant.kernel);
       guest = await QemuGuest.boot({ kernel: assets.kernel.vmlinuz, initrd: assets.initrd, kaslr: variant.kaslr, cpu: variant.cpu, memoryMiB: variant.memoryMiB });
       for (const line of START_KNOWN_PROCESSES) await guest.run(line);
       // Each script runs a sleep child once started; wait until all of them are there.
       await waitForGuestPs(guest, (rows) => KNOWN_COMMS.every((c) => rows.some((r) => r.comm === c)) && rows.filter((r) => r.comm === 'sleep').length >= 4, 60_000);
-      introspector = GuestIntrospector.attachToQemu(guest.pid, [assets.profile]);
+      const started = performance.now();
+      introspector = GuestIntrospector.attachToQemu(guest.pid, profiles());
+      attachMs = performance.now() - started;
       assert.equal(introspector.memory.ranges.length, variant.memoryMiB > 2048 ? 2 : 1);
     });
 
@@ -50,7 +59,43 @@ for (const variant of [
       // Under KVM with -cpu host it depends on the host CPU, which then must be one of the two.
       const expectedLevels = variant.cpu === 'qemu64' ? [4] : guest.accelerator === 'tcg' ? [5] : [4, 5];
       assert.ok(expectedLevels.includes(snapshot.kernel.pagingLevels), `paging levels ${snapshot.kernel.pagingLevels}, expected ${expectedLevels.join(' or ')}`);
-      process.stderr.write(`[introspection] ${variant.title}: accelerator ${guest.accelerator}, kernel ${JSON.stringify(snapshot.kernel)}\n`);
+      process.stderr.write(`[introspection] ${variant.title}: accelerator ${guest.accelerator}, attach ${attachMs.toFixed(0)} ms, kernel ${JSON.stringify(snapshot.kernel)}\n`);
+    });
+
+    it(`takes the profile from ${variant.configMap ? 'the ConfigMap' : "the guest kernel's own BTF and kallsyms"}`, () => {
+      const { kernel } = introspector.snapshot();
+      const fromImage = testGuestAssets(variant.kernel).profile;
+      assert.equal(kernel.profileSource, variant.configMap ? 'configmap' : 'guest-memory');
+      assert.equal(kernel.release, fromImage.kernel.release);
+      assert.equal(introspector.profile.kernel.banner, fromImage.kernel.banner);
+      // What the guest's memory says equals what `profile build` reads from the image.
+      assert.deepEqual(introspector.profile.structs, fromImage.structs);
+      assert.deepEqual(introspector.profile.workqueueWorkers, fromImage.workqueueWorkers);
+      for (const a of ['text', 'initTask', 'initMm'] as const) assert.equal(introspector.profile.addresses[a], fromImage.addresses[a], a);
+      if (!variant.configMap) assert.equal(introspector.profile.source.addressesFrom, 'guest-memory');
+    });
+
+    it('attaches again from the cache by probing 2 MiB boundaries, and to a ConfigMap profile that overrides', () => {
+      const cache = new GuestProfileCache();
+      const first = GuestIntrospector.attachToQemu(guest.pid, [], { profileCache: cache });
+      first.close();
+      const started = performance.now();
+      const again = GuestIntrospector.attachToQemu(guest.pid, [], { profileCache: cache });
+      const cachedMs = performance.now() - started;
+      try {
+        assert.deepEqual(again.location, introspector.location);
+        assert.equal(again.profileSource, 'guest-memory');
+      } finally {
+        again.close();
+      }
+      const override = GuestIntrospector.attachToQemu(guest.pid, [testGuestAssets(variant.kernel).profile], { profileCache: cache });
+      try {
+        assert.equal(override.profileSource, 'configmap');
+        assert.deepEqual(override.location, introspector.location);
+      } finally {
+        override.close();
+      }
+      process.stderr.write(`[introspection] ${variant.title}: cached attach ${cachedMs.toFixed(1)} ms\n`);
     });
 
     it('lists exactly the processes of the guest ps, with pid, ppid, comm, uid and command line', async () => {
@@ -77,12 +122,13 @@ for (const variant of [
     });
 
     it('refuses a profile of another kernel build, naming the running one', () => {
-      const other = structuredClone(testGuestAssets().profile);
+      const other = structuredClone(testGuestAssets(variant.kernel).profile);
       other.kernel.banner = other.kernel.banner.replace(/#\S* /, '#999 ');
-      assert.notEqual(other.kernel.banner, testGuestAssets().profile.kernel.banner);
-      assert.throws(() => GuestIntrospector.attachToQemu(guest.pid, [other]), (err: Error) => {
+      assert.notEqual(other.kernel.banner, testGuestAssets(variant.kernel).profile.kernel.banner);
+      // Only with zero-config off: otherwise the guest's own BTF would be used instead.
+      assert.throws(() => GuestIntrospector.attachToQemu(guest.pid, [other], { zeroConfig: false }), (err: Error) => {
         assert.ok(err instanceof ProfileMismatchError, String(err));
-        assert.equal(err.runningBanner, testGuestAssets().profile.kernel.banner);
+        assert.equal(err.runningBanner, testGuestAssets(variant.kernel).profile.kernel.banner);
         return true;
       });
     });
@@ -91,8 +137,8 @@ for (const variant of [
       const dir = mkdtempSync(join(tmpdir(), 'hs-profile-'));
       try {
         const profileFile = join(dir, 'profile.json');
-        writeFileSync(profileFile, JSON.stringify(testGuestAssets().profile));
-        const out = execFileSync(process.execPath, ['bin/kubectl-hyperspector.js', 'ps', '--qemu-pid', String(guest.pid), '--profile', profileFile], { encoding: 'utf8' });
+        writeFileSync(profileFile, JSON.stringify(testGuestAssets(variant.kernel).profile));
+        const out = execFileSync(process.execPath, ['bin/kubectl-hyperspector.js', 'ps', '--qemu-pid', String(guest.pid), ...(variant.configMap ? ['--profile', profileFile] : [])], { encoding: 'utf8' });
         const lines = out.trimEnd().split('\n');
         assert.match(lines[0]!, /^PID\s+PPID\s+UID\s+STAT\s+START\s+COMMAND\s+ARGS$/);
         assert.ok(lines.some((l) => /^\d+\s+1\s+1000\s+S\s+\S+s\s+batch-worker\s+\/bin\/sh \/usr\/bin\/batch-worker --queue reports --nice 5$/.test(l)), out);

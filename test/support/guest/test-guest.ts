@@ -1,9 +1,10 @@
-// One-stop setup for introspection tests and the benchmark: Debian's kernel, its profile built
-// with the real CLI code path, and the scenario initramfs.
+// One-stop setup for introspection tests and the benchmark: a Debian kernel (bookworm's default
+// unless another meta-package is named, see DEBIAN_KERNELS), its profile built with the real CLI
+// code path, and the scenario initramfs.
 import { readFileSync } from 'node:fs';
 import { buildKernelProfile } from '../../../src/introspection/kernel-profile-builder.ts';
 import type { KernelProfile } from '../../../src/introspection/kernel-profile.ts';
-import { ensureDebianKernel, type DebianKernel } from './debian-kernel.ts';
+import { DEBIAN_KERNELS, ensureDebianKernel, type DebianKernel } from './debian-kernel.ts';
 import { buildInitramfs } from './initramfs.ts';
 import { SCENARIO_FILES } from './scenario.ts';
 
@@ -13,12 +14,14 @@ export interface TestGuestAssets {
   initrd: string;
 }
 
-let cached: TestGuestAssets | undefined;
+const cached = new Map<string, TestGuestAssets>();
 
-export function testGuestAssets(): TestGuestAssets {
-  if (cached) return cached;
-  const kernel = ensureDebianKernel();
+export function testGuestAssets(kernelPackage: string = DEBIAN_KERNELS['bookworm-6.1']): TestGuestAssets {
+  const hit = cached.get(kernelPackage);
+  if (hit) return hit;
+  const kernel = ensureDebianKernel(kernelPackage);
   const profile = buildKernelProfile({ kernelImage: readFileSync(kernel.vmlinuz), fileName: kernel.vmlinuz });
-  cached = { kernel, profile, initrd: buildInitramfs(SCENARIO_FILES) };
-  return cached;
+  const assets = { kernel, profile, initrd: buildInitramfs(SCENARIO_FILES) };
+  cached.set(kernelPackage, assets);
+  return assets;
 }

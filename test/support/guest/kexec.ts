@@ -1,0 +1,45 @@
+// Test-only: a guest that can reboot into another kernel inside the same QEMU process (as a guest
+// applying a kernel update does), with kexec_file_load(2) from a tiny static program built here
+// (gcc, libc6-dev: hack/deps/introspection.packages). The next kernel and its initramfs are files
+// inside the first initramfs.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { GUEST_CACHE } from './debian-kernel.ts';
+import type { GuestFile } from './initramfs.ts';
+import type { QemuGuest } from './qemu-guest.ts';
+import { READY_MARKER } from './initramfs.ts';
+
+const SOURCE = join(import.meta.dirname, 'kexec', 'hs-kexec.c');
+
+/** Builds (once, cached by source hash) the static kexec helper. */
+export function buildKexecHelper(): string {
+  const key = createHash('sha256').update(readFileSync(SOURCE)).digest('hex').slice(0, 12);
+  const out = join(GUEST_CACHE, `hs-kexec-${key}`);
+  if (existsSync(out)) return out;
+  mkdirSync(GUEST_CACHE, { recursive: true });
+  execFileSync('gcc', ['-static', '-O2', '-o', `${out}.tmp`, SOURCE], { stdio: ['ignore', 'inherit', 'inherit'] });
+  renameSync(`${out}.tmp`, out);
+  return out;
+}
+
+export const NEXT_KERNEL = '/boot/vmlinuz-next';
+export const NEXT_INITRD = '/boot/initrd-next.img';
+
+/** Files that let the guest kexec into `kernel` with `initrd` (paths on the host). */
+export function kexecFiles(kernel: string, initrd: string): Record<string, GuestFile> {
+  return {
+    '/bin/hs-kexec': { fromFile: buildKexecHelper(), mode: 0o755 },
+    [NEXT_KERNEL]: { fromFile: kernel },
+    [NEXT_INITRD]: { fromFile: initrd },
+  };
+}
+
+/** Reboots the guest into the next kernel and waits until its init reads commands again. */
+export async function kexecIntoNextKernel(guest: QemuGuest, options: { kaslr: boolean; timeoutMs: number }): Promise<void> {
+  const from = guest.serial.length;
+  const append = ['console=ttyS0', 'panic=-1', 'quiet', 'loglevel=1', options.kaslr ? 'kaslr' : 'nokaslr'].join(' ');
+  guest.send(`/bin/hs-kexec ${NEXT_KERNEL} ${NEXT_INITRD} '${append}'`);
+  await guest.waitForText(READY_MARKER, options.timeoutMs, from);
+}
