@@ -25,12 +25,19 @@ export interface IntrospectionOptions {
   profileCache?: GuestProfileCache;
 }
 
-export const DEFAULT_INTROSPECTION_OPTIONS: IntrospectionOptions = { maxTasks: 65536, maxCmdline: 4096, attempts: 3, zeroConfig: true };
+/**
+ * maxCmdline: /proc/<pid>/cmdline has no limit of its own (ARG_MAX, a quarter of the stack limit,
+ * bounds it); 256 KiB keeps every real command line whole, longer ones are marked cmdlineTruncated.
+ */
+export const DEFAULT_INTROSPECTION_OPTIONS: IntrospectionOptions = { maxTasks: 65536, maxCmdline: 256 * 1024, attempts: 3, zeroConfig: true };
 
 export class GuestAttachError extends Error {}
 
-/** A kernel whose jiffies have not moved for this long is no longer running. */
+/** A kernel whose jiffies have not moved for this long while QEMU kept using CPU is no longer running. */
 const KERNEL_FROZEN_MS = 3000;
+const FROZEN_WHILE_RUNNING_CPU_MS = 1000;
+/** Without QEMU's CPU time (in-memory tests), only a much longer freeze counts. */
+const KERNEL_FROZEN_NO_CPU_INFO_MS = 60_000;
 
 /** The guest now runs another kernel (or none): its banner is no longer where it was at attach. */
 export class GuestKernelChangedError extends Error {}
@@ -67,12 +74,14 @@ export class GuestIntrospector {
   private readonly bannerPhysical: bigint;
   private readonly banner: Buffer;
   private readonly jiffiesPhysical?: bigint;
-  private lastJiffies?: { value: bigint; changedAt: number };
+  private lastJiffies?: { value: bigint; changedAt: number; cpuAtChange?: number };
+  /** CPU time (ms) the QEMU process has used, when attached to one. */
+  private cpuTimeMs?: () => number | undefined;
 
   /** Attaches to an in-memory or otherwise prepared physical memory (tests, core files). */
   static fromMemory(memory: PhysicalMemory, profiles: KernelProfile[], options: Partial<IntrospectionOptions> = {}): GuestIntrospector {
     const o = { ...DEFAULT_INTROSPECTION_OPTIONS, ...options };
-    const { profile, location, source } = identify(memory, profiles, o);
+    const { profile, location, source } = identify(memory, profiles, o, undefined);
     return new GuestIntrospector(memory, profile, location, source, o);
   }
 
@@ -89,8 +98,11 @@ export class GuestIntrospector {
     for (const mapping of candidates) {
       const memory = new FilePhysicalMemory(fd, guestPhysicalRanges(mapping.start, cmd.ramBytes, cmd.machineType));
       try {
-        const { profile, location, source } = identify(memory, profiles, o);
-        return new GuestIntrospector(memory, profile, location, source, o, fd);
+        const cpuTimeMs = () => processCpuTimeMs(pid);
+        const { profile, location, source } = identify(memory, profiles, o, cpuTimeMs);
+        const introspector = new GuestIntrospector(memory, profile, location, source, o, fd);
+        introspector.cpuTimeMs = cpuTimeMs;
+        return introspector;
       } catch (err) {
         failures.push(err as Error);
       }
@@ -106,15 +118,22 @@ export class GuestIntrospector {
     if (!here || !here.equals(this.banner)) {
       throw new GuestKernelChangedError(`the guest no longer runs ${this.profile.kernel.release} where it was found (rebooted?)`);
     }
-    // A kexec or reset may leave the old image intact: then its clock stops.
+    // A kexec or reset may leave the old image intact: then its clock stops while QEMU keeps
+    // running another kernel. (A tickless idle kernel or a paused VM also stops jiffies, but then
+    // QEMU burns no CPU time: that is not a change of kernel.)
     if (this.jiffiesPhysical === undefined) return;
     const value = this.memory.read(this.jiffiesPhysical, 8)?.readBigUInt64LE(0);
     const now = performance.now();
+    const cpu = this.cpuTimeMs?.();
     if (value === undefined) throw new GuestKernelChangedError('jiffies unreadable');
     if (!this.lastJiffies || this.lastJiffies.value !== value) {
-      this.lastJiffies = { value, changedAt: now };
-    } else if (now - this.lastJiffies.changedAt > KERNEL_FROZEN_MS) {
-      throw new GuestKernelChangedError(`the kernel ${this.profile.kernel.release} found at attach stopped (jiffies frozen for ${Math.round(now - this.lastJiffies.changedAt)} ms): rebooted into another kernel, or the VM is paused`);
+      this.lastJiffies = { value, changedAt: now, cpuAtChange: cpu };
+      return;
+    }
+    const frozenMs = now - this.lastJiffies.changedAt;
+    const cpuSpent = cpu !== undefined && this.lastJiffies.cpuAtChange !== undefined ? cpu - this.lastJiffies.cpuAtChange : undefined;
+    if (frozenMs > KERNEL_FROZEN_MS && (cpuSpent === undefined ? frozenMs > KERNEL_FROZEN_NO_CPU_INFO_MS : cpuSpent > FROZEN_WHILE_RUNNING_CPU_MS)) {
+      throw new GuestKernelChangedError(`the kernel ${this.profile.kernel.release} found at attach stopped (jiffies frozen for ${Math.round(frozenMs)} ms while QEMU used ${cpuSpent ?? '?'} ms of CPU): the guest rebooted into another kernel`);
     }
   }
 
@@ -162,10 +181,21 @@ export class GuestIntrospector {
   }
 }
 
-function identify(memory: PhysicalMemory, profiles: KernelProfile[], options: IntrospectionOptions): Identified {
+/** utime + stime of a process in ms (fields 14 and 15 of /proc/<pid>/stat, in USER_HZ = 100 ticks). */
+function processCpuTimeMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+function identify(memory: PhysicalMemory, profiles: KernelProfile[], options: IntrospectionOptions, cpuTimeMs: (() => number | undefined) | undefined): Identified {
   if (!options.zeroConfig) return { ...identifyKernel(memory, profiles), source: 'configmap' };
   try {
-    return discoverKernel(memory, profiles, options.profileCache ?? new GuestProfileCache());
+    return discoverKernel(memory, profiles, options.profileCache ?? new GuestProfileCache(), cpuTimeMs);
   } catch (err) {
     // Kernels without BTF or kallsyms: the given profiles are all there is.
     if (profiles.length === 0 || !(err instanceof KernelNotFoundError || err instanceof GuestKernelDiscoveryError)) throw err;

@@ -131,13 +131,21 @@ export function* scan(memory: PhysicalMemory, needle: Buffer): Generator<bigint>
   }
 }
 
-/** The first "Linux version ..." line in RAM, to name the kernel actually running in errors. */
+/**
+ * A "Linux version ..." line in RAM, to name the kernel actually running in errors: the first one
+ * with a build number ("#1 SMP"), as /proc/version shows it; kernels since 6.1 also keep a
+ * placeholder copy without one ("# SMP").
+ */
 export function findBanner(memory: PhysicalMemory): string | undefined {
+  let placeholder: string | undefined;
   for (const at of scan(memory, Buffer.from('Linux version ', 'latin1'))) {
     const bytes = memory.read(at, 256);
     if (!bytes) continue;
     const end = bytes.indexOf(0x0a);
-    if (end > 0) return bytes.toString('latin1', 0, end + 1);
+    if (end <= 0) continue;
+    const line = bytes.toString('latin1', 0, end + 1);
+    if (/\) #\d/.test(line)) return line;
+    placeholder ??= line;
   }
-  return undefined;
+  return placeholder;
 }

@@ -75,6 +75,7 @@ export function buildKernelProfile(input: ProfileBuildInput): KernelProfile {
       linuxBanner: hex(linuxBanner),
     },
     ...workqueueWorkers(btf),
+    ...kthreadFullName(btf),
     structs,
   };
 }
@@ -87,6 +88,19 @@ export function structLayoutsFromBtf(btf: Btf): KernelProfile['structs'] {
     cred: layout(btf, 'cred', CRED_MEMBERS),
     list_head: layout(btf, 'list_head', LIST_HEAD_MEMBERS),
   };
+}
+
+/** Where kernel threads keep their full name (5.17+: task->worker_private → kthread->full_name). */
+export function kthreadFullName(btf: Btf): Pick<KernelProfile, 'kthreadFullName'> {
+  try {
+    const task = btf.findMember(btf.struct('task_struct'), 'worker_private');
+    const fullName = btf.findMember(btf.struct('kthread'), 'full_name');
+    if (!task || !fullName) return {};
+    return { kthreadFullName: { taskKthreadOffset: task.byteOffset, fullNameOffset: fullName.byteOffset } };
+  } catch (err) {
+    if (err instanceof BtfError) return {};
+    throw err;
+  }
 }
 
 /** Layout for naming work-queue workers like /proc does; absent when this kernel differs (pre-5.17). */

@@ -65,6 +65,14 @@ export const KernelProfileSchema = Type.Object({
     workerCurrentWorkOffset: Type.Integer({ minimum: 0 }),
     workerPoolOffset: Type.Integer({ minimum: 0 }),
   })),
+  /**
+   * Optional: where a kernel thread's full name lives (kthread->full_name, 5.17+), which /proc shows
+   * instead of the 15-character task->comm. Without it such names are marked as cut.
+   */
+  kthreadFullName: Type.Optional(Type.Object({
+    taskKthreadOffset: Type.Integer({ minimum: 0 }),
+    fullNameOffset: Type.Integer({ minimum: 0 }),
+  })),
   structs: Type.Object({
     task_struct: StructLayout(TASK_STRUCT_MEMBERS),
     mm_struct: StructLayout(MM_STRUCT_MEMBERS),

@@ -3,8 +3,16 @@
 export interface GuestProcess {
   pid: number;
   ppid: number;
-  /** As /proc/<pid>/comm shows it: task->comm, and for work-queue workers their current work queue. */
+  /**
+   * As /proc/<pid>/comm shows it: task->comm, for kernel threads their full name (kthread->full_name),
+   * for work-queue workers their current work queue.
+   */
   comm: string;
+  /**
+   * True when comm may be shorter than what the guest's /proc shows: a kernel thread's 15-character
+   * task->comm whose full name the profile cannot locate.
+   */
+  commTruncated: boolean;
   /** Real and effective user id and real group id, from task->cred. */
   uid: number;
   euid: number;
@@ -16,6 +24,8 @@ export interface GuestProcess {
   kernelThread: boolean;
   /** argv as in /proc/<pid>/cmdline; empty for kernel threads or when the pages are not resident. */
   cmdline: string[];
+  /** True when the command line was longer than the reader's limit (maxCmdline) and is cut. */
+  cmdlineTruncated: boolean;
   /** ps's "args" column: the command line, or [comm] when there is none. */
   args: string;
 }

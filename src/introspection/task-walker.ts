@@ -99,13 +99,23 @@ function readTask(kernel: AddressSpace, profile: KernelProfile, b: Buffer, task:
 
   const flags = b.readUInt32LE(t.flags.offset);
   const kernelThread = (flags & PF_KTHREAD) !== 0;
-  const name = flags & PF_WQ_WORKER ? workqueueWorkerName(kernel, profile, b, comm) : comm;
+  // proc_task_name(): work-queue workers, then kernel threads by full name, else task->comm.
+  let name = comm;
+  let commTruncated = false;
+  if (flags & PF_WQ_WORKER) {
+    name = workqueueWorkerName(kernel, profile, b, comm);
+  } else if (kernelThread) {
+    const full = kthreadFullName(kernel, profile, b);
+    if (full !== undefined) name = full;
+    else commTruncated = comm.length === t.comm.size - 1;
+  }
   const mm = b.readBigUInt64LE(t.mm.offset);
-  const cmdline = !kernelThread && mm !== 0n ? readCmdline(kernel, profile, mm, options) : [];
+  const { args: cmdline, truncated: cmdlineTruncated } = !kernelThread && mm !== 0n ? readCmdline(kernel, profile, mm, options) : { args: [], truncated: false };
   return {
     pid,
     ppid: parentTgid,
     comm: name,
+    commTruncated,
     uid: cred.readUInt32LE(c.uid.offset),
     euid: cred.readUInt32LE(c.euid.offset),
     gid: cred.readUInt32LE(c.gid.offset),
@@ -113,27 +123,49 @@ function readTask(kernel: AddressSpace, profile: KernelProfile, b: Buffer, task:
     startTimeNs: Number(b.readBigUInt64LE(t.start_time.offset)),
     kernelThread,
     cmdline,
+    cmdlineTruncated,
     args: argsColumn(name, cmdline),
   };
 }
 
-/** argv from [mm->arg_start, mm->arg_end) in the process's own address space. */
-function readCmdline(kernel: AddressSpace, profile: KernelProfile, mm: bigint, options: WalkOptions): string[] {
+/**
+ * A kernel thread's name as /proc shows it (get_kthread_comm(): kthread->full_name when set, 5.17+).
+ * Undefined when the profile does not say where it is; task->comm when the thread has none.
+ */
+function kthreadFullName(kernel: AddressSpace, profile: KernelProfile, task: Buffer): string | undefined {
+  const k = profile.kthreadFullName;
+  if (!k) return undefined;
+  const kthread = task.readBigUInt64LE(k.taskKthreadOffset);
+  if (kthread === 0n) return undefined;
+  const fullName = kernel.readU64(kthread + BigInt(k.fullNameOffset));
+  if (fullName === undefined) return undefined;
+  const comm = profile.structs.task_struct.members.comm;
+  if (fullName === 0n) return cString(task.subarray(comm.offset, comm.offset + comm.size));
+  const bytes = kernel.read(fullName, PROC_COMM_MAX);
+  if (!bytes) return undefined;
+  const name = cString(bytes);
+  return /^[\x20-\x7e]+$/.test(name) ? name : undefined;
+}
+
+/** argv from [mm->arg_start, mm->arg_end) in the process's own address space, and whether it was cut at maxCmdline. */
+function readCmdline(kernel: AddressSpace, profile: KernelProfile, mm: bigint, options: WalkOptions): { args: string[]; truncated: boolean } {
+  const none = { args: [], truncated: false };
   const m = profile.structs.mm_struct.members;
   const mmBytes = kernel.read(mm, profile.structs.mm_struct.size);
-  if (!mmBytes) return [];
+  if (!mmBytes) return none;
   const pgdVirtual = mmBytes.readBigUInt64LE(m.pgd.offset);
   const start = mmBytes.readBigUInt64LE(m.arg_start.offset);
   const end = mmBytes.readBigUInt64LE(m.arg_end.offset);
-  if (end <= start) return [];
+  if (end <= start) return none;
   const pgd = kernel.physicalOf(pgdVirtual);
-  if (pgd === undefined) return [];
-  const length = Math.min(Number(end - start), options.maxCmdline);
+  if (pgd === undefined) return none;
+  const truncated = end - start > BigInt(options.maxCmdline);
+  const length = truncated ? options.maxCmdline : Number(end - start);
   const raw = options.userSpace(pgd).read(start, length);
-  if (!raw) return []; // not resident (swapped out, or not yet faulted in)
+  if (!raw) return none; // not resident (swapped out, or not yet faulted in)
   const args = raw.toString('utf8').split('\0');
   if (args.at(-1) === '') args.pop();
-  return args;
+  return { args, truncated };
 }
 
 /**

@@ -50,11 +50,17 @@ export function formatPsTable(snapshot: ProcessSnapshot): string {
   for (const p of snapshot.processes) rows.push(row(p));
   const widths = rows[0]!.slice(0, -1).map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const lines = rows.map((r) => r.map((cell, i) => (i < widths.length ? cell.padEnd(widths[i]!) : cell)).join('  ').trimEnd());
+  if (snapshot.processes.some((p) => p.commTruncated || p.cmdlineTruncated)) lines.push(`# ${CUT_MARK} marks a name or command line cut by the reader (see commTruncated and cmdlineTruncated in -o json)`);
   if (!snapshot.consistent) lines.push(`# warning: the task list changed while it was read; some processes may be missing (${snapshot.problems.join('; ')})`);
   return `${lines.join('\n')}\n`;
 }
 
+/** Appended where the reader cut a value (never silently). */
+export const CUT_MARK = '…';
+
 function row(p: GuestProcess): string[] {
   const start = `${(p.startTimeNs / 1e9).toFixed(1)}s`;
-  return [String(p.pid), String(p.ppid), String(p.euid), p.state, start, p.comm, p.args];
+  const comm = p.commTruncated ? `${p.comm}${CUT_MARK}` : p.comm;
+  const args = p.cmdlineTruncated ? `${p.args}${CUT_MARK}` : p.args;
+  return [String(p.pid), String(p.ppid), String(p.euid), p.state, start, comm, args];
 }

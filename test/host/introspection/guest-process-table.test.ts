@@ -4,6 +4,7 @@
 // kallsyms), on Debian bookworm's 6.1 and its 6.12 series.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,17 @@ import { DEBIAN_KERNELS } from '../../support/guest/debian-kernel.ts';
 import { testGuestAssets } from '../../support/guest/test-guest.ts';
 
 const byPid = (rows: PsRow[]) => [...rows].sort((a, b) => a.pid - b.pid);
+
+/** Takes snapshots until one yields a value (e.g. a process started in the background shows up). */
+async function waitForSnapshot<T>(introspector: GuestIntrospector, pick: (s: ProcessSnapshot) => T | undefined, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = pick(introspector.snapshot());
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`no matching snapshot within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // polling period, not a wait for the world
+  }
+}
 
 for (const variant of [
   // A ConfigMap profile built from the image (`profile build`) is used when its banner matches.
@@ -119,6 +131,37 @@ for (const variant of [
       assert.equal(table.get('batch-worker')?.args, '/bin/sh /usr/bin/batch-worker --queue reports --nice 5');
       assert.equal(table.get('log-shipper')?.uid, 1001);
       assert.ok(last!.outside.some((r) => r.comm === 'sleep' && r.args === 'sleep 100000' && r.ppid === 1));
+    });
+
+    it("returns what the guest's /proc/<pid>/comm and /proc/<pid>/cmdline show: a 12 KB command line, kernel-thread names over 15 characters", async () => {
+      // Built inside the guest: the console's line discipline would cut a 12 KB line at 4 KB.
+      await guest.run(`/usr/bin/web-frontend --blob "$(head -c 12000 /dev/zero | tr '\\0' x)" &`);
+      const long = await waitForSnapshot(introspector, (s) => s.processes.find((p) => p.cmdline[1] === '--blob' && p.comm === 'web-frontend'), 30_000);
+      assert.equal(long.cmdline[2], 'x'.repeat(12000));
+      assert.equal(long.cmdlineTruncated, false);
+      const bytes = Buffer.from(`${long.cmdline.join('\0')}\0`, 'utf8');
+      const [inside] = (await guest.run(`md5sum /proc/${long.pid}/cmdline; wc -c < /proc/${long.pid}/cmdline`)).trim().split(/\s+/);
+      assert.equal(inside, createHash('md5').update(bytes).digest('hex'), 'command line differs from the guest /proc/<pid>/cmdline');
+      assert.match(await guest.run(`wc -c < /proc/${long.pid}/cmdline`), new RegExp(`^\\s*${bytes.length}\\s*$`));
+      await guest.run(`kill ${long.pid}`);
+
+      // Every name, as /proc/<pid>/comm shows it (work-queue workers may change between reads: retry).
+      let mismatches: string[] = [];
+      let longNames: string[] = [];
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const out = await guest.run('for p in /proc/[0-9]*; do c=$(cat $p/comm 2>/dev/null) && echo "${p#/proc/} $c"; done');
+        const snapshot = introspector.snapshot();
+        const guestComm = new Map(out.split('\n').map((l) => /^(\d+) (.*)$/.exec(l)).filter((m) => m !== null).map((m) => [Number(m[1]), m[2]!]));
+        const ours = snapshot.processes.filter((p) => guestComm.has(p.pid));
+        assert.ok(ours.length >= snapshot.processes.length - 3, 'most processes are in both views');
+        mismatches = ours.filter((p) => p.comm !== guestComm.get(p.pid)).map((p) => `${p.pid}: ours ${JSON.stringify(p.comm)} guest ${JSON.stringify(guestComm.get(p.pid))}`);
+        longNames = ours.filter((p) => p.kernelThread && p.comm.length > 15).map((p) => p.comm);
+        assert.deepEqual(snapshot.processes.filter((p) => p.commTruncated).map((p) => p.comm), []);
+        if (mismatches.length === 0) break;
+      }
+      assert.deepEqual(mismatches, []);
+      assert.ok(longNames.length > 0, 'the guest has kernel threads with names over 15 characters');
+      process.stderr.write(`[introspection] ${variant.title}: kernel-thread names over 15 characters: ${longNames.slice(0, 6).join(', ')}\n`);
     });
 
     it('refuses a profile of another kernel build, naming the running one', () => {

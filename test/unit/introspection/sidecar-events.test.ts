@@ -12,7 +12,7 @@ import { ProcessMapper, type Introspector } from '../../../src/sidecar/process-m
 
 const proc = (pid: number, comm: string, o: Partial<GuestProcess> = {}): GuestProcess => {
   const cmdline = o.cmdline ?? [comm];
-  return { pid, ppid: 1, comm, uid: 0, euid: 0, gid: 0, state: 'S', startTimeNs: pid * 1000, kernelThread: false, cmdline, args: cmdline.join(' '), ...o };
+  return { pid, ppid: 1, comm, commTruncated: false, uid: 0, euid: 0, gid: 0, state: 'S', startTimeNs: pid * 1000, kernelThread: false, cmdline, cmdlineTruncated: false, args: cmdline.join(' '), ...o };
 };
 const T = '2026-01-01T00:00:00.000Z';
 
