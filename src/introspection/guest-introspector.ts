@@ -6,7 +6,7 @@ import { discoverKernel, GuestKernelDiscoveryError, GuestProfileCache, imagePhys
 import { KernelNotFoundError, locateKernel, ProfileMismatchError, type KernelLocation } from './kernel-locator.ts';
 import { addr, hex, type KernelProfile } from './kernel-profile.ts';
 import { AddressSpace } from './page-table.ts';
-import { FilePhysicalMemory, type PhysicalMemory } from './physical-memory.ts';
+import { ChunkArena, ChunkedSnapshotMemory, FilePhysicalMemory, type PhysicalMemory } from './physical-memory.ts';
 import type { ProcessSnapshot } from './process-info.ts';
 import { parseMaps, parseQemuCommandLine, readCommandLine } from './qemu-process.ts';
 import { walkTasks } from './task-walker.ts';
@@ -23,13 +23,15 @@ export interface IntrospectionOptions {
   zeroConfig: boolean;
   /** Profiles built from guest memory, by banner; pass one cache to every attach of a sidecar. */
   profileCache?: GuestProfileCache;
+  /** Guest memory is read in aligned chunks of this size per snapshot (ChunkedSnapshotMemory). */
+  chunkSize: number;
 }
 
 /**
  * maxCmdline: /proc/<pid>/cmdline has no limit of its own (ARG_MAX, a quarter of the stack limit,
  * bounds it); 256 KiB keeps every real command line whole, longer ones are marked cmdlineTruncated.
  */
-export const DEFAULT_INTROSPECTION_OPTIONS: IntrospectionOptions = { maxTasks: 65536, maxCmdline: 256 * 1024, attempts: 3, zeroConfig: true };
+export const DEFAULT_INTROSPECTION_OPTIONS: IntrospectionOptions = { maxTasks: 65536, maxCmdline: 256 * 1024, attempts: 3, zeroConfig: true, chunkSize: 16 * 1024 };
 
 export class GuestAttachError extends Error {}
 
@@ -144,11 +146,13 @@ export class GuestIntrospector {
     let result;
     do {
       attempt++;
-      result = walkTasks(this.kernelSpace(), this.profile, this.location.initTask, {
+      const memory = new ChunkedSnapshotMemory(this.memory, this.options.chunkSize, this.arena);
+      result = walkTasks(this.kernelSpace(memory), this.profile, this.location.initTask, {
         maxTasks: this.options.maxTasks,
         maxCmdline: this.options.maxCmdline,
-        userSpace: (pgd) => new AddressSpace(this.memory, pgd, this.location.pagingLevels),
+        userSpace: (pgd) => new AddressSpace(memory, pgd, this.location.pagingLevels),
       });
+      this.lastChunkReads = memory.chunkReads;
     } while (!result.consistent && attempt < this.options.attempts);
     const l = this.location;
     return {
@@ -174,10 +178,18 @@ export class GuestIntrospector {
     if (this.fd !== undefined) closeSync(this.fd);
   }
 
+  /** Reads from guest memory (chunks) the last snapshot's final attempt made. */
+  lastChunkReads = 0;
+  private arenaOfChunks?: ChunkArena;
+
+  private get arena(): ChunkArena {
+    return (this.arenaOfChunks ??= new ChunkArena(this.options.chunkSize));
+  }
+
   /** Fresh per snapshot: page tables change while the guest runs. */
-  private kernelSpace(): AddressSpace {
+  private kernelSpace(memory: PhysicalMemory): AddressSpace {
     const top = this.memory.ranges.reduce((max, r) => (r.guestPhysical + BigInt(r.size) > max ? r.guestPhysical + BigInt(r.size) : max), 0n);
-    return new AddressSpace(this.memory, this.location.kernelPageTable, this.location.pagingLevels, { base: this.location.directMapBase, size: top });
+    return new AddressSpace(memory, this.location.kernelPageTable, this.location.pagingLevels, { base: this.location.directMapBase, size: top });
   }
 }
 

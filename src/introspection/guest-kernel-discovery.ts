@@ -98,7 +98,7 @@ export interface RunningKernelSymbols {
  * and begins with a copy of the banner, and kallsyms lies inside it. Only when that fails is all
  * of RAM scanned.
  */
-export function* runningKernelCandidates(memory: PhysicalMemory, problems: string[], extraSymbols: readonly string[] = []): Generator<RunningKernelSymbols> {
+export function* runningKernelCandidates(memory: PhysicalMemory, problems: string[], scope: 'likely-places' | 'everywhere' = 'everywhere', extraSymbols: readonly string[] = []): Generator<RunningKernelSymbols> {
   const wanted = [...PROFILE_SYMBOLS, ...OPTIONAL_SYMBOLS, ...extraSymbols];
   const seen = new Set<bigint>();
   for (const rodata of likelyRodataStarts(memory)) {
@@ -110,6 +110,7 @@ export function* runningKernelCandidates(memory: PhysicalMemory, problems: strin
       if (found) yield found;
     }
   }
+  if (scope === 'likely-places') return;
   for (const tail of scan(memory, DIGIT_TOKENS_TAIL)) {
     const digits = tail - BigInt(DIGIT_TOKENS_TAIL_OFFSET);
     if (seen.has(digits)) continue;
@@ -267,7 +268,9 @@ export function discoverKernel(memory: PhysicalMemory, overrides: readonly Kerne
     }
   }
   const problems: string[] = [];
-  for (const running of runningKernelCandidates(memory, problems)) {
+  // A full scan of RAM only when the likely places hold no kernel that may be running.
+  const scope = (): 'likely-places' | 'everywhere' => (frozen ? 'likely-places' : 'everywhere');
+  for (const running of chain(runningKernelCandidates(memory, problems, 'likely-places'), () => (scope() === 'everywhere' ? runningKernelCandidates(memory, problems, 'everywhere') : []))) {
     const override = overrides.find((p) => p.kernel.banner === running.banner);
     let profile = override ?? cache.get(running.banner);
     const cached = !override && profile !== undefined;
@@ -321,6 +324,12 @@ export function kernelLiveness(memory: PhysicalMemory, profile: KernelProfile, l
   const cpuEnd = cpuTimeMs?.();
   if (cpuStart === undefined || cpuEnd === undefined) return 'inconclusive';
   return cpuEnd - cpuStart > LIVENESS_WAIT_MS / 2 ? 'stale' : 'inconclusive';
+}
+
+/** The first iterable, then the one `more` gives once the first is exhausted. */
+function* chain<T>(first: Iterable<T>, more: () => Iterable<T>): Generator<T> {
+  yield* first;
+  yield* more();
 }
 
 /** init_task as the layouts describe it: comm "swapper/0", pid 0, its own real parent. */

@@ -29,6 +29,29 @@ const PROC_COMM_MAX = 63;
 const PID_MAX_LIMIT = 4 * 1024 * 1024;
 const hexs = (v: bigint) => `0x${v.toString(16)}`;
 
+/** The byte range [start, end) of a struct that covers the given members: read that, not the whole struct. */
+function span(members: ReadonlyArray<{ offset: number; size: number }>): { start: number; length: number } {
+  const start = Math.min(...members.map((m) => m.offset));
+  return { start, length: Math.max(...members.map((m) => m.offset + m.size)) - start };
+}
+
+/** Per-walk reading state: scratch buffers (one task at a time) and what is the same for every task. */
+interface WalkContext {
+  kernel: AddressSpace;
+  profile: KernelProfile;
+  options: WalkOptions;
+  problems: string[];
+  /** A scratch buffer the size of task_struct; only `taskSpan` of it is read. */
+  task: Buffer;
+  taskSpan: { start: number; length: number };
+  mm: Buffer;
+  mmSpan: { start: number; length: number };
+  cred: Buffer;
+  credSpan: { start: number; length: number };
+  /** tgid by task address: parents are shared (most are init or a shell). */
+  parentTgid: Map<bigint, number>;
+}
+
 export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask: bigint, options: WalkOptions): WalkResult {
   const ts = profile.structs.task_struct;
   const t = ts.members;
@@ -37,6 +60,18 @@ export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask
   const processes: GuestProcess[] = [];
   const problems: string[] = [];
   const visited = new Set<bigint>();
+  const pointer = (offset: number) => ({ offset, size: 8 });
+  const taskMembers = [...Object.values(t), ...(profile.workqueueWorkers ? [pointer(profile.workqueueWorkers.taskKthreadOffset)] : []), ...(profile.kthreadFullName ? [pointer(profile.kthreadFullName.taskKthreadOffset)] : [])];
+  const ctx: WalkContext = {
+    kernel, profile, options, problems,
+    task: Buffer.alloc(ts.size),
+    taskSpan: span(taskMembers),
+    mm: Buffer.alloc(profile.structs.mm_struct.size),
+    mmSpan: span(Object.values(profile.structs.mm_struct.members)),
+    cred: Buffer.alloc(profile.structs.cred.size),
+    credSpan: span(Object.values(profile.structs.cred.members)),
+    parentTgid: new Map(),
+  };
 
   let prev = head;
   let cur = kernel.readU64(head);
@@ -55,8 +90,8 @@ export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask
     }
     visited.add(cur);
     const task = cur - tasksOff;
-    const bytes = kernel.read(task, ts.size);
-    if (!bytes) {
+    const bytes = ctx.task;
+    if (!kernel.readInto(task + BigInt(ctx.taskSpan.start), bytes, ctx.taskSpan.start, ctx.taskSpan.length)) {
       problems.push(`task ${hexs(task)}: unreadable`);
       break;
     }
@@ -65,7 +100,7 @@ export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask
       problems.push(`task ${hexs(task)}: prev ${hexs(backLink)} does not point back to ${hexs(prev)} (list changed during the walk)`);
       break;
     }
-    const process = readTask(kernel, profile, bytes, task, options, problems);
+    const process = readTask(ctx, bytes, task);
     if (process) processes.push(process);
     prev = cur;
     cur = bytes.readBigUInt64LE(t.tasks.offset);
@@ -76,7 +111,8 @@ export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask
   return { processes, consistent: problems.length === 0, problems };
 }
 
-function readTask(kernel: AddressSpace, profile: KernelProfile, b: Buffer, task: bigint, options: WalkOptions, problems: string[]): GuestProcess | undefined {
+function readTask(ctx: WalkContext, b: Buffer, task: bigint): GuestProcess | undefined {
+  const { kernel, profile, problems } = ctx;
   const t = profile.structs.task_struct.members;
   const pid = b.readInt32LE(t.pid.offset);
   const tgid = b.readInt32LE(t.tgid.offset);
@@ -90,11 +126,15 @@ function readTask(kernel: AddressSpace, profile: KernelProfile, b: Buffer, task:
   if (!/^[\x20-\x7e]*$/.test(comm)) return bad('comm is not printable');
 
   const parent = b.readBigUInt64LE(t.real_parent.offset);
-  const parentTgid = kernel.read(parent + BigInt(t.tgid.offset), 4)?.readInt32LE(0);
-  if (parentTgid === undefined) return bad(`real_parent ${hexs(parent)} unreadable`);
+  let parentTgid = ctx.parentTgid.get(parent);
+  if (parentTgid === undefined) {
+    if (!kernel.readInto(parent + BigInt(t.tgid.offset), ctx.cred, 0, 4)) return bad(`real_parent ${hexs(parent)} unreadable`);
+    parentTgid = ctx.cred.readInt32LE(0);
+    ctx.parentTgid.set(parent, parentTgid);
+  }
 
-  const cred = kernel.read(b.readBigUInt64LE(t.cred.offset), profile.structs.cred.size);
-  if (!cred) return bad('cred unreadable');
+  const cred = ctx.cred;
+  if (!kernel.readInto(b.readBigUInt64LE(t.cred.offset) + BigInt(ctx.credSpan.start), cred, ctx.credSpan.start, ctx.credSpan.length)) return bad('cred unreadable');
   const c = profile.structs.cred.members;
 
   const flags = b.readUInt32LE(t.flags.offset);
@@ -110,7 +150,7 @@ function readTask(kernel: AddressSpace, profile: KernelProfile, b: Buffer, task:
     else commTruncated = comm.length === t.comm.size - 1;
   }
   const mm = b.readBigUInt64LE(t.mm.offset);
-  const { args: cmdline, truncated: cmdlineTruncated } = !kernelThread && mm !== 0n ? readCmdline(kernel, profile, mm, options) : { args: [], truncated: false };
+  const { args: cmdline, truncated: cmdlineTruncated } = !kernelThread && mm !== 0n ? readCmdline(ctx, mm) : { args: [], truncated: false };
   return {
     pid,
     ppid: parentTgid,
@@ -148,11 +188,12 @@ function kthreadFullName(kernel: AddressSpace, profile: KernelProfile, task: Buf
 }
 
 /** argv from [mm->arg_start, mm->arg_end) in the process's own address space, and whether it was cut at maxCmdline. */
-function readCmdline(kernel: AddressSpace, profile: KernelProfile, mm: bigint, options: WalkOptions): { args: string[]; truncated: boolean } {
+function readCmdline(ctx: WalkContext, mm: bigint): { args: string[]; truncated: boolean } {
+  const { kernel, profile, options } = ctx;
   const none = { args: [], truncated: false };
   const m = profile.structs.mm_struct.members;
-  const mmBytes = kernel.read(mm, profile.structs.mm_struct.size);
-  if (!mmBytes) return none;
+  const mmBytes = ctx.mm;
+  if (!kernel.readInto(mm + BigInt(ctx.mmSpan.start), mmBytes, ctx.mmSpan.start, ctx.mmSpan.length)) return none;
   const pgdVirtual = mmBytes.readBigUInt64LE(m.pgd.offset);
   const start = mmBytes.readBigUInt64LE(m.arg_start.offset);
   const end = mmBytes.readBigUInt64LE(m.arg_end.offset);

@@ -136,8 +136,9 @@ for (const variant of [
     it("returns what the guest's /proc/<pid>/comm and /proc/<pid>/cmdline show: a 12 KB command line, kernel-thread names over 15 characters", async () => {
       // Built inside the guest: the console's line discipline would cut a 12 KB line at 4 KB.
       await guest.run(`/usr/bin/web-frontend --blob "$(head -c 12000 /dev/zero | tr '\\0' x)" &`);
-      const long = await waitForSnapshot(introspector, (s) => s.processes.find((p) => p.cmdline[1] === '--blob' && p.comm === 'web-frontend'), 30_000);
-      assert.equal(long.cmdline[2], 'x'.repeat(12000));
+      const long = await waitForSnapshot(introspector, (s) => s.processes.find((p) => p.cmdline[2] === '--blob' && p.comm === 'web-frontend'), 30_000);
+      assert.deepEqual(long.cmdline.slice(0, 3), ['/bin/sh', '/usr/bin/web-frontend', '--blob']);
+      assert.equal(long.cmdline[3], 'x'.repeat(12000));
       assert.equal(long.cmdlineTruncated, false);
       const bytes = Buffer.from(`${long.cmdline.join('\0')}\0`, 'utf8');
       const [inside] = (await guest.run(`md5sum /proc/${long.pid}/cmdline; wc -c < /proc/${long.pid}/cmdline`)).trim().split(/\s+/);
