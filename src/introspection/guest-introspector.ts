@@ -9,6 +9,7 @@ import { AddressSpace } from './page-table.ts';
 import { ChunkArena, ChunkedSnapshotMemory, FilePhysicalMemory, type PhysicalMemory } from './physical-memory.ts';
 import type { ProcessSnapshot } from './process-info.ts';
 import { parseMaps, parseQemuCommandLine, readCommandLine } from './qemu-process.ts';
+import { readProcessDetails, type ProcessDetails } from './process-details.ts';
 import { walkTasks } from './task-walker.ts';
 
 export interface IntrospectionOptions {
@@ -112,6 +113,25 @@ export class GuestIntrospector {
     closeSync(fd);
     throw failures.find((e) => e instanceof ProfileMismatchError)
       ?? new GuestAttachError(`QEMU process ${pid}: no kernel found in ${candidates.length} candidate RAM mapping(s): ${failures.map((e) => e.message).join('; ')}`);
+  }
+
+  /**
+   * Threads, executable and open files of one process (a fresh walk finds it); undefined when no
+   * such process, or the profile has no detail offsets.
+   */
+  processDetails(pid: number): (ProcessDetails & { pid: number }) | undefined {
+    this.checkKernel();
+    const memory = new ChunkedSnapshotMemory(this.memory, this.options.chunkSize);
+    const kernel = this.kernelSpace(memory);
+    const walk = walkTasks(kernel, this.profile, this.location.initTask, {
+      maxTasks: this.options.maxTasks,
+      maxCmdline: 0,
+      userSpace: (pgd) => new AddressSpace(memory, pgd, this.location.pagingLevels),
+    });
+    const at = walk.addresses.get(pid);
+    if (!at) return undefined;
+    const details = readProcessDetails(kernel, this.profile, at.task, at.mm);
+    return details ? { pid, ...details } : undefined;
   }
 
   /** Throws GuestKernelChangedError when the guest rebooted (into this or another kernel) since the attach. */

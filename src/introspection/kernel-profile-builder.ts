@@ -12,7 +12,7 @@ import { Btf, BtfError, type BtfType } from './btf.ts';
 import { parseElf, EM_X86_64, type ElfImage } from './elf.ts';
 import { extractKernelElf } from './kernel-image.ts';
 import {
-  CRED_MEMBERS, KERNEL_PROFILE_FORMAT, LIST_HEAD_MEMBERS, MM_STRUCT_MEMBERS, TASK_STRUCT_MEMBERS,
+  CRED_MEMBERS, DETAIL_MEMBERS, KERNEL_PROFILE_FORMAT, LIST_HEAD_MEMBERS, MM_STRUCT_MEMBERS, TASK_STRUCT_MEMBERS,
   hex, type KernelProfile,
 } from './kernel-profile.ts';
 import { parseSystemMap } from './system-map.ts';
@@ -76,6 +76,7 @@ export function buildKernelProfile(input: ProfileBuildInput): KernelProfile {
     },
     ...workqueueWorkers(btf),
     ...kthreadFullName(btf),
+    ...detailOffsets(btf),
     structs,
   };
 }
@@ -88,6 +89,24 @@ export function structLayoutsFromBtf(btf: Btf): KernelProfile['structs'] {
     cred: layout(btf, 'cred', CRED_MEMBERS),
     list_head: layout(btf, 'list_head', LIST_HEAD_MEMBERS),
   };
+}
+
+/** Offsets for threads, executable and open files (kernel-profile.ts DETAIL_MEMBERS); absent when any is missing. */
+export function detailOffsets(btf: Btf): Pick<KernelProfile, 'details'> {
+  const details: Record<string, number> = {};
+  for (const pair of DETAIL_MEMBERS) {
+    const [structName, member] = pair.split('.') as [string, string];
+    let found;
+    try {
+      found = btf.findMember(btf.struct(structName), member);
+    } catch (err) {
+      if (err instanceof BtfError) return {};
+      throw err;
+    }
+    if (!found) return {};
+    details[pair.replace('.', '__')] = found.byteOffset;
+  }
+  return { details: details as NonNullable<KernelProfile['details']> };
 }
 
 /** Where kernel threads keep their full name (5.17+: task->worker_private → kthread->full_name). */

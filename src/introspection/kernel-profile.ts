@@ -2,7 +2,7 @@
 // from that build's own image and never from the (untrusted) guest. Stored as JSON, typically in a
 // ConfigMap (docs/process-mapping.md documents the format). Addresses are hex strings because
 // kernel addresses do not fit in a JSON number.
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TInteger } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
 export const KERNEL_PROFILE_FORMAT = 'hyperspector.io/kernel-profile/v1';
@@ -28,6 +28,17 @@ export const TASK_STRUCT_MEMBERS = [
 export const MM_STRUCT_MEMBERS = ['pgd', 'arg_start', 'arg_end'] as const;
 export const CRED_MEMBERS = ['uid', 'euid', 'gid'] as const;
 export const LIST_HEAD_MEMBERS = ['next', 'prev'] as const;
+
+/** struct.member pairs the detailed process view needs; the profile key is the pair with the dot removed. */
+export const DETAIL_MEMBERS = [
+  'task_struct.signal', 'task_struct.thread_node', 'signal_struct.thread_head', 'task_struct.files',
+  'files_struct.fdt', 'fdtable.fd', 'fdtable.max_fds', 'mm_struct.exe_file', 'file.f_path', 'file.f_inode',
+  'inode.i_ino', 'dentry.d_parent', 'dentry.d_name', 'qstr.name', 'vfsmount.mnt_root', 'vfsmount.mnt_sb',
+  'mount.mnt', 'mount.mnt_parent', 'mount.mnt_mountpoint', 'super_block.s_type', 'file_system_type.name',
+] as const;
+type OffsetKey<S> = S extends `${infer A}.${infer B}` ? `${A}__${B}` : never;
+export type DetailOffset = OffsetKey<(typeof DETAIL_MEMBERS)[number]>;
+export const DETAIL_OFFSETS = DETAIL_MEMBERS.map((m) => m.replace('.', '__')) as DetailOffset[];
 
 export const KernelProfileSchema = Type.Object({
   format: Type.Literal(KERNEL_PROFILE_FORMAT),
@@ -73,6 +84,11 @@ export const KernelProfileSchema = Type.Object({
     taskKthreadOffset: Type.Integer({ minimum: 0 }),
     fullNameOffset: Type.Integer({ minimum: 0 }),
   })),
+  /**
+   * Optional: offsets for the detailed view of a process (threads, executable, open files), from
+   * BTF. Absent in profiles built before they existed: the detailed view is then unavailable.
+   */
+  details: Type.Optional(Type.Object(Object.fromEntries(DETAIL_OFFSETS.map((k) => [k, Type.Integer({ minimum: 0 })])) as Record<DetailOffset, TInteger>)),
   structs: Type.Object({
     task_struct: StructLayout(TASK_STRUCT_MEMBERS),
     mm_struct: StructLayout(MM_STRUCT_MEMBERS),

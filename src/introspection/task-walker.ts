@@ -9,6 +9,8 @@ import { argsColumn, stateLetter, type GuestProcess } from './process-info.ts';
 
 export interface WalkResult {
   processes: GuestProcess[];
+  /** Where each listed process's task_struct and mm_struct are (kernel virtual addresses), by pid. */
+  addresses: Map<number, { task: bigint; mm: bigint }>;
   consistent: boolean;
   problems: string[];
 }
@@ -58,6 +60,7 @@ export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask
   const tasksOff = BigInt(t.tasks.offset);
   const head = initTask + tasksOff;
   const processes: GuestProcess[] = [];
+  const addresses = new Map<number, { task: bigint; mm: bigint }>();
   const problems: string[] = [];
   const visited = new Set<bigint>();
   const pointer = (offset: number) => ({ offset, size: 8 });
@@ -101,14 +104,17 @@ export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask
       break;
     }
     const process = readTask(ctx, bytes, task);
-    if (process) processes.push(process);
+    if (process) {
+      processes.push(process);
+      addresses.set(process.pid, { task, mm: bytes.readBigUInt64LE(t.mm.offset) });
+    }
     prev = cur;
     cur = bytes.readBigUInt64LE(t.tasks.offset);
   }
   if (cur === head && kernel.readU64(head + 8n) !== prev) {
     problems.push('task list: init_task.tasks.prev is not the last task visited (list changed during the walk)');
   }
-  return { processes, consistent: problems.length === 0, problems };
+  return { processes, addresses, consistent: problems.length === 0, problems };
 }
 
 function readTask(ctx: WalkContext, b: Buffer, task: bigint): GuestProcess | undefined {

@@ -15,6 +15,8 @@ const MAX_ATTACH_BACKOFF_MS = 30_000;
 
 export interface Introspector {
   snapshot(): ProcessSnapshot;
+  /** Threads, executable and open files of one process; undefined when there is no such process. */
+  processDetails?(pid: number): unknown;
   close(): void;
 }
 
@@ -89,6 +91,11 @@ export class ProcessMapper {
 
   state(): MapperState {
     return { qemuPid: this.qemuPid, snapshot: this.current, lastError: this.lastError, lastPollAt: this.lastPollAt, baselineLearning: this.baseline.learning };
+  }
+
+  /** A fresh detailed read of one process; undefined when not attached or no such process. */
+  processDetails(pid: number): unknown {
+    return this.introspector?.processDetails?.(pid);
   }
 
   subscribe(listener: (e: NumberedEvent) => void): () => void {

@@ -7,6 +7,7 @@ import type { GuestProcess, ProcessSnapshot } from '../../introspection/process-
 
 interface PsOptions {
   qemuPid?: string;
+  pid?: string;
   profile: string[];
   url?: string;
   output: 'table' | 'json';
@@ -19,9 +20,14 @@ export function registerPsCommand(program: Command): void {
     .option('--qemu-pid <pid>', 'local QEMU process to read (needs root)')
     .option('--profile <file-or-dir>', 'kernel profile(s) for --qemu-pid overriding the guest kernel\'s own BTF and kallsyms (repeatable; none needed for BTF kernels)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--url <url>', 'base URL of a process-mapper sidecar, e.g. http://10.0.0.7:9443')
+    .option('--pid <pid>', 'one guest process in detail: threads, executable, open files (as JSON)')
     .option('-o, --output <format>', 'table or json', 'table')
     .action(async (opts: PsOptions) => {
       try {
+        if (opts.pid !== undefined) {
+          process.stdout.write(`${JSON.stringify(await processDetails(opts), null, 2)}\n`);
+          return;
+        }
         const snapshot = await takeSnapshot(opts);
         process.stdout.write(opts.output === 'json' ? `${JSON.stringify(snapshot, null, 2)}\n` : formatPsTable(snapshot));
       } catch (err) {
@@ -40,6 +46,23 @@ async function takeSnapshot(opts: PsOptions): Promise<ProcessSnapshot> {
   const introspector = GuestIntrospector.attachToQemu(Number(opts.qemuPid), loadKernelProfiles(opts.profile));
   try {
     return introspector.snapshot();
+  } finally {
+    introspector.close();
+  }
+}
+
+async function processDetails(opts: PsOptions): Promise<unknown> {
+  if ((opts.qemuPid === undefined) === (opts.url === undefined)) throw new Error('give exactly one of --qemu-pid or --url');
+  if (opts.url !== undefined) {
+    const res = await fetch(new URL(`/processes/${Number(opts.pid)}`, opts.url));
+    if (!res.ok) throw new Error(`${opts.url}/processes/${opts.pid} answered ${res.status}: ${await res.text()}`);
+    return res.json();
+  }
+  const introspector = GuestIntrospector.attachToQemu(Number(opts.qemuPid), loadKernelProfiles(opts.profile));
+  try {
+    const details = introspector.processDetails(Number(opts.pid));
+    if (!details) throw new Error(`no process ${opts.pid} in the guest (or the kernel profile has no detail offsets)`);
+    return details;
   } finally {
     introspector.close();
   }

@@ -165,6 +165,35 @@ for (const variant of [
       process.stderr.write(`[introspection] ${variant.title}: kernel-thread names over 15 characters: ${longNames.slice(0, 6).join(', ')}\n`);
     });
 
+    it("shows threads, start time, executable and open files (a socket, a pipe) as the guest's /proc does", async () => {
+      await guest.run('ip link set lo up; /usr/bin/hs-workload 8080 > /dev/null &');
+      const p = await waitForSnapshot(introspector, (s) => s.processes.find((x) => x.comm === 'hs-workload'), 30_000);
+      const deadline = Date.now() + 30_000;
+      let details = introspector.processDetails(p.pid);
+      while (!(details?.threads.length === 4 && details.openFiles.some((f) => f.target.startsWith('socket:[')))) {
+        if (Date.now() > deadline) throw new Error(`hs-workload never had 4 threads and a socket: ${JSON.stringify(details)}`);
+        await new Promise((resolve) => setTimeout(resolve, 100)); // polling period, not a wait for the world
+        details = introspector.processDetails(p.pid);
+      }
+      const [tasks, exe, fds, stat, tcp] = (await guest.run(
+        `ls /proc/${p.pid}/task; echo @@; readlink /proc/${p.pid}/exe; echo @@; for f in /proc/${p.pid}/fd/*; do echo "\${f##*/} $(readlink $f)"; done; echo @@; cat /proc/${p.pid}/stat; echo @@; cat /proc/net/tcp`,
+      )).split('@@\n');
+      assert.deepEqual(details.threads.map((t) => t.tid), tasks!.trim().split(/\s+/).map(Number).sort((a, b) => a - b));
+      assert.ok(details.threads.every((t) => t.comm === 'hs-workload'));
+      assert.equal(details.exe, exe!.trim());
+      const guestFds = fds!.trim().split('\n').map((l) => /^(\d+) (.*)$/.exec(l)!).map((m) => ({ fd: Number(m[1]), target: m[2]! }));
+      assert.deepEqual(details.openFiles, guestFds.sort((a, b) => a.fd - b.fd));
+      assert.ok(details.openFiles.some((f) => f.target === '/etc/passwd') && details.openFiles.some((f) => f.target.startsWith('pipe:[')));
+      // The listening socket is the one /proc/net/tcp lists on 127.0.0.1:8080 (0100007F:1F90, state 0A).
+      const listening = tcp!.split('\n').find((l) => /\s0100007F:1F90\s+00000000:0000\s+0A\s/.test(l));
+      const inode = listening?.trim().split(/\s+/)[9];
+      assert.ok(inode && details.openFiles.some((f) => f.target === `socket:[${inode}]`), `no socket:[${inode}] in ${JSON.stringify(details.openFiles)}`);
+      // Start time: /proc/<pid>/stat field 22, in USER_HZ (100) ticks since boot.
+      const startTicks = Number(stat!.slice(stat!.lastIndexOf(')') + 2).split(' ')[19]);
+      assert.equal(Math.floor(p.startTimeNs / 1e7), startTicks);
+      await guest.run(`kill ${p.pid}`);
+    });
+
     it('refuses a profile of another kernel build, naming the running one', () => {
       const other = structuredClone(testGuestAssets(variant.kernel).profile);
       other.kernel.banner = other.kernel.banner.replace(/#\S* /, '#999 ');

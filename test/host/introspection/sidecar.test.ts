@@ -14,9 +14,9 @@ import { QemuGuest, type BootOptions } from '../../support/guest/qemu-guest.ts';
 import { DEBIAN_KERNELS } from '../../support/guest/debian-kernel.ts';
 import { buildInitramfs } from '../../support/guest/initramfs.ts';
 import { kexecFiles, kexecIntoNextKernel } from '../../support/guest/kexec.ts';
-import { KNOWN_COMMS, SCENARIO_FILES, START_KNOWN_PROCESSES, waitForGuestPs } from '../../support/guest/scenario.ts';
+import { KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs } from '../../support/guest/scenario.ts';
 import { SidecarProcess } from '../../support/guest/sidecar-process.ts';
-import { testGuestAssets } from '../../support/guest/test-guest.ts';
+import { SCENARIO_FILES_WITH_WORKLOAD, testGuestAssets } from '../../support/guest/test-guest.ts';
 
 const POLL_MS = 1000;
 
@@ -37,7 +37,7 @@ describe('process-mapper sidecar against a running guest', function () {
 
   before(async () => {
     // The guest can kexec into the 6.12 kernel (with the plain scenario initramfs).
-    const initrd = buildInitramfs({ ...SCENARIO_FILES, ...kexecFiles(next().kernel.vmlinuz, first().initrd) });
+    const initrd = buildInitramfs({ ...SCENARIO_FILES_WITH_WORKLOAD(), ...kexecFiles(next().kernel.vmlinuz, first().initrd) });
     boot = { kernel: first().kernel.vmlinuz, initrd, kaslr: true, memoryMiB: 384, ...vmi };
     guest = await QemuGuest.boot(boot);
     for (const line of START_KNOWN_PROCESSES) await guest.run(line);
@@ -124,6 +124,16 @@ describe('process-mapper sidecar against a running guest', function () {
     const a = alert.event as Extract<MapperEvent, { type: 'alert' }>;
     assert.equal(a.process.comm, 'sh');
     assert.equal(a.parent?.comm, 'nginx');
+  });
+
+  it('serves one process in detail: threads, executable, open files', async () => {
+    await guest.run('ip link set lo up; /usr/bin/hs-workload 8081 > /dev/null &');
+    const body = await sidecar.waitForJson<{ processes: Array<{ pid: number; comm: string }> }>('/processes', (b) => b.processes?.some((p) => p.comm === 'hs-workload'), 30_000);
+    const pid = body.processes.find((p) => p.comm === 'hs-workload')!.pid;
+    const details = await sidecar.waitForJson<{ pid?: number; threads?: unknown[]; exe?: string; openFiles?: Array<{ target: string }> }>(`/processes/${pid}`, (d) => d.threads?.length === 4 && (d.openFiles ?? []).some((f) => f.target.startsWith('socket:[')), 30_000);
+    assert.equal(details.exe, '/usr/bin/hs-workload');
+    assert.ok(details.openFiles!.some((f) => f.target === '/etc/passwd'));
+    assert.equal((await sidecar.getJson('/processes/999999')).status, 404);
   });
 
   it('is what kubectl-hyperspector ps --url prints', () => {

@@ -1,7 +1,7 @@
-// Test-only: a guest that can reboot into another kernel inside the same QEMU process (as a guest
-// applying a kernel update does), with kexec_file_load(2) from a tiny static program built here
-// (gcc, libc6-dev: hack/deps/introspection.packages). The next kernel and its initramfs are files
-// inside the first initramfs.
+// Test-only static guest programs (gcc, libc6-dev: hack/deps/introspection.packages): a guest that
+// can reboot into another kernel inside the same QEMU process (as a guest applying a kernel update
+// does), with kexec_file_load(2); the next kernel and its initramfs are files inside the first
+// initramfs. And a multi-threaded workload with open files and a socket (workload/hs-workload.c).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
@@ -11,17 +11,21 @@ import type { GuestFile } from './initramfs.ts';
 import type { QemuGuest } from './qemu-guest.ts';
 import { READY_MARKER } from './initramfs.ts';
 
-const SOURCE = join(import.meta.dirname, 'kexec', 'hs-kexec.c');
-
-/** Builds (once, cached by source hash) the static kexec helper. */
-export function buildKexecHelper(): string {
-  const key = createHash('sha256').update(readFileSync(SOURCE)).digest('hex').slice(0, 12);
-  const out = join(GUEST_CACHE, `hs-kexec-${key}`);
+/** Builds (once, cached by source hash) a static test-only guest program from test/support/guest/<dir>/<name>.c. */
+export function buildStaticGuestProgram(dir: string, name: string, libraries: string[] = []): string {
+  const source = join(import.meta.dirname, dir, `${name}.c`);
+  const key = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 12);
+  const out = join(GUEST_CACHE, `${name}-${key}`);
   if (existsSync(out)) return out;
   mkdirSync(GUEST_CACHE, { recursive: true });
-  execFileSync('gcc', ['-static', '-O2', '-o', `${out}.tmp`, SOURCE], { stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync('gcc', ['-static', '-O2', '-o', `${out}.tmp`, source, ...libraries], { stdio: ['ignore', 'inherit', 'inherit'] });
   renameSync(`${out}.tmp`, out);
   return out;
+}
+
+/** The static kexec helper. */
+export function buildKexecHelper(): string {
+  return buildStaticGuestProgram('kexec', 'hs-kexec');
 }
 
 export const NEXT_KERNEL = '/boot/vmlinuz-next';

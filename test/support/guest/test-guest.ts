@@ -6,7 +6,11 @@ import { buildKernelProfile } from '../../../src/introspection/kernel-profile-bu
 import type { KernelProfile } from '../../../src/introspection/kernel-profile.ts';
 import { DEBIAN_KERNELS, ensureDebianKernel, type DebianKernel } from './debian-kernel.ts';
 import { buildInitramfs } from './initramfs.ts';
+import { buildStaticGuestProgram } from './kexec.ts';
 import { SCENARIO_FILES } from './scenario.ts';
+
+/** The scenario plus /usr/bin/hs-workload (threads, open files, a listening socket). */
+export const SCENARIO_FILES_WITH_WORKLOAD = () => ({ ...SCENARIO_FILES, '/usr/bin/hs-workload': { fromFile: buildStaticGuestProgram('workload', 'hs-workload', ['-lpthread']), mode: 0o755 } });
 
 export interface TestGuestAssets {
   kernel: DebianKernel;
@@ -21,7 +25,7 @@ export function testGuestAssets(kernelPackage: string = DEBIAN_KERNELS['bookworm
   if (hit) return hit;
   const kernel = ensureDebianKernel(kernelPackage);
   const profile = buildKernelProfile({ kernelImage: readFileSync(kernel.vmlinuz), fileName: kernel.vmlinuz });
-  const assets = { kernel, profile, initrd: buildInitramfs(SCENARIO_FILES) };
+  const assets = { kernel, profile, initrd: buildInitramfs(SCENARIO_FILES_WITH_WORKLOAD()) };
   cached.set(kernelPackage, assets);
   return assets;
 }
