@@ -9,6 +9,7 @@ import { AddressSpace } from './page-table.ts';
 import { ChunkArena, ChunkedSnapshotMemory, FilePhysicalMemory, type PhysicalMemory } from './physical-memory.ts';
 import type { ProcessSnapshot } from './process-info.ts';
 import { parseMaps, parseQemuCommandLine, readCommandLine } from './qemu-process.ts';
+import { findHiddenProcesses } from './hidden-processes.ts';
 import { readProcessDetails, type ProcessDetails } from './process-details.ts';
 import { walkTasks } from './task-walker.ts';
 
@@ -26,13 +27,15 @@ export interface IntrospectionOptions {
   profileCache?: GuestProfileCache;
   /** Guest memory is read in aligned chunks of this size per snapshot (ChunkedSnapshotMemory). */
   chunkSize: number;
+  /** Also walk the kernel's PID map for processes hidden from the task list (hiddenProcesses). */
+  detectHidden: boolean;
 }
 
 /**
  * maxCmdline: /proc/<pid>/cmdline has no limit of its own (ARG_MAX, a quarter of the stack limit,
  * bounds it); 256 KiB keeps every real command line whole, longer ones are marked cmdlineTruncated.
  */
-export const DEFAULT_INTROSPECTION_OPTIONS: IntrospectionOptions = { maxTasks: 65536, maxCmdline: 256 * 1024, attempts: 3, zeroConfig: true, chunkSize: 16 * 1024 };
+export const DEFAULT_INTROSPECTION_OPTIONS: IntrospectionOptions = { maxTasks: 65536, maxCmdline: 256 * 1024, attempts: 3, zeroConfig: true, chunkSize: 16 * 1024, detectHidden: true };
 
 export class GuestAttachError extends Error {}
 
@@ -120,6 +123,14 @@ export class GuestIntrospector {
    * such process, or the profile has no detail offsets.
    */
   processDetails(pid: number): (ProcessDetails & { pid: number }) | undefined {
+    const found = this.locateTask(pid);
+    if (!found) return undefined;
+    const details = readProcessDetails(found.kernel, this.profile, found.task, found.mm);
+    return details ? { pid, ...details } : undefined;
+  }
+
+  /** Kernel virtual addresses of a listed process's task_struct and mm_struct (a fresh walk). */
+  locateTask(pid: number): { task: bigint; mm: bigint; kernel: AddressSpace } | undefined {
     this.checkKernel();
     const memory = new ChunkedSnapshotMemory(this.memory, this.options.chunkSize);
     const kernel = this.kernelSpace(memory);
@@ -129,9 +140,7 @@ export class GuestIntrospector {
       userSpace: (pgd) => new AddressSpace(memory, pgd, this.location.pagingLevels),
     });
     const at = walk.addresses.get(pid);
-    if (!at) return undefined;
-    const details = readProcessDetails(kernel, this.profile, at.task, at.mm);
-    return details ? { pid, ...details } : undefined;
+    return at ? { ...at, kernel } : undefined;
   }
 
   /** Throws GuestKernelChangedError when the guest rebooted (into this or another kernel) since the attach. */
@@ -164,16 +173,22 @@ export class GuestIntrospector {
     this.checkKernel();
     let attempt = 0;
     let result;
+    let kernel: AddressSpace;
     do {
       attempt++;
       const memory = new ChunkedSnapshotMemory(this.memory, this.options.chunkSize, this.arena);
-      result = walkTasks(this.kernelSpace(memory), this.profile, this.location.initTask, {
+      kernel = this.kernelSpace(memory);
+      result = walkTasks(kernel, this.profile, this.location.initTask, {
         maxTasks: this.options.maxTasks,
         maxCmdline: this.options.maxCmdline,
         userSpace: (pgd) => new AddressSpace(memory, pgd, this.location.pagingLevels),
       });
       this.lastChunkReads = memory.chunkReads;
     } while (!result.consistent && attempt < this.options.attempts);
+    const pidNs = this.profile.addresses.initPidNs;
+    const hiddenProcesses = result.consistent && pidNs && this.options.detectHidden
+      ? findHiddenProcesses(kernel, this.profile, addr(pidNs) + this.location.virtualSlide, new Set(result.processes.map((p) => p.pid)))
+      : undefined;
     const l = this.location;
     return {
       takenAt: new Date().toISOString(),
@@ -191,6 +206,7 @@ export class GuestIntrospector {
         directMapBase: hex(l.directMapBase),
       },
       processes: result.processes,
+      ...(hiddenProcesses ? { hiddenProcesses } : {}),
     };
   }
 

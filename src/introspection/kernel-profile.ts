@@ -35,6 +35,8 @@ export const DETAIL_MEMBERS = [
   'files_struct.fdt', 'fdtable.fd', 'fdtable.max_fds', 'mm_struct.exe_file', 'file.f_path', 'file.f_inode',
   'inode.i_ino', 'dentry.d_parent', 'dentry.d_name', 'qstr.name', 'vfsmount.mnt_root', 'vfsmount.mnt_sb',
   'mount.mnt', 'mount.mnt_parent', 'mount.mnt_mountpoint', 'super_block.s_type', 'file_system_type.name',
+  // The PID map (an IDR, i.e. an XArray of struct pid) for hidden-process detection.
+  'pid_namespace.idr', 'xarray.xa_head', 'xa_node.shift', 'xa_node.slots', 'pid.tasks', 'task_struct.pid_links',
 ] as const;
 type OffsetKey<S> = S extends `${infer A}.${infer B}` ? `${A}__${B}` : never;
 export type DetailOffset = OffsetKey<(typeof DETAIL_MEMBERS)[number]>;
@@ -64,6 +66,8 @@ export const KernelProfileSchema = Type.Object({
     linuxBanner: Hex,
     /** jiffies_64, when known (profiles from guest memory): tells a live kernel from a stale image. */
     jiffies: Type.Optional(Hex),
+    /** init_pid_ns, when known (profiles from guest memory): its PID map finds hidden processes. */
+    initPidNs: Type.Optional(Hex),
   }),
   /**
    * Optional: how /proc names work-queue workers ("kworker/0:1-events", wq_worker_comm()). Kernels

@@ -1,4 +1,5 @@
 // The process table as the introspector reports it (and the sidecar serves it as JSON).
+import type { HiddenProcess } from './hidden-processes.ts';
 
 export interface GuestProcess {
   pid: number;
@@ -48,6 +49,12 @@ export interface ProcessSnapshot {
     directMapBase: string;
   };
   processes: GuestProcess[];
+  /**
+   * Processes the kernel's PID map knows but the task list does not (a rootkit unlinked them), in
+   * consistent snapshots whose profile allows the check (profiles from guest memory). A process
+   * forked during the walk can show up here once: the sidecar alerts when one stays hidden.
+   */
+  hiddenProcesses?: HiddenProcess[];
 }
 
 // include/linux/sched.h

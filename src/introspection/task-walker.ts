@@ -148,12 +148,13 @@ function readTask(ctx: WalkContext, b: Buffer, task: bigint): GuestProcess | und
   // proc_task_name(): work-queue workers, then kernel threads by full name, else task->comm.
   let name = comm;
   let commTruncated = false;
-  if (flags & PF_WQ_WORKER) {
-    name = workqueueWorkerName(kernel, profile, b, comm);
-  } else if (kernelThread) {
+  if (kernelThread) {
+    // The full name where the kernel keeps one (6.12 shows it for work-queue rescuers too,
+    // "kworker/R-kvfree_rcu_reclaim"), then a worker's current work queue.
     const full = kthreadFullName(kernel, profile, b);
     if (full !== undefined) name = full;
     else commTruncated = comm.length === t.comm.size - 1;
+    if (flags & PF_WQ_WORKER) name = workqueueWorkerName(kernel, profile, b, name);
   }
   const mm = b.readBigUInt64LE(t.mm.offset);
   const { args: cmdline, truncated: cmdlineTruncated } = !kernelThread && mm !== 0n ? readCmdline(ctx, mm) : { args: [], truncated: false };

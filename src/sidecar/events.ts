@@ -1,7 +1,7 @@
 // Events the process mapper publishes on /events (server-sent events), as JSON.
 import type { GuestProcess } from '../introspection/process-info.ts';
 
-export type AlertRule = 'ProcessOutsideBaseline' | 'RootShellFromNetworkService';
+export type AlertRule = 'ProcessOutsideBaseline' | 'RootShellFromNetworkService' | 'HiddenProcess';
 
 export type MapperEvent =
   | { type: 'process-start'; time: string; process: GuestProcess }

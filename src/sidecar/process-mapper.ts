@@ -147,6 +147,7 @@ export class ProcessMapper {
     this.lastError = undefined;
     const previous = this.current;
     this.current = snapshot;
+    this.judgeHidden(previous, snapshot);
     if (!previous) {
       this.judge(snapshot.processes, snapshot);
       return;
@@ -202,7 +203,7 @@ export class ProcessMapper {
   private judge(newProcesses: GuestProcess[], snapshot: ProcessSnapshot): void {
     const byPid = new Map(snapshot.processes.map((p) => [p.pid, p]));
     // Forget alerts of processes that are gone, so the set stays as small as the process table.
-    const present = new Set(snapshot.processes.map(processKey));
+    const present = new Set([...snapshot.processes.map(processKey), ...(snapshot.hiddenProcesses ?? []).map((h) => `${h.pid}@${h.startTimeNs}`)]);
     for (const key of this.alerted) if (!present.has(key.slice(0, key.indexOf('|')))) this.alerted.delete(key);
     for (const a of this.baseline.judge(newProcesses, byPid)) {
       // One alert per rule and program of a process, even when it is seen again after a re-attach.
@@ -212,6 +213,27 @@ export class ProcessMapper {
       this.deps.metrics.alerts.inc({ rule: a.rule });
       this.deps.logger.warn('Raised process alert', { vmi: this.vmiName(), rule: a.rule, pid: a.process.pid, comm: a.process.comm, message: a.message });
       this.publish({ type: 'alert', time: snapshot.takenAt, rule: a.rule, message: a.message, process: a.process, ...(a.parent ? { parent: a.parent } : {}) });
+    }
+  }
+
+  /**
+   * HiddenProcess: a process the kernel's PID map has and the task list does not, in two
+   * consecutive consistent snapshots (one could be a fork that raced the walk). Once per process.
+   */
+  private judgeHidden(previous: ProcessSnapshot | undefined, snapshot: ProcessSnapshot): void {
+    const before = new Set((previous?.hiddenProcesses ?? []).map((h) => `${h.pid}@${h.startTimeNs}`));
+    for (const h of snapshot.hiddenProcesses ?? []) {
+      const key = `${h.pid}@${h.startTimeNs}|HiddenProcess`;
+      if (!before.has(`${h.pid}@${h.startTimeNs}`) || this.alerted.has(key)) continue;
+      this.alerted.add(key);
+      const process: GuestProcess = {
+        pid: h.pid, ppid: 0, comm: h.comm, commTruncated: false, uid: -1, euid: -1, gid: -1, state: '?', startTimeNs: h.startTimeNs,
+        kernelThread: false, cmdline: [], cmdlineTruncated: false, args: `[${h.comm}]`,
+      };
+      const message = `process ${h.pid} (${h.comm}) is in the kernel's PID map but hidden from the task list (task_struct ${h.task})`;
+      this.deps.metrics.alerts.inc({ rule: 'HiddenProcess' });
+      this.deps.logger.warn('Raised process alert', { vmi: this.vmiName(), rule: 'HiddenProcess', pid: h.pid, comm: h.comm, message });
+      this.publish({ type: 'alert', time: snapshot.takenAt, rule: 'HiddenProcess', message, process });
     }
   }
 

@@ -15,6 +15,7 @@ import type { ProcessSnapshot } from '../../../src/introspection/process-info.ts
 import { QemuGuest } from '../../support/guest/qemu-guest.ts';
 import { asPsRow, guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../../support/guest/scenario.ts';
 import { DEBIAN_KERNELS } from '../../support/guest/debian-kernel.ts';
+import { hideProcessFromTaskList } from '../../support/guest/dkom.ts';
 import { testGuestAssets } from '../../support/guest/test-guest.ts';
 
 const byPid = (rows: PsRow[]) => [...rows].sort((a, b) => a.pid - b.pid);
@@ -192,6 +193,20 @@ for (const variant of [
       const startTicks = Number(stat!.slice(stat!.lastIndexOf(')') + 2).split(' ')[19]);
       assert.equal(Math.floor(p.startTimeNs / 1e7), startTicks);
       await guest.run(`kill ${p.pid}`);
+    });
+
+    // Profiles from images know no init_pid_ns; the check runs with profiles from guest memory.
+    if (!variant.configMap) it('finds a process hidden from the task list (DKOM, made by a test-only write) in the kernel\'s PID map', async () => {
+      await guest.run('sleep 100077 &');
+      const p = await waitForSnapshot(introspector, (s) => s.processes.find((x) => x.args === 'sleep 100077'), 30_000);
+      assert.deepEqual(introspector.snapshot().hiddenProcesses, []);
+      hideProcessFromTaskList(guest.pid, introspector, p.pid);
+      const after = introspector.snapshot();
+      assert.ok(after.consistent, after.problems.join('; '));
+      assert.ok(!after.processes.some((x) => x.pid === p.pid), 'the hidden process is still on the task list');
+      assert.deepEqual(after.hiddenProcesses?.map((h) => [h.pid, h.comm, h.startTimeNs]), [[p.pid, 'sleep', p.startTimeNs]]);
+      // The guest's own /proc (which looks pids up in the same map) still has it: that is the point.
+      assert.match(await guest.run(`cat /proc/${p.pid}/comm`), /^sleep$/m);
     });
 
     it('refuses a profile of another kernel build, naming the running one', () => {

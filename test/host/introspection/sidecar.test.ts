@@ -8,10 +8,12 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { GuestIntrospector } from '../../../src/introspection/guest-introspector.ts';
 import type { ProcessSnapshot } from '../../../src/introspection/process-info.ts';
 import type { MapperEvent } from '../../../src/sidecar/events.ts';
 import { QemuGuest, type BootOptions } from '../../support/guest/qemu-guest.ts';
 import { DEBIAN_KERNELS } from '../../support/guest/debian-kernel.ts';
+import { hideProcessFromTaskList } from '../../support/guest/dkom.ts';
 import { buildInitramfs } from '../../support/guest/initramfs.ts';
 import { kexecFiles, kexecIntoNextKernel } from '../../support/guest/kexec.ts';
 import { KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs } from '../../support/guest/scenario.ts';
@@ -148,6 +150,29 @@ describe('process-mapper sidecar against a running guest', function () {
     assert.match(text, /hyperspector_process_mapper_alerts_total\{rule="ProcessOutsideBaseline"\} [1-9]/);
     assert.match(text, /hyperspector_process_mapper_guest_attached 1/);
     assert.match(text, /hyperspector_process_mapper_kernel_profile_info\{source="guest-memory",release="6\.1\.[^"]+"\} 1/);
+  });
+
+  it('alerts on a process hidden from the task list (DKOM, made by a test-only write)', async () => {
+    await guest.run('sleep 100088 &');
+    // A second, read-only reader in the test finds the task to unlink.
+    const local = GuestIntrospector.attachToQemu(guest.pid, []);
+    try {
+      const deadline = Date.now() + 30_000;
+      let p = local.snapshot().processes.find((x) => x.args === 'sleep 100088');
+      while (!p) {
+        if (Date.now() > deadline) throw new Error('sleep 100088 never showed up');
+        await new Promise((resolve) => setTimeout(resolve, 100)); // polling period, not a wait for the world
+        p = local.snapshot().processes.find((x) => x.args === 'sleep 100088');
+      }
+      const from = sidecar.events.length;
+      hideProcessFromTaskList(guest.pid, local, p.pid);
+      const alert = await sidecar.waitForEvent((e) => e.type === 'alert' && e.rule === 'HiddenProcess' && e.process.pid === p.pid, 4 * POLL_MS + 2000, from);
+      assert.match((alert.event as Extract<MapperEvent, { type: 'alert' }>).message, /hidden from the task list/);
+      const text = await (await fetch(`${sidecar.baseUrl}/metrics`)).text();
+      assert.match(text, /hyperspector_process_mapper_alerts_total\{rule="HiddenProcess"\} 1/);
+    } finally {
+      local.close();
+    }
   });
 
   it('picks up a reboot into another kernel series inside the same QEMU process (kexec 6.1 → 6.12)', async () => {
