@@ -211,7 +211,7 @@ export function profileFromGuest(memory: PhysicalMemory, running: RunningKernelS
       ...(kallsyms.address('jiffies_64') !== undefined ? { jiffies: hex(kallsyms.address('jiffies_64')! - slide) } : {}),
       ...(kallsyms.address('init_pid_ns') !== undefined ? { initPidNs: hex(kallsyms.address('init_pid_ns')! - slide) } : {}),
     },
-    ...workqueueWorkers(btf),
+    ...workqueueWorkers(btf, release),
     ...kthreadFullName(btf),
     ...detailOffsets(btf),
     structs: structLayoutsFromBtf(btf),

@@ -74,7 +74,7 @@ export function buildKernelProfile(input: ProfileBuildInput): KernelProfile {
       initMm: hex(initMm),
       linuxBanner: hex(linuxBanner),
     },
-    ...workqueueWorkers(btf),
+    ...workqueueWorkers(btf, banner.release),
     ...kthreadFullName(btf),
     ...detailOffsets(btf),
     structs,
@@ -123,7 +123,7 @@ export function kthreadFullName(btf: Btf): Pick<KernelProfile, 'kthreadFullName'
 }
 
 /** Layout for naming work-queue workers like /proc does; absent when this kernel differs (pre-5.17). */
-export function workqueueWorkers(btf: Btf): Pick<KernelProfile, 'workqueueWorkers'> {
+export function workqueueWorkers(btf: Btf, release: string): Pick<KernelProfile, 'workqueueWorkers'> {
   try {
     const task = btf.findMember(btf.struct('task_struct'), 'worker_private');
     const data = btf.findMember(btf.struct('kthread'), 'data');
@@ -139,12 +139,20 @@ export function workqueueWorkers(btf: Btf): Pick<KernelProfile, 'workqueueWorker
         workerDesc: { offset: desc.byteOffset, size: desc.size },
         workerCurrentWorkOffset: currentWork.byteOffset,
         workerPoolOffset: pool.byteOffset,
+        fullName: kernelAtLeast(release, 6, 9),
       },
     };
   } catch (err) {
     if (err instanceof BtfError) return {};
     throw err;
   }
+}
+
+/** Whether a release ("6.12.117+deb12-amd64") is at least major.minor. */
+export function kernelAtLeast(release: string, major: number, minor: number): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return false;
+  return Number(m[1]) > major || (Number(m[1]) === major && Number(m[2]) >= minor);
 }
 
 function layout<K extends string>(btf: Btf, structName: string, members: readonly K[]) {

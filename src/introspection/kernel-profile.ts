@@ -79,6 +79,12 @@ export const KernelProfileSchema = Type.Object({
     workerDesc: Member,
     workerCurrentWorkOffset: Type.Integer({ minimum: 0 }),
     workerPoolOffset: Type.Integer({ minimum: 0 }),
+    /**
+     * Whether /proc builds a worker's name on the kthread's full name rather than task->comm:
+     * seen on 6.12 ("kworker/R-kvfree_rcu_reclaim") and not on 6.1 ("quota_events_un"); taken as
+     * kernels from 6.9 on, where rescuers were renamed "kworker/R-<queue>".
+     */
+    fullName: Type.Optional(Type.Boolean()),
   })),
   /**
    * Optional: where a kernel thread's full name lives (kthread->full_name, 5.17+), which /proc shows

@@ -148,9 +148,12 @@ function readTask(ctx: WalkContext, b: Buffer, task: bigint): GuestProcess | und
   // proc_task_name(): work-queue workers, then kernel threads by full name, else task->comm.
   let name = comm;
   let commTruncated = false;
-  if (kernelThread) {
-    // The full name where the kernel keeps one (6.12 shows it for work-queue rescuers too,
-    // "kworker/R-kvfree_rcu_reclaim"), then a worker's current work queue.
+  if (flags & PF_WQ_WORKER && !profile.workqueueWorkers?.fullName) {
+    // wq_worker_comm() on task->comm (6.1: a rescuer shows "quota_events_un").
+    name = workqueueWorkerName(kernel, profile, b, comm);
+  } else if (kernelThread) {
+    // get_kthread_comm(): the full name where the kernel keeps one; newer kernels (6.12) build a
+    // worker's name on it too ("kworker/R-kvfree_rcu_reclaim").
     const full = kthreadFullName(kernel, profile, b);
     if (full !== undefined) name = full;
     else commTruncated = comm.length === t.comm.size - 1;

@@ -182,8 +182,9 @@ describe('process-mapper sidecar against a running guest', function () {
     const attached = await sidecar.waitForEvent((e) => e.type === 'guest-attached' && e.qemuPid === guest.pid && e.kernelRelease === next().profile.kernel.release, 120_000, from);
     assert.ok(attached.event.type === 'guest-attached' && attached.event.profileSource === 'guest-memory');
     process.stderr.write(`[introspection] kexec: detached (${(detached.event as { reason?: string }).reason}), re-attached to ${next().profile.kernel.release} ${attached.at - detached.at} ms later\n`);
-    const health = await sidecar.getJson<{ profileSource?: string; kernelRelease?: string }>('/healthz');
-    assert.deepEqual([health.body.profileSource, health.body.kernelRelease], ['guest-memory', next().profile.kernel.release]);
+    // The first snapshot of the new kernel follows the attach within a poll.
+    const health = await sidecar.waitForJson<{ profileSource?: string; kernelRelease?: string }>('/healthz', (b) => b.kernelRelease !== undefined, 3 * POLL_MS);
+    assert.deepEqual([health.profileSource, health.kernelRelease], ['guest-memory', next().profile.kernel.release]);
     assert.match(await guest.run('cat /proc/version'), new RegExp(next().profile.kernel.release.replace(/[.+]/g, '\\$&')));
     // And the new kernel's processes are mapped.
     const marker = sidecar.events.length;

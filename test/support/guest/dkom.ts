@@ -20,9 +20,10 @@ export function hideProcessFromTaskList(qemuPid: number, introspector: GuestIntr
   const initTasks = location.initTask + tasksOffset;
   // init_task lives in the kernel image, every other task in the direct map.
   const physical = (virtual: bigint) => (virtual === initTasks ? imagePhysical(location, addr(profile.addresses.initTask) + tasksOffset) : virtual - location.directMapBase);
-  const range = memory.ranges[0] as { guestPhysical: bigint; size: number; backingOffset: number };
   const host = (p: bigint) => {
-    if (p < range.guestPhysical || p + 8n > range.guestPhysical + BigInt(range.size)) throw new Error(`physical 0x${p.toString(16)} outside the first RAM range`);
+    const range = (memory.ranges as ReadonlyArray<{ guestPhysical: bigint; size: number; backingOffset: number }>)
+      .find((r) => p >= r.guestPhysical && p + 8n <= r.guestPhysical + BigInt(r.size));
+    if (!range) throw new Error(`physical 0x${p.toString(16)} outside guest RAM`);
     return range.backingOffset + Number(p - range.guestPhysical);
   };
   const u64 = (v: bigint) => {
