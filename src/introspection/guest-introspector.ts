@@ -10,6 +10,7 @@ import { ChunkArena, ChunkedSnapshotMemory, FilePhysicalMemory, type PhysicalMem
 import type { ProcessSnapshot } from './process-info.ts';
 import { parseMaps, parseQemuCommandLine, readCommandLine } from './qemu-process.ts';
 import { findHiddenProcesses } from './hidden-processes.ts';
+import { findHiddenModules, listModules } from './kernel-modules.ts';
 import { readProcessDetails, type ProcessDetails } from './process-details.ts';
 import { walkTasks } from './task-walker.ts';
 
@@ -189,6 +190,11 @@ export class GuestIntrospector {
     const hiddenProcesses = result.consistent && pidNs && this.options.detectHidden
       ? findHiddenProcesses(kernel, this.profile, addr(pidNs) + this.location.virtualSlide, new Set(result.processes.map((p) => p.pid)))
       : undefined;
+    const { modules: modulesHead, moduleKset } = this.profile.addresses;
+    const modules = modulesHead ? listModules(kernel, this.profile, addr(modulesHead) + this.location.virtualSlide) : undefined;
+    const hiddenModules = modules && moduleKset && this.options.detectHidden
+      ? findHiddenModules(kernel, this.profile, addr(moduleKset) + this.location.virtualSlide, modules)
+      : undefined;
     const l = this.location;
     return {
       takenAt: new Date().toISOString(),
@@ -207,6 +213,8 @@ export class GuestIntrospector {
       },
       processes: result.processes,
       ...(hiddenProcesses ? { hiddenProcesses } : {}),
+      ...(modules ? { modules } : {}),
+      ...(hiddenModules ? { hiddenModules } : {}),
     };
   }
 

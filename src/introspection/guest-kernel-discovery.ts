@@ -33,7 +33,7 @@ export interface DiscoveredKernel {
 /** Symbols a profile needs; kallsyms has them when the kernel has CONFIG_KALLSYMS_ALL (all distributions). */
 const PROFILE_SYMBOLS = ['_text', 'init_task', 'init_mm', 'linux_banner', '__start_BTF', '__stop_BTF'] as const;
 /** Used when present: jiffies_64 tells a live kernel from a stale image left in RAM. */
-const OPTIONAL_SYMBOLS = ['jiffies_64', 'init_pid_ns'] as const;
+const OPTIONAL_SYMBOLS = ['jiffies_64', 'init_pid_ns', 'modules', 'module_kset'] as const;
 /**
  * How long attaching waits for jiffies to move. An idle tickless (NO_HZ) kernel updates jiffies
  * only when it wakes up: gaps of 0.6 s were measured on an idle 6.12 guest under TCG. Only the
@@ -210,6 +210,8 @@ export function profileFromGuest(memory: PhysicalMemory, running: RunningKernelS
       linuxBanner: link('linux_banner'),
       ...(kallsyms.address('jiffies_64') !== undefined ? { jiffies: hex(kallsyms.address('jiffies_64')! - slide) } : {}),
       ...(kallsyms.address('init_pid_ns') !== undefined ? { initPidNs: hex(kallsyms.address('init_pid_ns')! - slide) } : {}),
+      ...(kallsyms.address('modules') !== undefined ? { modules: hex(kallsyms.address('modules')! - slide) } : {}),
+      ...(kallsyms.address('module_kset') !== undefined ? { moduleKset: hex(kallsyms.address('module_kset')! - slide) } : {}),
     },
     ...workqueueWorkers(btf, release),
     ...kthreadFullName(btf),

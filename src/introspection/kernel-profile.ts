@@ -37,6 +37,8 @@ export const DETAIL_MEMBERS = [
   'mount.mnt', 'mount.mnt_parent', 'mount.mnt_mountpoint', 'super_block.s_type', 'file_system_type.name',
   // The PID map (an IDR, i.e. an XArray of struct pid) for hidden-process detection.
   'pid_namespace.idr', 'xarray.xa_head', 'xa_node.shift', 'xa_node.slots', 'pid.tasks', 'task_struct.pid_links',
+  // Loaded modules (the `modules` list) and their sysfs kobjects (module_kset) for hidden modules.
+  'module.list', 'module.name', 'module.state', 'module.mkobj', 'module_kobject.mod', 'kobject.entry', 'kset.list',
 ] as const;
 type OffsetKey<S> = S extends `${infer A}.${infer B}` ? `${A}__${B}` : never;
 export type DetailOffset = OffsetKey<(typeof DETAIL_MEMBERS)[number]>;
@@ -68,6 +70,9 @@ export const KernelProfileSchema = Type.Object({
     jiffies: Type.Optional(Hex),
     /** init_pid_ns, when known (profiles from guest memory): its PID map finds hidden processes. */
     initPidNs: Type.Optional(Hex),
+    /** `modules` (list head) and `module_kset` (a pointer), when known: loaded and hidden modules. */
+    modules: Type.Optional(Hex),
+    moduleKset: Type.Optional(Hex),
   }),
   /**
    * Optional: how /proc names work-queue workers ("kworker/0:1-events", wq_worker_comm()). Kernels

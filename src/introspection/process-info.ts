@@ -1,5 +1,6 @@
 // The process table as the introspector reports it (and the sidecar serves it as JSON).
 import type { HiddenProcess } from './hidden-processes.ts';
+import type { GuestModule } from './kernel-modules.ts';
 
 export interface GuestProcess {
   pid: number;
@@ -55,6 +56,10 @@ export interface ProcessSnapshot {
    * forked during the walk can show up here once: the sidecar alerts when one stays hidden.
    */
   hiddenProcesses?: HiddenProcess[];
+  /** Loaded kernel modules (/proc/modules), when the profile knows `modules` (profiles from guest memory). */
+  modules?: GuestModule[];
+  /** Modules with a /sys/module kobject but unlinked from the module list (a hiding rootkit). */
+  hiddenModules?: GuestModule[];
 }
 
 // include/linux/sched.h

@@ -64,6 +64,7 @@ export class ProcessMapper {
   private attachFailures = 0;
   private nextAttachAt = 0;
   private readonly alerted = new Set<string>();
+  private readonly alertedModules = new Set<string>();
 
   constructor(private readonly deps: ProcessMapperDeps) {
     this.baseline = new Baseline(deps.baseline, deps.clock);
@@ -110,6 +111,15 @@ export class ProcessMapper {
   /** One poll: (re)attach if needed, snapshot, publish differences. Never throws. */
   pollOnce(): void {
     this.lastPollAt = this.deps.clock.now();
+    try {
+      this.poll();
+    } finally {
+      // A poll that just ended is recent, however long attaching (a first BTF read) took.
+      this.lastPollAt = this.deps.clock.now();
+    }
+  }
+
+  private poll(): void {
     const { logger, metrics } = this.deps;
     const pid = this.deps.findQemu(this.deps.vmi);
     if (this.introspector && pid !== this.qemuPid) {
@@ -148,6 +158,7 @@ export class ProcessMapper {
     const previous = this.current;
     this.current = snapshot;
     this.judgeHidden(previous, snapshot);
+    this.judgeHiddenModules(previous, snapshot);
     if (!previous) {
       this.judge(snapshot.processes, snapshot);
       return;
@@ -234,6 +245,20 @@ export class ProcessMapper {
       this.deps.metrics.alerts.inc({ rule: 'HiddenProcess' });
       this.deps.logger.warn('Raised process alert', { vmi: this.vmiName(), rule: 'HiddenProcess', pid: h.pid, comm: h.comm, message });
       this.publish({ type: 'alert', time: snapshot.takenAt, rule: 'HiddenProcess', message, process });
+    }
+  }
+
+  /** HiddenModule: a module hidden in two consecutive consistent snapshots; once per module. */
+  private judgeHiddenModules(previous: ProcessSnapshot | undefined, snapshot: ProcessSnapshot): void {
+    const before = new Set((previous?.hiddenModules ?? []).map((m) => `${m.name}@${m.address}`));
+    for (const m of snapshot.hiddenModules ?? []) {
+      const key = `module:${m.name}@${m.address}`;
+      if (!before.has(`${m.name}@${m.address}`) || this.alertedModules.has(key)) continue;
+      this.alertedModules.add(key);
+      const message = `kernel module ${m.name} (struct module ${m.address}) is in /sys/module but hidden from the module list`;
+      this.deps.metrics.alerts.inc({ rule: 'HiddenModule' });
+      this.deps.logger.warn('Raised module alert', { vmi: this.vmiName(), rule: 'HiddenModule', module: m.name, message });
+      this.publish({ type: 'alert', time: snapshot.takenAt, rule: 'HiddenModule', message, module: m });
     }
   }
 

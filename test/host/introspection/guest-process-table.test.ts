@@ -15,7 +15,7 @@ import type { ProcessSnapshot } from '../../../src/introspection/process-info.ts
 import { QemuGuest } from '../../support/guest/qemu-guest.ts';
 import { asPsRow, guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../../support/guest/scenario.ts';
 import { DEBIAN_KERNELS } from '../../support/guest/debian-kernel.ts';
-import { hideProcessFromTaskList } from '../../support/guest/dkom.ts';
+import { hideModuleFromList, hideProcessFromTaskList } from '../../support/guest/dkom.ts';
 import { testGuestAssets } from '../../support/guest/test-guest.ts';
 
 const byPid = (rows: PsRow[]) => [...rows].sort((a, b) => a.pid - b.pid);
@@ -207,6 +207,22 @@ for (const variant of [
       assert.deepEqual(after.hiddenProcesses?.map((h) => [h.pid, h.comm, h.startTimeNs]), [[p.pid, 'sleep', p.startTimeNs]]);
       // The guest's own /proc (which looks pids up in the same map) still has it: that is the point.
       assert.match(await guest.run(`cat /proc/${p.pid}/comm`), /^sleep$/m);
+    });
+
+    if (!variant.configMap) it('lists the loaded kernel modules as /proc/modules does, and finds one hidden from the module list (test-only write)', async () => {
+      await guest.run('insmod /lib/modules/dummy.ko');
+      const before = introspector.snapshot();
+      const guestModules = (await guest.run('cat /proc/modules')).trim().split('\n').map((l) => l.split(' ')[0]!).sort();
+      assert.ok(guestModules.includes('dummy'), guestModules.join(' '));
+      assert.deepEqual(before.modules?.map((m) => m.name).sort(), guestModules);
+      assert.deepEqual(before.hiddenModules, []);
+      hideModuleFromList(guest.pid, introspector, 'dummy');
+      const after = introspector.snapshot();
+      assert.ok(!after.modules!.some((m) => m.name === 'dummy'));
+      assert.deepEqual(after.hiddenModules?.map((m) => [m.name, m.state]), [['dummy', 'Live']]);
+      // Hidden from /proc/modules too, still in /sys/module: what the rule looks for.
+      assert.doesNotMatch(await guest.run('cat /proc/modules'), /^dummy /m);
+      assert.match(await guest.run('ls -d /sys/module/dummy'), /\/sys\/module\/dummy/);
     });
 
     it('refuses a profile of another kernel build, naming the running one', () => {

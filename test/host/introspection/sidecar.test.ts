@@ -99,7 +99,7 @@ describe('process-mapper sidecar against a running guest', function () {
     assert.deepEqual(started.cmdline, ['/bin/sh', '/usr/bin/intruder-tool', '--exfiltrate', '/etc/passwd']);
 
     const alert = await sidecar.waitForEvent((e) => e.type === 'alert' && e.rule === 'ProcessOutsideBaseline' && e.process.pid === pid, 2 * POLL_MS + 500, from);
-    assert.match((alert.event as Extract<MapperEvent, { type: 'alert' }>).message, /intruder-tool/);
+    assert.match((alert.event as Extract<MapperEvent, { type: 'alert'; process: unknown }>).message, /intruder-tool/);
 
     await guest.run(`kill ${pid}`);
     const killedAt = Date.now();
@@ -123,7 +123,7 @@ describe('process-mapper sidecar against a running guest', function () {
     const from = sidecar.events.length;
     await guest.run('/usr/sbin/nginx &');
     const alert = await sidecar.waitForEvent((e) => e.type === 'alert' && e.rule === 'RootShellFromNetworkService', 2 * POLL_MS + 1500, from);
-    const a = alert.event as Extract<MapperEvent, { type: 'alert' }>;
+    const a = alert.event as Extract<MapperEvent, { type: 'alert'; process: unknown }>;
     assert.equal(a.process.comm, 'sh');
     assert.equal(a.parent?.comm, 'nginx');
   });
@@ -167,7 +167,7 @@ describe('process-mapper sidecar against a running guest', function () {
       const from = sidecar.events.length;
       hideProcessFromTaskList(guest.pid, local, p.pid);
       const alert = await sidecar.waitForEvent((e) => e.type === 'alert' && e.rule === 'HiddenProcess' && e.process.pid === p.pid, 4 * POLL_MS + 2000, from);
-      assert.match((alert.event as Extract<MapperEvent, { type: 'alert' }>).message, /hidden from the task list/);
+      assert.match((alert.event as Extract<MapperEvent, { type: 'alert'; process: unknown }>).message, /hidden from the task list/);
       const text = await (await fetch(`${sidecar.baseUrl}/metrics`)).text();
       assert.match(text, /hyperspector_process_mapper_alerts_total\{rule="HiddenProcess"\} 1/);
     } finally {

@@ -71,3 +71,29 @@ export function ensureDebianKernel(metaPackage: string = DEBIAN_KERNELS['bookwor
   log(`cached in ${dir}`);
   return result;
 }
+
+/**
+ * One module of a cached Debian kernel (e.g. "drivers/net/dummy.ko"), extracted from the same
+ * package into <cache>/<package>_<version>/modules/ on first use (the package is downloaded again).
+ */
+export function ensureDebianKernelModule(kernel: DebianKernel, relativePath: string): string {
+  const dir = join(GUEST_CACHE, `${kernel.packageName}_${kernel.version}`, 'modules');
+  const out = join(dir, relativePath.split('/').pop()!);
+  if (existsSync(out)) return out;
+  const release = kernel.packageName.replace(/^linux-image-/, '');
+  const work = join(GUEST_CACHE, `.tmp-module-${process.pid}`);
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(join(work, 'x'), { recursive: true });
+  try {
+    log(`downloading ${kernel.packageName} ${kernel.version} for ${relativePath}`);
+    execFileSync('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', `${kernel.packageName}=${kernel.version}`], { cwd: work, stdio: ['ignore', 'ignore', 'inherit'] });
+    const deb = readdirSync(work).find((f) => f.endsWith('.deb'))!;
+    const member = `./lib/modules/${release}/kernel/${relativePath}`;
+    execFileSync('sh', ['-c', 'dpkg-deb --fsys-tarfile "$1" | tar -x -C x "$2"', 'sh', deb, member], { cwd: work, stdio: 'inherit' });
+    mkdirSync(dir, { recursive: true });
+    renameSync(join(work, 'x', member), out);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return out;
+}

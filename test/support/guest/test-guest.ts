@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { buildKernelProfile } from '../../../src/introspection/kernel-profile-builder.ts';
 import type { KernelProfile } from '../../../src/introspection/kernel-profile.ts';
-import { DEBIAN_KERNELS, ensureDebianKernel, type DebianKernel } from './debian-kernel.ts';
+import { DEBIAN_KERNELS, ensureDebianKernel, ensureDebianKernelModule, type DebianKernel } from './debian-kernel.ts';
 import { buildInitramfs } from './initramfs.ts';
 import { buildStaticGuestProgram } from './kexec.ts';
 import { SCENARIO_FILES } from './scenario.ts';
@@ -25,7 +25,9 @@ export function testGuestAssets(kernelPackage: string = DEBIAN_KERNELS['bookworm
   if (hit) return hit;
   const kernel = ensureDebianKernel(kernelPackage);
   const profile = buildKernelProfile({ kernelImage: readFileSync(kernel.vmlinuz), fileName: kernel.vmlinuz });
-  const assets = { kernel, profile, initrd: buildInitramfs(SCENARIO_FILES_WITH_WORKLOAD()) };
+  // A module without dependencies to load (and hide) in the hidden-module test.
+  const module = { '/lib/modules/dummy.ko': { fromFile: ensureDebianKernelModule(kernel, 'drivers/net/dummy.ko') } };
+  const assets = { kernel, profile, initrd: buildInitramfs({ ...SCENARIO_FILES_WITH_WORKLOAD(), ...module }) };
   cached.set(kernelPackage, assets);
   return assets;
 }
