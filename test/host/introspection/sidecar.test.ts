@@ -12,8 +12,8 @@ import { GuestIntrospector } from '../../../src/introspection/guest-introspector
 import type { ProcessSnapshot } from '../../../src/introspection/process-info.ts';
 import type { MapperEvent } from '../../../src/sidecar/events.ts';
 import { QemuGuest, type BootOptions } from '../../support/guest/qemu-guest.ts';
-import { DEBIAN_KERNELS } from '../../support/guest/debian-kernel.ts';
-import { hideProcessFromTaskList } from '../../support/guest/dkom.ts';
+import { DEBIAN_KERNELS, ensureDebianKernelModule } from '../../support/guest/debian-kernel.ts';
+import { hideModuleFromList, hideProcessFromTaskList } from '../../support/guest/dkom.ts';
 import { buildInitramfs } from '../../support/guest/initramfs.ts';
 import { kexecFiles, kexecIntoNextKernel } from '../../support/guest/kexec.ts';
 import { KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs } from '../../support/guest/scenario.ts';
@@ -39,7 +39,11 @@ describe('process-mapper sidecar against a running guest', function () {
 
   before(async () => {
     // The guest can kexec into the 6.12 kernel (with the plain scenario initramfs).
-    const initrd = buildInitramfs({ ...SCENARIO_FILES_WITH_WORKLOAD(), ...kexecFiles(next().kernel.vmlinuz, first().initrd) });
+    const initrd = buildInitramfs({
+      ...SCENARIO_FILES_WITH_WORKLOAD(),
+      '/lib/modules/dummy.ko': { fromFile: ensureDebianKernelModule(first().kernel, 'drivers/net/dummy.ko') },
+      ...kexecFiles(next().kernel.vmlinuz, first().initrd),
+    });
     boot = { kernel: first().kernel.vmlinuz, initrd, kaslr: true, memoryMiB: 384, ...vmi };
     guest = await QemuGuest.boot(boot);
     for (const line of START_KNOWN_PROCESSES) await guest.run(line);
@@ -170,6 +174,21 @@ describe('process-mapper sidecar against a running guest', function () {
       assert.match((alert.event as Extract<MapperEvent, { type: 'alert'; process: unknown }>).message, /hidden from the task list/);
       const text = await (await fetch(`${sidecar.baseUrl}/metrics`)).text();
       assert.match(text, /hyperspector_process_mapper_alerts_total\{rule="HiddenProcess"\} 1/);
+    } finally {
+      local.close();
+    }
+  });
+
+  it('alerts on a kernel module hidden from the module list (test-only write)', async () => {
+    await guest.run('insmod /lib/modules/dummy.ko');
+    const local = GuestIntrospector.attachToQemu(guest.pid, []);
+    try {
+      const from = sidecar.events.length;
+      hideModuleFromList(guest.pid, local, 'dummy');
+      const alert = await sidecar.waitForEvent((e) => e.type === 'alert' && e.rule === 'HiddenModule', 4 * POLL_MS + 2000, from);
+      const a = alert.event as Extract<MapperEvent, { rule: 'HiddenModule' }>;
+      assert.equal(a.module.name, 'dummy');
+      assert.match(a.message, /hidden from the module list/);
     } finally {
       local.close();
     }
