@@ -1,7 +1,8 @@
 // Debian's own kernel package, downloaded (not installed into the host's /boot) and unpacked into
 // a cache keyed by package version: ~/.cache/hyperspector/guest/<package>_<version>/.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { unxzSync } from 'node-liblzma';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -88,10 +89,14 @@ export function ensureDebianKernelModule(kernel: DebianKernel, relativePath: str
     log(`downloading ${kernel.packageName} ${kernel.version} for ${relativePath}`);
     execFileSync('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', `${kernel.packageName}=${kernel.version}`], { cwd: work, stdio: ['ignore', 'ignore', 'inherit'] });
     const deb = readdirSync(work).find((f) => f.endsWith('.deb'))!;
+    // 6.1 ships modules as .ko, 6.12 as .ko.xz (CONFIG_MODULE_COMPRESS_XZ): busybox insmod needs
+    // the plain ELF, so a compressed one is decompressed here.
     const member = `./lib/modules/${release}/kernel/${relativePath}`;
-    execFileSync('sh', ['-c', 'dpkg-deb --fsys-tarfile "$1" | tar -x -C x "$2"', 'sh', deb, member], { cwd: work, stdio: 'inherit' });
+    execFileSync('sh', ['-c', 'dpkg-deb --fsys-tarfile "$1" | tar -x -C x --wildcards "$2" "$2.*" 2>/dev/null; true', 'sh', deb, member], { cwd: work, stdio: 'inherit' });
     mkdirSync(dir, { recursive: true });
-    renameSync(join(work, 'x', member), out);
+    if (existsSync(join(work, 'x', member))) renameSync(join(work, 'x', member), out);
+    else if (existsSync(join(work, 'x', `${member}.xz`))) writeFileSync(out, unxzSync(readFileSync(join(work, 'x', `${member}.xz`))));
+    else throw new Error(`${member} (or .xz) not in ${deb}`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
