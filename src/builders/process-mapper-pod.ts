@@ -71,7 +71,8 @@ export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, se
         volumeMounts: [{ name: 'kernel-profiles', mountPath: KERNEL_PROFILES_MOUNT, readOnly: true }],
       },
     ],
-    volumes: [{ name: 'kernel-profiles', configMap: { name: configMap } }],
+    // Optional: kernels with BTF are profiled from guest memory; the ConfigMap overrides or covers the rest.
+    volumes: [{ name: 'kernel-profiles', configMap: { name: configMap, optional: true } }],
   };
   const hash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
   return {

@@ -59,7 +59,8 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
       }
       const ctx = new RequestContext(url.toString(), req.method);
       await kubeConfig.applySecurityAuthentication(ctx);
-      const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: 'application/json' };
+      // As kubectl asks: aggregated APIs (KubeVirt's subresources) declare routes that produce */*.
+      const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: 'application/json, */*' };
       let body: string | undefined;
       if (req.body !== undefined) {
         body = typeof req.body === 'string' ? req.body : JSON.stringify(req.body);

@@ -333,7 +333,7 @@ export class KubeVirtWorld {
               'cpu-vendor.node.kubevirt.io/Intel': 'true',
               'kubevirt.io/ksm-enabled': 'false',
             },
-            annotations: { 'kubevirt.io/heartbeat': new Date().toISOString() },
+            annotations: { 'kubevirt.io/heartbeat': new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
           },
         },
       });

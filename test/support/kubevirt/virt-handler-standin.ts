@@ -218,7 +218,7 @@ export class VirtHandlerStandIn {
     if (this.unresponsiveNodes.has(vmi.status?.nodeName ?? '')) return;
     const pods = this.launcherPods(vmi);
     const phase: string = vmi.status?.phase ?? '';
-    const now = new Date().toISOString();
+    const now = kubeTime();
     const activePod = pods.find((p) => !p.metadata?.deletionTimestamp && p.spec?.nodeName === vmi.status?.nodeName && p.status?.phase === 'Running');
 
     if (FINAL_PHASES.has(phase)) {
@@ -270,7 +270,7 @@ export class VirtHandlerStandIn {
     const source = vmi.status?.migrationState?.sourcePod as string | undefined;
     const pod = this.launcherPods(vmi).find((p) => p.metadata?.name === source);
     if (!pod) return;
-    const finishedAt = new Date().toISOString();
+    const finishedAt = kubeTime();
     await this.nodeApi
       .request({
         method: 'PATCH',
@@ -361,6 +361,15 @@ export class VirtHandlerStandIn {
 /** The launcher pod runs: phase Running and its compute container running (controller.IsPodReady). */
 function podIsRunning(pod: Pod): boolean {
   return pod.status?.phase === 'Running' && !!pod.status.containerStatuses?.find((c) => c.name === 'compute')?.state?.running;
+}
+
+/**
+ * Now as Kubernetes serializes a metav1.Time: RFC 3339 in whole seconds. KubeVirt's controllers
+ * guard their patches with JSON-patch `test` ops on values they re-serialize from their cache, so
+ * a timestamp written with milliseconds would fail every such test.
+ */
+function kubeTime(): string {
+  return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
 /** A stable digest reference for an image, in the form a container runtime reports. */
