@@ -48,8 +48,14 @@ if [[ ! -f "$work/go.sum" ]]; then
   (cd "$work" && rm -f go.mod && go mod init hyperspector.local/helm-build >/dev/null 2>&1 && go get "helm.sh/helm/v3@$HELM_VERSION" >&2)
 fi
 log "building helm $HELM_VERSION ... (a cold build takes a few minutes on 2 cores)"
-# The same version stamp as helm's Makefile, so `helm version` says what it is.
+# The same stamps as helm's Makefile: its version, and the Kubernetes version `helm template` and
+# `helm lint` assume without a cluster (client-go v0.X.Y -> 1.X; unstamped, helm says v1.20).
+client_go="$(cd "$work" && go list -m -f '{{.Version}}' k8s.io/client-go)"
+k8s_minor="$(echo "$client_go" | cut -d. -f2)"
 ld="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  ld+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+done
 (cd "$work" && go build -trimpath -ldflags "-s -w $ld" -o "$out/.helm.tmp" helm.sh/helm/v3/cmd/helm)
 mv "$out/.helm.tmp" "$out/helm"
 log "built $("$out/helm" version --short) in $(( $(date +%s) - start ))s into $out"

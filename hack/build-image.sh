@@ -48,6 +48,8 @@ if buildah_ inspect --type image "$base_ref" >/dev/null 2>&1; then
 else
   t0=$(date +%s)
   work="$cache_root/image/base-$base_key"
+  # An interrupted debootstrap can leave /proc or /sys mounted in the rootfs: unmount before removing.
+  findmnt -rn -o TARGET | grep "^$work/" | sort -r | xargs -r -n1 umount -l || true
   rm -rf "$work"
   mkdir -p "$work"
   log "debootstrap --variant=minbase $BASE_SUITE (about a minute) ..."
