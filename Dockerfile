@@ -10,6 +10,9 @@ FROM ${NODE_IMAGE} AS node
 
 # --- build: compile TypeScript with the dev dependencies ----------------------------------------
 FROM node AS build
+# A private CA for a TLS-intercepting proxy in front of the npm registry, if there is one: a path
+# inside the build (mounted by the builder), used by npm only; it is not part of the image.
+ARG NODE_EXTRA_CA_CERTS
 WORKDIR /src
 COPY package.json package-lock.json ./
 # --ignore-scripts: the `node` dev dependency would download a second Node binary; tsc needs none.
@@ -20,6 +23,7 @@ RUN npx tsc -p tsconfig.build.json && find dist -name '*.map' -delete
 
 # --- production dependencies only ----------------------------------------------------------------
 FROM node AS deps
+ARG NODE_EXTRA_CA_CERTS
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force

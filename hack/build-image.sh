@@ -89,7 +89,13 @@ ref="localhost/hyperspector/operator:$tag"
 t0=$(date +%s)
 log "buildah build --from $base_ref -t $ref (Dockerfile) ..."
 revision="$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)"
-buildah_ build --isolation chroot --from "$base_ref" --pull=never --layers \
+# Behind a TLS-intercepting proxy (NODE_EXTRA_CA_CERTS set here), npm in the build needs its CA:
+# mounted into RUN steps only, never copied into a layer.
+ca_args=()
+if [[ -n "${NODE_EXTRA_CA_CERTS:-}" && -f "$NODE_EXTRA_CA_CERTS" ]]; then
+  ca_args=(--volume "$NODE_EXTRA_CA_CERTS:/run/build-ca.crt:ro" --build-arg NODE_EXTRA_CA_CERTS=/run/build-ca.crt)
+fi
+buildah_ build --isolation chroot --from "$base_ref" --pull=never --layers "${ca_args[@]}" \
   --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
   -f "$repo/Dockerfile" -t "$ref" "$repo" >&2
 size="$(buildah_ inspect --type image --format '{{.Size}}' "$ref" 2>/dev/null || true)"

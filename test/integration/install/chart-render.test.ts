@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { parseConfig } from '../../../src/config.ts';
-import { CHART_DIR, CRD_TEMPLATE, DEPLOY_MANIFEST, renderCrdTemplate, renderDeployManifest } from '../../../hack/packaging.ts';
+import { ARGOCD_CM, CHART_DIR, CRD_TEMPLATE, DEPLOY_MANIFEST, renderArgocdCm, renderCrdTemplate, renderDeployManifest } from '../../../hack/packaging.ts';
 import { REPO_ROOT } from '../../support/control-plane-binaries.ts';
 import { Helm, parseObjects, type KubeObject } from './install-support.ts';
 
@@ -62,7 +62,8 @@ describe('Helm chart, rendered', function () {
     }
   });
 
-  it('ships the CRDs of crds/ and deploy/hyperspector.yaml as generated (npm run generate:deploy)', async function () {
+  it('ships the CRDs of crds/, deploy/hyperspector.yaml and the argocd-cm snippet as generated (npm run generate:deploy)', async function () {
+    assert.equal(readFileSync(ARGOCD_CM, 'utf8'), renderArgocdCm(), 'deploy/argocd/argocd-cm.yaml is stale: npm run generate:deploy');
     assert.equal(readFileSync(CRD_TEMPLATE, 'utf8'), renderCrdTemplate(), 'helm/hyperspector/templates/crds.yaml is stale: npm run generate:deploy');
     assert.equal(readFileSync(DEPLOY_MANIFEST, 'utf8'), renderDeployManifest(helm.binary), 'deploy/hyperspector.yaml is stale: npm run generate:deploy');
     const source = parse(readFileSync(join(REPO_ROOT, 'crds', 'hyperspector.io_monitoredservers.yaml'), 'utf8')) as AnyObject;

@@ -11,11 +11,12 @@ import { freePort, type LocalCluster } from '../../support/cluster.ts';
 import { REPO_ROOT } from '../../support/control-plane-binaries.ts';
 import { ManagedProcess } from '../../support/managed-process.ts';
 import { waitFor } from '../../support/wait.ts';
-import { helmBinary } from '../../../hack/packaging.ts';
+import { HEALTH_LUA, helmBinary } from '../../../hack/packaging.ts';
+
+export { HEALTH_LUA };
 
 const run = promisify(execFile);
 
-export const HEALTH_LUA = join(REPO_ROOT, 'deploy', 'argocd', 'resource_customizations', 'hyperspector.io', 'MonitoredServer', 'health.lua');
 
 export interface KubeObject {
   apiVersion: string;
