@@ -16,7 +16,7 @@ ARG NODE_EXTRA_CA_CERTS
 WORKDIR /src
 COPY package.json package-lock.json ./
 # --ignore-scripts: the `node` dev dependency would download a second Node binary; tsc needs none.
-RUN npm ci --no-audit --no-fund --ignore-scripts
+RUN npm ci --no-audit --no-fund --no-update-notifier --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npx tsc -p tsconfig.build.json && find dist -name '*.map' -delete
@@ -24,9 +24,16 @@ RUN npx tsc -p tsconfig.build.json && find dist -name '*.map' -delete
 # --- production dependencies only ----------------------------------------------------------------
 FROM node AS deps
 ARG NODE_EXTRA_CA_CERTS
+# node-liblzma ships no Linux prebuild: it compiles against the system liblzma (liblzma5 is in
+# every Debian image, so the runtime needs nothing more).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ pkg-config liblzma-dev \
+ && rm -rf /var/lib/apt/lists/*
+# Node's headers come with the image (/usr/local/include/node): node-gyp needs no download.
+ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --no-audit --no-fund --no-update-notifier && npm cache clean --force
 
 # --- runtime ----------------------------------------------------------------------------------------
 FROM node AS runtime
@@ -38,8 +45,8 @@ LABEL org.opencontainers.image.title="hyperspector" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/hyperspector/hyperspector"
-# npm is not needed at run time; without it the image is smaller and has less to patch.
-RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/bin/npm /usr/local/bin/npx
+# npm and Node's headers are build tools: not in the runtime file system.
+RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/bin/npm /usr/local/bin/npx /usr/local/include/node
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src

@@ -37,46 +37,64 @@ storage="$cache_root/image/storage"
 mkdir -p "$storage" "$cache_root/image"
 buildah_() { buildah --root "$storage" --runroot "$cache_root/image/run" --storage-driver vfs "$@"; }
 
-base_key="${BASE_SUITE}-${BASE_ROOTFS_EPOCH}-node${node_version#v}-npm${NPM_VERSION}"
+# Bump when the recipe of the base changes (what is added on top of Debian).
+base_recipe=2
+debian_tar="$cache_root/image/debian-${BASE_SUITE}-minbase-${BASE_ROOTFS_EPOCH}.tar"
+base_key="${BASE_SUITE}-${BASE_ROOTFS_EPOCH}-node${node_version#v}-npm${NPM_VERSION}-r${base_recipe}"
 base_ref="localhost/hyperspector-node-base:$base_key"
 exec 9>"$cache_root/image/.lock"
 flock 9
 
-# --- 1. the base image -------------------------------------------------------------------------
-if buildah_ inspect --type image "$base_ref" >/dev/null 2>&1; then
-  log "using cached base image $base_ref"
-else
+# --- 1a. Debian minbase rootfs (cached as a tarball, keyed by suite and epoch) --------------------
+if [[ ! -f "$debian_tar" ]]; then
   t0=$(date +%s)
-  work="$cache_root/image/base-$base_key"
+  work="$cache_root/image/debootstrap"
   # An interrupted debootstrap can leave /proc or /sys mounted in the rootfs: unmount before removing.
   findmnt -rn -o TARGET | grep "^$work/" | sort -r | xargs -r -n1 umount -l || true
   rm -rf "$work"
   mkdir -p "$work"
-  log "debootstrap --variant=minbase $BASE_SUITE (about a minute) ..."
+  log "debootstrap --variant=minbase $BASE_SUITE (a minute or two) ..."
   debootstrap --variant=minbase "$BASE_SUITE" "$work/rootfs" http://deb.debian.org/debian >"$work/debootstrap.log" 2>&1 \
     || { log "debootstrap failed; see $work/debootstrap.log"; exit 1; }
   # What a slim image leaves out: package caches, docs, man pages, locales.
   rm -rf "$work/rootfs"/var/cache/apt/archives/*.deb "$work/rootfs"/var/lib/apt/lists/* \
     "$work/rootfs"/usr/share/doc/* "$work/rootfs"/usr/share/man/* "$work/rootfs"/usr/share/info/* \
     "$work/rootfs"/usr/share/locale/*
-  log "adding node $node_version (stripped) and npm $NPM_VERSION"
-  strip --strip-all -o "$work/rootfs/usr/local/bin/node" "$node_bin"
-  mkdir -p "$work/rootfs/usr/local/lib/node_modules"
+  tar -C "$work/rootfs" --numeric-owner -cf "$debian_tar.tmp" .
+  mv "$debian_tar.tmp" "$debian_tar"
+  rm -rf "$work"
+  log "Debian rootfs cached in $debian_tar ($(elapsed "$t0"))"
+fi
+
+# --- 1b. the Node base image: Debian + node, its headers and npm ----------------------------------
+if buildah_ inspect --type image "$base_ref" >/dev/null 2>&1; then
+  log "using cached base image $base_ref"
+else
+  t0=$(date +%s)
+  node_pkg="$(dirname "$(dirname "$node_bin")")"
+  work="$(mktemp -d "$cache_root/image/base.XXXXXX")"
+  log "adding node $node_version (stripped, with headers) and npm $NPM_VERSION to the Debian rootfs"
   (cd "$work" && npm pack --silent "npm@$NPM_VERSION" >/dev/null)
-  tar -xzf "$work/npm-$NPM_VERSION.tgz" -C "$work/rootfs/usr/local/lib/node_modules"
-  mv "$work/rootfs/usr/local/lib/node_modules/package" "$work/rootfs/usr/local/lib/node_modules/npm"
-  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$work/rootfs/usr/local/bin/npm"
-  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$work/rootfs/usr/local/bin/npx"
-  log "importing the rootfs as $base_ref"
   ctr="$(buildah_ from scratch)"
   mnt="$(buildah_ mount "$ctr")"
-  cp -a "$work/rootfs/." "$mnt/"
+  tar -C "$mnt" --numeric-owner -xf "$debian_tar"
+  strip --strip-all -o "$mnt/usr/local/bin/node" "$node_bin"
+  # Headers where the official node images keep them: native modules build against them offline.
+  if [[ -d "$node_pkg/include/node" ]]; then
+    mkdir -p "$mnt/usr/local/include"
+    cp -a "$node_pkg/include/node" "$mnt/usr/local/include/node"
+  fi
+  mkdir -p "$mnt/usr/local/lib/node_modules"
+  tar -xzf "$work/npm-$NPM_VERSION.tgz" -C "$mnt/usr/local/lib/node_modules"
+  mv "$mnt/usr/local/lib/node_modules/package" "$mnt/usr/local/lib/node_modules/npm"
+  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$mnt/usr/local/bin/npm"
+  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$mnt/usr/local/bin/npx"
   buildah_ umount "$ctr" >/dev/null
+  rm -rf "$work"
   buildah_ config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env "NODE_VERSION=${node_version#v}" \
     --cmd node --label "org.opencontainers.image.description=Debian $BASE_SUITE minbase + Node $node_version (HyperSpector's local stand-in for node:24-bookworm-slim)" "$ctr"
   buildah_ commit --quiet --rm "$ctr" "$base_ref" >/dev/null
-  rm -rf "$work"
-  log "base image ready in $(elapsed "$t0")"
+  log "base image $base_ref ready in $(elapsed "$t0")"
   # Older bases are superseded by this one.
   buildah_ images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/hyperspector-node-base:' | grep -v ":$base_key\$" \
     | xargs -r -n1 buildah --root "$storage" --runroot "$cache_root/image/run" --storage-driver vfs rmi >/dev/null 2>&1 || true
@@ -98,6 +116,5 @@ fi
 buildah_ build --isolation chroot --from "$base_ref" --pull=never --layers "${ca_args[@]}" \
   --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
   -f "$repo/Dockerfile" -t "$ref" "$repo" >&2
-size="$(buildah_ inspect --type image --format '{{.Size}}' "$ref" 2>/dev/null || true)"
-log "built $ref in $(elapsed "$t0")$([[ -n "$size" ]] && echo ", $(( size / 1024 / 1024 )) MiB")"
+log "built $ref in $(elapsed "$t0"), $(buildah_ images --format '{{.Size}}' "$ref")"
 echo "$ref"
