@@ -36,7 +36,21 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund --no-update-notifier && npm cache clean --force
 
 # --- runtime ----------------------------------------------------------------------------------------
+# What changes least comes first, so a rebuild after a source change redoes only the last layers.
 FROM node AS runtime
+# npm and Node's headers are build tools: not in the runtime file system.
+RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/bin/npm /usr/local/bin/npx /usr/local/include/node
+WORKDIR /app
+ENV NODE_ENV=production
+# A numeric non-root user, so Kubernetes can verify runAsNonRoot. The process-mapper Pod runs as
+# root (it must read QEMU's memory); the operator and the agent need no privileges of the image.
+# The files below stay owned by root: the application cannot modify itself.
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["node", "dist/src/main.js"]
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /src/dist/src ./dist/src
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="hyperspector" \
@@ -45,15 +59,3 @@ LABEL org.opencontainers.image.title="hyperspector" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/hyperspector/hyperspector"
-# npm and Node's headers are build tools: not in the runtime file system.
-RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/bin/npm /usr/local/bin/npx /usr/local/include/node
-WORKDIR /app
-COPY --from=deps /app/node_modules ./node_modules
-COPY --from=build /src/dist/src ./dist/src
-COPY package.json ./
-ENV NODE_ENV=production
-# A numeric non-root user, so Kubernetes can verify runAsNonRoot. The process-mapper Pod runs as
-# root (it must read QEMU's memory); the operator and the agent need no privileges of the image.
-USER 65532:65532
-EXPOSE 8080
-ENTRYPOINT ["node", "dist/src/main.js"]

@@ -89,7 +89,8 @@ describe('container image (buildah, from the Dockerfile)', function () {
   it('refuses to start the operator without a kubeconfig, saying why', async function () {
     const res = await inImage([...(config.config.Entrypoint ?? [])]);
     assert.equal(res.code, 1);
-    const lines = `${res.stdout}${res.stderr}`.split('\n').filter(Boolean);
+    // The operator logs JSON lines; buildah adds its own line about the exit status.
+    const lines = `${res.stdout}\n${res.stderr}`.split('\n').filter((l) => l.startsWith('{'));
     const failure = lines.map((l) => JSON.parse(l) as { message: string; level: string; err?: string }).find((l) => l.level === 'error');
     assert.equal(failure?.message, 'Failed to start operator');
     assert.equal(failure?.err, NO_KUBECONFIG_MESSAGE);

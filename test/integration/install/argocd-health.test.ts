@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { REPO_ROOT } from '../../support/control-plane-binaries.ts';
+import { WARNING_REASONS } from '../../../src/controllers/monitoredserver/reasons.ts';
 import { argoHealth, HEALTH_LUA } from './install-support.ts';
 
 interface HealthTests {
@@ -19,6 +20,12 @@ const cases = (parse(readFileSync(join(dir, 'health_test.yaml'), 'utf8')) as Hea
 
 describe('Argo CD health of a MonitoredServer (health.lua in gopher-lua)', function () {
   this.timeout(300_000); // the first run builds the runner
+
+  it('calls Degraded exactly the reasons the operator publishes as Warning Events', function () {
+    const block = /local degradedReasons = \{([^}]*)\}/.exec(readFileSync(HEALTH_LUA, 'utf8'))?.[1] ?? '';
+    const reasons = [...block.matchAll(/(\w+) = true/g)].map((m) => m[1]);
+    assert.deepEqual(reasons.sort(), [...WARNING_REASONS].sort());
+  });
 
   it('has a case for every health status it returns', function () {
     assert.deepEqual([...new Set(cases.map((c) => c.healthStatus.status))].sort(), ['Degraded', 'Healthy', 'Progressing', 'Suspended']);
