@@ -2,14 +2,13 @@
 // every case of its health_test.yaml (Argo CD's resource-customization test format), and the
 // runner's own fidelity to Argo CD (invalid statuses become Unknown, no string library).
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
-import { REPO_ROOT } from '../../support/control-plane-binaries.ts';
 import { WARNING_REASONS } from '../../../src/controllers/monitoredserver/reasons.ts';
-import { argoHealth, HEALTH_LUA } from './install-support.ts';
+import { argoHealth, HEALTH_LUA, luaHealthBinary } from './install-support.ts';
 
 interface HealthTests {
   tests: Array<{ healthStatus: { status: string; message?: string }; inputPath: string }>;
@@ -43,8 +42,7 @@ describe('Argo CD health of a MonitoredServer (health.lua in gopher-lua)', funct
     let runner: string;
     before(function () {
       tmp = mkdtempSync(join(tmpdir(), 'lua-health-'));
-      const out = execFileSync('bash', [join(REPO_ROOT, 'hack', 'build-lua-runner.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-      runner = join(out.trim().split('\n').pop() ?? '', 'lua-health');
+      runner = luaHealthBinary();
     });
     after(() => rmSync(tmp, { recursive: true, force: true }));
 

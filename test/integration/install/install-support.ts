@@ -69,10 +69,17 @@ export function parseObjects(yaml: string): KubeObject[] {
     .filter((o): o is KubeObject => Boolean(o?.kind));
 }
 
+let luaHealth: string | undefined;
+
+/** hack/argocd/lua-health, built once and cached by hack/build-lua-runner.sh. */
+export function luaHealthBinary(): string {
+  luaHealth ??= join(execFileSync('bash', [join(REPO_ROOT, 'hack', 'build-lua-runner.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop() ?? '', 'lua-health');
+  return luaHealth;
+}
+
 /** Argo CD's evaluation of health.lua (hack/argocd/lua-health on gopher-lua) for each object. */
 export function argoHealth(objects: object[]): Array<{ status: string; message?: string }> {
-  const dir = execFileSync('bash', [join(REPO_ROOT, 'hack', 'build-lua-runner.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop() ?? '';
-  const out = execFileSync(join(dir, 'lua-health'), [HEALTH_LUA], { input: JSON.stringify(objects), encoding: 'utf8' });
+  const out = execFileSync(luaHealthBinary(), [HEALTH_LUA], { input: JSON.stringify(objects), encoding: 'utf8' });
   return JSON.parse(out) as Array<{ status: string; message?: string }>;
 }
 
