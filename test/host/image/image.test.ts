@@ -3,15 +3,14 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { NO_KUBECONFIG_MESSAGE } from '../../../src/operator.ts';
 import { REPO_ROOT } from '../../support/control-plane-binaries.ts';
 
 const run = promisify(execFile);
-const cacheRoot = process.env.HYPERSPECTOR_CACHE || join(homedir(), '.cache', 'hyperspector');
-const storage = ['--root', join(cacheRoot, 'image', 'storage'), '--runroot', join(cacheRoot, 'image', 'run'), '--storage-driver', 'vfs'];
+// The buildah storage hack/build-image.sh builds into (overlay or vfs).
+const storage = execFileSync('bash', [join(REPO_ROOT, 'hack', 'build-image.sh'), '--print-storage-flags'], { encoding: 'utf8' }).trim().split(' ');
 const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** The image's entry points. The node agent (src/agent) arrives with the networking issue. */
