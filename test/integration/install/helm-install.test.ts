@@ -5,7 +5,7 @@
 // rolling the Deployment, and `helm uninstall` keeping the CRD and every VM.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
@@ -17,7 +17,7 @@ import { monitoredServer, vmTemplate } from '../../support/monitoredserver-fixtu
 import { MS, OperatorTestEnv, VM } from '../../support/operator-env.ts';
 import { ensureNamespace } from '../../support/operator-process.ts';
 import { waitFor } from '../../support/wait.ts';
-import { CHART_DIR } from '../../../hack/packaging.ts';
+import { CHART_DIR, DEPLOY_MANIFEST } from '../../../hack/packaging.ts';
 import { WARNING_REASONS } from '../../../src/controllers/monitoredserver/reasons.ts';
 import { argoHealth, Helm, HEALTH_LUA, parseObjects, serviceAccountKubeconfig, startOperatorAsDeployed, type ChartOperator } from './install-support.ts';
 
@@ -87,7 +87,7 @@ describe('Helm chart installed into the real control plane', function () {
     assert.equal((await helm.ok(['list', '--all-namespaces', '--all', '--short'])).trim(), '', 'no release was recorded');
   });
 
-  it('renders every ci/*.yaml values file into objects the API server accepts (server-side dry run)', async function () {
+  it('renders every ci/*.yaml values file (and deploy/hyperspector.yaml) into objects the API server accepts (server-side dry run)', async function () {
     for (const file of readdirSync(join(CHART_DIR, 'ci')).filter((f) => f.endsWith('.yaml')).sort()) {
       const manifest = await helm.ok(['template', RELEASE, CHART_DIR, '--namespace', NS, '-f', join(CHART_DIR, 'ci', file)]);
       const objects = parseObjects(manifest);
@@ -96,6 +96,10 @@ describe('Helm chart installed into the real control plane', function () {
       const applied = res.stdout.split('\n').filter((l) => l.includes('serverside-applied (server dry run)'));
       assert.equal(applied.length, objects.length, `${file}: every object accepted:\n${res.stdout}${res.stderr}`);
     }
+    // The plain-kubectl install, too.
+    const plain = await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=helm-ci-dry-run', '--dry-run=server', '-f', DEPLOY_MANIFEST]);
+    const plainObjects = parseObjects(readFileSync(DEPLOY_MANIFEST, 'utf8'));
+    assert.equal(plain.stdout.split('\n').filter((l) => l.includes('serverside-applied (server dry run)')).length, plainObjects.length, plain.stdout);
   });
 
   it('installs with helm, creating the CRD it owns', async function () {
