@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# npm run demo: the product on an embedded local cluster (real control plane + KubeVirt simulator).
+# npm run demo: the product on an embedded local cluster (real control plane, KubeVirt's own
+# virt-controller and virt-api, a virt-handler stand-in on kwok nodes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ ! -x node_modules/.bin/tsx || ! -x node_modules/.bin/node ]]; then
@@ -8,4 +9,6 @@ if [[ ! -x node_modules/.bin/tsx || ! -x node_modules/.bin/node ]]; then
 fi
 echo "[demo] preparing the local control plane (first run builds it from the Go module proxy: ~20-30 min on 2 cores; cached afterwards)"
 bash hack/build-control-plane.sh >/dev/null
+echo "[demo] preparing KubeVirt's virt-controller and virt-api (first run builds them: ~10 min on 2 cores; cached afterwards)"
+bash hack/build-kubevirt.sh >/dev/null
 exec node_modules/.bin/tsx hack/demo.ts "$@"

@@ -1,11 +1,11 @@
-// The demo: a real local control plane with 3 kwok nodes, the KubeVirt simulator (test double),
+// The demo: a real local control plane with 3 kwok nodes, KubeVirt's own virt-controller and
+// virt-api with the virt-handler stand-in (a test double: the nodes are kwok nodes),
 // the operator, and the examples/ applied; then a live table until Ctrl-C, which cleans up.
 //   --until-ready   exit 0 once every MonitoredServer is Ready (exit 1 after --timeout seconds)
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { startCluster } from '../test/support/cluster.ts';
 import { controlPlaneBinaries, REPO_ROOT } from '../test/support/control-plane-binaries.ts';
-import { KubeVirtSimulator } from '../test/support/kubevirt-simulator/index.ts';
 import { startOperatorProcess } from '../test/support/operator-process.ts';
 import { renderDemoTable, readDemoState, allReady } from './demo-table.ts';
 
@@ -18,10 +18,8 @@ const { values } = parseArgs({
 });
 
 const log = (line: string) => console.log(`[demo] ${line}`);
-const cluster = await startCluster({ nodes: Number(values.nodes), log });
-const simulator = new KubeVirtSimulator(cluster.kubeConfig);
-simulator.start();
-log('KubeVirt simulator started (a test double of virt-controller/virt-handler)');
+const cluster = await startCluster({ nodes: Number(values.nodes), log, kubevirt: true });
+log(`KubeVirt ${cluster.kubevirt?.version ?? ''} started: its own virt-controller and virt-api, a stand-in for virt-handler`);
 const operator = await startOperatorProcess(cluster, { logFile: cluster.logOf('operator') });
 log(`operator started (pid ${operator.pid}; log: ${cluster.logOf('operator')})`);
 
@@ -31,7 +29,6 @@ async function shutdown(code: number): Promise<never> {
     stopping = true;
     log('cleaning up');
     await operator.stop();
-    await simulator.stop();
     await cluster.stop();
   }
   process.exit(code);

@@ -14,6 +14,8 @@ import { controlPlaneBinaries, REPO_ROOT } from './control-plane-binaries.ts';
 import { ManagedProcess } from './managed-process.ts';
 import { createKubeApi, statusCodeOf } from '../../src/kube/rest.ts';
 import { waitFor } from './wait.ts';
+import { createCertificateAuthority, issueCertificate } from './kubevirt/certs.ts';
+import { KubeVirtWorld, type KubeVirtWorldOptions } from './kubevirt/kubevirt-world.ts';
 
 export const THIRD_PARTY_CRDS_ENV = 'HYPERSPECTOR_THIRD_PARTY_CRDS';
 
@@ -26,12 +28,21 @@ export interface StartClusterOptions {
   log?: (line: string) => void;
   /** Allocatable resources of each kwok node (default 64 CPUs, 512Gi, 2000 pods). */
   nodeCapacity?: { cpu: string; memory: string; pods: string };
+  /**
+   * Run KubeVirt in the cluster: its own virt-controller and virt-api, its CRDs of the same version
+   * (instead of any third-party copy) and the virt-handler stand-in on every node.
+   */
+  kubevirt?: KubeVirtWorldOptions | boolean;
 }
 
 export interface ClusterUser {
   name: string;
   token: string;
   groups: string[];
+}
+
+function kubevirtServiceAccount(name: string, token: string): ClusterUser {
+  return { name: `system:serviceaccount:kubevirt:${name}`, token, groups: ['system:serviceaccounts', 'system:serviceaccounts:kubevirt'] };
 }
 
 export async function freePort(): Promise<number> {
@@ -56,8 +67,12 @@ function yamlFilesUnder(dir: string): string[] {
   return out;
 }
 
-/** Reads every CustomResourceDefinition document in the YAML files under dir. */
+const crdsByDir = new Map<string, k8s.V1CustomResourceDefinition[]>();
+
+/** Reads every CustomResourceDefinition document in the YAML files under dir (parsed once per process). */
 export function readCrds(dir: string): k8s.V1CustomResourceDefinition[] {
+  const known = crdsByDir.get(dir);
+  if (known) return structuredClone(known);
   const crds: k8s.V1CustomResourceDefinition[] = [];
   for (const file of yamlFilesUnder(dir)) {
     for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
@@ -65,8 +80,11 @@ export function readCrds(dir: string): k8s.V1CustomResourceDefinition[] {
       if (obj?.kind === 'CustomResourceDefinition') crds.push(obj);
     }
   }
-  return crds;
+  crdsByDir.set(dir, crds);
+  return structuredClone(crds);
 }
+
+export type ClusterUserName = 'admin' | 'operator' | 'operatorB' | 'user' | 'virtController' | 'virtApi' | 'virtHandler';
 
 export class LocalCluster {
   readonly processes = new Map<string, ManagedProcess>();
@@ -74,7 +92,9 @@ export class LocalCluster {
   kubeconfigPath!: string;
   apiServerUrl!: string;
   nodeNames: string[] = [];
-  readonly users: Record<'admin' | 'operator' | 'operatorB' | 'user', ClusterUser>;
+  /** KubeVirt's controllers and the virt-handler stand-in, when started with `kubevirt`. */
+  kubevirt?: KubeVirtWorld;
+  readonly users: Record<ClusterUserName, ClusterUser>;
   private apiServerArgs: string[] = [];
   private stopped = false;
 
@@ -90,6 +110,11 @@ export class LocalCluster {
       // A second replica's identity, so tests can tell the replicas' requests apart in the audit log.
       operatorB: { name: 'system:serviceaccount:hyperspector-system:hyperspector-operator-b', token: token(), groups: ['system:serviceaccounts', 'system:serviceaccounts:hyperspector-system'] },
       user: { name: 'jane', token: token(), groups: [] },
+      // KubeVirt's components act as their service accounts: KubeVirt's webhooks and RBAC decide by
+      // these names (e.g. only kubevirt-controller and kubevirt-handler may change a VMI's status).
+      virtController: kubevirtServiceAccount('kubevirt-controller', token()),
+      virtApi: kubevirtServiceAccount('kubevirt-apiserver', token()),
+      virtHandler: kubevirtServiceAccount('kubevirt-handler', token()),
     };
   }
 
@@ -204,6 +229,13 @@ export class LocalCluster {
         '',
       ].join('\n'),
     );
+    // The aggregation layer (KubeVirt's subresources.kubevirt.io API is served by virt-api behind it):
+    // a front-proxy CA that aggregated servers trust, and the client certificate the proxy presents.
+    const frontProxyCa = createCertificateAuthority(join(this.dir, 'front-proxy'), 'front-proxy');
+    const frontProxyClient = issueCertificate(frontProxyCa, join(this.dir, 'front-proxy'), 'front-proxy-client', {
+      commonName: 'front-proxy-client',
+      usage: 'client',
+    });
     this.apiServerArgs = [
       `--etcd-servers=${etcdUrl}`,
       `--secure-port=${port}`,
@@ -217,9 +249,16 @@ export class LocalCluster {
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       '--service-cluster-ip-range=10.96.0.0/16',
       '--allow-privileged=true',
-      // Pods of kwok nodes need no service-account token; without this a pod created right after
-      // its namespace races the token controller.
-      '--disable-admission-plugins=ServiceAccount',
+      `--requestheader-client-ca-file=${frontProxyCa.cert}`,
+      '--requestheader-allowed-names=front-proxy-client',
+      '--requestheader-username-headers=X-Remote-User',
+      '--requestheader-group-headers=X-Remote-Group',
+      '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+      `--proxy-client-cert-file=${frontProxyClient.cert}`,
+      `--proxy-client-key-file=${frontProxyClient.key}`,
+      // No --enable-aggregator-routing: the service resolver then reaches aggregated APIs and
+      // webhooks by the Service's cluster IP, or for an ExternalName Service by its name, which is
+      // how the test world points them at loopback (Endpoints may not name loopback addresses).
       `--audit-policy-file=${join(this.dir, 'audit-policy.yaml')}`,
       `--audit-log-path=${this.auditLogPath}`,
       '--audit-log-format=json',
@@ -400,6 +439,7 @@ export class LocalCluster {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.kubevirt?.stop();
     for (const name of ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver-2', 'kube-apiserver', 'etcd']) {
       await this.processes.get(name)?.stop();
     }
@@ -407,10 +447,20 @@ export class LocalCluster {
   }
 }
 
-/** The project's CRDs plus the third-party ones (real ones from the env var's directory, else stand-ins). */
-export function clusterCrds(thirdPartyCrdDir = process.env[THIRD_PARTY_CRDS_ENV]): k8s.V1CustomResourceDefinition[] {
+/** API groups whose CRDs KubeVirt itself installs (CDI's are a separate project). */
+export function isKubeVirtGroup(group: string | undefined): boolean {
+  return group === 'kubevirt.io' || (!!group?.endsWith('.kubevirt.io') && group !== 'cdi.kubevirt.io');
+}
+
+/**
+ * The project's CRDs plus the third-party ones (real ones from the env var's directory, else
+ * stand-ins); without KubeVirt's own when the cluster runs KubeVirt (it installs them itself).
+ */
+export function clusterCrds(thirdPartyCrdDir = process.env[THIRD_PARTY_CRDS_ENV], options: { withoutKubeVirt?: boolean } = {}): k8s.V1CustomResourceDefinition[] {
   const own = readCrds(join(REPO_ROOT, 'crds'));
-  const thirdParty = readCrds(thirdPartyCrdDir || join(REPO_ROOT, 'test', 'support', 'fallback-crds'));
+  const thirdParty = readCrds(thirdPartyCrdDir || join(REPO_ROOT, 'test', 'support', 'fallback-crds')).filter(
+    (crd) => !options.withoutKubeVirt || !isKubeVirtGroup(crd.spec?.group),
+  );
   return [...own, ...thirdParty];
 }
 
@@ -431,9 +481,12 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<L
     log('starting kube-controller-manager, kube-scheduler, kwok');
     await cluster.startControllers();
     log('installing CRDs');
-    await cluster.installCrds(clusterCrds(options.thirdPartyCrdDir));
+    await cluster.installCrds(clusterCrds(options.thirdPartyCrdDir, { withoutKubeVirt: !!options.kubevirt }));
     log(`creating ${options.nodes ?? 3} nodes`);
     await cluster.createNodes(options.nodes ?? 3, options.nodeCapacity);
+    if (options.kubevirt) {
+      cluster.kubevirt = await KubeVirtWorld.start(cluster, { log, ...(typeof options.kubevirt === 'object' ? options.kubevirt : {}) });
+    }
     log(`cluster ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return cluster;
   } catch (err) {

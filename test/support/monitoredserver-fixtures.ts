@@ -30,6 +30,9 @@ export function monitoredServer(name: string, namespace: string, overrides: Part
     spec: {
       server: { template: vmTemplate({ app: name }) },
       ids: { template: vmTemplate({ app: `${name}-ids` }, '2Gi') },
+      // Mirroring is on by default but not available in this release (MirrorAttached=False keeps
+      // Ready False): tests of the rest switch it off, as a user would.
+      mirroring: { enabled: false },
       ...overrides,
     },
   };

@@ -1,9 +1,10 @@
-// A ready-to-use environment for operator integration tests: a LocalCluster, the KubeVirt
-// simulator, the operator's RBAC, and helpers to read and wait on objects.
+// A ready-to-use environment for operator integration tests: a LocalCluster running KubeVirt's own
+// virt-controller and virt-api with the virt-handler stand-in, the operator's RBAC, and helpers to
+// read and wait on objects.
 import * as k8s from '@kubernetes/client-node';
 import type { MonitoredServer } from '../../src/api/v1alpha1/monitoredserver-types.ts';
 import { startCluster, type LocalCluster } from './cluster.ts';
-import { KubeVirtSimulator } from './kubevirt-simulator/index.ts';
+import type { KubeVirtWorld, KubeVirtWorldOptions } from './kubevirt/kubevirt-world.ts';
 import { grantOperatorRbac } from './operator-rbac.ts';
 import { ensureNamespace } from './operator-process.ts';
 import { waitFor } from './wait.ts';
@@ -18,29 +19,33 @@ export class OperatorTestEnv {
   readonly custom: k8s.CustomObjectsApi;
   readonly core: k8s.CoreV1Api;
 
-  constructor(
-    readonly cluster: LocalCluster,
-    readonly simulator: KubeVirtSimulator,
-  ) {
+  constructor(readonly cluster: LocalCluster) {
     this.custom = cluster.api(k8s.CustomObjectsApi);
     this.core = cluster.api(k8s.CoreV1Api);
   }
 
-  static async start(nodes = 3, nodeCapacity?: { cpu: string; memory: string; pods: string }): Promise<OperatorTestEnv> {
-    const cluster = await startCluster({ nodes, ...(nodeCapacity ? { nodeCapacity } : {}) });
+  static async start(
+    nodes = 3,
+    nodeCapacity?: { cpu: string; memory: string; pods: string },
+    kubevirt: KubeVirtWorldOptions = {},
+  ): Promise<OperatorTestEnv> {
+    const cluster = await startCluster({ nodes, kubevirt, ...(nodeCapacity ? { nodeCapacity } : {}) });
     try {
       await grantOperatorRbac(cluster);
-      const simulator = new KubeVirtSimulator(cluster.kubeConfig);
-      simulator.start();
-      return new OperatorTestEnv(cluster, simulator);
+      return new OperatorTestEnv(cluster);
     } catch (err) {
       await cluster.stop();
       throw err;
     }
   }
 
+  /** KubeVirt's controllers and the virt-handler stand-in of this environment. */
+  get kubevirt(): KubeVirtWorld {
+    if (!this.cluster.kubevirt) throw new Error('the cluster runs without KubeVirt');
+    return this.cluster.kubevirt;
+  }
+
   async stop(): Promise<void> {
-    await this.simulator.stop();
     await this.cluster.stop();
   }
 

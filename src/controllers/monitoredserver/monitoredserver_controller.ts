@@ -21,7 +21,7 @@ import { buildAdoptionMarks, buildServerVirtualMachine } from '../../builders/se
 import { ANNOTATION_SPEC_HASH, buildProcessMapperPod, type ProcessMapperSettings } from '../../builders/process-mapper-pod.ts';
 import type { VirtualMachine } from '../../builders/virtual-machine.ts';
 import { applyIfChanged, applyStatus, type KubeObject } from '../../kube/apply.ts';
-import { findCondition, type Condition } from '../../kube/conditions.ts';
+import { findCondition, setCondition, type Condition } from '../../kube/conditions.ts';
 import { Informer, objectKey } from '../../kube/informer.ts';
 import { apiListWatch } from '../../kube/list-watch.ts';
 import { silentLogger, type Logger } from '../../kube/logger.ts';
@@ -32,9 +32,9 @@ import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../k
 import { WorkQueue } from '../../kube/workqueue.ts';
 import { noEvents, type EventSink } from './events.ts';
 import { observe, type CacheReader } from './observe.ts';
-import { vmConditionTrue, vmiNode, type ObservedPod, type ObservedState, type VirtualMachineInstance } from './observed-state.ts';
+import { vmiNeedsRestart, vmiNode, type ObservedPod, type ObservedState, type VirtualMachineInstance } from './observed-state.ts';
 import { ConditionType, EventReason, WARNING_REASONS } from './reasons.ts';
-import { computeStatus, statusEqual } from './status.ts';
+import { computeStatus, deletingStatus, statusEqual } from './status.ts';
 import { ADOPTED_VM_INDEX, adoptedVmIndex, monitoredServerKeysFor } from './watch-mapping.ts';
 
 export const CONTROLLER_NAME = 'monitoredserver';
@@ -62,10 +62,24 @@ export interface ControllerOptions {
 }
 
 const MERGE_PATCH = 'application/merge-patch+json';
+/** How long a child may take to finish deleting before the teardown says it is stuck. */
+const TEARDOWN_STALL_MS = 30_000;
 const JSON_PATCH = 'application/json-patch+json';
 
 function isUnprocessable(err: unknown): boolean {
   return statusCodeOf(err) === 422;
+}
+
+/**
+ * The API server refused an object built from the user's template: 422 (schema, CEL, an admission
+ * webhook such as KubeVirt's), 400, or the 500 that server-side apply answers for a field the
+ * schema does not declare or a value of the wrong type ("failed to create typed patch object").
+ * Retrying cannot help; the user must change the template.
+ */
+export function isRefusedTemplate(err: unknown): boolean {
+  const code = statusCodeOf(err);
+  if (code === 422 || code === 400) return true;
+  return code === 500 && /failed to create typed patch object|field not declared in schema|expected (numeric|string|map|list|bool)/i.test((err as Error).message ?? '');
 }
 
 /** An informer per watched namespace (or one for all), read as one cache. */
@@ -233,6 +247,38 @@ export class MonitoredServerController {
     const [namespace = '', name = ''] = key.split('/');
     const ms = this.monitoredServers.get(namespace, name);
     if (!ms) return; // deleted: owned children are garbage-collected through their owner references
+    try {
+      return await this.reconcileObject(ms, ctx);
+    } catch (err) {
+      // Retried with the queue's backoff; meanwhile the user sees it, whatever the HTTP status.
+      await this.reportFailure(ms, err, ctx);
+      throw err;
+    }
+  }
+
+  /**
+   * A failed reconcile shows as `Synced=False` (reason ReconcileFailed, the API server's message)
+   * and a Warning Event (aggregated by the recorder into a series); the condition goes away with the
+   * next successful reconcile.
+   */
+  private async reportFailure(ms: MonitoredServer, err: unknown, ctx: ReconcileContext): Promise<void> {
+    const message = `reconcile failed and is retried with backoff: ${(err as Error).message ?? String(err)}`.slice(0, 2000);
+    this.events.record(ms, 'Warning', EventReason.ReconcileFailed, message);
+    const conditions = setCondition(
+      (ms.status?.conditions as Condition[] | undefined) ?? [],
+      { type: ConditionType.Synced, status: 'False', reason: EventReason.ReconcileFailed, message, observedGeneration: ms.metadata.generation ?? 0 },
+      this.now(),
+    );
+    const next = { ...(ms.status ?? {}), conditions };
+    if (statusEqual(ms.status, next)) return;
+    try {
+      await applyStatus(this.api, MONITORED_SERVER, ms as unknown as KubeObject, next as unknown as Record<string, unknown>);
+    } catch (statusErr) {
+      ctx.log.info('Could not report the failure in status', { error: (statusErr as Error).message });
+    }
+  }
+
+  private async reconcileObject(ms: MonitoredServer, ctx: ReconcileContext): Promise<ReconcileResult> {
     const observed = observe(ms, this.cacheReader());
     if (ms.metadata.deletionTimestamp) return this.finalize(ms, observed, ctx);
     if (!ms.metadata.finalizers?.includes(FINALIZER)) await this.addFinalizer(ms);
@@ -285,7 +331,7 @@ export class MonitoredServerController {
         this.events.record(ms, 'Normal', created ? EventReason.ServerVMCreated : EventReason.ServerVMUpdated, `Applied VirtualMachine ${vmName}`);
       }
     } catch (err) {
-      if (!isUnprocessable(err)) throw err;
+      if (!isRefusedTemplate(err)) throw err;
       o.serverApplyError = (err as Error).message;
     }
   }
@@ -315,7 +361,7 @@ export class MonitoredServerController {
         );
       }
     } catch (err) {
-      if (!isUnprocessable(err)) throw err;
+      if (!isRefusedTemplate(err)) throw err;
       o.idsApplyError = (err as Error).message;
       return;
     }
@@ -325,7 +371,7 @@ export class MonitoredServerController {
     if (!idsVmi || idsVmi.metadata.deletionTimestamp) return;
     const idsNode = vmiNode(idsVmi);
     const wrongNode = idsNode !== undefined && idsNode !== serverNode;
-    const stale = vmConditionTrue(o.idsVm, 'RestartRequired');
+    const stale = vmiNeedsRestart(o.idsVm, idsVmi);
     if (!wrongNode && !stale) return;
     try {
       await this.api.request({
@@ -376,6 +422,9 @@ export class MonitoredServerController {
       // Refused (e.g. Pod Security admission forbids privileged pods in this namespace): a
       // condition the user can act on, not a retry loop.
       if (statusCodeOf(err) !== 403 && !isUnprocessable(err)) throw err;
+      // A namespace created a moment ago has no default ServiceAccount yet: ServiceAccount admission
+      // refuses the pod (403) until the service account controller made it. Retried, not reported.
+      if (/error looking up service account/.test((err as Error).message)) throw err;
       o.processMapperError = (err as Error).message;
       return;
     }
@@ -398,7 +447,7 @@ export class MonitoredServerController {
     if (!statusEqual(ms.status, next)) {
       await applyStatus(this.api, MONITORED_SERVER, ms as unknown as KubeObject, next as unknown as Record<string, unknown>);
       // A problem the user must act on is also a Warning Event, once per change of reason.
-      for (const type of [ConditionType.ServerRunning, ConditionType.IDSRunning, ConditionType.Colocated, ConditionType.ProcessMapping]) {
+      for (const type of [ConditionType.ServerRunning, ConditionType.IDSRunning, ConditionType.Colocated, ConditionType.ProcessMapping, ConditionType.MirrorAttached, ConditionType.DiskAttached, ConditionType.ResponseReady, ConditionType.ServerRestartRequired]) {
         const now = findCondition(next.conditions as Condition[], type);
         const was = findCondition(ms.status?.conditions as Condition[] | undefined, type);
         if (now && WARNING_REASONS.has(now.reason) && (was?.reason !== now.reason || was.message !== now.message)) {
@@ -429,6 +478,7 @@ export class MonitoredServerController {
         ctx.log.info('Deleted IDS VM', { vm: `${ns}/${idsVmName(ms)}` });
         this.events.record(ms, 'Normal', EventReason.IDSVMDeleted, `Deleted IDS VirtualMachine ${idsVmName(ms)}`);
       }
+      await this.reportTeardown(ms, this.idsTeardownWait(ms, o));
       return { requeueAfter: 2000 };
     }
     // 2. The server VM: release an adopted one, retain or delete an owned one per deletionPolicy.
@@ -440,6 +490,7 @@ export class MonitoredServerController {
           await this.deleteVm(ns, vm.metadata.name ?? '');
           this.events.record(ms, 'Normal', EventReason.ServerVMDeleted, `Deleted server VirtualMachine ${vm.metadata.name} (deletionPolicy Delete)`);
         }
+        await this.reportTeardown(ms, `waiting for server VirtualMachine ${ns}/${vm.metadata.name} to be deleted (deletionPolicy Delete)`);
         return { requeueAfter: 2000 };
       }
       await this.removeMarks(ns, vm);
@@ -460,6 +511,31 @@ export class MonitoredServerController {
     return;
   }
 
+  /** What the IDS side's teardown waits on, naming the node whose virt-handler must act. */
+  private idsTeardownWait(ms: MonitoredServer, o: ObservedState): string {
+    const ns = ms.metadata.namespace ?? '';
+    const vmi = o.idsVmi;
+    if (!vmi) return `waiting for IDS VirtualMachine ${ns}/${idsVmName(ms)} to be deleted`;
+    const since = vmi.metadata.deletionTimestamp ? new Date(vmi.metadata.deletionTimestamp).getTime() : undefined;
+    const node = vmi.status?.nodeName;
+    const finalizers = (vmi.metadata as { finalizers?: string[] }).finalizers ?? [];
+    const stalled = since !== undefined && this.now().getTime() - since > TEARDOWN_STALL_MS;
+    const what = `IDS VMI ${ns}/${vmi.metadata.name} (phase ${vmi.status?.phase ?? 'unknown'}${finalizers.length ? `, finalizers ${finalizers.join(', ')}` : ''})`;
+    if (!stalled) return `waiting for ${what} to stop`;
+    return `${what} has not finished deleting for more than ${TEARDOWN_STALL_MS / 1000} s${node ? `: is virt-handler running on node ${node}?` : ''}`;
+  }
+
+  /** A deletion in progress is never Ready: Ready=False, reason Deleting, with what it waits on. */
+  private async reportTeardown(ms: MonitoredServer, waitingOn: string): Promise<void> {
+    const next = deletingStatus(ms, waitingOn, this.now());
+    if (statusEqual(ms.status, next)) return;
+    const before = findCondition(ms.status?.conditions as Condition[] | undefined, ConditionType.Ready);
+    await applyStatus(this.api, MONITORED_SERVER, ms as unknown as KubeObject, next as unknown as Record<string, unknown>);
+    if (/has not finished deleting/.test(waitingOn) && !/has not finished deleting/.test(before?.message ?? '')) {
+      this.events.record(ms, 'Warning', EventReason.TeardownStalled, waitingOn);
+    }
+  }
+
   private async deleteVm(namespace: string, name: string): Promise<void> {
     try {
       await this.api.request({ method: 'DELETE', path: objectPath(VIRTUAL_MACHINE, namespace, name), body: { propagationPolicy: 'Background' } });
@@ -468,15 +544,26 @@ export class MonitoredServerController {
     }
   }
 
-  /** Removes exactly HyperSpector's label keys and annotation from a VM it does not delete. */
+  /**
+   * Removes exactly HyperSpector's label keys and annotation from a VM it does not delete: from the
+   * VM and from its VMI template. Template labels are not part of the template spec, so KubeVirt
+   * restarts nothing; a VMI already running (and its launcher pod) keeps them until its next start.
+   */
   private async removeMarks(namespace: string, vm: VirtualMachine): Promise<void> {
-    const labels: Record<string, null> = {};
-    for (const key of [LABEL_MONITORED_SERVER, LABEL_ROLE, LABEL_MANAGED_BY]) if (vm.metadata.labels?.[key] !== undefined) labels[key] = null;
+    const ours = (present: Record<string, string> | undefined) => {
+      const out: Record<string, null> = {};
+      for (const key of [LABEL_MONITORED_SERVER, LABEL_ROLE, LABEL_MANAGED_BY]) if (present?.[key] !== undefined) out[key] = null;
+      return out;
+    };
+    const templateLabels = ours(vm.spec.template?.metadata?.labels as Record<string, string> | undefined);
     try {
       await this.api.request({
         method: 'PATCH',
         path: objectPath(VIRTUAL_MACHINE, namespace, vm.metadata.name ?? ''),
-        body: { metadata: { labels, annotations: { [ANNOTATION_MONITORED_BY]: null } } },
+        body: {
+          metadata: { labels: ours(vm.metadata.labels), annotations: { [ANNOTATION_MONITORED_BY]: null } },
+          ...(Object.keys(templateLabels).length > 0 ? { spec: { template: { metadata: { labels: templateLabels } } } } : {}),
+        },
         contentType: MERGE_PATCH,
       });
     } catch (err) {

@@ -74,7 +74,29 @@ export function printableStatus(vm: VirtualMachine | undefined): string | undefi
   return (vm?.status as { printableStatus?: string } | undefined)?.printableStatus;
 }
 
+/** Annotation KubeVirt keeps on a VMI: the VM generation whose template the VMI runs (kubevirt.io/api core/v1). */
+export const VMI_VM_GENERATION_ANNOTATION = 'kubevirt.io/vm-generation';
+
+/**
+ * The VMI runs an older template that KubeVirt cannot update live: the VM reports RestartRequired
+ * and the VMI was started from (or live-updated to) a generation older than the VM's. A VMI started
+ * after the change carries the current generation, so a RestartRequired condition that has not yet
+ * been cleared (KubeVirt clears it only after the new VMI exists) never restarts it a second time.
+ * Live-updatable changes (memory, node selector, affinity, tolerations) never raise RestartRequired.
+ */
+export function vmiNeedsRestart(vm: VirtualMachine | undefined, vmi: VirtualMachineInstance | undefined): boolean {
+  if (!vm || !vmi || !vmConditionTrue(vm, 'RestartRequired')) return false;
+  const started = Number(vmi.metadata.annotations?.[VMI_VM_GENERATION_ANNOTATION]);
+  const current = vm.metadata.generation;
+  if (!Number.isFinite(started) || current === undefined) return false;
+  return started < current;
+}
+
+export function vmCondition(vm: VirtualMachine | undefined, type: string): { type: string; status: string; reason?: string; message?: string } | undefined {
+  const conditions = (vm?.status as { conditions?: Array<{ type: string; status: string; reason?: string; message?: string }> } | undefined)?.conditions;
+  return conditions?.find((c) => c.type === type);
+}
+
 export function vmConditionTrue(vm: VirtualMachine | undefined, type: string): boolean {
-  const conditions = (vm?.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions;
-  return Boolean(conditions?.some((c) => c.type === type && c.status === 'True'));
+  return vmCondition(vm, type)?.status === 'True';
 }

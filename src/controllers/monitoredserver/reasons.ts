@@ -7,11 +7,27 @@ export const ConditionType = {
   Colocated: 'Colocated',
   IDSRunning: 'IDSRunning',
   ProcessMapping: 'ProcessMapping',
+  /** Present only while reconciling fails: False, reason ReconcileFailed, the API server's message. */
+  Synced: 'Synced',
+  MirrorAttached: 'MirrorAttached',
+  DiskAttached: 'DiskAttached',
+  ResponseReady: 'ResponseReady',
+  /** Not part of Ready: the user's server VM waits for a restart to take a template change. */
+  ServerRestartRequired: 'ServerRestartRequired',
 } as const;
 
 export const Reason = {
   // Ready
   Monitoring: 'Monitoring',
+  Deleting: 'Deleting',
+  // MirrorAttached, DiskAttached, ResponseReady: capabilities the spec enables that this release
+  // cannot provide yet (never silently accepted: Ready is False and says so)
+  MirroringUnavailable: 'MirroringUnavailable',
+  DiskInspectionUnavailable: 'DiskInspectionUnavailable',
+  ResponseUnavailable: 'ResponseUnavailable',
+  // ServerRestartRequired
+  RestartRequired: 'RestartRequired',
+  UpToDate: 'UpToDate',
   // ServerRunning
   Running: 'Running',
   ServerVMNotFound: 'ServerVMNotFound',
@@ -64,6 +80,7 @@ export const EventReason = {
   MonitoringStarted: 'MonitoringStarted',
   MonitoringDegraded: 'MonitoringDegraded',
   ReconcileFailed: 'ReconcileFailed',
+  TeardownStalled: 'TeardownStalled',
 } as const;
 
 /** Condition reasons that are a problem the user must act on: each is also published as a Warning Event. */
@@ -76,4 +93,8 @@ export const WARNING_REASONS: ReadonlySet<string> = new Set([
   Reason.IDSVMInvalid,
   Reason.IDSVMUnschedulable,
   Reason.ProcessMapperFailing,
+  Reason.RestartRequired,
+  Reason.MirroringUnavailable,
+  Reason.DiskInspectionUnavailable,
+  Reason.ResponseUnavailable,
 ]);

@@ -5,7 +5,7 @@ import { conditionsEqual, removeCondition, setCondition, type Condition, type Co
 import { idsVmName, isAdopting, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import { canonicalJson } from '../../kube/canonical-json.ts';
 import { ConditionType, Reason } from './reasons.ts';
-import { podIsReady, printableStatus, vmiIsReady, vmiIsRunning, vmiNode, type ObservedState } from './observed-state.ts';
+import { podIsReady, printableStatus, vmCondition, vmiIsReady, vmiIsRunning, vmiNode, type ObservedState } from './observed-state.ts';
 
 type Update = Omit<ConditionUpdate, 'type' | 'observedGeneration'>;
 
@@ -42,8 +42,11 @@ function serverRunning(ms: MonitoredServer, o: ObservedState): Update {
     return { status: 'True', reason: Reason.Running, message: `VirtualMachine ${ns}/${name} is running on node ${o.serverVmi?.status?.nodeName}` };
   }
   const phase = printableStatus(o.serverVm);
-  if (!o.serverVmi && (phase === 'Stopped' || phase === undefined)) {
-    const strategy = o.serverVm.spec?.runStrategy ?? (o.serverVm.spec?.running ? 'Always' : 'Halted');
+  const strategy = o.serverVm.spec?.runStrategy ?? (o.serverVm.spec?.running ? 'Always' : 'Halted');
+  // KubeVirt shows a new VM as Stopped until its VMI exists: only a VM that is meant to stay down
+  // (Halted, or Manual without a start) is stopped.
+  const meantToRun = strategy === 'Always' || strategy === 'RerunOnFailure';
+  if (!o.serverVmi && !meantToRun && (phase === 'Stopped' || phase === undefined)) {
     return {
       status: 'False',
       reason: Reason.ServerVMStopped,
@@ -51,6 +54,21 @@ function serverRunning(ms: MonitoredServer, o: ObservedState): Update {
     };
   }
   return { status: 'False', reason: Reason.ServerVMStarting, message: `VirtualMachine ${ns}/${name} is ${phase ?? 'starting'}` };
+}
+
+/** The user's server VM reports RestartRequired: a template change waits for a restart HyperSpector never does. */
+function serverRestartRequired(ms: MonitoredServer, o: ObservedState): Update | undefined {
+  if (!o.serverVm || o.serverClaimedBy || o.serverNameTaken) return undefined;
+  const name = `${ms.metadata.namespace}/${serverVmName(ms)}`;
+  const condition = vmCondition(o.serverVm, 'RestartRequired');
+  if (condition?.status === 'True') {
+    return {
+      status: 'True',
+      reason: Reason.RestartRequired,
+      message: `VirtualMachine ${name} waits for a restart to apply a change of its template (KubeVirt: ${condition.message ?? 'RestartRequired'}); HyperSpector never restarts your server: restart it when convenient (virtctl restart ${serverVmName(ms)} -n ${ms.metadata.namespace}); its IDS VM follows`,
+    };
+  }
+  return { status: 'False', reason: Reason.UpToDate, message: `VirtualMachine ${name} runs its current template` };
 }
 
 function unschedulableMessage(o: ObservedState): string | undefined {
@@ -144,6 +162,49 @@ function processMapping(ms: MonitoredServer, o: ObservedState, serverNode: strin
   return { status: 'False', reason: Reason.ProcessMapperStarting, message: `pod ${name} is not ready yet${detail}` };
 }
 
+/**
+ * Capabilities the spec enables whose machinery this release does not have yet. Each is a
+ * condition that is False with a reason naming it, so Ready is never True while part of what the
+ * user asked for does not run; the message says how to monitor without it.
+ */
+function unavailableCapabilities(ms: MonitoredServer): Array<[string, Update]> {
+  const out: Array<[string, Update]> = [];
+  if (ms.spec.mirroring?.enabled !== false) {
+    out.push([
+      ConditionType.MirrorAttached,
+      {
+        status: 'False',
+        reason: Reason.MirroringUnavailable,
+        message:
+          "traffic mirroring (spec.mirroring) is not available in this release: no node agent mirrors the server's traffic, so the IDS VM gets none; set spec.mirroring.enabled: false to monitor without it",
+      },
+    ]);
+  }
+  const disks = ms.spec.server.disks ?? [];
+  if (disks.length > 0) {
+    out.push([
+      ConditionType.DiskAttached,
+      {
+        status: 'False',
+        reason: Reason.DiskInspectionUnavailable,
+        message: `disk inspection (spec.server.disks: ${disks.join(', ')}) is not available in this release: nothing is attached to the IDS VM; remove spec.server.disks to monitor without it`,
+      },
+    ]);
+  }
+  const response = ms.spec.response?.onAlert ?? 'None';
+  if (response !== 'None') {
+    out.push([
+      ConditionType.ResponseReady,
+      {
+        status: 'False',
+        reason: Reason.ResponseUnavailable,
+        message: `the alert response ${response} (spec.response.onAlert) is not available in this release: alerts are not acted on; set spec.response.onAlert: None to monitor without it`,
+      },
+    ]);
+  }
+  return out;
+}
+
 function vmStatus(name: string, vm: ObservedState['serverVm'], vmi: ObservedState['serverVmi']): VmStatus {
   const out: VmStatus = { name };
   const phase = printableStatus(vm);
@@ -165,6 +226,8 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, now: Date):
     [ConditionType.Colocated, colocated(o, serverNode)],
   ];
   if (mappingEnabled) parts.push([ConditionType.ProcessMapping, processMapping(ms, o, serverNode)]);
+  const capabilities = unavailableCapabilities(ms);
+  parts.push(...capabilities);
   const notReady = parts.find(([, u]) => u.status !== 'True');
   const ready: Update = notReady
     ? { status: 'False', reason: notReady[1].reason, message: `${notReady[0]}: ${notReady[1].message}` }
@@ -173,7 +236,15 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, now: Date):
   let conditions: Condition[] = (ms.status?.conditions as Condition[] | undefined) ?? [];
   // A disabled mechanism has no condition at all.
   if (!mappingEnabled) conditions = removeCondition(conditions, ConditionType.ProcessMapping);
-  for (const [type, update] of [[ConditionType.Ready, ready] as [string, Update], ...parts]) {
+  for (const type of [ConditionType.MirrorAttached, ConditionType.DiskAttached, ConditionType.ResponseReady]) {
+    if (!capabilities.some(([t]) => t === type)) conditions = removeCondition(conditions, type);
+  }
+  // computeStatus runs only after every action of a reconcile succeeded.
+  conditions = removeCondition(conditions, ConditionType.Synced);
+  const restart = serverRestartRequired(ms, o);
+  if (!restart) conditions = removeCondition(conditions, ConditionType.ServerRestartRequired);
+  const informational: Array<[string, Update]> = restart ? [[ConditionType.ServerRestartRequired, restart]] : [];
+  for (const [type, update] of [[ConditionType.Ready, ready] as [string, Update], ...parts, ...informational]) {
     conditions = setCondition(conditions, { type, ...update, observedGeneration: generation }, now);
   }
   const status: MonitoredServerStatus = {
@@ -184,6 +255,20 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, now: Date):
   };
   if (serverNode) status.nodeName = serverNode;
   return status;
+}
+
+/**
+ * While a deleted MonitoredServer is torn down it is never Ready: Ready says Deleting and what the
+ * teardown waits on (`waitingOn`, from the finalizer's current step).
+ */
+export function deletingStatus(ms: MonitoredServer, waitingOn: string, now: Date): MonitoredServerStatus {
+  const generation = ms.metadata.generation ?? 0;
+  const conditions = setCondition(
+    (ms.status?.conditions as Condition[] | undefined) ?? [],
+    { type: ConditionType.Ready, status: 'False', reason: Reason.Deleting, message: `deleting: ${waitingOn}`, observedGeneration: generation },
+    now,
+  );
+  return { ...(ms.status ?? {}), observedGeneration: generation, conditions };
 }
 
 /** True when writing `next` would change nothing the user sees (conditions compared as a map). */

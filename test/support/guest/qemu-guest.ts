@@ -21,6 +21,8 @@ export interface BootOptions {
   /** QEMU CPU model; `max` under TCG offers LA57 (5-level paging). */
   cpu?: string;
   bootTimeoutMs?: number;
+  /** More QEMU arguments, appended as given (e.g. `-blockdev`/`-device` for a disk). */
+  extraArgs?: string[];
 }
 
 let chosenAccelerator: Accelerator | undefined;
@@ -110,6 +112,7 @@ export class QemuGuest {
       '-serial', 'stdio',
       '-chardev', `socket,id=hs-mon,path=${join(socketDir, 'virt-serial0')},server=on,wait=off`,
       '-kernel', o.kernel, '-initrd', o.initrd, '-append', append,
+      ...(o.extraArgs ?? []),
     ];
     const child = spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     return new QemuGuest(child, accel, tempDir);

@@ -1,5 +1,5 @@
-// List+watch cache used by the KubeVirt simulator (a test double). It relists and rewatches after
-// any error or closed watch, so the simulator survives API-server restarts like KubeVirt does.
+// List+watch cache used by the virt-handler stand-in (a test double). It relists and rewatches after
+// any error or closed watch, so the stand-in survives API-server restarts like virt-handler does.
 import * as k8s from '@kubernetes/client-node';
 import { createKubeApi, type KubeApi } from '../../../src/kube/rest.ts';
 

@@ -1,0 +1,151 @@
+// The operator against KubeVirt's own controllers: behaviours a simulator hid (restart semantics,
+// live updates, a pending restart of the user's server, a teardown KubeVirt cannot finish, releasing
+// a VM's template labels).
+import assert from 'node:assert/strict';
+import { OperatorTestEnv, MS, VM, VMI } from '../support/operator-env.ts';
+import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
+import { monitoredServer, vmTemplate } from '../support/monitoredserver-fixtures.ts';
+import { auditRequests } from '../support/audit-log.ts';
+import { waitFor } from '../support/wait.ts';
+
+const NS = 'kv';
+
+describe('MonitoredServer operator on KubeVirt’s own controllers', function () {
+  let env: OperatorTestEnv;
+  let operator: OperatorProcess;
+
+  before(async function () {
+    env = await OperatorTestEnv.start(3);
+    await env.namespace(NS);
+    operator = await startOperatorProcess(env.cluster, { user: 'operator' });
+  });
+
+  after(async function () {
+    await operator?.stop();
+    await env?.stop();
+  });
+
+  afterEach(function () {
+    assert.ok(operator.process.running, 'the operator process must never crash');
+  });
+
+  const operatorVmiDeletes = (name: string, since: Date) =>
+    auditRequests(env.cluster.auditLogPath, { username: env.cluster.users.operator.name, since }).filter(
+      (e) => e.verb === 'delete' && e.objectRef?.resource === 'virtualmachineinstances' && e.objectRef?.name === name,
+    );
+
+  it('restarts the IDS VM exactly once for a restart-requiring change, and not at all for live-updatable ones', async function () {
+    await env.createMonitoredServer(monitoredServer('r-1', NS));
+    await env.waitForCondition(NS, 'r-1', 'Ready', 'True', 'Monitoring', 90_000);
+    const first = await env.get(VMI, NS, 'r-1-ids');
+
+    // cores: not live-updatable → RestartRequired → one restart.
+    const since = new Date();
+    const cores = vmTemplate({ app: 'r-1-ids' }, '2Gi');
+    (cores.spec.template!.spec!.domain as { cpu?: object }).cpu = { cores: 2 };
+    await env.mergePatch(MS, NS, 'r-1', { spec: { ids: { template: cores } } });
+    const restarted = await waitFor(async () => {
+      const vmi = await env.get(VMI, NS, 'r-1-ids');
+      return vmi && vmi.metadata.uid !== first?.metadata.uid && vmi.status?.phase === 'Running' && vmi.spec?.domain?.cpu?.cores === 2 ? vmi : undefined;
+    }, { timeoutMs: 90_000, description: 'the IDS VMI restarted with 2 cores' });
+    const ready = await env.waitForCondition(NS, 'r-1', 'Ready', 'True', 'Monitoring', 30_000);
+    const readyAfterMs = new Date(env.condition(ready, 'Ready')!.lastTransitionTime).getTime() - since.getTime();
+    console.log(`      Ready again ${(readyAfterMs / 1000).toFixed(1)} s after the restart-requiring change`);
+    assert.ok(readyAfterMs < 15_000, `Ready again within a few seconds (took ${readyAfterMs} ms)`);
+    // Give a second, wrong restart every chance to happen before counting.
+    await waitFor(async () => (await env.get(VM, NS, 'r-1-ids'))?.status?.conditions?.every((c: { type: string; status: string }) => c.type !== 'RestartRequired' || c.status !== 'True') || undefined, {
+      timeoutMs: 30_000,
+      description: 'RestartRequired cleared on the IDS VM',
+    });
+    assert.equal(operatorVmiDeletes('r-1-ids', since).length, 1, 'exactly one IDS VMI deletion by the operator');
+    assert.equal((await env.get(VMI, NS, 'r-1-ids'))?.metadata.uid, restarted.metadata.uid);
+    assert.notEqual((await env.get(VM, NS, 'r-1-ids'))?.status?.printableStatus, 'CrashLoopBackOff');
+
+    // memory (hot-plugged) and affinity: live-updated by KubeVirt, no restart.
+    const live = new Date();
+    const memory = structuredClone(cores);
+    memory.spec.template!.spec!.domain!.memory = { guest: '3Gi' };
+    (memory.spec.template!.spec as { affinity?: object }).affinity = {
+      nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, preference: { matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In', values: ['linux'] }] } }] },
+    };
+    await env.mergePatch(MS, NS, 'r-1', { spec: { ids: { template: memory } } });
+    await waitFor(async () => {
+      const vm = await env.get(VM, NS, 'r-1-ids');
+      return vm?.metadata.generation === vm?.status?.desiredGeneration && vm?.spec?.template?.spec?.domain?.memory?.guest === '3Gi' ? vm : undefined;
+    }, { timeoutMs: 30_000, description: 'KubeVirt to see the live-updatable change' });
+    await env.waitForCondition(NS, 'r-1', 'Ready', 'True', 'Monitoring', 30_000);
+    assert.equal(operatorVmiDeletes('r-1-ids', live).length, 0, 'no restart for live-updatable fields');
+    assert.equal((await env.get(VMI, NS, 'r-1-ids'))?.metadata.uid, restarted.metadata.uid);
+  });
+
+  it('shows a server change that waits for a restart, with an Event, and never restarts the user’s server', async function () {
+    await env.createMonitoredServer(monitoredServer('s-1', NS));
+    await env.waitForCondition(NS, 's-1', 'Ready', 'True', 'Monitoring', 90_000);
+    const server = await env.get(VMI, NS, 's-1-server');
+    const since = new Date();
+    const template = vmTemplate({ app: 's-1' });
+    (template.spec.template!.spec!.domain as { cpu?: object }).cpu = { cores: 2 };
+    await env.mergePatch(MS, NS, 's-1', { spec: { server: { template } } });
+    const ms = await env.waitForCondition(NS, 's-1', 'ServerRestartRequired', 'True', 'RestartRequired', 60_000);
+    assert.match(env.condition(ms, 'ServerRestartRequired')!.message, /virtctl restart s-1-server/);
+    assert.equal(env.condition(ms, 'Ready')?.status, 'True', 'a pending restart of the server is not a monitoring failure');
+    const event = await env.waitForEvent(NS, 's-1', 'RestartRequired');
+    assert.equal(event.type, 'Warning');
+    assert.equal((await env.get(VMI, NS, 's-1-server'))?.metadata.uid, server?.metadata.uid, 'the server was not restarted');
+    assert.equal(operatorVmiDeletes('s-1-server', since).length, 0);
+  });
+
+  it('is not Ready while a teardown waits on KubeVirt, and says on what', async function () {
+    await env.createMonitoredServer(monitoredServer('t-1', NS));
+    const ready = await env.waitForCondition(NS, 't-1', 'Ready', 'True', 'Monitoring', 90_000);
+    const node = ready.status.nodeName as string;
+    env.kubevirt.handler.setNodeResponsive(node, false);
+    try {
+      await env.delete(MS, NS, 't-1');
+      const stuck = await waitFor(async () => {
+        const ms = await env.get(MS, NS, 't-1');
+        const c = env.condition(ms, 'Ready');
+        return c?.reason === 'Deleting' && /has not finished deleting/.test(c.message) ? ms : undefined;
+      }, { timeoutMs: 90_000, description: 'the teardown to say it is stuck' });
+      const c = env.condition(stuck, 'Ready')!;
+      assert.equal(c.status, 'False');
+      assert.match(c.message, new RegExp(`is virt-handler running on node ${node}\\?`));
+      assert.match(c.message, /t-1-ids/);
+      await env.waitForEvent(NS, 't-1', 'TeardownStalled');
+    } finally {
+      env.kubevirt.handler.setNodeResponsive(node, true);
+    }
+    await env.waitGone(MS, NS, 't-1', 90_000);
+    await env.waitGone(VM, NS, 't-1-ids', 60_000);
+  });
+
+  it('releases a retained server VM without our labels in its template, restarting nothing', async function () {
+    await env.createMonitoredServer(monitoredServer('l-1', NS));
+    await env.waitForCondition(NS, 'l-1', 'Ready', 'True', 'Monitoring', 90_000);
+    const vmi = await env.get(VMI, NS, 'l-1-server');
+    await env.delete(MS, NS, 'l-1');
+    await env.waitGone(MS, NS, 'l-1', 90_000);
+    const vm = await env.get(VM, NS, 'l-1-server');
+    assert.ok(vm, 'retained');
+    const labelKeys = [...Object.keys(vm.metadata.labels ?? {}), ...Object.keys(vm.spec.template.metadata?.labels ?? {})];
+    assert.deepEqual(labelKeys.filter((k) => k.startsWith('hyperspector.io/')), [], 'no hyperspector.io/ label on the VM or its template');
+    assert.equal(vm.metadata.annotations?.['hyperspector.io/monitored-by'], undefined);
+    assert.equal((await env.get(VMI, NS, 'l-1-server'))?.metadata.uid, vmi?.metadata.uid, 'the server kept running');
+    assert.ok(!vm.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'RestartRequired' && c.status === 'True'), 'releasing needs no restart');
+  });
+
+  it('reports a template KubeVirt’s webhook refuses as ServerVMInvalid / IDSVMInvalid with KubeVirt’s message', async function () {
+    const bad = vmTemplate({ app: 'bad' });
+    bad.spec.template!.spec!.domain!.devices!.disks!.push({ name: 'nowhere', disk: { bus: 'virtio' } });
+    await env.createMonitoredServer(monitoredServer('bad-server', NS, { server: { template: bad } }));
+    const server = await env.waitForCondition(NS, 'bad-server', 'ServerRunning', 'False', 'ServerVMInvalid', 30_000);
+    assert.match(env.condition(server, 'ServerRunning')!.message, /nowhere/);
+    assert.match(env.condition(server, 'ServerRunning')!.message, /webhook/i, 'the message is KubeVirt’s admission answer');
+    await env.waitForEvent(NS, 'bad-server', 'ServerVMInvalid');
+
+    await env.createMonitoredServer(monitoredServer('bad-ids', NS, { ids: { template: bad } }));
+    const ids = await env.waitForCondition(NS, 'bad-ids', 'IDSRunning', 'False', 'IDSVMInvalid', 90_000);
+    assert.match(env.condition(ids, 'IDSRunning')!.message, /nowhere/);
+    assert.equal(env.condition(ids, 'ServerRunning')?.status, 'True', 'the server runs; only the IDS VM is refused');
+  });
+});
