@@ -7,7 +7,8 @@
 --   Suspended    the server VM is paused (e.g. by spec.response.onAlert: Pause) or stopped
 local hs = {}
 
--- Condition reasons that need the user (src/controllers/monitoredserver/reasons.ts WARNING_REASONS).
+-- Condition reasons that need the user (src/controllers/monitoredserver/reasons.ts WARNING_REASONS;
+-- a test keeps the two lists equal). Whatever the condition's status, such a reason is a problem.
 local degradedReasons = {
   ServerVMNotFound = true,
   ServerVMAlreadyMonitored = true,
@@ -17,9 +18,11 @@ local degradedReasons = {
   IDSVMInvalid = true,
   IDSVMUnschedulable = true,
   ProcessMapperFailing = true,
+  RestartRequired = true,
+  MirroringUnavailable = true,
+  DiskInspectionUnavailable = true,
+  ResponseUnavailable = true,
 }
--- The order in which the operator derives Ready from the other conditions.
-local conditionOrder = { "ServerRunning", "IDSRunning", "Colocated", "ProcessMapping" }
 
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
   hs.status = "Progressing"
@@ -54,11 +57,11 @@ if status.serverVM ~= nil and status.serverVM.phase == "Paused" then
   return hs
 end
 
-for _, conditionType in ipairs(conditionOrder) do
-  local condition = conditions[conditionType]
-  if condition ~= nil and condition.status ~= "True" and degradedReasons[condition.reason] then
+-- The first problem in the operator's order of conditions (Ready repeats the first one's reason).
+for _, condition in ipairs(status.conditions) do
+  if condition.type ~= "Ready" and degradedReasons[condition.reason] then
     hs.status = "Degraded"
-    hs.message = conditionType .. ": " .. condition.message
+    hs.message = condition.type .. ": " .. condition.message
     return hs
   end
 end
