@@ -1,5 +1,6 @@
 // Operator configuration from flags and environment (flags win). Pure, so it is unit-tested.
 import { Command, InvalidArgumentError } from 'commander';
+import { packageVersion } from './version.ts';
 
 export interface OperatorConfig {
   kubeconfig?: string;
@@ -42,6 +43,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const program = new Command('hyperspector-operator')
     .description('HyperSpector operator: pairs each MonitoredServer VM with an isolated IDS VM on the same node')
     .exitOverride()
+    .version(packageVersion(), '--version', 'print the version and exit')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, else in-cluster)', env.KUBECONFIG || undefined)
     .option('--namespace <ns...>', 'namespaces to watch (default: $WATCH_NAMESPACES, comma-separated; empty = all)')
     .option('--concurrency <n>', 'MonitoredServers reconciled at once', positiveInt('--concurrency'), Number(env.MAX_CONCURRENT_RECONCILES ?? 4))

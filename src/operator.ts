@@ -1,6 +1,8 @@
 // Wires the operator together: caches, controller, leader election, Events, /metrics and health,
 // and graceful shutdown.
 import * as k8s from '@kubernetes/client-node';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { OperatorConfig } from './config.ts';
 import { MonitoredServerController } from './controllers/monitoredserver/monitoredserver_controller.ts';
 import type { EventSink } from './controllers/monitoredserver/events.ts';
@@ -12,11 +14,19 @@ import { OperatorMetrics } from './kube/metrics.ts';
 import { createKubeApi } from './kube/rest.ts';
 import type { KubeObject } from './kube/apply.ts';
 
-export function loadKubeConfig(path?: string): k8s.KubeConfig {
+export const NO_KUBECONFIG_MESSAGE =
+  'no kubeconfig: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a Pod (in-cluster service account)';
+
+/**
+ * The operator's credentials: --kubeconfig/KUBECONFIG, else in-cluster, else ~/.kube/config. With
+ * none of them it refuses to start (client-node would otherwise try http://localhost:8080 forever).
+ */
+export function loadKubeConfig(path?: string, env: NodeJS.ProcessEnv = process.env): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
   if (path) kc.loadFromFile(path);
-  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-  else kc.loadFromDefault();
+  else if (env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else if (env.HOME && existsSync(join(env.HOME, '.kube', 'config'))) kc.loadFromFile(join(env.HOME, '.kube', 'config'));
+  else throw new Error(NO_KUBECONFIG_MESSAGE);
   return kc;
 }
 

@@ -12,6 +12,7 @@ import { DEFAULT_NETWORK_SERVICES, DEFAULT_SHELLS } from './baseline.ts';
 import { createSidecarServer } from './http-server.ts';
 import { createMapperMetrics } from './metrics.ts';
 import { ProcessMapper } from './process-mapper.ts';
+import { packageVersion } from '../version.ts';
 import { createQemuFinder } from './qemu-finder.ts';
 
 interface SidecarOptions {
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<void> {
   const env = process.env;
   const opts = new Command('hyperspector-process-mapper')
     .description('Serves the process table of a KubeVirt VMI, read from its guest memory without an agent')
+    .version(packageVersion(), '--version', 'print the version and exit')
     .option('--namespace <ns>', 'VMI namespace (env VMI_NAMESPACE)', env.VMI_NAMESPACE)
     .option('--name <name>', 'VMI name (env VMI_NAME)', env.VMI_NAME)
     .option('--uid <uid>', 'VMI metadata.uid (env VMI_UID)', env.VMI_UID)

@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
+import { CommanderError } from 'commander';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseConfig } from '../../src/config.ts';
+import { loadKubeConfig, NO_KUBECONFIG_MESSAGE } from '../../src/operator.ts';
 
 describe('operator configuration', () => {
   it('has production defaults', () => {
@@ -34,5 +39,36 @@ describe('operator configuration', () => {
     assert.throws(() => parseConfig(['--retry-period', '12s'], {}), /--retry-period must be shorter than --renew-deadline/);
     assert.throws(() => parseConfig(['--concurrency', 'many'], {}), /--concurrency must be a non-negative integer/);
     assert.throws(() => parseConfig(['--lease-duration', 'soon'], {}), /--lease-duration must be a duration/);
+  });
+
+  it('answers --version with the package version', () => {
+    const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    const out: string[] = [];
+    const write = process.stdout.write;
+    process.stdout.write = ((chunk: string) => (out.push(chunk), true)) as typeof process.stdout.write;
+    try {
+      assert.throws(() => parseConfig(['--version'], {}), (err: unknown) => err instanceof CommanderError && err.exitCode === 0);
+    } finally {
+      process.stdout.write = write;
+    }
+    assert.equal(out.join('').trim(), version);
+  });
+});
+
+describe('operator credentials', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hs-kubeconfig-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('refuses to start without a kubeconfig, in-cluster environment or ~/.kube/config', () => {
+    assert.throws(() => loadKubeConfig(undefined, { HOME: dir }), (err: Error) => err.message === NO_KUBECONFIG_MESSAGE);
+  });
+
+  it('falls back to ~/.kube/config', () => {
+    mkdirSync(join(dir, '.kube'));
+    writeFileSync(
+      join(dir, '.kube', 'config'),
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://10.0.0.1:6443"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
+    );
+    assert.equal(loadKubeConfig(undefined, { HOME: dir }).getCurrentCluster()?.server, 'https://10.0.0.1:6443');
   });
 });

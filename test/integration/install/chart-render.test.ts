@@ -1,0 +1,185 @@
+// The Helm chart rendered offline (no cluster): lint, generated files up to date, RBAC at least
+// deploy/rbac.yaml and without wildcards, the Deployment's flags are real operator flags, and the
+// optional objects appear only when asked for.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { parseConfig } from '../../../src/config.ts';
+import { ARGOCD_CM, CHART_DIR, CRD_TEMPLATE, DEPLOY_MANIFEST, renderArgocdCm, renderCrdTemplate, renderDeployManifest } from '../../../hack/packaging.ts';
+import { REPO_ROOT } from '../../support/control-plane-binaries.ts';
+import { Helm, parseObjects, type KubeObject } from './install-support.ts';
+
+type Rule = { apiGroups?: string[]; resources?: string[]; verbs?: string[]; resourceNames?: string[] };
+type AnyObject = KubeObject & { spec?: any; rules?: Rule[]; roleRef?: any; subjects?: any[]; data?: Record<string, string> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const CI_VALUES = readdirSync(join(CHART_DIR, 'ci')).filter((f) => f.endsWith('.yaml')).sort();
+
+function find(objects: AnyObject[], kind: string, name?: string): AnyObject[] {
+  return objects.filter((o) => o.kind === kind && (!name || o.metadata.name === name));
+}
+
+function one(objects: AnyObject[], kind: string, name?: string): AnyObject {
+  const found = find(objects, kind, name);
+  assert.equal(found.length, 1, `exactly one ${kind}${name ? ` ${name}` : ''} (found ${found.length})`);
+  return found[0]!;
+}
+
+/** Every (group, resource, verb) a rule list grants. */
+function grants(rules: Rule[]): Set<string> {
+  const out = new Set<string>();
+  for (const r of rules) for (const g of r.apiGroups ?? []) for (const res of r.resources ?? []) for (const v of r.verbs ?? []) out.add(`${g}|${res}|${v}`);
+  return out;
+}
+
+function operatorContainer(objects: AnyObject[]) {
+  const deployment = one(objects, 'Deployment');
+  return { deployment, container: deployment.spec.template.spec.containers.find((c: { name: string }) => c.name === 'operator') };
+}
+
+/** The operator's configuration as the container's args and env give it. */
+function configOf(container: { args: string[]; env?: Array<{ name: string; value?: string }> }) {
+  const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value ?? 'from-field']));
+  return parseConfig(container.args, env);
+}
+
+describe('Helm chart, rendered', function () {
+  this.timeout(900_000); // the first run builds helm (hack/build-helm.sh)
+  let helm: Helm;
+  let defaults: AnyObject[];
+
+  before(async function () {
+    helm = new Helm();
+    defaults = (await helm.template('hyperspector', 'hyperspector-system')) as AnyObject[];
+  });
+
+  it('passes helm lint --strict with the defaults and every ci/*.yaml values file', async function () {
+    assert.ok(CI_VALUES.length >= 3, 'ci/ holds the values combinations CI checks');
+    for (const values of [undefined, ...CI_VALUES]) {
+      const res = await helm.run(['lint', '--strict', CHART_DIR, ...(values ? ['-f', join(CHART_DIR, 'ci', values)] : [])]);
+      assert.equal(res.code, 0, `helm lint --strict ${values ?? '(defaults)'}:\n${res.stdout}${res.stderr}`);
+      assert.match(res.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
+  });
+
+  it('ships the CRDs of crds/, deploy/hyperspector.yaml and the argocd-cm snippet as generated (npm run generate:deploy)', async function () {
+    assert.equal(readFileSync(ARGOCD_CM, 'utf8'), renderArgocdCm(), 'deploy/argocd/argocd-cm.yaml is stale: npm run generate:deploy');
+    assert.equal(readFileSync(CRD_TEMPLATE, 'utf8'), renderCrdTemplate(), 'helm/hyperspector/templates/crds.yaml is stale: npm run generate:deploy');
+    assert.equal(readFileSync(DEPLOY_MANIFEST, 'utf8'), renderDeployManifest(helm.binary), 'deploy/hyperspector.yaml is stale: npm run generate:deploy');
+    const source = parse(readFileSync(join(REPO_ROOT, 'crds', 'hyperspector.io_monitoredservers.yaml'), 'utf8')) as AnyObject;
+    const rendered = one(defaults, 'CustomResourceDefinition', source.metadata.name);
+    assert.deepEqual(rendered.spec, source.spec, 'the chart installs exactly the generated CRD');
+    assert.equal(rendered.metadata.annotations?.['helm.sh/resource-policy'], 'keep');
+  });
+
+  it('grants at least what deploy/rbac.yaml grants, with no wildcard', function () {
+    const reference = parseObjects(readFileSync(join(REPO_ROOT, 'deploy', 'rbac.yaml'), 'utf8')) as AnyObject[];
+    const clusterRole = one(defaults, 'ClusterRole');
+    const role = one(defaults, 'Role');
+    const missingCluster = [...grants(one(reference, 'ClusterRole').rules ?? [])].filter((g) => !grants(clusterRole.rules ?? []).has(g));
+    assert.deepEqual(missingCluster, [], 'the chart ClusterRole covers deploy/rbac.yaml');
+    const missingRole = [...grants(one(reference, 'Role').rules ?? [])].filter((g) => !grants(role.rules ?? []).has(g));
+    assert.deepEqual(missingRole, [], 'the chart Role covers deploy/rbac.yaml');
+    assert.equal(role.metadata.namespace, 'hyperspector-system');
+    for (const r of [...(clusterRole.rules ?? []), ...(role.rules ?? [])]) {
+      for (const field of [r.apiGroups, r.resources, r.verbs]) assert.ok(!field?.includes('*'), `no wildcard in ${JSON.stringify(r)}`);
+    }
+    const binding = one(defaults, 'ClusterRoleBinding');
+    const sa = one(defaults, 'ServiceAccount');
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: 'hyperspector-system' }]);
+    assert.equal(binding.roleRef.name, clusterRole.metadata.name);
+  });
+
+  it('runs the operator with flags it has, probes where it serves them, and the restricted security profile', function () {
+    const { deployment, container } = operatorContainer(defaults);
+    assert.equal(deployment.spec.replicas, 2);
+    const config = configOf(container);
+    assert.equal(config.leaderElect, true);
+    assert.equal(config.leaseDurationMs, 15_000);
+    assert.equal(config.httpPort, 8080);
+    assert.equal(config.logLevel, 'info');
+    assert.equal(config.processMapperImage, 'hyperspector/operator:0.1.0', 'the sidecar image defaults to the operator image');
+    assert.equal(container.image, 'hyperspector/operator:0.1.0');
+    assert.deepEqual(config.namespaces, [], 'all namespaces by default');
+    assert.equal(container.env.find((e: { name: string }) => e.name === 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath, 'metadata.namespace');
+    const port = container.ports.find((p: { name: string }) => p.name === 'http');
+    assert.equal(port.containerPort, config.httpPort);
+    assert.deepEqual(container.livenessProbe.httpGet, { path: '/healthz', port: 'http' });
+    assert.deepEqual(container.readinessProbe.httpGet, { path: '/readyz', port: 'http' });
+    const pod = deployment.spec.template.spec;
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    assert.equal(pod.securityContext.seccompProfile.type, 'RuntimeDefault');
+    assert.equal(container.securityContext.allowPrivilegeEscalation, false);
+    assert.equal(container.securityContext.readOnlyRootFilesystem, true);
+    assert.deepEqual(container.securityContext.capabilities.drop, ['ALL']);
+    assert.ok(container.resources.requests.cpu && container.resources.limits.memory);
+    assert.equal(one(defaults, 'PodDisruptionBudget').spec.minAvailable, 1);
+    const service = one(defaults, 'Service');
+    assert.equal(service.spec.ports[0].port, 8080);
+    assert.deepEqual(service.spec.selector, deployment.spec.selector.matchLabels);
+    const policy = one(defaults, 'NetworkPolicy');
+    assert.deepEqual(policy.spec.policyTypes, ['Ingress', 'Egress']);
+    assert.equal(one(defaults, 'ConfigMap').metadata.name, config.kernelProfilesConfigMap);
+  });
+
+  it('orders an Argo CD sync: CRDs, then RBAC and config, then the operator', function () {
+    const wave = (o: AnyObject) => Number(o.metadata.annotations?.['argocd.argoproj.io/sync-wave']);
+    for (const o of defaults) assert.ok(Number.isInteger(wave(o)), `${o.kind} ${o.metadata.name} has a sync wave`);
+    const max = (kinds: string[]) => Math.max(...defaults.filter((o) => kinds.includes(o.kind)).map(wave));
+    const min = (kinds: string[]) => Math.min(...defaults.filter((o) => kinds.includes(o.kind)).map(wave));
+    assert.ok(max(['CustomResourceDefinition']) < min(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']));
+    assert.ok(max(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ConfigMap']) < min(['Deployment']));
+    assert.ok(wave(one(defaults, 'Deployment')) <= 0, 'MonitoredServers (default wave 0 or later) come after the operator');
+  });
+
+  it('binds the operator only in the watched namespaces when watchNamespaces is set', async function () {
+    const objects = (await helm.template('hyperspector', 'hyperspector-system', ['-f', join(CHART_DIR, 'ci', 'watch-namespaces-values.yaml')])) as AnyObject[];
+    assert.equal(find(objects, 'ClusterRoleBinding').length, 0, 'no cluster-wide binding');
+    const bindings = find(objects, 'RoleBinding').filter((b) => b.roleRef.kind === 'ClusterRole');
+    assert.deepEqual(bindings.map((b) => b.metadata.namespace).sort(), ['lab', 'shop']);
+    assert.deepEqual(
+      find(objects, 'ConfigMap').map((c) => c.metadata.namespace).sort(),
+      ['hyperspector-system', 'lab', 'shop'],
+      'kernel profiles where the process-mapper Pods run',
+    );
+    assert.equal(find(objects, 'ConfigMap')[0]?.data?.['debian-6.1.json'], '{"kernel": "6.1.0-18-amd64"}');
+    const config = configOf(operatorContainer(objects).container);
+    assert.deepEqual(config.namespaces, ['shop', 'lab']);
+    assert.equal(config.concurrency, 8);
+    assert.equal(config.logLevel, 'debug');
+  });
+
+  it('pins the image by digest, and leaves out what is disabled', async function () {
+    const pinned = (await helm.template('hyperspector', 'hyperspector-system', ['-f', join(CHART_DIR, 'ci', 'scheduling-values.yaml')])) as AnyObject[];
+    const { container, deployment } = operatorContainer(pinned);
+    assert.equal(container.image, 'registry.example.com/hyperspector/operator@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef');
+    assert.equal(configOf(container).processMapperImage, 'registry.example.com/hyperspector/operator:0.1.0-debug');
+    assert.deepEqual(deployment.spec.template.spec.imagePullSecrets, [{ name: 'registry-example' }]);
+    assert.equal(deployment.spec.template.spec.tolerations[0].key, 'node-role.kubernetes.io/control-plane');
+
+    const minimal = (await helm.template('hyperspector', 'hyperspector-system', ['-f', join(CHART_DIR, 'ci', 'minimal-values.yaml')])) as AnyObject[];
+    assert.deepEqual(minimal.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'Deployment']);
+    const minimalConfig = configOf(operatorContainer(minimal).container);
+    assert.equal(minimalConfig.leaderElect, false);
+    assert.equal(operatorContainer(minimal).deployment.spec.template.spec.serviceAccountName, 'hyperspector-preexisting');
+
+    const unkept = (await helm.template('hyperspector', 'hyperspector-system', ['--set', 'crds.keep=false'])) as AnyObject[];
+    assert.equal(one(unkept, 'CustomResourceDefinition').metadata.annotations?.['helm.sh/resource-policy'], undefined);
+  });
+
+  // Render-only: no prometheus-operator CRD is available to the tests (../shared/crds has none).
+  it('renders a ServiceMonitor for the metrics Service only when enabled', async function () {
+    assert.equal(find(defaults, 'ServiceMonitor').length, 0);
+    const objects = (await helm.template('hyperspector', 'hyperspector-system', ['--set', 'serviceMonitor.enabled=true', '--set', 'serviceMonitor.labels.release=prometheus'])) as AnyObject[];
+    const monitor = one(objects, 'ServiceMonitor');
+    const service = one(objects, 'Service');
+    assert.equal(monitor.apiVersion, 'monitoring.coreos.com/v1');
+    assert.equal(monitor.metadata.labels?.release, 'prometheus');
+    assert.deepEqual(monitor.spec.selector.matchLabels, Object.fromEntries(Object.entries(service.metadata.labels ?? {}).filter(([k]) => k in monitor.spec.selector.matchLabels)));
+    assert.equal(monitor.spec.endpoints[0].port, service.spec.ports[0].name);
+    assert.deepEqual(monitor.spec.namespaceSelector.matchNames, ['hyperspector-system']);
+    const refused = await helm.run(['template', 'x', CHART_DIR, '--set', 'serviceMonitor.enabled=true', '--set', 'metrics.service.enabled=false']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /serviceMonitor.enabled needs metrics.service.enabled/);
+  });
+});
