@@ -66,7 +66,9 @@ export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, se
         readinessProbe: { httpGet: { path: '/healthz', port: PROCESS_MAPPER_PORT }, periodSeconds: 5 },
         // Reading another process's memory needs ptrace rights over QEMU: privileged. The root
         // file system stays read-only; guest memory is only ever opened O_RDONLY (src/introspection).
-        securityContext: { privileged: true, readOnlyRootFilesystem: true },
+        // Root: the image's default user (65532) would get no effective capabilities even privileged,
+        // and reading QEMU's memory needs them.
+        securityContext: { privileged: true, readOnlyRootFilesystem: true, runAsUser: 0 },
         resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
         volumeMounts: [{ name: 'kernel-profiles', mountPath: KERNEL_PROFILES_MOUNT, readOnly: true }],
       },

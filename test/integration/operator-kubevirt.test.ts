@@ -146,6 +146,8 @@ describe('MonitoredServer operator on KubeVirt’s own controllers', function ()
     await env.createMonitoredServer(monitoredServer('bad-ids', NS, { ids: { template: bad } }));
     const ids = await env.waitForCondition(NS, 'bad-ids', 'IDSRunning', 'False', 'IDSVMInvalid', 90_000);
     assert.match(env.condition(ids, 'IDSRunning')!.message, /nowhere/);
-    assert.equal(env.condition(ids, 'ServerRunning')?.status, 'True', 'the server runs; only the IDS VM is refused');
+    await env.waitForCondition(NS, 'bad-ids', 'ServerRunning', 'True', 'Running', 60_000);
+    const still = await env.waitForCondition(NS, 'bad-ids', 'IDSRunning', 'False', 'IDSVMInvalid', 10_000);
+    assert.equal(env.condition(still, 'Ready')?.status, 'False', 'the server runs; only the IDS VM is refused, so it is not Ready');
   });
 });

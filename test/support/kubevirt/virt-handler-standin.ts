@@ -305,7 +305,7 @@ export class VirtHandlerStandIn {
           },
         },
       })
-      .catch(ignore(404, 409));
+      .catch(ignore(404));
   }
 
   private async holdPod(pod: Pod): Promise<void> {
@@ -317,7 +317,8 @@ export class VirtHandlerStandIn {
         contentType: 'application/merge-patch+json',
         body: { metadata: { resourceVersion: pod.metadata?.resourceVersion, finalizers: [...(pod.metadata?.finalizers ?? []), LAUNCHER_FINALIZER] } },
       })
-      .catch(ignore(404, 409));
+      // A conflict is retried (the sync fails and is requeued): an unheld pod would vanish at once.
+      .catch(ignore(404));
   }
 
   private async releasePod(pod: Pod): Promise<void> {

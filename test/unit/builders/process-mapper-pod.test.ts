@@ -19,13 +19,14 @@ describe('process-mapper pod builder', () => {
     assert.deepEqual(spec.nodeSelector, { 'kubernetes.io/hostname': 'node-b' });
     const c = spec.containers[0]!;
     assert.equal(c.image, 'hyperspector/operator:test');
-    assert.deepEqual(c.securityContext, { privileged: true, readOnlyRootFilesystem: true });
+    assert.deepEqual(c.securityContext, { privileged: true, readOnlyRootFilesystem: true, runAsUser: 0 }, 'root: the image runs non-root by default');
     const env = Object.fromEntries(c.env.map((e) => [e.name, e.value]));
     assert.equal(env.VMI_NAMESPACE, 'shop');
     assert.equal(env.VMI_NAME, 'web-1-server');
     assert.equal(env.VMI_UID, 'vmi-1');
     assert.equal(env.POLL_INTERVAL_MS, '1000');
     assert.equal(spec.volumes[0]?.configMap.name, 'cluster-profiles');
+    assert.equal((spec.volumes[0]?.configMap as { optional?: boolean }).optional, true, 'zero-config profiles need no ConfigMap');
   });
 
   it("uses the MonitoredServer's kernel profile and poll interval", () => {
