@@ -3,7 +3,8 @@
 // kubelet-shaped cgroup, found by the process mapper's own finder; paused and resumed over QMP;
 // stopped without leaving anything behind.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { findQemuForVmi } from '../../../src/sidecar/qemu-finder.ts';
@@ -11,6 +12,7 @@ import { GuestIntrospector } from '../../../src/introspection/guest-introspector
 import { testGuestAssets } from '../../support/guest/test-guest.ts';
 import { RealGuestBackend, type RealGuest } from '../../support/kubevirt/real-guest-backend.ts';
 import type { Pod, Vmi } from '../../support/kubevirt/virt-handler-status.ts';
+import { removeLeftovers } from '../../support/real-guests/leftovers.ts';
 import { namespaceExists } from '../../support/real-guests/node-network.ts';
 import { waitFor } from '../../support/wait.ts';
 
@@ -167,5 +169,29 @@ describe('real-guest backend: a VMI backed by a real QEMU guest', function () {
     for (const name of backend.network.namespaceNames()) assert.equal(await namespaceExists(name), false, `${name} is gone`);
     const left = (JSON.parse(execFileSync('ip', ['-j', 'netns', 'list'], { encoding: 'utf8' }).trim() || '[]') as { name: string }[]).filter((n) => n.name.startsWith(backend.network.prefix));
     assert.deepEqual(left, [], 'no namespace of this backend is left');
+  });
+});
+
+describe('real-guest backend: a harness killed with SIGKILL', function () {
+  this.timeout(120_000);
+
+  it('takes its QEMU with it, and the next harness removes its namespaces and cgroups', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/host/real-guests/fixtures/killed-harness.ts'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const made = await waitFor(() => (out.includes('\n') ? (JSON.parse(out.split('\n')[0]!) as { qemuPid: number; netns: string[]; cgroup: string }) : undefined), {
+      timeoutMs: 60_000,
+      description: 'the doomed harness to start its guest',
+    });
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+    await waitFor(() => !processExists(made.qemuPid), { timeoutMs: 10_000, description: 'its QEMU to die with it (pdeathsig)' });
+    for (const name of made.netns) assert.ok(await namespaceExists(name), `${name} outlived the harness`);
+    assert.ok(existsSync(made.cgroup), 'the cgroup outlived the harness');
+
+    await removeLeftovers();
+    for (const name of made.netns) assert.equal(await namespaceExists(name), false, `${name} removed`);
+    assert.equal(existsSync(made.cgroup), false, 'the cgroup removed');
   });
 });

@@ -18,6 +18,7 @@ import { ManagedProcess } from '../managed-process.ts';
 import { GuestConsole } from '../real-guests/guest-console.ts';
 import { launcherQemu, type LauncherQemu } from '../real-guests/launcher-qemu.ts';
 import { RealGuestNetwork, type LauncherNetwork } from '../real-guests/node-network.ts';
+import { removeLeftovers } from '../real-guests/leftovers.ts';
 import { PodCgroup, type QosClass } from '../real-guests/pod-cgroup.ts';
 import type { GuestBackend } from './virt-handler-standin.ts';
 import type { Pod, Vmi } from './virt-handler-status.ts';
@@ -97,6 +98,7 @@ export class RealGuestBackend implements GuestBackend {
   private readonly starting = new Map<string, Promise<void>>();
   private readonly log: (line: string) => void;
   private closed = false;
+  private swept?: Promise<void>;
 
   constructor(private readonly options: RealGuestBackendOptions = {}) {
     this.network = new RealGuestNetwork(options.netnsPrefix);
@@ -115,6 +117,8 @@ export class RealGuestBackend implements GuestBackend {
   async start(vmi: Vmi, pod: Pod): Promise<void> {
     const uid = vmi.metadata.uid!;
     if (this.closed) throw new Error('the real-guest backend is closed');
+    this.swept ??= removeLeftovers(this.log);
+    await this.swept;
     if (this.guests.has(uid)) return;
     let starting = this.starting.get(uid);
     if (!starting) {

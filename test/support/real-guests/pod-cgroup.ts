@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitFor } from '../wait.ts';
+import { forgetCgroup, recordCgroup } from './leftovers.ts';
 
 export type QosClass = 'Guaranteed' | 'Burstable' | 'BestEffort';
 
@@ -38,6 +39,13 @@ export class PodCgroup {
     this.segments = podCgroupSegments(podUid, qos, containerId);
   }
 
+  /** A cgroup known by its path (e.g. one recorded by another harness). */
+  static at(root: string, segments: string[]): PodCgroup {
+    const cgroup = new PodCgroup('', 'BestEffort', '', root);
+    cgroup.segments.splice(0, cgroup.segments.length, ...segments);
+    return cgroup;
+  }
+
   /** Absolute path of the container's cgroup directory. */
   get path(): string {
     return join(this.root, ...this.segments);
@@ -49,6 +57,7 @@ export class PodCgroup {
   }
 
   create(): void {
+    recordCgroup(this);
     mkdirSync(this.path, { recursive: true });
   }
 
@@ -70,7 +79,10 @@ export class PodCgroup {
    * when they became empty (another pod's or test run's children keep them).
    */
   async remove(timeoutMs = 30_000): Promise<void> {
-    if (!existsSync(this.path)) return;
+    if (!existsSync(this.path)) {
+      forgetCgroup(this);
+      return;
+    }
     for (const pid of this.pids()) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -86,9 +98,10 @@ export class PodCgroup {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') continue;
-        if (code === 'EBUSY' || code === 'ENOTEMPTY') return; // still in use by others
+        if (code === 'EBUSY' || code === 'ENOTEMPTY') break; // still in use by others
         throw err;
       }
     }
+    if (!existsSync(this.path)) forgetCgroup(this);
   }
 }
