@@ -10,12 +10,11 @@ import type { GuestProcess } from '../../src/introspection/process-info.ts';
 import { PROCESS_MAPPER_PORT } from '../../src/builders/process-mapper-pod.ts';
 import { asPsRow, guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../support/guest/scenario.ts';
 import { testGuestAssets } from '../support/guest/test-guest.ts';
-import { RealGuestBackend } from '../support/kubevirt/real-guest-backend.ts';
 import { monitoredServer, vmTemplate } from '../support/monitoredserver-fixtures.ts';
 import { OperatorTestEnv, MS, VM } from '../support/operator-env.ts';
 import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
 import { cgroup2Root } from '../support/real-guests/pod-cgroup.ts';
-import { RealPodRunner } from '../support/real-guests/pod-runner.ts';
+import { RealGuestNodes } from '../support/real-guests/real-guest-nodes.ts';
 import { waitFor } from '../support/wait.ts';
 
 const NS = 'shop';
@@ -61,16 +60,16 @@ function ourNamespaces(prefix: string): string[] {
 
 describe('end to end on a real-guest node: process mapping from a MonitoredServer', function () {
   this.timeout(900_000);
-  const backend = new RealGuestBackend({ log });
+  const nodes = new RealGuestNodes({ log });
+  const backend = nodes.backend;
   let env: OperatorTestEnv;
-  let runner: RealPodRunner;
   let operator: OperatorProcess;
   const seenPodUids = new Set<string>();
 
   before(async function () {
     const assets = testGuestAssets();
     env = await OperatorTestEnv.start(1, undefined, { guestBackend: backend, log });
-    runner = RealPodRunner.start(env.cluster.kubeConfig, { logDir: env.cluster.dir, log });
+    nodes.attach(env.cluster.kubeConfig, env.cluster.dir);
     await env.namespace(NS);
     // The cluster's default kernel profiles, as `kubectl-hyperspector profile build` makes them.
     await env.core.createNamespacedConfigMap({
@@ -81,10 +80,9 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
   });
 
   after(async function () {
-    await runner?.stop();
     await operator?.stop();
     await env?.stop();
-    await backend.close();
+    await nodes.stop();
   });
 
   it('lists the server guest’s processes from its memory, equal to the guest’s own ps; deleting the MonitoredServer leaves nothing behind', async function () {
@@ -95,12 +93,12 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
     await env.createMonitoredServer(monitoredServer('web-1', NS, { server: { template: server, deletionPolicy: 'Delete' } }));
 
     // The mapper pod runs for real, beside the server's real guest.
-    const mapper = await waitFor(() => runner.get(NS, 'web-1-process-mapper')?.process?.running && runner.get(NS, 'web-1-process-mapper'), {
+    const mapper = await waitFor(() => nodes.pods.get(NS, 'web-1-process-mapper')?.process?.running && nodes.pods.get(NS, 'web-1-process-mapper'), {
       timeoutMs: 300_000,
       intervalMs: 500,
       description: 'the process-mapper pod to run as a process',
     });
-    const url = `http://${runner.address(NS, 'web-1-process-mapper', PROCESS_MAPPER_PORT)}`;
+    const url = `http://${nodes.pods.address(NS, 'web-1-process-mapper', PROCESS_MAPPER_PORT)}`;
     const guest = backend.guest(NS, 'web-1-server');
     assert.ok(guest, 'the server VMI is a real guest');
     const first = await waitFor(
@@ -152,10 +150,10 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
     await env.delete(MS, NS, 'web-1');
     await env.waitGone(MS, NS, 'web-1', 180_000);
     await env.waitGone(VM, NS, 'web-1-server', 180_000);
-    await waitFor(() => (backend.list().length === 0 && runner.list().length === 0 && pids.every((p) => !alive(p))) || undefined, {
+    await waitFor(() => (backend.list().length === 0 && nodes.pods.list().length === 0 && pids.every((p) => !alive(p))) || undefined, {
       timeoutMs: 180_000,
       intervalMs: 500,
-      description: `every process of web-1 to stop (left: guests ${backend.list().map((g) => g.name).join(',')}, pods ${runner.list().map((r) => r.key).join(',')})`,
+      description: `every process of web-1 to stop (left: guests ${backend.list().map((g) => g.name).join(',')}, pods ${nodes.pods.list().map((r) => r.key).join(',')})`,
     });
     for (const name of launcherNamespaces) assert.ok(!ourNamespaces(backend.network.prefix).includes(name), `${name} is gone`);
     assert.deepEqual(podCgroups([...seenPodUids]), [], 'no pod cgroup left');
@@ -164,10 +162,9 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
   it('leaves no namespace, cgroup or process once the world is stopped', async function () {
     const nodeNamespaces = backend.network.namespaceNames();
     assert.ok(nodeNamespaces.length >= 2, 'the node and the underlay had namespaces');
-    await runner.stop();
     await operator.stop();
     await env.stop();
-    await backend.close();
+    await nodes.stop();
     assert.deepEqual(ourNamespaces(backend.network.prefix), []);
     assert.deepEqual(podCgroups([...seenPodUids]), []);
     for (const name of nodeNamespaces) assert.ok(!ourNamespaces(backend.network.prefix).includes(name));
