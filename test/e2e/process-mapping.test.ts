@@ -159,7 +159,7 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
     assert.deepEqual(podCgroups([...seenPodUids]), [], 'no pod cgroup left');
   });
 
-  it('leaves no namespace, cgroup or process once the world is stopped', async function () {
+  it('leaves no namespace or cgroup of the nodes once the world is stopped', async function () {
     const nodeNamespaces = backend.network.namespaceNames();
     assert.ok(nodeNamespaces.length >= 2, 'the node and the underlay had namespaces');
     await operator.stop();
@@ -167,6 +167,5 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
     await nodes.stop();
     assert.deepEqual(ourNamespaces(backend.network.prefix), []);
     assert.deepEqual(podCgroups([...seenPodUids]), []);
-    for (const name of nodeNamespaces) assert.ok(!ourNamespaces(backend.network.prefix).includes(name));
   });
 });
