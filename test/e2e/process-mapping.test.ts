@@ -68,7 +68,9 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
 
   before(async function () {
     const assets = testGuestAssets();
-    env = await OperatorTestEnv.start(1, undefined, { guestBackend: backend, log });
+    // A launcher pod with a containerDisk requests ephemeral storage: the node must offer some.
+    const capacity = { cpu: '64', memory: '512Gi', pods: '2000', 'ephemeral-storage': '1Ti' };
+    env = await OperatorTestEnv.start(1, capacity, { guestBackend: backend, log });
     nodes.attach(env.cluster.kubeConfig, env.cluster.dir);
     await env.namespace(NS);
     // The cluster's default kernel profiles, as `kubectl-hyperspector profile build` makes them.
@@ -99,8 +101,9 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
       description: 'the process-mapper pod to run as a process',
     });
     const url = `http://${nodes.pods.address(NS, 'web-1-process-mapper', PROCESS_MAPPER_PORT)}`;
-    const guest = backend.guest(NS, 'web-1-server');
-    assert.ok(guest, 'the server VMI is a real guest');
+    // The operator creates the mapper once the server VMI has a node, before it runs: the mapper
+    // waits for the guest (and retries attaching until its kernel is up).
+    const guest = await waitFor(() => backend.guest(NS, 'web-1-server'), { timeoutMs: 300_000, intervalMs: 500, description: 'the server VMI to be a real guest' });
     const first = await waitFor(
       async () => {
         const res = await fetch(`${url}/processes`).catch(() => undefined);
