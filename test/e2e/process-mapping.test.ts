@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GuestProcess } from '../../src/introspection/process-info.ts';
+import { createKubeApi } from '../../src/kube/rest.ts';
 import { PROCESS_MAPPER_PORT } from '../../src/builders/process-mapper-pod.ts';
 import { asPsRow, guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../support/guest/scenario.ts';
 import { testGuestAssets } from '../support/guest/test-guest.ts';
@@ -144,6 +145,16 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
     }
     assert.deepEqual(last!.outside, last!.inside);
     assert.ok(last!.outside.some((r) => r.comm === 'batch-worker' && r.uid === 1000 && r.args === '/bin/sh /usr/bin/batch-worker --queue reports --nice 5'));
+
+    // Pause through KubeVirt's API (virt-api → the virt-handler stand-in → QMP stop): the guest
+    // stops, and its process table can still be read from its memory; unpause resumes it.
+    const subresource = (verb: string) => createKubeApi(env.cluster.kubeConfig).request({ method: 'PUT', path: `/apis/subresources.kubevirt.io/v1/namespaces/${NS}/virtualmachineinstances/web-1-server/${verb}`, body: {} });
+    await subresource('pause');
+    await waitFor(async () => (await guest.status()) === 'paused' || undefined, { timeoutMs: 60_000, description: 'the server guest paused (QMP query-status)' });
+    const whilePaused = await snapshotAfter(Date.now());
+    assert.ok(whilePaused.processes.some((p) => p.comm === 'batch-worker'), 'the table of a paused guest is read from its memory');
+    await subresource('unpause');
+    await waitFor(async () => (await guest.status()) === 'running' || undefined, { timeoutMs: 60_000, description: 'the server guest running again' });
 
     // Deleting the MonitoredServer: every process, namespace and cgroup goes.
     const pids = [mapper.process!.pid, ...backend.list().map((g) => g.pid)];
