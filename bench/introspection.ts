@@ -1,19 +1,25 @@
 // Benchmark: list every process of a guest with about 1000 of them, from outside, by reading its
-// memory. Prints one JSON line: median time to list all processes over repeated runs, and how many
-// were listed against the guest's own `ps`.
-//   npm run bench:introspection [-- --processes 1000 --runs 21]
+// memory. Prints one JSON line: median time to list all processes over repeated runs, beside the
+// floor measured in the same run (bench/introspection-floor.ts: the same walk with plain pread),
+// how many were listed against the guest's own `ps`, and the zero-configuration attach time (no
+// profile given: the guest kernel's own BTF and kallsyms) first and from the cache.
+//   npm run bench:introspection [-- --processes 1000 --runs 21 --kernel linux-image-amd64]
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { GuestIntrospector } from '../src/introspection/guest-introspector.ts';
+import { GuestIntrospector, openGuestMemoryReadOnly } from '../src/introspection/guest-introspector.ts';
+import { GuestProfileCache } from '../src/introspection/guest-kernel-discovery.ts';
+import { closeSync } from 'node:fs';
+import { floorWalk } from './introspection-floor.ts';
 import { QemuGuest } from '../test/support/guest/qemu-guest.ts';
 import { asPsRow, guestPs, waitForGuestPs } from '../test/support/guest/scenario.ts';
 import { testGuestAssets } from '../test/support/guest/test-guest.ts';
 
-const { values } = parseArgs({ options: { processes: { type: 'string', default: '1000' }, runs: { type: 'string', default: '21' } } });
+const { values } = parseArgs({ options: { processes: { type: 'string', default: '1000' }, runs: { type: 'string', default: '21' }, kernel: { type: 'string', default: 'linux-image-amd64' } } });
 const target = Number(values.processes);
 const runs = Number(values.runs);
 const log = (msg: string) => process.stderr.write(`[bench:introspection] ${msg}\n`);
 
-const assets = testGuestAssets();
+const assets = testGuestAssets(values.kernel);
 const guest = await QemuGuest.boot({ kernel: assets.kernel.vmlinuz, initrd: assets.initrd, kaslr: true, memoryMiB: 512 });
 try {
   const initial = (await guestPs(guest)).length - 1; // without the ps itself
@@ -22,17 +28,29 @@ try {
   await guest.run(`i=0; while [ $i -lt ${extra} ]; do sleep 100000 & i=$((i+1)); done`, 600_000);
   await waitForGuestPs(guest, (rows) => rows.length - 1 >= target, 600_000);
 
+  const cache = new GuestProfileCache();
   const attachStart = performance.now();
-  const introspector = GuestIntrospector.attachToQemu(guest.pid, [assets.profile]);
+  const introspector = GuestIntrospector.attachToQemu(guest.pid, [], { profileCache: cache });
   const attachMs = performance.now() - attachStart;
+  const cachedStart = performance.now();
+  GuestIntrospector.attachToQemu(guest.pid, [], { profileCache: cache }).close();
+  const cachedAttachMs = performance.now() - cachedStart;
+  const floorFd = openGuestMemoryReadOnly(guest.pid);
   const times: number[] = [];
+  const floorTimes: number[] = [];
   let consistentRuns = 0;
+  let floor = { processes: 0, bytesRead: 0, reads: 0 };
+  // Interleaved, so both see the same machine load.
   for (let i = 0; i < runs; i++) {
     const start = performance.now();
     const s = introspector.snapshot();
     times.push(performance.now() - start);
     if (s.consistent) consistentRuns++;
+    const floorStart = performance.now();
+    floor = floorWalk(introspector, floorFd);
+    floorTimes.push(performance.now() - floorStart);
   }
+  closeSync(floorFd);
   // The guest's own view, bracketed by two reads from outside (the ps process itself excluded).
   const inside = (await guestPs(guest)).filter((r) => !(r.comm === 'ps' && r.ppid === 1));
   const snapshot = introspector.snapshot();
@@ -40,7 +58,9 @@ try {
   const outside = new Set(snapshot.processes.map((p) => JSON.stringify(asPsRow(p))));
   const matched = inside.filter((r) => outside.has(JSON.stringify(r))).length;
   times.sort((a, b) => a - b);
+  floorTimes.sort((a, b) => a - b);
   const round = (x: number) => Math.round(x * 100) / 100;
+  const median = (xs: number[]) => round(xs[Math.floor(xs.length / 2)]!);
   process.stdout.write(`${JSON.stringify({
     benchmark: 'introspection',
     accelerator: guest.accelerator,
@@ -51,10 +71,18 @@ try {
     matched,
     runs,
     consistentRuns,
-    medianMs: round(times[Math.floor(times.length / 2)]!),
+    medianMs: median(times),
     minMs: round(times[0]!),
     maxMs: round(times.at(-1)!),
+    floorMedianMs: median(floorTimes),
+    floorMinMs: round(floorTimes[0]!),
+    floorProcesses: floor.processes,
+    floorReads: floor.reads,
+    floorBytes: floor.bytesRead,
+    profileSource: snapshot.kernel.profileSource,
     attachMs: round(attachMs),
+    cachedAttachMs: round(cachedAttachMs),
+    loadAverage: loadavg()[0],
   })}\n`);
 } finally {
   await guest.stop();

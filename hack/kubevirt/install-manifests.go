@@ -68,10 +68,13 @@ func main() {
 	for _, o := range strategy.MutatingWebhookConfigurations() {
 		objects = append(objects, o)
 	}
+	// virt-operator installs these with a typed client; their generator leaves apiVersion "v1".
 	for _, o := range strategy.ValidatingAdmissionPolicies() {
+		o.APIVersion = "admissionregistration.k8s.io/v1"
 		objects = append(objects, o)
 	}
 	for _, o := range strategy.ValidatingAdmissionPolicyBindings() {
+		o.APIVersion = "admissionregistration.k8s.io/v1"
 		objects = append(objects, o)
 	}
 	for _, o := range strategy.APIServices() {

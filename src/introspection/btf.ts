@@ -22,14 +22,14 @@ export interface BtfMember {
 }
 
 export interface BtfType {
-  id: number;
-  kind: BtfKind;
-  name: string;
+  readonly id: number;
+  readonly kind: BtfKind;
+  readonly name: string;
   /** Byte size for Int/Struct/Union/Enum/Float/Datasec; referenced type id for Ptr/Typedef/Const/... */
-  sizeOrType: number;
-  members: BtfMember[];
+  readonly sizeOrType: number;
+  readonly members: BtfMember[];
   /** Array: element type id and element count. */
-  array?: { elementTypeId: number; count: number };
+  readonly array?: { elementTypeId: number; count: number };
 }
 
 /** A member found through any depth of anonymous structs/unions, with its absolute offset. */
@@ -41,11 +41,61 @@ export interface ResolvedMember {
 
 const MODIFIERS = new Set<BtfKind>([BtfKind.Typedef, BtfKind.Volatile, BtfKind.Const, BtfKind.Restrict, BtfKind.TypeTag]);
 
+/**
+ * One type record. Names and struct members are decoded on first use: a kernel has 100 000+ types
+ * and a profile needs a few dozen, so parsing stays cheap enough to run at every attach.
+ */
+class LazyBtfType implements BtfType {
+  private cachedName?: string;
+  private cachedMembers?: BtfMember[];
+
+  constructor(
+    private readonly btf: Btf,
+    readonly id: number,
+    readonly kind: BtfKind,
+    private readonly nameOff: number,
+    readonly sizeOrType: number,
+    /** Offset of the record's trailing data (members, array info) in the section. */
+    private readonly dataAt: number,
+    private readonly info: number,
+  ) {}
+
+  get name(): string {
+    return (this.cachedName ??= this.btf.string(this.nameOff));
+  }
+
+  get members(): BtfMember[] {
+    if (this.cachedMembers) return this.cachedMembers;
+    const out: BtfMember[] = [];
+    if (this.kind === BtfKind.Struct || this.kind === BtfKind.Union) {
+      const kindFlag = (this.info >>> 31) === 1;
+      const section = this.btf.section;
+      for (let i = 0, p = this.dataAt; i < (this.info & 0xffff); i++, p += 12) {
+        const raw = section.readUInt32LE(p + 8);
+        out.push({
+          name: this.btf.string(section.readUInt32LE(p)),
+          typeId: section.readUInt32LE(p + 4),
+          bitOffset: kindFlag ? raw & 0xffffff : raw,
+          bitSize: kindFlag ? raw >>> 24 : 0,
+        });
+      }
+    }
+    return (this.cachedMembers = out);
+  }
+
+  get array(): { elementTypeId: number; count: number } | undefined {
+    if (this.kind !== BtfKind.Array) return undefined;
+    return { elementTypeId: this.btf.section.readUInt32LE(this.dataAt), count: this.btf.section.readUInt32LE(this.dataAt + 8) };
+  }
+}
+
 export class Btf {
   private readonly types: BtfType[] = [];
-  private readonly byName = new Map<string, BtfType[]>();
+  private byName?: Map<string, BtfType[]>; // structs only
+  private readonly strOff: number;
+  private readonly strEnd: number;
 
-  constructor(section: Buffer) {
+  constructor(readonly section: Buffer) {
     if (section.length < 24 || section.readUInt16LE(0) !== BTF_MAGIC) {
       throw new BtfError('no BTF: the .BTF section is missing or has a bad magic (kernel built without CONFIG_DEBUG_INFO_BTF?)');
     }
@@ -57,52 +107,51 @@ export class Btf {
     if (typeOff + typeLen > section.length || strOff + strLen > section.length) {
       throw new BtfError('truncated BTF section');
     }
-    const str = (off: number) => {
-      const start = strOff + off;
-      return section.toString('latin1', start, section.indexOf(0, start));
-    };
+    this.strOff = strOff;
+    this.strEnd = strOff + strLen;
     this.types.push({ id: 0, kind: 0 as BtfKind, name: 'void', sizeOrType: 0, members: [] });
     let p = typeOff;
     const end = typeOff + typeLen;
     while (p < end) {
-      const name = str(section.readUInt32LE(p));
+      const nameOff = section.readUInt32LE(p);
       const info = section.readUInt32LE(p + 4);
       const sizeOrType = section.readUInt32LE(p + 8);
       const vlen = info & 0xffff;
       const kind = ((info >>> 24) & 0x1f) as BtfKind;
-      const kindFlag = (info >>> 31) === 1;
       p += 12;
-      const type: BtfType = { id: this.types.length, kind, name, sizeOrType, members: [] };
+      this.types.push(new LazyBtfType(this, this.types.length, kind, nameOff, sizeOrType, p, info));
       switch (kind) {
         case BtfKind.Int: case BtfKind.Var: case BtfKind.DeclTag: p += 4; break;
-        case BtfKind.Array:
-          type.array = { elementTypeId: section.readUInt32LE(p), count: section.readUInt32LE(p + 8) };
-          p += 12;
-          break;
-        case BtfKind.Struct: case BtfKind.Union:
-          for (let i = 0; i < vlen; i++, p += 12) {
-            const raw = section.readUInt32LE(p + 8);
-            type.members.push({
-              name: str(section.readUInt32LE(p)),
-              typeId: section.readUInt32LE(p + 4),
-              bitOffset: kindFlag ? raw & 0xffffff : raw,
-              bitSize: kindFlag ? raw >>> 24 : 0,
-            });
-          }
-          break;
+        case BtfKind.Array: p += 12; break;
+        case BtfKind.Struct: case BtfKind.Union: p += 12 * vlen; break;
         case BtfKind.Enum: case BtfKind.FuncProto: p += 8 * vlen; break;
         case BtfKind.Datasec: case BtfKind.Enum64: p += 12 * vlen; break;
         case BtfKind.Ptr: case BtfKind.Fwd: case BtfKind.Typedef: case BtfKind.Volatile: case BtfKind.Const:
         case BtfKind.Restrict: case BtfKind.Func: case BtfKind.Float: case BtfKind.TypeTag: break;
-        default: throw new BtfError(`unknown BTF kind ${kind} at type id ${type.id}`);
-      }
-      this.types.push(type);
-      if (name) {
-        const list = this.byName.get(name) ?? [];
-        list.push(type);
-        this.byName.set(name, list);
+        default: throw new BtfError(`unknown BTF kind ${kind} at type id ${this.types.length - 1}`);
       }
     }
+  }
+
+  /** A NUL-terminated string of the string section. */
+  string(offset: number): string {
+    const start = this.strOff + offset;
+    if (start >= this.strEnd) throw new BtfError(`BTF string offset ${offset} out of range`);
+    return this.section.toString('latin1', start, this.section.indexOf(0, start));
+  }
+
+  private names(): Map<string, BtfType[]> {
+    if (this.byName) return this.byName;
+    const byName = new Map<string, BtfType[]>();
+    for (const t of this.types) {
+      if (t.kind !== BtfKind.Struct) continue; // all struct() needs; other names stay undecoded
+      const name = t.name;
+      if (!name) continue;
+      const list = byName.get(name);
+      if (list) list.push(t);
+      else byName.set(name, [t]);
+    }
+    return (this.byName = byName);
   }
 
   get typeCount(): number {
@@ -117,7 +166,7 @@ export class Btf {
 
   /** The complete (non-forward) struct of that name. */
   struct(name: string): BtfType {
-    const found = (this.byName.get(name) ?? []).find((t) => t.kind === BtfKind.Struct);
+    const found = (this.names().get(name) ?? []).find((t) => t.kind === BtfKind.Struct);
     if (!found) throw new BtfError(`struct ${name} not found in BTF`);
     return found;
   }

@@ -2,12 +2,16 @@
 // among the given profiles, and take process-table snapshots on demand.
 import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { guestPhysicalRanges, ramCandidates } from './guest-ram-locator.ts';
+import { discoverKernel, GuestKernelDiscoveryError, GuestProfileCache, imagePhysical, type ProfileSource } from './guest-kernel-discovery.ts';
 import { KernelNotFoundError, locateKernel, ProfileMismatchError, type KernelLocation } from './kernel-locator.ts';
-import { hex, type KernelProfile } from './kernel-profile.ts';
+import { addr, hex, type KernelProfile } from './kernel-profile.ts';
 import { AddressSpace } from './page-table.ts';
-import { FilePhysicalMemory, type PhysicalMemory } from './physical-memory.ts';
+import { ChunkArena, ChunkedSnapshotMemory, FilePhysicalMemory, type PhysicalMemory } from './physical-memory.ts';
 import type { ProcessSnapshot } from './process-info.ts';
 import { parseMaps, parseQemuCommandLine, readCommandLine } from './qemu-process.ts';
+import { findHiddenProcesses } from './hidden-processes.ts';
+import { findHiddenModules, listModules } from './kernel-modules.ts';
+import { readProcessDetails, type ProcessDetails } from './process-details.ts';
 import { walkTasks } from './task-walker.ts';
 
 export interface IntrospectionOptions {
@@ -15,11 +19,41 @@ export interface IntrospectionOptions {
   maxCmdline: number;
   /** A snapshot that saw the task list change is retried this many times in total. */
   attempts: number;
+  /**
+   * Build the profile from the running kernel's own BTF and kallsyms when no given profile matches
+   * (the default); false: only the given profiles.
+   */
+  zeroConfig: boolean;
+  /** Profiles built from guest memory, by banner; pass one cache to every attach of a sidecar. */
+  profileCache?: GuestProfileCache;
+  /** Guest memory is read in aligned chunks of this size per snapshot (ChunkedSnapshotMemory). */
+  chunkSize: number;
+  /** Also walk the kernel's PID map for processes hidden from the task list (hiddenProcesses). */
+  detectHidden: boolean;
 }
 
-export const DEFAULT_INTROSPECTION_OPTIONS: IntrospectionOptions = { maxTasks: 65536, maxCmdline: 4096, attempts: 3 };
+/**
+ * maxCmdline: /proc/<pid>/cmdline has no limit of its own (ARG_MAX, a quarter of the stack limit,
+ * bounds it); 256 KiB keeps every real command line whole, longer ones are marked cmdlineTruncated.
+ */
+export const DEFAULT_INTROSPECTION_OPTIONS: IntrospectionOptions = { maxTasks: 65536, maxCmdline: 256 * 1024, attempts: 3, zeroConfig: true, chunkSize: 16 * 1024, detectHidden: true };
 
 export class GuestAttachError extends Error {}
+
+/** A kernel whose jiffies have not moved for this long while QEMU kept using CPU is no longer running. */
+const KERNEL_FROZEN_MS = 3000;
+const FROZEN_WHILE_RUNNING_CPU_MS = 1000;
+/** Without QEMU's CPU time (in-memory tests), only a much longer freeze counts. */
+const KERNEL_FROZEN_NO_CPU_INFO_MS = 60_000;
+
+/** The guest now runs another kernel (or none): its banner is no longer where it was at attach. */
+export class GuestKernelChangedError extends Error {}
+
+interface Identified {
+  profile: KernelProfile;
+  location: KernelLocation;
+  source: ProfileSource;
+}
 
 /**
  * Opens guest memory strictly for reading. O_RDONLY is the whole point: the IDS side must never be
@@ -34,14 +68,28 @@ export class GuestIntrospector {
     readonly memory: PhysicalMemory,
     readonly profile: KernelProfile,
     readonly location: KernelLocation,
+    /** Where the profile came from: the guest's own memory, or a given (ConfigMap) profile. */
+    readonly profileSource: ProfileSource,
     private readonly options: IntrospectionOptions,
     private readonly fd?: number,
-  ) {}
+  ) {
+    this.bannerPhysical = imagePhysical(location, addr(profile.addresses.linuxBanner));
+    this.banner = Buffer.from(profile.kernel.banner, 'latin1');
+    this.jiffiesPhysical = profile.addresses.jiffies ? imagePhysical(location, addr(profile.addresses.jiffies)) : undefined;
+  }
+
+  private readonly bannerPhysical: bigint;
+  private readonly banner: Buffer;
+  private readonly jiffiesPhysical?: bigint;
+  private lastJiffies?: { value: bigint; changedAt: number; cpuAtChange?: number };
+  /** CPU time (ms) the QEMU process has used, when attached to one. */
+  private cpuTimeMs?: () => number | undefined;
 
   /** Attaches to an in-memory or otherwise prepared physical memory (tests, core files). */
   static fromMemory(memory: PhysicalMemory, profiles: KernelProfile[], options: Partial<IntrospectionOptions> = {}): GuestIntrospector {
-    const { profile, location } = identifyKernel(memory, profiles);
-    return new GuestIntrospector(memory, profile, location, { ...DEFAULT_INTROSPECTION_OPTIONS, ...options });
+    const o = { ...DEFAULT_INTROSPECTION_OPTIONS, ...options };
+    const { profile, location, source } = identify(memory, profiles, o, undefined);
+    return new GuestIntrospector(memory, profile, location, source, o);
   }
 
   /** Attaches to a running QEMU process: finds guest RAM among its mappings, confirmed by finding the kernel in it. */
@@ -51,13 +99,17 @@ export class GuestIntrospector {
     const cmd = parseQemuCommandLine(args);
     const candidates = ramCandidates(parseMaps(readFileSync(`/proc/${pid}/maps`, 'utf8')), cmd);
     if (candidates.length === 0) throw new GuestAttachError(`QEMU process ${pid}: no mapping of ${cmd.ramBytes} bytes (the guest RAM size from -m)`);
+    const o = { ...DEFAULT_INTROSPECTION_OPTIONS, ...options };
     const fd = openGuestMemoryReadOnly(pid);
     const failures: Error[] = [];
     for (const mapping of candidates) {
       const memory = new FilePhysicalMemory(fd, guestPhysicalRanges(mapping.start, cmd.ramBytes, cmd.machineType));
       try {
-        const { profile, location } = identifyKernel(memory, profiles);
-        return new GuestIntrospector(memory, profile, location, { ...DEFAULT_INTROSPECTION_OPTIONS, ...options }, fd);
+        const cpuTimeMs = () => processCpuTimeMs(pid);
+        const { profile, location, source } = identify(memory, profiles, o, cpuTimeMs);
+        const introspector = new GuestIntrospector(memory, profile, location, source, o, fd);
+        introspector.cpuTimeMs = cpuTimeMs;
+        return introspector;
       } catch (err) {
         failures.push(err as Error);
       }
@@ -67,18 +119,82 @@ export class GuestIntrospector {
       ?? new GuestAttachError(`QEMU process ${pid}: no kernel found in ${candidates.length} candidate RAM mapping(s): ${failures.map((e) => e.message).join('; ')}`);
   }
 
+  /**
+   * Threads, executable and open files of one process (a fresh walk finds it); undefined when no
+   * such process, or the profile has no detail offsets.
+   */
+  processDetails(pid: number): (ProcessDetails & { pid: number }) | undefined {
+    const found = this.locateTask(pid);
+    if (!found) return undefined;
+    const details = readProcessDetails(found.kernel, this.profile, found.task, found.mm);
+    return details ? { pid, ...details } : undefined;
+  }
+
+  /** Kernel virtual addresses of a listed process's task_struct and mm_struct (a fresh walk). */
+  locateTask(pid: number): { task: bigint; mm: bigint; kernel: AddressSpace } | undefined {
+    this.checkKernel();
+    const memory = new ChunkedSnapshotMemory(this.memory, this.options.chunkSize);
+    const kernel = this.kernelSpace(memory);
+    const walk = walkTasks(kernel, this.profile, this.location.initTask, {
+      maxTasks: this.options.maxTasks,
+      maxCmdline: 0,
+      userSpace: (pgd) => new AddressSpace(memory, pgd, this.location.pagingLevels),
+    });
+    const at = walk.addresses.get(pid);
+    return at ? { ...at, kernel } : undefined;
+  }
+
+  /** Throws GuestKernelChangedError when the guest rebooted (into this or another kernel) since the attach. */
+  checkKernel(): void {
+    const here = this.memory.read(this.bannerPhysical, this.banner.length);
+    if (!here || !here.equals(this.banner)) {
+      throw new GuestKernelChangedError(`the guest no longer runs ${this.profile.kernel.release} where it was found (rebooted?)`);
+    }
+    // A kexec or reset may leave the old image intact: then its clock stops while QEMU keeps
+    // running another kernel. (A tickless idle kernel or a paused VM also stops jiffies, but then
+    // QEMU burns no CPU time: that is not a change of kernel.)
+    if (this.jiffiesPhysical === undefined) return;
+    const value = this.memory.read(this.jiffiesPhysical, 8)?.readBigUInt64LE(0);
+    const now = performance.now();
+    const cpu = this.cpuTimeMs?.();
+    if (value === undefined) throw new GuestKernelChangedError('jiffies unreadable');
+    if (!this.lastJiffies || this.lastJiffies.value !== value) {
+      this.lastJiffies = { value, changedAt: now, cpuAtChange: cpu };
+      return;
+    }
+    const frozenMs = now - this.lastJiffies.changedAt;
+    const cpuSpent = cpu !== undefined && this.lastJiffies.cpuAtChange !== undefined ? cpu - this.lastJiffies.cpuAtChange : undefined;
+    if (frozenMs > KERNEL_FROZEN_MS && (cpuSpent === undefined ? frozenMs > KERNEL_FROZEN_NO_CPU_INFO_MS : cpuSpent > FROZEN_WHILE_RUNNING_CPU_MS)) {
+      throw new GuestKernelChangedError(`the kernel ${this.profile.kernel.release} found at attach stopped (jiffies frozen for ${Math.round(frozenMs)} ms while QEMU used ${cpuSpent ?? '?'} ms of CPU): the guest rebooted into another kernel`);
+    }
+  }
+
   snapshot(): ProcessSnapshot {
     const started = performance.now();
+    this.checkKernel();
     let attempt = 0;
     let result;
+    let kernel: AddressSpace;
     do {
       attempt++;
-      result = walkTasks(this.kernelSpace(), this.profile, this.location.initTask, {
+      const memory = new ChunkedSnapshotMemory(this.memory, this.options.chunkSize, this.arena);
+      kernel = this.kernelSpace(memory);
+      result = walkTasks(kernel, this.profile, this.location.initTask, {
         maxTasks: this.options.maxTasks,
         maxCmdline: this.options.maxCmdline,
-        userSpace: (pgd) => new AddressSpace(this.memory, pgd, this.location.pagingLevels),
+        userSpace: (pgd) => new AddressSpace(memory, pgd, this.location.pagingLevels),
       });
+      this.lastChunkReads = memory.chunkReads;
     } while (!result.consistent && attempt < this.options.attempts);
+    const pidNs = this.profile.addresses.initPidNs;
+    const hiddenProcesses = result.consistent && pidNs && this.options.detectHidden
+      ? findHiddenProcesses(kernel, this.profile, addr(pidNs) + this.location.virtualSlide, new Set(result.processes.map((p) => p.pid)))
+      : undefined;
+    const { modules: modulesHead, moduleKset } = this.profile.addresses;
+    const modules = modulesHead ? listModules(kernel, this.profile, addr(modulesHead) + this.location.virtualSlide) : undefined;
+    const hiddenModules = modules && moduleKset && this.options.detectHidden
+      ? findHiddenModules(kernel, this.profile, addr(moduleKset) + this.location.virtualSlide, modules)
+      : undefined;
     const l = this.location;
     return {
       takenAt: new Date().toISOString(),
@@ -88,6 +204,7 @@ export class GuestIntrospector {
       attempts: attempt,
       kernel: {
         release: this.profile.kernel.release,
+        profileSource: this.profileSource,
         pagingLevels: l.pagingLevels,
         virtualSlide: hex(l.virtualSlide),
         physicalSlide: hex(l.physicalSlide),
@@ -95,6 +212,9 @@ export class GuestIntrospector {
         directMapBase: hex(l.directMapBase),
       },
       processes: result.processes,
+      ...(hiddenProcesses ? { hiddenProcesses } : {}),
+      ...(modules ? { modules } : {}),
+      ...(hiddenModules ? { hiddenModules } : {}),
     };
   }
 
@@ -102,10 +222,45 @@ export class GuestIntrospector {
     if (this.fd !== undefined) closeSync(this.fd);
   }
 
+  /** Reads from guest memory (chunks) the last snapshot's final attempt made. */
+  lastChunkReads = 0;
+  private arenaOfChunks?: ChunkArena;
+
+  private get arena(): ChunkArena {
+    return (this.arenaOfChunks ??= new ChunkArena(this.options.chunkSize));
+  }
+
   /** Fresh per snapshot: page tables change while the guest runs. */
-  private kernelSpace(): AddressSpace {
+  private kernelSpace(memory: PhysicalMemory): AddressSpace {
     const top = this.memory.ranges.reduce((max, r) => (r.guestPhysical + BigInt(r.size) > max ? r.guestPhysical + BigInt(r.size) : max), 0n);
-    return new AddressSpace(this.memory, this.location.kernelPageTable, this.location.pagingLevels, { base: this.location.directMapBase, size: top });
+    return new AddressSpace(memory, this.location.kernelPageTable, this.location.pagingLevels, { base: this.location.directMapBase, size: top });
+  }
+}
+
+/** utime + stime of a process in ms (fields 14 and 15 of /proc/<pid>/stat, in USER_HZ = 100 ticks). */
+function processCpuTimeMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+function identify(memory: PhysicalMemory, profiles: KernelProfile[], options: IntrospectionOptions, cpuTimeMs: (() => number | undefined) | undefined): Identified {
+  if (!options.zeroConfig) return { ...identifyKernel(memory, profiles), source: 'configmap' };
+  try {
+    return discoverKernel(memory, profiles, options.profileCache ?? new GuestProfileCache(), cpuTimeMs);
+  } catch (err) {
+    // Kernels without BTF or kallsyms: the given profiles are all there is.
+    if (profiles.length === 0 || !(err instanceof KernelNotFoundError || err instanceof GuestKernelDiscoveryError)) throw err;
+    try {
+      return { ...identifyKernel(memory, profiles), source: 'configmap' };
+    } catch (fallbackErr) {
+      if (fallbackErr instanceof ProfileMismatchError || fallbackErr instanceof KernelNotFoundError) throw fallbackErr;
+      throw new GuestAttachError(`${(err as Error).message}; with the given profiles: ${(fallbackErr as Error).message}`);
+    }
   }
 }
 

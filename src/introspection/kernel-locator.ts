@@ -46,8 +46,6 @@ const isKernelPointer = (v: bigint) => v >> 56n === 0xffn;
 export function locateKernel(memory: PhysicalMemory, profile: KernelProfile): KernelLocation {
   const t = profile.structs.task_struct.members;
   const initTaskLink = addr(profile.addresses.initTask);
-  const initMmLink = addr(profile.addresses.initMm);
-  const startKernelMap = addr(profile.addresses.startKernelMap);
   let runningBanner: string | undefined;
 
   for (const candidate of scan(memory, Buffer.from('swapper/0\0', 'latin1'))) {
@@ -70,37 +68,53 @@ export function locateKernel(memory: PhysicalMemory, profile: KernelProfile): Ke
       runningBanner = findBanner(memory);
       continue;
     }
-    const pgdRaw = memory.read(initMmLink + slide - imageDelta + BigInt(profile.structs.mm_struct.members.pgd.offset), 8);
-    if (!pgdRaw) continue;
-    const kernelPageTable = pgdRaw.readBigUInt64LE(0) - imageDelta;
-    const pagingLevels = ([4, 5] as const).find((levels) => translate(memory, kernelPageTable, v, levels)?.physical === p);
-    if (!pagingLevels) throw new KernelNotFoundError(`found init_task at physical ${hex(p)} but the kernel page tables at ${hex(kernelPageTable)} do not map it`);
-
-    const firstTask = task.readBigUInt64LE(t.tasks.offset) - BigInt(t.tasks.offset);
-    const firstTaskPhysical = translate(memory, kernelPageTable, firstTask, pagingLevels)?.physical;
-    if (firstTaskPhysical === undefined) throw new KernelNotFoundError(`init_task.tasks.next ${hex(firstTask)} is not mapped`);
-    const directMapBase = firstTask - firstTaskPhysical;
-    if ((directMapBase & ONE_GIB_MASK) !== 0n) {
-      throw new KernelNotFoundError(`direct-map base ${hex(directMapBase)} derived from the first task is not 1 GiB aligned`);
-    }
-    const physicalSlide = p - (initTaskLink - startKernelMap);
-    const textLink = addr(profile.addresses.text);
-    return {
-      initTask: v,
-      virtualSlide: slide,
-      physicalSlide,
-      kernelVirtualBase: textLink + slide,
-      kernelPhysicalBase: textLink - startKernelMap + physicalSlide,
-      pagingLevels,
-      kernelPageTable,
-      directMapBase,
-    };
+    return kernelLocation(memory, profile, v, p);
   }
   runningBanner ??= findBanner(memory);
   if (runningBanner && runningBanner !== profile.kernel.banner) {
     throw new ProfileMismatchError(`the guest runs a different kernel than the profile (${profile.kernel.release}): ${runningBanner.trim()}`, runningBanner);
   }
   throw new KernelNotFoundError(`no init_task of kernel ${profile.kernel.release} found in guest memory (guest still booting, or not Linux?)`);
+}
+
+/**
+ * The rest of the location once init_task's runtime virtual address v and physical address p are
+ * known (by a scan, or from kallsyms): slides, kernel page tables and paging mode, direct-map base.
+ * Throws KernelNotFoundError when the page tables do not confirm v → p.
+ */
+export function kernelLocation(memory: PhysicalMemory, profile: KernelProfile, v: bigint, p: bigint): KernelLocation {
+  const t = profile.structs.task_struct.members;
+  const initTaskLink = addr(profile.addresses.initTask);
+  const startKernelMap = addr(profile.addresses.startKernelMap);
+  const slide = v - initTaskLink;
+  const imageDelta = v - p;
+  const pgdRaw = memory.read(addr(profile.addresses.initMm) + slide - imageDelta + BigInt(profile.structs.mm_struct.members.pgd.offset), 8);
+  if (!pgdRaw) throw new KernelNotFoundError(`init_mm of the kernel at ${hex(v)} is outside guest RAM`);
+  const kernelPageTable = pgdRaw.readBigUInt64LE(0) - imageDelta;
+  const pagingLevels = ([4, 5] as const).find((levels) => translate(memory, kernelPageTable, v, levels)?.physical === p);
+  if (!pagingLevels) throw new KernelNotFoundError(`found init_task at physical ${hex(p)} but the kernel page tables at ${hex(kernelPageTable)} do not map it`);
+
+  const firstTaskLink = memory.read(p + BigInt(t.tasks.offset), 8);
+  if (!firstTaskLink) throw new KernelNotFoundError(`init_task at ${hex(p)} unreadable`);
+  const firstTask = firstTaskLink.readBigUInt64LE(0) - BigInt(t.tasks.offset);
+  const firstTaskPhysical = translate(memory, kernelPageTable, firstTask, pagingLevels)?.physical;
+  if (firstTaskPhysical === undefined) throw new KernelNotFoundError(`init_task.tasks.next ${hex(firstTask)} is not mapped`);
+  const directMapBase = firstTask - firstTaskPhysical;
+  if ((directMapBase & ONE_GIB_MASK) !== 0n) {
+    throw new KernelNotFoundError(`direct-map base ${hex(directMapBase)} derived from the first task is not 1 GiB aligned`);
+  }
+  const physicalSlide = p - (initTaskLink - startKernelMap);
+  const textLink = addr(profile.addresses.text);
+  return {
+    initTask: v,
+    virtualSlide: slide,
+    physicalSlide,
+    kernelVirtualBase: textLink + slide,
+    kernelPhysicalBase: textLink - startKernelMap + physicalSlide,
+    pagingLevels,
+    kernelPageTable,
+    directMapBase,
+  };
 }
 
 /** Physical addresses where needle starts, range by range, in chunks. */
@@ -117,13 +131,21 @@ export function* scan(memory: PhysicalMemory, needle: Buffer): Generator<bigint>
   }
 }
 
-/** The first "Linux version ..." line in RAM, to name the kernel actually running in errors. */
-function findBanner(memory: PhysicalMemory): string | undefined {
+/**
+ * A "Linux version ..." line in RAM, to name the kernel actually running in errors: the first one
+ * with a build number ("#1 SMP"), as /proc/version shows it; kernels since 6.1 also keep a
+ * placeholder copy without one ("# SMP").
+ */
+export function findBanner(memory: PhysicalMemory): string | undefined {
+  let placeholder: string | undefined;
   for (const at of scan(memory, Buffer.from('Linux version ', 'latin1'))) {
     const bytes = memory.read(at, 256);
     if (!bytes) continue;
     const end = bytes.indexOf(0x0a);
-    if (end > 0) return bytes.toString('latin1', 0, end + 1);
+    if (end <= 0) continue;
+    const line = bytes.toString('latin1', 0, end + 1);
+    if (/\) #\d/.test(line)) return line;
+    placeholder ??= line;
   }
-  return undefined;
+  return placeholder;
 }

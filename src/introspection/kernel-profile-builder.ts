@@ -12,7 +12,7 @@ import { Btf, BtfError, type BtfType } from './btf.ts';
 import { parseElf, EM_X86_64, type ElfImage } from './elf.ts';
 import { extractKernelElf } from './kernel-image.ts';
 import {
-  CRED_MEMBERS, KERNEL_PROFILE_FORMAT, LIST_HEAD_MEMBERS, MM_STRUCT_MEMBERS, TASK_STRUCT_MEMBERS,
+  CRED_MEMBERS, DETAIL_MEMBERS, KERNEL_PROFILE_FORMAT, LIST_HEAD_MEMBERS, MM_STRUCT_MEMBERS, TASK_STRUCT_MEMBERS,
   hex, type KernelProfile,
 } from './kernel-profile.ts';
 import { parseSystemMap } from './system-map.ts';
@@ -39,12 +39,7 @@ export function buildKernelProfile(input: ProfileBuildInput): KernelProfile {
     throw new ProfileBuildError('the kernel has no .BTF section (build it with CONFIG_DEBUG_INFO_BTF=y, or use a distribution kernel)');
   }
   const btf = new Btf(btfSection.data);
-  const structs = {
-    task_struct: layout(btf, 'task_struct', TASK_STRUCT_MEMBERS),
-    mm_struct: layout(btf, 'mm_struct', MM_STRUCT_MEMBERS),
-    cred: layout(btf, 'cred', CRED_MEMBERS),
-    list_head: layout(btf, 'list_head', LIST_HEAD_MEMBERS),
-  };
+  const structs = structLayoutsFromBtf(btf);
   const banner = findBanner(elf);
   const text = elf.sections.get('.text')?.address;
   if (text === undefined) throw new ProfileBuildError('kernel ELF has no .text section');
@@ -79,13 +74,56 @@ export function buildKernelProfile(input: ProfileBuildInput): KernelProfile {
       initMm: hex(initMm),
       linuxBanner: hex(linuxBanner),
     },
-    ...workqueueWorkers(btf),
+    ...workqueueWorkers(btf, banner.release),
+    ...kthreadFullName(btf),
+    ...detailOffsets(btf),
     structs,
   };
 }
 
+/** The struct layouts of a profile, from the kernel's BTF (an image's .BTF section or the guest's own). */
+export function structLayoutsFromBtf(btf: Btf): KernelProfile['structs'] {
+  return {
+    task_struct: layout(btf, 'task_struct', TASK_STRUCT_MEMBERS),
+    mm_struct: layout(btf, 'mm_struct', MM_STRUCT_MEMBERS),
+    cred: layout(btf, 'cred', CRED_MEMBERS),
+    list_head: layout(btf, 'list_head', LIST_HEAD_MEMBERS),
+  };
+}
+
+/** Offsets for threads, executable and open files (kernel-profile.ts DETAIL_MEMBERS); absent when any is missing. */
+export function detailOffsets(btf: Btf): Pick<KernelProfile, 'details'> {
+  const details: Record<string, number> = {};
+  for (const pair of DETAIL_MEMBERS) {
+    const [structName, member] = pair.split('.') as [string, string];
+    let found;
+    try {
+      found = btf.findMember(btf.struct(structName), member);
+    } catch (err) {
+      if (err instanceof BtfError) return {};
+      throw err;
+    }
+    if (!found) return {};
+    details[pair.replace('.', '__')] = found.byteOffset;
+  }
+  return { details: details as NonNullable<KernelProfile['details']> };
+}
+
+/** Where kernel threads keep their full name (5.17+: task->worker_private → kthread->full_name). */
+export function kthreadFullName(btf: Btf): Pick<KernelProfile, 'kthreadFullName'> {
+  try {
+    const task = btf.findMember(btf.struct('task_struct'), 'worker_private');
+    const fullName = btf.findMember(btf.struct('kthread'), 'full_name');
+    if (!task || !fullName) return {};
+    return { kthreadFullName: { taskKthreadOffset: task.byteOffset, fullNameOffset: fullName.byteOffset } };
+  } catch (err) {
+    if (err instanceof BtfError) return {};
+    throw err;
+  }
+}
+
 /** Layout for naming work-queue workers like /proc does; absent when this kernel differs (pre-5.17). */
-function workqueueWorkers(btf: Btf): Pick<KernelProfile, 'workqueueWorkers'> {
+export function workqueueWorkers(btf: Btf, release: string): Pick<KernelProfile, 'workqueueWorkers'> {
   try {
     const task = btf.findMember(btf.struct('task_struct'), 'worker_private');
     const data = btf.findMember(btf.struct('kthread'), 'data');
@@ -101,12 +139,20 @@ function workqueueWorkers(btf: Btf): Pick<KernelProfile, 'workqueueWorkers'> {
         workerDesc: { offset: desc.byteOffset, size: desc.size },
         workerCurrentWorkOffset: currentWork.byteOffset,
         workerPoolOffset: pool.byteOffset,
+        fullName: kernelAtLeast(release, 6, 9),
       },
     };
   } catch (err) {
     if (err instanceof BtfError) return {};
     throw err;
   }
+}
+
+/** Whether a release ("6.12.117+deb12-amd64") is at least major.minor. */
+export function kernelAtLeast(release: string, major: number, minor: number): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return false;
+  return Number(m[1]) > major || (Number(m[1]) === major && Number(m[2]) >= minor);
 }
 
 function layout<K extends string>(btf: Btf, structName: string, members: readonly K[]) {
@@ -130,15 +176,20 @@ function layout<K extends string>(btf: Btf, structName: string, members: readonl
 interface Banner { text: string; release: string; address: bigint }
 
 function findBanner(elf: ElfImage): Banner {
+  // Since 6.1 the image holds two banners: init/version.c's weak placeholder ("... # SMP ...") and
+  // the real linux_banner of init/version-timestamp.c ("... #1 SMP ..."), what /proc/version shows.
+  const found: Banner[] = [];
   for (const name of ['.rodata', '.data', '.init.rodata']) {
     const s = elf.sections.get(name);
     if (!s) continue;
     const re = /Linux version (\d[^ \0]*) [^\0]*\n\0/g;
     // latin1 keeps byte offsets equal to string offsets.
-    const m = re.exec(s.data.toString('latin1'));
-    if (m) return { text: m[0].slice(0, -1), release: m[1]!, address: s.address + BigInt(m.index) };
+    const text = s.data.toString('latin1');
+    for (let m = re.exec(text); m; m = re.exec(text)) found.push({ text: m[0].slice(0, -1), release: m[1]!, address: s.address + BigInt(m.index) });
   }
-  throw new ProfileBuildError('no "Linux version" banner in the kernel image');
+  const banner = found.find((b) => /\) #\d/.test(b.text)) ?? found[0];
+  if (!banner) throw new ProfileBuildError('no "Linux version" banner in the kernel image');
+  return banner;
 }
 
 type Structs = KernelProfile['structs'];

@@ -2,7 +2,7 @@
 // from that build's own image and never from the (untrusted) guest. Stored as JSON, typically in a
 // ConfigMap (docs/process-mapping.md documents the format). Addresses are hex strings because
 // kernel addresses do not fit in a JSON number.
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TInteger } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
 export const KERNEL_PROFILE_FORMAT = 'hyperspector.io/kernel-profile/v1';
@@ -29,6 +29,21 @@ export const MM_STRUCT_MEMBERS = ['pgd', 'arg_start', 'arg_end'] as const;
 export const CRED_MEMBERS = ['uid', 'euid', 'gid'] as const;
 export const LIST_HEAD_MEMBERS = ['next', 'prev'] as const;
 
+/** struct.member pairs the detailed process view needs; the profile key is the pair with the dot removed. */
+export const DETAIL_MEMBERS = [
+  'task_struct.signal', 'task_struct.thread_node', 'signal_struct.thread_head', 'task_struct.files',
+  'files_struct.fdt', 'fdtable.fd', 'fdtable.max_fds', 'mm_struct.exe_file', 'file.f_path', 'file.f_inode',
+  'inode.i_ino', 'dentry.d_parent', 'dentry.d_name', 'qstr.name', 'vfsmount.mnt_root', 'vfsmount.mnt_sb',
+  'mount.mnt', 'mount.mnt_parent', 'mount.mnt_mountpoint', 'super_block.s_type', 'file_system_type.name',
+  // The PID map (an IDR, i.e. an XArray of struct pid) for hidden-process detection.
+  'pid_namespace.idr', 'xarray.xa_head', 'xa_node.shift', 'xa_node.slots', 'pid.tasks', 'task_struct.pid_links',
+  // Loaded modules (the `modules` list) and their sysfs kobjects (module_kset) for hidden modules.
+  'module.list', 'module.name', 'module.state', 'module.mkobj', 'module_kobject.mod', 'kobject.entry', 'kset.list',
+] as const;
+type OffsetKey<S> = S extends `${infer A}.${infer B}` ? `${A}__${B}` : never;
+export type DetailOffset = OffsetKey<(typeof DETAIL_MEMBERS)[number]>;
+export const DETAIL_OFFSETS = DETAIL_MEMBERS.map((m) => m.replace('.', '__')) as DetailOffset[];
+
 export const KernelProfileSchema = Type.Object({
   format: Type.Literal(KERNEL_PROFILE_FORMAT),
   kernel: Type.Object({
@@ -41,7 +56,8 @@ export const KernelProfileSchema = Type.Object({
     file: Type.String(),
     sha256: Type.String(),
     compression: Type.String(),
-    addressesFrom: Type.Union([Type.Literal('static-structures'), Type.Literal('system-map')]),
+    /** guest-memory: built at attach time from the running kernel's own .BTF and kallsyms. */
+    addressesFrom: Type.Union([Type.Literal('static-structures'), Type.Literal('system-map'), Type.Literal('guest-memory')]),
   }),
   /** Link-time (unrandomized) virtual addresses. */
   addresses: Type.Object({
@@ -50,6 +66,13 @@ export const KernelProfileSchema = Type.Object({
     initTask: Hex,
     initMm: Hex,
     linuxBanner: Hex,
+    /** jiffies_64, when known (profiles from guest memory): tells a live kernel from a stale image. */
+    jiffies: Type.Optional(Hex),
+    /** init_pid_ns, when known (profiles from guest memory): its PID map finds hidden processes. */
+    initPidNs: Type.Optional(Hex),
+    /** `modules` (list head) and `module_kset` (a pointer), when known: loaded and hidden modules. */
+    modules: Type.Optional(Hex),
+    moduleKset: Type.Optional(Hex),
   }),
   /**
    * Optional: how /proc names work-queue workers ("kworker/0:1-events", wq_worker_comm()). Kernels
@@ -61,7 +84,26 @@ export const KernelProfileSchema = Type.Object({
     workerDesc: Member,
     workerCurrentWorkOffset: Type.Integer({ minimum: 0 }),
     workerPoolOffset: Type.Integer({ minimum: 0 }),
+    /**
+     * Whether /proc builds a worker's name on the kthread's full name rather than task->comm:
+     * seen on 6.12 ("kworker/R-kvfree_rcu_reclaim") and not on 6.1 ("quota_events_un"); taken as
+     * kernels from 6.9 on, where rescuers were renamed "kworker/R-<queue>".
+     */
+    fullName: Type.Optional(Type.Boolean()),
   })),
+  /**
+   * Optional: where a kernel thread's full name lives (kthread->full_name, 5.17+), which /proc shows
+   * instead of the 15-character task->comm. Without it such names are marked as cut.
+   */
+  kthreadFullName: Type.Optional(Type.Object({
+    taskKthreadOffset: Type.Integer({ minimum: 0 }),
+    fullNameOffset: Type.Integer({ minimum: 0 }),
+  })),
+  /**
+   * Optional: offsets for the detailed view of a process (threads, executable, open files), from
+   * BTF. Absent in profiles built before they existed: the detailed view is then unavailable.
+   */
+  details: Type.Optional(Type.Object(Object.fromEntries(DETAIL_OFFSETS.map((k) => [k, Type.Integer({ minimum: 0 })])) as Record<DetailOffset, TInteger>)),
   structs: Type.Object({
     task_struct: StructLayout(TASK_STRUCT_MEMBERS),
     mm_struct: StructLayout(MM_STRUCT_MEMBERS),

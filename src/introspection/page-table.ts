@@ -20,15 +20,18 @@ export interface Translation {
  * Translates one virtual address given the physical address of the top-level table (CR3 with flags
  * masked). Returns undefined for unmapped addresses and for tables outside guest RAM.
  */
+const entryBuffer = Buffer.alloc(8);
+const SHIFTS_5 = [48n, 39n, 30n, 21n, 12n];
+const SHIFTS_4 = [39n, 30n, 21n, 12n];
+
 export function translate(memory: PhysicalMemory, topTable: bigint, virtual: bigint, levels: PagingLevels): Translation | undefined {
   let table = topTable & ADDRESS_MASK;
   // Shift of each level's 9-bit index: PML5 48, PML4 39, PDPT 30, PD 21, PT 12.
-  const shifts = levels === 5 ? [48n, 39n, 30n, 21n, 12n] : [39n, 30n, 21n, 12n];
+  const shifts = levels === 5 ? SHIFTS_5 : SHIFTS_4;
   for (const shift of shifts) {
     const index = (virtual >> shift) & 0x1ffn;
-    const raw = memory.read(table + index * 8n, 8);
-    if (!raw) return undefined;
-    const entry = raw.readBigUInt64LE(0);
+    if (!memory.readInto(table + index * 8n, entryBuffer, 0, 8)) return undefined;
+    const entry = entryBuffer.readBigUInt64LE(0);
     if ((entry & PRESENT) === 0n) return undefined;
     if (shift === 30n && (entry & PAGE_SIZE_BIT) !== 0n) {
       return { physical: (entry & PAGE_1G_MASK) | (virtual & 0x3fffffffn), pageSize: 1 << 30 };
@@ -95,7 +98,25 @@ export class AddressSpace {
     return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 
+  /** Like read, into a caller's buffer; false when any page is unmapped. */
+  readInto(virtual: bigint, into: Buffer, at: number, length: number): boolean {
+    let done = 0;
+    while (done < length) {
+      const v = virtual + BigInt(done);
+      const physical = this.physicalOf(v);
+      if (physical === undefined) return false;
+      let n = Math.min(length - done, 4096 - Number(v & 0xfffn));
+      // Extend over physically consecutive pages (always, in the direct map).
+      while (done + n < length && this.physicalOf(v + BigInt(n)) === physical + BigInt(n)) n += Math.min(length - done - n, 4096);
+      if (!this.memory.readInto(physical, into, at + done, n)) return false;
+      done += n;
+    }
+    return true;
+  }
+
+  private readonly u64 = Buffer.alloc(8);
+
   readU64(virtual: bigint): bigint | undefined {
-    return this.read(virtual, 8)?.readBigUInt64LE(0);
+    return this.readInto(virtual, this.u64, 0, 8) ? this.u64.readBigUInt64LE(0) : undefined;
   }
 }

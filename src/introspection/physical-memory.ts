@@ -5,6 +5,8 @@ import { readSync } from 'node:fs';
 export interface PhysicalMemory {
   /** Bytes at a guest-physical address, or undefined when any part lies outside guest RAM. */
   read(physical: bigint, length: number): Buffer | undefined;
+  /** Like read, into a caller's buffer (no allocation); false when any part lies outside guest RAM. */
+  readInto(physical: bigint, into: Buffer, at: number, length: number): boolean;
   readonly ranges: readonly PhysicalRange[];
 }
 
@@ -25,17 +27,26 @@ abstract class RangedMemory implements PhysicalMemory {
 
   read(physical: bigint, length: number): Buffer | undefined {
     const out = Buffer.allocUnsafe(length);
+    return this.readInto(physical, out, 0, length) ? out : undefined;
+  }
+
+  readInto(physical: bigint, into: Buffer, at: number, length: number): boolean {
+    // Fast path: the whole read inside the first range (guest RAM below the PCI hole).
+    const first = this.ranges[0]!;
+    if (physical >= first.guestPhysical && physical + BigInt(length) <= first.guestPhysical + BigInt(first.size)) {
+      return this.readBacking(first.backingOffset + Number(physical - first.guestPhysical), into, at, length);
+    }
     let done = 0;
     while (done < length) {
-      const at = physical + BigInt(done);
-      const range = this.ranges.find((r) => at >= r.guestPhysical && at < r.guestPhysical + BigInt(r.size));
-      if (!range) return undefined;
-      const within = Number(at - range.guestPhysical);
+      const p = physical + BigInt(done);
+      const range = this.ranges.find((r) => p >= r.guestPhysical && p < r.guestPhysical + BigInt(r.size));
+      if (!range) return false;
+      const within = Number(p - range.guestPhysical);
       const n = Math.min(length - done, range.size - within);
-      if (!this.readBacking(range.backingOffset + within, out, done, n)) return undefined;
+      if (!this.readBacking(range.backingOffset + within, into, at + done, n)) return false;
       done += n;
     }
-    return out;
+    return true;
   }
 
   protected abstract readBacking(offset: number, into: Buffer, at: number, length: number): boolean;
@@ -69,3 +80,94 @@ export class BufferPhysicalMemory extends RangedMemory {
     return true;
   }
 }
+
+/**
+ * One snapshot's view of guest memory: reads go through aligned chunks, each read from the backing
+ * memory once. A read through /proc/<pid>/mem costs a syscall and a page-table walk in the host
+ * kernel (12–20 µs measured under load) against ~0.6 µs per KiB copied, so one chunk read serves
+ * the many small reads that land near each other (three task_structs per slab, creds, mm_structs,
+ * page-table pages allocated together). Made anew per snapshot: the guest keeps running.
+ */
+export class ChunkedSnapshotMemory implements PhysicalMemory {
+  private readonly chunks = new Map<number, Buffer | null>();
+  readonly chunkShift: bigint;
+  /** Chunks read from the backing memory (the number of syscalls, for the benchmark). */
+  chunkReads = 0;
+
+  constructor(
+    private readonly backing: PhysicalMemory,
+    readonly chunkSize = 16 * 1024,
+    /** Where chunk buffers come from; pass one arena across snapshots to avoid allocating and collecting them. */
+    private readonly arena: ChunkArena = new ChunkArena(chunkSize),
+  ) {
+    arena.reset();
+    if ((chunkSize & (chunkSize - 1)) !== 0 || chunkSize < 4096) throw new Error(`chunk size ${chunkSize} is not a power of two ≥ 4096`);
+    this.chunkShift = BigInt(Math.log2(chunkSize));
+  }
+
+  get ranges(): readonly PhysicalRange[] {
+    return this.backing.ranges;
+  }
+
+  read(physical: bigint, length: number): Buffer | undefined {
+    const out = Buffer.allocUnsafe(length);
+    return this.readInto(physical, out, 0, length) ? out : undefined;
+  }
+
+  readInto(physical: bigint, into: Buffer, at: number, length: number): boolean {
+    let done = 0;
+    while (done < length) {
+      const p = physical + BigInt(done);
+      const index = Number(p >> this.chunkShift);
+      const chunk = this.chunk(index);
+      if (!chunk) return false;
+      const within = Number(p - (BigInt(index) << this.chunkShift));
+      if (within >= chunk.length) return false;
+      const n = Math.min(length - done, chunk.length - within);
+      chunk.copy(into, at + done, within, within + n);
+      done += n;
+    }
+    return true;
+  }
+
+  private chunk(index: number): Buffer | undefined {
+    const cached = this.chunks.get(index);
+    if (cached !== undefined) return cached ?? undefined;
+    const start = BigInt(index) << this.chunkShift;
+    const range = this.backing.ranges.find((r) => start >= r.guestPhysical && start < r.guestPhysical + BigInt(r.size));
+    let chunk: Buffer | null = null;
+    if (range) {
+      const length = Number(minBig(BigInt(this.chunkSize), range.guestPhysical + BigInt(range.size) - start));
+      const buf = this.arena.take().subarray(0, length);
+      this.chunkReads++;
+      if (this.backing.readInto(start, buf, 0, length)) chunk = buf;
+    }
+    this.chunks.set(index, chunk);
+    return chunk ?? undefined;
+  }
+}
+
+/** Fixed-size chunk buffers carved from large slabs, reused from snapshot to snapshot. */
+export class ChunkArena {
+  private readonly slabs: Buffer[] = [];
+  private next = 0;
+  private readonly perSlab: number;
+
+  constructor(readonly chunkSize: number, slabBytes = 4 << 20) {
+    this.perSlab = Math.max(1, Math.floor(slabBytes / chunkSize));
+  }
+
+  /** Everything handed out before is free again (the previous snapshot is done with it). */
+  reset(): void {
+    this.next = 0;
+  }
+
+  take(): Buffer {
+    const slab = Math.floor(this.next / this.perSlab);
+    if (slab === this.slabs.length) this.slabs.push(Buffer.allocUnsafe(this.perSlab * this.chunkSize));
+    const at = (this.next++ % this.perSlab) * this.chunkSize;
+    return this.slabs[slab]!.subarray(at, at + this.chunkSize);
+  }
+}
+
+const minBig = (a: bigint, b: bigint) => (a < b ? a : b);

@@ -1,10 +1,20 @@
 // The process table as the introspector reports it (and the sidecar serves it as JSON).
+import type { HiddenProcess } from './hidden-processes.ts';
+import type { GuestModule } from './kernel-modules.ts';
 
 export interface GuestProcess {
   pid: number;
   ppid: number;
-  /** As /proc/<pid>/comm shows it: task->comm, and for work-queue workers their current work queue. */
+  /**
+   * As /proc/<pid>/comm shows it: task->comm, for kernel threads their full name (kthread->full_name),
+   * for work-queue workers their current work queue.
+   */
   comm: string;
+  /**
+   * True when comm may be shorter than what the guest's /proc shows: a kernel thread's 15-character
+   * task->comm whose full name the profile cannot locate.
+   */
+  commTruncated: boolean;
   /** Real and effective user id and real group id, from task->cred. */
   uid: number;
   euid: number;
@@ -16,6 +26,8 @@ export interface GuestProcess {
   kernelThread: boolean;
   /** argv as in /proc/<pid>/cmdline; empty for kernel threads or when the pages are not resident. */
   cmdline: string[];
+  /** True when the command line was longer than the reader's limit (maxCmdline) and is cut. */
+  cmdlineTruncated: boolean;
   /** ps's "args" column: the command line, or [comm] when there is none. */
   args: string;
 }
@@ -29,6 +41,8 @@ export interface ProcessSnapshot {
   attempts: number;
   kernel: {
     release: string;
+    /** guest-memory: built from the running kernel's own BTF and kallsyms; configmap: a given profile. */
+    profileSource: 'guest-memory' | 'configmap';
     pagingLevels: number;
     virtualSlide: string;
     physicalSlide: string;
@@ -36,6 +50,16 @@ export interface ProcessSnapshot {
     directMapBase: string;
   };
   processes: GuestProcess[];
+  /**
+   * Processes the kernel's PID map knows but the task list does not (a rootkit unlinked them), in
+   * consistent snapshots whose profile allows the check (profiles from guest memory). A process
+   * forked during the walk can show up here once: the sidecar alerts when one stays hidden.
+   */
+  hiddenProcesses?: HiddenProcess[];
+  /** Loaded kernel modules (/proc/modules), when the profile knows `modules` (profiles from guest memory). */
+  modules?: GuestModule[];
+  /** Modules with a /sys/module kobject but unlinked from the module list (a hiding rootkit). */
+  hiddenModules?: GuestModule[];
 }
 
 // include/linux/sched.h

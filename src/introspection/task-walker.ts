@@ -9,6 +9,8 @@ import { argsColumn, stateLetter, type GuestProcess } from './process-info.ts';
 
 export interface WalkResult {
   processes: GuestProcess[];
+  /** Where each listed process's task_struct and mm_struct are (kernel virtual addresses), by pid. */
+  addresses: Map<number, { task: bigint; mm: bigint }>;
   consistent: boolean;
   problems: string[];
 }
@@ -29,14 +31,50 @@ const PROC_COMM_MAX = 63;
 const PID_MAX_LIMIT = 4 * 1024 * 1024;
 const hexs = (v: bigint) => `0x${v.toString(16)}`;
 
+/** The byte range [start, end) of a struct that covers the given members: read that, not the whole struct. */
+function span(members: ReadonlyArray<{ offset: number; size: number }>): { start: number; length: number } {
+  const start = Math.min(...members.map((m) => m.offset));
+  return { start, length: Math.max(...members.map((m) => m.offset + m.size)) - start };
+}
+
+/** Per-walk reading state: scratch buffers (one task at a time) and what is the same for every task. */
+interface WalkContext {
+  kernel: AddressSpace;
+  profile: KernelProfile;
+  options: WalkOptions;
+  problems: string[];
+  /** A scratch buffer the size of task_struct; only `taskSpan` of it is read. */
+  task: Buffer;
+  taskSpan: { start: number; length: number };
+  mm: Buffer;
+  mmSpan: { start: number; length: number };
+  cred: Buffer;
+  credSpan: { start: number; length: number };
+  /** tgid by task address: parents are shared (most are init or a shell). */
+  parentTgid: Map<bigint, number>;
+}
+
 export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask: bigint, options: WalkOptions): WalkResult {
   const ts = profile.structs.task_struct;
   const t = ts.members;
   const tasksOff = BigInt(t.tasks.offset);
   const head = initTask + tasksOff;
   const processes: GuestProcess[] = [];
+  const addresses = new Map<number, { task: bigint; mm: bigint }>();
   const problems: string[] = [];
   const visited = new Set<bigint>();
+  const pointer = (offset: number) => ({ offset, size: 8 });
+  const taskMembers = [...Object.values(t), ...(profile.workqueueWorkers ? [pointer(profile.workqueueWorkers.taskKthreadOffset)] : []), ...(profile.kthreadFullName ? [pointer(profile.kthreadFullName.taskKthreadOffset)] : [])];
+  const ctx: WalkContext = {
+    kernel, profile, options, problems,
+    task: Buffer.alloc(ts.size),
+    taskSpan: span(taskMembers),
+    mm: Buffer.alloc(profile.structs.mm_struct.size),
+    mmSpan: span(Object.values(profile.structs.mm_struct.members)),
+    cred: Buffer.alloc(profile.structs.cred.size),
+    credSpan: span(Object.values(profile.structs.cred.members)),
+    parentTgid: new Map(),
+  };
 
   let prev = head;
   let cur = kernel.readU64(head);
@@ -55,8 +93,8 @@ export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask
     }
     visited.add(cur);
     const task = cur - tasksOff;
-    const bytes = kernel.read(task, ts.size);
-    if (!bytes) {
+    const bytes = ctx.task;
+    if (!kernel.readInto(task + BigInt(ctx.taskSpan.start), bytes, ctx.taskSpan.start, ctx.taskSpan.length)) {
       problems.push(`task ${hexs(task)}: unreadable`);
       break;
     }
@@ -65,18 +103,22 @@ export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask
       problems.push(`task ${hexs(task)}: prev ${hexs(backLink)} does not point back to ${hexs(prev)} (list changed during the walk)`);
       break;
     }
-    const process = readTask(kernel, profile, bytes, task, options, problems);
-    if (process) processes.push(process);
+    const process = readTask(ctx, bytes, task);
+    if (process) {
+      processes.push(process);
+      addresses.set(process.pid, { task, mm: bytes.readBigUInt64LE(t.mm.offset) });
+    }
     prev = cur;
     cur = bytes.readBigUInt64LE(t.tasks.offset);
   }
   if (cur === head && kernel.readU64(head + 8n) !== prev) {
     problems.push('task list: init_task.tasks.prev is not the last task visited (list changed during the walk)');
   }
-  return { processes, consistent: problems.length === 0, problems };
+  return { processes, addresses, consistent: problems.length === 0, problems };
 }
 
-function readTask(kernel: AddressSpace, profile: KernelProfile, b: Buffer, task: bigint, options: WalkOptions, problems: string[]): GuestProcess | undefined {
+function readTask(ctx: WalkContext, b: Buffer, task: bigint): GuestProcess | undefined {
+  const { kernel, profile, problems } = ctx;
   const t = profile.structs.task_struct.members;
   const pid = b.readInt32LE(t.pid.offset);
   const tgid = b.readInt32LE(t.tgid.offset);
@@ -90,22 +132,40 @@ function readTask(kernel: AddressSpace, profile: KernelProfile, b: Buffer, task:
   if (!/^[\x20-\x7e]*$/.test(comm)) return bad('comm is not printable');
 
   const parent = b.readBigUInt64LE(t.real_parent.offset);
-  const parentTgid = kernel.read(parent + BigInt(t.tgid.offset), 4)?.readInt32LE(0);
-  if (parentTgid === undefined) return bad(`real_parent ${hexs(parent)} unreadable`);
+  let parentTgid = ctx.parentTgid.get(parent);
+  if (parentTgid === undefined) {
+    if (!kernel.readInto(parent + BigInt(t.tgid.offset), ctx.cred, 0, 4)) return bad(`real_parent ${hexs(parent)} unreadable`);
+    parentTgid = ctx.cred.readInt32LE(0);
+    ctx.parentTgid.set(parent, parentTgid);
+  }
 
-  const cred = kernel.read(b.readBigUInt64LE(t.cred.offset), profile.structs.cred.size);
-  if (!cred) return bad('cred unreadable');
+  const cred = ctx.cred;
+  if (!kernel.readInto(b.readBigUInt64LE(t.cred.offset) + BigInt(ctx.credSpan.start), cred, ctx.credSpan.start, ctx.credSpan.length)) return bad('cred unreadable');
   const c = profile.structs.cred.members;
 
   const flags = b.readUInt32LE(t.flags.offset);
   const kernelThread = (flags & PF_KTHREAD) !== 0;
-  const name = flags & PF_WQ_WORKER ? workqueueWorkerName(kernel, profile, b, comm) : comm;
+  // proc_task_name(): work-queue workers, then kernel threads by full name, else task->comm.
+  let name = comm;
+  let commTruncated = false;
+  if (flags & PF_WQ_WORKER && !profile.workqueueWorkers?.fullName) {
+    // wq_worker_comm() on task->comm (6.1: a rescuer shows "quota_events_un").
+    name = workqueueWorkerName(kernel, profile, b, comm);
+  } else if (kernelThread) {
+    // get_kthread_comm(): the full name where the kernel keeps one; newer kernels (6.12) build a
+    // worker's name on it too ("kworker/R-kvfree_rcu_reclaim").
+    const full = kthreadFullName(kernel, profile, b);
+    if (full !== undefined) name = full;
+    else commTruncated = comm.length === t.comm.size - 1;
+    if (flags & PF_WQ_WORKER) name = workqueueWorkerName(kernel, profile, b, name);
+  }
   const mm = b.readBigUInt64LE(t.mm.offset);
-  const cmdline = !kernelThread && mm !== 0n ? readCmdline(kernel, profile, mm, options) : [];
+  const { args: cmdline, truncated: cmdlineTruncated } = !kernelThread && mm !== 0n ? readCmdline(ctx, mm) : { args: [], truncated: false };
   return {
     pid,
     ppid: parentTgid,
     comm: name,
+    commTruncated,
     uid: cred.readUInt32LE(c.uid.offset),
     euid: cred.readUInt32LE(c.euid.offset),
     gid: cred.readUInt32LE(c.gid.offset),
@@ -113,27 +173,50 @@ function readTask(kernel: AddressSpace, profile: KernelProfile, b: Buffer, task:
     startTimeNs: Number(b.readBigUInt64LE(t.start_time.offset)),
     kernelThread,
     cmdline,
+    cmdlineTruncated,
     args: argsColumn(name, cmdline),
   };
 }
 
-/** argv from [mm->arg_start, mm->arg_end) in the process's own address space. */
-function readCmdline(kernel: AddressSpace, profile: KernelProfile, mm: bigint, options: WalkOptions): string[] {
+/**
+ * A kernel thread's name as /proc shows it (get_kthread_comm(): kthread->full_name when set, 5.17+).
+ * Undefined when the profile does not say where it is; task->comm when the thread has none.
+ */
+function kthreadFullName(kernel: AddressSpace, profile: KernelProfile, task: Buffer): string | undefined {
+  const k = profile.kthreadFullName;
+  if (!k) return undefined;
+  const kthread = task.readBigUInt64LE(k.taskKthreadOffset);
+  if (kthread === 0n) return undefined;
+  const fullName = kernel.readU64(kthread + BigInt(k.fullNameOffset));
+  if (fullName === undefined) return undefined;
+  const comm = profile.structs.task_struct.members.comm;
+  if (fullName === 0n) return cString(task.subarray(comm.offset, comm.offset + comm.size));
+  const bytes = kernel.read(fullName, PROC_COMM_MAX);
+  if (!bytes) return undefined;
+  const name = cString(bytes);
+  return /^[\x20-\x7e]+$/.test(name) ? name : undefined;
+}
+
+/** argv from [mm->arg_start, mm->arg_end) in the process's own address space, and whether it was cut at maxCmdline. */
+function readCmdline(ctx: WalkContext, mm: bigint): { args: string[]; truncated: boolean } {
+  const { kernel, profile, options } = ctx;
+  const none = { args: [], truncated: false };
   const m = profile.structs.mm_struct.members;
-  const mmBytes = kernel.read(mm, profile.structs.mm_struct.size);
-  if (!mmBytes) return [];
+  const mmBytes = ctx.mm;
+  if (!kernel.readInto(mm + BigInt(ctx.mmSpan.start), mmBytes, ctx.mmSpan.start, ctx.mmSpan.length)) return none;
   const pgdVirtual = mmBytes.readBigUInt64LE(m.pgd.offset);
   const start = mmBytes.readBigUInt64LE(m.arg_start.offset);
   const end = mmBytes.readBigUInt64LE(m.arg_end.offset);
-  if (end <= start) return [];
+  if (end <= start) return none;
   const pgd = kernel.physicalOf(pgdVirtual);
-  if (pgd === undefined) return [];
-  const length = Math.min(Number(end - start), options.maxCmdline);
+  if (pgd === undefined) return none;
+  const truncated = end - start > BigInt(options.maxCmdline);
+  const length = truncated ? options.maxCmdline : Number(end - start);
   const raw = options.userSpace(pgd).read(start, length);
-  if (!raw) return []; // not resident (swapped out, or not yet faulted in)
+  if (!raw) return none; // not resident (swapped out, or not yet faulted in)
   const args = raw.toString('utf8').split('\0');
   if (args.at(-1) === '') args.pop();
-  return args;
+  return { args, truncated };
 }
 
 /**

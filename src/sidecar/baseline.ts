@@ -5,7 +5,7 @@
 // names carry changing work-queue suffixes and user space cannot create them.
 import type { Clock } from '../kube/clock.ts';
 import type { GuestProcess } from '../introspection/process-info.ts';
-import type { AlertRule } from './events.ts';
+import type { ProcessAlertRule } from './events.ts';
 
 export interface BaselinePolicy {
   /** How long after the first snapshot processes are learned as normal. */
@@ -22,7 +22,7 @@ export const DEFAULT_NETWORK_SERVICES = [
 ];
 
 export interface Alert {
-  rule: AlertRule;
+  rule: ProcessAlertRule;
   message: string;
   parent?: GuestProcess;
 }

@@ -1,15 +1,20 @@
 // Events the process mapper publishes on /events (server-sent events), as JSON.
+import type { GuestModule } from '../introspection/kernel-modules.ts';
 import type { GuestProcess } from '../introspection/process-info.ts';
 
-export type AlertRule = 'ProcessOutsideBaseline' | 'RootShellFromNetworkService';
+export type ProcessAlertRule = 'ProcessOutsideBaseline' | 'RootShellFromNetworkService' | 'HiddenProcess';
+export type AlertRule = ProcessAlertRule | 'HiddenModule';
 
 export type MapperEvent =
   | { type: 'process-start'; time: string; process: GuestProcess }
   | { type: 'process-exit'; time: string; process: GuestProcess }
   /** Same process (pid and start time), new program: it called execve() since the last poll. */
   | { type: 'process-exec'; time: string; process: GuestProcess; previous: { comm: string; cmdline: string[] } }
-  | { type: 'alert'; time: string; rule: AlertRule; message: string; process: GuestProcess; parent?: GuestProcess }
-  | { type: 'guest-attached'; time: string; qemuPid: number; kernelRelease: string; processCount: number }
+  | { type: 'alert'; time: string; rule: ProcessAlertRule; message: string; process: GuestProcess; parent?: GuestProcess }
+  /** HiddenModule: a kernel module unlinked from the module list (no process involved). */
+  | { type: 'alert'; time: string; rule: 'HiddenModule'; message: string; module: GuestModule }
+  /** profileSource: guest-memory (built from the running kernel's BTF and kallsyms) or configmap. */
+  | { type: 'guest-attached'; time: string; qemuPid: number; kernelRelease: string; profileSource: 'guest-memory' | 'configmap'; processCount: number }
   | { type: 'guest-detached'; time: string; qemuPid: number; reason: string };
 
 /** A process is identified by pid and start time, so a reused pid is a new process. */

@@ -1,5 +1,6 @@
 // The sidecar's HTTP API (docs/process-mapping.md):
 //   GET /processes  the last consistent process table (JSON)
+//   GET /processes/<pid>  one process read now in detail: threads, executable, open files
 //   GET /events     server-sent events: process-start, process-exit, alert, guest-attached/-detached;
 //                   honours Last-Event-ID to replay what a reconnecting client missed
 //   GET /metrics    Prometheus
@@ -24,6 +25,8 @@ export function createSidecarServer(deps: SidecarServerDeps): Server {
   return createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (req.method !== 'GET') return send(res, 405, { error: 'only GET is served' });
+    const detail = /^\/processes\/(\d+)$/.exec(path);
+    if (detail) return processDetails(deps, Number(detail[1]), res);
     switch (path) {
       case '/processes': return processes(deps, res);
       case '/events': return events(deps, req, res);
@@ -40,6 +43,17 @@ function processes(deps: SidecarServerDeps, res: ServerResponse): void {
     return send(res, 503, { error: state.lastError ?? 'no snapshot yet', vmi: deps.vmi });
   }
   send(res, 200, { vmi: deps.vmi, qemuPid: state.qemuPid, baselineLearning: state.baselineLearning, ...state.snapshot });
+}
+
+function processDetails(deps: SidecarServerDeps, pid: number, res: ServerResponse): void {
+  let details: unknown;
+  try {
+    details = deps.mapper.processDetails(pid);
+  } catch (err) {
+    return send(res, 503, { error: `reading process ${pid} failed: ${(err as Error).message}` });
+  }
+  if (details === undefined) return send(res, 404, { error: `no process ${pid} in the guest (or not attached)` });
+  send(res, 200, { vmi: deps.vmi, ...(details as object) });
 }
 
 function events(deps: SidecarServerDeps, req: IncomingMessage, res: ServerResponse): void {
@@ -65,7 +79,8 @@ async function metrics(deps: SidecarServerDeps, res: ServerResponse): Promise<vo
 function healthz(deps: SidecarServerDeps, res: ServerResponse): void {
   const s = deps.mapper.state();
   const recent = s.lastPollAt !== undefined && deps.clock.now() - s.lastPollAt < 3 * deps.pollIntervalMs + 1000;
-  if (recent && s.snapshot) return send(res, 200, { status: 'ok', qemuPid: s.qemuPid });
+  const kernel = s.snapshot ? { kernelRelease: s.snapshot.kernel.release, profileSource: s.snapshot.kernel.profileSource } : {};
+  if (recent && s.snapshot) return send(res, 200, { status: 'ok', qemuPid: s.qemuPid, ...kernel });
   send(res, 503, { status: 'unhealthy', reason: !recent ? 'poll loop stalled' : (s.lastError ?? 'not attached yet') });
 }
 

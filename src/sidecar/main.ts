@@ -1,10 +1,12 @@
 // Entry point of the process-mapper sidecar (same image as the operator):
 //   node src/sidecar/main.ts --namespace shop --name web-1 --uid <vmi uid> --profiles /etc/hyperspector/kernel-profiles
 // Runs privileged with hostPID on the server VMI's node; reads guest memory read-only.
+import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { realClock } from '../kube/clock.ts';
 import { createLogger, errorField } from '../kube/logger.ts';
 import { GuestIntrospector } from '../introspection/guest-introspector.ts';
+import { GuestProfileCache } from '../introspection/guest-kernel-discovery.ts';
 import { loadKernelProfiles } from '../introspection/profile-store.ts';
 import { DEFAULT_NETWORK_SERVICES, DEFAULT_SHELLS } from './baseline.ts';
 import { createSidecarServer } from './http-server.ts';
@@ -34,7 +36,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--namespace <ns>', 'VMI namespace (env VMI_NAMESPACE)', env.VMI_NAMESPACE)
     .option('--name <name>', 'VMI name (env VMI_NAME)', env.VMI_NAME)
     .option('--uid <uid>', 'VMI metadata.uid (env VMI_UID)', env.VMI_UID)
-    .option('--profiles <path>', 'kernel profile file or directory, repeatable (env KERNEL_PROFILES, default /etc/hyperspector/kernel-profiles)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--profiles <path>', 'kernel profile file or directory overriding the guest kernel\'s own BTF and kallsyms, repeatable; a missing path is no profile (env KERNEL_PROFILES, default /etc/hyperspector/kernel-profiles)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--listen <host:port>', 'HTTP listen address (env LISTEN)', env.LISTEN ?? '0.0.0.0:9464')
     .option('--poll-interval <ms>', 'process-table poll interval', env.POLL_INTERVAL_MS ?? '1000')
     .option('--baseline-window <ms>', 'learning window of the process baseline', env.BASELINE_WINDOW_MS ?? '300000')
@@ -46,9 +48,11 @@ export async function main(argv: string[]): Promise<void> {
   if (!opts.namespace || !opts.name) throw new Error('--namespace and --name (or VMI_NAMESPACE and VMI_NAME) are required');
   const profilePaths = opts.profiles.length > 0 ? opts.profiles : list(env.KERNEL_PROFILES ?? '/etc/hyperspector/kernel-profiles');
 
-  const profiles = loadKernelProfiles(profilePaths);
-  if (profiles.length === 0) throw new Error(`no kernel profiles (*.json) in ${profilePaths.join(', ')}`);
   const logger = createLogger({ defaultMeta: { component: 'hyperspector-process-mapper' } });
+  const present = profilePaths.filter((p) => existsSync(p));
+  const profiles = loadKernelProfiles(present);
+  logger.info('Loaded kernel profiles', { count: profiles.length, releases: profiles.map((p) => p.kernel.release), paths: present, zeroConfig: 'profiles are built from guest memory for kernels not given here' });
+  const profileCache = new GuestProfileCache();
   const metrics = createMapperMetrics();
   const vmi = { namespace: opts.namespace, name: opts.name, ...(opts.uid ? { uid: opts.uid } : {}) };
   const pollIntervalMs = Number(opts.pollInterval);
@@ -61,7 +65,7 @@ export async function main(argv: string[]): Promise<void> {
     logger,
     metrics,
     findQemu: createQemuFinder(opts.procRoot),
-    attach: (pid, profiles) => GuestIntrospector.attachToQemu(pid, profiles),
+    attach: (pid, profiles) => GuestIntrospector.attachToQemu(pid, profiles, { profileCache }),
   });
   const server = createSidecarServer({ mapper, metrics, vmi, pollIntervalMs, clock: realClock });
   const [host, port] = splitHostPort(opts.listen);

@@ -10,6 +10,7 @@ export interface MapperMetrics {
   alerts: Counter<'rule'>;
   attached: Gauge;
   attaches: Counter;
+  kernelProfile: Gauge<'source' | 'release'>;
 }
 
 export function createMapperMetrics(withDefaults = true): MapperMetrics {
@@ -24,6 +25,7 @@ export function createMapperMetrics(withDefaults = true): MapperMetrics {
     events: new Counter({ name: 'hyperspector_process_mapper_events_total', help: 'Events published, by type', labelNames: ['type'], registers }),
     alerts: new Counter({ name: 'hyperspector_process_mapper_alerts_total', help: 'Alerts raised, by rule', labelNames: ['rule'], registers }),
     attached: new Gauge({ name: 'hyperspector_process_mapper_guest_attached', help: '1 while attached to the VMI QEMU process', registers }),
+    kernelProfile: new Gauge({ name: 'hyperspector_process_mapper_kernel_profile_info', help: '1 for the kernel profile in use: source guest-memory (from the running kernel\'s BTF and kallsyms) or configmap', labelNames: ['source', 'release'], registers }),
     attaches: new Counter({ name: 'hyperspector_process_mapper_attaches_total', help: 'Successful attaches to a QEMU process (more than one means QEMU restarted)', registers }),
   };
 }

@@ -15,11 +15,14 @@ const MAX_ATTACH_BACKOFF_MS = 30_000;
 
 export interface Introspector {
   snapshot(): ProcessSnapshot;
+  /** Threads, executable and open files of one process; undefined when there is no such process. */
+  processDetails?(pid: number): unknown;
   close(): void;
 }
 
 export interface ProcessMapperDeps {
   vmi: VmiIdentity;
+  /** Given (ConfigMap) profiles; may be empty: the guest kernel's own BTF and kallsyms are used then. */
   profiles: KernelProfile[];
   pollIntervalMs: number;
   baseline: BaselinePolicy;
@@ -61,6 +64,7 @@ export class ProcessMapper {
   private attachFailures = 0;
   private nextAttachAt = 0;
   private readonly alerted = new Set<string>();
+  private readonly alertedModules = new Set<string>();
 
   constructor(private readonly deps: ProcessMapperDeps) {
     this.baseline = new Baseline(deps.baseline, deps.clock);
@@ -90,6 +94,11 @@ export class ProcessMapper {
     return { qemuPid: this.qemuPid, snapshot: this.current, lastError: this.lastError, lastPollAt: this.lastPollAt, baselineLearning: this.baseline.learning };
   }
 
+  /** A fresh detailed read of one process; undefined when not attached or no such process. */
+  processDetails(pid: number): unknown {
+    return this.introspector?.processDetails?.(pid);
+  }
+
   subscribe(listener: (e: NumberedEvent) => void): () => void {
     this.subscribers.add(listener);
     return () => this.subscribers.delete(listener);
@@ -102,6 +111,15 @@ export class ProcessMapper {
   /** One poll: (re)attach if needed, snapshot, publish differences. Never throws. */
   pollOnce(): void {
     this.lastPollAt = this.deps.clock.now();
+    try {
+      this.poll();
+    } finally {
+      // A poll that just ended is recent, however long attaching (a first BTF read) took.
+      this.lastPollAt = this.deps.clock.now();
+    }
+  }
+
+  private poll(): void {
     const { logger, metrics } = this.deps;
     const pid = this.deps.findQemu(this.deps.vmi);
     if (this.introspector && pid !== this.qemuPid) {
@@ -139,6 +157,8 @@ export class ProcessMapper {
     this.lastError = undefined;
     const previous = this.current;
     this.current = snapshot;
+    this.judgeHidden(previous, snapshot);
+    this.judgeHiddenModules(previous, snapshot);
     if (!previous) {
       this.judge(snapshot.processes, snapshot);
       return;
@@ -170,8 +190,10 @@ export class ProcessMapper {
     this.nextAttachAt = 0;
     this.deps.metrics.attached.set(1);
     this.deps.metrics.attaches.inc();
+    this.deps.metrics.kernelProfile.reset();
+    this.deps.metrics.kernelProfile.set({ source: probe.kernel.profileSource, release: probe.kernel.release }, 1);
     this.deps.logger.info('Attached to guest memory', { vmi: this.vmiName(), qemuPid: pid, kernel: probe.kernel });
-    this.publish({ type: 'guest-attached', time: probe.takenAt, qemuPid: pid, kernelRelease: probe.kernel.release, processCount: probe.processes.length });
+    this.publish({ type: 'guest-attached', time: probe.takenAt, qemuPid: pid, kernelRelease: probe.kernel.release, profileSource: probe.kernel.profileSource, processCount: probe.processes.length });
     return true;
   }
 
@@ -181,6 +203,7 @@ export class ProcessMapper {
     this.introspector = undefined;
     this.current = undefined;
     this.deps.metrics.attached.set(0);
+    this.deps.metrics.kernelProfile.reset();
     if (announce) {
       this.deps.logger.info('Detached from guest memory', { vmi: this.vmiName(), qemuPid: this.qemuPid, reason });
       this.publish({ type: 'guest-detached', time: new Date(this.deps.clock.now()).toISOString(), qemuPid: this.qemuPid!, reason });
@@ -191,7 +214,7 @@ export class ProcessMapper {
   private judge(newProcesses: GuestProcess[], snapshot: ProcessSnapshot): void {
     const byPid = new Map(snapshot.processes.map((p) => [p.pid, p]));
     // Forget alerts of processes that are gone, so the set stays as small as the process table.
-    const present = new Set(snapshot.processes.map(processKey));
+    const present = new Set([...snapshot.processes.map(processKey), ...(snapshot.hiddenProcesses ?? []).map((h) => `${h.pid}@${h.startTimeNs}`)]);
     for (const key of this.alerted) if (!present.has(key.slice(0, key.indexOf('|')))) this.alerted.delete(key);
     for (const a of this.baseline.judge(newProcesses, byPid)) {
       // One alert per rule and program of a process, even when it is seen again after a re-attach.
@@ -201,6 +224,41 @@ export class ProcessMapper {
       this.deps.metrics.alerts.inc({ rule: a.rule });
       this.deps.logger.warn('Raised process alert', { vmi: this.vmiName(), rule: a.rule, pid: a.process.pid, comm: a.process.comm, message: a.message });
       this.publish({ type: 'alert', time: snapshot.takenAt, rule: a.rule, message: a.message, process: a.process, ...(a.parent ? { parent: a.parent } : {}) });
+    }
+  }
+
+  /**
+   * HiddenProcess: a process the kernel's PID map has and the task list does not, in two
+   * consecutive consistent snapshots (one could be a fork that raced the walk). Once per process.
+   */
+  private judgeHidden(previous: ProcessSnapshot | undefined, snapshot: ProcessSnapshot): void {
+    const before = new Set((previous?.hiddenProcesses ?? []).map((h) => `${h.pid}@${h.startTimeNs}`));
+    for (const h of snapshot.hiddenProcesses ?? []) {
+      const key = `${h.pid}@${h.startTimeNs}|HiddenProcess`;
+      if (!before.has(`${h.pid}@${h.startTimeNs}`) || this.alerted.has(key)) continue;
+      this.alerted.add(key);
+      const process: GuestProcess = {
+        pid: h.pid, ppid: 0, comm: h.comm, commTruncated: false, uid: -1, euid: -1, gid: -1, state: '?', startTimeNs: h.startTimeNs,
+        kernelThread: false, cmdline: [], cmdlineTruncated: false, args: `[${h.comm}]`,
+      };
+      const message = `process ${h.pid} (${h.comm}) is in the kernel's PID map but hidden from the task list (task_struct ${h.task})`;
+      this.deps.metrics.alerts.inc({ rule: 'HiddenProcess' });
+      this.deps.logger.warn('Raised process alert', { vmi: this.vmiName(), rule: 'HiddenProcess', pid: h.pid, comm: h.comm, message });
+      this.publish({ type: 'alert', time: snapshot.takenAt, rule: 'HiddenProcess', message, process });
+    }
+  }
+
+  /** HiddenModule: a module hidden in two consecutive consistent snapshots; once per module. */
+  private judgeHiddenModules(previous: ProcessSnapshot | undefined, snapshot: ProcessSnapshot): void {
+    const before = new Set((previous?.hiddenModules ?? []).map((m) => `${m.name}@${m.address}`));
+    for (const m of snapshot.hiddenModules ?? []) {
+      const key = `module:${m.name}@${m.address}`;
+      if (!before.has(`${m.name}@${m.address}`) || this.alertedModules.has(key)) continue;
+      this.alertedModules.add(key);
+      const message = `kernel module ${m.name} (struct module ${m.address}) is in /sys/module but hidden from the module list`;
+      this.deps.metrics.alerts.inc({ rule: 'HiddenModule' });
+      this.deps.logger.warn('Raised module alert', { vmi: this.vmiName(), rule: 'HiddenModule', module: m.name, message });
+      this.publish({ type: 'alert', time: snapshot.takenAt, rule: 'HiddenModule', message, module: m });
     }
   }
 

@@ -256,9 +256,9 @@ export class LocalCluster {
       '--requestheader-extra-headers-prefix=X-Remote-Extra-',
       `--proxy-client-cert-file=${frontProxyClient.cert}`,
       `--proxy-client-key-file=${frontProxyClient.key}`,
-      // Aggregated APIs and webhooks are reached through their Service's endpoints (or, for an
-      // ExternalName Service, its name), not a cluster IP: nothing routes cluster IPs here.
-      '--enable-aggregator-routing=true',
+      // No --enable-aggregator-routing: the service resolver then reaches aggregated APIs and
+      // webhooks by the Service's cluster IP, or for an ExternalName Service by its name, which is
+      // how the test world points them at loopback (Endpoints may not name loopback addresses).
       `--audit-policy-file=${join(this.dir, 'audit-policy.yaml')}`,
       `--audit-log-path=${this.auditLogPath}`,
       '--audit-log-format=json',

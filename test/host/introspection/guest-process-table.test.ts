@@ -1,38 +1,60 @@
 // End to end: a real Debian kernel boots under QEMU with known processes; the process table read
-// from outside (guest memory only) must equal the guest's own `ps`, with and without KASLR.
+// from outside (guest memory only) must equal the guest's own `ps`, with and without KASLR, with a
+// given (ConfigMap) profile and with none (the profile built from the guest kernel's own BTF and
+// kallsyms), on Debian bookworm's 6.1 and its 6.12 series.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GuestIntrospector } from '../../../src/introspection/guest-introspector.ts';
+import { GuestProfileCache } from '../../../src/introspection/guest-kernel-discovery.ts';
 import { ProfileMismatchError } from '../../../src/introspection/kernel-locator.ts';
 import type { ProcessSnapshot } from '../../../src/introspection/process-info.ts';
 import { QemuGuest } from '../../support/guest/qemu-guest.ts';
 import { asPsRow, guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../../support/guest/scenario.ts';
+import { DEBIAN_KERNELS } from '../../support/guest/debian-kernel.ts';
+import { hideModuleFromList, hideProcessFromTaskList } from '../../support/guest/dkom.ts';
 import { testGuestAssets } from '../../support/guest/test-guest.ts';
 
 const byPid = (rows: PsRow[]) => [...rows].sort((a, b) => a.pid - b.pid);
 
+/** Takes snapshots until one yields a value (e.g. a process started in the background shows up). */
+async function waitForSnapshot<T>(introspector: GuestIntrospector, pick: (s: ProcessSnapshot) => T | undefined, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = pick(introspector.snapshot());
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`no matching snapshot within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // polling period, not a wait for the world
+  }
+}
+
 for (const variant of [
-  { title: 'nokaslr', kaslr: false, cpu: undefined, memoryMiB: 256 },
+  // A ConfigMap profile built from the image (`profile build`) is used when its banner matches.
+  { title: '6.1, nokaslr, ConfigMap profile', kernel: DEBIAN_KERNELS['bookworm-6.1'], kaslr: false, cpu: undefined, memoryMiB: 256, configMap: true },
   // qemu64 has no LA57, so this boot also covers 4-level paging (the other gets 5-level under TCG's "max").
-  { title: 'KASLR on', kaslr: true, cpu: 'qemu64', memoryMiB: 256 },
+  { title: '6.1, KASLR on, no profile', kernel: DEBIAN_KERNELS['bookworm-6.1'], kaslr: true, cpu: 'qemu64', memoryMiB: 256, configMap: false },
   // q35 keeps 2 GiB below the PCI hole and puts the rest at 4 GiB; physical KASLR may load the kernel up there.
-  { title: 'KASLR on, 3 GiB split around the PCI hole', kaslr: true, cpu: 'qemu64', memoryMiB: 3072 },
+  { title: '6.12, KASLR on, no profile, 3 GiB split around the PCI hole', kernel: DEBIAN_KERNELS['bookworm-6.12'], kaslr: true, cpu: 'qemu64', memoryMiB: 3072, configMap: false },
 ]) {
   describe(`introspected process table vs the guest's own ps (${variant.title})`, function () {
     this.timeout(300_000);
     let guest: QemuGuest;
     let introspector: GuestIntrospector;
+    let attachMs: number;
+    const profiles = () => (variant.configMap ? [testGuestAssets(variant.kernel).profile] : []);
 
     before(async () => {
-      const assets = testGuestAssets();
+      const assets = testGuestAssets(variant.kernel);
       guest = await QemuGuest.boot({ kernel: assets.kernel.vmlinuz, initrd: assets.initrd, kaslr: variant.kaslr, cpu: variant.cpu, memoryMiB: variant.memoryMiB });
       for (const line of START_KNOWN_PROCESSES) await guest.run(line);
       // Each script runs a sleep child once started; wait until all of them are there.
       await waitForGuestPs(guest, (rows) => KNOWN_COMMS.every((c) => rows.some((r) => r.comm === c)) && rows.filter((r) => r.comm === 'sleep').length >= 4, 60_000);
-      introspector = GuestIntrospector.attachToQemu(guest.pid, [assets.profile]);
+      const started = performance.now();
+      introspector = GuestIntrospector.attachToQemu(guest.pid, profiles());
+      attachMs = performance.now() - started;
       assert.equal(introspector.memory.ranges.length, variant.memoryMiB > 2048 ? 2 : 1);
     });
 
@@ -50,7 +72,43 @@ for (const variant of [
       // Under KVM with -cpu host it depends on the host CPU, which then must be one of the two.
       const expectedLevels = variant.cpu === 'qemu64' ? [4] : guest.accelerator === 'tcg' ? [5] : [4, 5];
       assert.ok(expectedLevels.includes(snapshot.kernel.pagingLevels), `paging levels ${snapshot.kernel.pagingLevels}, expected ${expectedLevels.join(' or ')}`);
-      process.stderr.write(`[introspection] ${variant.title}: accelerator ${guest.accelerator}, kernel ${JSON.stringify(snapshot.kernel)}\n`);
+      process.stderr.write(`[introspection] ${variant.title}: accelerator ${guest.accelerator}, attach ${attachMs.toFixed(0)} ms, kernel ${JSON.stringify(snapshot.kernel)}\n`);
+    });
+
+    it(`takes the profile from ${variant.configMap ? 'the ConfigMap' : "the guest kernel's own BTF and kallsyms"}`, () => {
+      const { kernel } = introspector.snapshot();
+      const fromImage = testGuestAssets(variant.kernel).profile;
+      assert.equal(kernel.profileSource, variant.configMap ? 'configmap' : 'guest-memory');
+      assert.equal(kernel.release, fromImage.kernel.release);
+      assert.equal(introspector.profile.kernel.banner, fromImage.kernel.banner);
+      // What the guest's memory says equals what `profile build` reads from the image.
+      assert.deepEqual(introspector.profile.structs, fromImage.structs);
+      assert.deepEqual(introspector.profile.workqueueWorkers, fromImage.workqueueWorkers);
+      for (const a of ['text', 'initTask', 'initMm'] as const) assert.equal(introspector.profile.addresses[a], fromImage.addresses[a], a);
+      if (!variant.configMap) assert.equal(introspector.profile.source.addressesFrom, 'guest-memory');
+    });
+
+    it('attaches again from the cache by probing 2 MiB boundaries, and to a ConfigMap profile that overrides', () => {
+      const cache = new GuestProfileCache();
+      const first = GuestIntrospector.attachToQemu(guest.pid, [], { profileCache: cache });
+      first.close();
+      const started = performance.now();
+      const again = GuestIntrospector.attachToQemu(guest.pid, [], { profileCache: cache });
+      const cachedMs = performance.now() - started;
+      try {
+        assert.deepEqual(again.location, introspector.location);
+        assert.equal(again.profileSource, 'guest-memory');
+      } finally {
+        again.close();
+      }
+      const override = GuestIntrospector.attachToQemu(guest.pid, [testGuestAssets(variant.kernel).profile], { profileCache: cache });
+      try {
+        assert.equal(override.profileSource, 'configmap');
+        assert.deepEqual(override.location, introspector.location);
+      } finally {
+        override.close();
+      }
+      process.stderr.write(`[introspection] ${variant.title}: cached attach ${cachedMs.toFixed(1)} ms\n`);
     });
 
     it('lists exactly the processes of the guest ps, with pid, ppid, comm, uid and command line', async () => {
@@ -76,13 +134,105 @@ for (const variant of [
       assert.ok(last!.outside.some((r) => r.comm === 'sleep' && r.args === 'sleep 100000' && r.ppid === 1));
     });
 
+    it("returns what the guest's /proc/<pid>/comm and /proc/<pid>/cmdline show: a 12 KB command line, kernel-thread names over 15 characters", async () => {
+      // Built inside the guest: the console's line discipline would cut a 12 KB line at 4 KB.
+      await guest.run(`/usr/bin/web-frontend --blob "$(head -c 12000 /dev/zero | tr '\\0' x)" &`);
+      const long = await waitForSnapshot(introspector, (s) => s.processes.find((p) => p.cmdline[2] === '--blob' && p.comm === 'web-frontend'), 30_000);
+      assert.deepEqual(long.cmdline.slice(0, 3), ['/bin/sh', '/usr/bin/web-frontend', '--blob']);
+      assert.equal(long.cmdline[3], 'x'.repeat(12000));
+      assert.equal(long.cmdlineTruncated, false);
+      const bytes = Buffer.from(`${long.cmdline.join('\0')}\0`, 'utf8');
+      const [inside] = (await guest.run(`md5sum /proc/${long.pid}/cmdline; wc -c < /proc/${long.pid}/cmdline`)).trim().split(/\s+/);
+      assert.equal(inside, createHash('md5').update(bytes).digest('hex'), 'command line differs from the guest /proc/<pid>/cmdline');
+      assert.match(await guest.run(`wc -c < /proc/${long.pid}/cmdline`), new RegExp(`^\\s*${bytes.length}\\s*$`));
+      await guest.run(`kill ${long.pid}`);
+
+      // Every name, as /proc/<pid>/comm shows it (work-queue workers may change between reads: retry).
+      let mismatches: string[] = [];
+      let longNames: string[] = [];
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const out = await guest.run('for p in /proc/[0-9]*; do c=$(cat $p/comm 2>/dev/null) && echo "${p#/proc/} $c"; done');
+        const snapshot = introspector.snapshot();
+        const guestComm = new Map(out.split('\n').map((l) => /^(\d+) (.*)$/.exec(l)).filter((m) => m !== null).map((m) => [Number(m[1]), m[2]!]));
+        const ours = snapshot.processes.filter((p) => guestComm.has(p.pid));
+        assert.ok(ours.length >= snapshot.processes.length - 3, 'most processes are in both views');
+        mismatches = ours.filter((p) => p.comm !== guestComm.get(p.pid)).map((p) => `${p.pid}: ours ${JSON.stringify(p.comm)} guest ${JSON.stringify(guestComm.get(p.pid))}`);
+        longNames = ours.filter((p) => p.kernelThread && p.comm.length > 15).map((p) => p.comm);
+        assert.deepEqual(snapshot.processes.filter((p) => p.commTruncated).map((p) => p.comm), []);
+        if (mismatches.length === 0) break;
+      }
+      assert.deepEqual(mismatches, []);
+      assert.ok(longNames.length > 0, 'the guest has kernel threads with names over 15 characters');
+      process.stderr.write(`[introspection] ${variant.title}: kernel-thread names over 15 characters: ${longNames.slice(0, 6).join(', ')}\n`);
+    });
+
+    it("shows threads, start time, executable and open files (a socket, a pipe) as the guest's /proc does", async () => {
+      await guest.run('ip link set lo up; /usr/bin/hs-workload 8080 > /dev/null &');
+      const p = await waitForSnapshot(introspector, (s) => s.processes.find((x) => x.comm === 'hs-workload'), 30_000);
+      const deadline = Date.now() + 30_000;
+      let details = introspector.processDetails(p.pid);
+      while (!(details?.threads.length === 4 && details.openFiles.some((f) => f.target.startsWith('socket:[')))) {
+        if (Date.now() > deadline) throw new Error(`hs-workload never had 4 threads and a socket: ${JSON.stringify(details)}`);
+        await new Promise((resolve) => setTimeout(resolve, 100)); // polling period, not a wait for the world
+        details = introspector.processDetails(p.pid);
+      }
+      const [tasks, exe, fds, stat, tcp] = (await guest.run(
+        `ls /proc/${p.pid}/task; echo @@; readlink /proc/${p.pid}/exe; echo @@; for f in /proc/${p.pid}/fd/*; do echo "\${f##*/} $(readlink $f)"; done; echo @@; cat /proc/${p.pid}/stat; echo @@; cat /proc/net/tcp`,
+      )).split('@@\n');
+      assert.deepEqual(details.threads.map((t) => t.tid), tasks!.trim().split(/\s+/).map(Number).sort((a, b) => a - b));
+      assert.ok(details.threads.every((t) => t.comm === 'hs-workload'));
+      assert.equal(details.exe, exe!.trim());
+      const guestFds = fds!.trim().split('\n').map((l) => /^(\d+) (.*)$/.exec(l)!).map((m) => ({ fd: Number(m[1]), target: m[2]! }));
+      assert.deepEqual(details.openFiles, guestFds.sort((a, b) => a.fd - b.fd));
+      assert.ok(details.openFiles.some((f) => f.target === '/etc/passwd') && details.openFiles.some((f) => f.target.startsWith('pipe:[')));
+      // The listening socket is the one /proc/net/tcp lists on 127.0.0.1:8080 (0100007F:1F90, state 0A).
+      const listening = tcp!.split('\n').find((l) => /\s0100007F:1F90\s+00000000:0000\s+0A\s/.test(l));
+      const inode = listening?.trim().split(/\s+/)[9];
+      assert.ok(inode && details.openFiles.some((f) => f.target === `socket:[${inode}]`), `no socket:[${inode}] in ${JSON.stringify(details.openFiles)}`);
+      // Start time: /proc/<pid>/stat field 22, in USER_HZ (100) ticks since boot.
+      const startTicks = Number(stat!.slice(stat!.lastIndexOf(')') + 2).split(' ')[19]);
+      assert.equal(Math.floor(p.startTimeNs / 1e7), startTicks);
+      await guest.run(`kill ${p.pid}`);
+    });
+
+    // Profiles from images know no init_pid_ns; the check runs with profiles from guest memory.
+    if (!variant.configMap) it('finds a process hidden from the task list (DKOM, made by a test-only write) in the kernel\'s PID map', async () => {
+      await guest.run('sleep 100077 &');
+      const p = await waitForSnapshot(introspector, (s) => s.processes.find((x) => x.args === 'sleep 100077'), 30_000);
+      assert.deepEqual(introspector.snapshot().hiddenProcesses, []);
+      hideProcessFromTaskList(guest.pid, introspector, p.pid);
+      const after = introspector.snapshot();
+      assert.ok(after.consistent, after.problems.join('; '));
+      assert.ok(!after.processes.some((x) => x.pid === p.pid), 'the hidden process is still on the task list');
+      assert.deepEqual(after.hiddenProcesses?.map((h) => [h.pid, h.comm, h.startTimeNs]), [[p.pid, 'sleep', p.startTimeNs]]);
+      // The guest's own /proc (which looks pids up in the same map) still has it: that is the point.
+      assert.match(await guest.run(`cat /proc/${p.pid}/comm`), /^sleep$/m);
+    });
+
+    if (!variant.configMap) it('lists the loaded kernel modules as /proc/modules does, and finds one hidden from the module list (test-only write)', async () => {
+      await guest.run('insmod /lib/modules/dummy.ko');
+      const before = introspector.snapshot();
+      const guestModules = (await guest.run('cat /proc/modules')).trim().split('\n').map((l) => l.split(' ')[0]!).sort();
+      assert.ok(guestModules.includes('dummy'), guestModules.join(' '));
+      assert.deepEqual(before.modules?.map((m) => m.name).sort(), guestModules);
+      assert.deepEqual(before.hiddenModules, []);
+      hideModuleFromList(guest.pid, introspector, 'dummy');
+      const after = introspector.snapshot();
+      assert.ok(!after.modules!.some((m) => m.name === 'dummy'));
+      assert.deepEqual(after.hiddenModules?.map((m) => [m.name, m.state]), [['dummy', 'Live']]);
+      // Hidden from /proc/modules too, still in /sys/module: what the rule looks for.
+      assert.doesNotMatch(await guest.run('cat /proc/modules'), /^dummy /m);
+      assert.match(await guest.run('ls -d /sys/module/dummy'), /\/sys\/module\/dummy/);
+    });
+
     it('refuses a profile of another kernel build, naming the running one', () => {
-      const other = structuredClone(testGuestAssets().profile);
+      const other = structuredClone(testGuestAssets(variant.kernel).profile);
       other.kernel.banner = other.kernel.banner.replace(/#\S* /, '#999 ');
-      assert.notEqual(other.kernel.banner, testGuestAssets().profile.kernel.banner);
-      assert.throws(() => GuestIntrospector.attachToQemu(guest.pid, [other]), (err: Error) => {
+      assert.notEqual(other.kernel.banner, testGuestAssets(variant.kernel).profile.kernel.banner);
+      // Only with zero-config off: otherwise the guest's own BTF would be used instead.
+      assert.throws(() => GuestIntrospector.attachToQemu(guest.pid, [other], { zeroConfig: false }), (err: Error) => {
         assert.ok(err instanceof ProfileMismatchError, String(err));
-        assert.equal(err.runningBanner, testGuestAssets().profile.kernel.banner);
+        assert.equal(err.runningBanner, testGuestAssets(variant.kernel).profile.kernel.banner);
         return true;
       });
     });
@@ -91,8 +241,8 @@ for (const variant of [
       const dir = mkdtempSync(join(tmpdir(), 'hs-profile-'));
       try {
         const profileFile = join(dir, 'profile.json');
-        writeFileSync(profileFile, JSON.stringify(testGuestAssets().profile));
-        const out = execFileSync(process.execPath, ['bin/kubectl-hyperspector.js', 'ps', '--qemu-pid', String(guest.pid), '--profile', profileFile], { encoding: 'utf8' });
+        writeFileSync(profileFile, JSON.stringify(testGuestAssets(variant.kernel).profile));
+        const out = execFileSync(process.execPath, ['bin/kubectl-hyperspector.js', 'ps', '--qemu-pid', String(guest.pid), ...(variant.configMap ? ['--profile', profileFile] : [])], { encoding: 'utf8' });
         const lines = out.trimEnd().split('\n');
         assert.match(lines[0]!, /^PID\s+PPID\s+UID\s+STAT\s+START\s+COMMAND\s+ARGS$/);
         assert.ok(lines.some((l) => /^\d+\s+1\s+1000\s+S\s+\S+s\s+batch-worker\s+\/bin\/sh \/usr\/bin\/batch-worker --queue reports --nice 5$/.test(l)), out);

@@ -1,19 +1,24 @@
-// The process-mapper sidecar against a real guest: it finds the VMI's QEMU among all processes,
-// publishes process start/exit within two poll intervals, alerts on processes outside the learned
-// baseline and on a root shell spawned by a network service, follows QEMU across a restart, and
-// only ever holds guest memory open read-only.
+// The process-mapper sidecar against a real guest, with no kernel profile given (zero
+// configuration: the guest kernel's own BTF and kallsyms): it finds the VMI's QEMU among all
+// processes, publishes process start/exit within two poll intervals, alerts on processes outside
+// the learned baseline and on a root shell spawned by a network service, picks up a reboot into
+// another kernel series inside the same QEMU (kexec, 6.1 → 6.12), follows QEMU across a restart,
+// and only ever holds guest memory open read-only.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { GuestIntrospector } from '../../../src/introspection/guest-introspector.ts';
 import type { ProcessSnapshot } from '../../../src/introspection/process-info.ts';
 import type { MapperEvent } from '../../../src/sidecar/events.ts';
 import { QemuGuest, type BootOptions } from '../../support/guest/qemu-guest.ts';
+import { DEBIAN_KERNELS, ensureDebianKernelModule } from '../../support/guest/debian-kernel.ts';
+import { hideModuleFromList, hideProcessFromTaskList } from '../../support/guest/dkom.ts';
+import { buildInitramfs } from '../../support/guest/initramfs.ts';
+import { kexecFiles, kexecIntoNextKernel } from '../../support/guest/kexec.ts';
 import { KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs } from '../../support/guest/scenario.ts';
 import { SidecarProcess } from '../../support/guest/sidecar-process.ts';
-import { testGuestAssets } from '../../support/guest/test-guest.ts';
+import { SCENARIO_FILES_WITH_WORKLOAD, testGuestAssets } from '../../support/guest/test-guest.ts';
 
 const POLL_MS = 1000;
 
@@ -29,18 +34,23 @@ describe('process-mapper sidecar against a running guest', function () {
   let boot: BootOptions;
   let guest: QemuGuest;
   let sidecar: SidecarProcess;
-  let profileDir: string;
+  const first = () => testGuestAssets(DEBIAN_KERNELS['bookworm-6.1']);
+  const next = () => testGuestAssets(DEBIAN_KERNELS['bookworm-6.12']);
 
   before(async () => {
-    const assets = testGuestAssets();
-    profileDir = mkdtempSync(join(tmpdir(), 'hs-profiles-'));
-    writeFileSync(join(profileDir, `${assets.profile.kernel.release}.json`), JSON.stringify(assets.profile));
-    boot = { kernel: assets.kernel.vmlinuz, initrd: assets.initrd, kaslr: true, ...vmi };
+    // The guest can kexec into the 6.12 kernel (with the plain scenario initramfs).
+    const initrd = buildInitramfs({
+      ...SCENARIO_FILES_WITH_WORKLOAD(),
+      '/lib/modules/dummy.ko': { fromFile: ensureDebianKernelModule(first().kernel, 'drivers/net/dummy.ko') },
+      ...kexecFiles(next().kernel.vmlinuz, first().initrd),
+    });
+    boot = { kernel: first().kernel.vmlinuz, initrd, kaslr: true, memoryMiB: 384, ...vmi };
     guest = await QemuGuest.boot(boot);
     for (const line of START_KNOWN_PROCESSES) await guest.run(line);
     await waitForGuestPs(guest, (rows) => KNOWN_COMMS.every((c) => rows.some((r) => r.comm === c)), 60_000);
+    // No --profiles: the default /etc/hyperspector/kernel-profiles does not exist here (no ConfigMap).
     sidecar = await SidecarProcess.start([
-      '--namespace', vmi.namespace, '--name', vmi.name, '--uid', vmi.uid, '--profiles', profileDir,
+      '--namespace', vmi.namespace, '--name', vmi.name, '--uid', vmi.uid,
       '--poll-interval', String(POLL_MS), '--baseline-window', String(BASELINE_MS),
     ]);
   });
@@ -48,7 +58,6 @@ describe('process-mapper sidecar against a running guest', function () {
   after(async () => {
     await sidecar?.stop();
     await guest?.stop();
-    if (profileDir) rmSync(profileDir, { recursive: true, force: true });
   });
 
   it('finds the QEMU of the VMI and serves its process table', async () => {
@@ -58,7 +67,11 @@ describe('process-mapper sidecar against a running guest', function () {
     assert.equal(status, 200);
     assert.equal(body.qemuPid, guest.pid);
     for (const comm of KNOWN_COMMS) assert.ok(body.processes.some((p) => p.comm === comm), `${comm} missing from /processes`);
-    assert.equal((await sidecar.getJson('/healthz')).status, 200);
+    assert.equal(body.kernel.profileSource, 'guest-memory');
+    const health = await sidecar.getJson<{ profileSource?: string; kernelRelease?: string }>('/healthz');
+    assert.equal(health.status, 200);
+    assert.deepEqual([health.body.profileSource, health.body.kernelRelease], ['guest-memory', first().profile.kernel.release]);
+    assert.ok(attached.event.type === 'guest-attached' && attached.event.profileSource === 'guest-memory');
   });
 
   it('holds guest memory open read-only', () => {
@@ -90,7 +103,7 @@ describe('process-mapper sidecar against a running guest', function () {
     assert.deepEqual(started.cmdline, ['/bin/sh', '/usr/bin/intruder-tool', '--exfiltrate', '/etc/passwd']);
 
     const alert = await sidecar.waitForEvent((e) => e.type === 'alert' && e.rule === 'ProcessOutsideBaseline' && e.process.pid === pid, 2 * POLL_MS + 500, from);
-    assert.match((alert.event as Extract<MapperEvent, { type: 'alert' }>).message, /intruder-tool/);
+    assert.match((alert.event as Extract<MapperEvent, { type: 'alert'; process: unknown }>).message, /intruder-tool/);
 
     await guest.run(`kill ${pid}`);
     const killedAt = Date.now();
@@ -114,9 +127,19 @@ describe('process-mapper sidecar against a running guest', function () {
     const from = sidecar.events.length;
     await guest.run('/usr/sbin/nginx &');
     const alert = await sidecar.waitForEvent((e) => e.type === 'alert' && e.rule === 'RootShellFromNetworkService', 2 * POLL_MS + 1500, from);
-    const a = alert.event as Extract<MapperEvent, { type: 'alert' }>;
+    const a = alert.event as Extract<MapperEvent, { type: 'alert'; process: unknown }>;
     assert.equal(a.process.comm, 'sh');
     assert.equal(a.parent?.comm, 'nginx');
+  });
+
+  it('serves one process in detail: threads, executable, open files', async () => {
+    await guest.run('ip link set lo up; /usr/bin/hs-workload 8081 > /dev/null &');
+    const body = await sidecar.waitForJson<{ processes: Array<{ pid: number; comm: string }> }>('/processes', (b) => b.processes?.some((p) => p.comm === 'hs-workload'), 30_000);
+    const pid = body.processes.find((p) => p.comm === 'hs-workload')!.pid;
+    const details = await sidecar.waitForJson<{ pid?: number; threads?: unknown[]; exe?: string; openFiles?: Array<{ target: string }> }>(`/processes/${pid}`, (d) => d.threads?.length === 4 && (d.openFiles ?? []).some((f) => f.target.startsWith('socket:[')), 30_000);
+    assert.equal(details.exe, '/usr/bin/hs-workload');
+    assert.ok(details.openFiles!.some((f) => f.target === '/etc/passwd'));
+    assert.equal((await sidecar.getJson('/processes/999999')).status, 404);
   });
 
   it('is what kubectl-hyperspector ps --url prints', () => {
@@ -130,6 +153,62 @@ describe('process-mapper sidecar against a running guest', function () {
     assert.match(text, /hyperspector_process_mapper_snapshots_total\{result="consistent"\} [1-9]/);
     assert.match(text, /hyperspector_process_mapper_alerts_total\{rule="ProcessOutsideBaseline"\} [1-9]/);
     assert.match(text, /hyperspector_process_mapper_guest_attached 1/);
+    assert.match(text, /hyperspector_process_mapper_kernel_profile_info\{source="guest-memory",release="6\.1\.[^"]+"\} 1/);
+  });
+
+  it('alerts on a process hidden from the task list (DKOM, made by a test-only write)', async () => {
+    await guest.run('sleep 100088 &');
+    // A second, read-only reader in the test finds the task to unlink.
+    const local = GuestIntrospector.attachToQemu(guest.pid, []);
+    try {
+      const deadline = Date.now() + 30_000;
+      let p = local.snapshot().processes.find((x) => x.args === 'sleep 100088');
+      while (!p) {
+        if (Date.now() > deadline) throw new Error('sleep 100088 never showed up');
+        await new Promise((resolve) => setTimeout(resolve, 100)); // polling period, not a wait for the world
+        p = local.snapshot().processes.find((x) => x.args === 'sleep 100088');
+      }
+      const from = sidecar.events.length;
+      hideProcessFromTaskList(guest.pid, local, p.pid);
+      const alert = await sidecar.waitForEvent((e) => e.type === 'alert' && e.rule === 'HiddenProcess' && e.process.pid === p.pid, 4 * POLL_MS + 2000, from);
+      assert.match((alert.event as Extract<MapperEvent, { type: 'alert'; process: unknown }>).message, /hidden from the task list/);
+      const text = await (await fetch(`${sidecar.baseUrl}/metrics`)).text();
+      assert.match(text, /hyperspector_process_mapper_alerts_total\{rule="HiddenProcess"\} 1/);
+    } finally {
+      local.close();
+    }
+  });
+
+  it('alerts on a kernel module hidden from the module list (test-only write)', async () => {
+    await guest.run('insmod /lib/modules/dummy.ko');
+    const local = GuestIntrospector.attachToQemu(guest.pid, []);
+    try {
+      const from = sidecar.events.length;
+      hideModuleFromList(guest.pid, local, 'dummy');
+      const alert = await sidecar.waitForEvent((e) => e.type === 'alert' && e.rule === 'HiddenModule', 4 * POLL_MS + 2000, from);
+      const a = alert.event as Extract<MapperEvent, { rule: 'HiddenModule' }>;
+      assert.equal(a.module.name, 'dummy');
+      assert.match(a.message, /hidden from the module list/);
+    } finally {
+      local.close();
+    }
+  });
+
+  it('picks up a reboot into another kernel series inside the same QEMU process (kexec 6.1 → 6.12)', async () => {
+    const from = sidecar.events.length;
+    await kexecIntoNextKernel(guest, { kaslr: true, timeoutMs: 240_000 });
+    const detached = await sidecar.waitForEvent((e) => e.type === 'guest-detached' && e.qemuPid === guest.pid, 120_000, from);
+    const attached = await sidecar.waitForEvent((e) => e.type === 'guest-attached' && e.qemuPid === guest.pid && e.kernelRelease === next().profile.kernel.release, 120_000, from);
+    assert.ok(attached.event.type === 'guest-attached' && attached.event.profileSource === 'guest-memory');
+    process.stderr.write(`[introspection] kexec: detached (${(detached.event as { reason?: string }).reason}), re-attached to ${next().profile.kernel.release} ${attached.at - detached.at} ms later\n`);
+    // The first snapshot of the new kernel follows the attach within a poll.
+    const health = await sidecar.waitForJson<{ profileSource?: string; kernelRelease?: string }>('/healthz', (b) => b.kernelRelease !== undefined, 3 * POLL_MS);
+    assert.deepEqual([health.profileSource, health.kernelRelease], ['guest-memory', next().profile.kernel.release]);
+    assert.match(await guest.run('cat /proc/version'), new RegExp(next().profile.kernel.release.replace(/[.+]/g, '\\$&')));
+    // And the new kernel's processes are mapped.
+    const marker = sidecar.events.length;
+    await guest.run('sleep 100033 &');
+    await sidecar.waitForEvent((e) => (e.type === 'process-start' || e.type === 'process-exec') && e.process.args === 'sleep 100033', 2 * POLL_MS + 1500, marker);
   });
 
   it('follows the VMI across a QEMU restart', async () => {

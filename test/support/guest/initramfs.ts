@@ -4,13 +4,15 @@
 // Cached by content hash under GUEST_CACHE.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { GUEST_CACHE } from './debian-kernel.ts';
 
 export interface GuestFile {
-  /** Text, or bytes (e.g. a kernel module from kernel-modules.ts). */
-  content: string | Uint8Array;
+  /** Text, or bytes (e.g. a kernel module from kernel-modules.ts); or, with fromFile, omitted. */
+  content?: string | Uint8Array;
+  /** A host file copied in byte for byte (binaries, kernels). */
+  fromFile?: string;
   mode?: number;
 }
 
@@ -35,8 +37,10 @@ while read -r line; do eval "$line"; done
 export function buildInitramfs(files: Record<string, GuestFile> = {}): string {
   if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} missing: install busybox-static (hack/deps/introspection.packages)`);
   const all: Record<string, GuestFile> = { '/init': { content: INIT, mode: 0o755 }, ...files };
-  // Bytes enter the key as their hash; text as before, so existing keys are unchanged.
-  const keyJson = JSON.stringify({ layout: 2, all }, function (this: Record<string, unknown>, k, v: unknown) {
+  // Copied files count by path, size and modification time; bytes by their hash; text as is, so
+  // existing keys are unchanged.
+  const identity = Object.fromEntries(Object.entries(all).map(([path, f]) => [path, f.fromFile ? { ...f, stat: [statSync(f.fromFile).size, statSync(f.fromFile).mtimeMs] } : f]));
+  const keyJson = JSON.stringify({ layout: 2, all: identity }, function (this: Record<string, unknown>, k, v: unknown) {
     const raw = this[k];
     return raw instanceof Uint8Array ? { sha256: createHash('sha256').update(raw).digest('hex') } : v;
   });
@@ -53,7 +57,12 @@ export function buildInitramfs(files: Record<string, GuestFile> = {}): string {
     chmodSync(join(root, 'bin', 'busybox'), 0o755);
     for (const [path, file] of Object.entries(all)) {
       mkdirSync(dirname(join(root, path)), { recursive: true });
-      writeFileSync(join(root, path), file.content, { mode: file.mode ?? 0o644 });
+      if (file.fromFile) {
+        copyFileSync(file.fromFile, join(root, path));
+        chmodSync(join(root, path), file.mode ?? 0o644);
+      } else {
+        writeFileSync(join(root, path), file.content ?? '', { mode: file.mode ?? 0o644 });
+      }
     }
     execFileSync('sh', ['-c', 'find . | cpio -o -H newc --quiet | gzip -1 > "$1"', 'sh', `${out}.tmp`], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
     renameSync(`${out}.tmp`, out);

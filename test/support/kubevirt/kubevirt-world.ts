@@ -6,8 +6,8 @@
 //
 // Differences from a real installation, each because of this machine:
 // - virt-api listens on loopback; its Service is an ExternalName Service for `localhost` (the API
-//   server resolves webhooks and aggregated APIs through it with --enable-aggregator-routing), on a
-//   free port instead of 443 so several test clusters can run at once.
+//   server's cluster service resolver takes an ExternalName as the host to dial), on a free port
+//   instead of 443 so several test clusters can run at once.
 // - Components authenticate with static tokens as their service accounts; their RBAC is KubeVirt's.
 // - A process that exits is restarted, as its Deployment would restart it.
 import { readFileSync, mkdirSync } from 'node:fs';
@@ -62,6 +62,28 @@ function installObjects(): Obj[] {
 /** KubeVirt's CRDs at the version the test world runs (replacing any third-party copy). */
 export function kubevirtCrds(): k8s.V1CustomResourceDefinition[] {
   return installObjects().filter((o) => o.kind === 'CustomResourceDefinition') as unknown as k8s.V1CustomResourceDefinition[];
+}
+
+/**
+ * With CDI's DataVolume API present, virt-controller also watches CDI's cluster-wide objects (the CDI
+ * resource, CDIConfig, StorageProfiles) and waits for those caches before it runs its VMI
+ * controller. CDI's operator installs these CRDs; the shared CRDs hold only DataVolume and
+ * DataSource, so the test world adds permissive stand-ins for the other three (nothing creates
+ * objects of them here).
+ */
+export function cdiCompanionCrds(): k8s.V1CustomResourceDefinition[] {
+  const crd = (plural: string, kind: string): k8s.V1CustomResourceDefinition => ({
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.cdi.kubevirt.io`, labels: { 'hyperspector.io/test-stand-in': 'true' } },
+    spec: {
+      group: 'cdi.kubevirt.io',
+      scope: 'Cluster',
+      names: { plural, singular: kind.toLowerCase(), kind, listKind: `${kind}List` },
+      versions: [{ name: 'v1beta1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } as unknown as k8s.V1JSONSchemaProps } }],
+    },
+  });
+  return [crd('cdis', 'CDI'), crd('cdiconfigs', 'CDIConfig'), crd('storageprofiles', 'StorageProfile')];
 }
 
 export class KubeVirtWorld {
@@ -126,7 +148,7 @@ export class KubeVirtWorld {
     const objects = installObjects();
     const caBundle = Buffer.from(this.certs.ca.pem).toString('base64');
     const byKind = (...kinds: string[]) => objects.filter((o) => kinds.includes(o.kind ?? ''));
-    await this.cluster.installCrds(kubevirtCrds());
+    await this.cluster.installCrds([...kubevirtCrds(), ...cdiCompanionCrds()]);
     for (const obj of byKind('ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding')) await this.apply(obj);
     await this.apply({
       apiVersion: 'v1',
@@ -291,7 +313,8 @@ export class KubeVirtWorld {
   private async prepareNodes(): Promise<void> {
     const core = this.cluster.api(k8s.CoreV1Api);
     const api = createKubeApi(this.cluster.kubeConfig);
-    const devices = { 'devices.kubevirt.io/kvm': '1k', 'devices.kubevirt.io/tun': '1k', 'devices.kubevirt.io/vhost-net': '1k' };
+    // The device plugins' resources, and the node's ephemeral storage (launcher pods request some).
+    const devices = { 'devices.kubevirt.io/kvm': '1k', 'devices.kubevirt.io/tun': '1k', 'devices.kubevirt.io/vhost-net': '1k', 'ephemeral-storage': '1Ti' };
     for (const name of this.cluster.nodeNames) {
       const node = await core.readNode({ name });
       await api.request({

@@ -14,6 +14,7 @@
 // pods as the node would (admin credentials, standing in for the kubelet).
 import { createServer, type Server } from 'node:https';
 import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { createKubeApi, statusCodeOf, type KubeApi } from '../../../src/kube/rest.ts';
 import type { LocalCluster } from '../cluster.ts';
 import type { KubeVirtCertificates } from './kubevirt-world.ts';
@@ -225,8 +226,13 @@ export class VirtHandlerStandIn {
       for (const pod of pods) await this.releasePod(pod);
       return;
     }
-    // Hold every launcher pod until the domain stopped (see the file comment).
-    for (const pod of pods) if (!pod.metadata?.deletionTimestamp && pod.status?.phase !== 'Succeeded') await this.holdPod(pod);
+    // Hold every launcher pod until the domain stopped (see the file comment), and report the image
+    // digests a kubelet reports (virt-controller needs them to render a migration target).
+    for (const pod of pods) {
+      if (pod.metadata?.deletionTimestamp || pod.status?.phase === 'Succeeded') continue;
+      await this.holdPod(pod);
+      await this.reportImageDigests(pod);
+    }
 
     if (!vmi.status?.nodeName || (phase !== 'Scheduled' && phase !== 'Running')) return;
     const sourcePod = pods.find((p) => p.spec?.nodeName === vmi.status?.nodeName && !p.metadata?.labels?.['kubevirt.io/migrationJobUID']) ?? pods[0];
@@ -279,6 +285,27 @@ export class VirtHandlerStandIn {
       })
       .catch(ignore(404));
     await this.releasePod(pod);
+  }
+
+  /** A kubelet fills containerStatuses[].imageID from the runtime; kwok leaves it empty. */
+  private async reportImageDigests(pod: Pod): Promise<void> {
+    const statuses = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])];
+    if (pod.status?.phase !== 'Running' || statuses.length === 0 || statuses.every((c) => c.imageID)) return;
+    const withDigest = (list: typeof statuses | undefined) => list?.map((c) => ({ ...c, imageID: c.imageID || imageDigest(c.image) }));
+    await this.nodeApi
+      .request({
+        method: 'PATCH',
+        path: `/api/v1/namespaces/${pod.metadata?.namespace}/pods/${pod.metadata?.name}/status`,
+        contentType: 'application/merge-patch+json',
+        body: {
+          metadata: { resourceVersion: pod.metadata?.resourceVersion },
+          status: {
+            containerStatuses: withDigest(pod.status?.containerStatuses),
+            ...(pod.status?.initContainerStatuses ? { initContainerStatuses: withDigest(pod.status.initContainerStatuses) } : {}),
+          },
+        },
+      })
+      .catch(ignore(404, 409));
   }
 
   private async holdPod(pod: Pod): Promise<void> {
@@ -334,6 +361,12 @@ export class VirtHandlerStandIn {
 /** The launcher pod runs: phase Running and its compute container running (controller.IsPodReady). */
 function podIsRunning(pod: Pod): boolean {
   return pod.status?.phase === 'Running' && !!pod.status.containerStatuses?.find((c) => c.name === 'compute')?.state?.running;
+}
+
+/** A stable digest reference for an image, in the form a container runtime reports. */
+function imageDigest(image: string): string {
+  const repository = image.replace(/[:@][^/]*$/, '');
+  return `${repository}@sha256:${createHash('sha256').update(image).digest('hex')}`;
 }
 
 function ignore(...codes: number[]) {

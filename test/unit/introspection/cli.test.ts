@@ -42,4 +42,22 @@ describe('ps table', () => {
       '',
     ].join('\n'));
   });
+
+  it('marks cut names and command lines', () => {
+    const snapshot = {
+      consistent: true,
+      problems: [],
+      processes: [
+        { pid: 9, ppid: 2, euid: 0, state: 'I', startTimeNs: 0, comm: 'rcu_tasks_rude_', commTruncated: true, cmdlineTruncated: false, args: '[rcu_tasks_rude_]' },
+        { pid: 70, ppid: 1, euid: 0, state: 'S', startTimeNs: 0, comm: 'app', commTruncated: false, cmdlineTruncated: true, args: '/usr/bin/app xxxx' },
+      ],
+    } as unknown as ProcessSnapshot;
+    assert.equal(formatPsTable(snapshot), [
+      'PID  PPID  UID  STAT  START  COMMAND           ARGS',
+      '9    2     0    I     0.0s   rcu_tasks_rude_…  [rcu_tasks_rude_]',
+      '70   1     0    S     0.0s   app               /usr/bin/app xxxx…',
+      '# … marks a name or command line cut by the reader (see commTruncated and cmdlineTruncated in -o json)',
+      '',
+    ].join('\n'));
+  });
 });

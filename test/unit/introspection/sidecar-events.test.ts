@@ -12,7 +12,7 @@ import { ProcessMapper, type Introspector } from '../../../src/sidecar/process-m
 
 const proc = (pid: number, comm: string, o: Partial<GuestProcess> = {}): GuestProcess => {
   const cmdline = o.cmdline ?? [comm];
-  return { pid, ppid: 1, comm, uid: 0, euid: 0, gid: 0, state: 'S', startTimeNs: pid * 1000, kernelThread: false, cmdline, args: cmdline.join(' '), ...o };
+  return { pid, ppid: 1, comm, commTruncated: false, uid: 0, euid: 0, gid: 0, state: 'S', startTimeNs: pid * 1000, kernelThread: false, cmdline, cmdlineTruncated: false, args: cmdline.join(' '), ...o };
 };
 const T = '2026-01-01T00:00:00.000Z';
 
@@ -71,7 +71,7 @@ describe('process mapper poll loop', () => {
   function snapshot(processes: GuestProcess[], consistent = true): ProcessSnapshot {
     return {
       takenAt: T, durationMs: 1, consistent, problems: consistent ? [] : ['torn'], attempts: 1,
-      kernel: { release: 'test', pagingLevels: 4, virtualSlide: '0x0', physicalSlide: '0x0', kernelVirtualBase: '0x0', directMapBase: '0x0' },
+      kernel: { release: 'test', profileSource: 'guest-memory', pagingLevels: 4, virtualSlide: '0x0', physicalSlide: '0x0', kernelVirtualBase: '0x0', directMapBase: '0x0' },
       processes,
     };
   }

@@ -108,6 +108,23 @@ describe('task-list walk', () => {
     ]);
   });
 
+  it('marks a command line longer than the limit as cut, and keeps one at the limit whole', () => {
+    const long = ['/usr/bin/app', 'a'.repeat(3000)];
+    const k = buildKernel([{ phys: 0x10000, pid: 1, comm: 'app', parent: -1, uid: 0, argv: long }]);
+    const whole = k.walk({ maxCmdline: 4096 }).processes[0]!;
+    assert.deepEqual([whole.cmdline, whole.cmdlineTruncated], [long, false]);
+    const cut = k.walk({ maxCmdline: 100 }).processes[0]!;
+    assert.equal(cut.cmdlineTruncated, true);
+    assert.equal(cut.cmdline.join('\0').length, 100);
+  });
+
+  it('marks a kernel thread name of the full 15 characters as possibly cut when the profile has no full-name layout', () => {
+    const result = buildKernel([{ phys: 0x10000, pid: 2, comm: 'rcu_tasks_rude_', parent: -1, uid: 0, kernelThread: true }, ...TASKS.slice(0, 1).map((t) => ({ ...t, phys: 0x11000 }))]).walk();
+    const byPid = new Map(result.processes.map((p) => [p.pid, p]));
+    assert.deepEqual([byPid.get(2)?.comm, byPid.get(2)?.commTruncated], ['rcu_tasks_rude_', true]);
+    assert.equal(byPid.get(1)?.commTruncated, false);
+  });
+
   it('detects a cycle that does not pass through init_task and stops', () => {
     const k = buildKernel(TASKS);
     // The last task's next points back into the middle of the list.
