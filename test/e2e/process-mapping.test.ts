@@ -69,9 +69,7 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
 
   before(async function () {
     const assets = testGuestAssets();
-    // A launcher pod with a containerDisk requests ephemeral storage: the node must offer some.
-    const capacity = { cpu: '64', memory: '512Gi', pods: '2000', 'ephemeral-storage': '1Ti' };
-    env = await OperatorTestEnv.start(1, capacity, { guestBackend: backend, log });
+    env = await OperatorTestEnv.start(1, undefined, { guestBackend: backend, log });
     nodes.attach(env.cluster.kubeConfig, env.cluster.dir);
     await env.namespace(NS);
     // The cluster's default kernel profiles, as `kubectl-hyperspector profile build` makes them.
