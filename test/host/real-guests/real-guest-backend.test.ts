@@ -179,7 +179,7 @@ describe('real-guest backend: a harness killed with SIGKILL', function () {
     const child = spawn(process.execPath, ['--import', 'tsx', 'test/host/real-guests/fixtures/killed-harness.ts'], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const made = await waitFor(() => (out.includes('\n') ? (JSON.parse(out.split('\n')[0]!) as { qemuPid: number; netns: string[]; cgroup: string }) : undefined), {
+    const made = await waitFor(() => (out.includes('\n') ? (JSON.parse(out.split('\n')[0]!) as { qemuPid: number; netns: string[]; cgroup: string; runDir: string }) : undefined), {
       timeoutMs: 60_000,
       description: 'the doomed harness to start its guest',
     });
@@ -189,9 +189,11 @@ describe('real-guest backend: a harness killed with SIGKILL', function () {
     await waitFor(() => !processExists(made.qemuPid), { timeoutMs: 10_000, description: 'its QEMU to die with it (pdeathsig)' });
     for (const name of made.netns) assert.ok(await namespaceExists(name), `${name} outlived the harness`);
     assert.ok(existsSync(made.cgroup), 'the cgroup outlived the harness');
+    assert.ok(existsSync(made.runDir), 'the launcher run directory outlived the harness');
 
     await removeLeftovers();
     for (const name of made.netns) assert.equal(await namespaceExists(name), false, `${name} removed`);
     assert.equal(existsSync(made.cgroup), false, 'the cgroup removed');
+    assert.equal(existsSync(made.runDir), false, 'the run directory removed');
   });
 });

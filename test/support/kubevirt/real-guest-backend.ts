@@ -137,7 +137,7 @@ export class RealGuestBackend implements GuestBackend {
     const podIp = pod.status?.podIP;
     if (!nodeName || !podUid || !podIp) throw new Error(`launcher pod ${pod.metadata?.namespace}/${pod.metadata?.name} has no node, uid or IP yet`);
     const assets = this.options.kernel && this.options.initrd ? undefined : testGuestAssets();
-    const runDir = mkdtempSync(join(tmpdir(), 'hs-launcher-'));
+    const runDir = mkdtempSync(join(tmpdir(), `hs-launcher-${process.pid}-`)); // the pid: see leftovers.ts
     const command = launcherQemu({
       vmi,
       runDir,

@@ -1,7 +1,8 @@
 // What a harness killed with SIGKILL could not remove: its processes die with it (pdeathsig), but
-// network namespaces and cgroup directories stay. Each harness records the cgroups it makes in
-// <registry>/<pid>.cgroups; its namespaces carry its pid in their names (hs<pid>-rg-…). The next
-// harness removes what belongs to harnesses that no longer run, and nothing else.
+// network namespaces, cgroup directories and run directories stay. Each harness records the
+// cgroups it makes in <registry>/<pid>.cgroups; its namespaces and temporary directories carry its
+// pid in their names (hs<pid>-rg-…, hs-launcher-<pid>-…, hs-pod-<pid>-…). The next harness removes
+// what belongs to harnesses that no longer run, and nothing else.
 import { appendFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,6 +56,12 @@ export async function removeLeftovers(log: (line: string) => void = () => {}): P
     }
     await run(['ip', 'netns', 'del', name]).catch(() => undefined);
     log(`removed network namespace ${name} of a harness that is gone (pid ${pid})`);
+  }
+  for (const entry of readdirSync(tmpdir())) {
+    const pid = Number(/^hs-(?:launcher|pod)-(\d+)-/.exec(entry)?.[1] ?? NaN);
+    if (!Number.isFinite(pid) || running(pid)) continue;
+    rmSync(join(tmpdir(), entry), { recursive: true, force: true });
+    log(`removed ${entry} of a harness that is gone (pid ${pid})`);
   }
   let files: string[] = [];
   try {

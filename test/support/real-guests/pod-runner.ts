@@ -158,7 +158,7 @@ export class RealPodRunner {
     if (!record) {
       const hostPorts = new Map<number, number>();
       for (const p of container.ports ?? []) hostPorts.set(p.containerPort, await freePort());
-      const dir = mkdtempSync(join(tmpdir(), `hs-pod-${pod.metadata?.name}-`));
+      const dir = mkdtempSync(join(tmpdir(), `hs-pod-${process.pid}-${pod.metadata?.name}-`)); // the pid: see leftovers.ts
       const now = new Date().toISOString();
       record = {
         key,
