@@ -37,7 +37,7 @@ export interface PsRow {
 }
 
 /** The guest's own view: busybox `ps -o pid,ppid,user,comm,args`, with users mapped back to uids. */
-export async function guestPs(guest: QemuGuest): Promise<PsRow[]> {
+export async function guestPs(guest: Pick<QemuGuest, 'run'>): Promise<PsRow[]> {
   const out = await guest.run('COLUMNS=4096 ps -o pid,ppid,user,comm,args');
   const rows: PsRow[] = [];
   for (const line of out.split('\n')) {
@@ -65,7 +65,7 @@ export function asPsRow(p: GuestProcess): PsRow {
 }
 
 /** Polls the guest's own ps until a predicate holds (e.g. processes started in the background are there). */
-export async function waitForGuestPs(guest: QemuGuest, predicate: (rows: PsRow[]) => boolean, timeoutMs: number): Promise<PsRow[]> {
+export async function waitForGuestPs(guest: Pick<QemuGuest, 'run'>, predicate: (rows: PsRow[]) => boolean, timeoutMs: number): Promise<PsRow[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const rows = await guestPs(guest);

@@ -1,0 +1,183 @@
+// End to end on a node that runs real guests: from a MonitoredServer applied to the cluster, the
+// operator's process-mapper pod runs as a real process, finds the server VMI's real QEMU guest
+// and serves its process table, read from guest memory, equal to the guest's own `ps`. Deleting
+// the MonitoredServer stops every process and removes every namespace and cgroup it made.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { GuestProcess } from '../../src/introspection/process-info.ts';
+import { createKubeApi } from '../../src/kube/rest.ts';
+import { PROCESS_MAPPER_PORT } from '../../src/builders/process-mapper-pod.ts';
+import { asPsRow, guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../support/guest/scenario.ts';
+import { testGuestAssets } from '../support/guest/test-guest.ts';
+import { monitoredServer, vmTemplate } from '../support/monitoredserver-fixtures.ts';
+import { OperatorTestEnv, MS, VM } from '../support/operator-env.ts';
+import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
+import { cgroup2Root } from '../support/real-guests/pod-cgroup.ts';
+import { RealGuestNodes } from '../support/real-guests/real-guest-nodes.ts';
+import { waitFor } from '../support/wait.ts';
+
+const NS = 'shop';
+const log = (line: string) => process.stderr.write(`[e2e] ${line}\n`);
+
+interface ProcessesResponse {
+  takenAt: string;
+  consistent: boolean;
+  qemuPid: number;
+  processes: GuestProcess[];
+}
+
+const byPid = (rows: PsRow[]) => [...rows].sort((a, b) => a.pid - b.pid);
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Pod cgroups under kubepods.slice whose name holds one of these pod UIDs. */
+function podCgroups(uids: string[]): string[] {
+  const root = join(cgroup2Root(), 'kubepods.slice');
+  if (!existsSync(root)) return [];
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      if (uids.some((u) => entry.name.includes(u.replace(/-/g, '_')))) found.push(join(dir, entry.name));
+      walk(join(dir, entry.name));
+    }
+  };
+  walk(root);
+  return found;
+}
+
+function ourNamespaces(prefix: string): string[] {
+  return (JSON.parse(execFileSync('ip', ['-j', 'netns', 'list'], { encoding: 'utf8' }).trim() || '[]') as { name: string }[]).map((n) => n.name).filter((n) => n.startsWith(prefix));
+}
+
+describe('end to end on a real-guest node: process mapping from a MonitoredServer', function () {
+  this.timeout(900_000);
+  const nodes = new RealGuestNodes({ log });
+  const backend = nodes.backend;
+  let env: OperatorTestEnv;
+  let operator: OperatorProcess;
+  const seenPodUids = new Set<string>();
+
+  before(async function () {
+    const assets = testGuestAssets();
+    env = await OperatorTestEnv.start(1, undefined, { guestBackend: backend, log });
+    nodes.attach(env.cluster.kubeConfig, env.cluster.dir);
+    await env.namespace(NS);
+    // The cluster's default kernel profiles, as `kubectl-hyperspector profile build` makes them.
+    await env.core.createNamespacedConfigMap({
+      namespace: NS,
+      body: { metadata: { name: 'hyperspector-kernel-profiles' }, data: { [`debian-${assets.profile.kernel.release}.json`]: JSON.stringify(assets.profile) } },
+    });
+    operator = await startOperatorProcess(env.cluster, { user: 'operator' });
+  });
+
+  after(async function () {
+    await operator?.stop();
+    await env?.stop();
+    await nodes.stop();
+  });
+
+  it('lists the server guest’s processes from its memory, equal to the guest’s own ps; deleting the MonitoredServer leaves nothing behind', async function () {
+    const server = vmTemplate({ app: 'web-1' }, '1Gi');
+    // KubeVirt's bridge binding on the pod network (the launcher namespace is built that way).
+    server.spec.template!.spec!.domain.devices!.interfaces = [{ name: 'default', bridge: {} }];
+    const applied = Date.now();
+    await env.createMonitoredServer(monitoredServer('web-1', NS, { server: { template: server, deletionPolicy: 'Delete' } }));
+
+    // The mapper pod runs for real, beside the server's real guest.
+    const mapper = await waitFor(() => nodes.pods.get(NS, 'web-1-process-mapper')?.process?.running && nodes.pods.get(NS, 'web-1-process-mapper'), {
+      timeoutMs: 300_000,
+      intervalMs: 500,
+      description: 'the process-mapper pod to run as a process',
+    });
+    const url = `http://${nodes.pods.address(NS, 'web-1-process-mapper', PROCESS_MAPPER_PORT)}`;
+    // The operator creates the mapper once the server VMI has a node, before it runs: the mapper
+    // waits for the guest (and retries attaching until its kernel is up).
+    const guest = await waitFor(() => backend.guest(NS, 'web-1-server'), { timeoutMs: 300_000, intervalMs: 500, description: 'the server VMI to be a real guest' });
+    const first = await waitFor(
+      async () => {
+        const res = await fetch(`${url}/processes`).catch(() => undefined);
+        const body = res?.ok ? ((await res.json()) as ProcessesResponse) : undefined;
+        return body && body.processes.length > 0 ? body : undefined;
+      },
+      { timeoutMs: 300_000, intervalMs: 500, description: `the process mapper at ${url} to list the guest's processes` },
+    );
+    const firstListMs = Date.now() - applied;
+    log(`first process list ${(firstListMs / 1000).toFixed(1)} s after apply (${first.processes.length} processes, QEMU pid ${first.qemuPid})`);
+    assert.equal(first.qemuPid, guest.pid, 'the mapper reads the server guest, not the IDS guest');
+    await env.waitForCondition(NS, 'web-1', 'ProcessMapping', 'True', 'Mapping', 120_000);
+    const pod = await env.core.readNamespacedPod({ namespace: NS, name: 'web-1-process-mapper' });
+    assert.equal(pod.status?.containerStatuses?.[0]?.ready, true, 'kubelet-style readiness from the real /healthz');
+    seenPodUids.add(pod.metadata!.uid!);
+    seenPodUids.add(guest.podUid);
+
+    // Known processes in the guest; the mapper's table must equal the guest's own ps.
+    await guest.waitForBoot();
+    for (const line of START_KNOWN_PROCESSES) await guest.console.run(line);
+    await waitForGuestPs(guest.console, (rows) => KNOWN_COMMS.every((c) => rows.some((r) => r.comm === c)), 120_000);
+    const snapshotAfter = async (since: number): Promise<ProcessesResponse> =>
+      waitFor(
+        async () => {
+          const body = (await (await fetch(`${url}/processes`)).json()) as ProcessesResponse;
+          return Date.parse(body.takenAt) > since && body.consistent ? body : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 200, description: 'a fresh consistent snapshot from the mapper' },
+      );
+    let last: { outside: PsRow[]; inside: PsRow[] } | undefined;
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const before = await snapshotAfter(Date.now());
+      const inside = byPid((await guestPs(guest.console)).filter((r) => !(r.comm === 'ps' && r.ppid === 1)));
+      const after = await snapshotAfter(Date.now());
+      const outside = byPid(after.processes.map(asPsRow));
+      last = { outside, inside };
+      if (JSON.stringify(byPid(before.processes.map(asPsRow))) === JSON.stringify(outside) && JSON.stringify(outside) === JSON.stringify(inside)) break;
+    }
+    assert.deepEqual(last!.outside, last!.inside);
+    assert.ok(last!.outside.some((r) => r.comm === 'batch-worker' && r.uid === 1000 && r.args === '/bin/sh /usr/bin/batch-worker --queue reports --nice 5'));
+
+    // Pause through KubeVirt's API (virt-api → the virt-handler stand-in → QMP stop): the guest
+    // stops, and its process table can still be read from its memory; unpause resumes it.
+    const subresource = (verb: string) => createKubeApi(env.cluster.kubeConfig).request({ method: 'PUT', path: `/apis/subresources.kubevirt.io/v1/namespaces/${NS}/virtualmachineinstances/web-1-server/${verb}`, body: {} });
+    await subresource('pause');
+    await waitFor(async () => (await guest.status()) === 'paused' || undefined, { timeoutMs: 60_000, description: 'the server guest paused (QMP query-status)' });
+    const whilePaused = await snapshotAfter(Date.now());
+    assert.ok(whilePaused.processes.some((p) => p.comm === 'batch-worker'), 'the table of a paused guest is read from its memory');
+    await subresource('unpause');
+    await waitFor(async () => (await guest.status()) === 'running' || undefined, { timeoutMs: 60_000, description: 'the server guest running again' });
+
+    // Deleting the MonitoredServer: every process, namespace and cgroup goes.
+    const pids = [mapper.process!.pid, ...backend.list().map((g) => g.pid)];
+    const launcherNamespaces = backend.list().map((g) => g.launcher.ns.name);
+    for (const g of backend.list()) seenPodUids.add(g.podUid);
+    assert.equal(backend.list().length, 2, 'the server and the IDS VMI are real guests');
+    await env.delete(MS, NS, 'web-1');
+    await env.waitGone(MS, NS, 'web-1', 180_000);
+    await env.waitGone(VM, NS, 'web-1-server', 180_000);
+    await waitFor(() => (backend.list().length === 0 && nodes.pods.list().length === 0 && pids.every((p) => !alive(p))) || undefined, {
+      timeoutMs: 180_000,
+      intervalMs: 500,
+      description: `every process of web-1 to stop (left: guests ${backend.list().map((g) => g.name).join(',')}, pods ${nodes.pods.list().map((r) => r.key).join(',')})`,
+    });
+    for (const name of launcherNamespaces) assert.ok(!ourNamespaces(backend.network.prefix).includes(name), `${name} is gone`);
+    assert.deepEqual(podCgroups([...seenPodUids]), [], 'no pod cgroup left');
+  });
+
+  it('leaves no namespace or cgroup of the nodes once the world is stopped', async function () {
+    const nodeNamespaces = backend.network.namespaceNames();
+    assert.ok(nodeNamespaces.length >= 2, 'the node and the underlay had namespaces');
+    await operator.stop();
+    await env.stop();
+    await nodes.stop();
+    assert.deepEqual(ourNamespaces(backend.network.prefix), []);
+    assert.deepEqual(podCgroups([...seenPodUids]), []);
+  });
+});

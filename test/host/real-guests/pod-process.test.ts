@@ -1,0 +1,46 @@
+// How the pod runner turns the operator's process-mapper pod into a host process (pure): the
+// builder's real pod, its ConfigMap volume materialised and its paths and listen port mapped.
+import assert from 'node:assert/strict';
+import type * as k8s from '@kubernetes/client-node';
+import { buildProcessMapperPod, KERNEL_PROFILES_MOUNT, PROCESS_MAPPER_PORT } from '../../../src/builders/process-mapper-pod.ts';
+import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
+import { podProcessSpec, UnsupportedPodError } from '../../support/real-guests/pod-process.ts';
+import { podCgroupSegments } from '../../support/real-guests/pod-cgroup.ts';
+
+describe('real pods: the process-mapper pod as a host process', () => {
+  const built = buildProcessMapperPod(monitoredServer('web-1', 'shop'), { nodeName: 'node-a', name: 'web-1-server', uid: 'vmi-uid-1' }, { image: 'hyperspector/operator:0.1.0', defaultKernelProfilesConfigMap: 'profiles' });
+  const pod = { ...built, metadata: { ...built.metadata, uid: '1111-2222' } } as unknown as k8s.V1Pod;
+  const container = pod.spec!.containers[0]!;
+  const ctx = {
+    repoRoot: '/repo',
+    volumesDir: '/tmp/pod/volumes',
+    configMaps: new Map([['profiles', { 'debian.json': '{}' }]]),
+    hostPorts: new Map([[PROCESS_MAPPER_PORT, 40001]]),
+    nodeIp: '127.0.0.1',
+  };
+
+  it('runs the image entry point from this checkout with the pod env, its volume and port mapped', () => {
+    const spec = podProcessSpec(pod, container, ctx);
+    assert.equal(spec.command, '/repo/node_modules/.bin/node');
+    assert.deepEqual(spec.args, ['--import', 'tsx', '/repo/src/sidecar/main.ts']);
+    assert.equal(spec.env.VMI_NAME, 'web-1-server');
+    assert.equal(spec.env.VMI_UID, 'vmi-uid-1');
+    assert.equal(spec.env.VMI_NAMESPACE, 'shop');
+    assert.equal(spec.env.KERNEL_PROFILES, '/tmp/pod/volumes/kernel-profiles', `was ${KERNEL_PROFILES_MOUNT}`);
+    assert.equal(spec.env.LISTEN, '127.0.0.1:40001');
+    assert.equal(spec.env.HOSTNAME, 'web-1-process-mapper');
+    assert.deepEqual([...spec.files], [['/tmp/pod/volumes/kernel-profiles/debian.json', '{}']]);
+    assert.equal(spec.readinessUrl, 'http://127.0.0.1:40001/healthz');
+  });
+
+  it('refuses what it cannot run, as a container config error', () => {
+    assert.throws(() => podProcessSpec(pod, container, { ...ctx, configMaps: new Map() }), (e: Error) => e instanceof UnsupportedPodError && /ConfigMap profiles not found/.test(e.message));
+    assert.throws(() => podProcessSpec(pod, { ...container, command: ['sleep', 'infinity'] }, ctx), UnsupportedPodError);
+  });
+
+  it('names cgroups as a kubelet with the systemd driver does', () => {
+    assert.deepEqual(podCgroupSegments('ab-cd', 'Burstable', 'f00'), ['kubepods.slice', 'kubepods-burstable.slice', 'kubepods-burstable-podab_cd.slice', 'cri-containerd-f00.scope']);
+    assert.deepEqual(podCgroupSegments('ab-cd', 'Guaranteed', 'f00'), ['kubepods.slice', 'kubepods-podab_cd.slice', 'cri-containerd-f00.scope']);
+    assert.deepEqual(podCgroupSegments('ab-cd', 'BestEffort', 'f00').slice(1, 3), ['kubepods-besteffort.slice', 'kubepods-besteffort-podab_cd.slice']);
+  });
+});
