@@ -16,6 +16,7 @@ import { createKubeApi, statusCodeOf } from '../../src/kube/rest.ts';
 import { waitFor } from './wait.ts';
 import { createCertificateAuthority, issueCertificate } from './kubevirt/certs.ts';
 import { KubeVirtWorld, type KubeVirtWorldOptions } from './kubevirt/kubevirt-world.ts';
+import { RealGuestNodes, type RealGuestNodesOptions } from './real-guests/real-guest-nodes.ts';
 
 export const THIRD_PARTY_CRDS_ENV = 'HYPERSPECTOR_THIRD_PARTY_CRDS';
 
@@ -33,6 +34,11 @@ export interface StartClusterOptions {
    * (instead of any third-party copy) and the virt-handler stand-in on every node.
    */
   kubevirt?: KubeVirtWorldOptions | boolean;
+  /**
+   * Nodes that run real guests (implies `kubevirt`; needs root): every VMI a QEMU guest in a
+   * launcher-pod-shaped network namespace and cgroup, and the operator's pods as real processes.
+   */
+  realGuests?: RealGuestNodesOptions | boolean;
 }
 
 export interface ClusterUser {
@@ -94,6 +100,8 @@ export class LocalCluster {
   nodeNames: string[] = [];
   /** KubeVirt's controllers and the virt-handler stand-in, when started with `kubevirt`. */
   kubevirt?: KubeVirtWorld;
+  /** Real guests and real pod processes, when started with `realGuests`. */
+  realGuests?: RealGuestNodes;
   readonly users: Record<ClusterUserName, ClusterUser>;
   private apiServerArgs: string[] = [];
   private stopped = false;
@@ -440,6 +448,7 @@ export class LocalCluster {
     if (this.stopped) return;
     this.stopped = true;
     await this.kubevirt?.stop();
+    await this.realGuests?.stop();
     for (const name of ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver-2', 'kube-apiserver', 'etcd']) {
       await this.processes.get(name)?.stop();
     }
@@ -481,12 +490,19 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<L
     log('starting kube-controller-manager, kube-scheduler, kwok');
     await cluster.startControllers();
     log('installing CRDs');
-    await cluster.installCrds(clusterCrds(options.thirdPartyCrdDir, { withoutKubeVirt: !!options.kubevirt }));
+    const withKubeVirt = !!options.kubevirt || !!options.realGuests;
+    await cluster.installCrds(clusterCrds(options.thirdPartyCrdDir, { withoutKubeVirt: withKubeVirt }));
     log(`creating ${options.nodes ?? 3} nodes`);
     await cluster.createNodes(options.nodes ?? 3, options.nodeCapacity);
-    if (options.kubevirt) {
-      cluster.kubevirt = await KubeVirtWorld.start(cluster, { log, ...(typeof options.kubevirt === 'object' ? options.kubevirt : {}) });
+    if (options.realGuests) cluster.realGuests = new RealGuestNodes({ log, ...(typeof options.realGuests === 'object' ? options.realGuests : {}) });
+    if (withKubeVirt) {
+      cluster.kubevirt = await KubeVirtWorld.start(cluster, {
+        log,
+        ...(typeof options.kubevirt === 'object' ? options.kubevirt : {}),
+        ...(cluster.realGuests ? { guestBackend: cluster.realGuests.backend } : {}),
+      });
     }
+    cluster.realGuests?.attach(cluster.kubeConfig, cluster.dir);
     log(`cluster ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return cluster;
   } catch (err) {
