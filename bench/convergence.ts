@@ -1,5 +1,5 @@
-// Benchmark: N MonitoredServers applied at once → all Ready, on the local control plane with the
-// KubeVirt simulator; beside it, in the same run, the floor: a bare client creating the same child
+// Benchmark: N MonitoredServers applied at once → all Ready, on the local control plane with
+// KubeVirt's own virt-controller and virt-api (and the virt-handler stand-in); beside it, in the same run, the floor: a bare client creating the same child
 // objects directly. Prints a readable summary and one JSON line.
 //   npm run bench:convergence -- [--count 200] [--steady-seconds 60] [--nodes 3]
 import { readFileSync } from 'node:fs';

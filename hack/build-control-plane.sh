@@ -34,7 +34,21 @@ for b in "${binaries[@]}"; do
   fi
 done
 
+# kwok's own default pod stages of this release, for the harness to adapt (test/support/cluster.ts).
+copy_kwok_stages() {
+  [[ -s "$out/kwok-stages/pod-delete.yaml" ]] && return 0
+  command -v go >/dev/null || return 0
+  local dir
+  dir="$(cd "$(mktemp -d)" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  [[ -d "$dir/kustomize/stage/pod/fast" ]] || return 0
+  mkdir -p "$out/kwok-stages"
+  cp "$dir"/kustomize/stage/pod/fast/pod-*.yaml "$out/kwok-stages/"
+  chmod -R u+w "$out/kwok-stages"
+  log "copied kwok $KWOK_VERSION's default pod stages"
+}
+
 if [[ ${#missing[@]} -eq 0 ]]; then
+  copy_kwok_stages
   log "using cached binaries in $out"
   echo "$out"
   exit 0
@@ -133,5 +147,6 @@ if want kwok; then
   step=$((step + 1))
 fi
 
+copy_kwok_stages
 log "control plane ready in $out (built in $(( $(date +%s) - start ))s)"
 echo "$out"

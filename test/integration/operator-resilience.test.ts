@@ -22,7 +22,7 @@ async function allReady(env: OperatorTestEnv, namespace: string, count: number):
   return items.length === count && ready.length === count;
 }
 
-describe('operator resilience (real control plane, simulated KubeVirt)', function () {
+describe('operator resilience (real control plane, KubeVirt’s own controllers)', function () {
   let env: OperatorTestEnv;
 
   before(async function () {

@@ -367,8 +367,10 @@ export class LocalCluster {
       '--controllers=*',
     ]);
     await this.startComponent('kube-scheduler', await common());
+    const stages = this.kwokPodStages();
     await this.startComponent('kwok', [
       `--kubeconfig=${admin}`,
+      ...(stages ? [`--config=${stages}`] : []),
       '--manage-all-nodes=false',
       '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
       '--manage-nodes-with-label-selector=',
@@ -380,6 +382,23 @@ export class LocalCluster {
       `--server-address=127.0.0.1:${await freePort()}`,
       '--v=WARN',
     ]);
+  }
+
+  /**
+   * kwok's own default pod stages, except that deleting a pod no longer strips its finalizers: a
+   * kubelet deletes a pod's containers, never its finalizers, so a pod held by a finalizer (the
+   * virt-handler stand-in holds launcher pods until the domain stopped) stays Terminating as it would.
+   * Returns the config file, or undefined where the stages were not copied (kwok's defaults apply).
+   */
+  private kwokPodStages(): string | undefined {
+    const dir = join(controlPlaneBinaries().dir, 'kwok-stages');
+    if (!existsSync(join(dir, 'pod-delete.yaml'))) return undefined;
+    const docs = ['pod-ready.yaml', 'pod-complete.yaml', 'pod-delete.yaml'].map((f) => readFileSync(join(dir, f), 'utf8'));
+    const podDelete = docs[2]!.replace(/\n    finalizers:\n      empty: true\n/, '\n');
+    if (podDelete === docs[2]) throw new Error(`kwok's pod-delete stage changed shape (${dir}); update the harness`);
+    const path = join(this.dir, 'kwok-stages.yaml');
+    writeFileSync(path, [docs[0] ?? '', docs[1] ?? '', podDelete].map((d) => d.trim()).join('\n---\n') + '\n');
+    return path;
   }
 
   async createNodes(count: number, capacity = { cpu: '64', memory: '512Gi', pods: '2000' }): Promise<void> {

@@ -536,9 +536,13 @@ export class MonitoredServerController {
     }
   }
 
+  /**
+   * Foreground: the VM stays (deleting) until its VMI is gone, so the teardown waits for the guest to
+   * have stopped — and can say so when KubeVirt cannot finish — instead of for the VM object only.
+   */
   private async deleteVm(namespace: string, name: string): Promise<void> {
     try {
-      await this.api.request({ method: 'DELETE', path: objectPath(VIRTUAL_MACHINE, namespace, name), body: { propagationPolicy: 'Background' } });
+      await this.api.request({ method: 'DELETE', path: objectPath(VIRTUAL_MACHINE, namespace, name), body: { propagationPolicy: 'Foreground' } });
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
