@@ -394,7 +394,7 @@ export class LocalCluster {
     const dir = join(controlPlaneBinaries().dir, 'kwok-stages');
     if (!existsSync(join(dir, 'pod-delete.yaml'))) return undefined;
     const docs = ['pod-ready.yaml', 'pod-complete.yaml', 'pod-delete.yaml'].map((f) => readFileSync(join(dir, f), 'utf8'));
-    const podDelete = docs[2]!.replace(/\n    finalizers:\n      empty: true\n/, '\n');
+    const podDelete = docs[2]!.replace(/\n {4}finalizers:\n {6}empty: true\n/, '\n');
     if (podDelete === docs[2]) throw new Error(`kwok's pod-delete stage changed shape (${dir}); update the harness`);
     const path = join(this.dir, 'kwok-stages.yaml');
     writeFileSync(path, [docs[0] ?? '', docs[1] ?? '', podDelete].map((d) => d.trim()).join('\n---\n') + '\n');
