@@ -68,22 +68,24 @@ export function kubevirtCrds(): k8s.V1CustomResourceDefinition[] {
  * With CDI's DataVolume API present, virt-controller also watches CDI's cluster-wide objects (the CDI
  * resource, CDIConfig, StorageProfiles) and waits for those caches before it runs its VMI
  * controller. CDI's operator installs these CRDs; the shared CRDs hold only DataVolume and
- * DataSource, so the test world adds permissive stand-ins for the other three (nothing creates
- * objects of them here).
+ * DataSource, so the test world adds permissive stand-ins for the others (nothing creates objects
+ * of them here).
  */
 export function cdiCompanionCrds(): k8s.V1CustomResourceDefinition[] {
-  const crd = (plural: string, kind: string): k8s.V1CustomResourceDefinition => ({
+  const crd = (plural: string, kind: string, scope = 'Cluster'): k8s.V1CustomResourceDefinition => ({
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
     metadata: { name: `${plural}.cdi.kubevirt.io`, labels: { 'hyperspector.io/test-stand-in': 'true' } },
     spec: {
       group: 'cdi.kubevirt.io',
-      scope: 'Cluster',
+      scope,
       names: { plural, singular: kind.toLowerCase(), kind, listKind: `${kind}List` },
       versions: [{ name: 'v1beta1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } as unknown as k8s.V1JSONSchemaProps } }],
     },
   });
-  return [crd('cdis', 'CDI'), crd('cdiconfigs', 'CDIConfig'), crd('storageprofiles', 'StorageProfile')];
+  // DataSource too, for clusters given only DataVolume (the project's fallback CRDs); where the real
+  // CRD is installed already, installing this one is skipped (409).
+  return [crd('cdis', 'CDI'), crd('cdiconfigs', 'CDIConfig'), crd('storageprofiles', 'StorageProfile'), crd('datasources', 'DataSource', 'Namespaced')];
 }
 
 export class KubeVirtWorld {
