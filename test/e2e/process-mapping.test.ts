@@ -17,6 +17,7 @@ import { startOperatorProcess, type OperatorProcess } from '../support/operator-
 import { cgroup2Root } from '../support/real-guests/pod-cgroup.ts';
 import { RealGuestNodes } from '../support/real-guests/real-guest-nodes.ts';
 import { waitFor } from '../support/wait.ts';
+import { isAlive } from '../support/process-alive.ts';
 
 const NS = 'shop';
 const log = (line: string) => process.stderr.write(`[e2e] ${line}\n`);
@@ -30,14 +31,6 @@ interface ProcessesResponse {
 
 const byPid = (rows: PsRow[]) => [...rows].sort((a, b) => a.pid - b.pid);
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Pod cgroups under kubepods.slice whose name holds one of these pod UIDs. */
 function podCgroups(uids: string[]): string[] {
@@ -162,7 +155,7 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
     await env.delete(MS, NS, 'web-1');
     await env.waitGone(MS, NS, 'web-1', 180_000);
     await env.waitGone(VM, NS, 'web-1-server', 180_000);
-    await waitFor(() => (backend.list().length === 0 && nodes.pods.list().length === 0 && pids.every((p) => !alive(p))) || undefined, {
+    await waitFor(() => (backend.list().length === 0 && nodes.pods.list().length === 0 && pids.every((p) => !isAlive(p))) || undefined, {
       timeoutMs: 180_000,
       intervalMs: 500,
       description: `every process of web-1 to stop (left: guests ${backend.list().map((g) => g.name).join(',')}, pods ${nodes.pods.list().map((r) => r.key).join(',')})`,

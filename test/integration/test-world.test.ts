@@ -12,18 +12,11 @@ import { vmTemplate } from '../support/monitoredserver-fixtures.ts';
 import { auditRequests } from '../support/audit-log.ts';
 import { waitFor } from '../support/wait.ts';
 import { createKubeApi, statusCodeOf } from '../../src/kube/rest.ts';
+import { isAlive } from '../support/process-alive.ts';
 
 const NS = 'world';
 const VMIM = { group: 'kubevirt.io', version: 'v1', plural: 'virtualmachineinstancemigrations' };
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function vm(name: string, runStrategy: string, podLabels: Record<string, string> = {}, affinity?: object): Record<string, unknown> {
   const spec = vmTemplate(podLabels).spec as unknown as { runStrategy?: string; template: { spec: Record<string, unknown> } };
@@ -252,10 +245,10 @@ describe('test world: KubeVirt’s own controllers on the local control plane', 
     const pids = cluster.pids();
     assert.equal(pids.length, 5, 'etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok');
     await cluster.stop();
-    assert.deepEqual(pids.filter(alive), [], 'no process left after stop()');
+    assert.deepEqual(pids.filter(isAlive), [], 'no process left after stop()');
 
     const kubevirtPids = [...env.kubevirt.processes.values()].map((p) => p.pid);
-    assert.equal(kubevirtPids.filter(alive).length, 2, 'virt-api and virt-controller run');
+    assert.equal(kubevirtPids.filter(isAlive).length, 2, 'virt-api and virt-controller run');
 
     // node itself (not the tsx wrapper, which would leave its own child behind when killed).
     const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', 'node'), ['--import', 'tsx', join(REPO_ROOT, 'test', 'support', 'start-cluster-child.ts')], {
@@ -270,6 +263,6 @@ describe('test world: KubeVirt’s own controllers on the local control plane', 
     }, { timeoutMs: 90_000, description: 'the child to start its cluster' });
     assert.equal(childPids.length, 5);
     child.kill('SIGKILL');
-    await waitFor(() => childPids.every((p) => !alive(p)) || undefined, { timeoutMs: 15_000, description: 'the orphaned control plane to die' });
+    await waitFor(() => childPids.every((p) => !isAlive(p)) || undefined, { timeoutMs: 15_000, description: 'the orphaned control plane to die' });
   });
 });

@@ -18,6 +18,7 @@ import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
 import { ensureNamespace } from '../../support/operator-process.ts';
 import { RealPodRunner } from '../../support/real-guests/pod-runner.ts';
 import { waitFor } from '../../support/wait.ts';
+import { isAlive } from '../../support/process-alive.ts';
 
 const NS = 'shop';
 const log = (line: string) => process.stderr.write(`[real-pods] ${line}\n`);
@@ -30,14 +31,6 @@ interface ProcessesResponse {
   processes: GuestProcess[];
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('real pods: the process-mapper pod as a real process on a real-guest node', function () {
   this.timeout(600_000);
@@ -134,14 +127,14 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
       { timeoutMs: 120_000, intervalMs: 500, description: 'the container restarted and Ready again' },
     );
     assert.equal(pod.status?.containerStatuses?.[0]?.lastState?.terminated?.exitCode, 137);
-    assert.equal(alive(pid), false);
+    assert.equal(isAlive(pid), false);
   });
 
   it('stops the process and removes its cgroup and files when the pod is deleted', async () => {
     const record = runner.get(NS, 'web-1-process-mapper')!;
     const pid = record.process!.pid;
     await core.deleteNamespacedPod({ namespace: NS, name: 'web-1-process-mapper' });
-    await waitFor(() => (!runner.get(NS, 'web-1-process-mapper') && !alive(pid)) || undefined, { timeoutMs: 60_000, description: 'the pod process to stop' });
+    await waitFor(() => (!runner.get(NS, 'web-1-process-mapper') && !isAlive(pid)) || undefined, { timeoutMs: 60_000, description: 'the pod process to stop' });
     assert.equal(existsSync(record.cgroup.path), false);
     assert.equal(existsSync(record.dir), false);
     await waitFor(async () => (await core.listNamespacedPod({ namespace: NS })).items.length === 0 || undefined, { timeoutMs: 60_000, description: 'the pod to be gone' });
