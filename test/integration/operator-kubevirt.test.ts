@@ -2,8 +2,7 @@
 // live updates, a pending restart of the user's server, a teardown KubeVirt cannot finish, releasing
 // a VM's template labels).
 import assert from 'node:assert/strict';
-import { OperatorTestEnv, MS, VM, VMI } from '../support/operator-env.ts';
-import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
+import { OperatorTestEnv, useOperatorEnv, MS, VM, VMI } from '../support/operator-env.ts';
 import { monitoredServer, vmTemplate } from '../support/monitoredserver-fixtures.ts';
 import { auditRequests } from '../support/audit-log.ts';
 import { waitFor } from '../support/wait.ts';
@@ -11,22 +10,10 @@ import { waitFor } from '../support/wait.ts';
 const NS = 'kv';
 
 describe('MonitoredServer operator on KubeVirt’s own controllers', function () {
+  const world = useOperatorEnv(NS);
   let env: OperatorTestEnv;
-  let operator: OperatorProcess;
-
-  before(async function () {
-    env = await OperatorTestEnv.start(3);
-    await env.namespace(NS);
-    operator = await startOperatorProcess(env.cluster, { user: 'operator' });
-  });
-
-  after(async function () {
-    await operator?.stop();
-    await env?.stop();
-  });
-
-  afterEach(function () {
-    assert.ok(operator.process.running, 'the operator process must never crash');
+  before(() => {
+    env = world.env();
   });
 
   const operatorVmiDeletes = (name: string, since: Date) =>

@@ -2,8 +2,7 @@
 // bad references, following the server, and writing nothing when nothing changed.
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
-import { OperatorTestEnv, MS, VM, VMI } from '../support/operator-env.ts';
-import { startOperatorProcess, type OperatorProcess } from '../support/operator-process.ts';
+import { OperatorTestEnv, useOperatorEnv, MS, VM, VMI } from '../support/operator-env.ts';
 import { monitoredServer, vmTemplate } from '../support/monitoredserver-fixtures.ts';
 import { auditRequests, describeRequests } from '../support/audit-log.ts';
 import { waitFor } from '../support/wait.ts';
@@ -11,22 +10,10 @@ import { waitFor } from '../support/wait.ts';
 const NS = 'shop';
 
 describe('MonitoredServer operator (real control plane, KubeVirt’s own controllers)', function () {
+  const world = useOperatorEnv(NS);
   let env: OperatorTestEnv;
-  let operator: OperatorProcess;
-
-  before(async function () {
-    env = await OperatorTestEnv.start(3);
-    await env.namespace(NS);
-    operator = await startOperatorProcess(env.cluster, { user: 'operator' });
-  });
-
-  after(async function () {
-    await operator?.stop();
-    await env?.stop();
-  });
-
-  afterEach(function () {
-    assert.ok(operator.process.running, 'the operator process must never crash');
+  before(() => {
+    env = world.env();
   });
 
   it('runs the server and IDS VMs on the same node, follows template changes, and tears down on delete', async function () {
@@ -212,7 +199,7 @@ describe('MonitoredServer operator (real control plane, KubeVirt’s own control
     const start = new Date();
     await env.mergePatch(MS, NS, 'mover', { metadata: { annotations: { 'example.com/touched': 'yes' } } });
     // Let the operator see it: its metric of reconciles grows.
-    const reconciles = async () => Number(/controller_runtime_reconcile_total\{controller="monitoredserver",result="success"\} (\d+)/.exec(await operator.metrics())?.[1] ?? 0);
+    const reconciles = async () => Number(/controller_runtime_reconcile_total\{controller="monitoredserver",result="success"\} (\d+)/.exec(await world.operator().metrics())?.[1] ?? 0);
     const before = await reconciles();
     await env.mergePatch(MS, NS, 'mover', { metadata: { annotations: { 'example.com/touched': 'again' } } });
     await waitFor(async () => (await reconciles()) > before || undefined, { timeoutMs: 30_000, description: 'a reconcile of the touched object' });

@@ -6,7 +6,7 @@ import type { MonitoredServer } from '../../src/api/v1alpha1/monitoredserver-typ
 import { startCluster, type LocalCluster } from './cluster.ts';
 import type { KubeVirtWorld, KubeVirtWorldOptions } from './kubevirt/kubevirt-world.ts';
 import { grantOperatorRbac } from './operator-rbac.ts';
-import { ensureNamespace } from './operator-process.ts';
+import { ensureNamespace, startOperatorProcess, type OperatorProcess } from './operator-process.ts';
 import { waitFor } from './wait.ts';
 
 type Obj = { metadata: k8s.V1ObjectMeta; spec?: any; status?: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -129,4 +129,33 @@ export class OperatorTestEnv {
       description: `Event ${reason} on ${namespace}/${involvedName}`,
     });
   }
+}
+
+/**
+ * Mocha hooks for a suite that runs the operator (as its own service account) in an environment
+ * with KubeVirt: started before the suite, checked alive after each test, stopped after the suite.
+ */
+export function useOperatorEnv(namespace: string, nodes = 3): { env: () => OperatorTestEnv; operator: () => OperatorProcess } {
+  let env: OperatorTestEnv | undefined;
+  let operator: OperatorProcess | undefined;
+  before(async function () {
+    env = await OperatorTestEnv.start(nodes);
+    await env.namespace(namespace);
+    operator = await startOperatorProcess(env.cluster, { user: 'operator' });
+  });
+  after(async function () {
+    await operator?.stop();
+    await env?.stop();
+  });
+  afterEach(function () {
+    if (!operator?.process.running) throw new Error('the operator process must never crash');
+  });
+  return {
+    env: () => env ?? assertNever('the environment did not start'),
+    operator: () => operator ?? assertNever('the operator did not start'),
+  };
+}
+
+function assertNever(message: string): never {
+  throw new Error(message);
 }

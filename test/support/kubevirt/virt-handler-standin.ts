@@ -271,20 +271,20 @@ export class VirtHandlerStandIn {
     const pod = this.launcherPods(vmi).find((p) => p.metadata?.name === source);
     if (!pod) return;
     const finishedAt = kubeTime();
-    await this.nodeApi
-      .request({
-        method: 'PATCH',
-        path: `/api/v1/namespaces/${pod.metadata?.namespace}/pods/${pod.metadata?.name}/status`,
-        contentType: 'application/merge-patch+json',
-        body: {
-          status: {
-            phase: 'Succeeded',
-            containerStatuses: (pod.status?.containerStatuses ?? []).map((c) => ({ ...c, ready: false, started: false, state: { terminated: { exitCode: 0, reason: 'Completed', finishedAt } } })),
-          },
-        },
-      })
-      .catch(ignore(404));
+    await this.patchPodStatus(pod, {
+      status: {
+        phase: 'Succeeded',
+        containerStatuses: (pod.status?.containerStatuses ?? []).map((c) => ({ ...c, ready: false, started: false, state: { terminated: { exitCode: 0, reason: 'Completed', finishedAt } } })),
+      },
+    });
     await this.releasePod(pod);
+  }
+
+  /** Pod status as the node's kubelet writes it (a merge patch; a vanished pod is fine). */
+  private async patchPodStatus(pod: Pod, body: object): Promise<void> {
+    await this.nodeApi
+      .request({ method: 'PATCH', path: `/api/v1/namespaces/${pod.metadata?.namespace}/pods/${pod.metadata?.name}/status`, contentType: 'application/merge-patch+json', body })
+      .catch(ignore(404));
   }
 
   /** A kubelet fills containerStatuses[].imageID from the runtime; kwok leaves it empty. */
@@ -292,20 +292,14 @@ export class VirtHandlerStandIn {
     const statuses = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])];
     if (pod.status?.phase !== 'Running' || statuses.length === 0 || statuses.every((c) => c.imageID)) return;
     const withDigest = (list: typeof statuses | undefined) => list?.map((c) => ({ ...c, imageID: c.imageID || imageDigest(c.image) }));
-    await this.nodeApi
-      .request({
-        method: 'PATCH',
-        path: `/api/v1/namespaces/${pod.metadata?.namespace}/pods/${pod.metadata?.name}/status`,
-        contentType: 'application/merge-patch+json',
-        body: {
-          metadata: { resourceVersion: pod.metadata?.resourceVersion },
-          status: {
-            containerStatuses: withDigest(pod.status?.containerStatuses),
-            ...(pod.status?.initContainerStatuses ? { initContainerStatuses: withDigest(pod.status.initContainerStatuses) } : {}),
-          },
-        },
-      })
-      .catch(ignore(404));
+    // resourceVersion: a conflict fails the sync, which is retried from the fresh cache.
+    await this.patchPodStatus(pod, {
+      metadata: { resourceVersion: pod.metadata?.resourceVersion },
+      status: {
+        containerStatuses: withDigest(pod.status?.containerStatuses),
+        ...(pod.status?.initContainerStatuses ? { initContainerStatuses: withDigest(pod.status.initContainerStatuses) } : {}),
+      },
+    });
   }
 
   private async holdPod(pod: Pod): Promise<void> {
