@@ -34,7 +34,12 @@ describe('real pods: the process-mapper pod as a host process', () => {
   });
 
   it('refuses what it cannot run, as a container config error', () => {
-    assert.throws(() => podProcessSpec(pod, container, { ...ctx, configMaps: new Map() }), (e: Error) => e instanceof UnsupportedPodError && /ConfigMap profiles not found/.test(e.message));
+    // The builder's kernel-profile volume is optional (zero-config profiles need none): a missing
+    // ConfigMap is then fine, as for a kubelet; a required one that is missing is refused.
+    assert.doesNotThrow(() => podProcessSpec(pod, container, { ...ctx, configMaps: new Map() }));
+    const required = structuredClone(pod);
+    for (const v of required.spec?.volumes ?? []) if (v.configMap) v.configMap.optional = false;
+    assert.throws(() => podProcessSpec(required, container, { ...ctx, configMaps: new Map() }), (e: Error) => e instanceof UnsupportedPodError && /ConfigMap profiles not found/.test(e.message));
     assert.throws(() => podProcessSpec(pod, { ...container, command: ['sleep', 'infinity'] }, ctx), UnsupportedPodError);
   });
 
