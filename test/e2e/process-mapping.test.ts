@@ -128,14 +128,22 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
     let last: { outside: PsRow[]; inside: PsRow[] } | undefined;
     for (let attempt = 0; attempt < 8; attempt++) {
       const before = await snapshotAfter(Date.now());
-      const inside = byPid((await guestPs(guest.console)).filter((r) => !(r.comm === 'ps' && r.ppid === 1)));
+      // The serial console can garble a line now and then (a doubled character while the guest
+      // echoes); such a read is not a view of the guest and counts as one of the bounded attempts.
+      const seen = await guestPs(guest.console).catch((err: Error) => err);
+      if (seen instanceof Error) {
+        log(`guest ps unreadable on attempt ${attempt + 1}: ${seen.message}`);
+        continue;
+      }
+      const inside = byPid(seen.filter((r) => !(r.comm === 'ps' && r.ppid === 1)));
       const after = await snapshotAfter(Date.now());
       const outside = byPid(after.processes.map(asPsRow));
       last = { outside, inside };
       if (JSON.stringify(byPid(before.processes.map(asPsRow))) === JSON.stringify(outside) && JSON.stringify(outside) === JSON.stringify(inside)) break;
     }
-    assert.deepEqual(last!.outside, last!.inside);
-    assert.ok(last!.outside.some((r) => r.comm === 'batch-worker' && r.uid === 1000 && r.args === '/bin/sh /usr/bin/batch-worker --queue reports --nice 5'));
+    assert.ok(last, 'the guest’s own ps was readable in at least one attempt');
+    assert.deepEqual(last.outside, last.inside);
+    assert.ok(last.outside.some((r) => r.comm === 'batch-worker' && r.uid === 1000 && r.args === '/bin/sh /usr/bin/batch-worker --queue reports --nice 5'));
 
     // Pause through KubeVirt's API (virt-api → the virt-handler stand-in → QMP stop): the guest
     // stops, and its process table can still be read from its memory; unpause resumes it.
