@@ -52,6 +52,15 @@ describe('test world: KubeVirt’s own controllers on the local control plane', 
     return createKubeApi(env.cluster.kubeConfig).request({ method: 'PUT', path: `/apis/subresources.kubevirt.io/v1/namespaces/${NS}/virtualmachineinstances/${name}/${verb}`, body });
   }
 
+  /** Creates a VirtualMachineInstanceMigration and waits until it ends (Succeeded or Failed). */
+  async function migrate(vmiName: string, name: string): Promise<{ status?: { phase?: string } }> {
+    await env.custom.createNamespacedCustomObject({ ...VMIM, namespace: NS, body: { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstanceMigration', metadata: { name }, spec: { vmiName } } });
+    return waitFor(async () => {
+      const m = (await env.custom.getNamespacedCustomObject({ ...VMIM, namespace: NS, name })) as { status?: { phase?: string } };
+      return m.status?.phase === 'Succeeded' || m.status?.phase === 'Failed' ? m : undefined;
+    }, { timeoutMs: 90_000, description: `migration ${name} to finish` });
+  }
+
   it('reports the real Kubernetes and KubeVirt versions and has 3 Ready kwok nodes', async function () {
     const version = JSON.parse((await env.cluster.rawGet('/version')).body) as { gitVersion: string };
     assert.match(version.gitVersion, /^v1\.35\.\d+$/);
@@ -163,22 +172,14 @@ describe('test world: KubeVirt’s own controllers on the local control plane', 
       return v?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'LiveMigratable' && c.status === 'True') || undefined;
     }, { description: 'LiveMigratable' });
     const from = before.status.nodeName as string;
-    await env.custom.createNamespacedCustomObject({ ...VMIM, namespace: NS, body: { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstanceMigration', metadata: { name: 'move-1' }, spec: { vmiName: 'mover' } } });
-    const done = await waitFor(async () => {
-      const m = (await env.custom.getNamespacedCustomObject({ ...VMIM, namespace: NS, name: 'move-1' })) as { status?: { phase?: string } };
-      return m.status?.phase === 'Succeeded' || m.status?.phase === 'Failed' ? m : undefined;
-    }, { timeoutMs: 90_000, description: 'migration move-1 to finish' });
+    const done = await migrate('mover', 'move-1');
     assert.equal(done.status?.phase, 'Succeeded');
     const after = await running('mover');
     assert.notEqual(after.status.nodeName, from, 'the VMI runs on another node');
     assert.equal(after.metadata.labels?.['kubevirt.io/nodeName'], after.status.nodeName);
 
     env.kubevirt.handler.failNextMigration(NS, 'mover', 'test: the target refused the domain');
-    await env.custom.createNamespacedCustomObject({ ...VMIM, namespace: NS, body: { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstanceMigration', metadata: { name: 'move-2' }, spec: { vmiName: 'mover' } } });
-    const failed = await waitFor(async () => {
-      const m = (await env.custom.getNamespacedCustomObject({ ...VMIM, namespace: NS, name: 'move-2' })) as { status?: { phase?: string } };
-      return m.status?.phase === 'Failed' || m.status?.phase === 'Succeeded' ? m : undefined;
-    }, { timeoutMs: 90_000, description: 'migration move-2 to finish' });
+    const failed = await migrate('mover', 'move-2');
     assert.equal(failed.status?.phase, 'Failed');
     const stayed = await running('mover');
     assert.equal(stayed.status.nodeName, after.status.nodeName, 'a failed migration leaves the VMI where it ran');

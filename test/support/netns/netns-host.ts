@@ -104,16 +104,18 @@ export async function waitForOutput(child: ChildProcess, marker: string | RegExp
 export async function deleteNamespaces(prefix: string): Promise<void> {
   const list = await run(['ip', '-j', 'netns', 'list']).catch(() => '[]');
   const names = (JSON.parse(list.trim() || '[]') as { name: string }[]).map((n) => n.name).filter((n) => n.startsWith(prefix));
-  for (const name of names) {
-    // Processes left in a namespace would keep it (and its devices) alive after `ip netns del`.
-    const pids = (await run(['ip', 'netns', 'pids', name]).catch(() => '')).split(/\s+/).filter(Boolean);
-    for (const pid of pids) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // already gone
-      }
+  for (const name of names) await deleteNamespace(name);
+}
+
+/** Deletes one network namespace, first killing what runs in it (it would keep the namespace and its devices alive). */
+export async function deleteNamespace(name: string): Promise<void> {
+  const pids = (await run(['ip', 'netns', 'pids', name]).catch(() => '')).split(/\s+/).filter(Boolean);
+  for (const pid of pids) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // already gone
     }
-    await run(['ip', 'netns', 'del', name]).catch(() => undefined);
   }
+  await run(['ip', 'netns', 'del', name]).catch(() => undefined);
 }

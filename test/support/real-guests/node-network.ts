@@ -11,7 +11,7 @@
 // The pod's IP is the one Kubernetes reports (status.podIP, from kwok's pod CIDR): it exists only
 // inside these namespaces, so a kwok address is as good as any. The CNI side is Calico-shaped
 // (point-to-point veth, host route, proxy ARP), so no pod subnet per node is needed.
-import { TestNetns, run, runPrefix } from '../netns/netns-host.ts';
+import { TestNetns, deleteNamespace, run, runPrefix } from '../netns/netns-host.ts';
 
 export const UNDERLAY_SUBNET_PREFIX = '198.18.0.';
 export const IN_POD_BRIDGE = 'k6t-eth0';
@@ -33,18 +33,6 @@ export interface LauncherNetwork {
   /** The CNI's end of the pod's veth, in the node's host namespace. */
   readonly nodeSideVeth: string;
   readonly node: NodeHost;
-}
-
-async function deleteNamespace(name: string): Promise<void> {
-  const pids = (await run(['ip', 'netns', 'pids', name]).catch(() => '')).split(/\s+/).filter(Boolean);
-  for (const pid of pids) {
-    try {
-      process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  await run(['ip', 'netns', 'del', name]).catch(() => undefined);
 }
 
 /**
