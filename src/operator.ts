@@ -12,7 +12,6 @@ import { apiLeaseLock, defaultIdentity, LeaderElector } from './kube/leader-elec
 import { createLogger, errorField, type Logger } from './kube/logger.ts';
 import { OperatorMetrics } from './kube/metrics.ts';
 import { createKubeApi } from './kube/rest.ts';
-import type { KubeObject } from './kube/apply.ts';
 
 export const NO_KUBECONFIG_MESSAGE =
   'no kubeconfig: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a Pod (in-cluster service account)';
@@ -46,7 +45,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger = cre
   const identity = defaultIdentity();
   const recorder = new EventRecorder({ api, reportingInstance: identity, logger });
   const events: EventSink = {
-    record: (ms, type, reason, message) => recorder.event(referenceTo(ms as unknown as KubeObject), type, reason, 'Reconcile', message),
+    record: (ms, type, reason, message) => recorder.event(referenceTo(ms), type, reason, 'Reconcile', message),
   };
   const controller = new MonitoredServerController({
     kubeConfig,

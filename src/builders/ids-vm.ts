@@ -1,7 +1,7 @@
 // The IDS VM: the user's template, owned by the MonitoredServer, pinned to the server VM's node.
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import { ANNOTATION_PAIRED_WITH, idsVmName, ownerReference, roleLabels } from './names.ts';
-import type { VirtualMachine } from './virtual-machine.ts';
+import type { BuiltVirtualMachine } from './virtual-machine.ts';
 
 export const HOSTNAME_LABEL = 'kubernetes.io/hostname';
 /** Label KubeVirt puts on a VMI's virt-launcher pod: the VMI's UID. */
@@ -33,7 +33,7 @@ export function serverPodLabels(adopted: boolean, roleLabels: Record<string, str
  * it anywhere else if the node's hostname label were ambiguous. A changed placement changes the
  * VMI template, which KubeVirt reports as RestartRequired; the reconciler then restarts the IDS VMI.
  */
-export function buildIdsVirtualMachine(ms: MonitoredServer, placement: ServerPlacement): VirtualMachine {
+export function buildIdsVirtualMachine(ms: MonitoredServer, placement: ServerPlacement): BuiltVirtualMachine {
   const template = ms.spec.ids.template;
   const labels = roleLabels(ms, 'ids');
   const spec = structuredClone(template.spec);

@@ -4,6 +4,8 @@ import { createHash } from 'node:crypto';
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import { HOSTNAME_LABEL } from './ids-vm.ts';
 import { ownerReference, processMapperPodName, roleLabels } from './names.ts';
+import type { V1PodSpec } from '@kubernetes/client-node';
+import type { ObjectMeta, Pod } from '../kube/objects.ts';
 
 export const PROCESS_MAPPER_PORT = 9464;
 export const KERNEL_PROFILES_MOUNT = '/etc/hyperspector/kernel-profiles';
@@ -23,23 +25,18 @@ export interface ServerVmiRef {
   uid: string;
 }
 
-export interface Pod {
+/** The Pod the builder produces: a core/v1 Pod whose identity fields and spec are always set. */
+export type BuiltPod = Pod & {
   apiVersion: 'v1';
   kind: 'Pod';
-  metadata: {
-    name: string;
-    namespace?: string;
-    labels: Record<string, string>;
-    annotations: Record<string, string>;
-    ownerReferences: ReturnType<typeof ownerReference>[];
-  };
-  spec: Record<string, unknown>;
-}
+  metadata: ObjectMeta & { name: string; annotations: Record<string, string> };
+  spec: V1PodSpec;
+};
 
-export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, settings: ProcessMapperSettings): Pod {
+export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, settings: ProcessMapperSettings): BuiltPod {
   const mapping = ms.spec.processMapping ?? {};
   const configMap = mapping.kernelProfile?.configMapName ?? settings.defaultKernelProfilesConfigMap;
-  const spec = {
+  const spec: V1PodSpec = {
     // Placed by the scheduler on the server's node (not nodeName, which would skip admission of
     // resources); hostPID to find the server's QEMU process among the node's processes.
     nodeSelector: { [HOSTNAME_LABEL]: vmi.nodeName },

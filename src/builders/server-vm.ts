@@ -1,7 +1,7 @@
 // The server VM: built from spec.server.template (owned), or the adoption marks on an existing VM.
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import { ANNOTATION_MONITORED_BY, ownerReference, roleLabels, serverVmName } from './names.ts';
-import type { VirtualMachine } from './virtual-machine.ts';
+import type { BuiltVirtualMachine } from './virtual-machine.ts';
 
 /**
  * The server VM created from the template. It carries the MonitoredServer's labels on the VM and
@@ -10,7 +10,7 @@ import type { VirtualMachine } from './virtual-machine.ts';
  * only with deletionPolicy Delete: a retained server must never be garbage-collected, even if the
  * finalizer is removed by hand.
  */
-export function buildServerVirtualMachine(ms: MonitoredServer): VirtualMachine {
+export function buildServerVirtualMachine(ms: MonitoredServer): BuiltVirtualMachine {
   const template = ms.spec.server.template;
   if (!template) throw new Error(`MonitoredServer ${ms.metadata.namespace}/${ms.metadata.name} adopts a VM; it has no server template`);
   const labels = roleLabels(ms, 'server');
@@ -39,7 +39,7 @@ export function buildServerVirtualMachine(ms: MonitoredServer): VirtualMachine {
  * so that releasing the VM removes exactly these and nothing of the owner's. A VM created from the
  * template carries the same marks.
  */
-export function buildAdoptionMarks(ms: MonitoredServer): Pick<VirtualMachine, 'apiVersion' | 'kind' | 'metadata'> {
+export function buildAdoptionMarks(ms: MonitoredServer): Pick<BuiltVirtualMachine, 'apiVersion' | 'kind' | 'metadata'> {
   return {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachine',

@@ -1,11 +1,9 @@
-// The kubevirt.io/v1 VirtualMachine shape the builders produce.
-import type { V1VirtualMachineSpec } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
-import type { ObjectMeta } from '../api/v1alpha1/monitoredserver-types.ts';
+// The kubevirt.io/v1 VirtualMachine shape the builders produce: KubeVirt's own type with the
+// identity fields a builder always sets.
+import type { ObjectMeta, VirtualMachine } from '../kube/objects.ts';
 
-export interface VirtualMachine {
+export type BuiltVirtualMachine = VirtualMachine & {
   apiVersion: 'kubevirt.io/v1';
   kind: 'VirtualMachine';
   metadata: ObjectMeta;
-  spec: V1VirtualMachineSpec;
-  status?: Record<string, unknown>;
-}
+};

@@ -1,43 +1,18 @@
+import type { KubeObject } from './objects.ts';
 import type { KubeApi } from './rest.ts';
 import { type ResourceType, objectPath } from './resources.ts';
 
 /** The one field manager every write of the operator uses. */
 export const FIELD_MANAGER = 'hyperspector-operator';
 
-export interface ObjectMeta {
-  name: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: unknown[];
-  finalizers?: string[];
-  managedFields?: ManagedFieldsEntry[];
-  deletionTimestamp?: string;
-  [key: string]: unknown;
-}
-
-export interface KubeObject {
-  apiVersion: string;
-  kind: string;
-  metadata: ObjectMeta;
-  [key: string]: unknown;
-}
-
-export interface ManagedFieldsEntry {
-  manager?: string;
-  operation?: string;
-  subresource?: string;
-  fieldsType?: string;
-  fieldsV1?: Record<string, unknown>;
-}
+export type { KubeObject, ManagedFieldsEntry, ObjectMeta } from './objects.ts';
 
 export interface ApplyOptions {
   fieldManager?: string;
   dryRun?: boolean;
   timeoutMs?: number;
+  /** Cancels the request (e.g. when leadership is lost). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -54,10 +29,10 @@ export async function applyObject<T extends KubeObject>(api: KubeApi, type: Reso
  * the patch carries apiVersion, kind, name and namespace of `object` and nothing of its spec.
  */
 export async function applyStatus<T extends KubeObject>(api: KubeApi, type: ResourceType, object: Pick<KubeObject, 'apiVersion' | 'kind' | 'metadata'>, status: Record<string, unknown>, options: ApplyOptions = {}): Promise<T> {
-  const patch: KubeObject = {
-    apiVersion: object.apiVersion,
-    kind: object.kind,
-    metadata: { name: object.metadata.name, ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}) },
+  const patch: KubeObject & { status: Record<string, unknown> } = {
+    ...(object.apiVersion ? { apiVersion: object.apiVersion } : {}),
+    ...(object.kind ? { kind: object.kind } : {}),
+    metadata: { name: object.metadata?.name ?? '', ...(object.metadata?.namespace ? { namespace: object.metadata.namespace } : {}) },
     status,
   };
   return sendApply<T>(api, type, patch, 'status', options);
@@ -81,7 +56,7 @@ async function sendApply<T>(api: KubeApi, type: ResourceType, body: KubeObject, 
   try {
     return await api.request<T>({
       method: 'PATCH',
-      path: objectPath(type, body.metadata.namespace, body.metadata.name, subresource),
+      path: objectPath(type, body.metadata?.namespace, body.metadata?.name ?? '', subresource),
       query: {
         fieldManager: options.fieldManager ?? FIELD_MANAGER,
         force: true,
@@ -92,6 +67,7 @@ async function sendApply<T>(api: KubeApi, type: ResourceType, body: KubeObject, 
       body: JSON.stringify(body),
       contentType: 'application/apply-patch+yaml',
       timeoutMs: options.timeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
   } catch (err) {
     if (err instanceof Error) err.message = `Server-side apply of ${body.kind}${subresource ? ` ${subresource}` : ''} ${describe(body)} failed: ${err.message}`;
@@ -99,8 +75,9 @@ async function sendApply<T>(api: KubeApi, type: ResourceType, body: KubeObject, 
   }
 }
 
-function describe(obj: { metadata: { name: string; namespace?: string } }): string {
-  return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : obj.metadata.name;
+function describe(obj: KubeObject): string {
+  const name = obj.metadata?.name ?? '';
+  return obj.metadata?.namespace ? `${obj.metadata.namespace}/${name}` : name;
 }
 
 export interface ApplyIfChangedResult<T> {
@@ -126,7 +103,7 @@ export async function applyStatusIfChanged<T extends KubeObject>(api: KubeApi, t
 
 /** needsApply for a status apply: compares `status` with live.status and the manager's status fields. */
 export function statusNeedsApply(live: KubeObject, status: Record<string, unknown>, fieldManager: string = FIELD_MANAGER): boolean {
-  const desired: KubeObject = { apiVersion: live.apiVersion, kind: live.kind, metadata: { name: live.metadata.name }, status };
+  const desired: KubeObject & { status: Record<string, unknown> } = { ...(live.apiVersion ? { apiVersion: live.apiVersion } : {}), ...(live.kind ? { kind: live.kind } : {}), metadata: { name: live.metadata?.name ?? '' }, status };
   return needsApply(desired, live, fieldManager, 'status');
 }
 
@@ -137,10 +114,10 @@ export function statusNeedsApply(live: KubeObject, status: Record<string, unknow
  */
 export function needsApply(desired: KubeObject, live: KubeObject, fieldManager: string = FIELD_MANAGER, subresource?: string): boolean {
   if (!isSubset(desired, live)) return true;
-  const owned = live.metadata.managedFields?.find(
+  const owned = live.metadata?.managedFields?.find(
     (e) => e.manager === fieldManager && e.operation === 'Apply' && (e.subresource ?? '') === (subresource ?? ''),
   );
-  return owned?.fieldsV1 !== undefined && ownsFieldsNotIn(owned.fieldsV1, desired);
+  return owned?.fieldsV1 !== undefined && ownsFieldsNotIn(owned.fieldsV1 as Record<string, unknown>, desired);
 }
 
 // Keys by which Kubernetes merges lists of objects (listType=map); the first one present in every

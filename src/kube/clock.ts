@@ -9,9 +9,8 @@ export interface Clock {
   clearTimeout(handle: TimerHandle): void;
 }
 
-export interface TimerHandle {
-  readonly __timer: unique symbol;
-}
+/** What setTimeout returned: Node's Timeout for the real clock, a number for the fake one. */
+export type TimerHandle = ReturnType<typeof setTimeout> | number;
 
 export const realClock: Clock = {
   now: () => Date.now(),
@@ -19,9 +18,9 @@ export const realClock: Clock = {
     const t = setTimeout(fn, Math.max(0, ms));
     // Runtime timers must never keep a process alive on their own; the owner of the work does.
     t.unref();
-    return t as unknown as TimerHandle;
+    return t;
   },
-  clearTimeout: (handle) => clearTimeout(handle as unknown as NodeJS.Timeout),
+  clearTimeout: (handle) => clearTimeout(handle),
 };
 
 /** Resolves after `ms` on the given clock; rejects nothing, so callers check their own stop flags. */

@@ -21,12 +21,12 @@ export interface ObjectReference {
 
 export function referenceTo(object: KubeObject): ObjectReference {
   return {
-    apiVersion: object.apiVersion,
-    kind: object.kind,
-    name: object.metadata.name,
-    ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}),
-    ...(object.metadata.uid ? { uid: object.metadata.uid } : {}),
-    ...(object.metadata.resourceVersion ? { resourceVersion: object.metadata.resourceVersion } : {}),
+    apiVersion: object.apiVersion ?? '',
+    kind: object.kind ?? '',
+    name: object.metadata?.name ?? '',
+    ...(object.metadata?.namespace ? { namespace: object.metadata.namespace } : {}),
+    ...(object.metadata?.uid ? { uid: object.metadata.uid } : {}),
+    ...(object.metadata?.resourceVersion ? { resourceVersion: object.metadata.resourceVersion } : {}),
   };
 }
 

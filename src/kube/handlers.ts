@@ -35,7 +35,7 @@ export function enqueueController<T extends KubeObject>(queue: KeySink, ownerGro
   return enqueueMapped<T>(queue, (o) => {
     const owner = controllerOf(o);
     if (!owner || owner.kind !== ownerKind || groupOf(owner.apiVersion) !== ownerGroup) return [];
-    return [o.metadata.namespace ? `${o.metadata.namespace}/${owner.name}` : owner.name];
+    return [o.metadata?.namespace ? `${o.metadata.namespace}/${owner.name}` : owner.name];
   });
 }
 
@@ -48,7 +48,7 @@ interface OwnerReference {
 }
 
 export function controllerOf(object: KubeObject): OwnerReference | undefined {
-  return (object.metadata.ownerReferences as OwnerReference[] | undefined)?.find((ref) => ref.controller === true);
+  return (object.metadata?.ownerReferences as OwnerReference[] | undefined)?.find((ref) => ref.controller === true);
 }
 
 function groupOf(apiVersion: string): string {

@@ -33,14 +33,15 @@ export interface InformerOptions<T> {
 }
 
 /** `namespace/name`, or `name` for cluster-scoped objects: the informer's and the queue's key. */
-export function objectKey(object: { metadata: { name: string; namespace?: string } }): string {
-  return object.metadata.namespace ? `${object.metadata.namespace}/${object.metadata.name}` : object.metadata.name;
+export function objectKey(object: KubeObject): string {
+  const name = object.metadata?.name ?? '';
+  return object.metadata?.namespace ? `${object.metadata.namespace}/${name}` : name;
 }
 
 /** Index function for the value of one label. */
 export function labelIndex<T extends KubeObject>(label: string): IndexFunc<T> {
   return (object) => {
-    const value = object.metadata.labels?.[label];
+    const value = object.metadata?.labels?.[label];
     return value === undefined ? [] : [value];
   };
 }
@@ -136,7 +137,7 @@ export class Informer<T extends KubeObject> {
   }
 
   listByNamespace(namespace: string): T[] {
-    return this.list().filter((o) => o.metadata.namespace === namespace);
+    return this.list().filter((o) => o.metadata?.namespace === namespace);
   }
 
   byIndex(indexName: string, value: string): T[] {
@@ -256,7 +257,7 @@ export class Informer<T extends KubeObject> {
       const old = this.cache.get(key);
       this.store(key, object);
       if (!old) this.emit((h) => h.onAdd?.(object));
-      else if (resync || old.metadata.resourceVersion !== object.metadata.resourceVersion) this.emit((h) => h.onUpdate?.(old, object));
+      else if (resync || old.metadata?.resourceVersion !== object.metadata?.resourceVersion) this.emit((h) => h.onUpdate?.(old, object));
     }
     for (const [key, old] of [...this.cache]) {
       if (seen.has(key)) continue;
@@ -333,7 +334,7 @@ export class Informer<T extends KubeObject> {
   /** Applies one watch event to the cache; returns an outcome when the watch must end. */
   private applyWatchEvent(type: WatchEventType, object: T): WatchOutcome | undefined {
     if (type === 'ERROR') {
-      const status = object as unknown as { code?: number; message?: string; reason?: string };
+      const status: { code?: number; message?: string; reason?: string } = object as T & { code?: number; message?: string; reason?: string };
       if (status.code === 410 || status.reason === 'Expired' || status.reason === 'Gone') return 'gone';
       const err = new Error(`Watch of ${this.source.description} failed: ${status.message ?? JSON.stringify(status)}`);
       (err as Error & { statusCode?: number }).statusCode = status.code;

@@ -79,7 +79,7 @@ export function apiListWatch<T extends KubeObject>(kubeConfig: KubeConfig, api: 
     watch(watchOptions, onEvent, onDone) {
       const watch = new Watch(kubeConfig);
       // requestTimeoutMs is private in the typings but is the only knob for the inactivity limit.
-      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = options.watchInactivityTimeoutMs ?? 5 * 60_000;
+      Reflect.set(watch, 'requestTimeoutMs', options.watchInactivityTimeoutMs ?? 5 * 60_000);
       let aborted = false;
       let controller: AbortController | undefined;
       let finished = false;

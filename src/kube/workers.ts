@@ -16,6 +16,8 @@ export interface ReconcileContext {
   reconcileID: string;
   /** Logger already carrying controller, key and reconcileID. */
   log: Logger;
+  /** Aborted when the reconcile must stop (leadership lost): pass it to every request. */
+  signal?: AbortSignal;
 }
 
 export type ReconcileFn = (key: string, context: ReconcileContext) => Promise<ReconcileResult>;

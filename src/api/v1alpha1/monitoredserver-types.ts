@@ -2,6 +2,7 @@
 // The CRD in crds/ is generated from these schemas (npm run generate:crds) and the TypeScript types
 // are inferred from them, so the two cannot drift; test/unit/api checks the committed CRD is current.
 import { Type, type Static } from '@sinclair/typebox';
+import type { ObjectMeta } from '../../kube/objects.ts';
 import type { V1VirtualMachineSpec } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
 import { DnsLabel, DnsSubdomain, Opaque, StringEnum, StringMap, withRules } from './schema-helpers.ts';
 
@@ -228,23 +229,12 @@ export type VmStatus = Static<typeof VmStatusSchema>;
 export type MonitoredServerStatus = Static<typeof MonitoredServerStatusSchema>;
 export type DeletionPolicy = (typeof DELETION_POLICIES)[number];
 
-export interface ObjectMeta {
-  name?: string;
-  namespace?: string;
-  uid?: string;
-  generation?: number;
-  resourceVersion?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  finalizers?: string[];
-  deletionTimestamp?: string | Date;
-  creationTimestamp?: string | Date;
-  ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
-}
+export type { ObjectMeta };
 
 export interface MonitoredServer {
   apiVersion: typeof API_VERSION;
   kind: typeof KIND;
+  /** Always present on objects read from the API server. */
   metadata: ObjectMeta;
   spec: MonitoredServerSpec;
   status?: MonitoredServerStatus;

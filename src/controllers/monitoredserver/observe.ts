@@ -1,8 +1,8 @@
 // Reads one MonitoredServer's world from the informer caches (no API calls).
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { idsVmName, isAdopting, LABEL_MONITORED_SERVER, processMapperPodName, serverVmName } from '../../builders/names.ts';
-import type { VirtualMachine } from '../../builders/virtual-machine.ts';
-import type { ObservedPod, ObservedState, VirtualMachineInstance } from './observed-state.ts';
+import type { VirtualMachine } from '../../kube/objects.ts';
+import type { ObservedState, Pod, VirtualMachineInstance } from './observed-state.ts';
 
 export interface CacheReader {
   monitoredServer(namespace: string, name: string): MonitoredServer | undefined;
@@ -11,7 +11,7 @@ export interface CacheReader {
   virtualMachine(namespace: string, name: string): VirtualMachine | undefined;
   virtualMachineInstance(namespace: string, name: string): VirtualMachineInstance | undefined;
   /** Pods labelled as HyperSpector process mappers. */
-  processMapperPod(namespace: string, name: string): ObservedPod | undefined;
+  processMapperPod(namespace: string, name: string): Pod | undefined;
 }
 
 function created(ms: MonitoredServer): number {
@@ -26,7 +26,7 @@ function created(ms: MonitoredServer): number {
 function claimant(ms: MonitoredServer, vm: VirtualMachine | undefined, cache: CacheReader): string | undefined {
   const ns = ms.metadata.namespace ?? '';
   const name = serverVmName(ms);
-  const labelled = vm?.metadata.labels?.[LABEL_MONITORED_SERVER];
+  const labelled = vm?.metadata?.labels?.[LABEL_MONITORED_SERVER];
   if (labelled && labelled !== ms.metadata.name) {
     const other = cache.monitoredServer(ns, labelled);
     if (other && !other.metadata.deletionTimestamp && serverVmName(other) === name) return labelled;
@@ -51,7 +51,7 @@ export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState 
   if (isAdopting(ms)) {
     const by = claimant(ms, serverVm, cache);
     if (by) observed.serverClaimedBy = by;
-  } else if (serverVm && serverVm.metadata.labels?.[LABEL_MONITORED_SERVER] !== ms.metadata.name) {
+  } else if (serverVm && serverVm.metadata?.labels?.[LABEL_MONITORED_SERVER] !== ms.metadata.name) {
     observed.serverNameTaken = true;
   }
   if (serverVm) observed.serverVm = serverVm;
@@ -60,7 +60,7 @@ export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState 
 
   const idsName = idsVmName(ms);
   const idsVm = cache.virtualMachine(ns, idsName);
-  if (idsVm && idsVm.metadata.labels?.[LABEL_MONITORED_SERVER] !== ms.metadata.name) {
+  if (idsVm && idsVm.metadata?.labels?.[LABEL_MONITORED_SERVER] !== ms.metadata.name) {
     observed.idsNameTaken = true;
   } else if (idsVm) {
     observed.idsVm = idsVm;
@@ -68,6 +68,6 @@ export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState 
     if (idsVmi) observed.idsVmi = idsVmi;
   }
   const pod = cache.processMapperPod(ns, processMapperPodName(ms));
-  if (pod && pod.metadata.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.processMapperPod = pod;
+  if (pod && pod.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.processMapperPod = pod;
   return observed;
 }

@@ -1,35 +1,7 @@
 // What the reconciler read from its caches about one MonitoredServer's world.
-import type { VirtualMachine } from '../../builders/virtual-machine.ts';
+import type { Pod, VirtualMachine, VirtualMachineCondition, VirtualMachineInstance } from '../../kube/objects.ts';
 
-export interface VirtualMachineInstance {
-  apiVersion?: string;
-  kind?: string;
-  metadata: {
-    name?: string;
-    namespace?: string;
-    uid?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    deletionTimestamp?: string | Date;
-  };
-  spec?: Record<string, unknown>;
-  status?: {
-    phase?: string;
-    nodeName?: string;
-    conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
-  };
-}
-
-/** The parts of the process-mapper Pod the controller reads. */
-export interface ObservedPod {
-  metadata: { name?: string; uid?: string; labels?: Record<string, string>; annotations?: Record<string, string>; deletionTimestamp?: string | Date };
-  spec?: { nodeName?: string };
-  status?: {
-    phase?: string;
-    conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
-    containerStatuses?: Array<{ name: string; ready?: boolean; state?: { waiting?: { reason?: string; message?: string } } }>;
-  };
-}
+export type { Pod, VirtualMachine, VirtualMachineInstance };
 
 export interface ObservedState {
   serverVm?: VirtualMachine;
@@ -42,21 +14,15 @@ export interface ObservedState {
   serverNameTaken?: boolean;
   /** A VM with the IDS VM's name exists but was not created for this MonitoredServer. */
   idsNameTaken?: boolean;
-  /** The API server refused the server VM (e.g. KubeVirt's schema rejected the template). */
-  serverApplyError?: string;
-  /** The API server refused the IDS VM. */
-  idsApplyError?: string;
-  processMapperPod?: ObservedPod;
-  /** The API server refused the process-mapper pod (Pod Security admission, quota, ...). */
-  processMapperError?: string;
+  processMapperPod?: Pod;
 }
 
-export function podIsReady(pod: ObservedPod | undefined): boolean {
-  return Boolean(pod && !pod.metadata.deletionTimestamp && pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+export function podIsReady(pod: Pod | undefined): boolean {
+  return Boolean(pod && !pod.metadata?.deletionTimestamp && pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
 }
 
 export function vmiIsRunning(vmi: VirtualMachineInstance | undefined): boolean {
-  return vmi?.status?.phase === 'Running' && !vmi.metadata.deletionTimestamp;
+  return vmi?.status?.phase === 'Running' && !vmi.metadata?.deletionTimestamp;
 }
 
 export function vmiIsReady(vmi: VirtualMachineInstance | undefined): boolean {
@@ -65,13 +31,13 @@ export function vmiIsReady(vmi: VirtualMachineInstance | undefined): boolean {
 
 /** The node a VMI is on, once its launcher pod is scheduled (phase Scheduled or Running). */
 export function vmiNode(vmi: VirtualMachineInstance | undefined): string | undefined {
-  if (!vmi || vmi.metadata.deletionTimestamp) return undefined;
+  if (!vmi || vmi.metadata?.deletionTimestamp) return undefined;
   const phase = vmi.status?.phase;
   return phase === 'Scheduled' || phase === 'Running' ? vmi.status?.nodeName : undefined;
 }
 
 export function printableStatus(vm: VirtualMachine | undefined): string | undefined {
-  return (vm?.status as { printableStatus?: string } | undefined)?.printableStatus;
+  return vm?.status?.printableStatus;
 }
 
 /** Annotation KubeVirt keeps on a VMI: the VM generation whose template the VMI runs (kubevirt.io/api core/v1). */
@@ -86,15 +52,17 @@ export const VMI_VM_GENERATION_ANNOTATION = 'kubevirt.io/vm-generation';
  */
 export function vmiNeedsRestart(vm: VirtualMachine | undefined, vmi: VirtualMachineInstance | undefined): boolean {
   if (!vm || !vmi || !vmConditionTrue(vm, 'RestartRequired')) return false;
-  const started = Number(vmi.metadata.annotations?.[VMI_VM_GENERATION_ANNOTATION]);
-  const current = vm.metadata.generation;
+  const started = Number(vmi.metadata?.annotations?.[VMI_VM_GENERATION_ANNOTATION]);
+  const current = vm.metadata?.generation;
+  // KubeVirt has not yet looked at the current generation: its RestartRequired may be about an
+  // older spec (e.g. a drift HyperSpector just reverted).
+  if (vm.status?.observedGeneration !== undefined && vm.status.observedGeneration !== current) return false;
   if (!Number.isFinite(started) || current === undefined) return false;
   return started < current;
 }
 
-export function vmCondition(vm: VirtualMachine | undefined, type: string): { type: string; status: string; reason?: string; message?: string } | undefined {
-  const conditions = (vm?.status as { conditions?: Array<{ type: string; status: string; reason?: string; message?: string }> } | undefined)?.conditions;
-  return conditions?.find((c) => c.type === type);
+export function vmCondition(vm: VirtualMachine | undefined, type: string): VirtualMachineCondition | undefined {
+  return vm?.status?.conditions?.find((c) => c.type === type);
 }
 
 export function vmConditionTrue(vm: VirtualMachine | undefined, type: string): boolean {

@@ -59,6 +59,8 @@ export const Reason = {
 export const EventReason = {
   ServerVMCreated: 'ServerVMCreated',
   ServerVMUpdated: 'ServerVMUpdated',
+  /** Someone else changed the spec of a server VM HyperSpector created; it was put back. */
+  ServerVMReverted: 'ServerVMReverted',
   ServerVMAdopted: 'ServerVMAdopted',
   ServerVMNotFound: 'ServerVMNotFound',
   ServerVMAlreadyMonitored: 'ServerVMAlreadyMonitored',
@@ -69,6 +71,8 @@ export const EventReason = {
   ServerVMDeleted: 'ServerVMDeleted',
   IDSVMCreated: 'IDSVMCreated',
   IDSVMUpdated: 'IDSVMUpdated',
+  /** Someone else changed the IDS VM's spec; it was put back. */
+  IDSVMReverted: 'IDSVMReverted',
   IDSVMRestarted: 'IDSVMRestarted',
   IDSVMDeleted: 'IDSVMDeleted',
   IDSVMNameConflict: 'IDSVMNameConflict',

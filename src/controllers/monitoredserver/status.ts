@@ -4,12 +4,13 @@ import type { MonitoredServer, MonitoredServerStatus, VmStatus } from '../../api
 import { conditionsEqual, removeCondition, setCondition, type Condition, type ConditionUpdate } from '../../kube/conditions.ts';
 import { idsVmName, isAdopting, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import { canonicalJson } from '../../kube/canonical-json.ts';
+import type { Outcome, Outcomes } from './actions.ts';
 import { ConditionType, Reason } from './reasons.ts';
 import { podIsReady, printableStatus, vmCondition, vmiIsReady, vmiIsRunning, vmiNode, type ObservedState } from './observed-state.ts';
 
 type Update = Omit<ConditionUpdate, 'type' | 'observedGeneration'>;
 
-function serverRunning(ms: MonitoredServer, o: ObservedState): Update {
+function serverRunning(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes): Update {
   const ns = ms.metadata.namespace;
   const name = serverVmName(ms);
   if (o.serverClaimedBy) {
@@ -26,11 +27,12 @@ function serverRunning(ms: MonitoredServer, o: ObservedState): Update {
       message: `a VirtualMachine named ${ns}/${name} already exists and was not created by this MonitoredServer; rename one of them, or adopt it with spec.server.virtualMachineName`,
     };
   }
-  if (o.serverApplyError) {
+  const refused = outcomes.refused('serverVM');
+  if (refused) {
     return {
       status: 'False',
       reason: Reason.ServerVMInvalid,
-      message: `the API server refused VirtualMachine ${ns}/${name} built from spec.server.template: ${o.serverApplyError}`,
+      message: `the API server refused VirtualMachine ${ns}/${name} built from spec.server.template: ${refused.message}`,
     };
   }
   if (!o.serverVm) {
@@ -76,7 +78,7 @@ function unschedulableMessage(o: ObservedState): string | undefined {
   return c ? `${c.reason ?? 'Unschedulable'}: ${c.message ?? ''}`.trim() : undefined;
 }
 
-function idsRunning(ms: MonitoredServer, o: ObservedState, serverNode: string | undefined): Update {
+function idsRunning(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes, serverNode: string | undefined): Update {
   const ns = ms.metadata.namespace;
   const name = idsVmName(ms);
   if (o.idsNameTaken) {
@@ -86,11 +88,12 @@ function idsRunning(ms: MonitoredServer, o: ObservedState, serverNode: string | 
       message: `a VirtualMachine named ${ns}/${name} already exists and is not this MonitoredServer's IDS VM; delete or rename it`,
     };
   }
-  if (o.idsApplyError) {
+  const refused = outcomes.refused('idsVM');
+  if (refused) {
     return {
       status: 'False',
       reason: Reason.IDSVMInvalid,
-      message: `the API server refused IDS VirtualMachine ${ns}/${name} built from spec.ids.template: ${o.idsApplyError}`,
+      message: `the API server refused IDS VirtualMachine ${ns}/${name} built from spec.ids.template: ${refused.message}`,
     };
   }
   if (!o.idsVm) {
@@ -109,7 +112,7 @@ function idsRunning(ms: MonitoredServer, o: ObservedState, serverNode: string | 
       message: `IDS VirtualMachine ${ns}/${name} cannot be scheduled on node ${serverNode ?? '(unknown)'} beside the server VM: ${unschedulable}`,
     };
   }
-  if (o.idsVmi?.metadata.deletionTimestamp) {
+  if (o.idsVmi?.metadata?.deletionTimestamp) {
     return { status: 'False', reason: Reason.IDSVMRestarting, message: `IDS VirtualMachine ${ns}/${name} is restarting to follow the server VM or a template change` };
   }
   return { status: 'False', reason: Reason.IDSVMStarting, message: `IDS VirtualMachine ${ns}/${name} is ${printableStatus(o.idsVm) ?? 'starting'}` };
@@ -136,18 +139,19 @@ function colocated(o: ObservedState, serverNode: string | undefined): Update {
 /** Container states that will not fix themselves: the user must act (image, profile ConfigMap, ...). */
 const FAILING_WAIT_REASONS = new Set(['ImagePullBackOff', 'ErrImagePull', 'CrashLoopBackOff', 'CreateContainerConfigError', 'InvalidImageName', 'CreateContainerError']);
 
-function processMapping(ms: MonitoredServer, o: ObservedState, serverNode: string | undefined): Update {
+function processMapping(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes, serverNode: string | undefined): Update {
   const name = processMapperPodName(ms);
   if (!serverNode) return { status: 'False', reason: Reason.WaitingForServerPlacement, message: 'the process mapper starts once the server VM has a node' };
-  if (o.processMapperError) {
+  const refused = outcomes.refused('processMapper');
+  if (refused) {
     return {
       status: 'False',
       reason: Reason.ProcessMapperFailing,
-      message: `the API server refused process-mapper pod ${name} (it must run privileged with hostPID on node ${serverNode}): ${o.processMapperError}`,
+      message: `the API server refused process-mapper pod ${name} (it must run privileged with hostPID on node ${serverNode}): ${refused.message}`,
     };
   }
   const pod = o.processMapperPod;
-  if (!pod || pod.metadata.deletionTimestamp) {
+  if (!pod || pod.metadata?.deletionTimestamp) {
     return { status: 'False', reason: Reason.ProcessMapperCreating, message: `creating process-mapper pod ${name} on node ${serverNode}` };
   }
   if (podIsReady(pod)) {
@@ -216,16 +220,16 @@ function vmStatus(name: string, vm: ObservedState['serverVm'], vmi: ObservedStat
 }
 
 /** The status the MonitoredServer should have; `previous` keeps lastTransitionTime stable. */
-export function computeStatus(ms: MonitoredServer, o: ObservedState, now: Date): MonitoredServerStatus {
+export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes, now: Date): MonitoredServerStatus {
   const generation = ms.metadata.generation ?? 0;
   const serverNode = o.serverClaimedBy || o.serverNameTaken ? undefined : vmiNode(o.serverVmi);
   const mappingEnabled = ms.spec.processMapping?.enabled !== false;
   const parts: Array<[string, Update]> = [
-    [ConditionType.ServerRunning, serverRunning(ms, o)],
-    [ConditionType.IDSRunning, idsRunning(ms, o, serverNode)],
+    [ConditionType.ServerRunning, serverRunning(ms, o, outcomes)],
+    [ConditionType.IDSRunning, idsRunning(ms, o, outcomes, serverNode)],
     [ConditionType.Colocated, colocated(o, serverNode)],
   ];
-  if (mappingEnabled) parts.push([ConditionType.ProcessMapping, processMapping(ms, o, serverNode)]);
+  if (mappingEnabled) parts.push([ConditionType.ProcessMapping, processMapping(ms, o, outcomes, serverNode)]);
   const capabilities = unavailableCapabilities(ms);
   parts.push(...capabilities);
   const notReady = parts.find(([, u]) => u.status !== 'True');
@@ -239,22 +243,35 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, now: Date):
   for (const type of [ConditionType.MirrorAttached, ConditionType.DiskAttached, ConditionType.ResponseReady]) {
     if (!capabilities.some(([t]) => t === type)) conditions = removeCondition(conditions, type);
   }
-  // computeStatus runs only after every action of a reconcile succeeded.
-  conditions = removeCondition(conditions, ConditionType.Synced);
+  // Synced exists only while an action fails and is retried: the failing action and the API server's words.
+  const failure = outcomes.firstFailure();
+  conditions = failure
+    ? setCondition(conditions, { type: ConditionType.Synced, ...syncFailure(failure), observedGeneration: generation }, now)
+    : removeCondition(conditions, ConditionType.Synced);
   const restart = serverRestartRequired(ms, o);
   if (!restart) conditions = removeCondition(conditions, ConditionType.ServerRestartRequired);
   const informational: Array<[string, Update]> = restart ? [[ConditionType.ServerRestartRequired, restart]] : [];
   for (const [type, update] of [[ConditionType.Ready, ready] as [string, Update], ...parts, ...informational]) {
     conditions = setCondition(conditions, { type, ...update, observedGeneration: generation }, now);
   }
-  const status: MonitoredServerStatus = {
-    observedGeneration: generation,
-    serverVM: vmStatus(serverVmName(ms), o.serverClaimedBy || o.serverNameTaken ? undefined : o.serverVm, o.serverVmi),
-    idsVM: vmStatus(idsVmName(ms), o.idsNameTaken ? undefined : o.idsVm, o.idsVmi),
-    conditions,
-  };
+  // A VM is named in status only once it exists and is this MonitoredServer's (kubectl get shows it).
+  const serverVm = o.serverClaimedBy || o.serverNameTaken ? undefined : o.serverVm;
+  const idsVm = o.idsNameTaken ? undefined : o.idsVm;
+  const status: MonitoredServerStatus = { observedGeneration: generation, conditions };
+  if (serverVm) status.serverVM = vmStatus(serverVmName(ms), serverVm, o.serverVmi);
+  if (idsVm) status.idsVM = vmStatus(idsVmName(ms), idsVm, o.idsVmi);
   if (serverNode) status.nodeName = serverNode;
   return status;
+}
+
+/** Synced=False: which action failed (its failureReason) and what the API server said. */
+export function syncFailure(failure: Outcome): Update {
+  const code = failure.code !== undefined ? ` (HTTP ${failure.code})` : '';
+  return {
+    status: 'False',
+    reason: failure.action.failureReason,
+    message: `${failure.action.log} failed${code} and is retried with backoff: ${failure.message ?? 'unknown error'}`.slice(0, 2000),
+  };
 }
 
 /**

@@ -1,10 +1,8 @@
 // Pure: which MonitoredServers (namespace/name keys) a change to a VM or VMI concerns.
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { LABEL_MONITORED_SERVER } from '../../builders/names.ts';
+import type { KubeObject } from '../../kube/objects.ts';
 
-interface Named {
-  metadata: { name?: string; namespace?: string; labels?: Record<string, string> };
-}
 
 export const ADOPTED_VM_INDEX = 'adoptedVm';
 
@@ -19,11 +17,11 @@ export function adoptedVmIndex(ms: MonitoredServer): string[] {
  * it by name, and the one whose child name (<name>-server, <name>-ids) it has (to notice a VM that
  * takes that name).
  */
-export function monitoredServerKeysFor(obj: Named, adoptersOf: (key: string) => string[]): string[] {
-  const ns = obj.metadata.namespace ?? '';
-  const name = obj.metadata.name ?? '';
+export function monitoredServerKeysFor(obj: KubeObject, adoptersOf: (key: string) => string[]): string[] {
+  const ns = obj.metadata?.namespace ?? '';
+  const name = obj.metadata?.name ?? '';
   const keys = new Set<string>();
-  const label = obj.metadata.labels?.[LABEL_MONITORED_SERVER];
+  const label = obj.metadata?.labels?.[LABEL_MONITORED_SERVER];
   if (label) keys.add(`${ns}/${label}`);
   for (const key of adoptersOf(`${ns}/${name}`)) keys.add(key);
   const child = /^(.+)-(server|ids)$/.exec(name);

@@ -27,12 +27,11 @@ export class FakeClock implements Clock {
   setTimeout(fn: () => void, ms: number): TimerHandle {
     const timer = { id: this.nextId++, at: this.current + Math.max(0, ms), fn };
     this.timers.push(timer);
-    return timer.id as unknown as TimerHandle;
+    return timer.id;
   }
 
   clearTimeout(handle: TimerHandle): void {
-    const id = handle as unknown as number;
-    this.timers = this.timers.filter((t) => t.id !== id);
+    this.timers = this.timers.filter((t) => t.id !== handle);
   }
 
   /** Number of timers not yet fired. */

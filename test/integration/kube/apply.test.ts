@@ -1,12 +1,13 @@
 // Server-side apply and the no-op skip against a real kube-apiserver: a second reconcile of an
 // unchanged object sends no write, even for a Pod the API server defaulted and admission mutated.
 import assert from 'node:assert/strict';
-import { FIELD_MANAGER, applyIfChanged, applyStatus, applyStatusIfChanged, needsApply, type KubeObject } from '../../../src/kube/apply.ts';
+import { FIELD_MANAGER, applyIfChanged, applyStatus, applyStatusIfChanged, needsApply } from '../../../src/kube/apply.ts';
 import { createKubeApi, type KubeApi } from '../../../src/kube/rest.ts';
 import { CONFIG_MAP, POD, objectPath, type ResourceType } from '../../../src/kube/resources.ts';
 import type { LocalCluster } from '../../support/cluster.ts';
 import { waitFor } from '../../support/wait.ts';
 import { startRuntimeTestCluster } from './kube-cluster.ts';
+import type { TestObject } from '../../../src/kube/testing/test-object.ts';
 
 const NS = 'apply-test';
 // A throwaway kind with a status subresource, so the status tests do not depend on the shape of
@@ -76,10 +77,10 @@ describe('server-side apply (real kube-apiserver)', function () {
 
   after(async () => cluster?.stop());
 
-  const get = <T extends KubeObject>(type: ResourceType, name: string) => api.request<T>({ method: 'GET', path: objectPath(type, NS, name) });
+  const get = <T extends TestObject>(type: ResourceType, name: string) => api.request<T>({ method: 'GET', path: objectPath(type, NS, name) });
 
   it('creates, then skips the write while nothing changed, then applies a change', async () => {
-    const desired: KubeObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm', namespace: NS, labels: { app: 'a' } }, data: { k: 'v' } };
+    const desired: TestObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm', namespace: NS, labels: { app: 'a' } }, data: { k: 'v' } };
     const created = await applyIfChanged(api, CONFIG_MAP, desired, undefined);
     assert.equal(created.applied, true);
     const live = await get(CONFIG_MAP, 'cm');
@@ -87,23 +88,23 @@ describe('server-side apply (real kube-apiserver)', function () {
     const again = await applyIfChanged(api, CONFIG_MAP, desired, live);
     assert.equal(again.applied, false);
     assert.equal((await get(CONFIG_MAP, 'cm')).metadata.resourceVersion, live.metadata.resourceVersion);
-    const changed = await applyIfChanged(api, CONFIG_MAP, { ...desired, data: { k: 'v2' } }, live);
+    const changed = await applyIfChanged(api, CONFIG_MAP, { ...desired, data: { k: 'v2' } } as TestObject, live);
     assert.equal(changed.applied, true);
     assert.deepEqual((await get(CONFIG_MAP, 'cm')).data, { k: 'v2' });
   });
 
   it('applies when a field we own is no longer desired, and the apply removes it', async () => {
-    const withLabel: KubeObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm2', namespace: NS, labels: { app: 'a', stale: 'yes' } }, data: { k: 'v' } };
+    const withLabel: TestObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm2', namespace: NS, labels: { app: 'a', stale: 'yes' } }, data: { k: 'v' } };
     await applyIfChanged(api, CONFIG_MAP, withLabel, undefined);
     const live = await get(CONFIG_MAP, 'cm2');
-    const withoutLabel: KubeObject = { ...withLabel, metadata: { ...withLabel.metadata, labels: { app: 'a' } } };
+    const withoutLabel: TestObject = { ...withLabel, metadata: { ...withLabel.metadata, labels: { app: 'a' } } };
     const result = await applyIfChanged(api, CONFIG_MAP, withoutLabel, live);
     assert.equal(result.applied, true);
     assert.deepEqual((await get(CONFIG_MAP, 'cm2')).metadata.labels, { app: 'a' });
   });
 
   it('skips the write for a Pod that the API server defaulted and admission mutated', async () => {
-    const desired: KubeObject = {
+    const desired: TestObject = {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'sidecar', namespace: NS, labels: { app: 'process-mapper' } },
@@ -114,7 +115,7 @@ describe('server-side apply (real kube-apiserver)', function () {
       },
     };
     await applyIfChanged(api, POD, desired, undefined);
-    const live = await get<KubeObject>(POD, 'sidecar');
+    const live = await get<TestObject>(POD, 'sidecar');
     const spec = live.spec as { tolerations: unknown[]; containers: Array<{ imagePullPolicy?: string; ports: Array<{ protocol?: string }> }> };
     assert.equal(spec.tolerations.length, 3, 'DefaultTolerationSeconds admission added two tolerations');
     assert.equal(spec.containers[0]!.imagePullPolicy, 'IfNotPresent', 'the API server filled in defaults');
@@ -125,16 +126,16 @@ describe('server-side apply (real kube-apiserver)', function () {
   });
 
   it('rejects an unknown field (strict validation) with a message naming the object', async () => {
-    const bad: KubeObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bad', namespace: NS }, data: { k: 'v' }, bogus: 1 };
+    const bad: TestObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bad', namespace: NS }, data: { k: 'v' }, bogus: 1 };
     await assert.rejects(applyIfChanged(api, CONFIG_MAP, bad, undefined), /Server-side apply of ConfigMap apply-test\/bad failed: .*bogus/);
   });
 
   it('applies status to the status subresource under the operator field manager, skipping unchanged status', async () => {
-    const widget: KubeObject = { apiVersion: WIDGET.apiVersion, kind: WIDGET.kind, metadata: { name: 'w', namespace: NS }, spec: { size: 1 } };
+    const widget: TestObject = { apiVersion: WIDGET.apiVersion, kind: WIDGET.kind, metadata: { name: 'w', namespace: NS }, spec: { size: 1 } };
     await applyIfChanged(api, WIDGET, widget, undefined);
     const conditions = [{ type: 'Ready', status: 'False', reason: 'WaitingForServerPlacement', message: 'Server VMI has no node yet', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }];
     await applyStatus(api, WIDGET, widget, { observedGeneration: 1, conditions });
-    const live = await get<KubeObject & { status?: { conditions?: Array<{ status: string }> } }>(WIDGET, 'w');
+    const live = await get<TestObject & { status?: { conditions?: Array<{ status: string }> } }>(WIDGET, 'w');
     assert.deepEqual(live.status?.conditions, conditions);
     assert.deepEqual(live.spec, { size: 1 }, 'the status apply left spec alone');
     assert.equal(live.metadata.managedFields?.find((e) => e.subresource === 'status')?.manager, FIELD_MANAGER);
@@ -142,7 +143,7 @@ describe('server-side apply (real kube-apiserver)', function () {
     assert.equal(unchanged.applied, false);
     const changed = await applyStatusIfChanged(api, WIDGET, live, { observedGeneration: 1, conditions: [{ ...conditions[0]!, status: 'True', reason: 'Monitoring' }] });
     assert.equal(changed.applied, true);
-    const after = await get<KubeObject & { status?: { conditions?: Array<{ status: string }> } }>(WIDGET, 'w');
+    const after = await get<TestObject & { status?: { conditions?: Array<{ status: string }> } }>(WIDGET, 'w');
     assert.equal(after.status?.conditions?.[0]?.status, 'True');
   });
 });

@@ -1,7 +1,6 @@
 // The supervised informer against a real kube-apiserver, including a restart of the API server.
 import assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
-import type { KubeObject } from '../../../src/kube/apply.ts';
 import { Informer, labelIndex } from '../../../src/kube/informer.ts';
 import { apiListWatch } from '../../../src/kube/list-watch.ts';
 import { createKubeApi, type KubeApi } from '../../../src/kube/rest.ts';
@@ -10,13 +9,14 @@ import type { LocalCluster } from '../../support/cluster.ts';
 import { startRuntimeTestCluster } from './kube-cluster.ts';
 import { waitFor } from '../../support/wait.ts';
 import { FreezableProxy } from './freezable-proxy.ts';
+import type { TestObject } from '../../../src/kube/testing/test-object.ts';
 
 const NS = 'informer-test';
 
 describe('supervised informer (real kube-apiserver)', function () {
   let cluster: LocalCluster;
   let api: KubeApi;
-  let informer: Informer<KubeObject>;
+  let informer: Informer<TestObject>;
   const seen: string[] = [];
 
   before(async function () {
@@ -30,15 +30,15 @@ describe('supervised informer (real kube-apiserver)', function () {
     await cluster?.stop();
   });
 
-  const configMap = (name: string, owner: string, value = 'v'): KubeObject => ({
+  const configMap = (name: string, owner: string, value = 'v'): TestObject => ({
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: { name, namespace: NS, labels: { 'hyperspector.io/test': 'yes', owner } },
     data: { value },
   });
-  const create = (obj: KubeObject) => api.request({ method: 'POST', path: collectionPath(CONFIG_MAP, NS), body: obj });
+  const create = (obj: TestObject) => api.request({ method: 'POST', path: collectionPath(CONFIG_MAP, NS), body: obj });
   const replace = async (name: string, value: string) => {
-    const live = await api.request<KubeObject>({ method: 'GET', path: objectPath(CONFIG_MAP, NS, name) });
+    const live = await api.request<TestObject>({ method: 'GET', path: objectPath(CONFIG_MAP, NS, name) });
     await api.request({ method: 'PUT', path: objectPath(CONFIG_MAP, NS, name), body: { ...live, data: { value } } });
   };
   const remove = (name: string) => api.request({ method: 'DELETE', path: objectPath(CONFIG_MAP, NS, name) });
@@ -47,9 +47,9 @@ describe('supervised informer (real kube-apiserver)', function () {
   it('lists, syncs and follows changes of label-selected objects in one namespace', async () => {
     await create(configMap('before-start', 'a'));
     await create({ ...configMap('unselected', 'a'), metadata: { name: 'unselected', namespace: NS } });
-    informer = new Informer<KubeObject>({
+    informer = new Informer<TestObject>({
       name: 'configmaps',
-      source: apiListWatch<KubeObject>(cluster.kubeConfig, api, { path: collectionPath(CONFIG_MAP, NS), labelSelector: 'hyperspector.io/test=yes' }),
+      source: apiListWatch<TestObject>(cluster.kubeConfig, api, { path: collectionPath(CONFIG_MAP, NS), labelSelector: 'hyperspector.io/test=yes' }),
       watchdogMs: 90_000,
       backoffMaxMs: 2000,
     });
@@ -103,7 +103,7 @@ describe('supervised informer watchdog (real kube-apiserver behind a freezable p
   let cluster: LocalCluster;
   let api: KubeApi;
   let proxy: FreezableProxy;
-  let informer: Informer<KubeObject>;
+  let informer: Informer<TestObject>;
 
   before(async function () {
     cluster = await startRuntimeTestCluster();
@@ -130,9 +130,9 @@ describe('supervised informer watchdog (real kube-apiserver behind a freezable p
       contexts: cluster.kubeConfig.contexts,
       currentContext: cluster.kubeConfig.currentContext,
     });
-    informer = new Informer<KubeObject>({
+    informer = new Informer<TestObject>({
       name: 'configmaps',
-      source: apiListWatch<KubeObject>(viaProxy, api, { path: collectionPath(CONFIG_MAP, NS) }),
+      source: apiListWatch<TestObject>(viaProxy, api, { path: collectionPath(CONFIG_MAP, NS) }),
       watchdogMs: 4000,
     });
     informer.start();

@@ -13,8 +13,8 @@ describe('process-mapper pod builder', () => {
     const pod = buildProcessMapperPod(ms, vmi, settings);
     const spec = pod.spec as { hostPID: boolean; nodeSelector: Record<string, string>; containers: Array<{ image: string; env: Array<{ name: string; value: string }>; securityContext: { privileged: boolean; readOnlyRootFilesystem: boolean } }>; volumes: Array<{ configMap: { name: string } }> };
     assert.equal(pod.metadata.name, 'web-1-process-mapper');
-    assert.equal(pod.metadata.ownerReferences[0]?.uid, 'ms-uid');
-    assert.equal(pod.metadata.labels['hyperspector.io/role'], 'process-mapper');
+    assert.equal(pod.metadata.ownerReferences?.[0]?.uid, 'ms-uid');
+    assert.equal(pod.metadata.labels?.['hyperspector.io/role'], 'process-mapper');
     assert.equal(spec.hostPID, true);
     assert.deepEqual(spec.nodeSelector, { 'kubernetes.io/hostname': 'node-b' });
     const c = spec.containers[0]!;

@@ -6,8 +6,11 @@ import { computeStatus, deletingStatus } from '../../../src/controllers/monitore
 import { isRefusedTemplate } from '../../../src/controllers/monitoredserver/monitoredserver_controller.ts';
 import { KubeApiError } from '../../../src/kube/rest.ts';
 import { vmiNeedsRestart, type ObservedState, type VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
-import type { VirtualMachine } from '../../../src/builders/virtual-machine.ts';
+import type { VirtualMachine } from '../../../src/kube/objects.ts';
+import { Outcomes } from '../../../src/controllers/monitoredserver/actions.ts';
 import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
+
+const NO_OUTCOMES = new Outcomes();
 
 const T0 = new Date('2026-11-29T10:00:00Z');
 
@@ -17,6 +20,7 @@ function vm(name: string, generation: number, status: Record<string, unknown> = 
 
 function vmi(name: string, vmGeneration: number | undefined, node = 'node-a'): VirtualMachineInstance {
   return {
+    spec: { domain: { devices: {} } },
     metadata: { name, namespace: 'shop', uid: `${name}-uid`, annotations: vmGeneration === undefined ? {} : { 'kubevirt.io/vm-generation': String(vmGeneration) } },
     status: { phase: 'Running', nodeName: node, conditions: [{ type: 'Ready', status: 'True' }] },
   };
@@ -42,20 +46,20 @@ describe('KubeVirt semantics in the controller', () => {
   it('reports a server waiting for a restart, outside Ready, with what to do', () => {
     const ms = monitoredServer('web-1', 'shop');
     const o: ObservedState = { serverVm: vm('web-1-server', 3, restartRequired), serverVmi: vmi('web-1-server', 2) };
-    const s = computeStatus(ms, o, T0);
+    const s = computeStatus(ms, o, NO_OUTCOMES, T0);
     const c = cond(s, 'ServerRestartRequired');
     assert.equal(c?.status, 'True');
     assert.equal(c?.reason, 'RestartRequired');
     assert.match(c!.message, /virtctl restart web-1-server -n shop/);
     assert.match(c!.message, /non-live-updatable/);
-    assert.equal(cond(computeStatus(ms, { serverVm: vm('web-1-server', 3), serverVmi: vmi('web-1-server', 3) }, T0), 'ServerRestartRequired')?.status, 'False');
+    assert.equal(cond(computeStatus(ms, { serverVm: vm('web-1-server', 3), serverVmi: vmi('web-1-server', 3) }, NO_OUTCOMES, T0), 'ServerRestartRequired')?.status, 'False');
   });
 
   it('says a new VM meant to run is starting, not stopped, until its VMI exists', () => {
     const ms = monitoredServer('web-1', 'shop');
-    const starting = computeStatus(ms, { serverVm: vm('web-1-server', 1, { printableStatus: 'Stopped' }) }, T0);
+    const starting = computeStatus(ms, { serverVm: vm('web-1-server', 1, { printableStatus: 'Stopped' }) }, NO_OUTCOMES, T0);
     assert.equal(cond(starting, 'ServerRunning')?.reason, 'ServerVMStarting');
-    const halted = computeStatus(ms, { serverVm: vm('web-1-server', 1, { printableStatus: 'Stopped' }, 'Halted') }, T0);
+    const halted = computeStatus(ms, { serverVm: vm('web-1-server', 1, { printableStatus: 'Stopped' }, 'Halted') }, NO_OUTCOMES, T0);
     assert.equal(cond(halted, 'ServerRunning')?.reason, 'ServerVMStopped');
   });
 
@@ -76,11 +80,11 @@ describe('a truthful Ready: capabilities the spec enables that do not run', () =
     serverVmi: vmi('web-1-server', 1),
     idsVm: vm('web-1-ids', 1),
     idsVmi: vmi('web-1-ids', 1),
-    processMapperPod: { metadata: { name: 'web-1-process-mapper' }, spec: { nodeName: 'node-a' }, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } },
+    processMapperPod: { metadata: { name: 'web-1-process-mapper' }, spec: { nodeName: 'node-a', containers: [] }, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } },
   });
 
   it('is Ready when nothing unavailable is asked for', () => {
-    const s = computeStatus(monitoredServer('web-1', 'shop'), running(), T0);
+    const s = computeStatus(monitoredServer('web-1', 'shop'), running(), NO_OUTCOMES, T0);
     assert.equal(cond(s, 'Ready')?.status, 'True');
     assert.equal(cond(s, 'MirrorAttached'), undefined);
   });
@@ -92,7 +96,7 @@ describe('a truthful Ready: capabilities the spec enables that do not run', () =
   ];
   for (const [name, overrides, type, reason] of cases) {
     it(`is not Ready with ${name}, and says how to monitor without it`, () => {
-      const s = computeStatus(monitoredServer('web-1', 'shop', overrides), running(), T0);
+      const s = computeStatus(monitoredServer('web-1', 'shop', overrides), running(), NO_OUTCOMES, T0);
       assert.equal(cond(s, type)?.status, 'False');
       assert.equal(cond(s, type)?.reason, reason);
       assert.equal(cond(s, 'Ready')?.status, 'False');

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { computeStatus, statusEqual } from '../../../src/controllers/monitoredserver/status.ts';
-import type { ObservedPod, ObservedState, VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
-import type { VirtualMachine } from '../../../src/builders/virtual-machine.ts';
+import type { Pod, ObservedState, VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
+import type { VirtualMachine } from '../../../src/kube/objects.ts';
+import { Outcomes } from '../../../src/controllers/monitoredserver/actions.ts';
+import { POD } from '../../../src/kube/resources.ts';
 import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
+
+const NO_OUTCOMES = new Outcomes();
 
 const T0 = new Date('2026-11-29T10:00:00Z');
 const T1 = new Date('2026-11-29T10:05:00Z');
@@ -13,6 +17,7 @@ function vm(name: string, printableStatus = 'Running'): VirtualMachine {
 
 function vmi(name: string, node: string | undefined, phase = 'Running', ready = true): VirtualMachineInstance {
   return {
+    spec: { domain: { devices: {} } },
     metadata: { name, namespace: 'shop', uid: `${name}-uid` },
     status: { phase, nodeName: node, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
   };
@@ -20,14 +25,14 @@ function vmi(name: string, node: string | undefined, phase = 'Running', ready = 
 
 const cond = (s: ReturnType<typeof computeStatus>, type: string) => s.conditions?.find((c) => c.type === type);
 
-function mapperPod(ready = true, waiting?: string): ObservedPod {
+function mapperPod(ready = true, waiting?: string): Pod {
   return {
     metadata: { name: 'web-1-process-mapper', uid: 'p1' },
-    spec: { nodeName: 'node-a' },
+    spec: { nodeName: 'node-a', containers: [] },
     status: {
       phase: ready ? 'Running' : 'Pending',
       conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
-      containerStatuses: waiting ? [{ name: 'process-mapper', state: { waiting: { reason: waiting, message: 'back-off pulling image' } } }] : [],
+      containerStatuses: waiting ? [{ name: 'process-mapper', image: 'hyperspector/operator:test', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: waiting, message: 'back-off pulling image' } } }] : [],
     },
   };
 }
@@ -38,7 +43,7 @@ describe('MonitoredServer status', () => {
 
   it('is Ready when both VMs run on the same node and the process mapper is ready', () => {
     const o: ObservedState = { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVm: vm('web-1-ids'), idsVmi: vmi('web-1-ids', 'node-a'), processMapperPod: mapperPod() };
-    const s = computeStatus(ms, o, T0);
+    const s = computeStatus(ms, o, NO_OUTCOMES, T0);
     assert.equal(cond(s, 'Ready')?.status, 'True');
     assert.equal(cond(s, 'Ready')?.reason, 'Monitoring');
     assert.equal(cond(s, 'Colocated')?.reason, 'SameNode');
@@ -50,7 +55,7 @@ describe('MonitoredServer status', () => {
   });
 
   it('waits for the server placement before the IDS VM exists', () => {
-    const s = computeStatus(ms, { serverVm: vm('web-1-server', 'Starting'), serverVmi: vmi('web-1-server', undefined, 'Scheduling', false) }, T0);
+    const s = computeStatus(ms, { serverVm: vm('web-1-server', 'Starting'), serverVmi: vmi('web-1-server', undefined, 'Scheduling', false) }, NO_OUTCOMES, T0);
     assert.equal(cond(s, 'Colocated')?.reason, 'WaitingForServerPlacement');
     assert.equal(cond(s, 'IDSRunning')?.reason, 'WaitingForServerPlacement');
     assert.equal(cond(s, 'Ready')?.status, 'False');
@@ -60,14 +65,14 @@ describe('MonitoredServer status', () => {
   it('reports a missing adopted VM with what to do', () => {
     const adopt = monitoredServer('db-1', 'shop');
     adopt.spec.server = { virtualMachineName: 'db-1' };
-    const s = computeStatus(adopt, {}, T0);
+    const s = computeStatus(adopt, {}, NO_OUTCOMES, T0);
     assert.equal(cond(s, 'ServerRunning')?.reason, 'ServerVMNotFound');
     assert.match(cond(s, 'ServerRunning')!.message, /VirtualMachine shop\/db-1 \(spec\.server\.virtualMachineName\) does not exist/);
     assert.equal(cond(s, 'Ready')?.reason, 'ServerVMNotFound');
   });
 
   it('reports a VM monitored by another MonitoredServer, and shows nothing of that VM', () => {
-    const s = computeStatus(ms, { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), serverClaimedBy: 'other' }, T0);
+    const s = computeStatus(ms, { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), serverClaimedBy: 'other' }, NO_OUTCOMES, T0);
     assert.equal(cond(s, 'ServerRunning')?.reason, 'ServerVMAlreadyMonitored');
     assert.match(cond(s, 'ServerRunning')!.message, /already monitored by MonitoredServer other/);
     assert.equal(s.nodeName, undefined);
@@ -75,7 +80,7 @@ describe('MonitoredServer status', () => {
 
   it('reports the IDS VM on another node as NodeMismatch', () => {
     const o: ObservedState = { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-b'), idsVm: vm('web-1-ids'), idsVmi: vmi('web-1-ids', 'node-a') };
-    const s = computeStatus(ms, o, T0);
+    const s = computeStatus(ms, o, NO_OUTCOMES, T0);
     assert.equal(cond(s, 'Colocated')?.reason, 'NodeMismatch');
     assert.equal(cond(s, 'Ready')?.status, 'False');
   });
@@ -83,37 +88,38 @@ describe('MonitoredServer status', () => {
   it('reports an unschedulable IDS VM with the scheduler message', () => {
     const idsVmi = vmi('web-1-ids', undefined, 'Scheduling', false);
     idsVmi.status!.conditions!.push({ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available' });
-    const s = computeStatus(ms, { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVm: vm('web-1-ids', 'ErrorUnschedulable'), idsVmi }, T0);
+    const s = computeStatus(ms, { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVm: vm('web-1-ids', 'ErrorUnschedulable'), idsVmi }, NO_OUTCOMES, T0);
     assert.equal(cond(s, 'IDSRunning')?.reason, 'IDSVMUnschedulable');
     assert.match(cond(s, 'IDSRunning')!.message, /0\/3 nodes are available/);
   });
 
   it('reports a process mapper that cannot start, and one the API server refused', () => {
     const base: ObservedState = { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVm: vm('web-1-ids'), idsVmi: vmi('web-1-ids', 'node-a') };
-    const failing = computeStatus(ms, { ...base, processMapperPod: mapperPod(false, 'ImagePullBackOff') }, T0);
+    const failing = computeStatus(ms, { ...base, processMapperPod: mapperPod(false, 'ImagePullBackOff') }, NO_OUTCOMES, T0);
     assert.equal(cond(failing, 'ProcessMapping')?.reason, 'ProcessMapperFailing');
     assert.match(cond(failing, 'ProcessMapping')!.message, /ImagePullBackOff: back-off pulling image/);
     assert.equal(cond(failing, 'Ready')?.status, 'False');
-    const refused = computeStatus(ms, { ...base, processMapperError: 'pods "web-1-process-mapper" is forbidden: violates PodSecurity "baseline:latest"' }, T0);
+    const forbidden = new Outcomes([{ action: { type: 'apply', capability: 'processMapper', failureReason: 'CreateProcessMapperFailed', log: 'Create process-mapper pod', resource: POD, object: {} }, kind: 'refused', code: 403, message: 'pods "web-1-process-mapper" is forbidden: violates PodSecurity "baseline:latest"' }]);
+    const refused = computeStatus(ms, base, forbidden, T0);
     assert.match(cond(refused, 'ProcessMapping')!.message, /must run privileged with hostPID .*violates PodSecurity/);
   });
 
   it('has no ProcessMapping condition when process mapping is disabled, and is Ready without it', () => {
     const off = monitoredServer('web-1', 'shop', { processMapping: { enabled: false } });
     const o: ObservedState = { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVm: vm('web-1-ids'), idsVmi: vmi('web-1-ids', 'node-a') };
-    const before = computeStatus(ms, { ...o, processMapperPod: mapperPod() }, T0);
-    const s = computeStatus({ ...off, status: before }, o, T1);
+    const before = computeStatus(ms, { ...o, processMapperPod: mapperPod() }, NO_OUTCOMES, T0);
+    const s = computeStatus({ ...off, status: before }, o, NO_OUTCOMES, T1);
     assert.equal(cond(s, 'ProcessMapping'), undefined);
     assert.equal(cond(s, 'Ready')?.status, 'True');
   });
 
   it('keeps lastTransitionTime when the status does not change, and a second computation equals the first', () => {
     const o: ObservedState = { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVm: vm('web-1-ids'), idsVmi: vmi('web-1-ids', 'node-a'), processMapperPod: mapperPod() };
-    const first = computeStatus(ms, o, T0);
-    const again = computeStatus({ ...ms, status: first }, o, T1);
+    const first = computeStatus(ms, o, NO_OUTCOMES, T0);
+    const again = computeStatus({ ...ms, status: first }, o, NO_OUTCOMES, T1);
     assert.equal(cond(again, 'Ready')?.lastTransitionTime, '2026-11-29T10:00:00Z');
     assert.ok(statusEqual(first, again));
-    const degraded = computeStatus({ ...ms, status: first }, { ...o, idsVmi: undefined }, T1);
+    const degraded = computeStatus({ ...ms, status: first }, { ...o, idsVmi: undefined }, NO_OUTCOMES, T1);
     assert.equal(cond(degraded, 'Ready')?.lastTransitionTime, '2026-11-29T10:05:00Z');
     assert.ok(!statusEqual(first, degraded));
   });

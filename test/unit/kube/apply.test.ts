@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { FIELD_MANAGER, applyIfChanged, applyObject, applyStatus, applyStatusIfChanged, isSubset, needsApply, ownsFieldsNotIn, statusNeedsApply, type KubeObject } from '../../../src/kube/apply.ts';
+import { FIELD_MANAGER, applyIfChanged, applyObject, applyStatus, applyStatusIfChanged, isSubset, needsApply, ownsFieldsNotIn, statusNeedsApply } from '../../../src/kube/apply.ts';
 import type { ApiRequest, KubeApi } from '../../../src/kube/rest.ts';
 import { VIRTUAL_MACHINE } from '../../../src/kube/resources.ts';
+import type { TestObject } from '../../../src/kube/testing/test-object.ts';
 
 function recordingApi(response: unknown = {}): KubeApi & { requests: ApiRequest[] } {
   const requests: ApiRequest[] = [];
@@ -14,7 +15,7 @@ function recordingApi(response: unknown = {}): KubeApi & { requests: ApiRequest[
   };
 }
 
-const desiredVm: KubeObject = {
+const desiredVm: TestObject = {
   apiVersion: 'kubevirt.io/v1',
   kind: 'VirtualMachine',
   metadata: { name: 'web-1-ids', namespace: 'shop', labels: { 'hyperspector.io/server': 'web-1' } },
@@ -29,7 +30,7 @@ const desiredVm: KubeObject = {
   },
 };
 
-function liveOf(desired: KubeObject): KubeObject {
+function liveOf(desired: TestObject): TestObject {
   const live = structuredClone(desired);
   live.metadata.uid = 'u-1';
   live.metadata.resourceVersion = '42';
@@ -177,7 +178,7 @@ describe('applyObject / applyStatus', () => {
 });
 
 describe('applyStatusIfChanged', () => {
-  const live: KubeObject = {
+  const live: TestObject = {
     ...liveOf(desiredVm),
     status: { phase: 'Running', extra: 1 },
   };

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
-import type { KubeObject } from '../../../src/kube/apply.ts';
 import { enqueueController, enqueueMapped, enqueueObject, parseKey } from '../../../src/kube/handlers.ts';
+import type { TestObject } from '../../../src/kube/testing/test-object.ts';
 
 function sink() {
   const keys: string[] = [];
   return { keys, add: (k: string) => keys.push(k) };
 }
 
-const ms: KubeObject = { apiVersion: 'hyperspector.io/v1alpha1', kind: 'MonitoredServer', metadata: { name: 'web-1', namespace: 'shop' } };
-function ownedVm(owner: string, controller = true, apiVersion = 'hyperspector.io/v1alpha1'): KubeObject {
+const ms: TestObject = { apiVersion: 'hyperspector.io/v1alpha1', kind: 'MonitoredServer', metadata: { name: 'web-1', namespace: 'shop' } };
+function ownedVm(owner: string, controller = true, apiVersion = 'hyperspector.io/v1alpha1'): TestObject {
   return {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachine',
@@ -47,7 +47,7 @@ describe('informer → queue handlers', () => {
 
   it('enqueueMapped uses any mapping, e.g. from a label', () => {
     const q = sink();
-    const h = enqueueMapped<KubeObject>(q, (o) => (o.metadata.labels?.server ? [`${o.metadata.namespace}/${o.metadata.labels.server}`] : []));
+    const h = enqueueMapped<TestObject>(q, (o) => (o.metadata.labels?.server ? [`${o.metadata.namespace}/${o.metadata.labels.server}`] : []));
     h.onAdd!({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'virt-launcher-x', namespace: 'shop', labels: { server: 'web-1' } } });
     h.onAdd!({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'unrelated', namespace: 'shop' } });
     assert.deepEqual(q.keys, ['shop/web-1']);

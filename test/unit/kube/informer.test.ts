@@ -1,18 +1,18 @@
 import assert from 'node:assert/strict';
-import type { KubeObject } from '../../../src/kube/apply.ts';
 import { Informer, labelIndex, objectKey } from '../../../src/kube/informer.ts';
 import { KubeApiError } from '../../../src/kube/rest.ts';
 import { FakeClock, flushPromises } from '../../../src/kube/testing/fake-clock.ts';
 import { FakeListWatch } from '../../../src/kube/testing/fake-list-watch.ts';
+import type { TestObject } from '../../../src/kube/testing/test-object.ts';
 
-function vm(namespace: string, name: string, resourceVersion: string, labels: Record<string, string> = {}): KubeObject {
+function vm(namespace: string, name: string, resourceVersion: string, labels: Record<string, string> = {}): TestObject {
   return { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { namespace, name, resourceVersion, labels } };
 }
 
 function setup(options: { resyncPeriodMs?: number; watchdogMs?: number } = {}) {
   const clock = new FakeClock();
-  const source = new FakeListWatch<KubeObject>();
-  const informer = new Informer<KubeObject>({
+  const source = new FakeListWatch<TestObject>();
+  const informer = new Informer<TestObject>({
     name: 'virtualmachines',
     source,
     clock,
@@ -37,7 +37,7 @@ describe('Informer', () => {
     await Promise.all(stopAll.map((stop) => stop()));
     stopAll = [];
   });
-  function started(options?: Parameters<typeof setup>[0], items: KubeObject[] = []) {
+  function started(options?: Parameters<typeof setup>[0], items: TestObject[] = []) {
     const s = setup(options);
     s.source.items = items;
     s.source.resourceVersion = '10';
@@ -142,7 +142,7 @@ describe('Informer', () => {
     const { source, informer } = started();
     await informer.waitForSync();
     await flushPromises();
-    source.send('ERROR', { code: 410, reason: 'Expired', message: 'too old' } as unknown as KubeObject);
+    source.send('ERROR', { code: 410, reason: 'Expired', message: 'too old' } as unknown as TestObject);
     await flushPromises();
     assert.equal(source.listCalls, 2);
     assert.ok(source.current());

@@ -1,0 +1,115 @@
+// What a planner asks for and what the executor reports back. Planners are pure (observed state
+// in, actions out); the executor is the only place that talks to the API server; status is a pure
+// function of the observed state and the outcomes.
+import type { KubeObject } from '../../kube/objects.ts';
+import type { ResourceType } from '../../kube/resources.ts';
+import type { EventType } from './events.ts';
+
+/** The part of the MonitoredServer an action serves; a failed action stops the rest of its capability. */
+export type Capability = 'finalizer' | 'serverVM' | 'idsVM' | 'processMapper' | 'teardown';
+
+export interface PlannedEvent {
+  type: EventType;
+  reason: string;
+  message: string;
+}
+
+interface ActionBase {
+  capability: Capability;
+  /**
+   * Names the action in a failure: `Synced=False` carries `<failureReason>` (e.g. ApplyIDSVMFailed)
+   * and the API server's message.
+   */
+  failureReason: string;
+  /** One log line on success. */
+  log: string;
+  /** Published after the action succeeded. */
+  event?: PlannedEvent;
+  /**
+   * Errors that mean the user must change something (a template KubeVirt refuses, a pod Pod
+   * Security forbids): reported in the capability's condition and not retried with backoff.
+   */
+  refusedWhen?: (err: unknown) => boolean;
+  /** HTTP statuses that mean the action's goal is already reached (404 on delete, 409 on a stale precondition). */
+  tolerate?: number[];
+}
+
+/** Server-side apply of a whole object (create or update). */
+export interface ApplyAction extends ActionBase {
+  type: 'apply';
+  resource: ResourceType;
+  object: KubeObject;
+}
+
+/** A merge or JSON patch of named fields, never of the rest of the object. */
+export interface PatchAction extends ActionBase {
+  type: 'patch';
+  resource: ResourceType;
+  namespace: string;
+  name: string;
+  patchType: 'merge' | 'json';
+  body: unknown;
+}
+
+/** A full update (PUT) guarded by the resourceVersion in `object`: takes back fields others added. */
+export interface ReplaceAction extends ActionBase {
+  type: 'replace';
+  resource: ResourceType;
+  object: KubeObject;
+}
+
+export interface DeleteAction extends ActionBase {
+  type: 'delete';
+  resource: ResourceType;
+  namespace: string;
+  name: string;
+  /** Delete only the object we looked at: a newer one with the same name is left alone. */
+  preconditionUid?: string;
+  propagationPolicy?: 'Foreground' | 'Background' | 'Orphan';
+}
+
+export type Action = ApplyAction | PatchAction | ReplaceAction | DeleteAction;
+
+export type OutcomeKind =
+  /** The request succeeded (or its status was tolerated). */
+  | 'done'
+  /** The API server refused it for a reason only the user can fix; not retried with backoff. */
+  | 'refused'
+  /** Any other failure; the reconcile is retried with backoff. */
+  | 'failed'
+  /** Not sent: an earlier action of the same capability did not succeed, or leadership was lost. */
+  | 'skipped';
+
+export interface Outcome {
+  action: Action;
+  kind: OutcomeKind;
+  /** The object the API server returned (apply, patch, replace). */
+  object?: KubeObject;
+  /** HTTP status of a failure, when there was one. */
+  code?: number;
+  message?: string;
+}
+
+/** What one reconcile did, keyed by capability, for the status computation. */
+export class Outcomes {
+  constructor(readonly all: readonly Outcome[] = []) {}
+
+  of(capability: Capability): Outcome[] {
+    return this.all.filter((o) => o.action.capability === capability);
+  }
+
+  /** The first refusal of a capability (its message goes into the capability's condition). */
+  refused(capability: Capability): Outcome | undefined {
+    return this.of(capability).find((o) => o.kind === 'refused');
+  }
+
+  /** The first failure that will be retried, across all capabilities. */
+  firstFailure(): Outcome | undefined {
+    return this.all.find((o) => o.kind === 'failed');
+  }
+
+  /** True when an action of this type for this capability succeeded in this reconcile. */
+  did(capability: Capability, type: Action['type']): boolean {
+    return this.of(capability).some((o) => o.kind === 'done' && o.action.type === type);
+  }
+}

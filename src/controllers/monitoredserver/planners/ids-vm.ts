@@ -1,0 +1,56 @@
+// Planner: the IDS VM, owned whole, pinned to the server VM's node; restarted when it runs on
+// another node or an older template KubeVirt cannot update live.
+import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
+import { buildIdsVirtualMachine, serverPodLabels } from '../../../builders/ids-vm.ts';
+import { idsVmName, isAdopting, roleLabels } from '../../../builders/names.ts';
+import { VIRTUAL_MACHINE_INSTANCE } from '../../../kube/resources.ts';
+import type { Action } from '../actions.ts';
+import { vmiNeedsRestart, vmiNode, type ObservedState } from '../observed-state.ts';
+import { EventReason } from '../reasons.ts';
+import { planOwnedVm } from './owned-vm.ts';
+
+export function planIdsVm(ms: MonitoredServer, o: ObservedState): Action[] {
+  if (o.idsNameTaken || o.serverClaimedBy || o.serverNameTaken) return [];
+  const serverNode = vmiNode(o.serverVmi);
+  if (!serverNode || !o.serverVmi) return []; // Colocated=False WaitingForServerPlacement until the server has a node
+  const ns = ms.metadata.namespace ?? '';
+  const vmName = idsVmName(ms);
+  const hostname = (o.serverVmi.spec?.hostname as string | undefined) ?? o.serverVmi.metadata?.name ?? '';
+  const desired = buildIdsVirtualMachine(ms, {
+    nodeName: serverNode,
+    serverVmiUid: o.serverVmi.metadata?.uid ?? '',
+    serverPodLabels: serverPodLabels(isAdopting(ms), roleLabels(ms, 'server'), hostname),
+  });
+  const vmActions = planOwnedVm(desired, o.idsVm, {
+    capability: 'idsVM',
+    kind: 'IDSVM',
+    created: EventReason.IDSVMCreated,
+    updated: EventReason.IDSVMUpdated,
+    describe: `IDS VirtualMachine ${vmName}`,
+    createdDetail: ` pinned to node ${serverNode}`,
+  });
+  // Whether the running IDS VMI must restart is decided on a VM that already matches: while a
+  // write is pending, the VM and KubeVirt's view of it are about to change.
+  if (vmActions.length > 0) return vmActions;
+  const idsVmi = o.idsVmi;
+  if (!idsVmi || idsVmi.metadata?.deletionTimestamp) return [];
+  const idsNode = vmiNode(idsVmi);
+  const wrongNode = idsNode !== undefined && idsNode !== serverNode;
+  if (!wrongNode && !vmiNeedsRestart(o.idsVm, idsVmi)) return [];
+  const why = wrongNode ? `it ran on node ${idsNode} but the server VM runs on node ${serverNode}` : 'its template changed';
+  return [
+    {
+      type: 'delete',
+      capability: 'idsVM',
+      failureReason: 'RestartIDSVMFailed',
+      log: `Restart IDS VM ${ns}/${vmName}: ${why}`,
+      resource: VIRTUAL_MACHINE_INSTANCE,
+      namespace: ns,
+      name: vmName,
+      // Its VM starts it again from the current template, on the server's node.
+      ...(idsVmi.metadata?.uid ? { preconditionUid: idsVmi.metadata.uid } : {}),
+      tolerate: [404, 409],
+      event: { type: 'Normal', reason: EventReason.IDSVMRestarted, message: `Restarted IDS VirtualMachine ${vmName}: ${why}` },
+    },
+  ];
+}

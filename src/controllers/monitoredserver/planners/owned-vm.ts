@@ -1,0 +1,83 @@
+// Planner helper: bring a VirtualMachine the operator owns whole (created from a template) to the
+// desired object: server-side apply when our fields differ, and a guarded replace when someone else
+// added fields to its spec (apply alone never removes another writer's fields).
+import type { BuiltVirtualMachine } from '../../../builders/virtual-machine.ts';
+import { FIELD_MANAGER, needsApply } from '../../../kube/apply.ts';
+import { foreignManagers } from '../../../kube/foreign-fields.ts';
+import type { VirtualMachine } from '../../../kube/objects.ts';
+import { VIRTUAL_MACHINE } from '../../../kube/resources.ts';
+import { statusCodeOf } from '../../../kube/rest.ts';
+import type { Action, Capability, PlannedEvent } from '../actions.ts';
+
+/** KubeVirt's own components write VM specs on purpose (start/stop subresources, migrations). */
+export const KUBEVIRT_MANAGERS = ['virt-api', 'virt-controller', 'virt-handler', 'virt-operator'] as const;
+
+/**
+ * The API server refused an object built from the user's template: 422 (schema, CEL, an admission
+ * webhook such as KubeVirt's), 400, or the 500 that server-side apply answers for a field the
+ * schema does not declare or a value of the wrong type ("failed to create typed patch object").
+ * Retrying cannot help; the user must change the template.
+ */
+export function isRefusedTemplate(err: unknown): boolean {
+  const code = statusCodeOf(err);
+  if (code === 422 || code === 400) return true;
+  return code === 500 && /failed to create typed patch object|field not declared in schema|expected (numeric|string|map|list|bool)/i.test((err as Error).message ?? '');
+}
+
+export interface OwnedVmNames {
+  capability: Capability;
+  /** e.g. 'ServerVM', 'IDSVM': prefixes failure reasons (ApplyServerVMFailed). */
+  kind: string;
+  /** Event reasons on create and on update. */
+  created: string;
+  updated: string;
+  /** How the Event names the VM, e.g. "IDS VirtualMachine demo-ids". */
+  describe: string;
+  /** Added to the create Event's message. */
+  createdDetail?: string;
+}
+
+/** Actions that make `live` equal `desired`; empty when it already is. */
+export function planOwnedVm(desired: BuiltVirtualMachine, live: VirtualMachine | undefined, names: OwnedVmNames): Action[] {
+  const base = { capability: names.capability, refusedWhen: isRefusedTemplate } as const;
+  if (!live) {
+    const event: PlannedEvent = { type: 'Normal', reason: names.created, message: `Created ${names.describe}${names.createdDetail ?? ''}` };
+    return [{ ...base, type: 'apply', resource: VIRTUAL_MACHINE, object: desired, failureReason: `Create${names.kind}Failed`, log: `Create ${names.describe}`, event }];
+  }
+  const foreign = foreignManagers(live, { ownManager: FIELD_MANAGER, trustedManagers: KUBEVIRT_MANAGERS });
+  if (foreign.length > 0) {
+    const { managedFields: _dropped, ...metadata } = live.metadata ?? {};
+    const replacement: BuiltVirtualMachine = {
+      ...desired,
+      metadata: {
+        ...metadata,
+        // resourceVersion: the replace fails (409, retried) if the VM changed since we looked.
+        labels: { ...(live.metadata?.labels ?? {}), ...(desired.metadata.labels ?? {}) },
+        annotations: { ...(live.metadata?.annotations ?? {}), ...(desired.metadata.annotations ?? {}) },
+      },
+    };
+    return [
+      {
+        ...base,
+        type: 'replace',
+        resource: VIRTUAL_MACHINE,
+        object: replacement,
+        failureReason: `Revert${names.kind}Failed`,
+        log: `Revert changes by ${foreign.join(', ')} to ${names.describe}`,
+        event: { type: 'Warning', reason: `${names.kind}Reverted`, message: `Reverted changes to the spec of ${names.describe} made by ${foreign.join(', ')}: HyperSpector owns it; change spec of the MonitoredServer instead` },
+      },
+    ];
+  }
+  if (!needsApply(desired, live)) return [];
+  return [
+    {
+      ...base,
+      type: 'apply',
+      resource: VIRTUAL_MACHINE,
+      object: desired,
+      failureReason: `Apply${names.kind}Failed`,
+      log: `Update ${names.describe}`,
+      event: { type: 'Normal', reason: names.updated, message: `Updated ${names.describe}` },
+    },
+  ];
+}

@@ -1,0 +1,66 @@
+// Planner: the process-mapper Pod beside the server VM. A Pod's spec cannot change, so a pod built
+// for another node, VMI or setting (its spec hash differs) is deleted and created anew.
+import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
+import { processMapperPodName } from '../../../builders/names.ts';
+import { ANNOTATION_SPEC_HASH, buildProcessMapperPod, type ProcessMapperSettings } from '../../../builders/process-mapper-pod.ts';
+import { POD } from '../../../kube/resources.ts';
+import { statusCodeOf } from '../../../kube/rest.ts';
+import type { Action } from '../actions.ts';
+import { vmiNode, type ObservedState } from '../observed-state.ts';
+import { EventReason } from '../reasons.ts';
+
+/**
+ * Refusals the user must act on (e.g. Pod Security admission forbids privileged pods in this
+ * namespace). A namespace created a moment ago has no default ServiceAccount yet: ServiceAccount
+ * admission refuses the pod (403) until the service account controller made it — retried, not reported.
+ */
+export function isRefusedPod(err: unknown): boolean {
+  const code = statusCodeOf(err);
+  if (code !== 403 && code !== 422) return false;
+  return !/error looking up service account/.test((err as Error).message ?? '');
+}
+
+export function planProcessMapper(ms: MonitoredServer, o: ObservedState, settings: ProcessMapperSettings): Action[] {
+  const ns = ms.metadata.namespace ?? '';
+  const name = processMapperPodName(ms);
+  const pod = o.processMapperPod;
+  const enabled = ms.spec.processMapping?.enabled !== false && !o.serverClaimedBy && !o.serverNameTaken;
+  const serverNode = vmiNode(o.serverVmi);
+  const desired =
+    enabled && serverNode && o.serverVmi
+      ? buildProcessMapperPod(ms, { nodeName: serverNode, name: o.serverVmi.metadata?.name ?? '', uid: o.serverVmi.metadata?.uid ?? '' }, settings)
+      : undefined;
+  if (pod) {
+    if (pod.metadata?.deletionTimestamp) return [];
+    if (desired && pod.metadata?.annotations?.[ANNOTATION_SPEC_HASH] === desired.metadata.annotations[ANNOTATION_SPEC_HASH]) return [];
+    if (enabled && !desired) return []; // server not placed: keep the pod until we know where it goes
+    const why = enabled ? `the server VM is now ${o.serverVmi?.metadata?.uid} on node ${serverNode}` : 'process mapping is disabled';
+    return [
+      {
+        type: 'delete',
+        capability: 'processMapper',
+        failureReason: 'DeleteProcessMapperFailed',
+        log: `Delete process-mapper pod ${ns}/${name}: ${why}`,
+        resource: POD,
+        namespace: ns,
+        name,
+        ...(pod.metadata?.uid ? { preconditionUid: pod.metadata.uid } : {}),
+        tolerate: [404, 409],
+        event: { type: 'Normal', reason: enabled ? EventReason.ProcessMapperReplaced : EventReason.ProcessMapperDeleted, message: `Deleted process-mapper pod ${name}: ${why}` },
+      },
+    ];
+  }
+  if (!desired) return [];
+  return [
+    {
+      type: 'apply',
+      capability: 'processMapper',
+      failureReason: 'CreateProcessMapperFailed',
+      log: `Create process-mapper pod ${ns}/${name} on node ${serverNode}`,
+      resource: POD,
+      object: desired,
+      refusedWhen: isRefusedPod,
+      event: { type: 'Normal', reason: EventReason.ProcessMapperCreated, message: `Created process-mapper pod ${name} on node ${serverNode}` },
+    },
+  ];
+}

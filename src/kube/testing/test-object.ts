@@ -1,0 +1,4 @@
+// For tests of the generic kube runtime: any object with metadata always present and free-form fields.
+import type { KubeObject, ObjectMeta } from '../objects.ts';
+
+export type TestObject = KubeObject & { metadata: ObjectMeta; [field: string]: unknown };
