@@ -121,6 +121,35 @@ describe('MonitoredServer operator on KubeVirt’s own controllers', function ()
     assert.ok(!vm.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'RestartRequired' && c.status === 'True'), 'releasing needs no restart');
   });
 
+  it('puts back a field added by hand to the IDS VM and does not restart it for the edit', async function () {
+    await env.createMonitoredServer(monitoredServer('d-1', NS));
+    await env.waitForCondition(NS, 'd-1', 'Ready', 'True', 'Monitoring', 90_000);
+    const running = await env.get(VMI, NS, 'd-1-ids');
+    const since = new Date();
+    // A user edits the IDS VM directly (cores is not live-updatable: KubeVirt would want a restart).
+    await env.mergePatch(VM, NS, 'd-1-ids', { spec: { template: { spec: { domain: { cpu: { cores: 8 } } } } } });
+    const reverted = await waitFor(
+      async () => {
+        const vm = await env.get(VM, NS, 'd-1-ids');
+        return vm && vm.spec?.template?.spec?.domain?.cpu?.cores === undefined ? vm : undefined;
+      },
+      { timeoutMs: 20_000, description: 'the hand-added cpu.cores to be removed from the IDS VM' },
+    );
+    assert.ok((reverted.metadata.generation ?? 0) > 1);
+    const event = await env.waitForEvent(NS, 'd-1', 'IDSVMReverted');
+    assert.equal(event.type, 'Warning');
+    // KubeVirt settles on the reverted spec; the running IDS VMI was never restarted for the edit.
+    await waitFor(async () => {
+      const vm = await env.get(VM, NS, 'd-1-ids');
+      return vm?.status?.desiredGeneration === vm?.metadata.generation && !vm?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'RestartRequired' && c.status === 'True') ? vm : undefined;
+    }, { timeoutMs: 30_000, description: 'KubeVirt to observe the reverted IDS VM without RestartRequired' });
+    await env.waitForCondition(NS, 'd-1', 'Ready', 'True', 'Monitoring', 30_000);
+    assert.equal(operatorVmiDeletes('d-1-ids', since).length, 0, 'no restart of the IDS VM');
+    assert.equal((await env.get(VMI, NS, 'd-1-ids'))?.metadata.uid, running?.metadata.uid);
+    await env.delete(MS, NS, 'd-1');
+    await env.waitGone(MS, NS, 'd-1');
+  });
+
   it('reports a template KubeVirt’s webhook refuses as ServerVMInvalid / IDSVMInvalid with KubeVirt’s message', async function () {
     const bad = vmTemplate({ app: 'bad' });
     bad.spec.template!.spec!.domain!.devices!.disks!.push({ name: 'nowhere', disk: { bus: 'virtio' } });

@@ -157,6 +157,31 @@ describe('MonitoredServer operator (real control plane, KubeVirt’s own control
     await env.waitForCondition(NS, 'ghost-rival', 'Ready', 'True', undefined, 90_000);
   });
 
+  it('wakes both MonitoredServers when an adopted VM is relabelled from one to the other', async function () {
+    const legacy = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'legacy-1', namespace: NS }, spec: vmTemplate({ app: 'legacy' }).spec };
+    await env.create(VM, NS, legacy);
+    const first = monitoredServer('first-1', NS);
+    first.spec.server = { virtualMachineName: 'legacy-1' };
+    await env.createMonitoredServer(first);
+    await env.waitForCondition(NS, 'first-1', 'ServerRunning', 'True', 'Running');
+    const second = monitoredServer('second-1', NS);
+    second.spec.server = { virtualMachineName: 'legacy-1' };
+    await env.createMonitoredServer(second);
+    await env.waitForCondition(NS, 'second-1', 'ServerRunning', 'False', 'ServerVMAlreadyMonitored');
+    // Both are settled (the first is not rechecked on a timer while it runs); the label moves by hand.
+    await env.mergePatch(VM, NS, 'legacy-1', { metadata: { labels: { 'hyperspector.io/monitored-server': 'second-1' } } });
+    // The old key (first-1) learns it lost the VM and the new key (second-1) takes it, within seconds.
+    await env.waitForCondition(NS, 'first-1', 'ServerRunning', 'False', 'ServerVMAlreadyMonitored', 15_000);
+    await env.waitForCondition(NS, 'second-1', 'ServerRunning', 'True', 'Running', 15_000);
+    for (const name of ['second-1', 'first-1']) {
+      await env.delete(MS, NS, name);
+      await env.waitGone(MS, NS, name);
+    }
+    const released = await env.get(VM, NS, 'legacy-1');
+    assert.equal(released?.metadata.labels?.['hyperspector.io/monitored-server'], undefined, 'released without our label');
+    await env.delete(VM, NS, 'legacy-1');
+  });
+
   it('moves the IDS VM when the server VM comes back on another node', async function () {
     await env.createMonitoredServer(monitoredServer('mover', NS));
     const before = await env.waitForCondition(NS, 'mover', 'Ready', 'True');

@@ -51,13 +51,6 @@ export interface PatchAction extends ActionBase {
   body: unknown;
 }
 
-/** A full update (PUT) guarded by the resourceVersion in `object`: takes back fields others added. */
-export interface ReplaceAction extends ActionBase {
-  type: 'replace';
-  resource: ResourceType;
-  object: KubeObject;
-}
-
 export interface DeleteAction extends ActionBase {
   type: 'delete';
   resource: ResourceType;
@@ -68,7 +61,7 @@ export interface DeleteAction extends ActionBase {
   propagationPolicy?: 'Foreground' | 'Background' | 'Orphan';
 }
 
-export type Action = ApplyAction | PatchAction | ReplaceAction | DeleteAction;
+export type Action = ApplyAction | PatchAction | DeleteAction;
 
 export type OutcomeKind =
   /** The request succeeded (or its status was tolerated). */
@@ -83,7 +76,7 @@ export type OutcomeKind =
 export interface Outcome {
   action: Action;
   kind: OutcomeKind;
-  /** The object the API server returned (apply, patch, replace). */
+  /** The object the API server returned (apply, patch). */
   object?: KubeObject;
   /** HTTP status of a failure, when there was one. */
   code?: number;

@@ -32,14 +32,6 @@ async function send(api: KubeApi, action: Action, signal: AbortSignal | undefine
         contentType: CONTENT_TYPE[action.patchType],
         ...extra,
       });
-    case 'replace':
-      return api.request<KubeObject>({
-        method: 'PUT',
-        path: objectPath(action.resource, action.object.metadata?.namespace, action.object.metadata?.name ?? ''),
-        query: { fieldManager: 'hyperspector-operator', fieldValidation: 'Strict' },
-        body: action.object,
-        ...extra,
-      });
     case 'delete':
       await api.request({
         method: 'DELETE',

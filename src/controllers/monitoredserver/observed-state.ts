@@ -54,9 +54,10 @@ export function vmiNeedsRestart(vm: VirtualMachine | undefined, vmi: VirtualMach
   if (!vm || !vmi || !vmConditionTrue(vm, 'RestartRequired')) return false;
   const started = Number(vmi.metadata?.annotations?.[VMI_VM_GENERATION_ANNOTATION]);
   const current = vm.metadata?.generation;
-  // KubeVirt has not yet looked at the current generation: its RestartRequired may be about an
-  // older spec (e.g. a drift HyperSpector just reverted).
-  if (vm.status?.observedGeneration !== undefined && vm.status.observedGeneration !== current) return false;
+  // virt-controller has not yet synced the current generation (it copies it to status.desiredGeneration;
+  // observedGeneration is the VMI's): its RestartRequired may be about an older spec, e.g. a drift
+  // HyperSpector just reverted.
+  if (vm.status?.desiredGeneration !== undefined && vm.status.desiredGeneration !== current) return false;
   if (!Number.isFinite(started) || current === undefined) return false;
   return started < current;
 }

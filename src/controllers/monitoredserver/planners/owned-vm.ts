@@ -1,9 +1,9 @@
 // Planner helper: bring a VirtualMachine the operator owns whole (created from a template) to the
-// desired object: server-side apply when our fields differ, and a guarded replace when someone else
-// added fields to its spec (apply alone never removes another writer's fields).
+// desired object: server-side apply when our fields differ, and a guarded JSON patch that removes
+// what someone else added to its spec (apply alone never removes another writer's fields).
 import type { BuiltVirtualMachine } from '../../../builders/virtual-machine.ts';
 import { FIELD_MANAGER, needsApply } from '../../../kube/apply.ts';
-import { foreignManagers } from '../../../kube/foreign-fields.ts';
+import { foreignFields, removalPatch } from '../../../kube/foreign-fields.ts';
 import type { VirtualMachine } from '../../../kube/objects.ts';
 import { VIRTUAL_MACHINE } from '../../../kube/resources.ts';
 import { statusCodeOf } from '../../../kube/rest.ts';
@@ -44,32 +44,31 @@ export function planOwnedVm(desired: BuiltVirtualMachine, live: VirtualMachine |
     const event: PlannedEvent = { type: 'Normal', reason: names.created, message: `Created ${names.describe}${names.createdDetail ?? ''}` };
     return [{ ...base, type: 'apply', resource: VIRTUAL_MACHINE, object: desired, failureReason: `Create${names.kind}Failed`, log: `Create ${names.describe}`, event }];
   }
-  const foreign = foreignManagers(live, { ownManager: FIELD_MANAGER, trustedManagers: KUBEVIRT_MANAGERS });
-  if (foreign.length > 0) {
-    const { managedFields: _dropped, ...metadata } = live.metadata ?? {};
-    const replacement: BuiltVirtualMachine = {
-      ...desired,
-      metadata: {
-        ...metadata,
-        // resourceVersion: the replace fails (409, retried) if the VM changed since we looked.
-        labels: { ...(live.metadata?.labels ?? {}), ...(desired.metadata.labels ?? {}) },
-        annotations: { ...(live.metadata?.annotations ?? {}), ...(desired.metadata.annotations ?? {}) },
+  const actions: Action[] = [];
+  const foreign = foreignFields(live, desired, { ownManager: FIELD_MANAGER, trustedManagers: KUBEVIRT_MANAGERS });
+  if (foreign.paths.length > 0) {
+    const who = foreign.managers.join(', ');
+    actions.push({
+      ...base,
+      type: 'patch',
+      resource: VIRTUAL_MACHINE,
+      namespace: live.metadata?.namespace ?? '',
+      name: live.metadata?.name ?? '',
+      patchType: 'json',
+      // Removes exactly what others added; fails (409/422, retried) if the VM changed since we looked.
+      body: removalPatch(live.metadata?.resourceVersion, foreign.paths),
+      failureReason: `Revert${names.kind}Failed`,
+      log: `Revert changes by ${who} to ${names.describe}: ${foreign.paths.join(', ')}`,
+      event: {
+        type: 'Warning',
+        reason: `${names.kind}Reverted`,
+        message: `Removed ${foreign.paths.join(', ')} from ${names.describe}, added by ${who}: HyperSpector owns it; change the MonitoredServer instead`,
       },
-    };
-    return [
-      {
-        ...base,
-        type: 'replace',
-        resource: VIRTUAL_MACHINE,
-        object: replacement,
-        failureReason: `Revert${names.kind}Failed`,
-        log: `Revert changes by ${foreign.join(', ')} to ${names.describe}`,
-        event: { type: 'Warning', reason: `${names.kind}Reverted`, message: `Reverted changes to the spec of ${names.describe} made by ${foreign.join(', ')}: HyperSpector owns it; change spec of the MonitoredServer instead` },
-      },
-    ];
+    });
   }
-  if (!needsApply(desired, live)) return [];
+  if (!needsApply(desired, live)) return actions;
   return [
+    ...actions,
     {
       ...base,
       type: 'apply',
