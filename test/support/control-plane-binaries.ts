@@ -1,8 +1,9 @@
 // Locates (and if needed builds) the local control-plane binaries via hack/build-control-plane.sh.
 import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT } from './repo-root.ts';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+// TEMPORARY (removed after the move to testenv/): old import sites, rewritten by symbol.
+export { REPO_ROOT } from './repo-root.ts';
 
 export interface ControlPlaneBinaries {
   dir: string;

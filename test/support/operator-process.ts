@@ -1,11 +1,14 @@
 // Runs the operator (src/main.ts) as a separate process against a LocalCluster, as it runs in a
 // Deployment: killable with SIGKILL, restartable, several replicas at once.
-import * as k8s from '@kubernetes/client-node';
 import { join } from 'node:path';
 import { freePort, type LocalCluster } from './cluster.ts';
+import { ensureNamespace } from './namespaces.ts';
 import { REPO_ROOT } from './control-plane-binaries.ts';
 import { ManagedProcess } from './managed-process.ts';
 import { waitFor } from './wait.ts';
+
+// TEMPORARY (removed after the move to testenv/): old import sites, rewritten by symbol.
+export { ensureNamespace } from './namespaces.ts';
 
 export interface OperatorProcessOptions {
   logFile?: string;
@@ -28,24 +31,6 @@ export interface OperatorProcess {
 
 
 let counter = 0;
-
-/**
- * Creates the namespace if needed and waits for its `default` ServiceAccount: with the
- * ServiceAccount admission plugin on (as in every real cluster), a pod created before the service
- * account controller made it is refused.
- */
-export async function ensureNamespace(cluster: LocalCluster, name: string): Promise<void> {
-  const core = cluster.api(k8s.CoreV1Api);
-  try {
-    await core.createNamespace({ body: { metadata: { name } } });
-  } catch (err) {
-    if ((err as { code?: number }).code !== 409) throw err;
-  }
-  await waitFor(() => core.readNamespacedServiceAccount({ namespace: name, name: 'default' }).then(() => true), {
-    timeoutMs: 30_000,
-    description: `the default ServiceAccount of namespace ${name}`,
-  });
-}
 
 export async function startOperatorProcess(cluster: LocalCluster, options: OperatorProcessOptions = {}): Promise<OperatorProcess> {
   const leaseNamespace = options.leaseNamespace ?? 'hyperspector-system';
