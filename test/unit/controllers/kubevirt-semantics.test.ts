@@ -7,7 +7,7 @@ import { isRefusedTemplate } from '../../../src/controllers/monitoredserver/moni
 import { KubeApiError } from '../../../src/kube/rest.ts';
 import { vmiNeedsRestart, type ObservedState, type VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
 import type { VirtualMachine } from '../../../src/builders/virtual-machine.ts';
-import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
+import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 const T0 = new Date('2026-11-29T10:00:00Z');
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { computeStatus, statusEqual } from '../../../src/controllers/monitoredserver/status.ts';
 import type { ObservedPod, ObservedState, VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
 import type { VirtualMachine } from '../../../src/builders/virtual-machine.ts';
-import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
+import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 const T0 = new Date('2026-11-29T10:00:00Z');
 const T1 = new Date('2026-11-29T10:05:00Z');
