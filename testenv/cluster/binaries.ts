@@ -2,9 +2,6 @@
 import { execFileSync } from 'node:child_process';
 import { REPO_ROOT } from '../repo-root.ts';
 
-// TEMPORARY (removed after the move to testenv/): old import sites, rewritten by symbol.
-export { REPO_ROOT } from '../repo-root.ts';
-
 export interface ControlPlaneBinaries {
   dir: string;
   etcd: string;

@@ -10,7 +10,7 @@ import { controlPlaneBinaries } from './binaries.ts';
 import type { ClusterProcesses } from './processes.ts';
 import { writeTokenAuthFile, type ClusterUser, type ClusterUserName } from './users.ts';
 import { freePort } from '../free-port.ts';
-import { createCertificateAuthority, issueCertificate } from '../kubevirt/certs.ts';
+import { createCertificateAuthority, issueCertificate } from './certs.ts';
 import { waitFor } from '../wait.ts';
 
 /** A GET of `path` with a bearer token to an HTTPS server whose certificate `caFile` holds. */

@@ -19,10 +19,6 @@ import { createKwokNodes, startKwok, type NodeCapacity } from './kwok.ts';
 import { KubeVirtWorld, type KubeVirtWorldOptions } from '../kubevirt/kubevirt-world.ts';
 import { RealGuestNodes, type RealGuestNodesOptions } from '../real-guests/real-guest-nodes.ts';
 
-// TEMPORARY (removed after the move to testenv/): old import sites, rewritten by symbol.
-export { freePort } from '../free-port.ts';
-export { THIRD_PARTY_CRDS_ENV, readCrds, isKubeVirtGroup, clusterCrds } from './crds.ts';
-export type { ClusterUser, ClusterUserName } from './users.ts';
 
 export interface StartClusterOptions {
   /** Number of kwok nodes (default 3). */

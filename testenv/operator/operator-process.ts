@@ -8,8 +8,6 @@ import { REPO_ROOT } from '../repo-root.ts';
 import { ManagedProcess } from '../managed-process.ts';
 import { waitFor } from '../wait.ts';
 
-// TEMPORARY (removed after the move to testenv/): old import sites, rewritten by symbol.
-export { ensureNamespace } from '../cluster/namespaces.ts';
 
 export interface OperatorProcessOptions {
   logFile?: string;
