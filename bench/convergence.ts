@@ -5,11 +5,11 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { OperatorTestEnv, MS } from '../test/support/operator-env.ts';
-import { startOperatorProcess } from '../test/support/operator-process.ts';
-import { monitoredServer } from '../test/support/monitoredserver-fixtures.ts';
-import { auditRequests, WRITE_VERBS } from '../test/support/audit-log.ts';
-import { waitFor } from '../test/support/wait.ts';
+import { OperatorTestEnv, MS } from '../testenv/operator/operator-env.ts';
+import { startOperatorProcess } from '../testenv/operator/operator-process.ts';
+import { monitoredServer } from '../testenv/fixtures/monitoredservers.ts';
+import { auditRequests, WRITE_VERBS } from '../testenv/cluster/audit-log.ts';
+import { waitFor } from '../testenv/wait.ts';
 import { buildServerVirtualMachine } from '../src/builders/server-vm.ts';
 import { buildIdsVirtualMachine, serverPodLabels } from '../src/builders/ids-vm.ts';
 import { roleLabels } from '../src/builders/names.ts';

@@ -10,9 +10,9 @@ import { GuestIntrospector, openGuestMemoryReadOnly } from '../src/introspection
 import { GuestProfileCache } from '../src/introspection/guest-kernel-discovery.ts';
 import { closeSync } from 'node:fs';
 import { floorWalk } from './introspection-floor.ts';
-import { QemuGuest } from '../test/support/guest/qemu-guest.ts';
-import { asPsRow, guestPs, waitForGuestPs } from '../test/support/guest/scenario.ts';
-import { testGuestAssets } from '../test/support/guest/test-guest.ts';
+import { QemuGuest } from '../testenv/guest/qemu-guest.ts';
+import { asPsRow, guestPs, waitForGuestPs } from '../testenv/guest/scenario.ts';
+import { testGuestAssets } from '../testenv/guest/test-guest.ts';
 
 const { values } = parseArgs({ options: { processes: { type: 'string', default: '1000' }, runs: { type: 'string', default: '21' }, kernel: { type: 'string', default: 'linux-image-amd64' } } });
 const target = Number(values.processes);

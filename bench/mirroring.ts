@@ -13,8 +13,8 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NsenterKernelCommands, ensureServerMirror, removeServerMirror, type ServerMirrorSpec } from '../src/dataplane/index.ts';
-import { buildCluster, type ServerPair } from '../test/support/netns/cluster.ts';
-import { ProcessGroup, deleteNamespaces, runPrefix, waitForOutput, type TestNetns } from '../test/support/netns/netns-host.ts';
+import { buildCluster, type ServerPair } from '../testenv/netns/netns-cluster.ts';
+import { ProcessGroup, deleteNamespaces, runPrefix, waitForOutput, type TestNetns } from '../testenv/netns/netns-host.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const resultsDir = join(here, 'results');

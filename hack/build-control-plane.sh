@@ -34,7 +34,7 @@ for b in "${binaries[@]}"; do
   fi
 done
 
-# kwok's own default pod stages of this release, for the harness to adapt (test/support/cluster.ts).
+# kwok's own default pod stages of this release, for the harness to adapt (testenv/cluster/kwok.ts).
 copy_kwok_stages() {
   [[ -s "$out/kwok-stages/pod-delete.yaml" ]] && return 0
   command -v go >/dev/null || return 0

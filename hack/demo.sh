@@ -11,4 +11,7 @@ echo "[demo] preparing the local control plane (first run builds it from the Go 
 bash hack/build-control-plane.sh >/dev/null
 echo "[demo] preparing KubeVirt's virt-controller and virt-api (first run builds them: ~10 min on 2 cores; cached afterwards)"
 bash hack/build-kubevirt.sh >/dev/null
-exec node_modules/.bin/tsx hack/demo.ts "$@"
+# Node 24 from node_modules (the `node` dev dependency), also when run as `bash hack/demo.sh`
+# rather than `npm run demo`: tsx runs whichever `node` comes first on PATH.
+export PATH="$PWD/node_modules/.bin:$PATH"
+exec tsx hack/demo.ts "$@"

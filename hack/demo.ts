@@ -4,9 +4,10 @@
 //   --until-ready   exit 0 once every MonitoredServer is Ready (exit 1 after --timeout seconds)
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { startCluster } from '../test/support/cluster.ts';
-import { controlPlaneBinaries, REPO_ROOT } from '../test/support/control-plane-binaries.ts';
-import { startOperatorProcess } from '../test/support/operator-process.ts';
+import { startCluster } from '../testenv/cluster/local-cluster.ts';
+import { controlPlaneBinaries } from '../testenv/cluster/binaries.ts';
+import { REPO_ROOT } from '../testenv/repo-root.ts';
+import { startOperatorProcess } from '../testenv/operator/operator-process.ts';
 import { renderDemoTable, readDemoState, allReady } from './demo-table.ts';
 
 const { values } = parseArgs({

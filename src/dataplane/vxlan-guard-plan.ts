@@ -7,6 +7,7 @@
 // to peer nodes), breaking "the server VM can never reach an IDS VM". The rule matches the VNI in
 // the VXLAN header, so a CNI's own VXLAN on the same port is never touched. It sits at the raw
 // priority of prerouting, after defragmentation, before anything else looks at the packet.
+import { isDeepStrictEqual } from 'node:util';
 import { nftScript, type KernelCommand } from './kernel-commands.ts';
 import { desiredPeers, type VxlanOverlaySpec } from './vxlan-overlay-plan.ts';
 
@@ -120,7 +121,7 @@ export function parseGuardState(json: { nftables?: NftObject[] } | undefined, ta
 }
 
 function sameState(a: GuardState, b: GuardState): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  return isDeepStrictEqual(a, b);
 }
 
 export function planVxlanGuard(spec: VxlanOverlaySpec, observed: GuardState | undefined): KernelCommand[] {

@@ -57,7 +57,7 @@ interface Identified {
 
 /**
  * Opens guest memory strictly for reading. O_RDONLY is the whole point: the IDS side must never be
- * able to change the server VM (DESIGN.md §1). (libuv adds O_CLOEXEC itself.)
+ * able to change the server VM (docs/architecture.md §1). (libuv adds O_CLOEXEC itself.)
  */
 export function openGuestMemoryReadOnly(pid: number, procRoot = '/proc'): number {
   return openSync(`${procRoot}/${pid}/mem`, constants.O_RDONLY);

@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { startCluster, type LocalCluster } from '../support/cluster.ts';
-import { monitoredServer } from '../support/monitoredserver-fixtures.ts';
-import { REPO_ROOT } from '../support/control-plane-binaries.ts';
+import { startCluster, type LocalCluster } from '../../testenv/cluster/local-cluster.ts';
+import { monitoredServer } from '../../testenv/fixtures/monitoredservers.ts';
+import { REPO_ROOT } from '../../testenv/repo-root.ts';
 
 const NS = 'validation';
 const target = { group: 'hyperspector.io', version: 'v1alpha1', plural: 'monitoredservers', namespace: NS };

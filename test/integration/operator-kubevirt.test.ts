@@ -2,10 +2,10 @@
 // live updates, a pending restart of the user's server, a teardown KubeVirt cannot finish, releasing
 // a VM's template labels).
 import assert from 'node:assert/strict';
-import { OperatorTestEnv, useOperatorEnv, MS, VM, VMI } from '../support/operator-env.ts';
-import { monitoredServer, vmTemplate } from '../support/monitoredserver-fixtures.ts';
-import { auditRequests } from '../support/audit-log.ts';
-import { waitFor } from '../support/wait.ts';
+import { OperatorTestEnv, useOperatorEnv, MS, VM, VMI } from '../../testenv/operator/operator-env.ts';
+import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
+import { auditRequests } from '../../testenv/cluster/audit-log.ts';
+import { waitFor } from '../../testenv/wait.ts';
 
 const NS = 'kv';
 

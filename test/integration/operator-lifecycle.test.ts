@@ -2,10 +2,10 @@
 // bad references, following the server, and writing nothing when nothing changed.
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
-import { OperatorTestEnv, useOperatorEnv, MS, VM, VMI } from '../support/operator-env.ts';
-import { monitoredServer, vmTemplate } from '../support/monitoredserver-fixtures.ts';
-import { auditRequests, describeRequests } from '../support/audit-log.ts';
-import { waitFor } from '../support/wait.ts';
+import { OperatorTestEnv, useOperatorEnv, MS, VM, VMI } from '../../testenv/operator/operator-env.ts';
+import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
+import { auditRequests, describeRequests } from '../../testenv/cluster/audit-log.ts';
+import { waitFor } from '../../testenv/wait.ts';
 
 const NS = 'shop';
 

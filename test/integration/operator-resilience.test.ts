@@ -1,11 +1,11 @@
 // The operator survives what production throws at it: SIGKILL at random points, a second replica
 // waiting for the lease, and a kube-apiserver restart.
 import assert from 'node:assert/strict';
-import { OperatorTestEnv, MS, VM, VMI } from '../support/operator-env.ts';
-import { startOperatorProcess } from '../support/operator-process.ts';
-import { monitoredServer, vmTemplate } from '../support/monitoredserver-fixtures.ts';
-import { auditRequests, describeRequests } from '../support/audit-log.ts';
-import { waitFor } from '../support/wait.ts';
+import { OperatorTestEnv, MS, VM, VMI } from '../../testenv/operator/operator-env.ts';
+import { startOperatorProcess } from '../../testenv/operator/operator-process.ts';
+import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
+import { auditRequests, describeRequests } from '../../testenv/cluster/audit-log.ts';
+import { waitFor } from '../../testenv/wait.ts';
 import * as k8s from '@kubernetes/client-node';
 
 const LEASE_NS = 'hyperspector-system';

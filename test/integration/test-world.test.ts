@@ -5,14 +5,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { startCluster } from '../support/cluster.ts';
-import { REPO_ROOT } from '../support/control-plane-binaries.ts';
-import { OperatorTestEnv, VM, VMI } from '../support/operator-env.ts';
-import { vmTemplate } from '../support/monitoredserver-fixtures.ts';
-import { auditRequests } from '../support/audit-log.ts';
-import { waitFor } from '../support/wait.ts';
+import { startCluster } from '../../testenv/cluster/local-cluster.ts';
+import { REPO_ROOT } from '../../testenv/repo-root.ts';
+import { OperatorTestEnv, VM, VMI } from '../../testenv/operator/operator-env.ts';
+import { vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
+import { auditRequests } from '../../testenv/cluster/audit-log.ts';
+import { waitFor } from '../../testenv/wait.ts';
 import { createKubeApi, statusCodeOf } from '../../src/kube/rest.ts';
-import { isAlive } from '../support/process-alive.ts';
+import { isAlive } from '../../testenv/process-alive.ts';
 
 const NS = 'world';
 const VMIM = { group: 'kubevirt.io', version: 'v1', plural: 'virtualmachineinstancemigrations' };
@@ -252,7 +252,7 @@ describe('test world: KubeVirt’s own controllers on the local control plane', 
     assert.equal(kubevirtPids.filter(isAlive).length, 2, 'virt-api and virt-controller run');
 
     // node itself (not the tsx wrapper, which would leave its own child behind when killed).
-    const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', 'node'), ['--import', 'tsx', join(REPO_ROOT, 'test', 'support', 'start-cluster-child.ts')], {
+    const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', 'node'), ['--import', 'tsx', join(REPO_ROOT, 'testenv', 'cluster', 'start-cluster-child.ts')], {
       stdio: ['ignore', 'pipe', 'inherit'],
       cwd: REPO_ROOT,
     });

@@ -1,9 +1,9 @@
 // Pure: the MonitoredServer status (conditions and summary fields) from the observed state.
 // Each condition says what is wrong and what the user can do about it.
+import { isDeepStrictEqual } from 'node:util';
 import type { MonitoredServer, MonitoredServerStatus, VmStatus } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { conditionsEqual, removeCondition, setCondition, type Condition, type ConditionUpdate } from '../../kube/conditions.ts';
 import { idsVmName, isAdopting, processMapperPodName, serverVmName } from '../../builders/names.ts';
-import { canonicalJson } from '../../kube/canonical-json.ts';
 import type { Outcome, Outcomes } from './actions.ts';
 import { ConditionType, Reason } from './reasons.ts';
 import { podIsReady, printableStatus, vmCondition, vmiIsReady, vmiIsRunning, vmiNode, type ObservedState } from './observed-state.ts';
@@ -288,10 +288,13 @@ export function deletingStatus(ms: MonitoredServer, waitingOn: string, now: Date
   return { ...(ms.status ?? {}), observedGeneration: generation, conditions };
 }
 
-/** True when writing `next` would change nothing the user sees (conditions compared as a map). */
+/**
+ * True when writing `next` would change nothing the user sees: conditions compared as a map, the
+ * rest as values (key order aside, as the API server may return it in another order).
+ */
 export function statusEqual(current: MonitoredServerStatus | undefined, next: MonitoredServerStatus): boolean {
   if (!current) return false;
   const { conditions: a, ...restA } = current;
   const { conditions: b, ...restB } = next;
-  return conditionsEqual(a as Condition[] | undefined, b as Condition[]) && canonicalJson(restA) === canonicalJson(restB);
+  return conditionsEqual(a as Condition[] | undefined, b as Condition[]) && isDeepStrictEqual(restA, restB);
 }

@@ -16,12 +16,12 @@ import {
   type ServerMirrorSpec,
   type VxlanOverlaySpec,
 } from '../../../src/dataplane/index.ts';
-import { frameMultiset, readFrames, startCapture, stopCapture, type Capture } from '../../support/netns/capture.ts';
-import { IDS_OVERLAY_SUBNET, OVERLAY_MTU, attachIdsToOverlay, buildCluster, detachIdsFromOverlay, type NetnsCluster, type ServerPair } from '../../support/netns/cluster.ts';
-import { ProcessGroup, deleteNamespaces, runPrefix, waitForOutput, type TestNetns } from '../../support/netns/netns-host.ts';
-import { nmapHostDiscovery, nmapPortScan, portsAccountedFor, reachablePorts } from '../../support/netns/nmap.ts';
-import { snapshotAll, type NetnsSnapshot } from '../../support/netns/snapshot.ts';
-import { waitUntil } from '../../support/netns/wait.ts';
+import { frameMultiset, readFrames, startCapture, stopCapture, type Capture } from '../../../testenv/netns/capture.ts';
+import { IDS_OVERLAY_SUBNET, OVERLAY_MTU, attachIdsToOverlay, buildCluster, detachIdsFromOverlay, type NetnsCluster, type ServerPair } from '../../../testenv/netns/netns-cluster.ts';
+import { ProcessGroup, deleteNamespaces, runPrefix, waitForOutput, type TestNetns } from '../../../testenv/netns/netns-host.ts';
+import { nmapHostDiscovery, nmapPortScan, portsAccountedFor, reachablePorts } from '../../../testenv/netns/nmap.ts';
+import { snapshotAll, type NetnsSnapshot } from '../../../testenv/netns/snapshot.ts';
+import { waitUntil } from '../../../testenv/netns/wait.ts';
 
 const kernel = new NsenterKernelCommands();
 const IDS_PORT = 7000;

@@ -6,9 +6,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { parse } from 'yaml';
 import { MOUNT_SCRIPT_PATH } from '../../../src/builders/disk-inspection-cloud-init.ts';
-import { ensureDebianKernel, type DebianKernel } from '../../support/guest/debian-kernel.ts';
-import { buildInitramfs } from '../../support/guest/initramfs.ts';
-import { guestKernelModules } from '../../support/guest/kernel-modules.ts';
+import { ensureDebianKernel, type DebianKernel } from '../../../testenv/guest/debian-kernel.ts';
+import { buildInitramfs } from '../../../testenv/guest/initramfs.ts';
+import { guestKernelModules } from '../../../testenv/guest/kernel-modules.ts';
 
 /** virtio transport and block driver; crc32c_generic: ext4, jbd2 and xfs ask the crypto API for crc32c. */
 const MODULES = ['virtio_pci', 'virtio_blk', 'crc32c_generic', 'ext4', 'xfs'];

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { NO_KUBECONFIG_MESSAGE } from '../../../src/operator.ts';
-import { REPO_ROOT } from '../../support/control-plane-binaries.ts';
+import { REPO_ROOT } from '../../../testenv/repo-root.ts';
 
 const run = promisify(execFile);
 // The buildah storage hack/build-image.sh builds into (overlay or vfs).

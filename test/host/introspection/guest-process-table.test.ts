@@ -12,11 +12,11 @@ import { GuestIntrospector } from '../../../src/introspection/guest-introspector
 import { GuestProfileCache } from '../../../src/introspection/guest-kernel-discovery.ts';
 import { ProfileMismatchError } from '../../../src/introspection/kernel-locator.ts';
 import type { ProcessSnapshot } from '../../../src/introspection/process-info.ts';
-import { QemuGuest } from '../../support/guest/qemu-guest.ts';
-import { asPsRow, guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../../support/guest/scenario.ts';
-import { DEBIAN_KERNELS } from '../../support/guest/debian-kernel.ts';
-import { hideModuleFromList, hideProcessFromTaskList } from '../../support/guest/dkom.ts';
-import { testGuestAssets } from '../../support/guest/test-guest.ts';
+import { QemuGuest } from '../../../testenv/guest/qemu-guest.ts';
+import { asPsRow, guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../../../testenv/guest/scenario.ts';
+import { DEBIAN_KERNELS } from '../../../testenv/guest/debian-kernel.ts';
+import { hideModuleFromList, hideProcessFromTaskList } from '../../../testenv/guest/dkom.ts';
+import { testGuestAssets } from '../../../testenv/guest/test-guest.ts';
 
 const byPid = (rows: PsRow[]) => [...rows].sort((a, b) => a.pid - b.pid);
 

@@ -11,14 +11,14 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { GuestIntrospector } from '../../../src/introspection/guest-introspector.ts';
 import type { ProcessSnapshot } from '../../../src/introspection/process-info.ts';
 import type { MapperEvent } from '../../../src/sidecar/events.ts';
-import { QemuGuest, type BootOptions } from '../../support/guest/qemu-guest.ts';
-import { DEBIAN_KERNELS, ensureDebianKernelModule } from '../../support/guest/debian-kernel.ts';
-import { hideModuleFromList, hideProcessFromTaskList } from '../../support/guest/dkom.ts';
-import { buildInitramfs } from '../../support/guest/initramfs.ts';
-import { kexecFiles, kexecIntoNextKernel } from '../../support/guest/kexec.ts';
-import { KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs } from '../../support/guest/scenario.ts';
-import { SidecarProcess } from '../../support/guest/sidecar-process.ts';
-import { SCENARIO_FILES_WITH_WORKLOAD, testGuestAssets } from '../../support/guest/test-guest.ts';
+import { QemuGuest, type BootOptions } from '../../../testenv/guest/qemu-guest.ts';
+import { DEBIAN_KERNELS, ensureDebianKernelModule } from '../../../testenv/guest/debian-kernel.ts';
+import { hideModuleFromList, hideProcessFromTaskList } from '../../../testenv/guest/dkom.ts';
+import { buildInitramfs } from '../../../testenv/guest/initramfs.ts';
+import { kexecFiles, kexecIntoNextKernel } from '../../../testenv/guest/kexec.ts';
+import { KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs } from '../../../testenv/guest/scenario.ts';
+import { SidecarProcess } from '../../../testenv/guest/sidecar-process.ts';
+import { SCENARIO_FILES_WITH_WORKLOAD, testGuestAssets } from '../../../testenv/guest/test-guest.ts';
 
 const POLL_MS = 1000;
 

@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import type * as k8s from '@kubernetes/client-node';
 import { buildProcessMapperPod, KERNEL_PROFILES_MOUNT, PROCESS_MAPPER_PORT } from '../../../src/builders/process-mapper-pod.ts';
-import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
-import { podProcessSpec, UnsupportedPodError } from '../../support/real-guests/pod-process.ts';
-import { podCgroupSegments } from '../../support/real-guests/pod-cgroup.ts';
+import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
+import { podProcessSpec, UnsupportedPodError } from '../../../testenv/real-guests/pod-process.ts';
+import { podCgroupSegments } from '../../../testenv/real-guests/pod-cgroup.ts';
 
 describe('real pods: the process-mapper pod as a host process', () => {
   const built = buildProcessMapperPod(monitoredServer('web-1', 'shop'), { nodeName: 'node-a', name: 'web-1-server', uid: 'vmi-uid-1' }, { image: 'hyperspector/operator:0.1.0', defaultKernelProfilesConfigMap: 'profiles' });

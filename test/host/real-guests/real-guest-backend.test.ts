@@ -9,12 +9,12 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { findQemuForVmi } from '../../../src/sidecar/qemu-finder.ts';
 import { GuestIntrospector } from '../../../src/introspection/guest-introspector.ts';
-import { testGuestAssets } from '../../support/guest/test-guest.ts';
-import { RealGuestBackend, type RealGuest } from '../../support/kubevirt/real-guest-backend.ts';
-import type { Pod, Vmi } from '../../support/kubevirt/virt-handler-status.ts';
-import { removeLeftovers } from '../../support/real-guests/leftovers.ts';
-import { namespaceExists } from '../../support/real-guests/node-network.ts';
-import { waitFor } from '../../support/wait.ts';
+import { testGuestAssets } from '../../../testenv/guest/test-guest.ts';
+import { RealGuestBackend, type RealGuest } from '../../../testenv/real-guests/real-guest-backend.ts';
+import type { Pod, Vmi } from '../../../testenv/kubevirt/virt-handler-status.ts';
+import { removeLeftovers } from '../../../testenv/real-guests/leftovers.ts';
+import { namespaceExists } from '../../../testenv/real-guests/node-network.ts';
+import { waitFor } from '../../../testenv/wait.ts';
 
 interface Link {
   ifname: string;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { parseConfig } from '../../../src/config.ts';
 import { ARGOCD_CM, CHART_DIR, CRD_TEMPLATE, DEPLOY_MANIFEST, renderArgocdCm, renderCrdTemplate, renderDeployManifest } from '../../../hack/packaging.ts';
-import { REPO_ROOT } from '../../support/control-plane-binaries.ts';
+import { REPO_ROOT } from '../../../testenv/repo-root.ts';
 import { Helm, parseObjects, type KubeObject } from './install-support.ts';
 
 type Rule = { apiGroups?: string[]; resources?: string[]; verbs?: string[]; resourceNames?: string[] };

@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { freePort, type LocalCluster } from '../../support/cluster.ts';
-import { REPO_ROOT } from '../../support/control-plane-binaries.ts';
-import { ManagedProcess } from '../../support/managed-process.ts';
-import { waitFor } from '../../support/wait.ts';
+import { freePort } from '../../../testenv/free-port.ts';
+import { type LocalCluster } from '../../../testenv/cluster/local-cluster.ts';
+import { REPO_ROOT } from '../../../testenv/repo-root.ts';
+import { ManagedProcess } from '../../../testenv/managed-process.ts';
+import { waitFor } from '../../../testenv/wait.ts';
 import { HEALTH_LUA, helmBinary } from '../../../hack/packaging.ts';
 
 export { HEALTH_LUA };

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { FIELD_MANAGER, applyIfChanged, applyStatus, applyStatusIfChanged, needsApply } from '../../../src/kube/apply.ts';
 import { createKubeApi, type KubeApi } from '../../../src/kube/rest.ts';
 import { CONFIG_MAP, POD, objectPath, type ResourceType } from '../../../src/kube/resources.ts';
-import type { LocalCluster } from '../../support/cluster.ts';
-import { waitFor } from '../../support/wait.ts';
+import type { LocalCluster } from '../../../testenv/cluster/local-cluster.ts';
+import { waitFor } from '../../../testenv/wait.ts';
 import { startRuntimeTestCluster } from './kube-cluster.ts';
 import type { TestObject } from '../../../src/kube/testing/test-object.ts';
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { EventRecorder, referenceTo } from '../../../src/kube/events.ts';
 import type { KubeObject } from '../../../src/kube/apply.ts';
 import { createKubeApi, type KubeApi } from '../../../src/kube/rest.ts';
-import type { LocalCluster } from '../../support/cluster.ts';
+import type { LocalCluster } from '../../../testenv/cluster/local-cluster.ts';
 import { startRuntimeTestCluster } from './kube-cluster.ts';
 
 const NS = 'events-test';

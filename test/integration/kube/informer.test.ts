@@ -5,9 +5,9 @@ import { Informer, labelIndex } from '../../../src/kube/informer.ts';
 import { apiListWatch } from '../../../src/kube/list-watch.ts';
 import { createKubeApi, type KubeApi } from '../../../src/kube/rest.ts';
 import { CONFIG_MAP, collectionPath, objectPath } from '../../../src/kube/resources.ts';
-import type { LocalCluster } from '../../support/cluster.ts';
+import type { LocalCluster } from '../../../testenv/cluster/local-cluster.ts';
 import { startRuntimeTestCluster } from './kube-cluster.ts';
-import { waitFor } from '../../support/wait.ts';
+import { waitFor } from '../../../testenv/wait.ts';
 import { FreezableProxy } from './freezable-proxy.ts';
 import type { TestObject } from '../../../src/kube/testing/test-object.ts';
 

@@ -3,7 +3,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCluster, type LocalCluster } from '../../support/cluster.ts';
+import { startCluster, type LocalCluster } from '../../../testenv/cluster/local-cluster.ts';
 
 export function startRuntimeTestCluster(): Promise<LocalCluster> {
   return startCluster({ nodes: 1, thirdPartyCrdDir: mkdtempSync(join(tmpdir(), 'no-third-party-crds-')) });

@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { LeaderElector, apiLeaseLock, type LeaseLock } from '../../../src/kube/leader-election.ts';
 import { KubeApiError, createKubeApi, type ApiRequest, type KubeApi } from '../../../src/kube/rest.ts';
-import type { LocalCluster } from '../../support/cluster.ts';
+import type { LocalCluster } from '../../../testenv/cluster/local-cluster.ts';
 import { startRuntimeTestCluster } from './kube-cluster.ts';
-import { waitFor } from '../../support/wait.ts';
+import { waitFor } from '../../../testenv/wait.ts';
 
 const NS = 'leader-election-test';
 // Shorter than the 15/10/2 s defaults so the test is quick; the ratios are the same.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { ANNOTATION_SPEC_HASH, buildProcessMapperPod } from '../../../src/builders/process-mapper-pod.ts';
-import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
+import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 const settings = { image: 'hyperspector/operator:test', defaultKernelProfilesConfigMap: 'cluster-profiles' };
 const vmi = { nodeName: 'node-b', name: 'web-1-server', uid: 'vmi-1' };

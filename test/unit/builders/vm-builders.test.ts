@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { buildServerVirtualMachine, buildAdoptionMarks } from '../../../src/builders/server-vm.ts';
 import { buildIdsVirtualMachine, serverPodLabels } from '../../../src/builders/ids-vm.ts';
 import { LABEL_MONITORED_SERVER, LABEL_ROLE, ANNOTATION_PAIRED_WITH } from '../../../src/builders/names.ts';
-import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
+import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 function ms(deletionPolicy?: 'Retain' | 'Delete') {
   const m = monitoredServer('web-1', 'shop');

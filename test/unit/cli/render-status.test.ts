@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { renderFile } from '../../../src/cli/commands/render.ts';
 import { formatStatus } from '../../../src/cli/commands/status.ts';
-import { REPO_ROOT } from '../../support/control-plane-binaries.ts';
-import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
+import { REPO_ROOT } from '../../../testenv/repo-root.ts';
+import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 describe('kubectl-hyperspector render', () => {
   it('renders the server VM and the IDS VM of an example, with the same builders as the operator', () => {

@@ -12,7 +12,7 @@ import { computeStatus } from '../../../src/controllers/monitoredserver/status.t
 import { silentLogger } from '../../../src/kube/logger.ts';
 import { POD, VIRTUAL_MACHINE } from '../../../src/kube/resources.ts';
 import { KubeApiError, type ApiRequest, type KubeApi } from '../../../src/kube/rest.ts';
-import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
+import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 const T0 = new Date('2026-12-01T10:00:00Z');
 

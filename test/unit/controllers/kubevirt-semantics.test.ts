@@ -8,7 +8,7 @@ import { KubeApiError } from '../../../src/kube/rest.ts';
 import { vmiNeedsRestart, type ObservedState, type VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
 import type { VirtualMachine } from '../../../src/kube/objects.ts';
 import { Outcomes } from '../../../src/controllers/monitoredserver/actions.ts';
-import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
+import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 const NO_OUTCOMES = new Outcomes();
 

@@ -16,7 +16,7 @@ import { planServerVm } from '../../../src/controllers/monitoredserver/planners/
 import { planTeardown, TEARDOWN_STALL_MS } from '../../../src/controllers/monitoredserver/planners/teardown.ts';
 import { FIELD_MANAGER } from '../../../src/kube/apply.ts';
 import { KubeApiError } from '../../../src/kube/rest.ts';
-import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
+import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 const T0 = new Date('2026-12-01T10:00:00Z');
 const NS = 'shop';

@@ -4,7 +4,7 @@ import type { Pod, ObservedState, VirtualMachineInstance } from '../../../src/co
 import type { VirtualMachine } from '../../../src/kube/objects.ts';
 import { Outcomes } from '../../../src/controllers/monitoredserver/actions.ts';
 import { POD } from '../../../src/kube/resources.ts';
-import { monitoredServer } from '../../support/monitoredserver-fixtures.ts';
+import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 const NO_OUTCOMES = new Outcomes();
 
@@ -122,5 +122,17 @@ describe('MonitoredServer status', () => {
     const degraded = computeStatus({ ...ms, status: first }, { ...o, idsVmi: undefined }, NO_OUTCOMES, T1);
     assert.equal(cond(degraded, 'Ready')?.lastTransitionTime, '2026-11-29T10:05:00Z');
     assert.ok(!statusEqual(first, degraded));
+  });
+
+  it('compares the status read back from the API server by value: key order aside, any changed field counts', () => {
+    const o: ObservedState = { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVm: vm('web-1-ids'), idsVmi: vmi('web-1-ids', 'node-a'), processMapperPod: mapperPod() };
+    const built = computeStatus(ms, o, NO_OUTCOMES, T0);
+    const reversedKeys = (value: unknown): unknown =>
+      Array.isArray(value) ? value.map(reversedKeys) : value && typeof value === 'object' ? Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, reversedKeys(v)])) : value;
+    const readBack = reversedKeys(JSON.parse(JSON.stringify(built))) as typeof built;
+    assert.notEqual(JSON.stringify(readBack), JSON.stringify(built));
+    assert.ok(statusEqual(readBack, built));
+    assert.ok(!statusEqual({ ...readBack, idsVM: { ...readBack.idsVM!, nodeName: 'node-b' } }, built));
+    assert.ok(!statusEqual({ ...readBack, observedGeneration: (built.observedGeneration ?? 0) + 1 }, built));
   });
 });

@@ -7,7 +7,7 @@ import { parseElf } from '../../../src/introspection/elf.ts';
 import { findDigitTokens, KallsymsError, parseKallsyms } from '../../../src/introspection/kallsyms.ts';
 import { extractKernelElf } from '../../../src/introspection/kernel-image.ts';
 import { buildKernelProfile } from '../../../src/introspection/kernel-profile-builder.ts';
-import { DEBIAN_KERNELS, ensureDebianKernel } from '../../support/guest/debian-kernel.ts';
+import { DEBIAN_KERNELS, ensureDebianKernel } from '../../../testenv/guest/debian-kernel.ts';
 
 for (const [series, metaPackage, order] of [
   ['6.1', DEBIAN_KERNELS['bookworm-6.1'], 'offsets-first'],

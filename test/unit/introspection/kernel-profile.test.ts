@@ -1,5 +1,5 @@
 // Kernel profiles from the BTF of a real Debian kernel (linux-image-amd64, downloaded and cached by
-// test/support/guest/debian-kernel.ts), and the errors for inputs that are not usable kernels.
+// testenv/guest/debian-kernel.ts), and the errors for inputs that are not usable kernels.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
@@ -10,7 +10,7 @@ import { parseElf } from '../../../src/introspection/elf.ts';
 import { extractKernelElf, KernelImageError } from '../../../src/introspection/kernel-image.ts';
 import { buildKernelProfile, ProfileBuildError, START_KERNEL_MAP } from '../../../src/introspection/kernel-profile-builder.ts';
 import { KernelProfileError, parseKernelProfile, type KernelProfile } from '../../../src/introspection/kernel-profile.ts';
-import { ensureDebianKernel } from '../../support/guest/debian-kernel.ts';
+import { ensureDebianKernel } from '../../../testenv/guest/debian-kernel.ts';
 
 describe('kernel profiles from a real Debian kernel', function () {
   this.timeout(180_000);

@@ -1,6 +1,6 @@
 // The virt-handler stand-in's pure steps follow KubeVirt v1.8's virt-handler (see the module's references).
 import assert from 'node:assert/strict';
-import { diskTargets, hotplugStatus, liveMigratable, migrationStep, pausedStatus, runningStatus, type Vmi } from '../../support/kubevirt/virt-handler-status.ts';
+import { diskTargets, hotplugStatus, liveMigratable, migrationStep, pausedStatus, runningStatus, type Vmi } from '../../../testenv/kubevirt/virt-handler-status.ts';
 
 const NOW = '2026-12-01T10:00:00Z';
 

@@ -1,0 +1,75 @@
+// The test guest's known world: a passwd with a non-root user, and scripts with distinct names so
+// their processes have distinct comms and command lines; plus reading the guest's own `ps`.
+import type { GuestFile } from './initramfs.ts';
+import type { GuestProcess } from '../../src/introspection/process-info.ts';
+import type { QemuGuest } from './qemu-guest.ts';
+
+export const GUEST_USERS: Record<string, number> = { root: 0, alice: 1000, bob: 1001 };
+
+export const SCENARIO_FILES: Record<string, GuestFile> = {
+  '/etc/passwd': { content: 'root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/tmp:/bin/sh\nbob:x:1001:1001::/tmp:/bin/sh\n' },
+  '/etc/group': { content: 'root:x:0:\nalice:x:1000:\nbob:x:1001:\n' },
+  // A long-running script: its own process (comm = script name) plus a sleep child.
+  '/usr/bin/web-frontend': { content: '#!/bin/sh\nsleep 100001\n', mode: 0o755 },
+  '/usr/bin/batch-worker': { content: '#!/bin/sh\nsleep 100002\n', mode: 0o755 },
+  '/usr/bin/log-shipper': { content: '#!/bin/sh\nsleep 100003\n', mode: 0o755 },
+  '/usr/bin/intruder-tool': { content: '#!/bin/sh\nsleep 100004\n', mode: 0o755 },
+  // A "network service" that spawns a root shell, as a remote-code-execution exploit would.
+  '/usr/sbin/nginx': { content: "#!/bin/sh\nsh -c 'sleep 100005; echo done'\n", mode: 0o755 },
+};
+
+/** Shell lines that start the known processes (some as non-root users, with arguments). */
+export const START_KNOWN_PROCESSES = [
+  '/usr/bin/web-frontend --port 8080 --workers 2 &',
+  "su -s /bin/sh alice -c 'exec /usr/bin/batch-worker --queue reports --nice 5' &",
+  "su -s /bin/sh bob -c 'exec /usr/bin/log-shipper /var/log/app.log' &",
+  'sleep 100000 &',
+];
+
+export const KNOWN_COMMS = ['web-frontend', 'batch-worker', 'log-shipper'];
+
+export interface PsRow {
+  pid: number;
+  ppid: number;
+  uid: number;
+  comm: string;
+  args: string;
+}
+
+/** The guest's own view: busybox `ps -o pid,ppid,user,comm,args`, with users mapped back to uids. */
+export async function guestPs(guest: Pick<QemuGuest, 'run'>): Promise<PsRow[]> {
+  const out = await guest.run('COLUMNS=4096 ps -o pid,ppid,user,comm,args');
+  const rows: PsRow[] = [];
+  for (const line of out.split('\n')) {
+    const m = /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const [, pid, ppid, user, comm, rawArgs] = m;
+    const uid = /^\d+$/.test(user!) ? Number(user) : GUEST_USERS[user!];
+    if (uid === undefined) throw new Error(`unknown user ${user} in guest ps output`);
+    // busybox prints "{comm} argv..." when comm differs from argv[0]'s basename; the argv is what follows.
+    const prefix = `{${comm}} `;
+    const args = rawArgs!.startsWith(prefix) ? rawArgs!.slice(prefix.length) : rawArgs!;
+    rows.push({ pid: Number(pid), ppid: Number(ppid), uid, comm: comm!, args: args.trim() });
+  }
+  if (rows.length === 0) throw new Error(`no rows in guest ps output:\n${out}`);
+  return rows;
+}
+
+/** busybox ps keeps 15 characters of a name (its buffer is TASK_COMM_LEN). */
+const BUSYBOX_COMM_MAX = 15;
+
+/** The same columns from an introspected process, as busybox ps prints them (effective uid, short names). */
+export function asPsRow(p: GuestProcess): PsRow {
+  const comm = p.comm.slice(0, BUSYBOX_COMM_MAX);
+  return { pid: p.pid, ppid: p.ppid, uid: p.euid, comm, args: p.cmdline.length > 0 ? p.args.trim() : `[${comm}]` };
+}
+
+/** Polls the guest's own ps until a predicate holds (e.g. processes started in the background are there). */
+export async function waitForGuestPs(guest: Pick<QemuGuest, 'run'>, predicate: (rows: PsRow[]) => boolean, timeoutMs: number): Promise<PsRow[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = await guestPs(guest);
+    if (predicate(rows)) return rows;
+    if (Date.now() > deadline) throw new Error(`guest ps never satisfied the condition; last:\n${rows.map((r) => JSON.stringify(r)).join('\n')}`);
+  }
+}

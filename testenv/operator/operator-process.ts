@@ -1,0 +1,82 @@
+// Runs the operator (src/main.ts) as a separate process against a LocalCluster, as it runs in a
+// Deployment: killable with SIGKILL, restartable, several replicas at once.
+import { join } from 'node:path';
+import { freePort } from '../free-port.ts';
+import { type LocalCluster } from '../cluster/local-cluster.ts';
+import { ensureNamespace } from '../cluster/namespaces.ts';
+import { REPO_ROOT } from '../repo-root.ts';
+import { ManagedProcess } from '../managed-process.ts';
+import { waitFor } from '../wait.ts';
+
+
+export interface OperatorProcessOptions {
+  logFile?: string;
+  extraArgs?: string[];
+  /** Which cluster user the operator authenticates as (default admin). */
+  user?: 'admin' | 'operator' | 'operatorB';
+  leaderElect?: boolean;
+  leaseNamespace?: string;
+}
+
+export interface OperatorProcess {
+  pid: number;
+  httpPort: number;
+  process: ManagedProcess;
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+  metrics(): Promise<string>;
+  ready(): Promise<boolean>;
+}
+
+
+let counter = 0;
+
+export async function startOperatorProcess(cluster: LocalCluster, options: OperatorProcessOptions = {}): Promise<OperatorProcess> {
+  const leaseNamespace = options.leaseNamespace ?? 'hyperspector-system';
+  await ensureNamespace(cluster, leaseNamespace);
+  const httpPort = await freePort();
+  const kubeconfig = cluster.kubeConfigFor(options.user ?? 'admin').path;
+  const logFile = options.logFile ?? cluster.logOf(`operator-${++counter}`);
+  const proc = new ManagedProcess(
+    'operator',
+    // node itself (Node 24 from node_modules), not the tsx wrapper: one process, so SIGKILL and
+    // the peak RSS concern the operator and nothing else.
+    join(REPO_ROOT, 'node_modules', '.bin', 'node'),
+    [
+      '--import',
+      'tsx',
+      join(REPO_ROOT, 'src', 'main.ts'),
+      `--kubeconfig=${kubeconfig}`,
+      `--leader-elect=${options.leaderElect ?? true}`,
+      `--leader-election-namespace=${leaseNamespace}`,
+      `--http-port=${httpPort}`,
+      '--http-host=127.0.0.1',
+      '--not-ready-recheck=5s',
+      ...(options.extraArgs ?? []),
+    ],
+    logFile,
+    { ...process.env, PATH: `${join(REPO_ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}` },
+    REPO_ROOT, // `--import tsx` resolves from here
+  );
+  const base = `http://127.0.0.1:${httpPort}`;
+  const op: OperatorProcess = {
+    pid: proc.pid,
+    httpPort,
+    process: proc,
+    stop: () => proc.stop(15_000),
+    kill: async () => {
+      proc.killNow();
+      await proc.exited;
+    },
+    metrics: async () => (await fetch(`${base}/metrics`)).text(),
+    ready: async () => (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200,
+  };
+  await waitFor(
+    async () => {
+      if (!proc.running) throw new Error(`operator exited early; see ${logFile}`);
+      return (await fetch(`${base}/healthz`).catch(() => undefined))?.status === 200 || undefined;
+    },
+    { timeoutMs: 60_000, description: 'the operator /healthz' },
+  );
+  return op;
+}
