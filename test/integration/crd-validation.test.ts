@@ -7,6 +7,8 @@ import { parse } from 'yaml';
 import { startCluster, type LocalCluster } from '../support/cluster.ts';
 import { monitoredServer } from '../support/monitoredserver-fixtures.ts';
 import { REPO_ROOT } from '../support/control-plane-binaries.ts';
+import { MAX_NAME_LENGTH } from '../../src/api/v1alpha1/monitoredserver-types.ts';
+import { ANNOTATION_MONITORED_BY, ANNOTATION_PAIRED_WITH } from '../../src/builders/names.ts';
 
 const NS = 'validation';
 const target = { group: 'hyperspector.io', version: 'v1alpha1', plural: 'monitoredservers', namespace: NS };
@@ -95,7 +97,8 @@ describe('MonitoredServer CRD validation (real kube-apiserver)', function () {
 
   // Template metadata is copied onto the VirtualMachine the operator applies, so the CRD refuses what
   // the API server would refuse in that VM's metadata (and a bound of its own on the number of entries).
-  // Each case is also tried as a ConfigMap's metadata, to prove the verdict matches Kubernetes' own.
+  // Each case is also tried as a ConfigMap's metadata (plus the annotations the VM gets from HyperSpector
+  // and KubeVirt), to prove the verdict matches Kubernetes' own.
   describe('labels and annotations of the VM templates', function () {
     type Metadata = { labels?: Record<string, string>; annotations?: Record<string, string> };
     const longPrefix = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`; // 253 characters
@@ -113,16 +116,23 @@ describe('MonitoredServer CRD validation (real kube-apiserver)', function () {
       { what: 'more than 64 labels', metadata: { labels: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`l${i}`, 'x'])) }, expected: (f) => new RegExp(`${f}\\.labels: Too many: 65: must have at most 64 items`), kubernetesRefuses: false },
       { what: 'an annotation key with a space', metadata: { annotations: { 'bad key': 'x' } }, expected: (f) => new RegExp(`${f}\\.annotations: Invalid value: annotation keys must be qualified names, not "bad key"`), kubernetesRefuses: true },
       { what: 'an annotation key with two slashes', metadata: { annotations: { 'example.com/a/b': 'x' } }, expected: (f) => new RegExp(`${f}\\.annotations: .*annotation keys must be qualified names, not "example\\.com/a/b"`), kubernetesRefuses: true },
-      { what: 'an annotation of 1 MB', metadata: { annotations: { note: 'x'.repeat(1024 * 1024) } }, expected: (f) => new RegExp(`${f}\\.annotations\\.note: Too long: may not be more than 262144 bytes`), kubernetesRefuses: true },
+      { what: 'an annotation of 1 MB', metadata: { annotations: { note: 'x'.repeat(1024 * 1024) } }, expected: (f) => new RegExp(`${f}\\.annotations\\.note: Too long: may not be more than 261120 bytes`), kubernetesRefuses: true },
       {
         what: 'annotations of 256 KiB + 1 byte in all',
         metadata: { annotations: { a: 'x'.repeat(131071), b: 'y'.repeat(131072) } },
-        expected: (f) => new RegExp(`${f}\\.annotations: Invalid value: annotations are too large: keys and values together must be at most 262144 bytes`),
+        expected: (f) => new RegExp(`${f}\\.annotations: Invalid value: annotations are too large: keys and values together must be at most 261120 bytes`),
         kubernetesRefuses: true,
       },
       {
-        what: 'annotations of 256 KiB counted in characters but not in bytes',
-        // 131075 characters, 262146 bytes: Kubernetes counts bytes.
+        // Within Kubernetes' limit even with HyperSpector's and KubeVirt's annotations, but not ours: the last KiB stays free.
+        what: 'annotations of 255 KiB + 1 byte in all',
+        metadata: { annotations: { a: 'x'.repeat(130559), b: 'y'.repeat(130560) } },
+        expected: (f) => new RegExp(`${f}\\.annotations: Invalid value: annotations are too large: keys and values together must be at most 261120 bytes \\(255 KiB`),
+        kubernetesRefuses: false,
+      },
+      {
+        what: 'annotations under the limit in characters but over it in bytes',
+        // 131075 characters, 262146 bytes: Kubernetes counts bytes, and so does the CRD.
         metadata: { annotations: { note: '\u00e9'.repeat(131071) } },
         expected: (f) => new RegExp(`${f}\\.annotations: .*annotations are too large`),
         kubernetesRefuses: true,
@@ -142,13 +152,23 @@ describe('MonitoredServer CRD validation (real kube-apiserver)', function () {
           annotations: { 'Example.COM/Note': 'annotation prefixes may use capitals', 'kubevirt.io/latest-observed-api-version': 'v1', empty: '' },
         },
       },
-      { what: 'annotations of exactly 256 KiB in all', metadata: { annotations: { a: 'x'.repeat(131071), b: 'y'.repeat(131071) } } },
+      { what: 'annotations of exactly 255 KiB in all', metadata: { annotations: { a: 'x'.repeat(130559), b: 'y'.repeat(130559) } } },
       { what: 'empty label and annotation maps', metadata: { labels: {}, annotations: {} } },
     ];
 
+    // The annotations HyperSpector and KubeVirt add to a VirtualMachine, at their longest.
+    const addedToTheVm = {
+      [ANNOTATION_MONITORED_BY]: 'm'.repeat(MAX_NAME_LENGTH),
+      [ANNOTATION_PAIRED_WITH]: '00000000-0000-0000-0000-000000000000',
+      'kubevirt.io/latest-observed-api-version': 'v1',
+      'kubevirt.io/storage-observed-api-version': 'v1',
+    };
+
+    /** Whether Kubernetes takes this metadata on an object, with what HyperSpector and KubeVirt add to the VM. */
     async function kubernetesVerdict(metadata: Metadata): Promise<'accepted' | 'refused'> {
+      const onTheVm = { ...metadata, annotations: { ...metadata.annotations, ...addedToTheVm } };
       try {
-        await cluster.api(k8s.CoreV1Api).createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'probe', ...metadata } }, dryRun: 'All' });
+        await cluster.api(k8s.CoreV1Api).createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'probe', ...onTheVm } }, dryRun: 'All' });
         return 'accepted';
       } catch (err) {
         assert.equal((err as { code?: number }).code, 422, String(err));

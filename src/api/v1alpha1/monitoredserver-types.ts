@@ -25,7 +25,7 @@ export const VirtualMachineTemplateSchema = Type.Object(
       Type.Object(
         {
           labels: Type.Optional(LabelMap('Labels added to the VirtualMachine (qualified-name keys, values of at most 63 characters).')),
-          annotations: Type.Optional(AnnotationMap('Annotations added to the VirtualMachine (qualified-name keys, at most 256 KiB in all).')),
+          annotations: Type.Optional(AnnotationMap('Annotations added to the VirtualMachine (qualified-name keys, at most 255 KiB in all).')),
         },
         { additionalProperties: false },
       ),

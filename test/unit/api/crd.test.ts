@@ -36,7 +36,7 @@ describe('MonitoredServer CRD (generated from src/api)', () => {
       'has(self.virtualMachineName) != has(self.template)',
       'self == oldSelf',
       'size(self.metadata.name) <= 56',
-      'self.map(k, size(bytes(k)) + size(bytes(self[k]))).sum() <= 262144',
+      'self.map(k, size(bytes(k)) + size(bytes(self[k]))).sum() <= 261120',
     ]) {
       assert.ok(yaml.includes(rule), `missing rule ${rule}`);
     }
