@@ -4,9 +4,17 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { parse } from 'yaml';
+<<<<<<< HEAD
 import { startCluster, type LocalCluster } from '../../testenv/cluster/local-cluster.ts';
 import { monitoredServer } from '../../testenv/fixtures/monitoredservers.ts';
 import { REPO_ROOT } from '../../testenv/repo-root.ts';
+=======
+import { startCluster, type LocalCluster } from '../../testenv/cluster/local-cluster.ts';
+import { monitoredServer } from '../../testenv/fixtures/monitoredservers.ts';
+import { REPO_ROOT } from '../../testenv/repo-root.ts';
+import { MAX_NAME_LENGTH } from '../../src/api/v1alpha1/monitoredserver-types.ts';
+import { ANNOTATION_MONITORED_BY, ANNOTATION_PAIRED_WITH } from '../../src/builders/names.ts';
+>>>>>>> crdmeta
 
 const NS = 'validation';
 const target = { group: 'hyperspector.io', version: 'v1alpha1', plural: 'monitoredservers', namespace: NS };
@@ -92,6 +100,110 @@ describe('MonitoredServer CRD validation (real kube-apiserver)', function () {
       assert.match(message, expected);
     });
   }
+
+  // Template metadata is copied onto the VirtualMachine the operator applies, so the CRD refuses what
+  // the API server would refuse in that VM's metadata (and a bound of its own on the number of entries).
+  // Each case is also tried as a ConfigMap's metadata (plus the annotations the VM gets from HyperSpector
+  // and KubeVirt), to prove the verdict matches Kubernetes' own.
+  describe('labels and annotations of the VM templates', function () {
+    type Metadata = { labels?: Record<string, string>; annotations?: Record<string, string> };
+    const longPrefix = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`; // 253 characters
+    const bad: Array<{ what: string; metadata: Metadata; expected: (field: string) => RegExp; kubernetesRefuses: boolean }> = [
+      { what: 'a label key with a space', metadata: { labels: { 'bad key': 'x' } }, expected: (f) => new RegExp(`${f}\\.labels: Invalid value: label keys must be qualified names, not "bad key"`), kubernetesRefuses: true },
+      { what: 'a label key name of 64 characters', metadata: { labels: { ['n'.repeat(64)]: 'x' } }, expected: (f) => new RegExp(`${f}\\.labels: .*label keys must be qualified names, not "n{64}"`), kubernetesRefuses: true },
+      { what: 'a label key prefix of 254 characters', metadata: { labels: { [`${longPrefix}e/app`]: 'x' } }, expected: (f) => new RegExp(`${f}\\.labels: .*label keys must be qualified names, not "${longPrefix}e/app"`), kubernetesRefuses: true },
+      { what: 'a label key with a capitalized prefix', metadata: { labels: { 'Example.com/tier': 'x' } }, expected: (f) => new RegExp(`${f}\\.labels: .*not "Example\\.com/tier"`), kubernetesRefuses: true },
+      { what: 'a label key with two slashes', metadata: { labels: { 'example.com/a/b': 'x' } }, expected: (f) => new RegExp(`${f}\\.labels: .*not "example\\.com/a/b"`), kubernetesRefuses: true },
+      { what: 'a label key with an empty prefix', metadata: { labels: { '/app': 'x' } }, expected: (f) => new RegExp(`${f}\\.labels: .*not "/app"`), kubernetesRefuses: true },
+      { what: 'an empty label key', metadata: { labels: { '': 'x' } }, expected: (f) => new RegExp(`${f}\\.labels: .*label keys must be qualified names, not ""`), kubernetesRefuses: true },
+      { what: 'a label value with a space', metadata: { labels: { app: 'web server' } }, expected: (f) => new RegExp(`${f}\\.labels\\[app\\]: Invalid value: "[^"]*": a label value must be empty or`), kubernetesRefuses: true },
+      { what: 'a label value ending in a dash', metadata: { labels: { app: 'web-' } }, expected: (f) => new RegExp(`${f}\\.labels\\[app\\]: Invalid value: "[^"]*": a label value must be empty or`), kubernetesRefuses: true },
+      { what: 'a label value of 64 characters', metadata: { labels: { app: 'v'.repeat(64) } }, expected: (f) => new RegExp(`${f}\\.labels\\.app: Too long: may not be more than 63 bytes`), kubernetesRefuses: true },
+      { what: 'more than 64 labels', metadata: { labels: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`l${i}`, 'x'])) }, expected: (f) => new RegExp(`${f}\\.labels: Too many: 65: must have at most 64 items`), kubernetesRefuses: false },
+      { what: 'an annotation key with a space', metadata: { annotations: { 'bad key': 'x' } }, expected: (f) => new RegExp(`${f}\\.annotations: Invalid value: annotation keys must be qualified names, not "bad key"`), kubernetesRefuses: true },
+      { what: 'an annotation key with two slashes', metadata: { annotations: { 'example.com/a/b': 'x' } }, expected: (f) => new RegExp(`${f}\\.annotations: .*annotation keys must be qualified names, not "example\\.com/a/b"`), kubernetesRefuses: true },
+      { what: 'an annotation of 1 MB', metadata: { annotations: { note: 'x'.repeat(1024 * 1024) } }, expected: (f) => new RegExp(`${f}\\.annotations\\.note: Too long: may not be more than 261120 bytes`), kubernetesRefuses: true },
+      {
+        what: 'annotations of 256 KiB + 1 byte in all',
+        metadata: { annotations: { a: 'x'.repeat(131071), b: 'y'.repeat(131072) } },
+        expected: (f) => new RegExp(`${f}\\.annotations: Invalid value: annotations are too large: keys and values together must be at most 261120 bytes`),
+        kubernetesRefuses: true,
+      },
+      {
+        // Within Kubernetes' limit even with HyperSpector's and KubeVirt's annotations, but not ours: the last KiB stays free.
+        what: 'annotations of 255 KiB + 1 byte in all',
+        metadata: { annotations: { a: 'x'.repeat(130559), b: 'y'.repeat(130560) } },
+        expected: (f) => new RegExp(`${f}\\.annotations: Invalid value: annotations are too large: keys and values together must be at most 261120 bytes \\(255 KiB`),
+        kubernetesRefuses: false,
+      },
+      {
+        what: 'annotations under the limit in characters but over it in bytes',
+        // 131075 characters, 262146 bytes: Kubernetes counts bytes, and so does the CRD.
+        metadata: { annotations: { note: '\u00e9'.repeat(131071) } },
+        expected: (f) => new RegExp(`${f}\\.annotations: .*annotations are too large`),
+        kubernetesRefuses: true,
+      },
+    ];
+    const good: Array<{ what: string; metadata: Metadata }> = [
+      {
+        what: 'prefixed keys, KubeVirt\'s own labels, an empty value and the longest names',
+        metadata: {
+          labels: {
+            'kubevirt.io/domain': 'web-1',
+            'app.kubernetes.io/name': 'web',
+            'example.com/empty': '',
+            [`${longPrefix}/${'n'.repeat(63)}`]: 'v'.repeat(63),
+            'Name_with.dots-and_underscores': 'Value_with.dots-1',
+          },
+          annotations: { 'Example.COM/Note': 'annotation prefixes may use capitals', 'kubevirt.io/latest-observed-api-version': 'v1', empty: '' },
+        },
+      },
+      { what: 'annotations of exactly 255 KiB in all', metadata: { annotations: { a: 'x'.repeat(130559), b: 'y'.repeat(130559) } } },
+      { what: 'empty label and annotation maps', metadata: { labels: {}, annotations: {} } },
+    ];
+
+    // The annotations HyperSpector and KubeVirt add to a VirtualMachine, at their longest.
+    const addedToTheVm = {
+      [ANNOTATION_MONITORED_BY]: 'm'.repeat(MAX_NAME_LENGTH),
+      [ANNOTATION_PAIRED_WITH]: '00000000-0000-0000-0000-000000000000',
+      'kubevirt.io/latest-observed-api-version': 'v1',
+      'kubevirt.io/storage-observed-api-version': 'v1',
+    };
+
+    /** Whether Kubernetes takes this metadata on an object, with what HyperSpector and KubeVirt add to the VM. */
+    async function kubernetesVerdict(metadata: Metadata): Promise<'accepted' | 'refused'> {
+      const onTheVm = { ...metadata, annotations: { ...metadata.annotations, ...addedToTheVm } };
+      try {
+        await cluster.api(k8s.CoreV1Api).createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'probe', ...onTheVm } }, dryRun: 'All' });
+        return 'accepted';
+      } catch (err) {
+        assert.equal((err as { code?: number }).code, 422, String(err));
+        return 'refused';
+      }
+    }
+
+    for (const template of ['server', 'ids'] as const) {
+      const field = `spec\\.${template}\\.template\\.metadata`;
+      const withMetadata = (metadata: Metadata, name = `meta-${template}`) => {
+        const ms = monitoredServer(name, NS) as unknown as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+        ms.spec[template].template.metadata = metadata;
+        return ms;
+      };
+      for (const { what, metadata, expected, kubernetesRefuses } of bad) {
+        it(`refuses ${what} in the ${template} template`, async function () {
+          assert.match(await refused(withMetadata(metadata)), expected(field));
+          assert.equal(await kubernetesVerdict(metadata), kubernetesRefuses ? 'refused' : 'accepted');
+        });
+      }
+      for (const [i, { what, metadata }] of good.entries()) {
+        it(`accepts ${what} in the ${template} template`, async function () {
+          const stored = await create(withMetadata(metadata, `meta-${template}-${i}`));
+          assert.deepEqual(stored.spec[template].template.metadata, metadata);
+          assert.equal(await kubernetesVerdict(metadata), 'accepted');
+        });
+      }
+    }
+  });
 
   it('accepts the examples and fills in defaults', async function () {
     const example = parse(readFileSync(`${REPO_ROOT}examples/10-web-monitored-server.yaml`, 'utf8')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any

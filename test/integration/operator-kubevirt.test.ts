@@ -4,10 +4,12 @@
 import assert from 'node:assert/strict';
 import { OperatorTestEnv, useOperatorEnv, MS, VM, VMI } from '../../testenv/operator/operator-env.ts';
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
-import { auditRequests } from '../../testenv/cluster/audit-log.ts';
+import { auditRequests, describeRequests, type AuditEvent } from '../../testenv/cluster/audit-log.ts';
 import { waitFor } from '../../testenv/wait.ts';
 
 const NS = 'kv';
+/** The operator's --not-ready-recheck in the tests (testenv/operator/operator-process.ts). */
+const NOT_READY_RECHECK_MS = 5_000;
 
 describe('MonitoredServer operator on KubeVirt’s own controllers', function () {
   const world = useOperatorEnv(NS);
@@ -166,4 +168,84 @@ describe('MonitoredServer operator on KubeVirt’s own controllers', function ()
     const still = await env.waitForCondition(NS, 'bad-ids', 'IDSRunning', 'False', 'IDSVMInvalid', 10_000);
     assert.equal(env.condition(still, 'Ready')?.status, 'False', 'the server runs; only the IDS VM is refused, so it is not Ready');
   });
+
+  // KubeVirt's CRD schema, not its webhook, refuses these: server-side apply answers 500 ("failed to
+  // create typed patch object ... field not declared in schema" / "expected numeric"), not 422.
+  it('reports an unknown or ill-typed template field as ServerVMInvalid / IDSVMInvalid within seconds, with the API server’s message, and retries no faster than its recheck', async function () {
+    const cases = [
+      { name: 'unknown-server', vm: 'server', field: /domain\.bogus/, edit: (d: Record<string, unknown>) => (d.bogus = 1) },
+      { name: 'typed-server', vm: 'server', field: /domain\.cpu\.cores/, edit: (d: Record<string, unknown>) => (d.cpu = { cores: 'many' }) },
+      { name: 'unknown-ids', vm: 'ids', field: /domain\.bogus/, edit: (d: Record<string, unknown>) => (d.bogus = 1) },
+      { name: 'typed-ids', vm: 'ids', field: /domain\.cpu\.cores/, edit: (d: Record<string, unknown>) => (d.cpu = { cores: 'many' }) },
+    ] as const;
+    const condition = { server: ['ServerRunning', 'ServerVMInvalid'], ids: ['IDSRunning', 'IDSVMInvalid'] } as const;
+    const created = new Date();
+    for (const c of cases) {
+      const template = vmTemplate({ app: c.name });
+      c.edit(template.spec.template!.spec!.domain as unknown as Record<string, unknown>);
+      await env.createMonitoredServer(monitoredServer(c.name, NS, { [c.vm]: { template } }));
+    }
+    // Side by side, so each clock starts on time.
+    await Promise.all(cases.map(async (c) => {
+      const [type, reason] = condition[c.vm];
+      // The IDS VM is built once the server VMI has a node: its clock starts there.
+      const start = c.vm === 'server' ? created : await waitFor(async () => ((await env.get(VMI, NS, `${c.name}-server`))?.status?.nodeName ? new Date() : undefined), {
+        timeoutMs: 90_000,
+        description: `${c.name}-server to have a node`,
+      });
+      const ms = await env.waitForCondition(NS, c.name, type, 'False', reason, 30_000);
+      const seconds = (Date.now() - start.getTime()) / 1000;
+      console.log(`      ${c.name}: ${reason} after ${seconds.toFixed(1)} s`);
+      const message = env.condition(ms, type)!.message;
+      assert.match(message, c.field, `${c.name}: the message names the field`);
+      assert.match(message, /field not declared in schema|expected numeric/, `${c.name}: the message is the API server’s`);
+      assert.equal(env.condition(ms, 'Ready')?.status, 'False');
+      const event = await env.waitForEvent(NS, c.name, reason);
+      assert.equal(event.type, 'Warning');
+      assert.match(event.note, c.field);
+      // Only the IDS VM is refused: the status says the server runs (not a stale "Starting"), and
+      // the rest settles (so the window below sees only the refused template).
+      if (c.vm === 'ids') {
+        await env.waitForCondition(NS, c.name, 'ServerRunning', 'True', 'Running', 60_000);
+        await waitFor(async () => {
+          const settled = await env.get(MS, NS, c.name);
+          return (settled?.status?.serverVM?.ready === true && env.condition(settled, 'ProcessMapping')?.status === 'True') || undefined;
+        }, { timeoutMs: 60_000, description: `${c.name}: the server VM ready and its processes mapped` });
+      }
+    }));
+
+    // No hot loop: over a window of four rechecks, each MonitoredServer's condition holds and the
+    // operator's writes for it (failed applies included) stay near one apply attempt per recheck;
+    // a hot loop would make hundreds.
+    const windowStart = new Date();
+    const windowMs = 4 * NOT_READY_RECHECK_MS;
+    const flaps: string[] = [];
+    await waitFor(
+      async () => {
+        for (const c of cases) {
+          const [type, reason] = condition[c.vm];
+          const now = env.condition(await env.get(MS, NS, c.name), type);
+          if (now?.reason !== reason) flaps.push(`${c.name}: ${type} ${now?.status} ${now?.reason} ${now?.message}`);
+        }
+        return Date.now() - windowStart.getTime() >= windowMs || undefined;
+      },
+      { timeoutMs: windowMs + 30_000, intervalMs: 1000, description: `${windowMs / 1000} s of a refused template` },
+    );
+    assert.deepEqual(flaps, [], 'each condition holds through the window');
+    const writes = auditRequests(env.cluster.auditLogPath, { username: env.cluster.users.operator.name, since: windowStart, writesOnly: true, excludeResources: ['leases'] });
+    const limit = 2 * (windowMs / NOT_READY_RECHECK_MS) + 2;
+    for (const c of cases) {
+      const own = writes.filter((e) => concerns(e, c.name));
+      console.log(`      ${c.name}: ${own.length} operator writes in ${windowMs / 1000} s (${own.map((e) => `${e.verb} ${e.objectRef?.resource} ${e.responseStatus?.code}`).join(', ') || 'none'})`);
+      assert.ok(own.length <= limit, `${c.name}: at most ${limit} writes in ${windowMs / 1000} s, got ${own.length}:\n${describeRequests(own)}`);
+    }
+  });
 });
+
+/** Whether an audited request is about the MonitoredServer `name` or one of its children, Events included. */
+function concerns(e: AuditEvent, name: string): boolean {
+  const objectName = e.objectRef?.name ?? '';
+  if (objectName === name || objectName.startsWith(`${name}-`) || objectName.startsWith(`${name}.`)) return true;
+  const regarding = (e.requestObject as { regarding?: { name?: string }; involvedObject?: { name?: string } } | undefined);
+  return regarding?.regarding?.name === name || regarding?.involvedObject?.name === name;
+}

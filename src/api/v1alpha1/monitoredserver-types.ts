@@ -4,7 +4,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { ObjectMeta } from '../../kube/objects.ts';
 import type { V1VirtualMachineSpec } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
-import { DnsLabel, DnsSubdomain, Opaque, StringEnum, StringMap, withRules } from './schema-helpers.ts';
+import { AnnotationMap, DnsLabel, DnsSubdomain, LabelMap, Opaque, StringEnum, withRules } from './schema-helpers.ts';
 
 export const GROUP = 'hyperspector.io';
 export const VERSION = 'v1alpha1';
@@ -25,8 +25,8 @@ export const VirtualMachineTemplateSchema = Type.Object(
     metadata: Type.Optional(
       Type.Object(
         {
-          labels: Type.Optional(StringMap('Labels added to the VirtualMachine.')),
-          annotations: Type.Optional(StringMap('Annotations added to the VirtualMachine.')),
+          labels: Type.Optional(LabelMap('Labels added to the VirtualMachine (qualified-name keys, values of at most 63 characters).')),
+          annotations: Type.Optional(AnnotationMap('Annotations added to the VirtualMachine (qualified-name keys, at most 255 KiB in all).')),
         },
         { additionalProperties: false },
       ),

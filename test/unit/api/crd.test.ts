@@ -32,7 +32,12 @@ describe('MonitoredServer CRD (generated from src/api)', () => {
 
   it('declares the CEL rules users rely on', () => {
     const yaml = renderCrdYaml();
-    for (const rule of ['has(self.virtualMachineName) != has(self.template)', 'self == oldSelf', 'size(self.metadata.name) <= 56']) {
+    for (const rule of [
+      'has(self.virtualMachineName) != has(self.template)',
+      'self == oldSelf',
+      'size(self.metadata.name) <= 56',
+      'self.map(k, size(bytes(k)) + size(bytes(self[k]))).sum() <= 261120',
+    ]) {
       assert.ok(yaml.includes(rule), `missing rule ${rule}`);
     }
   });
