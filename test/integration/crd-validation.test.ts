@@ -4,17 +4,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { parse } from 'yaml';
-<<<<<<< HEAD
-import { startCluster, type LocalCluster } from '../../testenv/cluster/local-cluster.ts';
-import { monitoredServer } from '../../testenv/fixtures/monitoredservers.ts';
-import { REPO_ROOT } from '../../testenv/repo-root.ts';
-=======
 import { startCluster, type LocalCluster } from '../../testenv/cluster/local-cluster.ts';
 import { monitoredServer } from '../../testenv/fixtures/monitoredservers.ts';
 import { REPO_ROOT } from '../../testenv/repo-root.ts';
 import { MAX_NAME_LENGTH } from '../../src/api/v1alpha1/monitoredserver-types.ts';
 import { ANNOTATION_MONITORED_BY, ANNOTATION_PAIRED_WITH } from '../../src/builders/names.ts';
->>>>>>> crdmeta
 
 const NS = 'validation';
 const target = { group: 'hyperspector.io', version: 'v1alpha1', plural: 'monitoredservers', namespace: NS };
