@@ -84,6 +84,11 @@ export class MonitoredServerController {
   private readonly processMapperPods: MultiNamespaceInformer<Pod>;
   /** When each key's status was last written (for coalescing progress writes). */
   private readonly lastStatusWrite = new Map<string, number>();
+  /**
+   * The status last written per key and the resourceVersion it was written over: while the cache
+   * still shows that version, it has not seen our write yet, and the same status is not written twice.
+   */
+  private readonly writtenStatus = new Map<string, { over: string | undefined; status: MonitoredServerStatus }>();
   private readonly statusCoalesceMs: number;
   private pool: WorkerPool | undefined;
   private readonly api: KubeApi;
@@ -219,6 +224,7 @@ export class MonitoredServerController {
     const ms = this.monitoredServers.get(namespace, name);
     if (!ms) {
       this.lastStatusWrite.delete(key);
+      this.writtenStatus.delete(key);
       return; // deleted: owned children are garbage-collected through their owner references
     }
     const observed = observe(ms, this.cacheReader());
@@ -247,7 +253,9 @@ export class MonitoredServerController {
     const next = computeStatus(ms, observed, outcomes, this.now());
     const failure = outcomes.firstFailure();
     let deferredMs: number | undefined;
-    if (!statusEqual(ms.status, next)) {
+    const written = this.writtenStatus.get(key);
+    const cacheBehind = written !== undefined && written.over === ms.metadata.resourceVersion;
+    if (!statusEqual(ms.status, next) && !(cacheBehind && statusEqual(written.status, next))) {
       const sinceLast = this.now().getTime() - (this.lastStatusWrite.get(key) ?? 0);
       if (!failure && !isUrgentStatusChange(ms.status, next) && sinceLast < this.statusCoalesceMs) {
         deferredMs = this.statusCoalesceMs - sinceLast;
@@ -268,6 +276,7 @@ export class MonitoredServerController {
   private async writeStatus(key: string, ms: MonitoredServer, next: MonitoredServerStatus, ctx: ReconcileContext): Promise<void> {
     await applyStatus(this.api, MONITORED_SERVER, ms, next, ctx.signal ? { signal: ctx.signal } : {});
     this.lastStatusWrite.set(key, this.now().getTime());
+    this.writtenStatus.set(key, { over: ms.metadata.resourceVersion, status: next });
     for (const event of statusEvents(ms.status, next)) this.events.record(ms, event.type, event.reason, event.message);
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
     const before = findCondition(ms.status?.conditions as Condition[] | undefined, ConditionType.Ready);

@@ -25,6 +25,8 @@ export function statusEvents(before: MonitoredServerStatus | undefined, after: M
   for (const type of WATCHED) {
     const now = findCondition(conditions(after), type);
     const was = findCondition(conditions(before), type);
+    // One Warning per reason (Colocated repeats IDSRunning's reason when no IDS VM can exist).
+    if (events.some((e) => e.reason === now?.reason)) continue;
     if (now && WARNING_REASONS.has(now.reason) && (was?.reason !== now.reason || was.message !== now.message)) {
       events.push({ type: 'Warning', reason: now.reason, message: now.message });
     }

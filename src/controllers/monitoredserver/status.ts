@@ -118,11 +118,15 @@ function idsRunning(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes, s
   return { status: 'False', reason: Reason.IDSVMStarting, message: `IDS VirtualMachine ${ns}/${name} is ${printableStatus(o.idsVm) ?? 'starting'}` };
 }
 
-function colocated(o: ObservedState, serverNode: string | undefined): Update {
+function colocated(o: ObservedState, ids: Update, serverNode: string | undefined): Update {
   if (!serverNode) {
     return { status: 'False', reason: Reason.WaitingForServerPlacement, message: 'waiting for the server VM to be scheduled to a node' };
   }
   const idsNode = vmiNode(o.idsVmi);
+  if (!idsNode && (ids.reason === Reason.IDSVMInvalid || ids.reason === Reason.IDSVMNameConflict)) {
+    // Nothing will be placed until the user acts: say that, not "waiting".
+    return { status: 'False', reason: ids.reason, message: `no IDS VM can be placed beside the server on node ${serverNode}: see condition IDSRunning` };
+  }
   if (!idsNode) {
     return { status: 'False', reason: Reason.WaitingForIDSPlacement, message: `waiting for the IDS VM to be scheduled to node ${serverNode}` };
   }
@@ -224,10 +228,11 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   const generation = ms.metadata.generation ?? 0;
   const serverNode = o.serverClaimedBy || o.serverNameTaken ? undefined : vmiNode(o.serverVmi);
   const mappingEnabled = ms.spec.processMapping?.enabled !== false;
+  const ids = idsRunning(ms, o, outcomes, serverNode);
   const parts: Array<[string, Update]> = [
     [ConditionType.ServerRunning, serverRunning(ms, o, outcomes)],
-    [ConditionType.IDSRunning, idsRunning(ms, o, outcomes, serverNode)],
-    [ConditionType.Colocated, colocated(o, serverNode)],
+    [ConditionType.IDSRunning, ids],
+    [ConditionType.Colocated, colocated(o, ids, serverNode)],
   ];
   if (mappingEnabled) parts.push([ConditionType.ProcessMapping, processMapping(ms, o, outcomes, serverNode)]);
   const capabilities = unavailableCapabilities(ms);
