@@ -1,8 +1,5 @@
 // Wires the operator together: caches, controller, leader election, Events, /metrics and health,
 // and graceful shutdown.
-import * as k8s from '@kubernetes/client-node';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { OperatorConfig } from './config.ts';
 import { MonitoredServerController } from './controllers/monitoredserver/monitoredserver_controller.ts';
 import type { EventSink } from './controllers/monitoredserver/events.ts';
@@ -12,22 +9,9 @@ import { apiLeaseLock, defaultIdentity, LeaderElector } from './kube/leader-elec
 import { createLogger, errorField, type Logger } from './kube/logger.ts';
 import { OperatorMetrics } from './kube/metrics.ts';
 import { createKubeApi } from './kube/rest.ts';
+import { loadKubeConfig, NO_KUBECONFIG_MESSAGE } from './kube/client.ts';
 
-export const NO_KUBECONFIG_MESSAGE =
-  'no kubeconfig: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a Pod (in-cluster service account)';
-
-/**
- * The operator's credentials: --kubeconfig/KUBECONFIG, else in-cluster, else ~/.kube/config. With
- * none of them it refuses to start (client-node would otherwise try http://localhost:8080 forever).
- */
-export function loadKubeConfig(path?: string, env: NodeJS.ProcessEnv = process.env): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else if (env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-  else if (env.HOME && existsSync(join(env.HOME, '.kube', 'config'))) kc.loadFromFile(join(env.HOME, '.kube', 'config'));
-  else throw new Error(NO_KUBECONFIG_MESSAGE);
-  return kc;
-}
+export { NO_KUBECONFIG_MESSAGE };
 
 export interface RunningOperator {
   httpPort: number;
@@ -39,7 +23,7 @@ export interface RunningOperator {
 }
 
 export async function startOperator(config: OperatorConfig, logger: Logger = createLogger({ level: config.logLevel, defaultMeta: { component: 'hyperspector-operator' } })): Promise<RunningOperator> {
-  const kubeConfig = loadKubeConfig(config.kubeconfig);
+  const kubeConfig = loadKubeConfig(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {});
   const api = createKubeApi(kubeConfig);
   const metrics = new OperatorMetrics();
   const identity = defaultIdentity();

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { delimiter } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { type KubeApi, type KubeApiOptions, createKubeApi } from './rest.ts';
 
@@ -13,9 +13,13 @@ export interface LoadKubeConfigOptions {
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
+export const NO_KUBECONFIG_MESSAGE =
+  'no kubeconfig: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a Pod (in-cluster service account)';
+
 /**
  * Loads a KubeConfig the way kubectl and controller-runtime do: an explicit path, else
  * $KUBECONFIG, else the in-cluster service account when running in a pod, else ~/.kube/config.
+ * With none of them it refuses (client-node would otherwise try http://localhost:8080 forever).
  */
 export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig {
   const env = options.env ?? process.env;
@@ -43,15 +47,24 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig 
       }
     } else if (env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) {
       kc.loadFromCluster();
+    } else if (env.HOME && existsSync(join(env.HOME, '.kube', 'config'))) {
+      kc.loadFromFile(join(env.HOME, '.kube', 'config'));
     } else {
-      kc.loadFromDefault();
+      throw new NoKubeConfigError();
     }
   } catch (err) {
+    if (err instanceof NoKubeConfigError) throw err;
     throw new Error(`Failed to load kubeconfig from ${describe()}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   if (options.context) kc.setCurrentContext(options.context);
   if (!kc.getCurrentCluster()) throw new Error(`Failed to load kubeconfig from ${describe()}: no current cluster`);
   return kc;
+}
+
+class NoKubeConfigError extends Error {
+  constructor() {
+    super(NO_KUBECONFIG_MESSAGE);
+  }
 }
 
 export interface KubeClients {

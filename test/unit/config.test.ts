@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config.ts';
-import { loadKubeConfig, NO_KUBECONFIG_MESSAGE } from '../../src/operator.ts';
+import { loadKubeConfig, NO_KUBECONFIG_MESSAGE } from '../../src/kube/client.ts';
 
 describe('operator configuration', () => {
   it('has production defaults', () => {
@@ -60,7 +60,7 @@ describe('operator credentials', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('refuses to start without a kubeconfig, in-cluster environment or ~/.kube/config', () => {
-    assert.throws(() => loadKubeConfig(undefined, { HOME: dir }), (err: Error) => err.message === NO_KUBECONFIG_MESSAGE);
+    assert.throws(() => loadKubeConfig({ env: { HOME: dir } }), (err: Error) => err.message === NO_KUBECONFIG_MESSAGE);
   });
 
   it('falls back to ~/.kube/config', () => {
@@ -69,6 +69,6 @@ describe('operator credentials', () => {
       join(dir, '.kube', 'config'),
       'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://10.0.0.1:6443"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
     );
-    assert.equal(loadKubeConfig(undefined, { HOME: dir }).getCurrentCluster()?.server, 'https://10.0.0.1:6443');
+    assert.equal(loadKubeConfig({ env: { HOME: dir } }).getCurrentCluster()?.server, 'https://10.0.0.1:6443');
   });
 });

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { MONITORED_SERVER } from '../../api/v1alpha1/resource.ts';
-import { loadKubeConfig } from '../../operator.ts';
+import { loadKubeConfig } from '../../kube/client.ts';
 import { collectionPath } from '../../kube/resources.ts';
 import { createKubeApi } from '../../kube/rest.ts';
 
@@ -43,7 +43,7 @@ export function registerStatusCommand(program: Command): void {
     .option('-o, --output <format>', 'text or json', 'text')
     .action(async (opts: { namespace?: string; kubeconfig?: string; output: string }) => {
       try {
-        const api = createKubeApi(loadKubeConfig(opts.kubeconfig ?? process.env.KUBECONFIG));
+        const api = createKubeApi(loadKubeConfig(opts.kubeconfig ? { kubeconfigPath: opts.kubeconfig } : {}));
         const list = await api.request<{ items: MonitoredServer[] }>({ method: 'GET', path: collectionPath(MONITORED_SERVER, opts.namespace) });
         const items = list.items.sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`));
         process.stdout.write(opts.output === 'json' ? `${JSON.stringify(items.map((i) => ({ name: i.metadata.name, namespace: i.metadata.namespace, status: i.status })), null, 2)}\n` : formatStatus(items));
