@@ -5,7 +5,7 @@ import { MonitoredServerController } from './controllers/monitoredserver/monitor
 import type { EventSink } from './controllers/monitoredserver/events.ts';
 import { EventRecorder, referenceTo } from './kube/events.ts';
 import { HealthServer, informersSyncedCheck, leaderElectionCheck } from './kube/health-server.ts';
-import { apiLeaseLock, defaultIdentity, LeaderElector } from './kube/leader-election.ts';
+import { apiLeaseLock, defaultIdentity, fenceApi, LeaderElector } from './kube/leader-election.ts';
 import { createLogger, errorField, type Logger } from './kube/logger.ts';
 import { OperatorMetrics } from './kube/metrics.ts';
 import { createKubeApi } from './kube/rest.ts';
@@ -27,13 +27,19 @@ export async function startOperator(config: OperatorConfig, logger: Logger = cre
   const api = createKubeApi(kubeConfig);
   const metrics = new OperatorMetrics();
   const identity = defaultIdentity();
-  const recorder = new EventRecorder({ api, reportingInstance: identity, logger });
+  // Requests made for a leadership term (reconciles and their Events carry its signal) re-check
+  // the renew deadline right before they are sent; `elector` is set below when election is on.
+  let elector: LeaderElector | undefined;
+  const termApi = fenceApi(api, { checkLeading: () => elector?.checkLeading() ?? false });
+  const recorder = new EventRecorder({ api: termApi, reportingInstance: identity, logger });
+  // The signal of the current leadership term; an Event is written for the term that recorded it.
+  let term: AbortSignal | undefined;
   const events: EventSink = {
-    record: (ms, type, reason, message) => recorder.event(referenceTo(ms), type, reason, 'Reconcile', message),
+    record: (ms, type, reason, message) => recorder.event(referenceTo(ms), type, reason, 'Reconcile', message, { signal: term }),
   };
   const controller = new MonitoredServerController({
     kubeConfig,
-    api,
+    api: termApi,
     namespaces: config.namespaces,
     concurrency: config.concurrency,
     logger,
@@ -52,12 +58,14 @@ export async function startOperator(config: OperatorConfig, logger: Logger = cre
   let stopping = false;
 
   controller.startInformers();
-  let elector: LeaderElector | undefined;
   const lead = async (signal?: AbortSignal) => {
+    term = signal;
     await controller.waitForSync();
     if (stopping || signal?.aborted) return;
+    // Resolves at once: the elector starts a term only after the previous one drained.
+    await controller.startWorkers(signal);
+    if (stopping || signal?.aborted) return;
     logger.info('Started reconciling', { namespaces: config.namespaces.length ? config.namespaces : 'all', concurrency: config.concurrency });
-    controller.startWorkers();
   };
   if (config.leaderElect) {
     elector = new LeaderElector({
@@ -75,12 +83,14 @@ export async function startOperator(config: OperatorConfig, logger: Logger = cre
         logger.info('Became leader', { identity });
         lead(signal).catch((err: unknown) => logger.error('Failed to start reconciling', { err: errorField(err) }));
       },
-      onStoppedLeading: () => {
+      onStoppedLeading: async () => {
         if (stopping) return;
-        // A replica that lost its lease stops reconciling at once, so it can never write while
-        // another replica leads; it stands by with warm caches for the next term.
-        logger.error('Lost leadership; stopped reconciling', { identity });
-        void controller.stopWorkers();
+        // The term's signal has aborted already: requests in flight are cancelled, no key is handed
+        // out and nothing more is written. The elector campaigns again only once this resolves, so
+        // a new term never overlaps the old pool; the caches stay warm for it.
+        logger.error('Lost leadership; aborted reconciles in flight', { identity });
+        await controller.stopWorkers();
+        logger.info('Drained the lost term; standing by for the lease', { identity });
       },
     });
     health.addReadinessCheck('leader-election', leaderElectionCheck(elector));

@@ -39,13 +39,14 @@ export async function applyStatus<T extends KubeObject>(api: KubeApi, type: Reso
 }
 
 /** JSON merge patch of the status subresource, for callers that must not take field ownership. */
-export async function mergePatchStatus<T extends KubeObject>(api: KubeApi, type: ResourceType, namespace: string | undefined, name: string, status: Record<string, unknown>, options: { timeoutMs?: number } = {}): Promise<T> {
+export async function mergePatchStatus<T extends KubeObject>(api: KubeApi, type: ResourceType, namespace: string | undefined, name: string, status: Record<string, unknown>, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
   return api.request<T>({
     method: 'PATCH',
     path: objectPath(type, namespace, name, 'status'),
     body: { status },
     contentType: 'application/merge-patch+json',
     timeoutMs: options.timeoutMs,
+    signal: options.signal,
   });
 }
 

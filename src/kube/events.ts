@@ -2,7 +2,7 @@ import type { KubeObject } from './apply.ts';
 import { type Clock, realClock } from './clock.ts';
 import { formatMicroTime } from './leader-election.ts';
 import { type Logger, errorField, silentLogger } from './logger.ts';
-import { type KubeApi, isNotFound } from './rest.ts';
+import { type KubeApi, isAborted, isNotFound } from './rest.ts';
 import { EVENT, collectionPath, objectPath } from './resources.ts';
 
 export const REPORTING_CONTROLLER = 'hyperspector-operator';
@@ -43,6 +43,14 @@ export interface EventRecorderOptions {
   /** Per-object token bucket, like client-go's spam filter: burst 25, one more token every 5 min. */
   burst?: number;
   refillIntervalMs?: number;
+}
+
+export interface RecordOptions {
+  /**
+   * The signal of the reconcile the Event belongs to: when it has aborted (the leadership term
+   * ended) the Event is dropped, and a write in flight is cancelled.
+   */
+  signal?: AbortSignal;
 }
 
 interface SeriesState {
@@ -93,17 +101,21 @@ export class EventRecorder {
     this.refillIntervalMs = options.refillIntervalMs ?? 5 * 60_000;
   }
 
-  normal(regarding: ObjectReference, reason: string, action: string, message: string): void {
-    this.event(regarding, 'Normal', reason, action, message);
+  normal(regarding: ObjectReference, reason: string, action: string, message: string, options: RecordOptions = {}): void {
+    this.event(regarding, 'Normal', reason, action, message, options);
   }
 
-  warning(regarding: ObjectReference, reason: string, action: string, message: string): void {
-    this.event(regarding, 'Warning', reason, action, message);
+  warning(regarding: ObjectReference, reason: string, action: string, message: string, options: RecordOptions = {}): void {
+    this.event(regarding, 'Warning', reason, action, message, options);
   }
 
-  event(regarding: ObjectReference, type: EventType, reason: string, action: string, message: string): void {
+  event(regarding: ObjectReference, type: EventType, reason: string, action: string, message: string, options: RecordOptions = {}): void {
+    if (options.signal?.aborted) {
+      this.log.debug('Dropped event of an aborted reconcile', { reason, object: describe(regarding) });
+      return;
+    }
     try {
-      this.record(regarding, type, reason, action, message);
+      this.record(regarding, type, reason, action, message, options.signal);
     } catch (err) {
       this.log.warn('Failed to record event', { err: errorField(err), reason, object: describe(regarding) });
     }
@@ -114,7 +126,7 @@ export class EventRecorder {
     while (this.pending.size > 0) await Promise.all([...this.pending.values()]);
   }
 
-  private record(regarding: ObjectReference, type: EventType, reason: string, action: string, message: string): void {
+  private record(regarding: ObjectReference, type: EventType, reason: string, action: string, message: string, signal: AbortSignal | undefined): void {
     const now = this.clock.now();
     this.prune(now);
     const note = message.length > MAX_NOTE_LENGTH ? `${message.slice(0, MAX_NOTE_LENGTH - 3)}...` : message;
@@ -128,7 +140,7 @@ export class EventRecorder {
     if (existing) {
       existing.count++;
       existing.lastSeen = now;
-      this.chain(key, () => this.patchSeries(key, existing, regarding, reason));
+      this.chain(key, () => this.patchSeries(key, existing, regarding, reason, signal));
       return;
     }
     const state: SeriesState = {
@@ -154,15 +166,16 @@ export class EventRecorder {
     };
     this.chain(key, async () => {
       try {
-        await this.api.request({ method: 'POST', path: collectionPath(EVENT, state.namespace), body: event, timeoutMs: 10_000 });
+        await this.api.request({ method: 'POST', path: collectionPath(EVENT, state.namespace), body: event, timeoutMs: 10_000, signal });
       } catch (err) {
         this.series.delete(key);
-        this.log.warn('Failed to create event', { err: errorField(err), reason, object: describe(regarding) });
+        if (isAborted(err)) this.log.debug('Dropped event of an aborted reconcile', { reason, object: describe(regarding) });
+        else this.log.warn('Failed to create event', { err: errorField(err), reason, object: describe(regarding) });
       }
     });
   }
 
-  private async patchSeries(key: string, state: SeriesState, regarding: ObjectReference, reason: string): Promise<void> {
+  private async patchSeries(key: string, state: SeriesState, regarding: ObjectReference, reason: string, signal: AbortSignal | undefined): Promise<void> {
     if (this.series.get(key) !== state) return;
     try {
       await this.api.request({
@@ -171,8 +184,10 @@ export class EventRecorder {
         body: { series: { count: state.count, lastObservedTime: formatMicroTime(state.lastSeen) } },
         contentType: 'application/merge-patch+json',
         timeoutMs: 10_000,
+        signal,
       });
     } catch (err) {
+      if (isAborted(err)) return; // the count is sent with the next repeat
       // The Event expired or was deleted: the next repeat starts a new one.
       if (isNotFound(err)) this.series.delete(key);
       this.log.warn('Failed to update event series', { err: errorField(err), reason, object: describe(regarding) });

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { type Clock, type TimerHandle, realClock, sleep } from './clock.ts';
 import type { LeaderElectionMetrics } from './metrics.ts';
 import { type Logger, errorField, silentLogger } from './logger.ts';
-import { type KubeApi, isConflict, isNotFound } from './rest.ts';
+import { type ApiRequest, type KubeApi, isConflict, isNotFound } from './rest.ts';
 import { LEASE, collectionPath, objectPath } from './resources.ts';
 
 /** coordination.k8s.io/v1 Lease, the fields leader election uses. */
@@ -70,10 +70,17 @@ export interface LeaderElectionOptions {
    * callbacks then fire once per term. Default false.
    */
   reelectAfterLoss?: boolean;
-  /** Called when this replica becomes leader; `signal` aborts when it stops leading. */
+  /**
+   * Called when this replica becomes leader. `signal` is the term: it aborts the moment the term
+   * ends (renew deadline passed, another holder seen, or stop), before onStoppedLeading runs.
+   */
   onStartedLeading: (signal: AbortSignal) => void;
-  /** Called once when this replica stops leading (lost, or stopped); the caller should stop work or exit. */
-  onStoppedLeading: () => void;
+  /**
+   * Called once when this replica stops leading (lost, or stopped). Return a promise that settles
+   * when the term's work has ended (e.g. its worker pool drained): the elector waits for it before
+   * it campaigns for a new term or releases the lease, so two terms never overlap in one process.
+   */
+  onStoppedLeading: () => void | Promise<void>;
   /** Called when a different leader is observed. */
   onNewLeader?: (identity: string) => void;
   clock?: Clock;
@@ -118,8 +125,10 @@ export class LeaderElector {
   private observedAt = 0;
   private lastObservedOk = 0;
   private leading = false;
+  /** The current term; aborted the moment it ends. */
   private leadingController: AbortController | undefined;
-  private lastRenew = 0;
+  /** When the last successful acquire or renewal *began*: the lease is ours for sure from then on. */
+  private renewedAt = 0;
   private readonly stopController = new AbortController();
   private running: Promise<void> | undefined;
   private reportedLeader: string | undefined;
@@ -141,7 +150,27 @@ export class LeaderElector {
   }
 
   isLeader(): boolean {
-    return this.leading;
+    return this.leading && this.leadingController?.signal.aborted === false;
+  }
+
+  /**
+   * True while this replica leads and, by the local clock, less than renewDeadline has passed since
+   * its last successful renewal began; otherwise ends the term at once (its signal aborts) and
+   * returns false. A timer does the same at the deadline, but after a freeze of the process
+   * (SIGSTOP, a paused VM, a long GC pause) other code can run before that timer fires, so call this
+   * right before each write made for the term (see fenceApi).
+   *
+   * Why renewDeadline from the start of the renewal is safe: another candidate takes the lease only
+   * after it saw no renewal for leaseDuration, counted from when it read our last renewal, which is
+   * later than the renewal began. A write checked here reaches the API server with at least
+   * leaseDuration - renewDeadline to spare (5 s with the defaults).
+   */
+  checkLeading(): boolean {
+    const term = this.leadingController;
+    if (!this.leading || !term || term.signal.aborted) return false;
+    if (this.clock.now() - this.renewedAt < this.renewDeadlineMs) return true;
+    this.endTerm(new Error(`${this.lock.description} was not renewed within the renew deadline (${this.renewDeadlineMs} ms)`));
+    return false;
   }
 
   /**
@@ -151,7 +180,7 @@ export class LeaderElector {
   healthy(): boolean {
     if (!this.running) return false;
     const now = this.clock.now();
-    if (this.leading) return now - this.lastRenew < this.renewDeadlineMs;
+    if (this.leading) return now - this.renewedAt < this.renewDeadlineMs;
     return now - this.lastObservedOk < this.leaseDurationMs;
   }
 
@@ -172,56 +201,61 @@ export class LeaderElector {
     this.log.info('Started leader election');
     do {
       while (!stop.aborted && !this.leading) {
-        if (await this.tryAcquireOrRenew(this.retryPeriodMs)) {
-          this.becomeLeader();
+        const acquiredAt = await this.tryAcquireOrRenew(this.retryPeriodMs);
+        if (acquiredAt !== undefined) {
+          this.becomeLeader(acquiredAt);
           break;
         }
         await sleep(this.clock, this.jittered(this.retryPeriodMs), stop);
       }
-      if (this.leading) await this.renewLoop(stop);
+      if (this.leading) await this.renewLoop(stop, this.leadingController!.signal);
+      // Waits until the term's work has ended (onStoppedLeading), so a new term never overlaps it.
       if (this.leading) await this.stopLeading(stop.aborted ? 'stopped' : 'lost');
       if (this.options.reelectAfterLoss && !stop.aborted) await sleep(this.clock, this.jittered(this.retryPeriodMs), stop);
     } while (this.options.reelectAfterLoss && !stop.aborted);
   }
 
-  private becomeLeader(): void {
+  private becomeLeader(acquiredAt: number): void {
     this.leading = true;
-    this.lastRenew = this.clock.now();
+    this.renewedAt = acquiredAt;
     this.leadingController = new AbortController();
     this.options.metrics?.setLeading(true);
     this.log.info('Acquired lease and started leading');
     this.callback(() => this.options.onStartedLeading(this.leadingController!.signal));
   }
 
-  /** Renews until the deadline is missed, another holder shows up, or stop. */
-  private async renewLoop(stop: AbortSignal): Promise<void> {
-    // Fires when the deadline passes even if a renew request is still hanging.
-    const deadlineMissed = new AbortController();
+  /** Renews until the term ends: deadline missed, another holder seen, or stop. */
+  private async renewLoop(stop: AbortSignal, term: AbortSignal): Promise<void> {
+    // Ends the term when the deadline passes even if a renew request is still hanging.
     let timer: TimerHandle | undefined;
     const armDeadline = () => {
       if (timer) this.clock.clearTimeout(timer);
-      timer = this.clock.setTimeout(() => deadlineMissed.abort(), this.renewDeadlineMs - (this.clock.now() - this.lastRenew));
+      timer = this.clock.setTimeout(() => {
+        if (this.checkLeading()) armDeadline();
+      }, this.renewDeadlineMs - (this.clock.now() - this.renewedAt));
     };
     armDeadline();
-    const interrupted = AbortSignal.any([stop, deadlineMissed.signal]);
+    const interrupted = AbortSignal.any([stop, term]);
     try {
       while (!interrupted.aborted) {
         await sleep(this.clock, this.retryPeriodMs, interrupted);
-        if (interrupted.aborted) break;
-        const remaining = this.renewDeadlineMs - (this.clock.now() - this.lastRenew);
-        const renewed = await Promise.race([
-          this.tryAcquireOrRenew(Math.max(1, remaining)),
-          new Promise<false>((resolve) => interrupted.addEventListener('abort', () => resolve(false), { once: true })),
-        ]);
-        if (renewed) {
-          this.lastRenew = this.clock.now();
+        // Never renew once the deadline has passed: the lease may be another replica's by now.
+        if (interrupted.aborted || !this.checkLeading()) break;
+        const remaining = this.renewDeadlineMs - (this.clock.now() - this.renewedAt);
+        const renewedAt = await untilAborted(this.tryAcquireOrRenew(Math.max(1, remaining)), interrupted);
+        if (renewedAt !== undefined && !interrupted.aborted) {
+          this.renewedAt = renewedAt;
+          // A renewal that took longer than the deadline does not extend the term.
+          if (!this.checkLeading()) break;
           armDeadline();
         } else if (this.heldByOther()) {
-          this.log.info('Observed another holder of the lease', { holder: this.observed?.spec?.holderIdentity });
+          const holder = this.observed?.spec?.holderIdentity;
+          this.log.info('Observed another holder of the lease', { holder });
+          this.endTerm(new Error(`${this.lock.description} is held by ${holder}`));
           return;
         }
       }
-      if (deadlineMissed.signal.aborted && !stop.aborted) {
+      if (term.aborted && !stop.aborted) {
         this.log.error('Failed to renew lease before the renew deadline', { renewDeadlineMs: this.renewDeadlineMs });
       }
     } finally {
@@ -229,12 +263,21 @@ export class LeaderElector {
     }
   }
 
+  private endTerm(reason: Error): void {
+    const term = this.leadingController;
+    if (term && !term.signal.aborted) term.abort(reason);
+  }
+
   private async stopLeading(why: 'stopped' | 'lost'): Promise<void> {
+    this.endTerm(new Error(why === 'stopped' ? 'leader election stopped' : `lost ${this.lock.description}`));
     this.leading = false;
     this.options.metrics?.setLeading(false);
-    this.leadingController?.abort();
     this.log.info(why === 'stopped' ? 'Stopped leading' : 'Lost lease and stopped leading');
-    this.callback(() => this.options.onStoppedLeading());
+    try {
+      await this.options.onStoppedLeading();
+    } catch (err) {
+      this.log.error('Leader election callback failed', { err: errorField(err) });
+    }
     if (why === 'stopped' && this.releaseOnCancel) await this.release();
   }
 
@@ -254,8 +297,11 @@ export class LeaderElector {
     }
   }
 
-  /** One attempt, as client-go's tryAcquireOrRenew; true when this replica holds the lease after it. */
-  private async tryAcquireOrRenew(timeoutMs: number): Promise<boolean> {
+  /**
+   * One attempt, as client-go's tryAcquireOrRenew. When this replica holds the lease after it,
+   * returns when the attempt began (the time written as renewTime); otherwise undefined.
+   */
+  private async tryAcquireOrRenew(timeoutMs: number): Promise<number | undefined> {
     const now = this.clock.now();
     const leaseDurationSeconds = Math.ceil(this.leaseDurationMs / 1000);
     let current: Lease | undefined;
@@ -263,7 +309,7 @@ export class LeaderElector {
       current = await this.lock.get(timeoutMs);
     } catch (err) {
       this.log.warn('Failed to read lease', { err: errorField(err) });
-      return false;
+      return undefined;
     }
     this.lastObservedOk = this.clock.now();
     if (!current) {
@@ -279,17 +325,17 @@ export class LeaderElector {
             timeoutMs,
           ),
         );
-        return true;
+        return now;
       } catch (err) {
         if (!isConflict(err)) this.log.warn('Failed to create lease', { err: errorField(err) });
-        return false;
+        return undefined;
       }
     }
     this.observe(current);
     const holder = current.spec?.holderIdentity ?? '';
     const held = holder !== '' && holder !== this.identity;
     const durationMs = (current.spec?.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
-    if (held && this.observedAt + durationMs > now) return false;
+    if (held && this.observedAt + durationMs > now) return undefined;
     const spec = current.spec ?? {};
     const renewal = holder === this.identity;
     const next: Lease = {
@@ -305,10 +351,10 @@ export class LeaderElector {
     };
     try {
       this.observe(await this.lock.update(next, timeoutMs));
-      return true;
+      return now;
     } catch (err) {
       if (!isConflict(err)) this.log.warn('Failed to update lease', { err: errorField(err) });
-      return false;
+      return undefined;
     }
   }
 
@@ -347,4 +393,35 @@ export class LeaderElector {
       this.log.error('Leader election callback failed', { err: errorField(err) });
     }
   }
+}
+
+/** Settles with `work`, or with undefined as soon as `signal` aborts (work is then left to finish alone). */
+async function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) return undefined;
+  let onAbort!: () => void;
+  const aborted = new Promise<undefined>((resolve) => {
+    onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * The client for work done on behalf of a leadership term: a request that carries an AbortSignal
+ * (a reconcile's, see ReconcileContext.signal) is sent only after `elector.checkLeading()`
+ * re-checked the renew deadline on the clock, so a replica resumed after a freeze aborts instead of
+ * writing on a lease that another replica may hold by now. Requests without a signal (the caches'
+ * lists and watches, the election's own Lease requests) pass unchecked.
+ */
+export function fenceApi(api: KubeApi, elector: Pick<LeaderElector, 'checkLeading'>): KubeApi {
+  return {
+    request<T>(req: ApiRequest): Promise<T> {
+      if (req.signal) elector.checkLeading();
+      return api.request<T>(req);
+    },
+  };
 }

@@ -16,6 +16,11 @@ export interface ApiRequest {
   contentType?: string;
   /** Aborts the request after this long; defaults to the client's timeout. */
   timeoutMs?: number;
+  /**
+   * Cancels the request: not sent when already aborted, cut off when aborted in flight. Requests
+   * made on behalf of a reconcile pass the reconcile's signal, which aborts when the leadership
+   * term ends.
+   */
   signal?: AbortSignal;
 }
 
@@ -51,6 +56,7 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
   let dispatcher: ReturnType<RequestContext['getDispatcher']>;
   return {
     async request<T>(req: ApiRequest): Promise<T> {
+      throwIfAborted(req);
       const cluster = kubeConfig.getCurrentCluster();
       if (!cluster) throw new KubeApiError(`${req.method} ${req.path} failed: kubeconfig has no current cluster`, undefined);
       const url = new URL(cluster.server.replace(/\/$/, '') + req.path);
@@ -69,16 +75,20 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
       const timeout = AbortSignal.timeout(req.timeoutMs ?? defaultTimeoutMs);
       const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
       dispatcher ??= ctx.getDispatcher();
+      // Authentication may have taken a while (a token refresh): look again before sending.
+      throwIfAborted(req);
       let response;
       try {
         response = await fetch(url, { method: req.method, headers, body, dispatcher, signal });
       } catch (err) {
+        throwIfAborted(req, err);
         throw new KubeApiError(`${req.method} ${req.path} failed: ${describeNetworkError(err)}`, undefined, undefined, undefined, { cause: err });
       }
       let text: string;
       try {
         text = await response.text();
       } catch (err) {
+        throwIfAborted(req, err);
         throw new KubeApiError(`${req.method} ${req.path} failed reading the response: ${describeNetworkError(err)}`, undefined, undefined, undefined, { cause: err });
       }
       const parsed = parseJson(text);
@@ -91,6 +101,27 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
     },
   };
 }
+
+/**
+ * A request cancelled through its signal fails with KubeApiAbortedError, whose message gives the
+ * signal's reason (e.g. the lost lease), so callers can tell it from a timeout or a network failure.
+ */
+export class KubeApiAbortedError extends KubeApiError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, undefined, undefined, undefined, options);
+    this.name = 'KubeApiAbortedError';
+  }
+}
+
+function throwIfAborted(req: ApiRequest, cause?: unknown): void {
+  if (!req.signal?.aborted) return;
+  const reason: unknown = req.signal.reason;
+  const why = reason instanceof Error ? reason.message : String(reason);
+  throw new KubeApiAbortedError(`${req.method} ${req.path} aborted: ${why}`, { cause: cause ?? reason });
+}
+
+/** True for a request its caller cancelled (see ApiRequest.signal), not for a timeout. */
+export const isAborted = (err: unknown): boolean => err instanceof KubeApiAbortedError;
 
 function parseJson(text: string): unknown {
   if (text === '') return undefined;

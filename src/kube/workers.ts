@@ -16,8 +16,11 @@ export interface ReconcileContext {
   reconcileID: string;
   /** Logger already carrying controller, key and reconcileID. */
   log: Logger;
-  /** Aborted when the reconcile must stop (leadership lost): pass it to every request. */
-  signal?: AbortSignal;
+  /**
+   * Aborts when the pool's term ends (the replica lost its lease). Pass it to every API request
+   * and Event the reconcile makes: requests in flight are then cancelled and no new one is sent.
+   */
+  signal: AbortSignal;
 }
 
 export type ReconcileFn = (key: string, context: ReconcileContext) => Promise<ReconcileResult>;
@@ -32,6 +35,13 @@ export interface WorkerPoolOptions {
   logger?: Logger;
   metrics?: ControllerMetrics;
   clock?: Clock;
+  /**
+   * The term the pool works for, e.g. the leadership term's signal. When it aborts, the pool hands
+   * out no key any more (keys still queued are dropped), every reconcile in flight sees its
+   * context's signal abort, and their outcomes are not retried: the next term starts from a full
+   * resync. Default: a term that never ends.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -39,7 +49,8 @@ export interface WorkerPoolOptions {
  * guarantees one worker per key; this class maps each outcome to the queue's retry policy.
  */
 export class WorkerPool {
-  private readonly options: Required<Omit<WorkerPoolOptions, 'metrics'>> & { metrics: ControllerMetrics | undefined };
+  private readonly options: Required<Omit<WorkerPoolOptions, 'metrics' | 'signal'>> & { metrics: ControllerMetrics | undefined };
+  private readonly signal: AbortSignal;
   private workers: Promise<void>[] = [];
 
   constructor(options: WorkerPoolOptions) {
@@ -54,20 +65,27 @@ export class WorkerPool {
       clock: options.clock ?? realClock,
       metrics: options.metrics,
     };
+    this.signal = options.signal ?? new AbortController().signal;
   }
 
   start(): void {
     if (this.workers.length > 0) throw new Error(`Worker pool of controller ${this.options.name} was already started`);
     this.options.metrics?.setMaxConcurrentReconciles(this.options.concurrency);
     this.options.logger.info('Starting workers', { controller: this.options.name, workerCount: this.options.concurrency });
+    // Takes effect at once, not when the owner gets round to calling stop().
+    if (this.signal.aborted) this.options.queue.shutDown();
+    else this.signal.addEventListener('abort', () => this.options.queue.shutDown(), { once: true });
     for (let i = 0; i < this.options.concurrency; i++) this.workers.push(this.runWorker());
   }
 
-  /** Shuts the queue down, lets reconciles in flight finish, and resolves when all workers exited. */
+  /**
+   * Shuts the queue down and resolves when every worker has exited: reconciles in flight have
+   * returned (after the term ended: aborted), so nothing of this pool runs any more.
+   */
   async stop(): Promise<void> {
     await this.options.queue.shutDownWithDrain();
     await Promise.all(this.workers);
-    this.options.logger.info('Stopped workers', { controller: this.options.name });
+    this.options.logger.info('Stopped workers', { controller: this.options.name, termEnded: this.signal.aborted });
   }
 
   private async runWorker(): Promise<void> {
@@ -76,7 +94,8 @@ export class WorkerPool {
       const key = await queue.get();
       if (key === undefined) return;
       try {
-        await this.processKey(key);
+        // A key still queued when the term ended is dropped; the next term resyncs every object.
+        if (!this.signal.aborted) await this.processKey(key);
       } finally {
         queue.done(key);
       }
@@ -91,7 +110,8 @@ export class WorkerPool {
     metrics?.workerStarted();
     let label: ReconcileResultLabel;
     try {
-      const result = await reconcile(key, { reconcileID, log });
+      // After the term ended the queue is shut down, so the requeues below are no-ops.
+      const result = await reconcile(key, { reconcileID, log, signal: this.signal });
       if (result?.requeueAfter !== undefined && result.requeueAfter > 0) {
         queue.forget(key);
         queue.addAfter(key, result.requeueAfter);
@@ -104,12 +124,22 @@ export class WorkerPool {
         label = 'success';
       }
     } catch (err) {
-      queue.addRateLimited(key);
       label = 'error';
-      log.error('Reconciler error', { err: errorField(err), retries: queue.numRequeues(key) });
+      if (this.signal.aborted) {
+        // Expected: its requests were cancelled. Not retried; the next term resyncs every object.
+        log.info('Aborted reconcile: the term ended while it ran', { reason: abortReason(this.signal), err: errorField(err) });
+      } else {
+        queue.addRateLimited(key);
+        log.error('Reconciler error', { err: errorField(err), retries: queue.numRequeues(key) });
+      }
     } finally {
       metrics?.workerStopped();
     }
     metrics?.reconciled(label, (clock.now() - started) / 1000);
   }
+}
+
+function abortReason(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason.message : String(reason);
 }

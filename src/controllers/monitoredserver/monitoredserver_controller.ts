@@ -91,6 +91,8 @@ export class MonitoredServerController {
   private readonly writtenStatus = new Map<string, { over: string | undefined; status: MonitoredServerStatus }>();
   private readonly statusCoalesceMs: number;
   private pool: WorkerPool | undefined;
+  /** Settles when the pools stopped so far have drained; a new pool starts only after it. */
+  private draining: Promise<void> = Promise.resolve();
   private readonly api: KubeApi;
   private readonly log: Logger;
   private readonly events: EventSink;
@@ -171,9 +173,14 @@ export class MonitoredServerController {
     return this.allInformers().map((i) => ({ name: i.name, ...i.health() }));
   }
 
-  /** Starts reconciling (on the leader only; again after each new leadership term). */
-  startWorkers(): void {
-    if (this.pool) return;
+  /**
+   * Starts reconciling for one leadership term (on the leader only; again for each new term);
+   * `signal` ends the term. Waits until the previous term's reconciles have all returned, so two
+   * pools never work on the same key.
+   */
+  async startWorkers(signal?: AbortSignal): Promise<void> {
+    await this.draining;
+    if (this.pool || signal?.aborted) return;
     if (this.queue.isShuttingDown()) this.queue = this.newQueue();
     for (const ms of this.monitoredServers.list()) this.queue.add(objectKey(ms));
     if (this.options.metrics) this.controllerMetricsHooks ??= this.options.metrics.controller(CONTROLLER_NAME);
@@ -183,20 +190,23 @@ export class MonitoredServerController {
       reconcile: (key, ctx) => this.reconcile(key, ctx),
       concurrency: this.options.concurrency ?? 4,
       logger: this.log,
+      signal,
       ...(this.controllerMetricsHooks ? { metrics: this.controllerMetricsHooks } : {}),
     });
     this.pool.start();
   }
 
   /**
-   * Stops reconciling at once: no key is handed out any more; reconciles in flight finish their
-   * current request. The caches keep running, so a new term starts warm.
+   * Stops reconciling: no key is handed out any more. Resolves when every reconcile of the pool has
+   * returned (after a lost term they were aborted, their requests cancelled). The caches keep
+   * running, so a new term starts warm.
    */
-  async stopWorkers(): Promise<void> {
+  stopWorkers(): Promise<void> {
     const pool = this.pool;
     this.pool = undefined;
     this.queue.shutDown();
-    await pool?.stop();
+    this.draining = this.draining.then(() => pool?.stop());
+    return this.draining;
   }
 
   async stop(): Promise<void> {
@@ -250,6 +260,8 @@ export class MonitoredServerController {
       ...planProcessMapper(ms, observed, this.options.processMapper ?? DEFAULT_PROCESS_MAPPER),
     ];
     const outcomes = new Outcomes(await execute(actions, this.executeContext(ms, ctx)));
+    // The term ended (lost lease): its outcomes are moot and nothing more may be written.
+    ctx.signal.throwIfAborted();
     const next = computeStatus(ms, observed, outcomes, this.now());
     const failure = outcomes.firstFailure();
     let deferredMs: number | undefined;
@@ -288,6 +300,7 @@ export class MonitoredServerController {
   private async tearDown(ms: MonitoredServer, observed: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
     const plan = planTeardown(ms, observed, this.now());
     const outcomes = new Outcomes(await execute(plan.actions, this.executeContext(ms, ctx)));
+    ctx.signal.throwIfAborted();
     const failure = outcomes.firstFailure() ?? outcomes.all.find((o) => o.kind === 'refused');
     const waitingOn = failure ? `${failure.action.log} failed: ${failure.message ?? ''}` : plan.waitingOn;
     if (waitingOn !== undefined) {

@@ -33,7 +33,9 @@ function replica(api: KubeApi, leaseName: string, identity: string): Replica {
     identity,
     ...TIMING,
     onStartedLeading: () => (r.startedAt = Date.now()),
-    onStoppedLeading: () => (r.stoppedAt = Date.now()),
+    onStoppedLeading: () => {
+      r.stoppedAt = Date.now();
+    },
     onNewLeader: (leader) => (r.observedLeader = leader),
   });
   return r;

@@ -25,7 +25,9 @@ function candidate(store: FakeLeaseStore, clock: FakeClock, identity: string, ex
       c.started++;
       c.signal = signal;
     },
-    onStoppedLeading: () => c.stopped++,
+    onStoppedLeading: () => {
+      c.stopped++;
+    },
     ...extra,
   });
   c.done = c.elector.run();
