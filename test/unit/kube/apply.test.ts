@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { FIELD_MANAGER, applyIfChanged, applyObject, applyStatus, applyStatusIfChanged, isSubset, needsApply, ownsFieldsNotIn, statusNeedsApply } from '../../../src/kube/apply.ts';
+import { FIELD_MANAGER, applyIfChanged, applyObject, applyStatus, applyStatusIfChanged, isSubset, mergePatchStatus, needsApply, ownsFieldsNotIn, statusNeedsApply } from '../../../src/kube/apply.ts';
 import type { ApiRequest, KubeApi } from '../../../src/kube/rest.ts';
 import { VIRTUAL_MACHINE } from '../../../src/kube/resources.ts';
 import type { TestObject } from '../../../src/kube/testing/test-object.ts';
@@ -147,6 +147,17 @@ describe('applyObject / applyStatus', () => {
       metadata: { name: 'web-1-ids', namespace: 'shop' },
       status: { printableStatus: 'Running' },
     });
+  });
+
+  it('passes the caller’s AbortSignal with every write (apply, status apply, status merge patch)', async () => {
+    const api = recordingApi({ ...desiredVm });
+    const signal = new AbortController().signal;
+    await applyObject(api, VIRTUAL_MACHINE, desiredVm, { signal });
+    await applyStatus(api, VIRTUAL_MACHINE, liveOf(desiredVm), { printableStatus: 'Running' }, { signal });
+    await applyIfChanged(api, VIRTUAL_MACHINE, desiredVm, undefined, { signal });
+    await mergePatchStatus(api, VIRTUAL_MACHINE, 'shop', 'web-1-ids', { printableStatus: 'Running' }, { signal });
+    assert.equal(api.requests.length, 4);
+    for (const req of api.requests) assert.equal(req.signal, signal, `${req.method} ${req.path}`);
   });
 
   it('names the object when the API call fails', async () => {

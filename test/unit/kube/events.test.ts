@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { EventRecorder, referenceTo } from '../../../src/kube/events.ts';
 import type { ApiRequest, KubeApi } from '../../../src/kube/rest.ts';
-import { KubeApiError } from '../../../src/kube/rest.ts';
+import { KubeApiAbortedError, KubeApiError } from '../../../src/kube/rest.ts';
 import { FakeClock } from '../../../src/kube/testing/fake-clock.ts';
+import { createLogger } from '../../../src/kube/logger.ts';
+import { Writable } from 'node:stream';
+import { waitFor } from '../../../testenv/wait.ts';
 
 const server = referenceTo({ apiVersion: 'hyperspector.io/v1alpha1', kind: 'MonitoredServer', metadata: { name: 'web-1', namespace: 'shop', uid: 'u-1', resourceVersion: '7' } });
 const REASON_IDS_VM_CREATED = 'IDSVirtualMachineCreated';
@@ -98,6 +101,42 @@ describe('EventRecorder', () => {
     recorder.normal(server, 'Step', 'Reconcile', 'over again');
     await recorder.flush();
     assert.equal(a.requests.length, 5);
+  });
+
+  it('sends an Event with the signal of the reconcile that recorded it, and drops it once that signal aborted', async () => {
+    const a = api();
+    const recorder = new EventRecorder({ api: a, reportingInstance: 'operator-0', clock: new FakeClock() });
+    const term = new AbortController();
+    recorder.normal(server, REASON_IDS_VM_CREATED, 'Create', 'Created IDS VirtualMachine web-1-ids', { signal: term.signal });
+    recorder.normal(server, REASON_IDS_VM_CREATED, 'Create', 'Created IDS VirtualMachine web-1-ids', { signal: term.signal });
+    await recorder.flush();
+    assert.deepEqual(a.requests.map((r) => [r.method, r.signal]), [['POST', term.signal], ['PATCH', term.signal]]);
+    term.abort(new Error('lost the lease'));
+    recorder.warning(server, REASON_DISK_NOT_SHAREABLE, 'Reconcile', 'disk rootdisk is not shareable', { signal: term.signal });
+    recorder.normal(server, REASON_IDS_VM_CREATED, 'Create', 'Created IDS VirtualMachine web-1-ids', { signal: term.signal });
+    await recorder.flush();
+    assert.equal(a.requests.length, 2, 'nothing written for a term that ended');
+  });
+
+  it('does not log an Event cancelled in flight as a failure, and creates it anew next time', async () => {
+    const aborted = new KubeApiAbortedError('POST /apis/events.k8s.io/v1/namespaces/shop/events aborted: lost the lease');
+    let fail = true;
+    const a = api(() => (fail ? aborted : undefined));
+    const chunks: string[] = [];
+    const logger = createLogger({ level: 'info', stream: new Writable({ write: (chunk, _enc, done) => (chunks.push(String(chunk)), done()) }) });
+    const recorder = new EventRecorder({ api: a, reportingInstance: 'operator-0', clock: new FakeClock(), logger });
+    recorder.normal(server, REASON_IDS_VM_CREATED, 'Create', 'Created IDS VirtualMachine web-1-ids', { signal: new AbortController().signal });
+    await recorder.flush();
+    fail = false;
+    recorder.normal(server, REASON_IDS_VM_CREATED, 'Create', 'Created IDS VirtualMachine web-1-ids');
+    await recorder.flush();
+    assert.deepEqual(a.requests.map((r) => r.method), ['POST', 'POST']);
+    assert.deepEqual(chunks, [], 'no warning for a cancelled Event');
+    // Whereas a real failure is logged.
+    const b = api(() => new KubeApiError('connect ECONNREFUSED', undefined));
+    new EventRecorder({ api: b, reportingInstance: 'operator-0', clock: new FakeClock(), logger }).normal(server, REASON_IDS_VM_CREATED, 'Create', 'x');
+    await waitFor(() => chunks.length > 0 || undefined, { timeoutMs: 2000, description: 'the warning' });
+    assert.match(chunks[0]!, /Failed to create event/);
   });
 
   it('truncates long messages to the 1 kB note limit', async () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { LeaderElector, defaultIdentity, formatMicroTime, type LeaderElectionOptions } from '../../../src/kube/leader-election.ts';
+import { LeaderElector, defaultIdentity, fenceApi, formatMicroTime, type LeaderElectionOptions } from '../../../src/kube/leader-election.ts';
+import type { ApiRequest } from '../../../src/kube/rest.ts';
 import { OperatorMetrics } from '../../../src/kube/metrics.ts';
 import { FakeClock, flushPromises } from '../../../src/kube/testing/fake-clock.ts';
 import { FakeLeaseStore, type LockFaults } from '../../../src/kube/testing/fake-lease-lock.ts';
@@ -200,6 +201,137 @@ describe('LeaderElector', () => {
     b.faults.down = true;
     await clock.advance(16_000);
     assert.equal(b.elector.healthy(), false);
+  });
+
+  it('aborts the term signal before onStoppedLeading runs, with the reason', async () => {
+    const order: string[] = [];
+    const a = join('a', {
+      onStartedLeading: (signal) => signal.addEventListener('abort', () => order.push(`aborted: ${(signal.reason as Error).message}`)),
+      onStoppedLeading: () => {
+        order.push('onStoppedLeading');
+      },
+    });
+    await flushPromises();
+    a.faults.down = true;
+    await clock.advance(10_000);
+    assert.deepEqual(order, ['aborted: Lease hyperspector-system/hyperspector-operator was not renewed within the renew deadline (10000 ms)', 'onStoppedLeading']);
+  });
+
+  it('starts a new term only after the previous term drained (onStoppedLeading settled)', async () => {
+    const events: string[] = [];
+    let drained: (() => void) | undefined;
+    const a = join('a', {
+      reelectAfterLoss: true,
+      onStartedLeading: () => events.push('started'),
+      onStoppedLeading: () => {
+        events.push('stopped');
+        if (drained) return; // the second term (ended by afterEach) drains at once
+        return new Promise<void>((resolve) => (drained = () => {
+          events.push('drained');
+          resolve();
+        }));
+      },
+    });
+    await flushPromises();
+    a.faults.down = true;
+    await clock.advance(10_000);
+    a.faults.down = false;
+    const writes = store.writes;
+    // The API is back and the lease is still a's, but the old term's work has not ended.
+    await clock.advance(60_000);
+    assert.deepEqual(events, ['started', 'stopped']);
+    assert.equal(store.writes, writes, 'no lease write while draining');
+    assert.equal(a.elector.isLeader(), false);
+    drained!();
+    await clock.advance(2400);
+    assert.deepEqual(events, ['started', 'stopped', 'drained', 'started']);
+    assert.equal(a.elector.isLeader(), true);
+  });
+
+  it('releases the lease on stop only after the term drained', async () => {
+    let drained!: () => void;
+    const a = join('a', { onStoppedLeading: () => new Promise<void>((resolve) => (drained = resolve)) });
+    await flushPromises();
+    const stopping = a.elector.stop();
+    await clock.advance(5000);
+    assert.equal(store.lease?.spec?.holderIdentity, 'a', 'still held while the term drains');
+    drained();
+    await clock.advance(0);
+    await stopping;
+    assert.equal(store.lease?.spec?.holderIdentity, '', 'released');
+  });
+
+  it('after a freeze, ends the term as soon as anything asks (checkLeading), before the overdue timers fire', async () => {
+    const a = join('a');
+    await flushPromises();
+    await clock.advance(2000);
+    assert.equal(a.elector.checkLeading(), true);
+    const writes = store.writes;
+    // SIGSTOP for 20 s, then SIGCONT: the clock jumped, no timer has fired yet.
+    clock.jump(20_000);
+    assert.equal(a.signal?.aborted, false, 'nothing has run yet');
+    assert.equal(a.elector.checkLeading(), false);
+    assert.equal(a.signal?.aborted, true, 'the term ended synchronously');
+    assert.equal(a.elector.isLeader(), false);
+    await clock.advance(0);
+    assert.equal(a.stopped, 1);
+    assert.equal(store.writes, writes, 'no renewal after the deadline: the lease may be another replica’s');
+  });
+
+  it('after a freeze, never renews the lease even when the renew timer fires first', async () => {
+    const a = join('a');
+    await flushPromises();
+    const writes = store.writes;
+    clock.jump(20_000);
+    await clock.advance(0); // the overdue retry-period timer and the deadline timer fire now
+    assert.equal(a.stopped, 1);
+    assert.equal(store.writes, writes);
+  });
+
+  it('counts the renew deadline from when the renewal began: a renewal answered too late does not extend the term', async () => {
+    let delayUpdates = false;
+    let answer: (() => void) | undefined;
+    const inner = store.lock();
+    const lock = {
+      ...inner,
+      update: async (lease: Parameters<typeof inner.update>[0], timeoutMs: number) => {
+        if (delayUpdates) await new Promise<void>((resolve) => (answer = resolve));
+        return inner.update(lease, timeoutMs);
+      },
+    };
+    const a = join('a', { lock });
+    await flushPromises();
+    delayUpdates = true;
+    await clock.advance(2000); // a renewal begins at t=2 s and hangs
+    assert.ok(answer, 'a renewal is in flight');
+    clock.jump(11_000); // frozen until t=13 s
+    answer!(); // its answer is the first thing processed on resume
+    await flushPromises();
+    assert.equal(a.elector.checkLeading(), false, '13 s - 2 s is past the 10 s deadline');
+    await clock.advance(0);
+    assert.equal(a.stopped, 1);
+  });
+
+  it('fenceApi re-checks the renew deadline before a request that carries a signal, and leaves others alone', async () => {
+    const a = join('a');
+    await flushPromises();
+    const sent: ApiRequest[] = [];
+    const fenced = fenceApi(
+      {
+        async request<T>(req: ApiRequest): Promise<T> {
+          if (req.signal?.aborted) throw new Error(`refused: ${(req.signal.reason as Error).message}`);
+          sent.push(req);
+          return {} as T;
+        },
+      },
+      a.elector,
+    );
+    const term = a.signal!;
+    await fenced.request({ method: 'PATCH', path: '/before', signal: term });
+    clock.jump(20_000);
+    await assert.rejects(fenced.request({ method: 'PATCH', path: '/after-freeze', signal: term }), /refused: .*not renewed within the renew deadline/);
+    await fenced.request({ method: 'GET', path: '/cache-list' });
+    assert.deepEqual(sent.map((r) => r.path), ['/before', '/cache-list']);
   });
 
   it('rejects timings that cannot work', () => {

@@ -163,6 +163,69 @@ describe('WorkerPool', () => {
     assert.equal(queue.len(), 0);
   });
 
+  it('gives each reconcile the term signal; when the term ends it aborts the reconcile in flight, drops queued keys and retries nothing', async () => {
+    const term = new AbortController();
+    const clock = new FakeClock();
+    const queue = new WorkQueue<string>({ name: 'monitoredserver', clock });
+    const started: string[] = [];
+    const requests: string[] = [];
+    const reconcile: ReconcileFn = async (key, ctx) => {
+      started.push(key);
+      // A request in flight that honours the signal, as createKubeApi does.
+      await new Promise<void>((resolve, reject) => {
+        ctx.signal.addEventListener('abort', () => reject(new Error(`PATCH ${key} aborted: ${(ctx.signal.reason as Error).message}`)), { once: true });
+      });
+      requests.push(key);
+    };
+    const pool = new WorkerPool({ name: 'monitoredserver', queue, reconcile, concurrency: 1, clock, signal: term.signal });
+    pool.start();
+    queue.add('shop/a');
+    queue.add('shop/b');
+    await flushPromises();
+    assert.deepEqual(started, ['shop/a']);
+    let stopped = false;
+    const stopping = pool.stop().then(() => (stopped = true));
+    await flushPromises();
+    assert.equal(stopped, false, 'stop waits for the reconcile in flight');
+    term.abort(new Error('lost the lease'));
+    await stopping;
+    assert.deepEqual(started, ['shop/a'], 'shop/b, still queued, was dropped');
+    assert.deepEqual(requests, [], 'the request in flight was aborted');
+    assert.equal(queue.numRequeues('shop/a'), 0, 'an aborted reconcile is not retried');
+    queue.add('shop/c');
+    await clock.advance(60_000);
+    assert.deepEqual(started, ['shop/a']);
+  });
+
+  it('hands out no key once the term has ended, even before stop is called', async () => {
+    const term = new AbortController();
+    const seen: string[] = [];
+    const queue = new WorkQueue<string>({ name: 'monitoredserver' });
+    const pool = new WorkerPool({ name: 'monitoredserver', queue, reconcile: async (key) => void seen.push(key), signal: term.signal });
+    pool.start();
+    queue.add('shop/a');
+    await flushPromises();
+    term.abort(new Error('lost the lease'));
+    queue.add('shop/b');
+    await flushPromises();
+    assert.deepEqual(seen, ['shop/a']);
+    assert.equal(queue.isShuttingDown(), true);
+    await pool.stop();
+  });
+
+  it('passes a signal that never aborts when the pool has no term', async () => {
+    let signal: AbortSignal | undefined;
+    const { queue, pool } = setup(async (_key, ctx) => {
+      signal = ctx.signal;
+    });
+    pool.start();
+    queue.add('k');
+    await flushPromises();
+    assert.equal(signal?.aborted, false);
+    await pool.stop();
+    assert.equal(signal?.aborted, false);
+  });
+
   it('rejects a non-positive concurrency', () => {
     const queue = new WorkQueue({ name: 'x' });
     assert.throws(() => new WorkerPool({ name: 'x', queue, reconcile: async () => {}, concurrency: 0 }), /Invalid concurrency 0 for controller x/);
