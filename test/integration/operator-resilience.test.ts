@@ -7,6 +7,7 @@ import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredser
 import { auditRequests, describeRequests } from '../../testenv/cluster/audit-log.ts';
 import { waitFor } from '../../testenv/wait.ts';
 import * as k8s from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
 
 const LEASE_NS = 'hyperspector-system';
 const LEASE = 'hyperspector-operator';
@@ -131,6 +132,89 @@ describe('operator resilience (real control plane, KubeVirt’s own controllers)
       assert.ok(standby.process.running);
     } finally {
       for (const p of processes) await p.stop();
+    }
+  });
+
+  it('split brain: a leader frozen (SIGSTOP) past its renew deadline writes nothing after the standby took over, once resumed (SIGCONT)', async function () {
+    const ns = 'split-brain';
+    await env.namespace(ns);
+    // Short terms so the freeze is quick; both replicas run with the same timing, as a Deployment does.
+    const timing = ['--lease-duration=8s', '--renew-deadline=5s', '--retry-period=1s'];
+    const a = await startOperatorProcess(env.cluster, { user: 'operator', extraArgs: timing });
+    await waitFor(async () => (await leaseHolder(env)) !== undefined || undefined, { timeoutMs: 30_000, description: 'a leader' });
+    const b = await startOperatorProcess(env.cluster, { user: 'operatorB', extraArgs: timing });
+    const started = new Date();
+    let frozen: typeof a | undefined;
+    try {
+      const leading = async (p: typeof a) => /leader_election_master_status\{name="hyperspector-operator"\} 1\b/.test(await p.metrics());
+      const aLeads = await leading(a);
+      assert.ok(aLeads !== (await leading(b)), 'exactly one replica leads');
+      const [leader, standby] = aLeads ? [a, b] : [b, a];
+      const [leaderUser, standbyUser] = aLeads
+        ? [env.cluster.users.operator.name, env.cluster.users.operatorB.name]
+        : [env.cluster.users.operatorB.name, env.cluster.users.operator.name];
+      const holder = await leaseHolder(env);
+      const leaderWrites = () => auditRequests(env.cluster.auditLogPath, { username: leaderUser, since: started, writesOnly: true }).filter((e) => e.objectRef?.resource !== 'leases');
+
+      // Freeze the leader while it is busy, so it has reconciles in flight, keys queued and requeue
+      // timers pending: everything that could write once it runs again.
+      for (let i = 0; i < 8; i++) await env.createMonitoredServer(monitoredServer(`sb-${i}`, ns));
+      await waitFor(() => leaderWrites().length >= 6 || undefined, { timeoutMs: 60_000, intervalMs: 50, description: 'the leader at work' });
+      process.kill(leader.pid, 'SIGSTOP');
+      frozen = leader;
+      const writesBeforeFreeze = leaderWrites().length;
+
+      // The standby takes the lease once it has not seen it renewed for the lease duration, and
+      // converges everything, including changes made now: the frozen leader's watches hold them
+      // until it resumes.
+      await waitFor(async () => ((await leaseHolder(env)) !== holder ? true : undefined), { timeoutMs: 30_000, intervalMs: 200, description: 'the standby to take the lease' });
+      await env.createMonitoredServer(monitoredServer('sb-frozen', ns));
+      await env.mergePatch(MS, ns, 'sb-0', { spec: { ids: { template: vmTemplate({ app: 'sb-0-ids', v: '2' }, '3Gi') } } });
+      for (const name of ['sb-frozen', ...Array.from({ length: 8 }, (_, i) => `sb-${i}`)]) {
+        await env.waitForCondition(ns, name, 'Ready', 'True', undefined, 120_000);
+      }
+
+      // Resume the old leader. Its renew-deadline timer is long overdue, but watch events and
+      // requeue timers may run first: none of them may turn into a write.
+      process.kill(leader.pid, 'SIGCONT');
+      frozen = undefined;
+      const leaderLog = () =>
+        readFileSync(leader.process.logFile, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as { message: string; identity?: string });
+      await waitFor(() => leaderLog().some((l) => l.message === 'Drained the lost term; standing by for the lease') || undefined, {
+        timeoutMs: 30_000,
+        description: 'the old leader to drain its lost term',
+      });
+      // One more MonitoredServer after it resumed: its caches see it, only the new leader acts.
+      await env.createMonitoredServer(monitoredServer('sb-after', ns));
+      await env.waitForCondition(ns, 'sb-after', 'Ready', 'True', undefined, 120_000);
+
+      const standbyWrites = auditRequests(env.cluster.auditLogPath, { username: standbyUser, since: started, writesOnly: true });
+      assert.ok(standbyWrites.length > 0, 'the standby took over and wrote');
+      const firstStandbyWrite = standbyWrites.map((e) => e.requestReceivedTimestamp).sort()[0]!;
+      const lateWrites = auditRequests(env.cluster.auditLogPath, { username: leaderUser, since: started, writesOnly: true }).filter(
+        (e) => e.requestReceivedTimestamp >= firstStandbyWrite,
+      );
+      assert.equal(lateWrites.length, 0, `the old leader wrote after the standby's first write (${firstStandbyWrite}):\n${describeRequests(lateWrites)}`);
+      assert.ok(writesBeforeFreeze >= 6, 'the old leader did write while it led');
+
+      // What the old leader did, in its own words: lost the term, aborted, drained, and only then
+      // stood by; no worker pool started in between. It keeps running as the standby.
+      const messages = leaderLog().map((l) => l.message);
+      const lost = messages.indexOf('Lost leadership; aborted reconciles in flight');
+      const drained = messages.indexOf('Drained the lost term; standing by for the lease');
+      assert.ok(lost >= 0 && drained > lost, `lost (${lost}) before drained (${drained})`);
+      assert.ok(!messages.slice(lost, drained).includes('Starting workers'), 'no new pool while the old one drained');
+      assert.ok(leader.process.running, 'the old leader keeps running as the standby');
+      assert.equal(await leading(leader), false);
+      assert.equal(await leading(standby), true);
+      const aborted = messages.filter((m) => m === 'Aborted reconcile: the term ended while it ran').length;
+      console.log(`      old leader: ${writesBeforeFreeze} writes before the freeze, ${aborted} reconciles aborted on resume, 0 writes after the standby's first write`);
+    } finally {
+      if (frozen) process.kill(frozen.pid, 'SIGCONT');
+      for (const p of [a, b]) await p.stop();
     }
   });
 
