@@ -158,20 +158,21 @@ describe('operator resilience (real control plane, KubeVirt’s own controllers)
 
       // Freeze the leader while it is busy, so it has reconciles in flight, keys queued and requeue
       // timers pending: everything that could write once it runs again.
-      for (let i = 0; i < 8; i++) await env.createMonitoredServer(monitoredServer(`sb-${i}`, ns));
+      const names = Array.from({ length: 6 }, (_, i) => `sb-${i}`);
+      for (const name of names) await env.createMonitoredServer(monitoredServer(name, ns));
       await waitFor(() => leaderWrites().length >= 6 || undefined, { timeoutMs: 60_000, intervalMs: 50, description: 'the leader at work' });
       process.kill(leader.pid, 'SIGSTOP');
       frozen = leader;
       const writesBeforeFreeze = leaderWrites().length;
 
       // The standby takes the lease once it has not seen it renewed for the lease duration, and
-      // converges everything, including changes made now: the frozen leader's watches hold them
-      // until it resumes.
+      // carries on where the frozen leader stopped, including changes made now: the frozen
+      // leader's watches hold them until it resumes.
       await waitFor(async () => ((await leaseHolder(env)) !== holder ? true : undefined), { timeoutMs: 30_000, intervalMs: 200, description: 'the standby to take the lease' });
       await env.createMonitoredServer(monitoredServer('sb-frozen', ns));
-      await env.mergePatch(MS, ns, 'sb-0', { spec: { ids: { template: vmTemplate({ app: 'sb-0-ids', v: '2' }, '3Gi') } } });
-      for (const name of ['sb-frozen', ...Array.from({ length: 8 }, (_, i) => `sb-${i}`)]) {
-        await env.waitForCondition(ns, name, 'Ready', 'True', undefined, 120_000);
+      await env.mergePatch(MS, ns, 'sb-1', { metadata: { labels: { touched: 'while-frozen' } } });
+      for (const name of [...names, 'sb-frozen']) {
+        await waitFor(async () => (await env.get(VM, ns, `${name}-ids`)) !== undefined || undefined, { timeoutMs: 120_000, description: `the IDS VM of ${name}` });
       }
 
       // Resume the old leader. Its renew-deadline timer is long overdue, but watch events and
@@ -189,7 +190,7 @@ describe('operator resilience (real control plane, KubeVirt’s own controllers)
       });
       // One more MonitoredServer after it resumed: its caches see it, only the new leader acts.
       await env.createMonitoredServer(monitoredServer('sb-after', ns));
-      await env.waitForCondition(ns, 'sb-after', 'Ready', 'True', undefined, 120_000);
+      await waitFor(async () => (await env.get(VM, ns, 'sb-after-ids')) !== undefined || undefined, { timeoutMs: 120_000, description: 'the IDS VM of sb-after' });
 
       const standbyWrites = auditRequests(env.cluster.auditLogPath, { username: standbyUser, since: started, writesOnly: true });
       assert.ok(standbyWrites.length > 0, 'the standby took over and wrote');

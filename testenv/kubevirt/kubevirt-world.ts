@@ -92,6 +92,7 @@ export function cdiCompanionCrds(): k8s.V1CustomResourceDefinition[] {
 export class KubeVirtWorld {
   readonly processes = new Map<string, ManagedProcess>();
   private stopping = false;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
   virtApiPort = 0;
   handlerPort = 0;
   controllerPort = 0;
@@ -327,7 +328,6 @@ export class KubeVirtWorld {
         body: {
           metadata: {
             labels: {
-              'kubevirt.io/schedulable': 'true',
               'machine-type.node.kubevirt.io/q35': 'true',
               'machine-type.node.kubevirt.io/pc-q35-rhel9.6.0': 'true',
               'cpu-model.node.kubevirt.io/Haswell-noTSX': 'true',
@@ -336,7 +336,6 @@ export class KubeVirtWorld {
               'cpu-vendor.node.kubevirt.io/Intel': 'true',
               'kubevirt.io/ksm-enabled': 'false',
             },
-            annotations: { 'kubevirt.io/heartbeat': new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
           },
         },
       });
@@ -347,6 +346,11 @@ export class KubeVirtWorld {
         body: { status: { capacity: { ...node.status?.capacity, ...devices }, allocatable: { ...node.status?.allocatable, ...devices } } },
       });
     }
+    await this.heartbeat();
+    // As virt-handler does every minute: virt-controller marks a node whose heartbeat is older than
+    // 5 minutes unschedulable for VMIs, which would end every test world after 5 minutes.
+    this.heartbeatTimer = setInterval(() => void this.heartbeat().catch(() => {}), 60_000);
+    this.heartbeatTimer.unref();
     await this.apply({
       apiVersion: 'apps/v1',
       kind: 'DaemonSet',
@@ -374,8 +378,23 @@ export class KubeVirtWorld {
     );
   }
 
+  /** virt-handler's heartbeat: the node is schedulable for VMIs and its handler alive as of now. */
+  private async heartbeat(): Promise<void> {
+    const api = createKubeApi(this.cluster.kubeConfig);
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    for (const name of this.cluster.nodeNames) {
+      await api.request({
+        method: 'PATCH',
+        path: `/api/v1/nodes/${name}`,
+        contentType: 'application/merge-patch+json',
+        body: { metadata: { labels: { 'kubevirt.io/schedulable': 'true' }, annotations: { 'kubevirt.io/heartbeat': now } } },
+      });
+    }
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.heartbeatTimer);
     await this.handler?.stop();
     for (const name of ['virt-controller', 'virt-api']) await this.processes.get(name)?.stop();
   }
