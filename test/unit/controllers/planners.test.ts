@@ -139,6 +139,8 @@ describe('planners', () => {
       ['restarts an IDS VMI that runs an older template KubeVirt cannot update live', { ...base, idsVm: restartRequired(ids), idsVmi: vmi('web-1-ids', 'node-a', { annotations: { 'kubevirt.io/vm-generation': '2' } }) }, ['delete:idsVM:RestartIDSVMFailed']],
       ["does not restart on a RestartRequired KubeVirt has not recomputed for the current generation", { ...base, idsVm: restartRequired(ids, 2), idsVmi: vmi('web-1-ids', 'node-a', { annotations: { 'kubevirt.io/vm-generation': '2' } }) }, []],
       ['puts back a hand edit first and does not restart for it', { ...base, idsVm: restartRequired(handEdited(desiredIds(m), 'kubectl-patch')), idsVmi: vmi('web-1-ids', 'node-a', { annotations: { 'kubevirt.io/vm-generation': '2' } }) }, ['patch:idsVM:RevertIDSVMFailed']],
+      ['restarts a pending IDS VMI still pinned to the node the server left', { ...base, serverVmi: vmi('web-1-server', 'node-b'), idsVm: stored(desiredIds(m, 'node-b')), idsVmi: { ...vmi('web-1-ids', undefined, {}, 'Pending'), spec: { domain: { devices: {} }, nodeSelector: { 'kubernetes.io/hostname': 'node-a' } } } }, ['delete:idsVM:RestartIDSVMFailed']],
+      ['leaves a pending IDS VMI pinned to the server node alone', { ...base, idsVm: ids, idsVmi: { ...vmi('web-1-ids', undefined, {}, 'Pending'), spec: { domain: { devices: {} }, nodeSelector: { 'kubernetes.io/hostname': 'node-a' } } } }, []],
       ['leaves an IDS VMI that is already stopping alone', { ...base, serverVmi: vmi('web-1-server', 'node-b'), idsVm: stored(desiredIds(m, 'node-b')), idsVmi: vmi('web-1-ids', 'node-a', { deletionTimestamp: T0.toISOString() }) }, []],
       ['touches nothing when its name belongs to someone else', { ...base, idsNameTaken: true }, []],
     ];

@@ -1,7 +1,7 @@
 // Planner: the IDS VM, owned whole, pinned to the server VM's node; restarted when it runs on
 // another node or an older template KubeVirt cannot update live.
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
-import { buildIdsVirtualMachine, serverPodLabels } from '../../../builders/ids-vm.ts';
+import { buildIdsVirtualMachine, HOSTNAME_LABEL, serverPodLabels } from '../../../builders/ids-vm.ts';
 import { idsVmName, isAdopting, roleLabels } from '../../../builders/names.ts';
 import { VIRTUAL_MACHINE_INSTANCE } from '../../../kube/resources.ts';
 import type { Action } from '../actions.ts';
@@ -36,8 +36,16 @@ export function planIdsVm(ms: MonitoredServer, o: ObservedState): Action[] {
   if (!idsVmi || idsVmi.metadata?.deletionTimestamp) return [];
   const idsNode = vmiNode(idsVmi);
   const wrongNode = idsNode !== undefined && idsNode !== serverNode;
-  if (!wrongNode && !vmiNeedsRestart(o.idsVm, idsVmi)) return [];
-  const why = wrongNode ? `it ran on node ${idsNode} but the server VM runs on node ${serverNode}` : 'its template changed';
+  // A VMI not yet on a node keeps the node selector it was created with (its pod's is immutable):
+  // pinned to a node the server left, it would wait there forever.
+  const pinnedTo = idsVmi.spec?.nodeSelector?.[HOSTNAME_LABEL];
+  const stalePin = idsNode === undefined && pinnedTo !== undefined && pinnedTo !== serverNode;
+  if (!wrongNode && !stalePin && !vmiNeedsRestart(o.idsVm, idsVmi)) return [];
+  const why = wrongNode
+    ? `it ran on node ${idsNode} but the server VM runs on node ${serverNode}`
+    : stalePin
+      ? `it waited for node ${pinnedTo} but the server VM runs on node ${serverNode}`
+      : 'its template changed';
   return [
     {
       type: 'delete',
