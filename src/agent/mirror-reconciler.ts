@@ -16,6 +16,9 @@ import { ip, tc } from '../dataplane/kernel-commands.ts';
 import { MIRROR_LINK_PATTERN, MirrorReason, type DesiredMirror } from './desired-mirrors.ts';
 import type { PodProcessFinder } from './pod-processes.ts';
 
+/** virt-launcher's names for a VM's NIC in the pod: tap0, tap<hash>, tap<n>. */
+const KUBEVIRT_TAP = /^tap[0-9a-z]+$/;
+
 /** The mirror cannot be installed yet for a reason the condition names (not a kernel failure). */
 export class MirrorWaitingError extends Error {
   constructor(
@@ -92,7 +95,16 @@ export class MirrorReconciler {
     const withClsact = [...new Set(qdiscs.filter((q) => q.dev !== undefined && parseIngressQdisc([q]) === 'clsact').map((q) => q.dev!))];
     for (const dev of withClsact) {
       if (claimedSources.has(dev)) continue;
-      if (carriesOurMirror(await observeTc(this.kernel, netns, dev))) commandsRun += (await removeTcMirror(this.kernel, netns, dev)).commandsRun;
+      const observed = await observeTc(this.kernel, netns, dev);
+      if (carriesOurMirror(observed)) {
+        commandsRun += (await removeTcMirror(this.kernel, netns, dev)).commandsRun;
+      } else if (KUBEVIRT_TAP.test(dev) && observed.filters.ingress.length === 0 && observed.filters.egress.length === 0) {
+        // An agent killed between deleting its last filter and the qdisc leaves an empty clsact
+        // on a VM's tap. KubeVirt never adds one there and an empty clsact does nothing, so the
+        // sweep finishes that removal.
+        await this.kernel.run(netns, tc('qdisc', 'del', 'dev', dev, 'clsact'));
+        commandsRun++;
+      }
     }
     const links = await observeLinks(this.kernel, netns);
     for (const link of links.values()) {
