@@ -6,6 +6,14 @@ import { packageVersion } from '../version.ts';
 export const IDS_NETWORK_TYPES = ['vxlan', 'none'] as const;
 export type IdsNetworkType = (typeof IDS_NETWORK_TYPES)[number];
 
+/** A configuration commander accepted but the agent cannot run with (printed by main). */
+export class AgentConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AgentConfigError';
+  }
+}
+
 export interface AgentConfig {
   /** This node (the downward API's spec.nodeName). */
   nodeName: string;
@@ -86,9 +94,9 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     overlayVxlan: string;
     resyncPeriod: number;
   }>();
-  if (!o.nodeName) throw new InvalidArgumentError('the node name is required: --node-name or $NODE_NAME (downward API spec.nodeName)');
-  if (!(IDS_NETWORK_TYPES as readonly string[]).includes(o.idsNetwork)) throw new InvalidArgumentError(`--ids-network must be one of ${IDS_NETWORK_TYPES.join(', ')}, got "${o.idsNetwork}"`);
-  if (o.resyncPeriod < 1000) throw new InvalidArgumentError('--resync-period must be at least 1s');
+  if (!o.nodeName) throw new AgentConfigError('the node name is required: --node-name or $NODE_NAME (downward API spec.nodeName)');
+  if (!(IDS_NETWORK_TYPES as readonly string[]).includes(o.idsNetwork)) throw new AgentConfigError(`--ids-network must be one of ${IDS_NETWORK_TYPES.join(', ')}, got "${o.idsNetwork}"`);
+  if (o.resyncPeriod < 1000) throw new AgentConfigError('--resync-period must be at least 1s');
   return {
     nodeName: o.nodeName,
     ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),

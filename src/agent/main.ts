@@ -11,9 +11,10 @@ let config;
 try {
   config = parseAgentConfig(process.argv.slice(2));
 } catch (err) {
+  // Commander has printed its own errors (and --help, --version); ours are printed here.
   if (err instanceof CommanderError) process.exit(err.exitCode);
-  console.error(errorField(err));
-  process.exit(2);
+  console.error(`error: ${errorField(err)}`);
+  process.exit(1);
 }
 const logger = createLogger({ level: config.logLevel, defaultMeta: { component: 'hyperspector-agent', node: config.nodeName } });
 try {
