@@ -1,8 +1,7 @@
 # HyperSpector: one image, three entry points (the working directory is /app):
 #   operator        node dist/src/main.js          (the default ENTRYPOINT; the Helm chart's Deployment)
 #   process-mapper  node dist/src/sidecar/main.js  (the sidecar Pod the operator creates per server)
-#   node agent      node dist/src/agent/main.js    (the node agent DaemonSet; src/agent/ is added by the
-#                                                   networking issue and is compiled by the same build)
+#   node agent      node dist/src/agent/main.js    (the node agent DaemonSet of the Helm chart)
 # Build anywhere with `docker build .`; without a registry, hack/build-image.sh builds it with buildah
 # on a local Node base (`--from` replaces the first FROM below).
 ARG NODE_IMAGE=docker.io/library/node:24-bookworm-slim
@@ -40,6 +39,11 @@ RUN npm ci --omit=dev --no-audit --no-fund --no-update-notifier && npm cache cle
 FROM node AS runtime
 # npm and Node's headers are build tools: not in the runtime file system.
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/bin/npm /usr/local/bin/npx /usr/local/include/node
+# The node agent's kernel clients (src/dataplane/kernel-commands.ts): ip, tc and bridge (iproute2)
+# and nft (nftables); nsenter comes with util-linux, which every Debian image has.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iproute2 nftables \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production
 # A numeric non-root user, so Kubernetes can verify runAsNonRoot. The process-mapper Pod runs as

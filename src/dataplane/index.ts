@@ -2,7 +2,8 @@
 // per-node agent (see docs/dataplane.md). Everything reaches the kernel through kernel-commands.ts.
 export { NsenterKernelCommands, KernelCommandError, formatCommand, type KernelCommands, type KernelCommand } from './kernel-commands.ts';
 export { namedNetns, netnsExists, netnsOfPid, type NetnsRef } from './netns.ts';
-export { hooksForDirection, type MirrorDirection, type TcMirrorSpec } from './tc-mirror-plan.ts';
+export { observeLinks, type LinkTable, type ObservedLink } from './links.ts';
+export { carriesOurMirror, hooksForDirection, parseIngressQdisc, type MirrorDirection, type TcMirrorSpec } from './tc-mirror-plan.ts';
 export { ensureServerMirror, ensureTcMirror, removeServerMirror, removeTcMirror, observeTc, type ServerMirrorSpec } from './tc-mirror.ts';
 export { overlayMtu, vxlanOverhead, VXLAN_DEFAULT_PORT, type VxlanOverlaySpec } from './vxlan-overlay-plan.ts';
 export { reconcileVxlanOverlay, removeVxlanOverlay } from './vxlan-overlay.ts';

@@ -103,6 +103,11 @@ function isOurs(filter: ObservedFilter): boolean {
   return filter.mirred.length > 0 && filter.mirred.every((m) => m.cookie === MIRROR_COOKIE);
 }
 
+/** True when the interface carries a mirror filter of ours (what a node-wide sweep looks for). */
+export function carriesOurMirror(observed: ObservedTcState): boolean {
+  return TC_HOOKS.some((hook) => observed.filters[hook].some((f) => f.pref === MIRROR_FILTER_PREF[hook] && isOurs(f)));
+}
+
 function isExactlyDesired(filter: ObservedFilter, destination: string): boolean {
   return (
     filter.kind === 'u32' &&

@@ -36,3 +36,4 @@ export const NAMESPACE: ResourceType = { apiVersion: 'v1', kind: 'Namespace', pl
 export const VIRTUAL_MACHINE: ResourceType = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', plural: 'virtualmachines', namespaced: true };
 export const VIRTUAL_MACHINE_INSTANCE: ResourceType = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', plural: 'virtualmachineinstances', namespaced: true };
 export const NETWORK_ATTACHMENT_DEFINITION: ResourceType = { apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', plural: 'network-attachment-definitions', namespaced: true };
+export const NODE: ResourceType = { apiVersion: 'v1', kind: 'Node', plural: 'nodes', namespaced: false };

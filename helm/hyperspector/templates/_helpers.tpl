@@ -67,3 +67,30 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "hyperspector.syncWave.rbac" -}}argocd.argoproj.io/sync-wave: "-2"{{- end -}}
 {{- define "hyperspector.syncWave.config" -}}argocd.argoproj.io/sync-wave: "-1"{{- end -}}
 {{- define "hyperspector.syncWave.operator" -}}argocd.argoproj.io/sync-wave: "0"{{- end -}}
+
+{{/* The node agent: its own component label, so the operator's Service, PDB and policy never select it. */}}
+{{- define "hyperspector.agentSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "hyperspector.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: agent
+{{- end -}}
+
+{{- define "hyperspector.agentLabels" -}}
+{{ include "hyperspector.agentSelectorLabels" . }}
+app.kubernetes.io/part-of: hyperspector
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "hyperspector.agentName" -}}
+{{- printf "%s-agent" (include "hyperspector.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "hyperspector.agentImage" -}}
+{{- if .Values.agent.image.repository -}}
+{{- include "hyperspector.imageRef" (list .Values.agent.image .) -}}
+{{- else -}}
+{{- include "hyperspector.image" . -}}
+{{- end -}}
+{{- end -}}

@@ -85,6 +85,13 @@ describe('container image (buildah, from the Dockerfile)', function () {
     });
   }
 
+  it("carries the node agent's kernel clients (ip, tc, bridge, nft, nsenter)", async function () {
+    for (const tool of ['ip', 'tc', 'bridge', 'nft', 'nsenter']) {
+      const res = await inImage(['sh', '-c', `command -v ${tool}`]);
+      assert.equal(res.code, 0, `${tool} is in the image: ${res.stderr}`);
+    }
+  });
+
   it('refuses to start the operator without a kubeconfig, saying why', async function () {
     const res = await inImage([...(config.config.Entrypoint ?? [])]);
     assert.equal(res.code, 1);

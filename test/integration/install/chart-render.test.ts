@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { parseAgentConfig } from '../../../src/agent/config.ts';
 import { parseConfig } from '../../../src/config.ts';
 import { ARGOCD_CM, CHART_DIR, CRD_TEMPLATE, DEPLOY_MANIFEST, renderArgocdCm, renderCrdTemplate, renderDeployManifest } from '../../../hack/packaging.ts';
 import { REPO_ROOT } from '../../../testenv/repo-root.ts';
@@ -18,6 +19,11 @@ const CI_VALUES = readdirSync(join(CHART_DIR, 'ci')).filter((f) => f.endsWith('.
 function find(objects: AnyObject[], kind: string, name?: string): AnyObject[] {
   return objects.filter((o) => o.kind === kind && (!name || o.metadata.name === name));
 }
+
+const component = (o: AnyObject) => (o.metadata.labels as Record<string, string> | undefined)?.['app.kubernetes.io/component'];
+/** The operator's objects (the node agent's carry component=agent). */
+const operatorObjects = (objects: AnyObject[]) => objects.filter((o) => component(o) !== 'agent');
+const agentObjects = (objects: AnyObject[]) => objects.filter((o) => component(o) === 'agent');
 
 function one(objects: AnyObject[], kind: string, name?: string): AnyObject {
   const found = find(objects, kind, name);
@@ -74,8 +80,9 @@ describe('Helm chart, rendered', function () {
 
   it('grants at least what deploy/rbac.yaml grants, with no wildcard', function () {
     const reference = parseObjects(readFileSync(join(REPO_ROOT, 'deploy', 'rbac.yaml'), 'utf8')) as AnyObject[];
-    const clusterRole = one(defaults, 'ClusterRole');
-    const role = one(defaults, 'Role');
+    const operator = operatorObjects(defaults);
+    const clusterRole = one(operator, 'ClusterRole');
+    const role = one(operator, 'Role');
     const missingCluster = [...grants(one(reference, 'ClusterRole').rules ?? [])].filter((g) => !grants(clusterRole.rules ?? []).has(g));
     assert.deepEqual(missingCluster, [], 'the chart ClusterRole covers deploy/rbac.yaml');
     const missingRole = [...grants(one(reference, 'Role').rules ?? [])].filter((g) => !grants(role.rules ?? []).has(g));
@@ -84,8 +91,8 @@ describe('Helm chart, rendered', function () {
     for (const r of [...(clusterRole.rules ?? []), ...(role.rules ?? [])]) {
       for (const field of [r.apiGroups, r.resources, r.verbs]) assert.ok(!field?.includes('*'), `no wildcard in ${JSON.stringify(r)}`);
     }
-    const binding = one(defaults, 'ClusterRoleBinding');
-    const sa = one(defaults, 'ServiceAccount');
+    const binding = one(operator, 'ClusterRoleBinding');
+    const sa = one(operator, 'ServiceAccount');
     assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: 'hyperspector-system' }]);
     assert.equal(binding.roleRef.name, clusterRole.metadata.name);
   });
@@ -122,19 +129,56 @@ describe('Helm chart, rendered', function () {
     assert.equal(one(defaults, 'ConfigMap').metadata.name, config.kernelProfilesConfigMap);
   });
 
+  it('runs the node agent on every node: hostNetwork, hostPID, root with only NET_ADMIN, SYS_ADMIN and SYS_PTRACE, read-only rights but MirrorAttached', async function () {
+    const agent = agentObjects(defaults);
+    assert.deepEqual(agent.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'DaemonSet', 'ServiceAccount']);
+    const ds = one(agent, 'DaemonSet');
+    const pod = ds.spec.template.spec;
+    const container = pod.containers[0];
+    assert.deepEqual([pod.hostNetwork, pod.hostPID, pod.dnsPolicy], [true, true, 'ClusterFirstWithHostNet']);
+    assert.deepEqual(container.command, ['node', 'dist/src/agent/main.js']);
+    assert.equal(container.env.find((e: { name: string }) => e.name === 'NODE_NAME')?.valueFrom?.fieldRef?.fieldPath, 'spec.nodeName');
+    const config = parseAgentConfig(container.args, { NODE_NAME: 'worker-1' });
+    assert.deepEqual([config.idsNetwork, config.vni, config.vxlanPort, config.idsMirrorNetwork, config.httpPort], ['vxlan', 4242, 4789, 'hyperspector-mirror', 9478]);
+    assert.equal(container.ports[0].containerPort, config.httpPort);
+    assert.deepEqual(container.securityContext.capabilities, { drop: ['ALL'], add: ['NET_ADMIN', 'SYS_ADMIN', 'SYS_PTRACE'] });
+    assert.equal(container.securityContext.privileged, undefined, 'not privileged');
+    assert.equal(container.securityContext.allowPrivilegeEscalation, false);
+    assert.equal(container.securityContext.readOnlyRootFilesystem, true);
+    assert.deepEqual(pod.tolerations, [{ operator: 'Exists' }], 'tainted nodes too');
+    // Selected by nothing of the operator's (Service, PDB, NetworkPolicy select component=operator).
+    assert.equal(ds.spec.selector.matchLabels['app.kubernetes.io/component'], 'agent');
+    const sa = one(agent, 'ServiceAccount');
+    assert.equal(pod.serviceAccountName, sa.metadata.name);
+    const binding = one(agent, 'ClusterRoleBinding');
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: 'hyperspector-system' }]);
+    const rules = one(agent, 'ClusterRole').rules ?? [];
+    assert.deepEqual([...grants(rules)].sort(), [
+      '|nodes|get', '|nodes|list', '|nodes|watch', '|pods|list', '|pods|watch',
+      'events.k8s.io|events|create', 'events.k8s.io|events|patch',
+      'hyperspector.io|monitoredservers/status|patch', 'hyperspector.io|monitoredservers|get', 'hyperspector.io|monitoredservers|list', 'hyperspector.io|monitoredservers|watch',
+      'kubevirt.io|virtualmachineinstances|get', 'kubevirt.io|virtualmachineinstances|list', 'kubevirt.io|virtualmachineinstances|watch',
+    ].sort());
+    const other = (await helm.template('hyperspector', 'hyperspector-system', ['--set', 'agent.idsNetwork.type=none', '--set', 'agent.idsNetwork.underlayInterface=bond0'])) as AnyObject[];
+    const otherConfig = parseAgentConfig(one(other, 'DaemonSet').spec.template.spec.containers[0].args, { NODE_NAME: 'n' });
+    assert.deepEqual([otherConfig.idsNetwork, otherConfig.underlayInterface], ['none', 'bond0']);
+  });
+
   it('orders an Argo CD sync: CRDs, then RBAC and config, then the operator', function () {
     const wave = (o: AnyObject) => Number(o.metadata.annotations?.['argocd.argoproj.io/sync-wave']);
     for (const o of defaults) assert.ok(Number.isInteger(wave(o)), `${o.kind} ${o.metadata.name} has a sync wave`);
     const max = (kinds: string[]) => Math.max(...defaults.filter((o) => kinds.includes(o.kind)).map(wave));
     const min = (kinds: string[]) => Math.min(...defaults.filter((o) => kinds.includes(o.kind)).map(wave));
     assert.ok(max(['CustomResourceDefinition']) < min(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']));
-    assert.ok(max(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ConfigMap']) < min(['Deployment']));
+    assert.ok(max(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ConfigMap']) < min(['Deployment', 'DaemonSet']));
     assert.ok(wave(one(defaults, 'Deployment')) <= 0, 'MonitoredServers (default wave 0 or later) come after the operator');
   });
 
   it('binds the operator only in the watched namespaces when watchNamespaces is set', async function () {
     const objects = (await helm.template('hyperspector', 'hyperspector-system', ['-f', join(CHART_DIR, 'ci', 'watch-namespaces-values.yaml')])) as AnyObject[];
-    assert.equal(find(objects, 'ClusterRoleBinding').length, 0, 'no cluster-wide binding');
+    assert.equal(find(operatorObjects(objects), 'ClusterRoleBinding').length, 0, 'no cluster-wide binding of the operator');
+    // The node agent still reads cluster-wide (Nodes and IDS VMIs of every namespace make the overlay's peers).
+    assert.equal(find(agentObjects(objects), 'ClusterRoleBinding').length, 1);
     const bindings = find(objects, 'RoleBinding').filter((b) => b.roleRef.kind === 'ClusterRole');
     assert.deepEqual(bindings.map((b) => b.metadata.namespace).sort(), ['lab', 'shop']);
     assert.deepEqual(
@@ -158,7 +202,7 @@ describe('Helm chart, rendered', function () {
     assert.equal(deployment.spec.template.spec.tolerations[0].key, 'node-role.kubernetes.io/control-plane');
 
     const minimal = (await helm.template('hyperspector', 'hyperspector-system', ['-f', join(CHART_DIR, 'ci', 'minimal-values.yaml')])) as AnyObject[];
-    assert.deepEqual(minimal.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'Deployment']);
+    assert.deepEqual(minimal.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'Deployment'], 'agent.enabled=false leaves the node agent out');
     const minimalConfig = configOf(operatorContainer(minimal).container);
     assert.equal(minimalConfig.leaderElect, false);
     assert.equal(operatorContainer(minimal).deployment.spec.template.spec.serviceAccountName, 'hyperspector-preexisting');

@@ -1,0 +1,388 @@
+// The node agent's reconcile on real Linux networking: two namespaces shaped like KubeVirt's
+// launcher pods (server: in-pod bridge k6t-eth0 with tap0; IDS: the in-pod bridge and tap of its
+// mirror network, named as virt-launcher names them), each with a process in a cgroup named after
+// its pod UID, as a kubelet lays it out. The agent is given the cluster's objects (MonitoredServer,
+// VMIs, launcher pods, Nodes) and finds everything else itself: the pods' processes in /proc, their
+// namespaces, what is installed in the kernel.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { MonitoredServer } from '../../../src/api/v1alpha1/monitoredserver-types.ts';
+import { mirrorLinkNames } from '../../../src/agent/desired-mirrors.ts';
+import { hashedPodInterfaceName } from '../../../src/agent/kubevirt-names.ts';
+import { MIRROR_ATTACHED, mirrorKey, NodeReconciler, OVERLAY_KEY, SWEEP_KEY, type AgentCache, type MirrorStatusWriter } from '../../../src/agent/node-reconciler.ts';
+import type { Node } from '../../../src/agent/overlay.ts';
+import { PodProcessFinder } from '../../../src/agent/pod-processes.ts';
+import { NsenterKernelCommands, removeVxlanOverlay, type KernelCommand, type KernelCommands, type NetnsRef } from '../../../src/dataplane/index.ts';
+import { MIRROR_COOKIE } from '../../../src/dataplane/tc-mirror-plan.ts';
+import { setCondition, type Condition, type ConditionUpdate } from '../../../src/kube/conditions.ts';
+import type { Pod, VirtualMachineInstance } from '../../../src/kube/objects.ts';
+import { IDS_MIRROR_NETWORK, IDS_SHAPE, SERVER_SHAPE, launcherPod, mirroredServer, vmi } from '../../../testenv/fixtures/agent.ts';
+import { frameMultiset, readFrames, startCapture, stopCapture, type Capture } from '../../../testenv/netns/capture.ts';
+import { ProcessGroup, TestNetns, deleteNamespaces, runPrefix, waitForOutput } from '../../../testenv/netns/netns-host.ts';
+import { snapshotAll, type NetnsSnapshot } from '../../../testenv/netns/snapshot.ts';
+import { waitUntil } from '../../../testenv/netns/wait.ts';
+import { PodCgroup } from '../../../testenv/real-guests/pod-cgroup.ts';
+
+const NODE = 'agent-node-0';
+const PEER_NODE = 'agent-node-1';
+const MS_UID = 'c0ffee00-1234-4abc-8def-000000000001';
+const SERVER_POD_UID = '5e7e7000-0000-4000-8000-00000000000a';
+const IDS_POD_UID = '1d5d5000-0000-4000-8000-00000000000b';
+const IDS_HASH = hashedPodInterfaceName(IDS_MIRROR_NETWORK).slice(3);
+const IDS_BRIDGE = `k6t-${IDS_HASH}`;
+const IDS_TAP = `tap${IDS_HASH}`;
+const LINKS = mirrorLinkNames(MS_UID);
+const SERVER_ADDRESS = '198.18.20.10';
+const CLIENT_ADDRESS = '198.18.20.1';
+
+/** Counts the commands that change the kernel (queries go through `query`) and can fail after N of them, as a killed agent stops. */
+class CountingKernel implements KernelCommands {
+  changes = 0;
+  constructor(
+    private readonly inner: KernelCommands,
+    private readonly killAfter = Infinity,
+  ) {}
+  async run(netns: NetnsRef, command: KernelCommand): Promise<string> {
+    if (this.changes >= this.killAfter) throw new Error(`agent killed after ${this.killAfter} kernel changes`);
+    this.changes++;
+    return this.inner.run(netns, command);
+  }
+  query<T>(netns: NetnsRef, command: KernelCommand): Promise<T> {
+    return this.inner.query<T>(netns, command);
+  }
+}
+
+/** MirrorAttached as the agent's field manager would leave it on each MonitoredServer. */
+class RecordedStatus implements MirrorStatusWriter {
+  readonly conditions = new Map<string, Condition>();
+  writes = 0;
+  async set(ms: MonitoredServer, update: Omit<ConditionUpdate, 'type'>): Promise<void> {
+    const key = `${ms.metadata.namespace}/${ms.metadata.name}`;
+    const before = this.conditions.get(key);
+    const next = setCondition(before ? [before] : [], { type: MIRROR_ATTACHED, ...update })[0]!;
+    if (JSON.stringify(before) === JSON.stringify(next)) return;
+    this.conditions.set(key, next);
+    this.writes++;
+  }
+  async release(ms: MonitoredServer): Promise<void> {
+    if (this.conditions.delete(`${ms.metadata.namespace}/${ms.metadata.name}`)) this.writes++;
+  }
+}
+
+/** The cluster as the agent's caches would hold it. */
+class FixedCache implements AgentCache {
+  servers: MonitoredServer[] = [];
+  vmis: VirtualMachineInstance[] = [];
+  pods: Pod[] = [];
+  nodeList: Node[] = [];
+  monitoredServer(ns: string, name: string) {
+    return this.servers.find((m) => m.metadata.namespace === ns && m.metadata.name === name);
+  }
+  monitoredServers() {
+    return this.servers;
+  }
+  vmi(ns: string, name: string) {
+    return this.vmis.find((v) => v.metadata?.namespace === ns && v.metadata?.name === name);
+  }
+  launcherPods() {
+    return this.pods;
+  }
+  idsVmis() {
+    return this.vmis.filter((v) => v.metadata?.name?.endsWith('-ids'));
+  }
+  node(name: string) {
+    return this.nodeList.find((n) => n.metadata?.name === name);
+  }
+  nodes() {
+    return this.nodeList;
+  }
+}
+
+describe('node agent on launcher-pod-shaped namespaces (tc mirror and IDS overlay from the cluster state)', function () {
+  this.timeout(300_000);
+  const prefix = runPrefix('ag');
+  const processes = new ProcessGroup();
+  const cgroups: PodCgroup[] = [];
+  const kernel = new NsenterKernelCommands();
+  const cache = new FixedCache();
+  let status: RecordedStatus;
+  let nodeNs: TestNetns, serverPod: TestNetns, serverVm: TestNetns, idsPod: TestNetns, idsVm: TestNetns, client: TestNetns;
+  let initial: Map<string, NetnsSnapshot>;
+  let captureDir: string;
+  let ms: MonitoredServer;
+
+  /** A freshly started agent: nothing in memory, everything read from the kernel and /proc. */
+  function startAgent(k: KernelCommands = kernel): NodeReconciler {
+    return new NodeReconciler({
+      cache,
+      kernel: k,
+      processes: new PodProcessFinder(),
+      status,
+      mirror: { nodeName: NODE, idsMirrorNetwork: IDS_MIRROR_NETWORK },
+      overlay: { nodeName: NODE, bridge: 'hsids0', vxlan: 'hsids0-vx', vni: 4343, port: 4789 },
+      nodeNetns: nodeNs.ref,
+      waitingRecheckMs: 100,
+    });
+  }
+
+  /** What the workers do after a change: the MonitoredServer's key, then the sweep. */
+  async function reconcileMirrors(agent: NodeReconciler): Promise<void> {
+    await agent.reconcile(mirrorKey('shop', 'web'));
+    await agent.reconcile(SWEEP_KEY);
+  }
+
+  async function ourFilters(): Promise<{ hook: string; pref: number; toDev?: string }[]> {
+    const out: { hook: string; pref: number; toDev?: string }[] = [];
+    for (const hook of ['ingress', 'egress']) {
+      const rows = await serverPod.json<{ pref?: number; options?: { actions?: { cookie?: string; to_dev?: string }[] } }[]>(['tc', '-j', 'filter', 'show', 'dev', 'tap0', hook]).catch(() => []);
+      for (const row of rows) {
+        const action = row.options?.actions?.find((a) => a.cookie === MIRROR_COOKIE);
+        if (row.pref !== undefined && action) out.push({ hook, pref: row.pref, ...(action.to_dev ? { toDev: action.to_dev } : {}) });
+      }
+    }
+    return out;
+  }
+
+  async function linksNamed(ns: TestNetns, pattern: RegExp): Promise<string[]> {
+    return (await ns.json<{ ifname: string }[]>(['ip', '-j', 'link', 'show'])).map((l) => l.ifname).filter((n) => pattern.test(n));
+  }
+
+  async function assertInstalledOnce(): Promise<void> {
+    assert.deepEqual(await ourFilters(), [
+      { hook: 'ingress', pref: 10, toDev: LINKS.server },
+      { hook: 'egress', pref: 11, toDev: LINKS.server },
+    ]);
+    assert.deepEqual(await linksNamed(serverPod, /^hs[mi]/), [LINKS.server]);
+    assert.deepEqual(await linksNamed(idsPod, /^hs[mi]/), [LINKS.ids]);
+  }
+
+  async function assertInitialState(): Promise<void> {
+    const now = await snapshotAll([nodeNs, serverPod, serverVm, idsPod, idsVm, client]);
+    for (const [name, snapshot] of now) assert.deepEqual(snapshot, initial.get(name), `namespace ${name} is back to its initial state`);
+  }
+
+  /** A launcher pod's process: `sleep` in the pod's network namespace and in a cgroup named after its UID. */
+  async function launcherProcess(pod: TestNetns, uid: string): Promise<void> {
+    const cgroup = new PodCgroup(uid, 'BestEffort', `${uid.slice(0, 8)}c0n7a1n3r`);
+    cgroup.create();
+    cgroups.push(cgroup);
+    processes.add(spawn(cgroup.joinCommand()[0]!, [...cgroup.joinCommand().slice(1), 'ip', 'netns', 'exec', pod.name, 'sleep', '3600'], { stdio: 'ignore' }));
+    await waitUntil(`a process of pod ${uid} in its cgroup`, () => cgroup.pids().length > 0);
+  }
+
+  before(async () => {
+    await deleteNamespaces(prefix);
+    captureDir = await mkdtemp(join(tmpdir(), 'hs-agent-'));
+    const make = (suffix: string) => TestNetns.create(`${prefix}-${suffix}`);
+    nodeNs = await make('node');
+    serverPod = await make('srv-pod');
+    serverVm = await make('srv-vm');
+    idsPod = await make('ids-pod');
+    idsVm = await make('ids-vm');
+    client = await make('client');
+    // The node: its underlay interface holds the node's InternalIP.
+    // A port-less bridge holds the address (this kernel may have no dummy driver).
+    await nodeNs.ip('link', 'add', 'ens3', 'type', 'bridge');
+    await nodeNs.ip('addr', 'add', '198.18.0.1/24', 'dev', 'ens3');
+    await nodeNs.ip('link', 'set', 'ens3', 'up');
+    // Server launcher pod: KubeVirt's bridge binding; the client stands for the pod network.
+    await client.ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', serverPod.name);
+    await serverPod.ip('link', 'add', 'tap0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', serverVm.name);
+    await serverPod.ip('link', 'add', 'k6t-eth0', 'type', 'bridge');
+    for (const dev of ['eth0', 'tap0']) await serverPod.ip('link', 'set', dev, 'master', 'k6t-eth0');
+    for (const dev of ['k6t-eth0', 'eth0', 'tap0']) await serverPod.ip('link', 'set', dev, 'up');
+    await serverVm.ip('addr', 'add', `${SERVER_ADDRESS}/24`, 'dev', 'eth0');
+    await serverVm.ip('link', 'set', 'eth0', 'up');
+    await client.ip('addr', 'add', `${CLIENT_ADDRESS}/24`, 'dev', 'eth0');
+    await client.ip('link', 'set', 'eth0', 'up');
+    // IDS launcher pod: the in-pod bridge and tap of its mirror network, as virt-launcher names them.
+    await idsPod.ip('link', 'add', IDS_TAP, 'type', 'veth', 'peer', 'name', 'mirror0', 'netns', idsVm.name);
+    await idsPod.ip('link', 'add', IDS_BRIDGE, 'type', 'bridge');
+    await idsPod.ip('link', 'set', IDS_TAP, 'master', IDS_BRIDGE);
+    for (const dev of [IDS_BRIDGE, IDS_TAP]) await idsPod.ip('link', 'set', dev, 'up');
+    await idsVm.ip('link', 'set', 'mirror0', 'up');
+    initial = await snapshotAll([nodeNs, serverPod, serverVm, idsPod, idsVm, client]);
+
+    await launcherProcess(serverPod, SERVER_POD_UID);
+    await launcherProcess(idsPod, IDS_POD_UID);
+    ms = mirroredServer('web', 'shop', MS_UID);
+    const serverVmi = vmi('shop', 'web-server', 'vmi-web-server', NODE, SERVER_SHAPE);
+    const idsVmi = vmi('shop', 'web-ids', 'vmi-web-ids', NODE, IDS_SHAPE);
+    cache.servers = [ms];
+    cache.vmis = [serverVmi, idsVmi];
+    cache.pods = [launcherPod(serverVmi, SERVER_POD_UID, NODE), launcherPod(idsVmi, IDS_POD_UID, NODE)];
+    cache.nodeList = [
+      { metadata: { name: NODE }, status: { addresses: [{ type: 'InternalIP', address: '198.18.0.1' }] } },
+      { metadata: { name: PEER_NODE }, status: { addresses: [{ type: 'InternalIP', address: '198.18.0.2' }] } },
+    ];
+    status = new RecordedStatus();
+  });
+
+  after(async () => {
+    await processes.stopAll();
+    for (const cgroup of cgroups) await cgroup.remove().catch(() => undefined);
+    await deleteNamespaces(prefix);
+    if (captureDir) await rm(captureDir, { recursive: true, force: true });
+  });
+
+  it('installs the mirror of a MonitoredServer from the cluster state and reports MirrorAttached; a second pass changes nothing', async () => {
+    const counting = new CountingKernel(kernel);
+    const agent = startAgent(counting);
+    await reconcileMirrors(agent);
+    assert.ok(counting.changes > 0);
+    await assertInstalledOnce();
+    const condition = status.conditions.get('shop/web');
+    assert.equal(condition?.status, 'True', JSON.stringify(condition));
+    assert.equal(condition?.reason, 'Attached');
+    assert.match(condition!.message, new RegExp(`tap0 .*${LINKS.server} into ${IDS_BRIDGE}`));
+
+    const again = new CountingKernel(kernel);
+    const writes = status.writes;
+    await reconcileMirrors(startAgent(again));
+    assert.equal(again.changes, 0, 'a converged node takes no kernel command');
+    assert.equal(status.writes, writes, 'and no status write');
+  });
+
+  it('delivers every frame the server sends and receives (ICMP, TCP, UDP) to the IDS VM exactly once', async () => {
+    const sink = processes.add(serverVm.spawn(['ncat', '-v', '-l', '-k', '5000', '--recv-only']));
+    const udp = processes.add(serverVm.spawn(['ncat', '-v', '-u', '-l', '5001', '--recv-only']));
+    for (const [child, what] of [[sink, 'TCP sink'], [udp, 'UDP sink']] as const) await waitForOutput(child, 'Listening on', what);
+    const captures: Capture[] = [
+      await startCapture(serverVm, 'eth0', join(captureDir, 'server.pcap'), processes),
+      await startCapture(idsVm, 'mirror0', join(captureDir, 'ids.pcap'), processes),
+    ];
+    await client.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', SERVER_ADDRESS]);
+    await client.exec(['sh', '-c', `head -c 200000 /dev/zero | ncat --send-only ${SERVER_ADDRESS} 5000`]);
+    await client.exec(['sh', '-c', `echo to-server | ncat -u --send-only ${SERVER_ADDRESS} 5001`]);
+    const marker = Buffer.from(`hs-agent-marker-${process.pid}`);
+    await serverVm.exec(['sh', '-c', `printf %s ${marker} | ncat -u --send-only ${CLIENT_ADDRESS} 5009`]);
+    const upToMarker = async (c: Capture) => {
+      const frames = await readFrames(c.file);
+      const end = frames.findIndex((f) => f.includes(marker));
+      return end < 0 ? undefined : frames.slice(0, end + 1);
+    };
+    await waitUntil('the end marker in both captures', async () => (await upToMarker(captures[0]!)) && (await upToMarker(captures[1]!)));
+    await Promise.all(captures.map((c) => stopCapture(c, processes)));
+    await processes.stop(sink);
+    await processes.stop(udp);
+    const sent = (await upToMarker(captures[0]!))!;
+    const mirrored = (await upToMarker(captures[1]!))!;
+    const protocols = new Set(sent.filter((f) => f.readUInt16BE(12) === 0x0800).map((f) => f[23]));
+    assert.deepEqual([...protocols].sort((a, b) => a! - b!), [1, 6, 17], 'ICMP, TCP and UDP crossed the server NIC');
+    assert.ok(sent.length > 30, `${sent.length} frames`);
+    assert.deepEqual(frameMultiset(mirrored), frameMultiset(sent), 'the IDS got exactly the server frames, each once');
+  });
+
+  it('follows spec.mirroring.direction', async () => {
+    const agent = startAgent();
+    ms.spec.mirroring = { enabled: true, direction: 'Egress' };
+    await reconcileMirrors(agent);
+    assert.deepEqual(await ourFilters(), [{ hook: 'ingress', pref: 10, toDev: LINKS.server }], 'what the VM sends enters the pod at tap0 ingress');
+    ms.spec.mirroring = { enabled: true, direction: 'Ingress' };
+    await reconcileMirrors(agent);
+    assert.deepEqual(await ourFilters(), [{ hook: 'egress', pref: 11, toDev: LINKS.server }]);
+    ms.spec.mirroring = { enabled: true };
+    await reconcileMirrors(agent);
+    await assertInstalledOnce();
+  });
+
+  it('disabling mirroring restores the node (no filter, no veth) and gives the condition up', async () => {
+    ms.spec.mirroring = { enabled: false };
+    await reconcileMirrors(startAgent());
+    await assertInitialState();
+    assert.equal(status.conditions.has('shop/web'), false);
+    ms.spec.mirroring = { enabled: true };
+    await reconcileMirrors(startAgent());
+    await assertInstalledOnce();
+  });
+
+  it('deleting the MonitoredServer restores the node', async () => {
+    cache.servers = [];
+    await reconcileMirrors(startAgent());
+    await assertInitialState();
+    cache.servers = [ms];
+  });
+
+  it('an agent killed after any number of kernel changes is restarted and converges, with no duplicate filter or veth', async function () {
+    this.timeout(1_200_000);
+    /** No filter, no clsact and no veth of ours left (the full snapshot comparison follows at the end). */
+    const assertRemoved = async (what: string) => {
+      assert.deepEqual(await ourFilters(), [], `${what}: no filter`);
+      const qdiscs = await serverPod.json<{ dev: string; kind: string }[]>(['tc', '-j', 'qdisc', 'show', 'dev', 'tap0']);
+      assert.deepEqual(qdiscs.filter((q) => q.kind === 'clsact'), [], `${what}: no clsact`);
+      assert.deepEqual([...(await linksNamed(serverPod, /^hs[mi]/)), ...(await linksNamed(idsPod, /^hs[mi]/))], [], `${what}: no veth`);
+    };
+    cache.servers = [];
+    await reconcileMirrors(startAgent());
+    cache.servers = [ms];
+    const full = new CountingKernel(kernel);
+    await reconcileMirrors(startAgent(full));
+    const installSteps = full.changes;
+    assert.ok(installSteps >= 8, `an install takes ${installSteps} changes`);
+    cache.servers = [];
+    const removal = new CountingKernel(kernel);
+    await reconcileMirrors(startAgent(removal));
+    const removalSteps = removal.changes;
+    assert.ok(removalSteps >= 3, `a removal takes ${removalSteps} changes`);
+
+    // Kill an installing agent after 1, 2, ... changes, restart it: one mirror, nothing twice.
+    cache.servers = [ms];
+    for (let killAfter = 1; killAfter < installSteps; killAfter++) {
+      await assert.rejects(reconcileMirrors(startAgent(new CountingKernel(kernel, killAfter))), /agent killed/);
+      await reconcileMirrors(startAgent());
+      await assertInstalledOnce();
+      assert.equal(status.conditions.get('shop/web')?.status, 'True');
+      const idle = new CountingKernel(kernel);
+      await reconcileMirrors(startAgent(idle));
+      assert.equal(idle.changes, 0, `converged after a kill at change ${killAfter} of ${installSteps}`);
+      // Back to nothing for the next round (a removal without interruption).
+      cache.servers = [];
+      await reconcileMirrors(startAgent());
+      cache.servers = [ms];
+    }
+    // Kill a removing agent after 1, 2, ... changes, restart it: nothing of ours is left.
+    for (let killAfter = 1; killAfter < removalSteps; killAfter++) {
+      cache.servers = [ms];
+      await reconcileMirrors(startAgent());
+      cache.servers = [];
+      await assert.rejects(reconcileMirrors(startAgent(new CountingKernel(kernel, killAfter))), /agent killed/);
+      await reconcileMirrors(startAgent());
+      await assertRemoved(`removal killed at change ${killAfter} of ${removalSteps}`);
+    }
+    await assertInitialState();
+    cache.servers = [ms];
+    await reconcileMirrors(startAgent());
+    await assertInstalledOnce();
+  });
+
+  it('keeps the IDS overlay on the node: underlay found by the InternalIP, peers from the nodes that run IDS VMIs', async () => {
+    const agent = startAgent();
+    // Only this node runs an IDS VMI: no peer yet.
+    await agent.reconcile(OVERLAY_KEY);
+    const fdbPeers = async () =>
+      (await nodeNs.json<{ mac: string; dst?: string }[]>(['bridge', '-j', 'fdb', 'show', 'dev', 'hsids0-vx'])).filter((e) => e.mac === '00:00:00:00:00:00').map((e) => e.dst);
+    const vx = (await nodeNs.json<{ linkinfo?: { info_data?: { id?: number; link?: string; local?: string } } }[]>(['ip', '-j', '-d', 'link', 'show', 'hsids0-vx']))[0]!;
+    assert.deepEqual([vx.linkinfo?.info_data?.id, vx.linkinfo?.info_data?.link, vx.linkinfo?.info_data?.local], [4343, 'ens3', '198.18.0.1']);
+    assert.deepEqual(await fdbPeers(), []);
+    // An IDS VMI lands on the other node: it becomes a peer, in the FDB and in the underlay guard.
+    cache.vmis.push(vmi('other', 'db-ids', 'vmi-db-ids', PEER_NODE, IDS_SHAPE));
+    const counting = new CountingKernel(kernel);
+    await startAgent(counting).reconcile(OVERLAY_KEY);
+    assert.ok(counting.changes > 0);
+    assert.deepEqual(await fdbPeers(), ['198.18.0.2']);
+    assert.match(await nodeNs.exec(['nft', 'list', 'table', 'inet', 'hyperspector_hsids0_vx']), /198\.18\.0\.2/);
+    const idle = new CountingKernel(kernel);
+    await startAgent(idle).reconcile(OVERLAY_KEY);
+    assert.equal(idle.changes, 0);
+    cache.vmis.pop();
+    await startAgent().reconcile(OVERLAY_KEY);
+    assert.deepEqual(await fdbPeers(), [], 'a node without IDS VMIs leaves the peer set');
+    await removeVxlanOverlay(kernel, nodeNs.ref, { bridge: 'hsids0', vxlan: 'hsids0-vx' });
+    cache.servers = [];
+    await reconcileMirrors(startAgent());
+    await assertInitialState();
+  });
+});
