@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { type Clock, realClock } from './clock.ts';
+import { isTerminal } from './errors.ts';
 import { type Logger, errorField, silentLogger } from './logger.ts';
 import type { ControllerMetrics, ReconcileResultLabel } from './metrics.ts';
 import type { WorkQueue } from './workqueue.ts';
 
 /**
  * What a reconcile returns, as in controller-runtime: nothing (done), `requeueAfter` (look again
- * after that many ms, no backoff) or `requeue: true` (again, with backoff). A thrown error is
+ * after that many ms, no backoff) or `requeue: true` (again, with backoff). A thrown TerminalError
+ * (./errors.ts) is reported and not retried; any other thrown error is
  * retried with per-key backoff.
  */
 export type ReconcileResult = { requeueAfter?: number; requeue?: boolean } | void;
@@ -128,6 +130,10 @@ export class WorkerPool {
       if (this.signal.aborted) {
         // Expected: its requests were cancelled. Not retried; the next term resyncs every object.
         log.info('Aborted reconcile: the term ended while it ran', { reason: abortReason(this.signal), err: errorField(err) });
+      } else if (isTerminal(err)) {
+        // Retrying cannot help: reported, not retried; a change to the object brings it back.
+        queue.forget(key);
+        log.error('Reconciler error (terminal, not retried)', { err: errorField(err) });
       } else {
         queue.addRateLimited(key);
         log.error('Reconciler error', { err: errorField(err), retries: queue.numRequeues(key) });

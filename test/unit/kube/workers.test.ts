@@ -4,6 +4,7 @@ import { WorkerPool, type ReconcileFn } from '../../../src/kube/workers.ts';
 import { ExponentialBackoffRateLimiter } from '../../../src/kube/rate-limiter.ts';
 import { OperatorMetrics } from '../../../src/kube/metrics.ts';
 import { FakeClock, flushPromises } from '../../../src/kube/testing/fake-clock.ts';
+import { TerminalError } from '../../../src/kube/errors.ts';
 
 function setup(reconcile: ReconcileFn, concurrency = 1) {
   const clock = new FakeClock();
@@ -64,6 +65,25 @@ describe('WorkerPool', () => {
     assert.equal(await metricValue(metrics, 'controller_runtime_reconcile_errors_total', {}), 3);
     assert.equal(await metricValue(metrics, 'controller_runtime_reconcile_total', { result: 'error' }), 3);
     assert.equal(await metricValue(metrics, 'workqueue_retries_total', { name: 'monitoredserver' }), 3);
+    await pool.stop();
+  });
+
+  it('does not retry a TerminalError: reported and counted, the key forgotten', async () => {
+    let calls = 0;
+    const { clock, queue, pool, metrics } = setup(async () => {
+      calls++;
+      throw new TerminalError('spec.server.template cannot be built: retrying cannot help');
+    });
+    pool.start();
+    queue.add('shop/web-1');
+    await flushPromises();
+    await clock.advance(10_000);
+    assert.equal(calls, 1);
+    assert.equal(queue.numRequeues('shop/web-1'), 0);
+    assert.equal(await metricValue(metrics, 'controller_runtime_reconcile_errors_total', {}), 1);
+    queue.add('shop/web-1');
+    await flushPromises();
+    assert.equal(calls, 2, 'a new change brings it back');
     await pool.stop();
   });
 
