@@ -13,6 +13,7 @@ import {
   LABEL_MANAGED_BY,
   LABEL_MONITORED_SERVER,
   LABEL_ROLE,
+  MANAGED_BY,
   processMapperPodName,
   roleLabels,
   serverVmName,
@@ -22,7 +23,7 @@ import { ANNOTATION_SPEC_HASH, buildProcessMapperPod, type ProcessMapperSettings
 import type { VirtualMachine } from '../../builders/virtual-machine.ts';
 import { applyIfChanged, applyStatus, type KubeObject } from '../../kube/apply.ts';
 import { findCondition, setCondition, type Condition } from '../../kube/conditions.ts';
-import { Informer, objectKey } from '../../kube/informer.ts';
+import { Informer, objectKey, type CacheTransform } from '../../kube/informer.ts';
 import { apiListWatch } from '../../kube/list-watch.ts';
 import { silentLogger, type Logger } from '../../kube/logger.ts';
 import type { OperatorMetrics } from '../../kube/metrics.ts';
@@ -30,6 +31,7 @@ import { collectionPath, objectPath, POD, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTA
 import { isNotFound, isConflict, statusCodeOf, type KubeApi } from '../../kube/rest.ts';
 import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../kube/workers.ts';
 import { WorkQueue } from '../../kube/workqueue.ts';
+import { transformMonitoredServer, transformProcessMapperPod, transformVirtualMachine, transformVirtualMachineInstance } from './cache-transforms.ts';
 import { noEvents, type EventSink } from './events.ts';
 import { observe, type CacheReader } from './observe.ts';
 import { vmiNeedsRestart, vmiNode, type ObservedPod, type ObservedState, type VirtualMachineInstance } from './observed-state.ts';
@@ -128,21 +130,23 @@ export class MonitoredServerController {
     this.now = options.now ?? (() => new Date());
     this.notReadyRecheckMs = options.notReadyRecheckMs ?? 60_000;
     this.queue = this.newQueue();
-    const informer = <T extends KubeObject>(name: string, type: typeof VIRTUAL_MACHINE, labelSelector?: string) => (namespace?: string) =>
+    // Each cache keeps only what the controller reads (cache-transforms.ts).
+    const informer = <T extends KubeObject>(name: string, type: typeof VIRTUAL_MACHINE, transform: CacheTransform<T>, labelSelector?: string) => (namespace?: string) =>
       new Informer<T>({
         name: namespace ? `${name}/${namespace}` : name,
         source: apiListWatch<T>(options.kubeConfig, options.api, { path: collectionPath(type, namespace), ...(labelSelector ? { labelSelector } : {}) }),
+        transform,
         logger: this.log,
         ...(options.resyncPeriodMs !== undefined ? { resyncPeriodMs: options.resyncPeriodMs } : {}),
       });
-    this.monitoredServers = new MultiNamespaceInformer(informer<MonitoredServer & KubeObject>('monitoredservers', MONITORED_SERVER), options.namespaces);
-    this.virtualMachines = new MultiNamespaceInformer(informer<VirtualMachine & KubeObject>('virtualmachines', VIRTUAL_MACHINE), options.namespaces);
+    this.monitoredServers = new MultiNamespaceInformer(informer<MonitoredServer & KubeObject>('monitoredservers', MONITORED_SERVER, transformMonitoredServer), options.namespaces);
+    this.virtualMachines = new MultiNamespaceInformer(informer<VirtualMachine & KubeObject>('virtualmachines', VIRTUAL_MACHINE, transformVirtualMachine), options.namespaces);
     this.virtualMachineInstances = new MultiNamespaceInformer(
-      informer<VirtualMachineInstance & KubeObject>('virtualmachineinstances', VIRTUAL_MACHINE_INSTANCE),
+      informer<VirtualMachineInstance & KubeObject>('virtualmachineinstances', VIRTUAL_MACHINE_INSTANCE, transformVirtualMachineInstance),
       options.namespaces,
     );
     // Only our own pods: the process mappers, by label.
-    this.processMapperPods = new MultiNamespaceInformer(informer<ObservedPod & KubeObject>('pods', POD, `${LABEL_ROLE}=process-mapper`), options.namespaces);
+    this.processMapperPods = new MultiNamespaceInformer(informer<ObservedPod & KubeObject>('pods', POD, transformProcessMapperPod, `${LABEL_ROLE}=process-mapper,${LABEL_MANAGED_BY}=${MANAGED_BY}`), options.namespaces);
     for (const i of this.monitoredServers.informers) {
       i.addIndex(ADOPTED_VM_INDEX, adoptedVmIndex);
       i.addEventHandler({
