@@ -1,32 +1,70 @@
 // Benchmark: N MonitoredServers applied at once → all Ready, on the local control plane with
 // KubeVirt's own virt-controller and virt-api (and the virt-handler stand-in); beside it, in the same run, the floor: a bare client creating the same child
-// objects directly. Prints a readable summary and one JSON line.
-//   npm run bench:convergence -- [--count 200] [--steady-seconds 60] [--nodes 3]
+// objects directly. Optionally the cluster first gets VirtualMachines (and their VMIs) no
+// MonitoredServer refers to, which the operator's caches must not pay for. Prints convergence vs
+// the floor, API writes per MonitoredServer by kind and the operator's peak RSS side by side, and
+// one JSON line.
+//   npm run bench:convergence -- [--count 200] [--unmonitored 2000] [--steady-seconds 60] [--nodes 3] [--operator compiled|tsx]
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { OperatorTestEnv, MS } from '../testenv/operator/operator-env.ts';
 import { startOperatorProcess } from '../testenv/operator/operator-process.ts';
+import { REPO_ROOT } from '../testenv/repo-root.ts';
 import { monitoredServer } from '../testenv/fixtures/monitoredservers.ts';
-import { auditRequests, WRITE_VERBS } from '../testenv/cluster/audit-log.ts';
+import { auditRequests, WRITE_VERBS, type AuditEvent } from '../testenv/cluster/audit-log.ts';
 import { waitFor } from '../testenv/wait.ts';
 import { buildServerVirtualMachine } from '../src/builders/server-vm.ts';
 import { buildIdsVirtualMachine, serverPodLabels } from '../src/builders/ids-vm.ts';
 import { roleLabels } from '../src/builders/names.ts';
 import { buildProcessMapperPod } from '../src/builders/process-mapper-pod.ts';
 import { createKubeApi } from '../src/kube/rest.ts';
+import { createUnmonitoredVms, runningVmis } from './unmonitored-vms.ts';
 
 const { values } = parseArgs({
   options: {
     count: { type: 'string', default: '200' },
+    unmonitored: { type: 'string', default: '0' },
+    // compiled: dist/src/main.js as the image runs it (built first); tsx: the sources, as the tests run them
+    operator: { type: 'string', default: 'compiled' },
     'steady-seconds': { type: 'string', default: '60' },
     nodes: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '8' },
   },
 });
 const N = Number(values.count);
+const unmonitored = Number(values.unmonitored);
+const compiled = values.operator === 'compiled';
+if (!compiled && values.operator !== 'tsx') throw new Error(`--operator must be compiled or tsx, not ${values.operator}`);
 const steadySeconds = Number(values['steady-seconds']);
 const log = (line: string) => console.error(`[bench] ${line}`);
+
+/** Writes by what they wrote: `MonitoredServer`, `MonitoredServer/status`, `VirtualMachine`, ... */
+const KINDS: Record<string, string> = {
+  monitoredservers: 'MonitoredServer',
+  virtualmachines: 'VirtualMachine',
+  virtualmachineinstances: 'VirtualMachineInstance',
+  pods: 'Pod',
+  events: 'Event',
+  leases: 'Lease',
+};
+
+function writesPerServerByKind(writes: AuditEvent[], servers: number): Record<string, number> {
+  const counts = new Map<string, number>();
+  for (const e of writes) {
+    const resource = e.objectRef?.resource ?? '?';
+    const kind = `${KINDS[resource] ?? resource}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ''}`;
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  }
+  return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).map(([kind, n]) => [kind, Number((n / servers).toFixed(2))]));
+}
+
+function formatByKind(byKind: Record<string, number>): string {
+  return Object.entries(byKind)
+    .map(([kind, n]) => `${kind} ${n}`)
+    .join(', ');
+}
 
 async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
@@ -44,14 +82,35 @@ async function countConverged(env: OperatorTestEnv, ns: string): Promise<number>
   return items.filter((m) => env.condition(m, 'Ready')?.status === 'True' && m.status?.serverVM?.phase === 'Running' && m.status?.idsVM?.phase === 'Running').length;
 }
 
+if (compiled) {
+  log('building the operator (npm run build)');
+  execFileSync('npm', ['run', 'build'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
 // Fake nodes big enough for every pair (a server VM requests 1Gi, an IDS VM 2Gi): the benchmark
 // measures the control loop, not bin packing.
 const env = await OperatorTestEnv.start(Number(values.nodes), { cpu: '2000', memory: '16Ti', pods: '10000' });
 try {
+  // --- the noise: unmonitored VMs, all running before the operator starts
+  if (unmonitored > 0) {
+    const tenantNs = 'tenant';
+    await env.namespace(tenantNs);
+    const admin = createKubeApi(env.cluster.kubeConfigFor('admin').kubeConfig);
+    log(`creating ${unmonitored} unmonitored VirtualMachines in namespace ${tenantNs}`);
+    const n0 = Date.now();
+    await createUnmonitoredVms(admin, tenantNs, unmonitored);
+    await waitFor(async () => ((await runningVmis(admin, tenantNs)) === unmonitored ? true : undefined), {
+      timeoutMs: 3_600_000,
+      intervalMs: 10_000,
+      description: `${unmonitored} unmonitored VMIs Running`,
+    });
+    log(`${unmonitored} unmonitored VMs running after ${((Date.now() - n0) / 1000).toFixed(0)} s`);
+  }
+
   // --- the operator
   const ns = 'bench';
   await env.namespace(ns);
-  const operator = await startOperatorProcess(env.cluster, { user: 'operator', extraArgs: [`--concurrency=${values.concurrency}`] });
+  const operator = await startOperatorProcess(env.cluster, { user: 'operator', compiled, extraArgs: [`--concurrency=${values.concurrency}`] });
   await waitFor(() => operator.ready(), { timeoutMs: 60_000, description: 'the operator to be ready' });
   const opUser = env.cluster.users.operator.name;
   log(`applying ${N} MonitoredServers`);
@@ -124,29 +183,40 @@ try {
   const f1 = new Date();
   watch.abort();
   const floorRequests = auditRequests(env.cluster.auditLogPath, { username: floorUser, since: f0, until: f1 });
+  const floorSeconds = (f1.getTime() - f0.getTime()) / 1000;
+  const writesByKind = writesPerServerByKind(opWrites, N);
 
   const result = {
     benchmark: 'convergence',
     count: N,
+    unmonitoredVirtualMachines: unmonitored,
     nodes: Number(values.nodes),
     operatorConcurrency: Number(values.concurrency),
+    operatorRunAs: compiled ? 'node dist/src/main.js' : 'node --import tsx src/main.ts',
     convergeSeconds: Number(convergeSeconds.toFixed(1)),
     apiRequestsPerMonitoredServer: Number((opRequests.length / N).toFixed(2)),
     apiWritesPerMonitoredServer: Number((opWrites.length / N).toFixed(2)),
+    apiWritesPerMonitoredServerByKind: writesByKind,
+    convergenceToFloorRatio: Number((convergeSeconds / floorSeconds).toFixed(2)),
     steadyStateWritesPerMinute: Number(((steadyWrites * 60) / steadySeconds).toFixed(2)),
     steadyStateLeaseRenewalsPerMinute: Number(((leaseWrites * 60) / steadySeconds).toFixed(1)),
     operatorPeakRssMiB: rss,
     floor: {
-      seconds: Number(((f1.getTime() - f0.getTime()) / 1000).toFixed(1)),
+      seconds: Number(floorSeconds.toFixed(1)),
       apiRequestsPerServer: Number((floorRequests.length / N).toFixed(2)),
+      apiWritesPerServer: Number((floorRequests.filter((e) => WRITE_VERBS.has(e.verb)).length / N).toFixed(2)),
     },
   };
   console.log(
     [
-      `MonitoredServers: ${N} on ${values.nodes} nodes`,
-      `operator: all Ready in ${result.convergeSeconds} s, ${result.apiRequestsPerMonitoredServer} API requests per MonitoredServer (${result.apiWritesPerMonitoredServer} writes), peak RSS ${rss} MiB`,
+      `MonitoredServers: ${N} on ${values.nodes} nodes, beside ${unmonitored} unmonitored VirtualMachines (running)`,
+      `                 operator    floor (bare client, same children)`,
+      `converged in    ${`${result.convergeSeconds} s`.padEnd(12)}${result.floor.seconds} s   (ratio ${result.convergenceToFloorRatio})`,
+      `API requests    ${`${result.apiRequestsPerMonitoredServer}`.padEnd(12)}${result.floor.apiRequestsPerServer}   per MonitoredServer`,
+      `API writes      ${`${result.apiWritesPerMonitoredServer}`.padEnd(12)}${result.floor.apiWritesPerServer}   per MonitoredServer`,
+      `  by kind: ${formatByKind(writesByKind)}`,
+      `operator peak RSS ${rss} MiB (${result.operatorRunAs})`,
       `steady state over ${steadySeconds} s: ${result.steadyStateWritesPerMinute} writes/min (plus ${result.steadyStateLeaseRenewalsPerMinute} lease renewals/min)`,
-      `floor (bare client, same children): ${result.floor.seconds} s, ${result.floor.apiRequestsPerServer} API requests per server`,
     ].join('\n'),
   );
   console.log(JSON.stringify(result));

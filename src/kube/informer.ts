@@ -16,10 +16,19 @@ export interface InformerHandlers<T> {
 /** Maps an object to the index values it is found under, e.g. a label value. */
 export type IndexFunc<T> = (object: T) => string[];
 
+/**
+ * Applied to every object before it is stored or handed to a handler (controller-runtime's cache
+ * TransformFunc): the cache keeps only what the controller reads. Must return an object whose
+ * metadata keeps name, namespace and resourceVersion; it may return its argument changed.
+ */
+export type CacheTransform<T> = (object: T) => T;
+
 export interface InformerOptions<T> {
   /** For logs, e.g. 'virtualmachines'. */
   name: string;
   source: ListWatchSource<T>;
+  /** See CacheTransform; e.g. stripManagedFields. */
+  transform?: CacheTransform<T>;
   clock?: Clock;
   logger?: Logger;
   /** Full relist period; 0 disables. Default 10 min. */
@@ -72,6 +81,7 @@ class WatchEndedWithError extends Error {}
 export class Informer<T extends KubeObject> {
   readonly name: string;
   private readonly source: ListWatchSource<T>;
+  private readonly transform: CacheTransform<T> | undefined;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly resyncPeriodMs: number;
@@ -101,6 +111,7 @@ export class Informer<T extends KubeObject> {
   constructor(options: InformerOptions<T>) {
     this.name = options.name;
     this.source = options.source;
+    this.transform = options.transform;
     this.clock = options.clock ?? realClock;
     this.log = (options.logger ?? silentLogger()).child({ informer: options.name });
     this.resyncPeriodMs = options.resyncPeriodMs ?? 10 * 60_000;
@@ -248,7 +259,7 @@ export class Informer<T extends KubeObject> {
   /** Lists everything and brings the cache and handlers in line with the result. */
   private async relist(stop: AbortSignal, resync: boolean): Promise<void> {
     this.counts.lists++;
-    const { items, resourceVersion } = await this.source.list(stop);
+    const { items, resourceVersion } = await this.source.list(stop, this.transform);
     if (stop.aborted) return;
     const seen = new Set<string>();
     for (const object of items) {
@@ -332,7 +343,8 @@ export class Informer<T extends KubeObject> {
   }
 
   /** Applies one watch event to the cache; returns an outcome when the watch must end. */
-  private applyWatchEvent(type: WatchEventType, object: T): WatchOutcome | undefined {
+  private applyWatchEvent(type: WatchEventType, received: T): WatchOutcome | undefined {
+    const object = type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED' ? this.transformed(received) : received;
     if (type === 'ERROR') {
       const status: { code?: number; message?: string; reason?: string } = object as T & { code?: number; message?: string; reason?: string };
       if (status.code === 410 || status.reason === 'Expired' || status.reason === 'Gone') return 'gone';
@@ -358,6 +370,10 @@ export class Informer<T extends KubeObject> {
     }
     if (resourceVersion) this.lastResourceVersion = resourceVersion;
     return undefined;
+  }
+
+  private transformed(object: T): T {
+    return this.transform ? this.transform(object) : object;
   }
 
   private scheduleResync(): void {

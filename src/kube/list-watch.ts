@@ -28,7 +28,11 @@ export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ER
 export interface ListWatchSource<T> {
   /** Human-readable origin for logs, e.g. the API path. */
   readonly description: string;
-  list(signal: AbortSignal): Promise<ListResult<T>>;
+  /**
+   * Lists every object, each passed through `transform` (when given) as its page arrives, so a
+   * large list never holds all full objects at once.
+   */
+  list(signal: AbortSignal, transform?: (object: T) => T): Promise<ListResult<T>>;
   /**
    * Starts a watch. `onEvent` gets each event; `onDone` is called once when the watch ends, with
    * the error if it failed (including errors starting it).
@@ -59,7 +63,7 @@ export function apiListWatch<T extends KubeObject>(kubeConfig: KubeConfig, api: 
   const description = options.labelSelector ? `${options.path}?labelSelector=${options.labelSelector}` : options.path;
   return {
     description,
-    async list(signal) {
+    async list(signal, transform) {
       const items: T[] = [];
       let continueToken: string | undefined;
       let resourceVersion = '';
@@ -70,7 +74,7 @@ export function apiListWatch<T extends KubeObject>(kubeConfig: KubeConfig, api: 
           query: { ...selectors, limit: options.pageSize ?? 500, continue: continueToken },
           signal,
         });
-        items.push(...(page.items ?? []));
+        for (const item of page.items ?? []) items.push(transform ? transform(item) : item);
         continueToken = page.metadata?.continue || undefined;
         resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
       } while (continueToken);

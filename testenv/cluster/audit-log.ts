@@ -1,5 +1,6 @@
 // Reads kube-apiserver's audit log (JSON lines) to count the requests a client made.
-import { readFileSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 
 export interface AuditEvent {
   verb: string;
@@ -16,19 +17,47 @@ export interface AuditEvent {
 export const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
 
 export function readAudit(path: string): AuditEvent[] {
-  if (!existsSync(path)) return [];
   const events: AuditEvent[] = [];
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
-    if (!line) continue;
-    try {
-      const e = JSON.parse(line) as AuditEvent;
-      // One entry per request: ResponseComplete (watches also log ResponseStarted).
-      if (e.stage === 'ResponseComplete') events.push(e);
-    } catch {
-      // a line being written
-    }
-  }
+  forEachAuditLine(path, (line) => {
+    const e = parseCompleted(line);
+    if (e) events.push(e);
+  });
   return events;
+}
+
+/** One entry per request: ResponseComplete (watches also log ResponseStarted); undefined otherwise. */
+function parseCompleted(line: string): AuditEvent | undefined {
+  try {
+    const e = JSON.parse(line) as AuditEvent;
+    return e.stage === 'ResponseComplete' ? e : undefined;
+  } catch {
+    return undefined; // a line being written
+  }
+}
+
+/**
+ * Calls `onLine` for each line of the log, read in chunks: a benchmark's log can outgrow the
+ * longest string V8 can hold (about 512 MiB), so it is never read whole.
+ */
+function forEachAuditLine(path: string, onLine: (line: string) => void): void {
+  if (!existsSync(path)) return;
+  const fd = openSync(path, 'r');
+  try {
+    const chunk = Buffer.alloc(8 << 20);
+    const decoder = new StringDecoder('utf8'); // a chunk may end inside a multi-byte character
+    let rest = '';
+    for (;;) {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      const text = rest + decoder.write(chunk.subarray(0, n));
+      const lines = text.split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) if (line) onLine(line);
+    }
+    if (rest) onLine(rest);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export interface AuditFilter {
@@ -40,15 +69,24 @@ export interface AuditFilter {
 }
 
 export function auditRequests(path: string, filter: AuditFilter): AuditEvent[] {
-  return readAudit(path).filter((e) => {
-    if (filter.username && e.user.username !== filter.username) return false;
-    const t = new Date(e.requestReceivedTimestamp);
-    if (filter.since && t < filter.since) return false;
-    if (filter.until && t > filter.until) return false;
-    if (filter.writesOnly && !WRITE_VERBS.has(e.verb)) return false;
-    if (filter.excludeResources?.includes(e.objectRef?.resource ?? '')) return false;
-    return true;
+  const events: AuditEvent[] = [];
+  forEachAuditLine(path, (line) => {
+    // Cheap test before parsing: most lines of a large log are other clients'.
+    if (filter.username && !line.includes(`"username":${JSON.stringify(filter.username)}`)) return;
+    const e = parseCompleted(line);
+    if (e && matches(e, filter)) events.push(e);
   });
+  return events;
+}
+
+function matches(e: AuditEvent, filter: AuditFilter): boolean {
+  if (filter.username && e.user.username !== filter.username) return false;
+  const t = new Date(e.requestReceivedTimestamp);
+  if (filter.since && t < filter.since) return false;
+  if (filter.until && t > filter.until) return false;
+  if (filter.writesOnly && !WRITE_VERBS.has(e.verb)) return false;
+  if (filter.excludeResources?.includes(e.objectRef?.resource ?? '')) return false;
+  return true;
 }
 
 export function describeRequests(events: AuditEvent[]): string {

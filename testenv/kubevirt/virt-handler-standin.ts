@@ -47,6 +47,7 @@ export class VirtHandlerStandIn {
   private wake?: () => void;
   private loop?: Promise<void>;
   private server?: Server;
+  private heartbeatTimer?: NodeJS.Timeout;
   errors = 0;
   lastError?: string;
   /** Handler REST calls received (for tests): `PUT /v1/namespaces/ns/virtualmachineinstances/name/pause`. */
@@ -77,16 +78,38 @@ export class VirtHandlerStandIn {
     this.vmis.start();
     this.pods.start();
     this.loop = this.run();
+    // virt-handler's heartbeat (pkg/virt-handler/heartbeat): every minute; virt-controller's node
+    // controller marks a node whose heartbeat is older than five minutes unschedulable.
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), 60_000);
     await this.listen();
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    clearInterval(this.heartbeatTimer);
     this.vmis.stop();
     this.pods.stop();
     this.wake?.();
     await this.loop;
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  /** Renews every responsive node's heartbeat and marks it schedulable, as virt-handler does. */
+  private async heartbeat(): Promise<void> {
+    for (const node of this.cluster.nodeNames) {
+      if (!this.running || this.unresponsiveNodes.has(node)) continue;
+      try {
+        await this.nodeApi.request({
+          method: 'PATCH',
+          path: `/api/v1/nodes/${node}`,
+          contentType: 'application/merge-patch+json',
+          body: { metadata: { labels: { 'kubevirt.io/schedulable': 'true' }, annotations: { 'kubevirt.io/heartbeat': new Date().toISOString().replace(/\.\d+Z$/, 'Z') } } },
+        });
+      } catch (err) {
+        this.errors++;
+        this.lastError = `heartbeat of node ${node}: ${(err as Error).message}`;
+      }
+    }
   }
 
   /** Makes the next live migration of the VMI `namespace/name` fail with this reason (test knob). */

@@ -4,12 +4,12 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { MonitoredServer, MonitoredServerStatus } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { MONITORED_SERVER } from '../../api/v1alpha1/resource.ts';
-import { LABEL_ROLE } from '../../builders/names.ts';
+import { LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY } from '../../builders/names.ts';
 import type { ProcessMapperSettings } from '../../builders/process-mapper-pod.ts';
 import { applyStatus } from '../../kube/apply.ts';
 import { findCondition, type Condition } from '../../kube/conditions.ts';
 import { enqueueMapped, enqueueObject, type KeySink } from '../../kube/handlers.ts';
-import { Informer, objectKey } from '../../kube/informer.ts';
+import { Informer, objectKey, type CacheTransform } from '../../kube/informer.ts';
 import { apiListWatch } from '../../kube/list-watch.ts';
 import { silentLogger, type Logger } from '../../kube/logger.ts';
 import type { OperatorMetrics } from '../../kube/metrics.ts';
@@ -20,6 +20,7 @@ import type { KubeApi } from '../../kube/rest.ts';
 import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../kube/workers.ts';
 import { WorkQueue } from '../../kube/workqueue.ts';
 import { Outcomes, type Action, type Outcome } from './actions.ts';
+import { transformMonitoredServer, transformProcessMapperPod, transformVirtualMachine, transformVirtualMachineInstance } from './cache-transforms.ts';
 import { noEvents, type EventSink } from './events.ts';
 import { execute } from './execute.ts';
 import { observe, type CacheReader } from './observe.ts';
@@ -107,18 +108,20 @@ export class MonitoredServerController {
     this.notReadyRecheckMs = options.notReadyRecheckMs ?? 60_000;
     this.statusCoalesceMs = options.statusCoalesceMs ?? DEFAULT_STATUS_COALESCE_MS;
     this.queue = this.newQueue();
-    const informer = <T extends KubeObject>(name: string, type: ResourceType, labelSelector?: string) => (namespace?: string) =>
+    // Each cache keeps only what the controller reads (cache-transforms.ts).
+    const informer = <T extends KubeObject>(name: string, type: ResourceType, transform: CacheTransform<T>, labelSelector?: string) => (namespace?: string) =>
       new Informer<T>({
         name: namespace ? `${name}/${namespace}` : name,
         source: apiListWatch<T>(options.kubeConfig, options.api, { path: collectionPath(type, namespace), ...(labelSelector ? { labelSelector } : {}) }),
+        transform,
         logger: this.log,
         ...(options.resyncPeriodMs !== undefined ? { resyncPeriodMs: options.resyncPeriodMs } : {}),
       });
-    this.monitoredServers = new MultiNamespaceInformer(informer<MonitoredServer>('monitoredservers', MONITORED_SERVER), options.namespaces);
-    this.virtualMachines = new MultiNamespaceInformer(informer<VirtualMachine>('virtualmachines', VIRTUAL_MACHINE), options.namespaces);
-    this.virtualMachineInstances = new MultiNamespaceInformer(informer<VirtualMachineInstance>('virtualmachineinstances', VIRTUAL_MACHINE_INSTANCE), options.namespaces);
+    this.monitoredServers = new MultiNamespaceInformer(informer<MonitoredServer>('monitoredservers', MONITORED_SERVER, transformMonitoredServer), options.namespaces);
+    this.virtualMachines = new MultiNamespaceInformer(informer<VirtualMachine>('virtualmachines', VIRTUAL_MACHINE, transformVirtualMachine), options.namespaces);
+    this.virtualMachineInstances = new MultiNamespaceInformer(informer<VirtualMachineInstance>('virtualmachineinstances', VIRTUAL_MACHINE_INSTANCE, transformVirtualMachineInstance), options.namespaces);
     // Only our own pods: the process mappers, by label.
-    this.processMapperPods = new MultiNamespaceInformer(informer<Pod>('pods', POD, `${LABEL_ROLE}=process-mapper`), options.namespaces);
+    this.processMapperPods = new MultiNamespaceInformer(informer<Pod>('pods', POD, transformProcessMapperPod, `${LABEL_ROLE}=process-mapper,${LABEL_MANAGED_BY}=${MANAGED_BY}`), options.namespaces);
     // The queue is replaced each leadership term; handlers always feed the current one.
     const sink: KeySink = { add: (key) => this.queue.add(key) };
     for (const i of this.monitoredServers.informers) {

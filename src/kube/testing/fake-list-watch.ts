@@ -23,11 +23,12 @@ export class FakeListWatch<T extends KubeObject> implements ListWatchSource<T> {
   listCalls = 0;
   readonly watches: ActiveWatch<T>[] = [];
 
-  async list(): Promise<ListResult<T>> {
+  async list(_signal?: AbortSignal, transform?: (object: T) => T): Promise<ListResult<T>> {
     this.listCalls++;
     const err = this.listErrors.shift();
     if (err !== undefined) throw err;
-    return { items: structuredClone(this.items), resourceVersion: this.resourceVersion };
+    const items = structuredClone(this.items);
+    return { items: transform ? items.map(transform) : items, resourceVersion: this.resourceVersion };
   }
 
   watch(options: WatchOptions, onEvent: (type: WatchEventType, object: T) => void, onDone: (err?: unknown) => void) {

@@ -255,4 +255,36 @@ describe('Informer', () => {
     await clock.advance(60_000);
     assert.equal(source.watches.length, 1);
   });
+  it('passes every listed and watched object through the transform before storing it or calling handlers', async () => {
+    const clock = new FakeClock();
+    const source = new FakeListWatch<TestObject>();
+    const big = (name: string, rv: string): TestObject => ({ ...vm('shop', name, rv), spec: { template: { huge: 'x'.repeat(1000) } } });
+    source.items = [big('web-1', '5')];
+    const informer = new Informer<TestObject>({
+      name: 'virtualmachines',
+      source,
+      clock,
+      resyncPeriodMs: 0,
+      transform: ({ spec: _spec, ...rest }) => ({ ...rest, metadata: { ...rest.metadata, labels: { transformed: 'yes' } } }),
+    });
+    const seen: TestObject[] = [];
+    informer.addEventHandler({ onAdd: (o) => seen.push(o), onUpdate: (_old, o) => seen.push(o), onDelete: (o) => seen.push(o) });
+    informer.start();
+    stopAll.push(() => informer.stop());
+    await informer.waitForSync();
+    await flushPromises();
+    source.send('ADDED', big('web-2', '6'));
+    source.send('MODIFIED', big('web-1', '7'));
+    source.send('DELETED', big('web-2', '8'));
+    assert.deepEqual(
+      seen.map((o) => [o.metadata.name, o.metadata.resourceVersion, o.metadata.labels?.transformed, 'spec' in o]),
+      [
+        ['web-1', '5', 'yes', false],
+        ['web-2', '6', 'yes', false],
+        ['web-1', '7', 'yes', false],
+        ['web-2', '8', 'yes', false],
+      ],
+    );
+    assert.deepEqual(informer.list(), [{ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { namespace: 'shop', name: 'web-1', resourceVersion: '7', labels: { transformed: 'yes' } } }]);
+  });
 });
