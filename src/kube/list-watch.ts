@@ -111,3 +111,28 @@ export function apiListWatch<T extends KubeObject>(kubeConfig: KubeConfig, api: 
     },
   };
 }
+
+/**
+ * A source whose objects pass through `transform` before the cache sees them, e.g. to keep only the
+ * fields a controller reads of a kind it caches in bulk (client-go's informer transform).
+ */
+export function transformListWatch<T>(source: ListWatchSource<T>, transform: (object: T) => T): ListWatchSource<T> {
+  return {
+    description: source.description,
+    async list(signal) {
+      const result = await source.list(signal);
+      return { ...result, items: result.items.map(transform) };
+    },
+    watch(options, onEvent, onDone) {
+      // BOOKMARK and ERROR carry no object of the kind to transform.
+      return source.watch(options, (type, object) => onEvent(type, type === 'BOOKMARK' || type === 'ERROR' ? object : transform(object)), onDone);
+    },
+  };
+}
+
+/** Drops metadata.managedFields (the largest part of most objects, and never read from a cache of others' objects). */
+export function withoutManagedFields<T extends KubeObject>(object: T): T {
+  if (!object.metadata?.managedFields) return object;
+  const { managedFields: _dropped, ...metadata } = object.metadata;
+  return { ...object, metadata };
+}

@@ -7,6 +7,7 @@ import { VIRTUAL_MACHINE_INSTANCE } from '../../../kube/resources.ts';
 import type { Action } from '../actions.ts';
 import { vmiNeedsRestart, vmiNode, type ObservedState } from '../observed-state.ts';
 import { EventReason } from '../reasons.ts';
+import { resolveDiskInspection } from './disk-inspection.ts';
 import { planOwnedVm } from './owned-vm.ts';
 
 export function planIdsVm(ms: MonitoredServer, o: ObservedState): Action[] {
@@ -20,7 +21,7 @@ export function planIdsVm(ms: MonitoredServer, o: ObservedState): Action[] {
     nodeName: serverNode,
     serverVmiUid: o.serverVmi.metadata?.uid ?? '',
     serverPodLabels: serverPodLabels(isAdopting(ms), roleLabels(ms, 'server'), hostname),
-  });
+  }, resolveDiskInspection(ms, o).ids);
   const vmActions = planOwnedVm(desired, o.idsVm, {
     capability: 'idsVM',
     kind: 'IDSVM',
