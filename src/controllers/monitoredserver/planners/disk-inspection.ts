@@ -174,6 +174,16 @@ export function resolveDiskInspection(ms: MonitoredServer, o: ObservedState): Di
   };
 }
 
+/**
+ * The live IDS VM has a hot-plugged disk of ours the desired one does not: the apply must be sent
+ * (it replaces KubeVirt's atomic volume and disk lists), even where needsApply sees no difference.
+ */
+export function hasDisksToDrop(ms: MonitoredServer, o: ObservedState): boolean {
+  const live = o.idsNameTaken ? undefined : o.idsVm;
+  const keep = new Set((resolveDiskInspection(ms, o).ids?.hotplug ?? []).map((h) => h.volume.name));
+  return livePlugged(ms, live).some((p) => !keep.has(p.volume.name));
+}
+
 /** The Secret with the IDS VM's user data, applied before the IDS VM that reads it (capability idsVM). */
 export function planIdsCloudInit(ms: MonitoredServer, o: ObservedState): Action[] {
   const plan = resolveDiskInspection(ms, o);
