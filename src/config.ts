@@ -20,6 +20,8 @@ export interface OperatorConfig {
   notReadyRecheckMs: number;
   processMapperImage: string;
   kernelProfilesConfigMap: string;
+  /** Namespace of the KubeVirt CR (its feature gates decide how disks are hot-plugged). */
+  kubevirtNamespace: string;
 }
 
 function positiveInt(name: string) {
@@ -58,6 +60,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     .option('--log-level <level>', 'error, warn, info or debug', env.LOG_LEVEL ?? 'info')
     .option('--process-mapper-image <image>', 'image of the process-mapper sidecar (the operator image)', env.PROCESS_MAPPER_IMAGE ?? 'hyperspector/operator:0.1.0')
     .option('--kernel-profiles-configmap <name>', 'ConfigMap of kernel profiles used when a MonitoredServer names none', env.KERNEL_PROFILES_CONFIGMAP ?? 'hyperspector-kernel-profiles')
+    .option('--kubevirt-namespace <ns>', 'namespace of the KubeVirt CR, read for its hotplug feature gates', env.KUBEVIRT_NAMESPACE || 'kubevirt')
     .option('--not-ready-recheck <d>', 'how often a MonitoredServer that is not Ready is rechecked', duration('--not-ready-recheck'), 60_000);
   program.parse(argv, { from: 'user' });
   const o = program.opts<{
@@ -76,6 +79,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     notReadyRecheck: number;
     processMapperImage: string;
     kernelProfilesConfigmap: string;
+    kubevirtNamespace: string;
   }>();
   const namespaces = (o.namespace ?? (env.WATCH_NAMESPACES ?? '').split(',')).map((n) => n.trim()).filter(Boolean);
   if (o.concurrency < 1) throw new InvalidArgumentError('--concurrency must be at least 1');
@@ -97,5 +101,6 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     notReadyRecheckMs: o.notReadyRecheck,
     processMapperImage: o.processMapperImage,
     kernelProfilesConfigMap: o.kernelProfilesConfigmap,
+    kubevirtNamespace: o.kubevirtNamespace,
   };
 }

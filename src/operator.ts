@@ -47,6 +47,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger = cre
     events,
     notReadyRecheckMs: config.notReadyRecheckMs,
     processMapper: { image: config.processMapperImage, defaultKernelProfilesConfigMap: config.kernelProfilesConfigMap },
+    kubevirtNamespace: config.kubevirtNamespace,
   });
   const health = new HealthServer({ port: config.httpPort, host: config.httpHost, metrics, logger });
   health.addLivenessCheck('ping', () => true);

@@ -2,6 +2,7 @@
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import { ANNOTATION_PAIRED_WITH, idsVmName, ownerReference, roleLabels } from './names.ts';
 import type { BuiltVirtualMachine } from './virtual-machine.ts';
+import { withDiskInspection, type IdsDiskInspection } from './disk-inspection.ts';
 
 export const HOSTNAME_LABEL = 'kubernetes.io/hostname';
 /** Label KubeVirt puts on a VMI's virt-launcher pod: the VMI's UID. */
@@ -32,13 +33,15 @@ export function serverPodLabels(adopted: boolean, roleLabels: Record<string, str
  * required pod affinity to the server VMI's launcher pod, so the scheduler also refuses to place
  * it anywhere else if the node's hostname label were ambiguous. A changed placement changes the
  * VMI template, which KubeVirt reports as RestartRequired; the reconciler then restarts the IDS VMI.
+ * With `diskInspection`, the server's disks are plugged in read-only and cloud-init mounts them.
  */
-export function buildIdsVirtualMachine(ms: MonitoredServer, placement: ServerPlacement): BuiltVirtualMachine {
+export function buildIdsVirtualMachine(ms: MonitoredServer, placement: ServerPlacement, diskInspection?: IdsDiskInspection): BuiltVirtualMachine {
   const template = ms.spec.ids.template;
   const labels = roleLabels(ms, 'ids');
   const spec = structuredClone(template.spec);
   const vmiTemplate = spec.template ?? { spec: { domain: { devices: {} } } };
-  const vmiSpec = { ...(vmiTemplate.spec ?? { domain: { devices: {} } }) };
+  let vmiSpec = { ...(vmiTemplate.spec ?? { domain: { devices: {} } }) };
+  if (diskInspection) vmiSpec = withDiskInspection(vmiSpec, diskInspection);
   vmiSpec.nodeSelector = { ...(vmiSpec.nodeSelector ?? {}), [HOSTNAME_LABEL]: placement.nodeName };
   const affinity = structuredClone(vmiSpec.affinity ?? {});
   const podAffinity = affinity.podAffinity ?? {};

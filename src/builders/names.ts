@@ -10,7 +10,7 @@ export const ANNOTATION_MONITORED_BY = 'hyperspector.io/monitored-by';
 export const ANNOTATION_PAIRED_WITH = 'hyperspector.io/paired-with-vmi';
 export const FINALIZER = 'hyperspector.io/teardown';
 
-export type Role = 'server' | 'ids' | 'process-mapper';
+export type Role = 'server' | 'ids' | 'process-mapper' | 'ids-cloud-init';
 
 export function idsVmName(ms: MonitoredServer): string {
   return `${ms.metadata.name}-ids`;
@@ -42,4 +42,9 @@ export function ownerReference(ms: MonitoredServer) {
 
 export function processMapperPodName(ms: MonitoredServer): string {
   return `${ms.metadata.name}-process-mapper`;
+}
+
+/** The Secret holding the IDS VM's user data merged with HyperSpector's disk-inspection cloud-init. */
+export function idsCloudInitSecretName(ms: MonitoredServer): string {
+  return `${ms.metadata.name}-ids-cloud-init`;
 }

@@ -6,7 +6,7 @@ import type { ResourceType } from '../../kube/resources.ts';
 import type { EventType } from './events.ts';
 
 /** The part of the MonitoredServer an action serves; a failed action stops the rest of its capability. */
-export type Capability = 'finalizer' | 'serverVM' | 'idsVM' | 'processMapper' | 'teardown';
+export type Capability = 'finalizer' | 'serverVM' | 'idsVM' | 'processMapper' | 'diskInspection' | 'teardown';
 
 export interface PlannedEvent {
   type: EventType;
@@ -61,7 +61,15 @@ export interface DeleteAction extends ActionBase {
   propagationPolicy?: 'Foreground' | 'Background' | 'Orphan';
 }
 
-export type Action = ApplyAction | PatchAction | DeleteAction;
+/** A PUT to an aggregated API's subresource, e.g. KubeVirt's virtualmachines/<name>/addvolume. */
+export interface SubresourceAction extends ActionBase {
+  type: 'subresource';
+  /** Full request path. */
+  path: string;
+  body: unknown;
+}
+
+export type Action = ApplyAction | PatchAction | DeleteAction | SubresourceAction;
 
 export type OutcomeKind =
   /** The request succeeded (or its status was tolerated). */

@@ -43,6 +43,9 @@ async function send(api: KubeApi, action: Action, signal: AbortSignal | undefine
         ...extra,
       });
       return undefined;
+    case 'subresource':
+      await api.request({ method: 'PUT', path: action.path, body: action.body, ...extra });
+      return undefined;
   }
 }
 

@@ -9,13 +9,14 @@ import type { ProcessMapperSettings } from '../../builders/process-mapper-pod.ts
 import { applyStatus } from '../../kube/apply.ts';
 import { findCondition, type Condition } from '../../kube/conditions.ts';
 import { enqueueMapped, enqueueObject, type KeySink } from '../../kube/handlers.ts';
+import { stripManagedFields } from '../../kube/cache-transform.ts';
 import { Informer, objectKey, type CacheTransform } from '../../kube/informer.ts';
 import { apiListWatch } from '../../kube/list-watch.ts';
 import { silentLogger, type Logger } from '../../kube/logger.ts';
 import type { OperatorMetrics } from '../../kube/metrics.ts';
 import { MultiNamespaceInformer } from '../../kube/multi-namespace-informer.ts';
-import type { KubeObject, Pod, VirtualMachine, VirtualMachineInstance } from '../../kube/objects.ts';
-import { collectionPath, POD, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/resources.ts';
+import type { KubeObject, KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance } from '../../kube/objects.ts';
+import { collectionPath, KUBEVIRT, PERSISTENT_VOLUME_CLAIM, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/resources.ts';
 import type { KubeApi } from '../../kube/rest.ts';
 import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../kube/workers.ts';
 import { WorkQueue } from '../../kube/workqueue.ts';
@@ -26,6 +27,7 @@ import { execute } from './execute.ts';
 import { observe, type CacheReader } from './observe.ts';
 import type { ObservedState } from './observed-state.ts';
 import { planFinalizer } from './planners/finalizer.ts';
+import { planDiskHotplug, planIdsCloudInit } from './planners/disk-inspection.ts';
 import { planIdsVm } from './planners/ids-vm.ts';
 import { planProcessMapper } from './planners/process-mapper.ts';
 import { planServerVm } from './planners/server-vm.ts';
@@ -55,6 +57,8 @@ export interface ControllerOptions {
   events?: EventSink;
   /** Image and default kernel profiles of the process-mapper sidecar. */
   processMapper?: ProcessMapperSettings;
+  /** Namespace of the KubeVirt CR (default `kubevirt`). */
+  kubevirtNamespace?: string;
   /** How often a MonitoredServer that is not Ready is looked at again without any change (ms). */
   notReadyRecheckMs?: number;
   /** Progress-only status changes this soon after a status write are coalesced (ms; 0 writes every change). */
@@ -83,6 +87,16 @@ export class MonitoredServerController {
   private readonly virtualMachines: MultiNamespaceInformer<VirtualMachine>;
   private readonly virtualMachineInstances: MultiNamespaceInformer<VirtualMachineInstance>;
   private readonly processMapperPods: MultiNamespaceInformer<Pod>;
+  /** Claims, stripped of managedFields: disk inspection checks the ones behind spec.server.disks. */
+  private readonly claims: MultiNamespaceInformer<PersistentVolumeClaim>;
+  /** Only our own Secrets: the IDS VMs' merged user data, by label. */
+  private readonly cloudInitSecrets: MultiNamespaceInformer<Secret>;
+  /**
+   * The KubeVirt CR (in options.kubevirtNamespace): its feature gates decide how disks are hot-plugged. Not part of
+   * hasSynced: a cluster without the KubeVirt CRD, or a chart without the read permission, only
+   * loses disk inspection (DiskAttached says so), not the rest of the operator.
+   */
+  private readonly kubevirts: Informer<KubeVirt>;
   /** When each key's status was last written (for coalescing progress writes). */
   private readonly lastStatusWrite = new Map<string, number>();
   /**
@@ -122,6 +136,9 @@ export class MonitoredServerController {
     this.virtualMachineInstances = new MultiNamespaceInformer(informer<VirtualMachineInstance>('virtualmachineinstances', VIRTUAL_MACHINE_INSTANCE, transformVirtualMachineInstance), options.namespaces);
     // Only our own pods: the process mappers, by label.
     this.processMapperPods = new MultiNamespaceInformer(informer<Pod>('pods', POD, transformProcessMapperPod, `${LABEL_ROLE}=process-mapper,${LABEL_MANAGED_BY}=${MANAGED_BY}`), options.namespaces);
+    this.claims = new MultiNamespaceInformer(informer<PersistentVolumeClaim>('persistentvolumeclaims', PERSISTENT_VOLUME_CLAIM, stripManagedFields<PersistentVolumeClaim>()), options.namespaces);
+    this.cloudInitSecrets = new MultiNamespaceInformer(informer<Secret>('secrets', SECRET, stripManagedFields<Secret>(), `${LABEL_ROLE}=ids-cloud-init`), options.namespaces);
+    this.kubevirts = informer<KubeVirt>('kubevirts', KUBEVIRT, stripManagedFields<KubeVirt>())(options.kubevirtNamespace ?? 'kubevirt');
     // The queue is replaced each leadership term; handlers always feed the current one.
     const sink: KeySink = { add: (key) => this.queue.add(key) };
     for (const i of this.monitoredServers.informers) {
@@ -132,9 +149,14 @@ export class MonitoredServerController {
     const children = enqueueMapped<KubeObject>(sink, (obj) =>
       monitoredServerKeysFor(obj, (k) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, k).map((m) => objectKey(m))),
     );
-    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.processMapperPods.informers] as Informer<KubeObject>[]) {
+    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.processMapperPods.informers, ...this.cloudInitSecrets.informers] as Informer<KubeObject>[]) {
       i.addEventHandler(children);
     }
+    // A claim or the KubeVirt CR matters to the MonitoredServers with disks (in the claim's namespace).
+    const withDisks = (namespace?: string) =>
+      this.monitoredServers.list().filter((m) => (m.spec.server.disks?.length ?? 0) > 0 && (namespace === undefined || m.metadata.namespace === namespace)).map((m) => objectKey(m));
+    for (const i of this.claims.informers) i.addEventHandler(enqueueMapped<PersistentVolumeClaim>(sink, (pvc) => withDisks(pvc.metadata?.namespace ?? '')));
+    this.kubevirts.addEventHandler(enqueueMapped<KubeVirt>(sink, () => withDisks()));
   }
 
   private newQueue(): WorkQueue<string> {
@@ -156,12 +178,15 @@ export class MonitoredServerController {
       ...this.virtualMachines.informers,
       ...this.virtualMachineInstances.informers,
       ...this.processMapperPods.informers,
+      ...this.claims.informers,
+      ...this.cloudInitSecrets.informers,
     ] as Informer<KubeObject>[];
   }
 
   /** Starts the caches (also on standby replicas, so a new leader starts warm). */
   startInformers(): void {
     for (const i of this.allInformers()) i.start();
+    this.kubevirts.start();
   }
 
   hasSynced(): boolean {
@@ -173,7 +198,7 @@ export class MonitoredServerController {
   }
 
   informerHealth() {
-    return this.allInformers().map((i) => ({ name: i.name, ...i.health() }));
+    return [...this.allInformers(), this.kubevirts as Informer<KubeObject>].map((i) => ({ name: i.name, ...i.health() }));
   }
 
   /**
@@ -214,7 +239,7 @@ export class MonitoredServerController {
 
   async stop(): Promise<void> {
     await this.stopWorkers();
-    await Promise.all(this.allInformers().map((i) => i.stop()));
+    await Promise.all([...this.allInformers(), this.kubevirts].map((i) => i.stop()));
   }
 
   private cacheReader(): CacheReader {
@@ -224,6 +249,9 @@ export class MonitoredServerController {
       virtualMachine: (ns, name) => this.virtualMachines.get(ns, name),
       virtualMachineInstance: (ns, name) => this.virtualMachineInstances.get(ns, name),
       processMapperPod: (ns, name) => this.processMapperPods.get(ns, name),
+      persistentVolumeClaim: (ns, name) => this.claims.get(ns, name),
+      kubevirt: () => this.kubevirts.list().find((k) => !k.metadata?.deletionTimestamp),
+      idsCloudInitSecret: (ns, name) => this.cloudInitSecrets.get(ns, name),
     };
   }
 
@@ -259,7 +287,9 @@ export class MonitoredServerController {
     const actions = [
       ...planFinalizer(ms),
       ...planServerVm(ms, observed),
+      ...planIdsCloudInit(ms, observed),
       ...planIdsVm(ms, observed),
+      ...planDiskHotplug(ms, observed),
       ...planProcessMapper(ms, observed, this.options.processMapper ?? DEFAULT_PROCESS_MAPPER),
     ];
     const outcomes = new Outcomes(await execute(actions, this.executeContext(ms, ctx)));

@@ -1,8 +1,9 @@
 // Reads one MonitoredServer's world from the informer caches (no API calls).
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
-import { idsVmName, isAdopting, LABEL_MONITORED_SERVER, processMapperPodName, serverVmName } from '../../builders/names.ts';
+import { claimNameOf } from '../../builders/disk-inspection.ts';
+import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import type { VirtualMachine } from '../../kube/objects.ts';
-import type { ObservedState, Pod, VirtualMachineInstance } from './observed-state.ts';
+import type { KubeVirt, ObservedState, PersistentVolumeClaim, Pod, Secret, VirtualMachineInstance } from './observed-state.ts';
 
 export interface CacheReader {
   monitoredServer(namespace: string, name: string): MonitoredServer | undefined;
@@ -12,6 +13,11 @@ export interface CacheReader {
   virtualMachineInstance(namespace: string, name: string): VirtualMachineInstance | undefined;
   /** Pods labelled as HyperSpector process mappers. */
   processMapperPod(namespace: string, name: string): Pod | undefined;
+  persistentVolumeClaim(namespace: string, name: string): PersistentVolumeClaim | undefined;
+  /** The cluster's KubeVirt CR, if one can be read. */
+  kubevirt(): KubeVirt | undefined;
+  /** Secrets labelled as HyperSpector's IDS cloud-init. */
+  idsCloudInitSecret(namespace: string, name: string): Secret | undefined;
 }
 
 function created(ms: MonitoredServer): number {
@@ -69,5 +75,25 @@ export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState 
   }
   const pod = cache.processMapperPod(ns, processMapperPodName(ms));
   if (pod && pod.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.processMapperPod = pod;
+  observeDiskInspection(ms, cache, observed);
   return observed;
+}
+
+/** What disk inspection reads: the KubeVirt CR, the claims behind the named server volumes, our user-data Secret. */
+function observeDiskInspection(ms: MonitoredServer, cache: CacheReader, observed: ObservedState): void {
+  const disks = ms.spec.server.disks ?? [];
+  const ns = ms.metadata.namespace ?? '';
+  const secret = cache.idsCloudInitSecret(ns, idsCloudInitSecretName(ms));
+  if (secret && secret.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.idsCloudInitSecret = secret;
+  if (disks.length === 0) return;
+  const kubevirt = cache.kubevirt();
+  if (kubevirt) observed.kubevirt = kubevirt;
+  const volumes = observed.serverClaimedBy || observed.serverNameTaken ? [] : (observed.serverVm?.spec?.template?.spec?.volumes ?? []);
+  const claims: Record<string, PersistentVolumeClaim> = {};
+  for (const volume of volumes) {
+    const claimName = disks.includes(volume.name) ? claimNameOf(volume) : undefined;
+    const claim = claimName ? cache.persistentVolumeClaim(ns, claimName) : undefined;
+    if (claimName && claim) claims[claimName] = claim;
+  }
+  observed.claims = claims;
 }

@@ -1,7 +1,7 @@
 // What the reconciler read from its caches about one MonitoredServer's world.
-import type { Pod, VirtualMachine, VirtualMachineCondition, VirtualMachineInstance } from '../../kube/objects.ts';
+import type { KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineCondition, VirtualMachineInstance } from '../../kube/objects.ts';
 
-export type { Pod, VirtualMachine, VirtualMachineInstance };
+export type { KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance };
 
 export interface ObservedState {
   serverVm?: VirtualMachine;
@@ -15,6 +15,12 @@ export interface ObservedState {
   /** A VM with the IDS VM's name exists but was not created for this MonitoredServer. */
   idsNameTaken?: boolean;
   processMapperPod?: Pod;
+  /** The cluster's KubeVirt CR: its feature gates decide how disks are hot-plugged. */
+  kubevirt?: KubeVirt;
+  /** The claims behind the server volumes named in spec.server.disks, by claim name (those cached). */
+  claims?: Record<string, PersistentVolumeClaim>;
+  /** The Secret with the IDS VM's merged user data, when it exists and is this MonitoredServer's. */
+  idsCloudInitSecret?: Secret;
 }
 
 export function podIsReady(pod: Pod | undefined): boolean {

@@ -5,6 +5,7 @@ import type { MonitoredServer, MonitoredServerStatus, VmStatus } from '../../api
 import { conditionsEqual, removeCondition, setCondition, type Condition, type ConditionUpdate } from '../../kube/conditions.ts';
 import { idsVmName, isAdopting, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import type { Outcome, Outcomes } from './actions.ts';
+import { diskAttached } from './disk-inspection-status.ts';
 import { ConditionType, Reason } from './reasons.ts';
 import { podIsReady, printableStatus, vmCondition, vmiIsReady, vmiIsRunning, vmiNode, type ObservedState } from './observed-state.ts';
 
@@ -189,13 +190,13 @@ function unavailableCapabilities(ms: MonitoredServer): Array<[string, Update]> {
     ]);
   }
   const disks = ms.spec.server.disks ?? [];
-  if (disks.length > 0) {
+  if (disks.length > 0 && ms.spec.diskInspection?.mode === 'Snapshot') {
     out.push([
       ConditionType.DiskAttached,
       {
         status: 'False',
         reason: Reason.DiskInspectionUnavailable,
-        message: `disk inspection (spec.server.disks: ${disks.join(', ')}) is not available in this release: nothing is attached to the IDS VM; remove spec.server.disks to monitor without it`,
+        message: `disk inspection from snapshots (spec.diskInspection.mode: Snapshot, disks ${disks.join(', ')}) is not available in this release: nothing is attached to the IDS VM; use mode Live, or remove spec.server.disks to monitor without it`,
       },
     ]);
   }
@@ -235,6 +236,8 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
     [ConditionType.Colocated, colocated(o, ids, serverNode)],
   ];
   if (mappingEnabled) parts.push([ConditionType.ProcessMapping, processMapping(ms, o, outcomes, serverNode)]);
+  const disk = diskAttached(ms, o, outcomes);
+  if (disk) parts.push([ConditionType.DiskAttached, disk]);
   const capabilities = unavailableCapabilities(ms);
   parts.push(...capabilities);
   const notReady = parts.find(([, u]) => u.status !== 'True');
@@ -246,7 +249,7 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   // A disabled mechanism has no condition at all.
   if (!mappingEnabled) conditions = removeCondition(conditions, ConditionType.ProcessMapping);
   for (const type of [ConditionType.MirrorAttached, ConditionType.DiskAttached, ConditionType.ResponseReady]) {
-    if (!capabilities.some(([t]) => t === type)) conditions = removeCondition(conditions, type);
+    if (!parts.some(([t]) => t === type)) conditions = removeCondition(conditions, type);
   }
   // Synced exists only while an action fails and is retried: the failing action and the API server's words.
   const failure = outcomes.firstFailure();

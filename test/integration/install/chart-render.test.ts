@@ -82,13 +82,18 @@ describe('Helm chart, rendered', function () {
     const reference = parseObjects(readFileSync(join(REPO_ROOT, 'deploy', 'rbac.yaml'), 'utf8')) as AnyObject[];
     const operator = operatorObjects(defaults);
     const clusterRole = one(operator, 'ClusterRole');
-    const role = one(operator, 'Role');
+    const role = one(operator, 'Role', 'hyperspector-leader-election');
+    const kubevirtRole = one(operator, 'Role', 'hyperspector-kubevirt-config');
     const missingCluster = [...grants(one(reference, 'ClusterRole').rules ?? [])].filter((g) => !grants(clusterRole.rules ?? []).has(g));
     assert.deepEqual(missingCluster, [], 'the chart ClusterRole covers deploy/rbac.yaml');
-    const missingRole = [...grants(one(reference, 'Role').rules ?? [])].filter((g) => !grants(role.rules ?? []).has(g));
+    const missingRole = [...grants(one(reference, 'Role', 'hyperspector-operator-leader-election').rules ?? [])].filter((g) => !grants(role.rules ?? []).has(g));
     assert.deepEqual(missingRole, [], 'the chart Role covers deploy/rbac.yaml');
     assert.equal(role.metadata.namespace, 'hyperspector-system');
-    for (const r of [...(clusterRole.rules ?? []), ...(role.rules ?? [])]) {
+    const missingKubevirt = [...grants(one(reference, 'Role', 'hyperspector-operator-kubevirt-config').rules ?? [])].filter((g) => !grants(kubevirtRole.rules ?? []).has(g));
+    assert.deepEqual(missingKubevirt, [], 'the chart KubeVirt-config Role covers deploy/rbac.yaml');
+    assert.equal(kubevirtRole.metadata.namespace, 'kubevirt', 'read access to KubeVirt CRs only in KubeVirt’s namespace');
+    assert.deepEqual(one(defaults, 'RoleBinding', 'hyperspector-kubevirt-config').subjects, one(defaults, 'ClusterRoleBinding').subjects);
+    for (const r of [...(clusterRole.rules ?? []), ...(role.rules ?? []), ...(kubevirtRole.rules ?? [])]) {
       for (const field of [r.apiGroups, r.resources, r.verbs]) assert.ok(!field?.includes('*'), `no wildcard in ${JSON.stringify(r)}`);
     }
     const binding = one(operator, 'ClusterRoleBinding');
@@ -202,7 +207,7 @@ describe('Helm chart, rendered', function () {
     assert.equal(deployment.spec.template.spec.tolerations[0].key, 'node-role.kubernetes.io/control-plane');
 
     const minimal = (await helm.template('hyperspector', 'hyperspector-system', ['-f', join(CHART_DIR, 'ci', 'minimal-values.yaml')])) as AnyObject[];
-    assert.deepEqual(minimal.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'Deployment'], 'agent.enabled=false leaves the node agent out');
+    assert.deepEqual(minimal.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Role', 'RoleBinding'], 'agent.enabled=false leaves the node agent out; the Role is the KubeVirt-config one');
     const minimalConfig = configOf(operatorContainer(minimal).container);
     assert.equal(minimalConfig.leaderElect, false);
     assert.equal(operatorContainer(minimal).deployment.spec.template.spec.serviceAccountName, 'hyperspector-preexisting');

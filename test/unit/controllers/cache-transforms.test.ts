@@ -28,7 +28,7 @@ function managedFields(ownSpec: Record<string, unknown>): ManagedFieldsEntry[] {
 /** A tenant's VM as the API server returns it: template with disks and cloud-init, status, managedFields. */
 function tenantVm(): any {
   const template = vmTemplate({ app: 'shop-db' });
-  const spec = structuredClone(template.spec) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const spec = structuredClone(template.spec) as any;  
   spec.template.spec.volumes.push({ name: 'cloudinitdisk', cloudInitNoCloud: { userData: `#cloud-config\n${'packages: [nginx]\n'.repeat(100)}` } });
   return {
     apiVersion: 'kubevirt.io/v1',
@@ -140,7 +140,7 @@ describe('MonitoredServer controller cache transforms', () => {
     assert.equal(needsApply(shrunk, kept), true);
   });
 
-  it('keeps of a VMI its generation annotation, hostname, phase, node and conditions; drops its spec copy, interfaces, volumes and guest info', () => {
+  it('keeps of a VMI its generation annotation, hostname, phase, node, conditions and volume status; drops its spec copy, interfaces and guest info', () => {
     const full = vmi('web-1-server', 'node-a', '2');
     const kept = transformVirtualMachineInstance(full);
     assert.deepEqual(kept, {
@@ -156,7 +156,7 @@ describe('MonitoredServer controller cache transforms', () => {
         finalizers: ['kubevirt.io/virtualMachineControllerFinalize', 'foregroundDeleteVirtualMachine'],
       },
       spec: { hostname: 'web-1-server' },
-      status: { phase: 'Running', nodeName: 'node-a', conditions: [{ type: 'Ready', status: 'True' }, { type: 'LiveMigratable', status: 'True' }] },
+      status: { phase: 'Running', nodeName: 'node-a', conditions: [{ type: 'Ready', status: 'True' }, { type: 'LiveMigratable', status: 'True' }], volumeStatus: [{ name: 'rootdisk', target: 'vda' }] },
     });
     const vm = tenantVm();
     assert.equal(vmiNode(kept), vmiNode(full));

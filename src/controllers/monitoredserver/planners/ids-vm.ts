@@ -7,6 +7,7 @@ import { VIRTUAL_MACHINE_INSTANCE } from '../../../kube/resources.ts';
 import type { Action } from '../actions.ts';
 import { vmiNeedsRestart, vmiNode, type ObservedState } from '../observed-state.ts';
 import { EventReason } from '../reasons.ts';
+import { hasDisksToDrop, resolveDiskInspection } from './disk-inspection.ts';
 import { planOwnedVm } from './owned-vm.ts';
 
 export function planIdsVm(ms: MonitoredServer, o: ObservedState): Action[] {
@@ -20,7 +21,7 @@ export function planIdsVm(ms: MonitoredServer, o: ObservedState): Action[] {
     nodeName: serverNode,
     serverVmiUid: o.serverVmi.metadata?.uid ?? '',
     serverPodLabels: serverPodLabels(isAdopting(ms), roleLabels(ms, 'server'), hostname),
-  });
+  }, resolveDiskInspection(ms, o).ids);
   const vmActions = planOwnedVm(desired, o.idsVm, {
     capability: 'idsVM',
     kind: 'IDSVM',
@@ -28,7 +29,7 @@ export function planIdsVm(ms: MonitoredServer, o: ObservedState): Action[] {
     updated: EventReason.IDSVMUpdated,
     describe: `IDS VirtualMachine ${vmName}`,
     createdDetail: ` pinned to node ${serverNode}`,
-  });
+  }, hasDisksToDrop(ms, o));
   // Whether the running IDS VMI must restart is decided on a VM that already matches: while a
   // write is pending, the VM and KubeVirt's view of it are about to change.
   if (vmActions.length > 0) return vmActions;

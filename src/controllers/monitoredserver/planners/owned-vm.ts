@@ -37,8 +37,12 @@ export interface OwnedVmNames {
   createdDetail?: string;
 }
 
-/** Actions that make `live` equal `desired`; empty when it already is. */
-export function planOwnedVm(desired: BuiltVirtualMachine, live: VirtualMachine | undefined, names: OwnedVmNames): Action[] {
+/**
+ * Actions that make `live` equal `desired`; empty when it already is. `mustApply`: an element of an
+ * atomic list (KubeVirt's volumes and disks) is to go that needsApply cannot see once another
+ * manager (virt-controller) has written the list and so owns it.
+ */
+export function planOwnedVm(desired: BuiltVirtualMachine, live: VirtualMachine | undefined, names: OwnedVmNames, mustApply = false): Action[] {
   const base = { capability: names.capability, refusedWhen: isRefusedTemplate } as const;
   if (!live) {
     const event: PlannedEvent = { type: 'Normal', reason: names.created, message: `Created ${names.describe}${names.createdDetail ?? ''}` };
@@ -66,7 +70,7 @@ export function planOwnedVm(desired: BuiltVirtualMachine, live: VirtualMachine |
       },
     });
   }
-  if (!needsApply(desired, live)) return actions;
+  if (!mustApply && !needsApply(desired, live)) return actions;
   return [
     ...actions,
     {

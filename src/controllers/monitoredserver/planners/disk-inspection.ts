@@ -1,0 +1,260 @@
+// Planner: inter-VM disk mounting, Live mode. Each server volume named in spec.server.disks is
+// plugged into the IDS VM read-only and shareable, by KubeVirt's declarative hotplug (the disks are
+// part of the IDS VM spec we apply) or, where the KubeVirt CR shows only the older HotplugVolumes
+// gate, by the VM's addvolume/removevolume subresources. The IDS VM's user data (the user's, with the
+// mount script merged in) lives in a Secret of ours. What cannot work is refused before anything is
+// touched: the IDS VM keeps exactly the disks it has.
+import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
+import {
+  addVolumeOptions,
+  buildHotplugDisk,
+  buildIdsCloudInitSecret,
+  buildIdsUserData,
+  claimNameOf,
+  DEFAULT_MOUNT_PATH,
+  hotplugSupport,
+  idsVolumeName,
+  type HotplugMethod,
+  type IdsDiskInspection,
+  type InspectedVolume,
+} from '../../../builders/disk-inspection.ts';
+import { idsCloudInitSecretName, idsVmName } from '../../../builders/names.ts';
+import { needsApply } from '../../../kube/apply.ts';
+import type { Secret, VirtualMachine, VirtualMachineDisk, VirtualMachineVolume } from '../../../kube/objects.ts';
+import { SECRET } from '../../../kube/resources.ts';
+import { statusCodeOf } from '../../../kube/rest.ts';
+import type { Action } from '../actions.ts';
+import type { ObservedState } from '../observed-state.ts';
+import { EventReason, Reason } from '../reasons.ts';
+
+export interface DiskInspectionPlan {
+  /** How disks are plugged, with the words for the condition message (when known). */
+  method?: HotplugMethod;
+  methodDescription?: string;
+  /** Something only the user can fix: nothing is changed while it stands. */
+  refusal?: { reason: string; message: string };
+  /** Nothing to do yet (e.g. no server VM): nothing is changed. */
+  waiting?: string;
+  /** The server volumes to plug (empty on a refusal). */
+  volumes: InspectedVolume[];
+  /** What the IDS VM gets (undefined: the template as is). */
+  ids?: IdsDiskInspection;
+  /** The Secret with the merged user data, to apply. */
+  secret?: Secret & { apiVersion: 'v1'; kind: 'Secret' };
+}
+
+function sourceOf(volume: VirtualMachineVolume): string {
+  return Object.keys(volume).find((k) => k !== 'name') ?? 'unknown';
+}
+
+/** Our hot-plugged disks in the live IDS VM: hotpluggable claim volumes named like a serial of ours, not from the template. */
+function livePlugged(ms: MonitoredServer, live: VirtualMachine | undefined): Array<{ disk: VirtualMachineDisk; volume: VirtualMachineVolume }> {
+  const spec = live?.spec?.template?.spec;
+  if (!spec) return [];
+  const templateVolumes = new Set((ms.spec.ids.template.spec?.template?.spec?.volumes ?? []).map((v) => v.name));
+  const disks = spec.domain?.devices?.disks ?? [];
+  const out: Array<{ disk: VirtualMachineDisk; volume: VirtualMachineVolume }> = [];
+  for (const volume of spec.volumes ?? []) {
+    const hotpluggable = volume.persistentVolumeClaim?.hotpluggable || volume.dataVolume?.hotpluggable;
+    if (!hotpluggable || templateVolumes.has(volume.name) || !volume.name.startsWith('hs-')) continue;
+    const disk = disks.find((d) => d.name === volume.name);
+    if (disk) out.push({ disk, volume });
+  }
+  return out;
+}
+
+/** True when the live IDS VM's cloud-init volume already reads our Secret. */
+function usesOurSecret(ms: MonitoredServer, live: VirtualMachine | undefined): boolean {
+  const name = idsCloudInitSecretName(ms);
+  return (live?.spec?.template?.spec?.volumes ?? []).some((v) => (v.cloudInitNoCloud ?? v.cloudInitConfigDrive)?.secretRef?.name === name);
+}
+
+/** The IDS VM as it is: the disks it has, and our Secret if it already reads it. */
+function unchanged(ms: MonitoredServer, live: VirtualMachine | undefined): IdsDiskInspection | undefined {
+  const hotplug = livePlugged(ms, live);
+  const secret = usesOurSecret(ms, live);
+  if (hotplug.length === 0 && !secret) return undefined;
+  return { hotplug, ...(secret ? { cloudInitSecretName: idsCloudInitSecretName(ms) } : {}) };
+}
+
+/** Checks each named server volume; the first that cannot be plugged is the refusal. */
+function resolveVolumes(ms: MonitoredServer, o: ObservedState): { volumes: InspectedVolume[] } | { refusal: { reason: string; message: string } } {
+  const ns = ms.metadata.namespace;
+  const vmName = o.serverVm?.metadata?.name ?? '';
+  const serverVolumes = o.serverVm?.spec?.template?.spec?.volumes ?? [];
+  const volumes: InspectedVolume[] = [];
+  for (const name of ms.spec.server.disks ?? []) {
+    const volume = serverVolumes.find((v) => v.name === name);
+    if (!volume) {
+      const known = serverVolumes.map((v) => v.name).join(', ') || 'none';
+      return {
+        refusal: {
+          reason: Reason.DiskVolumeNotFound,
+          message: `spec.server.disks names ${name}, which is not a volume of VirtualMachine ${ns}/${vmName} (its volumes: ${known}); name one of its PersistentVolumeClaim or DataVolume volumes`,
+        },
+      };
+    }
+    const claimName = claimNameOf(volume);
+    if (!claimName) {
+      const source = sourceOf(volume);
+      return {
+        refusal: {
+          reason: Reason.DiskVolumeUnsupported,
+          message: `volume ${name} of VirtualMachine ${ns}/${vmName} is a ${source} volume: only PersistentVolumeClaim and DataVolume volumes can be plugged into the IDS VM (other volumes live inside the server's launcher pod); remove ${name} from spec.server.disks`,
+        },
+      };
+    }
+    const claim = o.claims?.[claimName];
+    if (!claim) {
+      return {
+        refusal: {
+          reason: Reason.DiskClaimNotFound,
+          message: `PersistentVolumeClaim ${ns}/${claimName} behind volume ${name} of VirtualMachine ${ns}/${vmName} does not exist; create it, or remove ${name} from spec.server.disks`,
+        },
+      };
+    }
+    if ((claim.spec?.accessModes ?? []).includes('ReadWriteOncePod')) {
+      return {
+        refusal: {
+          reason: Reason.DiskClaimReadWriteOncePod,
+          message: `PersistentVolumeClaim ${ns}/${claimName} behind volume ${name} has access mode ReadWriteOncePod: only the server's pod may mount it, so the IDS VM cannot read it; use ReadWriteOnce or ReadWriteMany, or remove ${name} from spec.server.disks`,
+        },
+      };
+    }
+    volumes.push({ volumeName: name, claimName });
+  }
+  return { volumes };
+}
+
+/** Everything disk inspection decides for one MonitoredServer (pure; used by the planners and the status). */
+export function resolveDiskInspection(ms: MonitoredServer, o: ObservedState): DiskInspectionPlan {
+  const live = o.idsNameTaken ? undefined : o.idsVm;
+  const disks = ms.spec.server.disks ?? [];
+  const mode = ms.spec.diskInspection?.mode ?? 'Live';
+  const mountPath = ms.spec.diskInspection?.mountPath ?? DEFAULT_MOUNT_PATH;
+  const keep = unchanged(ms, live);
+  const keepOnly = (extra: Partial<DiskInspectionPlan>): DiskInspectionPlan => ({ volumes: [], ...(keep ? { ids: keep } : {}), ...extra });
+  if (mode !== 'Live') return { volumes: [] };
+  if (disks.length === 0) {
+    // Once the IDS VM reads our Secret it keeps doing so (switching back would restart it); the
+    // Secret then mounts nothing.
+    if (!keep?.cloudInitSecretName) return keepOnly({});
+    const secret = buildIdsCloudInitSecret(ms, buildIdsUserData(ms, { disks: [], mode, mountPath }));
+    return { volumes: [], ids: { hotplug: [], cloudInitSecretName: idsCloudInitSecretName(ms) }, secret };
+  }
+  if (o.serverClaimedBy || o.serverNameTaken || !o.serverVm) return keepOnly({ waiting: 'waiting for the server VM, whose volumes are plugged into the IDS VM' });
+  const support = hotplugSupport(o.kubevirt);
+  const resolved = resolveVolumes(ms, o);
+  if ('refusal' in resolved) return keepOnly({ refusal: resolved.refusal, ...(support.method ? { method: support.method, methodDescription: support.description } : {}) });
+  if (!support.method) return keepOnly({ refusal: { reason: Reason.HotplugUnavailable, message: support.message } });
+  let userData: string;
+  try {
+    userData = buildIdsUserData(ms, { disks: resolved.volumes, mode, mountPath });
+  } catch (err) {
+    return keepOnly({
+      refusal: {
+        reason: Reason.IDSCloudInitUnmergeable,
+        message: `the IDS VM's user data cannot take the disk-inspection cloud-init that mounts the server's disks: ${(err as Error).message}`,
+      },
+      method: support.method,
+      methodDescription: support.description,
+    });
+  }
+  const wanted = resolved.volumes.map((v) => buildHotplugDisk(ms, v));
+  // Declarative: the IDS VM spec holds exactly the wanted disks (KubeVirt plugs and unplugs to
+  // match). Subresource: a new IDS VM is created with them; later changes go through addvolume and
+  // removevolume, and the spec we apply keeps what KubeVirt has (apply would otherwise drop them).
+  const hotplug = support.method === 'Declarative' || !live ? wanted : livePlugged(ms, live);
+  return {
+    method: support.method,
+    methodDescription: support.description,
+    volumes: resolved.volumes,
+    ids: { hotplug, cloudInitSecretName: idsCloudInitSecretName(ms) },
+    secret: buildIdsCloudInitSecret(ms, userData),
+  };
+}
+
+/**
+ * The live IDS VM has a hot-plugged disk of ours the desired one does not: the apply must be sent
+ * (it replaces KubeVirt's atomic volume and disk lists), even where needsApply sees no difference.
+ */
+export function hasDisksToDrop(ms: MonitoredServer, o: ObservedState): boolean {
+  const live = o.idsNameTaken ? undefined : o.idsVm;
+  const keep = new Set((resolveDiskInspection(ms, o).ids?.hotplug ?? []).map((h) => h.volume.name));
+  return livePlugged(ms, live).some((p) => !keep.has(p.volume.name));
+}
+
+/** The Secret with the IDS VM's user data, applied before the IDS VM that reads it (capability idsVM). */
+export function planIdsCloudInit(ms: MonitoredServer, o: ObservedState): Action[] {
+  const plan = resolveDiskInspection(ms, o);
+  if (!plan.secret) return [];
+  if (o.idsCloudInitSecret && !needsApply(plan.secret, o.idsCloudInitSecret)) return [];
+  const name = plan.secret.metadata?.name ?? '';
+  return [
+    {
+      type: 'apply',
+      capability: 'idsVM',
+      failureReason: 'ApplyIDSCloudInitFailed',
+      log: `Apply IDS cloud-init Secret ${ms.metadata.namespace}/${name}`,
+      resource: SECRET,
+      object: plan.secret,
+      ...(o.idsCloudInitSecret ? {} : { event: { type: 'Normal' as const, reason: EventReason.IDSCloudInitCreated, message: `Created Secret ${name} with the IDS VM's user data and the disk-inspection mount script` } }),
+    },
+  ];
+}
+
+/** The subresources refuse a request only the user can fix (an invalid disk, the gate turned off): 400/422. */
+export function isRefusedHotplug(err: unknown): boolean {
+  const code = statusCodeOf(err);
+  return code === 400 || code === 422;
+}
+
+function subresourcePath(ns: string, vm: string, verb: 'addvolume' | 'removevolume'): string {
+  return `/apis/subresources.kubevirt.io/v1/namespaces/${encodeURIComponent(ns)}/virtualmachines/${encodeURIComponent(vm)}/${verb}`;
+}
+
+/**
+ * Subresource mode only: addvolume for each wanted disk the IDS VM does not have, removevolume for
+ * each of ours it should no longer have; none while KubeVirt still holds a request for that volume.
+ */
+export function planDiskHotplug(ms: MonitoredServer, o: ObservedState): Action[] {
+  const plan = resolveDiskInspection(ms, o);
+  const live = o.idsNameTaken ? undefined : o.idsVm;
+  if (plan.method !== 'Subresource' || plan.refusal || plan.waiting || !plan.secret || !live || live.metadata?.deletionTimestamp) return [];
+  const ns = ms.metadata.namespace ?? '';
+  const vm = idsVmName(ms);
+  const requests = live.status?.volumeRequests ?? [];
+  const pendingAdd = new Set(requests.map((r) => r.addVolumeOptions?.name).filter(Boolean));
+  const pendingRemove = new Set(requests.map((r) => r.removeVolumeOptions?.name).filter(Boolean));
+  const plugged = new Set(livePlugged(ms, live).map((p) => p.volume.name));
+  const inSpec = new Set((live.spec?.template?.spec?.volumes ?? []).map((v) => v.name));
+  const wanted = new Map(plan.volumes.map((v) => [idsVolumeName(ms, v.volumeName), v]));
+  const actions: Action[] = [];
+  for (const [name, v] of wanted) {
+    if (inSpec.has(name) || pendingAdd.has(name)) continue;
+    actions.push({
+      type: 'subresource',
+      capability: 'diskInspection',
+      failureReason: 'AddVolumeFailed',
+      log: `Hot-plug server volume ${v.volumeName} (claim ${v.claimName}) read-only into IDS VirtualMachine ${ns}/${vm} as ${name}`,
+      path: subresourcePath(ns, vm, 'addvolume'),
+      body: addVolumeOptions(ms, v),
+      refusedWhen: isRefusedHotplug,
+      event: { type: 'Normal', reason: EventReason.DiskPlugged, message: `Asked KubeVirt to hot-plug server volume ${v.volumeName} read-only into ${vm} (addvolume)` },
+    });
+  }
+  for (const name of plugged) {
+    if (wanted.has(name) || pendingRemove.has(name)) continue;
+    actions.push({
+      type: 'subresource',
+      capability: 'diskInspection',
+      failureReason: 'RemoveVolumeFailed',
+      log: `Unplug ${name} from IDS VirtualMachine ${ns}/${vm}: no longer in spec.server.disks`,
+      path: subresourcePath(ns, vm, 'removevolume'),
+      body: { name },
+      refusedWhen: isRefusedHotplug,
+      event: { type: 'Normal', reason: EventReason.DiskUnplugged, message: `Asked KubeVirt to unplug ${name} from ${vm} (removevolume): no longer in spec.server.disks` },
+    });
+  }
+  return actions;
+}
