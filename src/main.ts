@@ -2,6 +2,7 @@
 import { CommanderError } from 'commander';
 import { parseConfig } from './config.ts';
 import { createLogger, errorField } from './kube/logger.ts';
+import { handleTerminationSignals } from './kube/shutdown.ts';
 import { startOperator } from './operator.ts';
 
 let config;
@@ -15,12 +16,8 @@ const logger = createLogger({ level: config.logLevel, defaultMeta: { component: 
 try {
   const operator = await startOperator(config, logger);
   logger.info('Started operator', { identity: operator.identity, httpPort: operator.httpPort });
-  const shutdown = async (signal: string) => {
-    logger.info('Received signal, shutting down', { signal });
-    await operator.stop();
-  };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+  // The first SIGTERM/SIGINT stops reconciling, releases the lease and exits; a second one exits at once.
+  handleTerminationSignals({ shutdown: () => operator.stop(), logger });
   const code = await operator.ended;
   // Leave room for the last log lines, then exit even if a handle lingers.
   setTimeout(() => process.exit(code), 100).unref();

@@ -6,6 +6,7 @@ import { createLogger, errorField } from '../kube/logger.ts';
 import { loadKubeConfig } from '../kube/client.ts';
 import { startAgent } from './agent.ts';
 import { parseAgentConfig } from './config.ts';
+import { handleTerminationSignals } from '../kube/shutdown.ts';
 
 let config;
 try {
@@ -21,16 +22,8 @@ try {
   const kubeConfig = loadKubeConfig(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {});
   const running = await startAgent({ kubeConfig, api: createKubeApi(kubeConfig), config, logger, httpPort: config.httpPort, httpHost: config.httpHost });
   logger.info('Started node agent', { httpPort: running.httpPort });
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) process.exit(1); // a second signal exits at once
-    stopping = true;
-    logger.info('Received signal, shutting down', { signal });
-    await running.stop();
-    setTimeout(() => process.exit(0), 100).unref();
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  // The first SIGTERM/SIGINT stops the agent and exits; a second one exits at once.
+  handleTerminationSignals({ shutdown: () => running.stop(), logger });
 } catch (err) {
   logger.error('Failed to start node agent', { err: errorField(err) });
   process.exit(1);
