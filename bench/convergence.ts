@@ -19,7 +19,7 @@ import { buildServerVirtualMachine } from '../src/builders/server-vm.ts';
 import { buildIdsVirtualMachine, serverPodLabels } from '../src/builders/ids-vm.ts';
 import { roleLabels } from '../src/builders/names.ts';
 import { buildProcessMapperPod } from '../src/builders/process-mapper-pod.ts';
-import { createKubeApi } from '../src/kube/rest.ts';
+import { createKubeApi } from '../src/kube/client/rest.ts';
 import { createUnmonitoredVms, runningVmis } from './unmonitored-vms.ts';
 
 const { values } = parseArgs({

@@ -3,8 +3,8 @@
 // and annotations, created with `kubectl apply` so the API server records its managedFields and
 // the last-applied-configuration annotation). KubeVirt starts them, so each gets a VMI and a
 // virt-launcher pod as in a real cluster. The operator must not pay for them in memory.
-import type { KubeApi } from '../src/kube/rest.ts';
-import { collectionPath, NETWORK_ATTACHMENT_DEFINITION, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE } from '../src/kube/resources.ts';
+import type { KubeApi } from '../src/kube/client/rest.ts';
+import { collectionPath, NETWORK_ATTACHMENT_DEFINITION, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE } from '../src/kube/client/resources.ts';
 
 /** The secondary network every unmonitored VM joins (a Multus NetworkAttachmentDefinition). */
 export const BACKEND_NETWORK = 'backend-net';

@@ -1,8 +1,8 @@
 // Entry point of the operator: `node dist/src/main.js [flags]` (see --help).
 import { CommanderError } from 'commander';
 import { parseConfig } from './config.ts';
-import { createLogger, errorField } from './kube/logger.ts';
-import { handleTerminationSignals } from './kube/shutdown.ts';
+import { createLogger, errorField } from './kube/util/logger.ts';
+import { handleTerminationSignals } from './kube/runtime/shutdown.ts';
 import { startOperator } from './operator.ts';
 
 let config;

@@ -1,15 +1,15 @@
 // Wires the operator together: caches, controller, leader election, Events, /metrics and health,
 // and graceful shutdown.
 import type { OperatorConfig } from './config.ts';
-import { MonitoredServerController } from './controllers/monitoredserver/monitoredserver_controller.ts';
+import { MonitoredServerController } from './controllers/monitoredserver/controller.ts';
 import type { EventSink } from './controllers/monitoredserver/events.ts';
-import { EventRecorder, referenceTo } from './kube/events.ts';
-import { HealthServer, informersSyncedCheck, leaderElectionCheck } from './kube/health-server.ts';
-import { apiLeaseLock, defaultIdentity, fenceApi, LeaderElector } from './kube/leader-election.ts';
-import { createLogger, errorField, type Logger } from './kube/logger.ts';
-import { OperatorMetrics } from './kube/metrics.ts';
-import { createKubeApi } from './kube/rest.ts';
-import { loadKubeConfig, NO_KUBECONFIG_MESSAGE } from './kube/client.ts';
+import { EventRecorder, referenceTo } from './kube/runtime/events.ts';
+import { HealthServer, informersSyncedCheck, leaderElectionCheck } from './kube/runtime/health-server.ts';
+import { apiLeaseLock, defaultIdentity, fenceApi, LeaderElector } from './kube/runtime/leader-election.ts';
+import { createLogger, errorField, type Logger } from './kube/util/logger.ts';
+import { OperatorMetrics } from './kube/runtime/metrics.ts';
+import { createKubeApi } from './kube/client/rest.ts';
+import { loadKubeConfig, NO_KUBECONFIG_MESSAGE } from './kube/client/client.ts';
 
 export { NO_KUBECONFIG_MESSAGE };
 

@@ -8,7 +8,7 @@
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import { idsVmName, serverVmName } from '../builders/names.ts';
 import type { MirrorDirection } from '../dataplane/tc-mirror-plan.ts';
-import type { Pod, VirtualMachineInstance } from '../kube/objects.ts';
+import type { Pod, VirtualMachineInstance } from '../kube/client/objects.ts';
 import { launcherDevices, podUsesOrdinalNames } from './kubevirt-names.ts';
 
 /** KubeVirt's labels on virt-launcher pods. */

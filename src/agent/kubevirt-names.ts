@@ -8,7 +8,7 @@
 //   first three characters for a secondary one;
 // - in-pod bridge (bridge and masquerade bindings): `k6t-` + the pod interface name without `pod`.
 import { createHash } from 'node:crypto';
-import type { VirtualMachineInstance } from '../kube/objects.ts';
+import type { VirtualMachineInstance } from '../kube/client/objects.ts';
 
 type VmiNetwork = NonNullable<NonNullable<VirtualMachineInstance['spec']['networks']>[number]>;
 type VmiInterface = NonNullable<VirtualMachineInstance['spec']['domain']['devices']['interfaces']>[number];

@@ -1,12 +1,12 @@
 // Entry point of the node agent: `node dist/src/agent/main.js [flags]` (see --help). One per node
 // (DaemonSet with hostNetwork and hostPID).
 import { CommanderError } from 'commander';
-import { createKubeApi } from '../kube/rest.ts';
-import { createLogger, errorField } from '../kube/logger.ts';
-import { loadKubeConfig } from '../kube/client.ts';
+import { createKubeApi } from '../kube/client/rest.ts';
+import { createLogger, errorField } from '../kube/util/logger.ts';
+import { loadKubeConfig } from '../kube/client/client.ts';
 import { startAgent } from './agent.ts';
 import { parseAgentConfig } from './config.ts';
-import { handleTerminationSignals } from '../kube/shutdown.ts';
+import { handleTerminationSignals } from '../kube/runtime/shutdown.ts';
 
 let config;
 try {

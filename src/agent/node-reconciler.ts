@@ -8,10 +8,10 @@
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import { reconcileVxlanOverlay, type KernelCommands, type NetnsRef } from '../dataplane/index.ts';
 import { ip } from '../dataplane/kernel-commands.ts';
-import type { ConditionUpdate } from '../kube/conditions.ts';
-import { type Logger, errorField, silentLogger } from '../kube/logger.ts';
-import type { Pod, VirtualMachineInstance } from '../kube/objects.ts';
-import type { ReconcileResult } from '../kube/workers.ts';
+import type { ConditionUpdate } from '../kube/client/conditions.ts';
+import { type Logger, errorField, silentLogger } from '../kube/util/logger.ts';
+import type { Pod, VirtualMachineInstance } from '../kube/client/objects.ts';
+import type { ReconcileResult } from '../kube/runtime/workers.ts';
 import { decideMirror, MirrorReason, type ClusterView, type DesiredMirror, type MirrorDecision, type MirrorSettings } from './desired-mirrors.ts';
 import type { AgentMetrics } from './metrics.ts';
 import { MirrorReconciler, MirrorWaitingError } from './mirror-reconciler.ts';

@@ -4,7 +4,7 @@
 // VMI now, and the guard admits VXLAN of our VNI from exactly those.
 import type { V1Node } from '@kubernetes/client-node';
 import type { VxlanOverlaySpec } from '../dataplane/vxlan-overlay-plan.ts';
-import type { ObjectMeta, VirtualMachineInstance } from '../kube/objects.ts';
+import type { ObjectMeta, VirtualMachineInstance } from '../kube/client/objects.ts';
 
 export type Node = Omit<V1Node, 'metadata'> & { metadata?: ObjectMeta };
 

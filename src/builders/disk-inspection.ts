@@ -3,7 +3,7 @@
 // IDS VM, the Secret with the IDS VM's merged user data, and the IDS VM spec with both.
 // The in-guest half (mount script, user-data merge) is disk-inspection-cloud-init.ts.
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
-import type { KubeVirt, Secret, VirtualMachine, VirtualMachineDisk, VirtualMachineVolume } from '../kube/objects.ts';
+import type { KubeVirt, Secret, VirtualMachine, VirtualMachineDisk, VirtualMachineVolume } from '../kube/client/objects.ts';
 import {
   buildDiskInspectionCloudInit,
   diskSerialForVolume,

@@ -5,7 +5,7 @@ import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import { HOSTNAME_LABEL } from './ids-vm.ts';
 import { ownerReference, processMapperPodName, roleLabels } from './names.ts';
 import type { V1PodSpec } from '@kubernetes/client-node';
-import type { ObjectMeta, Pod } from '../kube/objects.ts';
+import type { ObjectMeta, Pod } from '../kube/client/objects.ts';
 
 export const PROCESS_MAPPER_PORT = 9464;
 export const KERNEL_PROFILES_MOUNT = '/etc/hyperspector/kernel-profiles';

@@ -3,7 +3,7 @@
 // seen raises an alert, and so does a root shell whose parent is a network service (the classic
 // sign of a remote-code-execution exploit), baseline or not. Kernel threads are not judged: their
 // names carry changing work-queue suffixes and user space cannot create them.
-import type { Clock } from '../kube/clock.ts';
+import type { Clock } from '../kube/util/clock.ts';
 import type { GuestProcess } from '../introspection/process-info.ts';
 import type { ProcessAlertRule } from './events.ts';
 

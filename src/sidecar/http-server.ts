@@ -6,7 +6,7 @@
 //   GET /metrics    Prometheus
 //   GET /healthz    200 while polling works (attached and polled recently), 503 otherwise
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Clock } from '../kube/clock.ts';
+import type { Clock } from '../kube/util/clock.ts';
 import type { MapperMetrics } from './metrics.ts';
 import type { NumberedEvent, ProcessMapper } from './process-mapper.ts';
 import type { VmiIdentity } from './qemu-finder.ts';

@@ -3,8 +3,8 @@
 // Runs privileged with hostPID on the server VMI's node; reads guest memory read-only.
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
-import { realClock } from '../kube/clock.ts';
-import { createLogger, errorField } from '../kube/logger.ts';
+import { realClock } from '../kube/util/clock.ts';
+import { createLogger, errorField } from '../kube/util/logger.ts';
 import { GuestIntrospector } from '../introspection/guest-introspector.ts';
 import { GuestProfileCache } from '../introspection/guest-kernel-discovery.ts';
 import { loadKernelProfiles } from '../introspection/profile-store.ts';

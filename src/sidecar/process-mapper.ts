@@ -1,9 +1,9 @@
 // The sidecar's core loop: find the VMI's QEMU process, attach, poll the guest process table, turn
 // differences into events, judge new processes against the baseline. Follows QEMU across restarts
 // (a new pid, or the old one gone) by re-finding and re-attaching. I/O is injected for tests.
-import type { Clock, TimerHandle } from '../kube/clock.ts';
-import type { Logger } from '../kube/logger.ts';
-import { errorField } from '../kube/logger.ts';
+import type { Clock, TimerHandle } from '../kube/util/clock.ts';
+import type { Logger } from '../kube/util/logger.ts';
+import { errorField } from '../kube/util/logger.ts';
 import type { KernelProfile } from '../introspection/kernel-profile.ts';
 import type { GuestProcess, ProcessSnapshot } from '../introspection/process-info.ts';
 import { Baseline, type BaselinePolicy } from './baseline.ts';

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GuestProcess } from '../../src/introspection/process-info.ts';
-import { createKubeApi } from '../../src/kube/rest.ts';
+import { createKubeApi } from '../../src/kube/client/rest.ts';
 import { PROCESS_MAPPER_PORT } from '../../src/builders/process-mapper-pod.ts';
 import { asPsRow, guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../../testenv/guest/scenario.ts';
 import { testGuestAssets } from '../../testenv/guest/test-guest.ts';

@@ -11,7 +11,7 @@ import { OperatorTestEnv, VM, VMI } from '../../testenv/operator/operator-env.ts
 import { vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
 import { auditRequests } from '../../testenv/cluster/audit-log.ts';
 import { waitFor } from '../../testenv/wait.ts';
-import { createKubeApi, statusCodeOf } from '../../src/kube/rest.ts';
+import { createKubeApi, statusCodeOf } from '../../src/kube/client/rest.ts';
 import { isAlive } from '../../testenv/process-alive.ts';
 
 const NS = 'world';

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config.ts';
-import { loadKubeConfig, NO_KUBECONFIG_MESSAGE } from '../../src/kube/client.ts';
+import { loadKubeConfig, NO_KUBECONFIG_MESSAGE } from '../../src/kube/client/client.ts';
 
 describe('operator configuration', () => {
   it('has production defaults', () => {

@@ -5,7 +5,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { createKubeApi, statusCodeOf } from '../../src/kube/rest.ts';
+import { createKubeApi, statusCodeOf } from '../../src/kube/client/rest.ts';
 import { REPO_ROOT } from '../repo-root.ts';
 import { waitFor } from '../wait.ts';
 

@@ -18,7 +18,7 @@ import { type LocalCluster } from '../cluster/local-cluster.ts';
 import { ManagedProcess } from '../managed-process.ts';
 import { ensureNamespace } from '../cluster/namespaces.ts';
 import { waitFor } from '../wait.ts';
-import { createKubeApi, statusCodeOf } from '../../src/kube/rest.ts';
+import { createKubeApi, statusCodeOf } from '../../src/kube/client/rest.ts';
 import { createCertificateAuthority, issueCertificate, type CertificateAuthority, type CertificateFiles } from '../cluster/certs.ts';
 import { kubevirtBinaries } from './kubevirt-binaries.ts';
 import { VirtHandlerStandIn, type GuestBackend } from './virt-handler-standin.ts';

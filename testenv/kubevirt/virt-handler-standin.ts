@@ -15,7 +15,7 @@
 import { createServer, type Server } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { createKubeApi, statusCodeOf, type KubeApi } from '../../src/kube/rest.ts';
+import { createKubeApi, statusCodeOf, type KubeApi } from '../../src/kube/client/rest.ts';
 import type { LocalCluster } from '../cluster/local-cluster.ts';
 import type { KubeVirtCertificates } from './kubevirt-world.ts';
 import { WatchCache } from './watch-cache.ts';

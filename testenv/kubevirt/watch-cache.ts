@@ -1,7 +1,7 @@
 // List+watch cache used by the virt-handler stand-in (a test double). It relists and rewatches after
 // any error or closed watch, so the stand-in survives API-server restarts like virt-handler does.
 import * as k8s from '@kubernetes/client-node';
-import { createKubeApi, type KubeApi } from '../../src/kube/rest.ts';
+import { createKubeApi, type KubeApi } from '../../src/kube/client/rest.ts';
 
 export interface KubeObject {
   apiVersion?: string;

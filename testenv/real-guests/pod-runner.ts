@@ -16,7 +16,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { createKubeApi, statusCodeOf, type KubeApi } from '../../src/kube/rest.ts';
+import { createKubeApi, statusCodeOf, type KubeApi } from '../../src/kube/client/rest.ts';
 import { freePort } from '../free-port.ts';
 import { REPO_ROOT } from '../repo-root.ts';
 import { WatchCache } from '../kubevirt/watch-cache.ts';

@@ -2,7 +2,7 @@
 // The CRD in crds/ is generated from these schemas (npm run generate:crds) and the TypeScript types
 // are inferred from them, so the two cannot drift; test/unit/api checks the committed CRD is current.
 import { Type, type Static } from '@sinclair/typebox';
-import type { ObjectMeta } from '../../kube/objects.ts';
+import type { ObjectMeta } from '../../kube/client/objects.ts';
 import type { V1VirtualMachineSpec } from '@kubevirt-ui-ext/kubevirt-api/kubevirt';
 import { AnnotationMap, DnsLabel, DnsSubdomain, LabelMap, Opaque, StringEnum, withRules } from './schema-helpers.ts';
 

@@ -2,9 +2,9 @@
 import type { Command } from 'commander';
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { MONITORED_SERVER } from '../../api/v1alpha1/resource.ts';
-import { loadKubeConfig } from '../../kube/client.ts';
-import { collectionPath } from '../../kube/resources.ts';
-import { createKubeApi } from '../../kube/rest.ts';
+import { loadKubeConfig } from '../../kube/client/client.ts';
+import { collectionPath } from '../../kube/client/resources.ts';
+import { createKubeApi } from '../../kube/client/rest.ts';
 
 function age(timestamp: string | undefined, now: Date): string {
   if (!timestamp) return '';

@@ -1,8 +1,8 @@
 // What a planner asks for and what the executor reports back. Planners are pure (observed state
 // in, actions out); the executor is the only place that talks to the API server; status is a pure
 // function of the observed state and the outcomes.
-import type { KubeObject } from '../../kube/objects.ts';
-import type { ResourceType } from '../../kube/resources.ts';
+import type { KubeObject } from '../../kube/client/objects.ts';
+import type { ResourceType } from '../../kube/client/resources.ts';
 import type { EventType } from './events.ts';
 
 /** The part of the MonitoredServer an action serves; a failed action stops the rest of its capability. */

@@ -3,10 +3,10 @@
 // without these a cluster's unmonitored VMs — full templates, cloud-init, managedFields — would
 // fill its memory. Every field the controller (observe, status, reconcile) reads is kept; a field
 // it starts to read must be added here, and cache-transforms.test.ts shows what is kept.
-import { FIELD_MANAGER } from '../../kube/apply.ts';
+import { FIELD_MANAGER } from '../../kube/client/apply.ts';
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
-import type { ManagedFieldsEntry, Pod, VirtualMachine, VirtualMachineInstance } from '../../kube/objects.ts';
-import { pick, strippedMetadata } from '../../kube/cache-transform.ts';
+import type { ManagedFieldsEntry, Pod, VirtualMachine, VirtualMachineInstance } from '../../kube/client/objects.ts';
+import { pick, strippedMetadata } from '../../kube/runtime/cache-transform.ts';
 import { LABEL_MONITORED_SERVER } from '../../builders/names.ts';
 
 /** apiVersion and kind: present on watch events, absent from the items of a built-in kind's list. */

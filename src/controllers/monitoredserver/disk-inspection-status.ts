@@ -4,7 +4,7 @@
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { DEFAULT_MOUNT_PATH, idsVolumeName } from '../../builders/disk-inspection.ts';
 import { idsVmName } from '../../builders/names.ts';
-import type { ConditionUpdate } from '../../kube/conditions.ts';
+import type { ConditionUpdate } from '../../kube/client/conditions.ts';
 import type { Outcomes } from './actions.ts';
 import { vmiIsRunning, type ObservedState } from './observed-state.ts';
 import { resolveDiskInspection } from './planners/disk-inspection.ts';

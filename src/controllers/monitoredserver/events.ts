@@ -1,4 +1,4 @@
-// How the controller publishes Kubernetes Events; src/kube/events.ts provides the recorder.
+// How the controller publishes Kubernetes Events; src/kube/runtime/events.ts provides the recorder.
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 
 export type EventType = 'Normal' | 'Warning';

@@ -1,11 +1,11 @@
 // The executor: the one place the MonitoredServer controller writes children. Runs the planned
 // actions in order and returns an outcome for each; never throws for an API error (the status
 // computation decides what the user sees, the reconciler decides whether to retry).
-import { applyObject } from '../../kube/apply.ts';
-import type { KubeObject } from '../../kube/objects.ts';
-import type { Logger } from '../../kube/logger.ts';
-import { objectPath } from '../../kube/resources.ts';
-import { statusCodeOf, type KubeApi } from '../../kube/rest.ts';
+import { applyObject } from '../../kube/client/apply.ts';
+import type { KubeObject } from '../../kube/client/objects.ts';
+import type { Logger } from '../../kube/util/logger.ts';
+import { objectPath } from '../../kube/client/resources.ts';
+import { statusCodeOf, type KubeApi } from '../../kube/client/rest.ts';
 import type { Action, Capability, Outcome } from './actions.ts';
 
 export interface ExecuteContext {

@@ -2,7 +2,7 @@
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { claimNameOf } from '../../builders/disk-inspection.ts';
 import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, processMapperPodName, serverVmName } from '../../builders/names.ts';
-import type { VirtualMachine } from '../../kube/objects.ts';
+import type { VirtualMachine } from '../../kube/client/objects.ts';
 import type { KubeVirt, ObservedState, PersistentVolumeClaim, Pod, Secret, VirtualMachineInstance } from './observed-state.ts';
 
 export interface CacheReader {

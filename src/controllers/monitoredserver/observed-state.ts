@@ -1,5 +1,5 @@
 // What the reconciler read from its caches about one MonitoredServer's world.
-import type { KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineCondition, VirtualMachineInstance } from '../../kube/objects.ts';
+import type { KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineCondition, VirtualMachineInstance } from '../../kube/client/objects.ts';
 
 export type { KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance };
 

@@ -1,7 +1,7 @@
 // Pure: the Events a status change deserves. A problem the user must act on is a Warning once per
 // change of reason or message; Ready turning True is a milestone; Ready leaving True is a Warning.
 import type { MonitoredServerStatus } from '../../api/v1alpha1/monitoredserver-types.ts';
-import { findCondition, type Condition } from '../../kube/conditions.ts';
+import { findCondition, type Condition } from '../../kube/client/conditions.ts';
 import type { PlannedEvent } from './actions.ts';
 import { ConditionType, EventReason, WARNING_REASONS } from './reasons.ts';
 

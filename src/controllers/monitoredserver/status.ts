@@ -2,7 +2,7 @@
 // Each condition says what is wrong and what the user can do about it.
 import { isDeepStrictEqual } from 'node:util';
 import type { MonitoredServer, MonitoredServerStatus, VmStatus } from '../../api/v1alpha1/monitoredserver-types.ts';
-import { conditionsEqual, removeCondition, setCondition, type Condition, type ConditionUpdate } from '../../kube/conditions.ts';
+import { conditionsEqual, removeCondition, setCondition, type Condition, type ConditionUpdate } from '../../kube/client/conditions.ts';
 import { idsVmName, isAdopting, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import type { Outcome, Outcomes } from './actions.ts';
 import { diskAttached } from './disk-inspection-status.ts';

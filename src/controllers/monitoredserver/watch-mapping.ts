@@ -1,7 +1,7 @@
 // Pure: which MonitoredServers (namespace/name keys) a change to a VM or VMI concerns.
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { LABEL_MONITORED_SERVER } from '../../builders/names.ts';
-import type { KubeObject } from '../../kube/objects.ts';
+import type { KubeObject } from '../../kube/client/objects.ts';
 
 
 export const ADOPTED_VM_INDEX = 'adoptedVm';

@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from '../clock.ts';
+import type { Clock, TimerHandle } from '../util/clock.ts';
 
 interface PendingTimer {
   id: number;

@@ -1,5 +1,5 @@
-import type { Lease, LeaseLock } from '../leader-election.ts';
-import { KubeApiError } from '../rest.ts';
+import type { Lease, LeaseLock } from '../runtime/leader-election.ts';
+import { KubeApiError } from '../client/rest.ts';
 
 /**
  * One in-memory Lease shared by several electors, with the API server's optimistic concurrency:

@@ -1,5 +1,5 @@
-import type { KubeObject } from '../apply.ts';
-import type { ListResult, ListWatchSource, WatchEventType, WatchOptions } from '../list-watch.ts';
+import type { KubeObject } from '../client/apply.ts';
+import type { ListResult, ListWatchSource, WatchEventType, WatchOptions } from '../runtime/list-watch.ts';
 
 interface ActiveWatch<T> {
   options: WatchOptions;

@@ -1,9 +1,9 @@
 // Server-side apply and the no-op skip against a real kube-apiserver: a second reconcile of an
 // unchanged object sends no write, even for a Pod the API server defaulted and admission mutated.
 import assert from 'node:assert/strict';
-import { FIELD_MANAGER, applyIfChanged, applyStatus, applyStatusIfChanged, needsApply } from '../../../src/kube/apply.ts';
-import { createKubeApi, type KubeApi } from '../../../src/kube/rest.ts';
-import { CONFIG_MAP, POD, objectPath, type ResourceType } from '../../../src/kube/resources.ts';
+import { FIELD_MANAGER, applyIfChanged, applyStatus, applyStatusIfChanged, needsApply } from '../../../src/kube/client/apply.ts';
+import { createKubeApi, type KubeApi } from '../../../src/kube/client/rest.ts';
+import { CONFIG_MAP, POD, objectPath, type ResourceType } from '../../../src/kube/client/resources.ts';
 import type { LocalCluster } from '../../../testenv/cluster/local-cluster.ts';
 import { waitFor } from '../../../testenv/wait.ts';
 import { startRuntimeTestCluster } from './kube-cluster.ts';

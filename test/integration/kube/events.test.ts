@@ -1,9 +1,9 @@
 // The Event recorder's writes are accepted by a real kube-apiserver (events.k8s.io/v1 validation)
 // and repeats land in the series of one Event.
 import assert from 'node:assert/strict';
-import { EventRecorder, referenceTo } from '../../../src/kube/events.ts';
-import type { KubeObject } from '../../../src/kube/apply.ts';
-import { createKubeApi, type KubeApi } from '../../../src/kube/rest.ts';
+import { EventRecorder, referenceTo } from '../../../src/kube/runtime/events.ts';
+import type { KubeObject } from '../../../src/kube/client/apply.ts';
+import { createKubeApi, type KubeApi } from '../../../src/kube/client/rest.ts';
 import type { LocalCluster } from '../../../testenv/cluster/local-cluster.ts';
 import { startRuntimeTestCluster } from './kube-cluster.ts';
 

@@ -1,10 +1,10 @@
 // The supervised informer against a real kube-apiserver, including a restart of the API server.
 import assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Informer, labelIndex } from '../../../src/kube/informer.ts';
-import { apiListWatch } from '../../../src/kube/list-watch.ts';
-import { createKubeApi, type KubeApi } from '../../../src/kube/rest.ts';
-import { CONFIG_MAP, collectionPath, objectPath } from '../../../src/kube/resources.ts';
+import { Informer, labelIndex } from '../../../src/kube/runtime/informer.ts';
+import { apiListWatch } from '../../../src/kube/runtime/list-watch.ts';
+import { createKubeApi, type KubeApi } from '../../../src/kube/client/rest.ts';
+import { CONFIG_MAP, collectionPath, objectPath } from '../../../src/kube/client/resources.ts';
 import type { LocalCluster } from '../../../testenv/cluster/local-cluster.ts';
 import { startRuntimeTestCluster } from './kube-cluster.ts';
 import { waitFor } from '../../../testenv/wait.ts';

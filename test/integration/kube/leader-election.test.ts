@@ -1,7 +1,7 @@
 // Leader election between replicas on a real coordination.k8s.io/v1 Lease.
 import assert from 'node:assert/strict';
-import { LeaderElector, apiLeaseLock, type LeaseLock } from '../../../src/kube/leader-election.ts';
-import { KubeApiError, createKubeApi, type ApiRequest, type KubeApi } from '../../../src/kube/rest.ts';
+import { LeaderElector, apiLeaseLock, type LeaseLock } from '../../../src/kube/runtime/leader-election.ts';
+import { KubeApiError, createKubeApi, type ApiRequest, type KubeApi } from '../../../src/kube/client/rest.ts';
 import type { LocalCluster } from '../../../testenv/cluster/local-cluster.ts';
 import { startRuntimeTestCluster } from './kube-cluster.ts';
 import { waitFor } from '../../../testenv/wait.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { decideMirror, launcherPodOf, mirrorLinkNames, MirrorReason, type ClusterView, type MirrorDecision } from '../../../src/agent/desired-mirrors.ts';
 import { hashedPodInterfaceName, launcherDevices, podUsesOrdinalNames } from '../../../src/agent/kubevirt-names.ts';
-import type { Pod, VirtualMachineInstance } from '../../../src/kube/objects.ts';
+import type { Pod, VirtualMachineInstance } from '../../../src/kube/client/objects.ts';
 import { IDS_MIRROR_NETWORK, IDS_SHAPE, launcherPod, mirroredServer, vmi } from '../../../testenv/fixtures/agent.ts';
 
 const NODE = 'node-a';

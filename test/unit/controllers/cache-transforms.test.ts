@@ -10,8 +10,8 @@ import {
 import { vmiNeedsRestart, vmiNode, vmiIsReady, type ObservedState } from '../../../src/controllers/monitoredserver/observed-state.ts';
 import { computeStatus } from '../../../src/controllers/monitoredserver/status.ts';
 import { buildServerVirtualMachine } from '../../../src/builders/server-vm.ts';
-import { FIELD_MANAGER, needsApply, type ManagedFieldsEntry } from '../../../src/kube/apply.ts';
-import { LAST_APPLIED_ANNOTATION } from '../../../src/kube/cache-transform.ts';
+import { FIELD_MANAGER, needsApply, type ManagedFieldsEntry } from '../../../src/kube/client/apply.ts';
+import { LAST_APPLIED_ANNOTATION } from '../../../src/kube/runtime/cache-transform.ts';
 import { monitoredServer, vmTemplate } from '../../../testenv/fixtures/monitoredservers.ts';
 
 const NOW = new Date('2026-11-29T10:00:00Z');

@@ -7,8 +7,8 @@ import { Outcomes, type SubresourceAction } from '../../../src/controllers/monit
 import { diskAttached } from '../../../src/controllers/monitoredserver/disk-inspection-status.ts';
 import type { ObservedState } from '../../../src/controllers/monitoredserver/observed-state.ts';
 import { hasDisksToDrop, isRefusedHotplug, planDiskHotplug, planIdsCloudInit, resolveDiskInspection } from '../../../src/controllers/monitoredserver/planners/disk-inspection.ts';
-import type { KubeVirt, PersistentVolumeClaim, VirtualMachine, VirtualMachineInstance } from '../../../src/kube/objects.ts';
-import { KubeApiError } from '../../../src/kube/rest.ts';
+import type { KubeVirt, PersistentVolumeClaim, VirtualMachine, VirtualMachineInstance } from '../../../src/kube/client/objects.ts';
+import { KubeApiError } from '../../../src/kube/client/rest.ts';
 import { monitoredServer, vmTemplate } from '../../../testenv/fixtures/monitoredservers.ts';
 
 const NS = 'shop';

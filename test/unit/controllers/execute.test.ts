@@ -9,9 +9,9 @@ import { isRefusedTemplate } from '../../../src/controllers/monitoredserver/plan
 import { isRefusedPod } from '../../../src/controllers/monitoredserver/planners/process-mapper.ts';
 import { isUrgentStatusChange, statusEvents } from '../../../src/controllers/monitoredserver/status-events.ts';
 import { computeStatus } from '../../../src/controllers/monitoredserver/status.ts';
-import { silentLogger } from '../../../src/kube/logger.ts';
-import { POD, VIRTUAL_MACHINE } from '../../../src/kube/resources.ts';
-import { KubeApiError, type ApiRequest, type KubeApi } from '../../../src/kube/rest.ts';
+import { silentLogger } from '../../../src/kube/util/logger.ts';
+import { POD, VIRTUAL_MACHINE } from '../../../src/kube/client/resources.ts';
+import { KubeApiError, type ApiRequest, type KubeApi } from '../../../src/kube/client/rest.ts';
 import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 const T0 = new Date('2026-12-01T10:00:00Z');

@@ -3,10 +3,10 @@
 // and a deletion in progress is never Ready.
 import assert from 'node:assert/strict';
 import { computeStatus, deletingStatus } from '../../../src/controllers/monitoredserver/status.ts';
-import { isRefusedTemplate } from '../../../src/controllers/monitoredserver/monitoredserver_controller.ts';
-import { KubeApiError } from '../../../src/kube/rest.ts';
+import { isRefusedTemplate } from '../../../src/controllers/monitoredserver/controller.ts';
+import { KubeApiError } from '../../../src/kube/client/rest.ts';
 import { vmiNeedsRestart, type ObservedState, type VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
-import type { VirtualMachine } from '../../../src/kube/objects.ts';
+import type { VirtualMachine } from '../../../src/kube/client/objects.ts';
 import { Outcomes } from '../../../src/controllers/monitoredserver/actions.ts';
 import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 

@@ -6,7 +6,7 @@ import { FINALIZER, LABEL_MONITORED_SERVER, roleLabels } from '../../../src/buil
 import { buildProcessMapperPod } from '../../../src/builders/process-mapper-pod.ts';
 import { buildServerVirtualMachine } from '../../../src/builders/server-vm.ts';
 import type { Action, DeleteAction, PatchAction } from '../../../src/controllers/monitoredserver/actions.ts';
-import { DEFAULT_PROCESS_MAPPER } from '../../../src/controllers/monitoredserver/monitoredserver_controller.ts';
+import { DEFAULT_PROCESS_MAPPER } from '../../../src/controllers/monitoredserver/controller.ts';
 import type { ObservedState, Pod, VirtualMachine, VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
 import { planFinalizer } from '../../../src/controllers/monitoredserver/planners/finalizer.ts';
 import { planIdsVm } from '../../../src/controllers/monitoredserver/planners/ids-vm.ts';
@@ -14,8 +14,8 @@ import { isRefusedTemplate } from '../../../src/controllers/monitoredserver/plan
 import { isRefusedPod, planProcessMapper } from '../../../src/controllers/monitoredserver/planners/process-mapper.ts';
 import { planServerVm } from '../../../src/controllers/monitoredserver/planners/server-vm.ts';
 import { planTeardown, TEARDOWN_STALL_MS } from '../../../src/controllers/monitoredserver/planners/teardown.ts';
-import { FIELD_MANAGER } from '../../../src/kube/apply.ts';
-import { KubeApiError } from '../../../src/kube/rest.ts';
+import { FIELD_MANAGER } from '../../../src/kube/client/apply.ts';
+import { KubeApiError } from '../../../src/kube/client/rest.ts';
 import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 const T0 = new Date('2026-12-01T10:00:00Z');

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { computeStatus, statusEqual } from '../../../src/controllers/monitoredserver/status.ts';
 import type { Pod, ObservedState, VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
-import type { VirtualMachine } from '../../../src/kube/objects.ts';
+import type { VirtualMachine } from '../../../src/kube/client/objects.ts';
 import { Outcomes } from '../../../src/controllers/monitoredserver/actions.ts';
-import { POD } from '../../../src/kube/resources.ts';
+import { POD } from '../../../src/kube/client/resources.ts';
 import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 const NO_OUTCOMES = new Outcomes();

@@ -3,7 +3,7 @@
 // for QEMU and the clock).
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../../src/kube/testing/fake-clock.ts';
-import { silentLogger } from '../../../src/kube/logger.ts';
+import { silentLogger } from '../../../src/kube/util/logger.ts';
 import type { GuestProcess, ProcessSnapshot } from '../../../src/introspection/process-info.ts';
 import { Baseline, DEFAULT_NETWORK_SERVICES, DEFAULT_SHELLS } from '../../../src/sidecar/baseline.ts';
 import { diffProcesses, type MapperEvent } from '../../../src/sidecar/events.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { FIELD_MANAGER, applyIfChanged, applyObject, applyStatus, applyStatusIfChanged, isSubset, mergePatchStatus, needsApply, ownsFieldsNotIn, statusNeedsApply } from '../../../src/kube/apply.ts';
-import type { ApiRequest, KubeApi } from '../../../src/kube/rest.ts';
-import { VIRTUAL_MACHINE } from '../../../src/kube/resources.ts';
+import { FIELD_MANAGER, applyIfChanged, applyObject, applyStatus, applyStatusIfChanged, isSubset, mergePatchStatus, needsApply, ownsFieldsNotIn, statusNeedsApply } from '../../../src/kube/client/apply.ts';
+import type { ApiRequest, KubeApi } from '../../../src/kube/client/rest.ts';
+import { VIRTUAL_MACHINE } from '../../../src/kube/client/resources.ts';
 import type { TestObject } from '../../../src/kube/testing/test-object.ts';
 
 function recordingApi(response: unknown = {}): KubeApi & { requests: ApiRequest[] } {

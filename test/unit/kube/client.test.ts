@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { createKubeClients, loadKubeConfig } from '../../../src/kube/client.ts';
+import { createKubeClients, loadKubeConfig } from '../../../src/kube/client/client.ts';
 
 function kubeconfig(server: string, context = 'ctx'): string {
   return [

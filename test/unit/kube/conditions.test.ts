@@ -8,7 +8,7 @@ import {
   isConditionTrue,
   removeCondition,
   setCondition,
-} from '../../../src/kube/conditions.ts';
+} from '../../../src/kube/client/conditions.ts';
 
 const T0 = new Date('2026-01-01T00:00:00.123Z');
 const T1 = new Date('2026-01-01T00:05:00Z');

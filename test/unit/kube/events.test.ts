@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { EventRecorder, referenceTo } from '../../../src/kube/events.ts';
-import type { ApiRequest, KubeApi } from '../../../src/kube/rest.ts';
-import { KubeApiAbortedError, KubeApiError } from '../../../src/kube/rest.ts';
+import { EventRecorder, referenceTo } from '../../../src/kube/runtime/events.ts';
+import type { ApiRequest, KubeApi } from '../../../src/kube/client/rest.ts';
+import { KubeApiAbortedError, KubeApiError } from '../../../src/kube/client/rest.ts';
 import { FakeClock } from '../../../src/kube/testing/fake-clock.ts';
-import { createLogger } from '../../../src/kube/logger.ts';
+import { createLogger } from '../../../src/kube/util/logger.ts';
 import { Writable } from 'node:stream';
 import { waitFor } from '../../../testenv/wait.ts';
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { enqueueController, enqueueMapped, enqueueObject, parseKey } from '../../../src/kube/handlers.ts';
+import { enqueueController, enqueueMapped, enqueueObject, parseKey } from '../../../src/kube/runtime/handlers.ts';
 import type { TestObject } from '../../../src/kube/testing/test-object.ts';
 
 function sink() {

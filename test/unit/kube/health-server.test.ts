@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { HealthServer, informersSyncedCheck, leaderElectionCheck } from '../../../src/kube/health-server.ts';
-import { OperatorMetrics } from '../../../src/kube/metrics.ts';
+import { HealthServer, informersSyncedCheck, leaderElectionCheck } from '../../../src/kube/runtime/health-server.ts';
+import { OperatorMetrics } from '../../../src/kube/runtime/metrics.ts';
 
 describe('HealthServer', () => {
   let server: HealthServer;

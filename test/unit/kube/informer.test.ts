@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { Informer, labelIndex, objectKey } from '../../../src/kube/informer.ts';
-import { KubeApiError } from '../../../src/kube/rest.ts';
+import { Informer, labelIndex, objectKey } from '../../../src/kube/runtime/informer.ts';
+import { KubeApiError } from '../../../src/kube/client/rest.ts';
 import { FakeClock, flushPromises } from '../../../src/kube/testing/fake-clock.ts';
 import { FakeListWatch } from '../../../src/kube/testing/fake-list-watch.ts';
 import type { TestObject } from '../../../src/kube/testing/test-object.ts';

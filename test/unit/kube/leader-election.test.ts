@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { LeaderElector, defaultIdentity, fenceApi, formatMicroTime, type LeaderElectionOptions } from '../../../src/kube/leader-election.ts';
-import type { ApiRequest } from '../../../src/kube/rest.ts';
-import { OperatorMetrics } from '../../../src/kube/metrics.ts';
+import { LeaderElector, defaultIdentity, fenceApi, formatMicroTime, type LeaderElectionOptions } from '../../../src/kube/runtime/leader-election.ts';
+import type { ApiRequest } from '../../../src/kube/client/rest.ts';
+import { OperatorMetrics } from '../../../src/kube/runtime/metrics.ts';
 import { FakeClock, flushPromises } from '../../../src/kube/testing/fake-clock.ts';
 import { FakeLeaseStore, type LockFaults } from '../../../src/kube/testing/fake-lease-lock.ts';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { createLogger, errorField } from '../../../src/kube/logger.ts';
+import { createLogger, errorField } from '../../../src/kube/util/logger.ts';
 
 function capture(): { stream: PassThrough; lines: () => Record<string, unknown>[] } {
   const stream = new PassThrough();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { OperatorMetrics } from '../../../src/kube/metrics.ts';
-import { WorkQueue } from '../../../src/kube/workqueue.ts';
+import { OperatorMetrics } from '../../../src/kube/runtime/metrics.ts';
+import { WorkQueue } from '../../../src/kube/runtime/workqueue.ts';
 import { FakeClock } from '../../../src/kube/testing/fake-clock.ts';
 
 async function value(metrics: OperatorMetrics, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { LEASE, NAMESPACE, POD, VIRTUAL_MACHINE, collectionPath, objectPath } from '../../../src/kube/resources.ts';
-import { isConflict, isGone, isNotFound, statusCodeOf, KubeApiError } from '../../../src/kube/rest.ts';
+import { LEASE, NAMESPACE, POD, VIRTUAL_MACHINE, collectionPath, objectPath } from '../../../src/kube/client/resources.ts';
+import { isConflict, isGone, isNotFound, statusCodeOf, KubeApiError } from '../../../src/kube/client/rest.ts';
 
 describe('resource paths', () => {
   it('builds core and group collection paths, cluster-wide or per namespace', () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
-import { createKubeApi, isAborted, KubeApiAbortedError, type KubeApi } from '../../../src/kube/rest.ts';
+import { createKubeApi, isAborted, KubeApiAbortedError, type KubeApi } from '../../../src/kube/client/rest.ts';
 import { waitFor } from '../../../testenv/wait.ts';
 
 describe('createKubeApi and AbortSignal', () => {

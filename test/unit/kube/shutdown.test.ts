@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { handleTerminationSignals, type SignalSource } from '../../../src/kube/shutdown.ts';
+import { handleTerminationSignals, type SignalSource } from '../../../src/kube/runtime/shutdown.ts';
 import { flushPromises } from '../../../src/kube/testing/fake-clock.ts';
 
 function fakeProcess() {

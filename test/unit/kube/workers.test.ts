@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { WorkQueue } from '../../../src/kube/workqueue.ts';
-import { WorkerPool, type ReconcileFn } from '../../../src/kube/workers.ts';
-import { ExponentialBackoffRateLimiter } from '../../../src/kube/rate-limiter.ts';
-import { OperatorMetrics } from '../../../src/kube/metrics.ts';
+import { WorkQueue } from '../../../src/kube/runtime/workqueue.ts';
+import { WorkerPool, type ReconcileFn } from '../../../src/kube/runtime/workers.ts';
+import { ExponentialBackoffRateLimiter } from '../../../src/kube/runtime/rate-limiter.ts';
+import { OperatorMetrics } from '../../../src/kube/runtime/metrics.ts';
 import { FakeClock, flushPromises } from '../../../src/kube/testing/fake-clock.ts';
-import { TerminalError } from '../../../src/kube/errors.ts';
+import { TerminalError } from '../../../src/kube/runtime/errors.ts';
 
 function setup(reconcile: ReconcileFn, concurrency = 1) {
   const clock = new FakeClock();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { WorkQueue, type WorkQueueMetrics } from '../../../src/kube/workqueue.ts';
-import { BucketRateLimiter, ExponentialBackoffRateLimiter, MaxOfRateLimiter, backoffDelay, defaultControllerRateLimiter } from '../../../src/kube/rate-limiter.ts';
+import { WorkQueue, type WorkQueueMetrics } from '../../../src/kube/runtime/workqueue.ts';
+import { BucketRateLimiter, ExponentialBackoffRateLimiter, MaxOfRateLimiter, backoffDelay, defaultControllerRateLimiter } from '../../../src/kube/runtime/rate-limiter.ts';
 import { FakeClock, flushPromises } from '../../../src/kube/testing/fake-clock.ts';
 
 function newQueue(clock = new FakeClock(), metrics?: WorkQueueMetrics) {

@@ -19,10 +19,10 @@ import {
   type InspectedVolume,
 } from '../../../builders/disk-inspection.ts';
 import { idsCloudInitSecretName, idsVmName } from '../../../builders/names.ts';
-import { needsApply } from '../../../kube/apply.ts';
-import type { Secret, VirtualMachine, VirtualMachineDisk, VirtualMachineVolume } from '../../../kube/objects.ts';
-import { SECRET } from '../../../kube/resources.ts';
-import { statusCodeOf } from '../../../kube/rest.ts';
+import { needsApply } from '../../../kube/client/apply.ts';
+import type { Secret, VirtualMachine, VirtualMachineDisk, VirtualMachineVolume } from '../../../kube/client/objects.ts';
+import { SECRET } from '../../../kube/client/resources.ts';
+import { statusCodeOf } from '../../../kube/client/rest.ts';
 import type { Action } from '../actions.ts';
 import type { ObservedState } from '../observed-state.ts';
 import { EventReason, Reason } from '../reasons.ts';

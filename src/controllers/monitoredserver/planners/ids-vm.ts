@@ -3,7 +3,7 @@
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
 import { buildIdsVirtualMachine, HOSTNAME_LABEL, serverPodLabels } from '../../../builders/ids-vm.ts';
 import { idsVmName, isAdopting, roleLabels } from '../../../builders/names.ts';
-import { VIRTUAL_MACHINE_INSTANCE } from '../../../kube/resources.ts';
+import { VIRTUAL_MACHINE_INSTANCE } from '../../../kube/client/resources.ts';
 import type { Action } from '../actions.ts';
 import { vmiNeedsRestart, vmiNode, type ObservedState } from '../observed-state.ts';
 import { EventReason } from '../reasons.ts';

@@ -2,11 +2,11 @@
 // desired object: server-side apply when our fields differ, and a guarded JSON patch that removes
 // what someone else added to its spec (apply alone never removes another writer's fields).
 import type { BuiltVirtualMachine } from '../../../builders/virtual-machine.ts';
-import { FIELD_MANAGER, needsApply } from '../../../kube/apply.ts';
-import { foreignFields, removalPatch } from '../../../kube/foreign-fields.ts';
-import type { VirtualMachine } from '../../../kube/objects.ts';
-import { VIRTUAL_MACHINE } from '../../../kube/resources.ts';
-import { statusCodeOf } from '../../../kube/rest.ts';
+import { FIELD_MANAGER, needsApply } from '../../../kube/client/apply.ts';
+import { foreignFields, removalPatch } from '../../../kube/client/foreign-fields.ts';
+import type { VirtualMachine } from '../../../kube/client/objects.ts';
+import { VIRTUAL_MACHINE } from '../../../kube/client/resources.ts';
+import { statusCodeOf } from '../../../kube/client/rest.ts';
 import type { Action, Capability, PlannedEvent } from '../actions.ts';
 
 /** KubeVirt's own components write VM specs on purpose (start/stop subresources, migrations). */

@@ -3,8 +3,8 @@
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
 import { processMapperPodName } from '../../../builders/names.ts';
 import { ANNOTATION_SPEC_HASH, buildProcessMapperPod, type ProcessMapperSettings } from '../../../builders/process-mapper-pod.ts';
-import { POD } from '../../../kube/resources.ts';
-import { statusCodeOf } from '../../../kube/rest.ts';
+import { POD } from '../../../kube/client/resources.ts';
+import { statusCodeOf } from '../../../kube/client/rest.ts';
 import type { Action } from '../actions.ts';
 import { vmiNode, type ObservedState } from '../observed-state.ts';
 import { EventReason } from '../reasons.ts';

@@ -4,7 +4,7 @@
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
 import { buildAdoptionMarks, buildServerVirtualMachine } from '../../../builders/server-vm.ts';
 import { isAdopting, serverVmName } from '../../../builders/names.ts';
-import { VIRTUAL_MACHINE } from '../../../kube/resources.ts';
+import { VIRTUAL_MACHINE } from '../../../kube/client/resources.ts';
 import type { Action } from '../actions.ts';
 import type { ObservedState } from '../observed-state.ts';
 import { EventReason } from '../reasons.ts';

@@ -4,8 +4,8 @@
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
 import { ANNOTATION_MONITORED_BY, FINALIZER, idsVmName, isAdopting, LABEL_MANAGED_BY, LABEL_MONITORED_SERVER, LABEL_ROLE, processMapperPodName } from '../../../builders/names.ts';
 import { MONITORED_SERVER } from '../../../api/v1alpha1/resource.ts';
-import type { VirtualMachine } from '../../../kube/objects.ts';
-import { POD, VIRTUAL_MACHINE } from '../../../kube/resources.ts';
+import type { VirtualMachine } from '../../../kube/client/objects.ts';
+import { POD, VIRTUAL_MACHINE } from '../../../kube/client/resources.ts';
 import type { Action } from '../actions.ts';
 import type { ObservedState } from '../observed-state.ts';
 import { EventReason } from '../reasons.ts';

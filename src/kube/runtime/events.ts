@@ -1,9 +1,9 @@
-import type { KubeObject } from './apply.ts';
-import { type Clock, realClock } from './clock.ts';
+import type { KubeObject } from '../client/apply.ts';
+import { type Clock, realClock } from '../util/clock.ts';
 import { formatMicroTime } from './leader-election.ts';
-import { type Logger, errorField, silentLogger } from './logger.ts';
-import { type KubeApi, isAborted, isNotFound } from './rest.ts';
-import { EVENT, collectionPath, objectPath } from './resources.ts';
+import { type Logger, errorField, silentLogger } from '../util/logger.ts';
+import { type KubeApi, isAborted, isNotFound } from '../client/rest.ts';
+import { EVENT, collectionPath, objectPath } from '../client/resources.ts';
 
 export const REPORTING_CONTROLLER = 'hyperspector-operator';
 

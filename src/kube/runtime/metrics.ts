@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { type Clock, realClock } from './clock.ts';
+import { type Clock, realClock } from '../util/clock.ts';
 import type { WorkQueueMetrics } from './workqueue.ts';
 
 /** Result label of controller_runtime_reconcile_total, as in controller-runtime. */

@@ -1,6 +1,6 @@
 // One cache over several namespaces: an informer per watched namespace (or one for all), read as
 // one (controller-runtime's multi-namespace cache).
-import type { KubeObject } from './objects.ts';
+import type { KubeObject } from '../client/objects.ts';
 import type { Informer } from './informer.ts';
 
 export class MultiNamespaceInformer<T extends KubeObject> {

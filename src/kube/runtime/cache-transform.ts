@@ -1,6 +1,6 @@
 // Cache transforms: what an informer keeps of each object (see CacheTransform in informer.ts).
 // controller-runtime's cache.TransformStripManagedFields and DefaultTransform are the model.
-import type { KubeObject, ManagedFieldsEntry, ObjectMeta } from './objects.ts';
+import type { KubeObject, ManagedFieldsEntry, ObjectMeta } from '../client/objects.ts';
 import type { CacheTransform } from './informer.ts';
 
 /** The whole previous object as `kubectl apply` (client-side) stores it: often the largest field. */

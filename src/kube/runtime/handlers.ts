@@ -1,4 +1,4 @@
-import type { KubeObject } from './apply.ts';
+import type { KubeObject } from '../client/apply.ts';
 import { type InformerHandlers, objectKey } from './informer.ts';
 
 /** Anything keys can be added to (a WorkQueue). */

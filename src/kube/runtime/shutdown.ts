@@ -1,4 +1,4 @@
-import { type Logger, errorField, silentLogger } from './logger.ts';
+import { type Logger, errorField, silentLogger } from '../util/logger.ts';
 
 /** The part of `process` the handler uses; injected in tests. */
 export interface SignalSource {

@@ -1,9 +1,9 @@
-import type { KubeObject } from './apply.ts';
-import { type Clock, type TimerHandle, realClock, sleep } from './clock.ts';
+import type { KubeObject } from '../client/apply.ts';
+import { type Clock, type TimerHandle, realClock, sleep } from '../util/clock.ts';
 import type { ListWatchSource, WatchEventType, WatchHandle } from './list-watch.ts';
-import { type Logger, errorField, silentLogger } from './logger.ts';
+import { type Logger, errorField, silentLogger } from '../util/logger.ts';
 import { backoffDelay } from './rate-limiter.ts';
-import { isGone, statusCodeOf } from './rest.ts';
+import { isGone, statusCodeOf } from '../client/rest.ts';
 
 export interface InformerHandlers<T> {
   onAdd?(object: T): void;

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { type Clock, type TimerHandle, realClock, sleep } from './clock.ts';
+import { type Clock, type TimerHandle, realClock, sleep } from '../util/clock.ts';
 import type { LeaderElectionMetrics } from './metrics.ts';
-import { type Logger, errorField, silentLogger } from './logger.ts';
-import { type ApiRequest, type KubeApi, isConflict, isNotFound } from './rest.ts';
-import { LEASE, collectionPath, objectPath } from './resources.ts';
+import { type Logger, errorField, silentLogger } from '../util/logger.ts';
+import { type ApiRequest, type KubeApi, isConflict, isNotFound } from '../client/rest.ts';
+import { LEASE, collectionPath, objectPath } from '../client/resources.ts';
 
 /** coordination.k8s.io/v1 Lease, the fields leader election uses. */
 export interface Lease {

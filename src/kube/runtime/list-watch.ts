@@ -1,6 +1,6 @@
 import { type KubeConfig, Watch } from '@kubernetes/client-node';
-import type { KubeObject } from './apply.ts';
-import type { KubeApi } from './rest.ts';
+import type { KubeObject } from '../client/apply.ts';
+import type { KubeApi } from '../client/rest.ts';
 
 export interface ListResult<T> {
   items: T[];

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { type Clock, realClock } from './clock.ts';
+import { type Clock, realClock } from '../util/clock.ts';
 import { isTerminal } from './errors.ts';
-import { type Logger, errorField, silentLogger } from './logger.ts';
+import { type Logger, errorField, silentLogger } from '../util/logger.ts';
 import type { ControllerMetrics, ReconcileResultLabel } from './metrics.ts';
 import type { WorkQueue } from './workqueue.ts';
 

@@ -1,4 +1,4 @@
-import { type Clock, type TimerHandle, realClock } from './clock.ts';
+import { type Clock, type TimerHandle, realClock } from '../util/clock.ts';
 import { type RateLimiter, defaultControllerRateLimiter } from './rate-limiter.ts';
 
 /**

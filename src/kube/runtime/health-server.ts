@@ -1,6 +1,6 @@
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Logger, errorField, silentLogger } from './logger.ts';
+import { type Logger, errorField, silentLogger } from '../util/logger.ts';
 import type { OperatorMetrics } from './metrics.ts';
 
 /** A health check: true/undefined when fine, false or a reason string when not. */
