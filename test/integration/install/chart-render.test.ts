@@ -92,7 +92,7 @@ describe('Helm chart, rendered', function () {
     const missingKubevirt = [...grants(one(reference, 'Role', 'hyperspector-operator-kubevirt-config').rules ?? [])].filter((g) => !grants(kubevirtRole.rules ?? []).has(g));
     assert.deepEqual(missingKubevirt, [], 'the chart KubeVirt-config Role covers deploy/rbac.yaml');
     assert.equal(kubevirtRole.metadata.namespace, 'kubevirt', 'read access to KubeVirt CRs only in KubeVirt’s namespace');
-    assert.deepEqual(one(defaults, 'RoleBinding', 'hyperspector-kubevirt-config').subjects, one(defaults, 'ClusterRoleBinding').subjects);
+    assert.deepEqual(one(operator, 'RoleBinding', 'hyperspector-kubevirt-config').subjects, one(operator, 'ClusterRoleBinding').subjects);
     for (const r of [...(clusterRole.rules ?? []), ...(role.rules ?? []), ...(kubevirtRole.rules ?? [])]) {
       for (const field of [r.apiGroups, r.resources, r.verbs]) assert.ok(!field?.includes('*'), `no wildcard in ${JSON.stringify(r)}`);
     }

@@ -21,6 +21,13 @@ local degradedReasons = {
   RestartRequired = true,
   MirroringUnavailable = true,
   DiskInspectionUnavailable = true,
+  DiskVolumeNotFound = true,
+  DiskVolumeUnsupported = true,
+  DiskClaimNotFound = true,
+  DiskClaimReadWriteOncePod = true,
+  HotplugUnavailable = true,
+  HotplugRefused = true,
+  IDSCloudInitUnmergeable = true,
   ResponseUnavailable = true,
 }
 
