@@ -207,8 +207,12 @@ describe('disk inspection, Live mode: server volumes hot-plugged read-only into 
       return c?.status === 'True' && c.message.includes(logs) ? ms : undefined;
     }, { timeoutMs: 120_000, description: 'logs attached too' });
     console.log(`      spec change → DiskAttached=True with a second disk (addvolume): ${((Date.now() - applied) / 1000).toFixed(1)} s`);
-    const adds = operatorRequests(since).filter((e) => e.objectRef?.subresource === 'addvolume');
-    assert.equal(adds.length, 1, describeRequests(adds));
+    // One accepted request; a reconcile that ran before the cache showed it may ask again and get 409.
+    const tries = operatorRequests(since).filter((e) => e.objectRef?.subresource === 'addvolume');
+    const adds = tries.filter((e) => (e.responseStatus?.code ?? 0) < 300);
+    assert.equal(adds.length, 1, describeRequests(tries));
+    assert.ok(tries.every((e) => (e.responseStatus?.code ?? 0) < 300 || e.responseStatus?.code === 409), describeRequests(tries));
+    assert.ok(tries.length <= 3, `at most a couple of repeats before the cache catches up: ${describeRequests(tries)}`);
     assert.equal(adds[0]!.verb, 'update');
     assert.equal(adds[0]!.objectRef?.name, 'db-ids');
     const vmi = await env.get(VMI, NS, 'db-ids');
@@ -224,8 +228,10 @@ describe('disk inspection, Live mode: server volumes hot-plugged read-only into 
       const v = await env.get(VMI, NS, 'db-ids');
       return v && !v.spec.volumes.some((x: { name: string }) => x.name === logs) && !volumeStatus(v, logs) ? v : undefined;
     }, { timeoutMs: 90_000, description: 'logs unplugged' });
-    const removes = operatorRequests(removing).filter((e) => e.objectRef?.subresource === 'removevolume');
-    assert.equal(removes.length, 1, describeRequests(removes));
+    const removeTries = operatorRequests(removing).filter((e) => e.objectRef?.subresource === 'removevolume');
+    const removes = removeTries.filter((e) => (e.responseStatus?.code ?? 0) < 300);
+    assert.equal(removes.length, 1, describeRequests(removeTries));
+    assert.ok(removeTries.every((e) => (e.responseStatus?.code ?? 0) < 300 || e.responseStatus?.code === 409), describeRequests(removeTries));
     await waitFor(async () => !(await env.get(VM, NS, 'db-ids'))?.spec.template.spec.volumes.some((x: { name: string }) => x.name === logs) || undefined, { description: 'logs gone from the IDS VM spec' });
     await env.waitForCondition(NS, 'db', 'Ready', 'True', 'Monitoring', 60_000);
     assert.equal((await env.get(VMI, NS, 'db-ids'))?.metadata.uid, firstIdsVmi?.metadata.uid, 'the IDS VMI kept running');

@@ -20,8 +20,8 @@ export function transformMonitoredServer(ms: MonitoredServer): MonitoredServer {
   return { ...ms, metadata: strippedMetadata(ms.metadata, FIELD_MANAGER) };
 }
 
-/** VM status fields read for ServerRunning/IDSRunning, ServerRestartRequired and status.serverVM/idsVM. */
-const VM_STATUS = ['printableStatus', 'conditions', 'ready', 'created', 'observedGeneration', 'desiredGeneration'];
+/** VM status fields read for ServerRunning/IDSRunning, ServerRestartRequired, status.serverVM/idsVM and pending hotplug requests (addvolume). */
+const VM_STATUS = ['printableStatus', 'conditions', 'ready', 'created', 'observedGeneration', 'desiredGeneration', 'volumeRequests'];
 /** What status reads of the spec of a VM that is not ours (e.g. one about to be adopted). */
 const FOREIGN_VM_SPEC = ['runStrategy', 'running'];
 
@@ -53,7 +53,7 @@ const VMI_SPEC = ['hostname', 'nodeSelector'];
 
 /**
  * A VMI keeps its metadata (the kubevirt.io/vm-generation annotation tells a stale IDS VMI),
- * its hostname and node selector, and the status fields above; its copy of the template spec and
+ * its hostname, node selector and volume names, and the status fields above; its copy of the template spec and
  * its interface, volume and guest-OS status are dropped. No VMI is ever applied, so no managedFields are kept.
  */
 export function transformVirtualMachineInstance(vmi: VirtualMachineInstance): VirtualMachineInstance {
@@ -62,6 +62,9 @@ export function transformVirtualMachineInstance(vmi: VirtualMachineInstance): Vi
     metadata: strippedMetadata(vmi.metadata),
     spec: pick<VirtualMachineInstance['spec']>(vmi.spec, VMI_SPEC) ?? ({} as VirtualMachineInstance['spec']),
   };
+  // Which volumes the VMI has (DiskAttached): their names only, never their sources (cloud-init can be large).
+  const volumes = vmi.spec?.volumes;
+  if (Array.isArray(volumes)) out.spec.volumes = volumes.map((v) => ({ name: v.name }));
   const status = pick<NonNullable<VirtualMachineInstance['status']>>(vmi.status, VMI_STATUS);
   if (status) out.status = status;
   return out;

@@ -155,7 +155,7 @@ describe('MonitoredServer controller cache transforms', () => {
         annotations: { 'kubevirt.io/vm-generation': '2', 'kubevirt.io/latest-observed-api-version': 'v1' },
         finalizers: ['kubevirt.io/virtualMachineControllerFinalize', 'foregroundDeleteVirtualMachine'],
       },
-      spec: { hostname: 'web-1-server' },
+      spec: { hostname: 'web-1-server', volumes: [{ name: 'rootdisk' }] },
       status: { phase: 'Running', nodeName: 'node-a', conditions: [{ type: 'Ready', status: 'True' }, { type: 'LiveMigratable', status: 'True' }], volumeStatus: [{ name: 'rootdisk', target: 'vda' }] },
     });
     const vm = tenantVm();

@@ -240,6 +240,8 @@ export function planDiskHotplug(ms: MonitoredServer, o: ObservedState): Action[]
       path: subresourcePath(ns, vm, 'addvolume'),
       body: addVolumeOptions(ms, v),
       refusedWhen: isRefusedHotplug,
+      // 409: KubeVirt already holds a request for this volume (our earlier one, not yet in the cache).
+      tolerate: [409],
       event: { type: 'Normal', reason: EventReason.DiskPlugged, message: `Asked KubeVirt to hot-plug server volume ${v.volumeName} read-only into ${vm} (addvolume)` },
     });
   }
@@ -253,6 +255,7 @@ export function planDiskHotplug(ms: MonitoredServer, o: ObservedState): Action[]
       path: subresourcePath(ns, vm, 'removevolume'),
       body: { name },
       refusedWhen: isRefusedHotplug,
+      tolerate: [409],
       event: { type: 'Normal', reason: EventReason.DiskUnplugged, message: `Asked KubeVirt to unplug ${name} from ${vm} (removevolume): no longer in spec.server.disks` },
     });
   }
