@@ -68,8 +68,13 @@ export function asPsRow(p: GuestProcess): PsRow {
 export async function waitForGuestPs(guest: Pick<QemuGuest, 'run'>, predicate: (rows: PsRow[]) => boolean, timeoutMs: number): Promise<PsRow[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const rows = await guestPs(guest);
-    if (predicate(rows)) return rows;
-    if (Date.now() > deadline) throw new Error(`guest ps never satisfied the condition; last:\n${rows.map((r) => JSON.stringify(r)).join('\n')}`);
+    // A garbled serial-console read (a doubled character while the guest echoes) is not a view of
+    // the guest: read again until the deadline.
+    const rows = await guestPs(guest).catch((err: Error) => err);
+    if (!(rows instanceof Error) && predicate(rows)) return rows;
+    if (Date.now() > deadline) {
+      const last = rows instanceof Error ? rows.message : rows.map((r) => JSON.stringify(r)).join('\n');
+      throw new Error(`guest ps never satisfied the condition; last:\n${last}`);
+    }
   }
 }
