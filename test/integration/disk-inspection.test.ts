@@ -5,8 +5,7 @@ import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
 import type { MonitoredServer } from '../../src/api/v1alpha1/monitoredserver-types.ts';
 import { diskSerialForVolume } from '../../src/builders/disk-inspection-cloud-init.ts';
-import { OperatorTestEnv, MS, VM, VMI } from '../../testenv/operator/operator-env.ts';
-import { startOperatorProcess, type OperatorProcess } from '../../testenv/operator/operator-process.ts';
+import { OperatorTestEnv, useOperatorEnv, MS, VM, VMI } from '../../testenv/operator/operator-env.ts';
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
 import { auditRequests, describeRequests, WRITE_VERBS } from '../../testenv/cluster/audit-log.ts';
 import { waitFor } from '../../testenv/wait.ts';
@@ -42,22 +41,12 @@ function withDisks(name: string, claims: Record<string, string>, disks: string[]
 }
 
 describe('disk inspection, Live mode: server volumes hot-plugged read-only into the IDS VM', function () {
+  // Declarative hotplug only (KubeVirt 1.8 syncs the VM spec's hotpluggable volumes only when
+  // HotplugVolumes is off); a later test switches HotplugVolumes on.
+  const world = useOperatorEnv(NS, 3, { featureGates: ['DeclarativeHotplugVolumes'] });
   let env: OperatorTestEnv;
-  let operator: OperatorProcess;
-
-  before(async function () {
-    // Declarative hotplug only (KubeVirt 1.8 syncs the VM spec's hotpluggable volumes only when
-    // HotplugVolumes is off); a later test switches HotplugVolumes on.
-    env = await OperatorTestEnv.start(3, undefined, { featureGates: ['DeclarativeHotplugVolumes'] });
-    await env.namespace(NS);
-    operator = await startOperatorProcess(env.cluster, { user: 'operator' });
-  });
-  after(async function () {
-    await operator?.stop();
-    await env?.stop();
-  });
-  afterEach(function () {
-    if (!operator?.process.running) throw new Error('the operator process must never crash');
+  before(() => {
+    env = world.env();
   });
 
   /** A hostPath PV and a claim bound to it by kube-controller-manager's PV binder. */

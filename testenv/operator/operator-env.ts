@@ -136,11 +136,11 @@ export class OperatorTestEnv {
  * Mocha hooks for a suite that runs the operator (as its own service account) in an environment
  * with KubeVirt: started before the suite, checked alive after each test, stopped after the suite.
  */
-export function useOperatorEnv(namespace: string, nodes = 3): { env: () => OperatorTestEnv; operator: () => OperatorProcess } {
+export function useOperatorEnv(namespace: string, nodes = 3, kubevirt: KubeVirtWorldOptions = {}): { env: () => OperatorTestEnv; operator: () => OperatorProcess } {
   let env: OperatorTestEnv | undefined;
   let operator: OperatorProcess | undefined;
   before(async function () {
-    env = await OperatorTestEnv.start(nodes);
+    env = await OperatorTestEnv.start(nodes, undefined, kubevirt);
     await env.namespace(namespace);
     operator = await startOperatorProcess(env.cluster, { user: 'operator' });
   });
