@@ -97,13 +97,12 @@ export class MonitoredServerController {
    * loses disk inspection (DiskAttached says so), not the rest of the operator.
    */
   private readonly kubevirts: Informer<KubeVirt>;
-  /** When each key's status was last written (for coalescing progress writes). */
-  private readonly lastStatusWrite = new Map<string, number>();
   /**
-   * The status last written per key and the resourceVersion it was written over: while the cache
-   * still shows that version, it has not seen our write yet, and the same status is not written twice.
+   * The status last written per key: when (progress writes are coalesced after it), and over which
+   * resourceVersion (while the cache still shows that version it has not seen our write yet, and the
+   * same status is not written twice).
    */
-  private readonly writtenStatus = new Map<string, { over: string | undefined; status: MonitoredServerStatus }>();
+  private readonly writtenStatus = new Map<string, { at: number; over: string | undefined; status: MonitoredServerStatus }>();
   private readonly statusCoalesceMs: number;
   private pool: WorkerPool | undefined;
   /** Settles when the pools stopped so far have drained; a new pool starts only after it. */
@@ -264,7 +263,6 @@ export class MonitoredServerController {
     const [namespace = '', name = ''] = key.split('/');
     const ms = this.monitoredServers.get(namespace, name);
     if (!ms) {
-      this.lastStatusWrite.delete(key);
       this.writtenStatus.delete(key);
       return; // deleted: owned children are garbage-collected through their owner references
     }
@@ -276,7 +274,7 @@ export class MonitoredServerController {
     return {
       api: this.api,
       log: ctx.log,
-      ...(ctx.signal ? { signal: ctx.signal } : {}),
+      signal: ctx.signal,
       onEvent: (action: Action) => {
         if (action.event) this.events.record(ms, action.event.type, action.event.reason, action.event.message);
       },
@@ -301,33 +299,34 @@ export class MonitoredServerController {
     const written = this.writtenStatus.get(key);
     const cacheBehind = written !== undefined && written.over === ms.metadata.resourceVersion;
     if (!statusEqual(ms.status, next) && !(cacheBehind && statusEqual(written.status, next))) {
-      const sinceLast = this.now().getTime() - (this.lastStatusWrite.get(key) ?? 0);
+      const sinceLast = this.now().getTime() - (written?.at ?? 0);
       if (!failure && !isUrgentStatusChange(ms.status, next) && sinceLast < this.statusCoalesceMs) {
         deferredMs = this.statusCoalesceMs - sinceLast;
       } else {
         await this.writeStatus(key, ms, next, ctx);
       }
     }
-    if (failure) {
-      // Rate-limited and aggregated by the recorder; the condition says the same.
-      this.events.record(ms, 'Warning', EventReason.ReconcileFailed, `${failure.action.failureReason}: ${failure.message ?? ''}`.slice(0, 1024));
-      throw new ActionFailedError(failure);
-    }
+    if (failure) throw this.retriedFailure(ms, failure);
     if (deferredMs !== undefined) return { requeueAfter: deferredMs };
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
     return ready?.status === 'True' ? undefined : { requeueAfter: this.notReadyRecheckMs };
   }
 
   private async writeStatus(key: string, ms: MonitoredServer, next: MonitoredServerStatus, ctx: ReconcileContext): Promise<void> {
-    await applyStatus(this.api, MONITORED_SERVER, ms, next, ctx.signal ? { signal: ctx.signal } : {});
-    this.lastStatusWrite.set(key, this.now().getTime());
-    this.writtenStatus.set(key, { over: ms.metadata.resourceVersion, status: next });
+    await applyStatus(this.api, MONITORED_SERVER, ms, next, { signal: ctx.signal });
+    this.writtenStatus.set(key, { at: this.now().getTime(), over: ms.metadata.resourceVersion, status: next });
     for (const event of statusEvents(ms.status, next)) this.events.record(ms, event.type, event.reason, event.message);
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
     const before = findCondition(ms.status?.conditions as Condition[] | undefined, ConditionType.Ready);
     if (ready && before?.status !== ready.status) {
       ctx.log.info(ready.status === 'True' ? 'MonitoredServer became Ready' : 'MonitoredServer is not Ready', { reason: ready.reason });
     }
+  }
+
+  /** A failed action, retried with backoff: a Warning Event (rate-limited and aggregated by the recorder; the condition says the same) and the error that makes the worker back off. */
+  private retriedFailure(ms: MonitoredServer, failure: Outcome): ActionFailedError {
+    this.events.record(ms, 'Warning', EventReason.ReconcileFailed, `${failure.action.failureReason}: ${failure.message ?? ''}`.slice(0, 1024));
+    return new ActionFailedError(failure);
   }
 
   private async tearDown(ms: MonitoredServer, observed: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
@@ -341,16 +340,13 @@ export class MonitoredServerController {
       const next = deletingStatus(ms, waitingOn, this.now());
       if (!statusEqual(ms.status, next)) {
         const before = findCondition(ms.status?.conditions as Condition[] | undefined, ConditionType.Ready);
-        await applyStatus(this.api, MONITORED_SERVER, ms, next, ctx.signal ? { signal: ctx.signal } : {});
+        await applyStatus(this.api, MONITORED_SERVER, ms, next, { signal: ctx.signal });
         if (plan.stalled && !/has not finished deleting/.test(before?.message ?? '')) {
           this.events.record(ms, 'Warning', EventReason.TeardownStalled, waitingOn);
         }
       }
     }
-    if (failure) {
-      this.events.record(ms, 'Warning', EventReason.ReconcileFailed, `${failure.action.failureReason}: ${failure.message ?? ''}`.slice(0, 1024));
-      throw new ActionFailedError(failure);
-    }
+    if (failure) throw this.retriedFailure(ms, failure);
     return waitingOn !== undefined ? { requeueAfter: TEARDOWN_RECHECK_MS } : undefined;
   }
 }
