@@ -40,25 +40,18 @@ function mergeFields(trees: Fields[]): Fields {
   return out;
 }
 
-function listIndex(key: string, live: unknown[]): number {
-  if (key.startsWith('i:')) return Number(key.slice(2));
+/** Whether a list element is the one a FieldsV1 list key names: `k:{...}` (merge key), `v:...` (set value), `i:N` (index). */
+function elementMatcher(key: string): (element: unknown, index: number) => boolean {
+  if (key.startsWith('i:')) {
+    const wanted = Number(key.slice(2));
+    return (_e, index) => index === wanted;
+  }
   if (key.startsWith('v:')) {
     const value = JSON.stringify(JSON.parse(key.slice(2)));
-    return live.findIndex((e) => JSON.stringify(e) === value);
+    return (e) => JSON.stringify(e) === value;
   }
   const match = JSON.parse(key.slice(2)) as Record<string, unknown>;
-  return live.findIndex((e) => isRecord(e) && Object.entries(match).every(([k, v]) => e[k] === v));
-}
-
-function desiredElement(key: string, index: number, desired: unknown): unknown {
-  if (!Array.isArray(desired)) return undefined;
-  if (key.startsWith('i:')) return desired[index];
-  if (key.startsWith('v:')) {
-    const value = JSON.stringify(JSON.parse(key.slice(2)));
-    return desired.find((e) => JSON.stringify(e) === value);
-  }
-  const match = JSON.parse(key.slice(2)) as Record<string, unknown>;
-  return desired.find((e) => isRecord(e) && Object.entries(match).every(([k, v]) => e[k] === v));
+  return (e) => isRecord(e) && Object.entries(match).every(([k, v]) => e[k] === v);
 }
 
 /** Walks a foreign manager's fields alongside live, desired and the trusted fields; collects removals. */
@@ -79,10 +72,11 @@ function walk(fields: Fields, live: unknown, desired: unknown, trusted: Fields |
       childPointer = `${pointer}/${escape(name)}`;
     } else if (key.startsWith('k:') || key.startsWith('i:') || key.startsWith('v:')) {
       if (!Array.isArray(live)) continue;
-      const index = listIndex(key, live);
-      if (index < 0 || index >= live.length) continue;
+      const matches = elementMatcher(key);
+      const index = live.findIndex(matches);
+      if (index < 0) continue;
       liveChild = live[index];
-      desiredChild = desiredElement(key, index, desired);
+      desiredChild = Array.isArray(desired) ? desired.find(matches) : undefined;
       childPointer = `${pointer}/${index}`;
     } else {
       continue;
