@@ -20,6 +20,9 @@ export interface OperatorConfig {
   notReadyRecheckMs: number;
   processMapperImage: string;
   kernelProfilesConfigMap: string;
+  /** Namespace of the process-mapper pods (the operator's own; the only one that must allow privileged pods). */
+  processMapperNamespace: string;
+  processMapperServiceAccount: string;
   /** Namespace of the KubeVirt CR (its feature gates decide how disks are hot-plugged). */
   kubevirtNamespace: string;
 }
@@ -60,6 +63,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     .option('--log-level <level>', 'error, warn, info or debug', env.LOG_LEVEL ?? 'info')
     .option('--process-mapper-image <image>', 'image of the process-mapper sidecar (the operator image)', env.PROCESS_MAPPER_IMAGE ?? 'hyperspector/operator:0.1.0')
     .option('--kernel-profiles-configmap <name>', 'ConfigMap of kernel profiles used when a MonitoredServer names none', env.KERNEL_PROFILES_CONFIGMAP ?? 'hyperspector-kernel-profiles')
+    .option('--process-mapper-namespace <ns>', 'namespace of the process-mapper pods: the operator\'s own (env POD_NAMESPACE); it alone must allow privileged pods', env.POD_NAMESPACE || 'hyperspector-system')
+    .option('--process-mapper-service-account <name>', 'ServiceAccount of the process-mapper pods (Events and status.alerts of MonitoredServers only)', env.PROCESS_MAPPER_SERVICE_ACCOUNT || 'hyperspector-process-mapper')
     .option('--kubevirt-namespace <ns>', 'namespace of the KubeVirt CR, read for its hotplug feature gates', env.KUBEVIRT_NAMESPACE || 'kubevirt')
     .option('--not-ready-recheck <d>', 'how often a MonitoredServer that is not Ready is rechecked', duration('--not-ready-recheck'), 60_000);
   program.parse(argv, { from: 'user' });
@@ -79,6 +84,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     notReadyRecheck: number;
     processMapperImage: string;
     kernelProfilesConfigmap: string;
+    processMapperNamespace: string;
+    processMapperServiceAccount: string;
     kubevirtNamespace: string;
   }>();
   const namespaces = (o.namespace ?? (env.WATCH_NAMESPACES ?? '').split(',')).map((n) => n.trim()).filter(Boolean);
@@ -101,6 +108,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     notReadyRecheckMs: o.notReadyRecheck,
     processMapperImage: o.processMapperImage,
     kernelProfilesConfigMap: o.kernelProfilesConfigmap,
+    processMapperNamespace: o.processMapperNamespace,
+    processMapperServiceAccount: o.processMapperServiceAccount,
     kubevirtNamespace: o.kubevirtNamespace,
   };
 }

@@ -46,7 +46,12 @@ export async function startOperator(config: OperatorConfig, logger: Logger = cre
     metrics,
     events,
     notReadyRecheckMs: config.notReadyRecheckMs,
-    processMapper: { image: config.processMapperImage, defaultKernelProfilesConfigMap: config.kernelProfilesConfigMap },
+    processMapper: {
+      image: config.processMapperImage,
+      defaultKernelProfilesConfigMap: config.kernelProfilesConfigMap,
+      namespace: config.processMapperNamespace,
+      serviceAccountName: config.processMapperServiceAccount,
+    },
     kubevirtNamespace: config.kubevirtNamespace,
   });
   const health = new HealthServer({ port: config.httpPort, host: config.httpHost, metrics, logger });

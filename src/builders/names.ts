@@ -1,7 +1,10 @@
 // Names, labels and annotations HyperSpector puts on the objects it creates or adopts.
+import { createHash } from 'node:crypto';
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 
 export const LABEL_MONITORED_SERVER = 'hyperspector.io/monitored-server';
+/** On objects outside the MonitoredServer's namespace (the process-mapper pods): its namespace. */
+export const LABEL_MONITORED_SERVER_NAMESPACE = 'hyperspector.io/monitored-server-namespace';
 export const LABEL_ROLE = 'hyperspector.io/role';
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'hyperspector';
@@ -40,8 +43,20 @@ export function ownerReference(ms: MonitoredServer) {
   };
 }
 
+/**
+ * The process-mapper pod runs in the operator's namespace, so its name carries the MonitoredServer's
+ * namespace and name, and a hash of both (`a-b`/`c` and `a`/`b-c` must not meet).
+ */
 export function processMapperPodName(ms: MonitoredServer): string {
-  return `${ms.metadata.name}-process-mapper`;
+  const ns = ms.metadata.namespace ?? '';
+  const name = ms.metadata.name ?? '';
+  const hash = createHash('sha256').update(`${ns}/${name}`).digest('hex').slice(0, 8);
+  return `${`${ns}-${name}`.slice(0, 200).replace(/[.-]+$/, '')}-process-mapper-${hash}`;
+}
+
+/** The labels that tie a process-mapper pod (in the operator's namespace) to its MonitoredServer. */
+export function processMapperLabels(ms: MonitoredServer): Record<string, string> {
+  return { ...roleLabels(ms, 'process-mapper'), [LABEL_MONITORED_SERVER_NAMESPACE]: ms.metadata.namespace ?? '' };
 }
 
 /** The Secret holding the IDS VM's user data merged with HyperSpector's disk-inspection cloud-init. */

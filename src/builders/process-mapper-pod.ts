@@ -1,9 +1,12 @@
 // The process-mapper sidecar Pod: privileged, hostPID, on the server VM's node, reading that VMI's
-// guest memory read-only (src/sidecar). Owned by the MonitoredServer.
+// guest memory read-only (src/sidecar). It runs in the operator's namespace (the only namespace that
+// needs the privileged Pod Security level; tenants keep theirs), under the process mapper's own
+// ServiceAccount, which may only post Events and write status.alerts of MonitoredServers. Owner
+// references cannot cross namespaces: the operator tracks it by labels and deletes it in teardown.
 import { createHash } from 'node:crypto';
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import { HOSTNAME_LABEL } from './ids-vm.ts';
-import { ownerReference, processMapperPodName, roleLabels } from './names.ts';
+import { processMapperLabels, processMapperPodName } from './names.ts';
 import type { V1PodSpec } from '@kubernetes/client-node';
 import type { ObjectMeta, Pod } from '../kube/client/objects.ts';
 
@@ -15,8 +18,12 @@ export const ANNOTATION_SPEC_HASH = 'hyperspector.io/spec-hash';
 export interface ProcessMapperSettings {
   /** Image of the operator; the sidecar is the same image with another entry point. */
   image: string;
-  /** ConfigMap with the cluster's kernel profiles, used when the MonitoredServer names none. */
+  /** ConfigMap with the cluster's kernel profiles (in `namespace`), used when the MonitoredServer names none. */
   defaultKernelProfilesConfigMap: string;
+  /** Where the pods run: the operator's namespace. */
+  namespace: string;
+  /** ServiceAccount of the pods (Events and status.alerts of MonitoredServers, nothing else). */
+  serviceAccountName: string;
 }
 
 export interface ServerVmiRef {
@@ -41,7 +48,9 @@ export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, se
     // resources); hostPID to find the server's QEMU process among the node's processes.
     nodeSelector: { [HOSTNAME_LABEL]: vmi.nodeName },
     hostPID: true,
-    automountServiceAccountToken: false,
+    serviceAccountName: settings.serviceAccountName,
+    // The token posts alerts: Warning Events and status.alerts of this MonitoredServer.
+    automountServiceAccountToken: true,
     enableServiceLinks: false,
     restartPolicy: 'Always',
     terminationGracePeriodSeconds: 10,
@@ -52,6 +61,8 @@ export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, se
         command: ['node', 'dist/src/sidecar/main.js'],
         env: [
           { name: 'VMI_NAMESPACE', value: ms.metadata.namespace ?? '' },
+          { name: 'MONITORED_SERVER', value: ms.metadata.name ?? '' },
+          { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
           { name: 'VMI_NAME', value: vmi.name },
           { name: 'VMI_UID', value: vmi.uid },
           { name: 'KERNEL_PROFILES', value: KERNEL_PROFILES_MOUNT },
@@ -79,10 +90,9 @@ export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, se
     kind: 'Pod',
     metadata: {
       name: processMapperPodName(ms),
-      namespace: ms.metadata.namespace,
-      labels: roleLabels(ms, 'process-mapper'),
+      namespace: settings.namespace,
+      labels: processMapperLabels(ms),
       annotations: { [ANNOTATION_SPEC_HASH]: hash },
-      ownerReferences: [ownerReference(ms)],
     },
     spec,
   };

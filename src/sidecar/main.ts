@@ -2,6 +2,12 @@
 //   node src/sidecar/main.ts --namespace shop --name web-1 --uid <vmi uid> --profiles /etc/hyperspector/kernel-profiles
 // Runs privileged with hostPID on the server VMI's node; reads guest memory read-only.
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { GuestProcess } from '../introspection/process-info.ts';
+import { loadKubeConfig } from '../kube/client/client.ts';
+import { createKubeApi } from '../kube/client/rest.ts';
+import type { Logger } from '../kube/util/logger.ts';
+import { AlertReporter } from './alert-reporter.ts';
 import { Command } from 'commander';
 import { realClock } from '../kube/util/clock.ts';
 import { createLogger, errorField } from '../kube/util/logger.ts';
@@ -26,6 +32,8 @@ interface SidecarOptions {
   networkServices: string;
   shells: string;
   procRoot: string;
+  monitoredServer?: string;
+  kubeconfig?: string;
 }
 
 const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -45,6 +53,8 @@ export async function main(argv: string[]): Promise<void> {
     .option('--network-services <comms>', 'comma-separated parent names that make a root shell an alert', env.NETWORK_SERVICES ?? DEFAULT_NETWORK_SERVICES.join(','))
     .option('--shells <comms>', 'comma-separated shell names', env.SHELLS ?? DEFAULT_SHELLS.join(','))
     .option('--proc-root <dir>', 'host /proc (hostPID)', env.PROC_ROOT ?? '/proc')
+    .option('--monitored-server <name>', 'the MonitoredServer (in the VMI namespace) whose Events and status.alerts receive the alerts (env MONITORED_SERVER)', env.MONITORED_SERVER)
+    .option('--kubeconfig <path>', 'kubeconfig for reporting alerts (default: the pod\'s service account)')
     .parse(argv)
     .opts<SidecarOptions>();
   if (!opts.namespace || !opts.name) throw new Error('--namespace and --name (or VMI_NAMESPACE and VMI_NAME) are required');
@@ -69,6 +79,20 @@ export async function main(argv: string[]): Promise<void> {
     findQemu: createQemuFinder(opts.procRoot),
     attach: (pid, profiles) => GuestIntrospector.attachToQemu(pid, profiles, { profileCache }),
   });
+  let reporter: AlertReporter | undefined;
+  try {
+    if (opts.monitoredServer) reporter = alertReporter(opts, logger, () => mapper.state().snapshot?.processes);
+  } catch (err) {
+    logger.error('Cannot report alerts to the Kubernetes API (no service-account token?)', { err: errorField(err) });
+  }
+  if (reporter) {
+    mapper.subscribe(({ event }) => {
+      if (event.type === 'alert') reporter.report(event);
+    });
+    void reporter.start();
+  } else {
+    logger.warn('No --monitored-server: alerts are served on /events and counted in metrics, not reported to the Kubernetes API');
+  }
   const server = createSidecarServer({ mapper, metrics, vmi, pollIntervalMs, clock: realClock });
   const [host, port] = splitHostPort(opts.listen);
   await new Promise<void>((resolve) => server.listen(port, host, resolve));
@@ -82,11 +106,28 @@ export async function main(argv: string[]): Promise<void> {
     logger.info('Stopping process mapper', { signal });
     clearInterval(keepAlive);
     mapper.stop();
+    void reporter?.stop();
     server.closeAllConnections();
     server.close(() => process.exit(0));
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+/**
+ * The alert reporter with the pod's own identity: its service account (in-cluster), or an explicit
+ * kubeconfig. Never the node's or a user's default kubeconfig.
+ */
+function alertReporter(opts: SidecarOptions, logger: Logger, processTable: () => readonly GuestProcess[] | undefined): AlertReporter {
+  const kubeConfig = opts.kubeconfig ? loadKubeConfig({ kubeconfigPath: opts.kubeconfig }) : loadKubeConfig({ env: { KUBERNETES_SERVICE_HOST: process.env.KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT: process.env.KUBERNETES_SERVICE_PORT } });
+  return new AlertReporter({
+    api: createKubeApi(kubeConfig),
+    monitoredServer: { namespace: opts.namespace, name: opts.monitoredServer! },
+    instance: process.env.POD_NAME || hostname(),
+    clock: realClock,
+    logger,
+    processTable,
+  });
 }
 
 function splitHostPort(listen: string): [string, number] {

@@ -1,7 +1,9 @@
 // End to end on a node that runs real guests: from a MonitoredServer applied to the cluster, the
 // operator's process-mapper pod runs as a real process, finds the server VMI's real QEMU guest
 // and serves its process table, read from guest memory, equal to the guest's own `ps`. Deleting
-// the MonitoredServer stops every process and removes every namespace and cgroup it made.
+// the MonitoredServer stops every process and removes every namespace and cgroup it made. A program
+// started in the guest after the baseline window raises an alert that reaches the MonitoredServer
+// as a Warning Event and in status.alerts, posted by the mapper under its own service account.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -9,6 +11,8 @@ import { join } from 'node:path';
 import type { GuestProcess } from '../../src/introspection/process-info.ts';
 import { createKubeApi } from '../../src/kube/client/rest.ts';
 import { PROCESS_MAPPER_PORT } from '../../src/builders/process-mapper-pod.ts';
+import { processMapperPodName } from '../../src/builders/names.ts';
+import { INTRUDER_COMM, START_INTRUDER } from '../../testenv/guest/scenario.ts';
 import { asPsRow, guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../../testenv/guest/scenario.ts';
 import { testGuestAssets } from '../../testenv/guest/test-guest.ts';
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
@@ -20,6 +24,8 @@ import { waitFor } from '../../testenv/wait.ts';
 import { isAlive } from '../../testenv/process-alive.ts';
 
 const NS = 'shop';
+const OPERATOR_NS = 'hyperspector-system';
+const MAPPER = processMapperPodName(monitoredServer('web-1', NS));
 const log = (line: string) => process.stderr.write(`[e2e] ${line}\n`);
 
 interface ProcessesResponse {
@@ -27,6 +33,14 @@ interface ProcessesResponse {
   consistent: boolean;
   qemuPid: number;
   processes: GuestProcess[];
+}
+
+interface AlertEventObject {
+  type?: string;
+  reason?: string;
+  note?: string;
+  reportingController?: string;
+  regarding?: { kind?: string; name?: string };
 }
 
 const byPid = (rows: PsRow[]) => [...rows].sort((a, b) => a.pid - b.pid);
@@ -67,7 +81,7 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
     await env.namespace(NS);
     // The cluster's default kernel profiles, as `kubectl-hyperspector profile build` makes them.
     await env.core.createNamespacedConfigMap({
-      namespace: NS,
+      namespace: OPERATOR_NS,
       body: { metadata: { name: 'hyperspector-kernel-profiles' }, data: { [`debian-${assets.profile.kernel.release}.json`]: JSON.stringify(assets.profile) } },
     });
     operator = await startOperatorProcess(env.cluster, { user: 'operator' });
@@ -84,15 +98,15 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
     // KubeVirt's bridge binding on the pod network (the launcher namespace is built that way).
     server.spec.template!.spec!.domain.devices!.interfaces = [{ name: 'default', bridge: {} }];
     const applied = Date.now();
-    await env.createMonitoredServer(monitoredServer('web-1', NS, { server: { template: server, deletionPolicy: 'Delete' } }));
+    await env.createMonitoredServer(monitoredServer('web-1', NS, { server: { template: server, deletionPolicy: 'Delete' }, processMapping: { baselineWindowSeconds: 30 } }));
 
     // The mapper pod runs for real, beside the server's real guest.
-    const mapper = await waitFor(() => nodes.pods.get(NS, 'web-1-process-mapper')?.process?.running && nodes.pods.get(NS, 'web-1-process-mapper'), {
+    const mapper = await waitFor(() => nodes.pods.get(OPERATOR_NS, MAPPER)?.process?.running && nodes.pods.get(OPERATOR_NS, MAPPER), {
       timeoutMs: 300_000,
       intervalMs: 500,
       description: 'the process-mapper pod to run as a process',
     });
-    const url = `http://${nodes.pods.address(NS, 'web-1-process-mapper', PROCESS_MAPPER_PORT)}`;
+    const url = `http://${nodes.pods.address(OPERATOR_NS, MAPPER, PROCESS_MAPPER_PORT)}`;
     // The operator creates the mapper once the server VMI has a node, before it runs: the mapper
     // waits for the guest (and retries attaching until its kernel is up).
     const guest = await waitFor(() => backend.guest(NS, 'web-1-server'), { timeoutMs: 300_000, intervalMs: 500, description: 'the server VMI to be a real guest' });
@@ -108,7 +122,7 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
     log(`first process list ${(firstListMs / 1000).toFixed(1)} s after apply (${first.processes.length} processes, QEMU pid ${first.qemuPid})`);
     assert.equal(first.qemuPid, guest.pid, 'the mapper reads the server guest, not the IDS guest');
     await env.waitForCondition(NS, 'web-1', 'ProcessMapping', 'True', 'Mapping', 120_000);
-    const pod = await env.core.readNamespacedPod({ namespace: NS, name: 'web-1-process-mapper' });
+    const pod = await env.core.readNamespacedPod({ namespace: OPERATOR_NS, name: MAPPER });
     assert.equal(pod.status?.containerStatuses?.[0]?.ready, true, 'kubelet-style readiness from the real /healthz');
     seenPodUids.add(pod.metadata!.uid!);
     seenPodUids.add(guest.podUid);
@@ -144,6 +158,27 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
     assert.ok(last, 'the guest’s own ps was readable in at least one attempt');
     assert.deepEqual(last.outside, last.inside);
     assert.ok(last.outside.some((r) => r.comm === 'batch-worker' && r.uid === 1000 && r.args === '/bin/sh /usr/bin/batch-worker --queue reports --nice 5'));
+
+    // An alert: a program the baseline never saw, started once the learning window is over.
+    await waitFor(async () => {
+      const body = (await (await fetch(`${url}/processes`)).json()) as ProcessesResponse & { baselineLearning: boolean };
+      return body.baselineLearning === false || undefined;
+    }, { timeoutMs: 120_000, intervalMs: 500, description: 'the baseline learning window to end' });
+    const started = Date.now();
+    await guest.console.run(START_INTRUDER);
+    const event = await waitFor(async () => {
+      const list = (await createKubeApi(env.cluster.kubeConfig).request({ method: 'GET', path: `/apis/events.k8s.io/v1/namespaces/${NS}/events` })) as { items: AlertEventObject[] };
+      return list.items.find((e) => e.regarding?.kind === 'MonitoredServer' && e.regarding.name === 'web-1' && e.reason === 'ProcessOutsideBaseline' && e.note?.includes(INTRUDER_COMM));
+    }, { timeoutMs: 60_000, intervalMs: 250, description: `a ProcessOutsideBaseline Warning Event on MonitoredServer ${NS}/web-1 naming ${INTRUDER_COMM}` });
+    log(`alert Event ${((Date.now() - started) / 1000).toFixed(1)} s after the program started in the guest: ${event.note}`);
+    assert.equal(event.type, 'Warning');
+    assert.equal(event.reportingController, 'hyperspector-process-mapper');
+    assert.match(event.note ?? '', /uid 0, parents \d+ \S+/, 'the note names the user and the parent chain');
+    const alerts = await waitFor(async () => {
+      const ms = await env.get(MS, NS, 'web-1');
+      return (ms?.status?.alerts?.recent ?? []).some((a: { comm?: string }) => a.comm === INTRUDER_COMM) ? ms!.status.alerts : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 250, description: 'status.alerts to list the alert' });
+    assert.ok(alerts.count >= 1 && alerts.lastAlertTime, JSON.stringify(alerts));
 
     // Pause through KubeVirt's API (virt-api → the virt-handler stand-in → QMP stop): the guest
     // stops, and its process table can still be read from its memory; unpause resumes it.

@@ -6,8 +6,12 @@ import { OperatorTestEnv, useOperatorEnv, MS, VM, VMI } from '../../testenv/oper
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
 import { auditRequests, describeRequests } from '../../testenv/cluster/audit-log.ts';
 import { waitFor } from '../../testenv/wait.ts';
+import { processMapperPodName } from '../../src/builders/names.ts';
+import type { MonitoredServer } from '../../src/api/v1alpha1/monitoredserver-types.ts';
 
 const NS = 'shop';
+/** The operator's namespace, where process-mapper pods run. */
+const MAPPER_NS = 'hyperspector-system';
 
 describe('MonitoredServer operator (real control plane, KubeVirt’s own controllers)', function () {
   const world = useOperatorEnv(NS);
@@ -29,14 +33,16 @@ describe('MonitoredServer operator (real control plane, KubeVirt’s own control
     assert.equal(ready.status.observedGeneration, ready.metadata.generation);
     const serverVm = await env.get(VM, NS, 'web-1-server');
     assert.equal(serverVm?.spec.template.spec.evictionStrategy, 'External');
-    // The process mapper: privileged, hostPID, beside the server, owned by the MonitoredServer.
+    // The process mapper: privileged, hostPID, beside the server, in the operator's namespace
+    // (tenants keep their Pod Security level) under its own service account, tied by labels.
     assert.equal(env.condition(ready, 'ProcessMapping')?.status, 'True');
-    const mapper = await env.core.readNamespacedPod({ namespace: NS, name: 'web-1-process-mapper' });
+    const mapper = await env.core.readNamespacedPod({ namespace: MAPPER_NS, name: processMapperPodName(ready as MonitoredServer) });
     assert.equal(mapper.spec?.nodeName, serverVmi?.status?.nodeName);
     assert.equal(mapper.spec?.hostPID, true);
     assert.equal(mapper.spec?.containers[0]?.securityContext?.privileged, true);
     assert.equal(mapper.spec?.containers[0]?.env?.find((e) => e.name === 'VMI_UID')?.value, serverVmi?.metadata.uid);
-    assert.equal(mapper.metadata?.ownerReferences?.[0]?.uid, ready.metadata.uid);
+    assert.equal(mapper.spec?.serviceAccountName, 'hyperspector-process-mapper');
+    assert.deepEqual([mapper.metadata?.labels?.['hyperspector.io/monitored-server-namespace'], mapper.metadata?.labels?.['hyperspector.io/monitored-server']], [NS, 'web-1']);
     await env.waitForEvent(NS, 'web-1', 'MonitoringStarted');
 
     // A new IDS template converges: the IDS VM restarts with it, on the server's node.
@@ -63,7 +69,7 @@ describe('MonitoredServer operator (real control plane, KubeVirt’s own control
     assert.equal(retained.metadata.deletionTimestamp, undefined);
     assert.equal(retained.metadata.labels?.['hyperspector.io/monitored-server'], undefined);
     assert.equal(retained.metadata.ownerReferences, undefined);
-    await waitFor(async () => (await env.core.listNamespacedPod({ namespace: NS, labelSelector: 'hyperspector.io/monitored-server=web-1,hyperspector.io/role=process-mapper' })).items.length === 0 || undefined, {
+    await waitFor(async () => (await env.core.listNamespacedPod({ namespace: MAPPER_NS, labelSelector: `hyperspector.io/monitored-server-namespace=${NS},hyperspector.io/monitored-server=web-1,hyperspector.io/role=process-mapper` })).items.length === 0 || undefined, {
       timeoutMs: 60_000,
       description: 'the process-mapper pod to be gone',
     });
@@ -84,13 +90,23 @@ describe('MonitoredServer operator (real control plane, KubeVirt’s own control
     // Ready without process mapping (the IDS VM may still have been starting when mapping was switched off).
     const ready = await env.waitForCondition(NS, 'quiet-1', 'Ready', 'True', 'Monitoring', 60_000);
     assert.equal(env.condition(ready, 'ProcessMapping'), undefined);
-    await waitFor(async () => (await env.core.listNamespacedPod({ namespace: NS, labelSelector: 'hyperspector.io/monitored-server=quiet-1,hyperspector.io/role=process-mapper' })).items.length === 0 || undefined, {
+    await waitFor(async () => (await env.core.listNamespacedPod({ namespace: MAPPER_NS, labelSelector: `hyperspector.io/monitored-server-namespace=${NS},hyperspector.io/monitored-server=quiet-1,hyperspector.io/role=process-mapper` })).items.length === 0 || undefined, {
       timeoutMs: 60_000,
       description: 'the process-mapper pod to be deleted',
     });
     await env.waitForEvent(NS, 'quiet-1', 'ProcessMapperDeleted');
     await env.delete(MS, NS, 'quiet-1');
     await env.waitGone(MS, NS, 'quiet-1');
+  });
+
+  it('deletes a process-mapper pod whose MonitoredServer does not exist (left by a teardown that never ran)', async function () {
+    // No owner reference can cross namespaces: the operator itself removes such a pod.
+    const labels = { 'hyperspector.io/role': 'process-mapper', 'app.kubernetes.io/managed-by': 'hyperspector', 'hyperspector.io/monitored-server': 'ghost', 'hyperspector.io/monitored-server-namespace': NS };
+    await env.core.createNamespacedPod({ namespace: MAPPER_NS, body: { metadata: { name: 'shop-ghost-process-mapper', labels }, spec: { containers: [{ name: 'process-mapper', image: 'hyperspector/operator:0.1.0' }] } } });
+    await waitFor(async () => (await env.core.listNamespacedPod({ namespace: MAPPER_NS, labelSelector: `hyperspector.io/monitored-server-namespace=${NS},hyperspector.io/monitored-server=ghost` })).items.length === 0 || undefined, {
+      timeoutMs: 60_000,
+      description: 'the orphaned process-mapper pod to be deleted',
+    });
   });
 
   it('deletes an owned server VM with deletionPolicy Delete', async function () {
@@ -201,7 +217,7 @@ describe('MonitoredServer operator (real control plane, KubeVirt’s own control
       assert.equal(idsVmi?.status?.nodeName, moved.status.nodeName, 'the IDS VM followed the server');
       const idsVm = await env.get(VM, NS, 'mover-ids');
       assert.equal(idsVm?.spec.template.spec.nodeSelector['kubernetes.io/hostname'], moved.status.nodeName);
-      const mapper = await env.core.readNamespacedPod({ namespace: NS, name: 'mover-process-mapper' });
+      const mapper = await env.core.readNamespacedPod({ namespace: MAPPER_NS, name: processMapperPodName(moved as MonitoredServer) });
       assert.equal(mapper.spec?.nodeName, moved.status.nodeName, 'the process mapper followed the server');
       await env.waitForEvent(NS, 'mover', 'IDSVMRestarted');
     } finally {

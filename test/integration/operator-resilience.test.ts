@@ -80,7 +80,7 @@ describe('operator resilience (real control plane, KubeVirt’s own controllers)
         assert.equal(vmi?.spec.domain.memory.guest, '3Gi', `srv-${i}'s IDS VM runs its new template`);
       }
       // Every process-mapper pod belongs to an existing MonitoredServer, one each.
-      const mappers = (await env.core.listNamespacedPod({ namespace: ns, labelSelector: 'hyperspector.io/role=process-mapper' })).items.filter((p) => !p.metadata?.deletionTimestamp);
+      const mappers = (await env.core.listNamespacedPod({ namespace: 'hyperspector-system', labelSelector: `hyperspector.io/role=process-mapper,hyperspector.io/monitored-server-namespace=${ns}` })).items.filter((p) => !p.metadata?.deletionTimestamp);
       assert.deepEqual(mappers.map((p) => p.metadata?.labels?.['hyperspector.io/monitored-server']).sort(), [...msNames].sort());
       // Every VMI belongs to an existing VM.
       const vmNames = new Set(vms.map((v) => v.metadata.name));

@@ -28,6 +28,10 @@ export const START_KNOWN_PROCESSES = [
 
 export const KNOWN_COMMS = ['web-frontend', 'batch-worker', 'log-shipper'];
 
+/** A program the baseline never saw, started by root from the console shell: what an intruder runs. */
+export const INTRUDER_COMM = 'reverse-shell';
+export const START_INTRUDER = `printf '#!/bin/sh\\nwhile :; do sleep 5; done\\n' > /tmp/${INTRUDER_COMM} && chmod +x /tmp/${INTRUDER_COMM} && /tmp/${INTRUDER_COMM} &`;
+
 export interface PsRow {
   pid: number;
   ppid: number;

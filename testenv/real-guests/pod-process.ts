@@ -3,7 +3,8 @@
 // `node dist/src/<x>.js`, which run from this checkout as `node --import tsx src/<x>.ts` with the
 // repository's Node. There is no container runtime, so:
 // - a ConfigMap volume is written to a directory, and paths under its mountPath in the container's
-//   env and args are rewritten to that directory (no mount namespace);
+//   env and args are rewritten to that directory (no mount namespace); the service-account volume
+//   is the one exception, mounted at its real path in a mount namespace (pod-runner.ts);
 // - the pod has no network namespace of its own: a listen address on a declared containerPort
 //   (`0.0.0.0:<port>` or `:<port>` in env or args) becomes a free loopback port of the host;
 // - hostPID is what every such process has anyway (the host's PID namespace).
@@ -34,6 +35,9 @@ export interface PodProcessContext {
 }
 
 export class UnsupportedPodError extends Error {}
+
+/** Where ServiceAccount admission mounts the pod's token, CA and namespace. */
+export const SERVICE_ACCOUNT_MOUNT = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /** `node dist/src/x/y.js` → the TypeScript entry point `src/x/y.ts` of this checkout. */
 export function entryPointOf(container: k8s.V1Container): string {
@@ -79,6 +83,9 @@ export function podProcessSpec(pod: k8s.V1Pod, container: k8s.V1Container, ctx: 
   const mounts: { mountPath: string; dir: string }[] = [];
   for (const mount of container.volumeMounts ?? []) {
     const volume = pod.spec?.volumes?.find((v) => v.name === mount.name);
+    // ServiceAccount admission's kube-api-access volume (token, CA, namespace): the runner mounts
+    // it at its in-cluster path in the container's own mount namespace (pod-runner.ts).
+    if (volume?.projected && mount.mountPath === SERVICE_ACCOUNT_MOUNT) continue;
     if (!volume?.configMap) throw new UnsupportedPodError(`volume ${mount.name}: only ConfigMap volumes are supported`);
     const data = ctx.configMaps.get(volume.configMap.name ?? '');
     if (!data) {

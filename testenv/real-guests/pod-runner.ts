@@ -12,7 +12,7 @@
 // rewritten when it differs (which also undoes a kwok write that raced ours), and a deleted pod's
 // process is stopped as soon as the deletion (or the pod's disappearance) is seen, not before.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -29,6 +29,8 @@ type Pod = k8s.V1Pod & { [key: string]: unknown };
 export const PROCESS_MAPPER_SELECTOR = 'hyperspector.io/role=process-mapper';
 /** The pods' IP and the nodes' IP: processes listen on the host's loopback (see pod-process.ts). */
 export const LOOPBACK = '127.0.0.1';
+/** Where client libraries look for the pod's service-account token (/var/run is /run). */
+const SERVICE_ACCOUNT_DIR = '/run/secrets/kubernetes.io/serviceaccount';
 const MAX_BACKOFF_MS = 10_000;
 
 export interface PodRunnerOptions {
@@ -80,6 +82,7 @@ export class RealPodRunner {
   private readonly pods: WatchCache<Pod>;
   private readonly api: KubeApi;
   private readonly core: k8s.CoreV1Api;
+  private readonly kubeConfig: k8s.KubeConfig;
   private readonly records = new Map<string, RunningPod>();
   private readonly chains = new Map<string, Promise<void>>();
   private readonly log: (line: string) => void;
@@ -92,6 +95,7 @@ export class RealPodRunner {
     private readonly options: PodRunnerOptions,
   ) {
     this.api = createKubeApi(kubeConfig);
+    this.kubeConfig = kubeConfig;
     this.core = kubeConfig.makeApiClient(k8s.CoreV1Api);
     this.log = options.log ?? (() => {});
     this.pods = new WatchCache<Pod>(kubeConfig, '/api/v1/pods', (pod) => this.enqueue(WatchCache.key(pod)), options.labelSelector ?? PROCESS_MAPPER_SELECTOR);
@@ -219,9 +223,20 @@ export class RealPodRunner {
       mkdirSync(dirname(path), { recursive: true });
       writeFileSync(path, content);
     }
+    let identity: string[] = [];
+    if (pod.spec?.automountServiceAccountToken === true) {
+      // As kubelet's projected kube-api-access volume: a token bound to this pod, the cluster CA and
+      // the namespace at the in-cluster path, in a mount namespace of the container's own.
+      const saDir = join(record.dir, 'serviceaccount');
+      await this.writeServiceAccountFiles(pod, saDir);
+      const server = new URL(this.kubeConfig.getCurrentCluster()!.server);
+      record.spec.env.KUBERNETES_SERVICE_HOST = server.hostname;
+      record.spec.env.KUBERNETES_SERVICE_PORT = server.port || '443';
+      identity = ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', `mount -t tmpfs tmpfs /run && mkdir -p ${SERVICE_ACCOUNT_DIR} && mount --bind "$0" ${SERVICE_ACCOUNT_DIR} && exec "$@"`, saDir];
+    }
     record.cgroup.create();
     const [sh, ...joinArgs] = record.cgroup.joinCommand();
-    const proc = new ManagedProcess(`pod ${record.key}`, sh!, [...joinArgs, record.spec.command, ...record.spec.args], record.logFile, record.spec.env, record.spec.cwd);
+    const proc = new ManagedProcess(`pod ${record.key}`, sh!, [...joinArgs, ...identity, record.spec.command, ...record.spec.args], record.logFile, record.spec.env, record.spec.cwd);
     record.process = proc;
     record.startedAt = new Date().toISOString();
     record.waiting = undefined;
@@ -240,6 +255,22 @@ export class RealPodRunner {
       setTimeout(() => this.enqueue(record.key), backoff).unref();
     });
     this.startProbe(record);
+  }
+
+  private async writeServiceAccountFiles(pod: Pod, dir: string): Promise<void> {
+    const namespace = pod.metadata!.namespace!;
+    const serviceAccount = pod.spec?.serviceAccountName || 'default';
+    const token = await this.core.createNamespacedServiceAccountToken({
+      namespace,
+      name: serviceAccount,
+      body: { spec: { audiences: [], expirationSeconds: 3600, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, uid: pod.metadata!.uid! } } },
+    });
+    const cluster = this.kubeConfig.getCurrentCluster()!;
+    const ca = cluster.caData ? Buffer.from(cluster.caData, 'base64').toString('utf8') : readFileSync(cluster.caFile!, 'utf8');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'token'), token.status?.token ?? '', { mode: 0o600 });
+    writeFileSync(join(dir, 'ca.crt'), ca);
+    writeFileSync(join(dir, 'namespace'), namespace);
   }
 
   private startProbe(record: RunningPod): void {

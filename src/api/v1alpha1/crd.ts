@@ -44,6 +44,7 @@ export function buildMonitoredServerCrd(): Record<string, unknown> {
             { name: 'Node', type: 'string', jsonPath: '.status.nodeName' },
             { name: 'Server', type: 'string', jsonPath: '.status.serverVM.name' },
             { name: 'IDS', type: 'string', jsonPath: '.status.idsVM.name' },
+            { name: 'Alerts', type: 'integer', jsonPath: '.status.alerts.count' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
           schema: {

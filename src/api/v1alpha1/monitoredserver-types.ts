@@ -132,7 +132,7 @@ export const ProcessMappingSpecSchema = Type.Object(
     enabled: Type.Optional(Type.Boolean({ default: true, description: "Map the server VM's processes from guest memory." })),
     kernelProfile: Type.Optional(
       Type.Object(
-        { configMapName: DnsSubdomain('ConfigMap (same namespace) holding the kernel profile JSON.') },
+        { configMapName: DnsSubdomain('ConfigMap holding the kernel profile JSON, in the operator namespace, where the process mapper runs (a cluster administrator choice, like the default profiles). Only needed for guest kernels without BTF.') },
         { additionalProperties: false, description: "Kernel profile of the server VM's guest kernel. Defaults to the cluster's profiles." },
       ),
     ),
@@ -198,12 +198,36 @@ export const VmStatusSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** The most recent alerts, newest first; the process mapper keeps at most ALERTS_RECENT_LIMIT. */
+export const ALERTS_RECENT_LIMIT = 5;
+
+export const AlertSummarySchema = Type.Object(
+  {
+    time: Type.String({ format: 'date-time' }),
+    rule: Type.String({ maxLength: 63, description: 'The rule that raised the alert, also the reason of its Warning Event.' }),
+    pid: Type.Optional(Type.Integer({ minimum: 0 })),
+    comm: Type.Optional(Type.String({ maxLength: 64 })),
+    message: Type.String({ maxLength: 1024, description: 'What was seen; command-line values that look like secrets are redacted.' }),
+  },
+  { additionalProperties: false },
+);
+
+export const AlertsStatusSchema = Type.Object(
+  {
+    count: Type.Integer({ format: 'int64', minimum: 0, description: 'Alerts raised for this MonitoredServer since it was created.' }),
+    lastAlertTime: Type.Optional(Type.String({ format: 'date-time' })),
+    recent: Type.Optional(Type.Array(AlertSummarySchema, { maxItems: ALERTS_RECENT_LIMIT, description: 'The latest alerts, newest first.' })),
+  },
+  { additionalProperties: false, description: 'Alerts raised about the server, written by the process mapper (field manager hyperspector-process-mapper); each is also a Warning Event.' },
+);
+
 export const MonitoredServerStatusSchema = Type.Object(
   {
     observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0 })),
     nodeName: Type.Optional(Type.String({ description: 'The node the server VM and the IDS VM run on.' })),
     serverVM: Type.Optional(VmStatusSchema),
     idsVM: Type.Optional(VmStatusSchema),
+    alerts: Type.Optional(AlertsStatusSchema),
     conditions: Type.Optional(
       Type.Array(ConditionSchema, {
         maxItems: 32,
@@ -227,6 +251,8 @@ export type Condition = Static<typeof ConditionSchema>;
 export type ConditionStatus = (typeof CONDITION_STATUSES)[number];
 export type VmStatus = Static<typeof VmStatusSchema>;
 export type MonitoredServerStatus = Static<typeof MonitoredServerStatusSchema>;
+export type AlertsStatus = Static<typeof AlertsStatusSchema>;
+export type AlertSummary = Static<typeof AlertSummarySchema>;
 export type DeletionPolicy = (typeof DELETION_POLICIES)[number];
 
 export type { ObjectMeta };

@@ -29,7 +29,7 @@ import type { ObservedState } from './observed-state.ts';
 import { planFinalizer } from './planners/finalizer.ts';
 import { planDiskHotplug, planIdsCloudInit } from './planners/disk-inspection.ts';
 import { planIdsVm } from './planners/ids-vm.ts';
-import { planProcessMapper } from './planners/process-mapper.ts';
+import { orphanedMapperPodDeletion, planProcessMapper, processMapperOwnerKeys } from './planners/process-mapper.ts';
 import { planServerVm } from './planners/server-vm.ts';
 import { planTeardown } from './planners/teardown.ts';
 import { ConditionType, EventReason } from './reasons.ts';
@@ -44,6 +44,8 @@ export const CONTROLLER_NAME = 'monitoredserver';
 export const DEFAULT_PROCESS_MAPPER: ProcessMapperSettings = {
   image: 'hyperspector/operator:0.1.0',
   defaultKernelProfilesConfigMap: 'hyperspector-kernel-profiles',
+  namespace: 'hyperspector-system',
+  serviceAccountName: 'hyperspector-process-mapper',
 };
 
 export interface ControllerOptions {
@@ -133,8 +135,8 @@ export class MonitoredServerController {
     this.monitoredServers = new MultiNamespaceInformer(informer<MonitoredServer>('monitoredservers', MONITORED_SERVER, transformMonitoredServer), options.namespaces);
     this.virtualMachines = new MultiNamespaceInformer(informer<VirtualMachine>('virtualmachines', VIRTUAL_MACHINE, transformVirtualMachine), options.namespaces);
     this.virtualMachineInstances = new MultiNamespaceInformer(informer<VirtualMachineInstance>('virtualmachineinstances', VIRTUAL_MACHINE_INSTANCE, transformVirtualMachineInstance), options.namespaces);
-    // Only our own pods: the process mappers, by label.
-    this.processMapperPods = new MultiNamespaceInformer(informer<Pod>('pods', POD, transformProcessMapperPod, `${LABEL_ROLE}=process-mapper,${LABEL_MANAGED_BY}=${MANAGED_BY}`), options.namespaces);
+    // Only our own pods: the process mappers, by label, in the operator's namespace where they run.
+    this.processMapperPods = new MultiNamespaceInformer(informer<Pod>('pods', POD, transformProcessMapperPod, `${LABEL_ROLE}=process-mapper,${LABEL_MANAGED_BY}=${MANAGED_BY}`), [this.mapperSettings.namespace]);
     this.claims = new MultiNamespaceInformer(informer<PersistentVolumeClaim>('persistentvolumeclaims', PERSISTENT_VOLUME_CLAIM, stripManagedFields<PersistentVolumeClaim>()), options.namespaces);
     this.cloudInitSecrets = new MultiNamespaceInformer(informer<Secret>('secrets', SECRET, stripManagedFields<Secret>(), `${LABEL_ROLE}=ids-cloud-init`), options.namespaces);
     this.kubevirts = informer<KubeVirt>('kubevirts', KUBEVIRT, stripManagedFields<KubeVirt>())(options.kubevirtNamespace ?? 'kubevirt');
@@ -148,9 +150,11 @@ export class MonitoredServerController {
     const children = enqueueMapped<KubeObject>(sink, (obj) =>
       monitoredServerKeysFor(obj, (k) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, k).map((m) => objectKey(m))),
     );
-    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.processMapperPods.informers, ...this.cloudInitSecrets.informers] as Informer<KubeObject>[]) {
+    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.cloudInitSecrets.informers] as Informer<KubeObject>[]) {
       i.addEventHandler(children);
     }
+    // A process-mapper pod names its MonitoredServer in two labels (it runs in another namespace).
+    for (const i of this.processMapperPods.informers) i.addEventHandler(enqueueMapped<Pod>(sink, (pod) => processMapperOwnerKeys(pod)));
     // A claim or the KubeVirt CR matters to the MonitoredServers with disks (in the claim's namespace).
     const withDisks = (namespace?: string) =>
       this.monitoredServers.list().filter((m) => (m.spec.server.disks?.length ?? 0) > 0 && (namespace === undefined || m.metadata.namespace === namespace)).map((m) => objectKey(m));
@@ -247,7 +251,7 @@ export class MonitoredServerController {
       adoptersOf: (ns, vm) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, `${ns}/${vm}`),
       virtualMachine: (ns, name) => this.virtualMachines.get(ns, name),
       virtualMachineInstance: (ns, name) => this.virtualMachineInstances.get(ns, name),
-      processMapperPod: (ns, name) => this.processMapperPods.get(ns, name),
+      processMapperPod: (name) => this.processMapperPods.get(this.mapperSettings.namespace, name),
       persistentVolumeClaim: (ns, name) => this.claims.get(ns, name),
       kubevirt: () => this.kubevirts.list().find((k) => !k.metadata?.deletionTimestamp),
       idsCloudInitSecret: (ns, name) => this.cloudInitSecrets.get(ns, name),
@@ -264,10 +268,25 @@ export class MonitoredServerController {
     const ms = this.monitoredServers.get(namespace, name);
     if (!ms) {
       this.writtenStatus.delete(key);
-      return; // deleted: owned children are garbage-collected through their owner references
+      // Deleted: owned children are garbage-collected through their owner references; the
+      // process-mapper pod (another namespace, no owner reference) is deleted here if teardown
+      // could not (the finalizer was removed by hand, or the MonitoredServer left the watched set).
+      return this.deleteOrphanedMapperPod(namespace, name, ctx);
     }
     const observed = observe(ms, this.cacheReader());
     return ms.metadata.deletionTimestamp ? this.tearDown(ms, observed, ctx) : this.converge(key, ms, observed, ctx);
+  }
+
+  private get mapperSettings(): ProcessMapperSettings {
+    return this.options.processMapper ?? DEFAULT_PROCESS_MAPPER;
+  }
+
+  private async deleteOrphanedMapperPod(namespace: string, name: string, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const pod = this.processMapperPods.list().find((p) => processMapperOwnerKeys(p)[0] === `${namespace}/${name}`);
+    if (!pod || pod.metadata?.deletionTimestamp) return;
+    const action = orphanedMapperPodDeletion(pod);
+    const [outcome] = await execute([action], { api: this.api, log: ctx.log, signal: ctx.signal, onEvent: () => undefined });
+    if (outcome?.kind === 'failed') throw new ActionFailedError(outcome);
   }
 
   private executeContext(ms: MonitoredServer, ctx: ReconcileContext) {
@@ -288,7 +307,7 @@ export class MonitoredServerController {
       ...planIdsCloudInit(ms, observed),
       ...planIdsVm(ms, observed),
       ...planDiskHotplug(ms, observed),
-      ...planProcessMapper(ms, observed, this.options.processMapper ?? DEFAULT_PROCESS_MAPPER),
+      ...planProcessMapper(ms, observed, this.mapperSettings),
     ];
     const outcomes = new Outcomes(await execute(actions, this.executeContext(ms, ctx)));
     // The term ended (lost lease): its outcomes are moot and nothing more may be written.

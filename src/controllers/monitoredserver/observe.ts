@@ -1,7 +1,7 @@
 // Reads one MonitoredServer's world from the informer caches (no API calls).
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { claimNameOf } from '../../builders/disk-inspection.ts';
-import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, processMapperPodName, serverVmName } from '../../builders/names.ts';
+import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, LABEL_MONITORED_SERVER_NAMESPACE, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import type { VirtualMachine } from '../../kube/client/objects.ts';
 import type { KubeVirt, ObservedState, PersistentVolumeClaim, Pod, Secret, VirtualMachineInstance } from './observed-state.ts';
 
@@ -11,8 +11,8 @@ export interface CacheReader {
   adoptersOf(namespace: string, vmName: string): MonitoredServer[];
   virtualMachine(namespace: string, name: string): VirtualMachine | undefined;
   virtualMachineInstance(namespace: string, name: string): VirtualMachineInstance | undefined;
-  /** Pods labelled as HyperSpector process mappers. */
-  processMapperPod(namespace: string, name: string): Pod | undefined;
+  /** Pods labelled as HyperSpector process mappers, by name (they all run in the operator's namespace). */
+  processMapperPod(name: string): Pod | undefined;
   persistentVolumeClaim(namespace: string, name: string): PersistentVolumeClaim | undefined;
   /** The cluster's KubeVirt CR, if one can be read. */
   kubevirt(): KubeVirt | undefined;
@@ -73,8 +73,9 @@ export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState 
     const idsVmi = cache.virtualMachineInstance(ns, idsName);
     if (idsVmi) observed.idsVmi = idsVmi;
   }
-  const pod = cache.processMapperPod(ns, processMapperPodName(ms));
-  if (pod && pod.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.processMapperPod = pod;
+  const pod = cache.processMapperPod(processMapperPodName(ms));
+  const podLabels = pod?.metadata?.labels ?? {};
+  if (pod && podLabels[LABEL_MONITORED_SERVER] === ms.metadata.name && podLabels[LABEL_MONITORED_SERVER_NAMESPACE] === ns) observed.processMapperPod = pod;
   observeDiskInspection(ms, cache, observed);
   return observed;
 }

@@ -293,16 +293,23 @@ export function deletingStatus(ms: MonitoredServer, waitingOn: string, now: Date
     { type: ConditionType.Ready, status: 'False', reason: Reason.Deleting, message: `deleting: ${waitingOn}`, observedGeneration: generation },
     now,
   );
-  return { ...(ms.status ?? {}), observedGeneration: generation, conditions };
+  return { ...operatorOwned(ms.status), observedGeneration: generation, conditions };
+}
+
+/** The status without the fields other writers own (status.alerts: the process mapper's field manager). */
+function operatorOwned(status: MonitoredServerStatus | undefined): MonitoredServerStatus {
+  const { alerts: _alerts, ...rest } = status ?? {};
+  return rest;
 }
 
 /**
  * True when writing `next` would change nothing the user sees: conditions compared as a map, the
- * rest as values (key order aside, as the API server may return it in another order).
+ * rest as values (key order aside, as the API server may return it in another order); fields the
+ * operator does not write (status.alerts) are not compared.
  */
 export function statusEqual(current: MonitoredServerStatus | undefined, next: MonitoredServerStatus): boolean {
   if (!current) return false;
-  const { conditions: a, ...restA } = current;
+  const { conditions: a, ...restA } = operatorOwned(current);
   const { conditions: b, ...restB } = next;
   return conditionsEqual(a as Condition[] | undefined, b as Condition[]) && isDeepStrictEqual(restA, restB);
 }

@@ -81,10 +81,10 @@ describe('Helm chart, rendered', function () {
   it('grants at least what deploy/rbac.yaml grants, with no wildcard', function () {
     const reference = parseObjects(readFileSync(join(REPO_ROOT, 'deploy', 'rbac.yaml'), 'utf8')) as AnyObject[];
     const operator = operatorObjects(defaults);
-    const clusterRole = one(operator, 'ClusterRole');
+    const clusterRole = one(operator, 'ClusterRole', 'hyperspector');
     const role = one(operator, 'Role', 'hyperspector-leader-election');
     const kubevirtRole = one(operator, 'Role', 'hyperspector-kubevirt-config');
-    const missingCluster = [...grants(one(reference, 'ClusterRole').rules ?? [])].filter((g) => !grants(clusterRole.rules ?? []).has(g));
+    const missingCluster = [...grants(one(reference, 'ClusterRole', 'hyperspector-operator').rules ?? [])].filter((g) => !grants(clusterRole.rules ?? []).has(g));
     assert.deepEqual(missingCluster, [], 'the chart ClusterRole covers deploy/rbac.yaml');
     const missingRole = [...grants(one(reference, 'Role', 'hyperspector-operator-leader-election').rules ?? [])].filter((g) => !grants(role.rules ?? []).has(g));
     assert.deepEqual(missingRole, [], 'the chart Role covers deploy/rbac.yaml');
@@ -92,14 +92,24 @@ describe('Helm chart, rendered', function () {
     const missingKubevirt = [...grants(one(reference, 'Role', 'hyperspector-operator-kubevirt-config').rules ?? [])].filter((g) => !grants(kubevirtRole.rules ?? []).has(g));
     assert.deepEqual(missingKubevirt, [], 'the chart KubeVirt-config Role covers deploy/rbac.yaml');
     assert.equal(kubevirtRole.metadata.namespace, 'kubevirt', 'read access to KubeVirt CRs only in KubeVirt’s namespace');
-    assert.deepEqual(one(operator, 'RoleBinding', 'hyperspector-kubevirt-config').subjects, one(operator, 'ClusterRoleBinding').subjects);
+    assert.deepEqual(one(operator, 'RoleBinding', 'hyperspector-kubevirt-config').subjects, one(operator, 'ClusterRoleBinding', 'hyperspector').subjects);
     for (const r of [...(clusterRole.rules ?? []), ...(role.rules ?? []), ...(kubevirtRole.rules ?? [])]) {
       for (const field of [r.apiGroups, r.resources, r.verbs]) assert.ok(!field?.includes('*'), `no wildcard in ${JSON.stringify(r)}`);
     }
-    const binding = one(operator, 'ClusterRoleBinding');
-    const sa = one(operator, 'ServiceAccount');
+    const binding = one(operator, 'ClusterRoleBinding', 'hyperspector');
+    const sa = one(operator, 'ServiceAccount', operatorContainer(defaults).deployment.spec.template.spec.serviceAccountName);
     assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: 'hyperspector-system' }]);
     assert.equal(binding.roleRef.name, clusterRole.metadata.name);
+    // Process-mapper pods only in the release namespace; the mapper's own identity grants what deploy/rbac.yaml grants it.
+    const pods = one(operator, 'Role', 'hyperspector-process-mappers');
+    assert.equal(pods.metadata.namespace, 'hyperspector-system');
+    assert.deepEqual([...grants(one(reference, 'Role', 'hyperspector-operator-process-mappers').rules ?? [])].filter((g) => !grants(pods.rules ?? []).has(g)), []);
+    assert.ok(![...grants(clusterRole.rules ?? [])].some((g) => g.startsWith('|pods|')), 'no cluster-wide pod rights');
+    const mapperRole = one(operator, 'ClusterRole', 'hyperspector-process-mapper');
+    assert.deepEqual([...grants(mapperRole.rules ?? [])].sort(), [...grants(one(reference, 'ClusterRole', 'hyperspector-process-mapper').rules ?? [])].sort());
+    assert.deepEqual(one(operator, 'ClusterRoleBinding', 'hyperspector-process-mapper').subjects, [{ kind: 'ServiceAccount', name: 'hyperspector-process-mapper', namespace: 'hyperspector-system' }]);
+    const config = configOf(operatorContainer(defaults).container);
+    assert.deepEqual([config.processMapperNamespace, config.processMapperServiceAccount], ['hyperspector-system', 'hyperspector-process-mapper']);
   });
 
   it('runs the operator with flags it has, probes where it serves them, and the restricted security profile', function () {
@@ -181,15 +191,15 @@ describe('Helm chart, rendered', function () {
 
   it('binds the operator only in the watched namespaces when watchNamespaces is set', async function () {
     const objects = (await helm.template('hyperspector', 'hyperspector-system', ['-f', join(CHART_DIR, 'ci', 'watch-namespaces-values.yaml')])) as AnyObject[];
-    assert.equal(find(operatorObjects(objects), 'ClusterRoleBinding').length, 0, 'no cluster-wide binding of the operator');
+    assert.equal(find(operatorObjects(objects), 'ClusterRoleBinding').length, 0, 'no cluster-wide binding of the operator or the process mapper');
     // The node agent still reads cluster-wide (Nodes and IDS VMIs of every namespace make the overlay's peers).
     assert.equal(find(agentObjects(objects), 'ClusterRoleBinding').length, 1);
     const bindings = find(objects, 'RoleBinding').filter((b) => b.roleRef.kind === 'ClusterRole');
-    assert.deepEqual(bindings.map((b) => b.metadata.namespace).sort(), ['lab', 'shop']);
+    assert.deepEqual(bindings.map((b) => `${b.metadata.namespace}/${b.roleRef.name}`).sort(), ['lab/hyperspector', 'lab/hyperspector-process-mapper', 'shop/hyperspector', 'shop/hyperspector-process-mapper']);
     assert.deepEqual(
       find(objects, 'ConfigMap').map((c) => c.metadata.namespace).sort(),
-      ['hyperspector-system', 'lab', 'shop'],
-      'kernel profiles where the process-mapper Pods run',
+      ['hyperspector-system'],
+      'kernel profiles where the process-mapper Pods run: the release namespace only',
     );
     assert.equal(find(objects, 'ConfigMap')[0]?.data?.['debian-6.1.json'], '{"kernel": "6.1.0-18-amd64"}');
     const config = configOf(operatorContainer(objects).container);
@@ -207,7 +217,11 @@ describe('Helm chart, rendered', function () {
     assert.equal(deployment.spec.template.spec.tolerations[0].key, 'node-role.kubernetes.io/control-plane');
 
     const minimal = (await helm.template('hyperspector', 'hyperspector-system', ['-f', join(CHART_DIR, 'ci', 'minimal-values.yaml')])) as AnyObject[];
-    assert.deepEqual(minimal.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Role', 'RoleBinding'], 'agent.enabled=false leaves the node agent out; the Role is the KubeVirt-config one');
+    assert.deepEqual(
+      minimal.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
+      ['ClusterRole/hyperspector', 'ClusterRole/hyperspector-process-mapper', 'ClusterRoleBinding/hyperspector', 'ClusterRoleBinding/hyperspector-process-mapper', 'Deployment/hyperspector', 'Role/hyperspector-kubevirt-config', 'Role/hyperspector-process-mappers', 'RoleBinding/hyperspector-kubevirt-config', 'RoleBinding/hyperspector-process-mappers', 'ServiceAccount/hyperspector-process-mapper'],
+      'agent.enabled=false leaves the node agent out; the process mapper keeps its own identity',
+    );
     const minimalConfig = configOf(operatorContainer(minimal).container);
     assert.equal(minimalConfig.leaderElect, false);
     assert.equal(operatorContainer(minimal).deployment.spec.template.spec.serviceAccountName, 'hyperspector-preexisting');

@@ -2,19 +2,24 @@ import assert from 'node:assert/strict';
 import { ANNOTATION_SPEC_HASH, buildProcessMapperPod } from '../../../src/builders/process-mapper-pod.ts';
 import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
-const settings = { image: 'hyperspector/operator:test', defaultKernelProfilesConfigMap: 'cluster-profiles' };
+const settings = { image: 'hyperspector/operator:test', defaultKernelProfilesConfigMap: 'cluster-profiles', namespace: 'hyperspector-system', serviceAccountName: 'hyperspector-process-mapper' };
 const vmi = { nodeName: 'node-b', name: 'web-1-server', uid: 'vmi-1' };
 
 describe('process-mapper pod builder', () => {
   const ms = monitoredServer('web-1', 'shop');
   ms.metadata.uid = 'ms-uid';
 
-  it('runs privileged with hostPID on the server node, owned by the MonitoredServer, with the VMI and profiles', () => {
+  it('runs privileged with hostPID on the server node, in the operator namespace under the mapper identity, with the VMI and profiles', () => {
     const pod = buildProcessMapperPod(ms, vmi, settings);
-    const spec = pod.spec as { hostPID: boolean; nodeSelector: Record<string, string>; containers: Array<{ image: string; env: Array<{ name: string; value: string }>; securityContext: { privileged: boolean; readOnlyRootFilesystem: boolean } }>; volumes: Array<{ configMap: { name: string } }> };
-    assert.equal(pod.metadata.name, 'web-1-process-mapper');
-    assert.equal(pod.metadata.ownerReferences?.[0]?.uid, 'ms-uid');
+    const spec = pod.spec as { serviceAccountName: string; automountServiceAccountToken: boolean; hostPID: boolean; nodeSelector: Record<string, string>; containers: Array<{ image: string; env: Array<{ name: string; value: string }>; securityContext: { privileged: boolean; readOnlyRootFilesystem: boolean } }>; volumes: Array<{ configMap: { name: string } }> };
+    assert.match(pod.metadata.name ?? '', /^shop-web-1-process-mapper-[0-9a-f]{8}$/);
+    assert.equal(pod.metadata.namespace, 'hyperspector-system', 'tenants keep their Pod Security level');
+    assert.equal(pod.metadata.ownerReferences, undefined, 'owner references cannot cross namespaces');
     assert.equal(pod.metadata.labels?.['hyperspector.io/role'], 'process-mapper');
+    assert.equal(pod.metadata.labels?.['hyperspector.io/monitored-server'], 'web-1');
+    assert.equal(pod.metadata.labels?.['hyperspector.io/monitored-server-namespace'], 'shop');
+    assert.equal(spec.serviceAccountName, 'hyperspector-process-mapper');
+    assert.equal(spec.automountServiceAccountToken, true, 'the token posts alerts');
     assert.equal(spec.hostPID, true);
     assert.deepEqual(spec.nodeSelector, { 'kubernetes.io/hostname': 'node-b' });
     const c = spec.containers[0]!;
@@ -24,6 +29,7 @@ describe('process-mapper pod builder', () => {
     assert.equal(env.VMI_NAMESPACE, 'shop');
     assert.equal(env.VMI_NAME, 'web-1-server');
     assert.equal(env.VMI_UID, 'vmi-1');
+    assert.equal(env.MONITORED_SERVER, 'web-1');
     assert.equal(env.POLL_INTERVAL_MS, '1000');
     assert.equal(spec.volumes[0]?.configMap.name, 'cluster-profiles');
     assert.equal((spec.volumes[0]?.configMap as { optional?: boolean }).optional, true, 'zero-config profiles need no ConfigMap');
@@ -34,6 +40,14 @@ describe('process-mapper pod builder', () => {
     const spec = buildProcessMapperPod(custom, vmi, settings).spec as { containers: Array<{ env: Array<{ name: string; value: string }> }>; volumes: Array<{ configMap: { name: string } }> };
     assert.equal(spec.volumes[0]?.configMap.name, 'debian-6.1');
     assert.equal(spec.containers[0]!.env.find((e) => e.name === 'POLL_INTERVAL_MS')?.value, '5000');
+  });
+
+  it('names pods of different MonitoredServers apart, even when namespace and name join alike', () => {
+    const a = buildProcessMapperPod(monitoredServer('c', 'a-b'), vmi, settings).metadata.name;
+    const b = buildProcessMapperPod(monitoredServer('b-c', 'a'), vmi, settings).metadata.name;
+    assert.notEqual(a, b);
+    const long = buildProcessMapperPod(monitoredServer('x'.repeat(253), 'n'.repeat(63)), vmi, settings).metadata.name;
+    assert.ok(long.length <= 253, `${long.length}`);
   });
 
   it('changes its spec hash when the pod would have to be replaced (new node or VMI), and only then', () => {

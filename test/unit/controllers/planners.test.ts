@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import type { MonitoredServer } from '../../../src/api/v1alpha1/monitoredserver-types.ts';
 import { buildIdsVirtualMachine, serverPodLabels } from '../../../src/builders/ids-vm.ts';
-import { FINALIZER, LABEL_MONITORED_SERVER, roleLabels } from '../../../src/builders/names.ts';
+import { FINALIZER, LABEL_MONITORED_SERVER, LABEL_MONITORED_SERVER_NAMESPACE, roleLabels } from '../../../src/builders/names.ts';
 import { buildProcessMapperPod } from '../../../src/builders/process-mapper-pod.ts';
 import { buildServerVirtualMachine } from '../../../src/builders/server-vm.ts';
 import type { Action, DeleteAction, PatchAction } from '../../../src/controllers/monitoredserver/actions.ts';
@@ -11,7 +11,7 @@ import type { ObservedState, Pod, VirtualMachine, VirtualMachineInstance } from 
 import { planFinalizer } from '../../../src/controllers/monitoredserver/planners/finalizer.ts';
 import { planIdsVm } from '../../../src/controllers/monitoredserver/planners/ids-vm.ts';
 import { isRefusedTemplate } from '../../../src/controllers/monitoredserver/planners/owned-vm.ts';
-import { isRefusedPod, planProcessMapper } from '../../../src/controllers/monitoredserver/planners/process-mapper.ts';
+import { isRefusedPod, orphanedMapperPodDeletion, planProcessMapper, processMapperOwnerKeys } from '../../../src/controllers/monitoredserver/planners/process-mapper.ts';
 import { planServerVm } from '../../../src/controllers/monitoredserver/planners/server-vm.ts';
 import { planTeardown, TEARDOWN_STALL_MS } from '../../../src/controllers/monitoredserver/planners/teardown.ts';
 import { FIELD_MANAGER } from '../../../src/kube/client/apply.ts';
@@ -167,6 +167,22 @@ describe('planners', () => {
       ['waits for a pod that is already being deleted', m, { serverVmi, processMapperPod: pod({}, true) }, []],
     ];
     for (const [name, m2, o, expected] of cases) it(name, () => assert.deepEqual(summary(planProcessMapper(m2, o, DEFAULT_PROCESS_MAPPER)), expected));
+
+    it('creates and replaces the pod in the operator namespace, not the tenant one', () => {
+      const [create] = planProcessMapper(m, { serverVmi }, DEFAULT_PROCESS_MAPPER) as Array<Action & { object: Pod }>;
+      assert.equal(create?.object.metadata?.namespace, DEFAULT_PROCESS_MAPPER.namespace);
+      const observed = { ...pod(desired.metadata.annotations), metadata: { ...pod(desired.metadata.annotations).metadata, namespace: DEFAULT_PROCESS_MAPPER.namespace } };
+      const [replace] = planProcessMapper(m, { serverVmi: vmi('web-1-server', 'node-b'), processMapperPod: observed }, DEFAULT_PROCESS_MAPPER) as DeleteAction[];
+      assert.equal(replace?.namespace, DEFAULT_PROCESS_MAPPER.namespace);
+    });
+
+    it('finds the MonitoredServer of a mapper pod by its two labels, and deletes an orphan by UID', () => {
+      const orphan: Pod = { metadata: { name: 'x', namespace: 'hyperspector-system', uid: 'u1', labels: { [LABEL_MONITORED_SERVER]: 'web-1', [LABEL_MONITORED_SERVER_NAMESPACE]: 'shop' } } };
+      assert.deepEqual(processMapperOwnerKeys(orphan), ['shop/web-1']);
+      assert.deepEqual(processMapperOwnerKeys({ metadata: { labels: { [LABEL_MONITORED_SERVER]: 'web-1' } } }), [], 'no namespace label: no key');
+      const action = orphanedMapperPodDeletion(orphan) as DeleteAction;
+      assert.deepEqual([action.type, action.namespace, action.name, action.preconditionUid, action.tolerate], ['delete', 'hyperspector-system', 'x', 'u1', [404, 409]]);
+    });
   });
 
   describe('teardown', () => {

@@ -1,11 +1,12 @@
 // Planner: the process-mapper Pod beside the server VM. A Pod's spec cannot change, so a pod built
 // for another node, VMI or setting (its spec hash differs) is deleted and created anew.
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
-import { processMapperPodName } from '../../../builders/names.ts';
+import { LABEL_MONITORED_SERVER, LABEL_MONITORED_SERVER_NAMESPACE, processMapperPodName } from '../../../builders/names.ts';
 import { ANNOTATION_SPEC_HASH, buildProcessMapperPod, type ProcessMapperSettings } from '../../../builders/process-mapper-pod.ts';
 import { POD } from '../../../kube/client/resources.ts';
 import { statusCodeOf } from '../../../kube/client/rest.ts';
 import type { Action } from '../actions.ts';
+import type { Pod } from '../observed-state.ts';
 import { vmiNode, type ObservedState } from '../observed-state.ts';
 import { EventReason } from '../reasons.ts';
 
@@ -21,7 +22,7 @@ export function isRefusedPod(err: unknown): boolean {
 }
 
 export function planProcessMapper(ms: MonitoredServer, o: ObservedState, settings: ProcessMapperSettings): Action[] {
-  const ns = ms.metadata.namespace ?? '';
+  const ns = settings.namespace;
   const name = processMapperPodName(ms);
   const pod = o.processMapperPod;
   const enabled = ms.spec.processMapping?.enabled !== false && !o.serverClaimedBy && !o.serverNameTaken;
@@ -63,4 +64,29 @@ export function planProcessMapper(ms: MonitoredServer, o: ObservedState, setting
       event: { type: 'Normal', reason: EventReason.ProcessMapperCreated, message: `Created process-mapper pod ${name} on node ${serverNode}` },
     },
   ];
+}
+
+/** The MonitoredServer (namespace/name key) a process-mapper pod belongs to, from its two labels. */
+export function processMapperOwnerKeys(pod: Pod): string[] {
+  const labels = pod.metadata?.labels ?? {};
+  const ns = labels[LABEL_MONITORED_SERVER_NAMESPACE];
+  const name = labels[LABEL_MONITORED_SERVER];
+  return ns && name ? [`${ns}/${name}`] : [];
+}
+
+/** Deletes a process-mapper pod whose MonitoredServer no longer exists. */
+export function orphanedMapperPodDeletion(pod: Pod): Action {
+  const ns = pod.metadata?.namespace ?? '';
+  const name = pod.metadata?.name ?? '';
+  return {
+    type: 'delete',
+    capability: 'processMapper',
+    failureReason: 'DeleteProcessMapperFailed',
+    log: `Delete process-mapper pod ${ns}/${name}: its MonitoredServer ${processMapperOwnerKeys(pod)[0] ?? '(unknown)'} no longer exists`,
+    resource: POD,
+    namespace: ns,
+    name,
+    ...(pod.metadata?.uid ? { preconditionUid: pod.metadata.uid } : {}),
+    tolerate: [404, 409],
+  };
 }

@@ -115,13 +115,14 @@ export function planTeardown(ms: MonitoredServer, o: ObservedState, now: Date): 
   const pod = o.processMapperPod;
   if (pod && !pod.metadata?.deletionTimestamp) {
     const name = processMapperPodName(ms);
+    const podNamespace = pod.metadata?.namespace ?? '';
     actions.push({
       type: 'delete',
       capability: 'teardown',
       failureReason: 'DeleteProcessMapperFailed',
-      log: `Delete process-mapper pod ${ns}/${name}`,
+      log: `Delete process-mapper pod ${podNamespace}/${name}`,
       resource: POD,
-      namespace: ns,
+      namespace: podNamespace,
       name,
       ...(pod.metadata?.uid ? { preconditionUid: pod.metadata.uid } : {}),
       tolerate: [404, 409],
