@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { freePort } from '../free-port.ts';
 import { type LocalCluster } from '../cluster/local-cluster.ts';
 import { ensureNamespace } from '../cluster/namespaces.ts';
+import { ensureProcessMapperIdentity } from './operator-rbac.ts';
 import { REPO_ROOT } from '../repo-root.ts';
 import { ManagedProcess } from '../managed-process.ts';
 import { waitFor } from '../wait.ts';
@@ -39,6 +40,7 @@ let counter = 0;
 export async function startOperatorProcess(cluster: LocalCluster, options: OperatorProcessOptions = {}): Promise<OperatorProcess> {
   const leaseNamespace = options.leaseNamespace ?? 'hyperspector-system';
   await ensureNamespace(cluster, leaseNamespace);
+  await ensureProcessMapperIdentity(cluster);
   const httpPort = await freePort();
   const kubeconfig = cluster.kubeConfigFor(options.user ?? 'admin').path;
   const logFile = options.logFile ?? cluster.logOf(`operator-${++counter}`);

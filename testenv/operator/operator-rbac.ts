@@ -13,7 +13,7 @@ export async function grantOperatorRbac(cluster: LocalCluster): Promise<void> {
   await ensureNamespace(cluster, 'hyperspector-system');
   // Where the KubeVirt CR lives (KubeVirt's world creates it too; a cluster without KubeVirt gets it empty).
   await ensureNamespace(cluster, 'kubevirt');
-  const objects = parseAllDocuments(readFileSync(join(REPO_ROOT, 'deploy', 'rbac.yaml'), 'utf8')).map((d) => d.toJS() as k8s.KubernetesObject);
+  const objects = rbacObjects();
   const users = [cluster.users.operator.name, cluster.users.operatorB.name];
   const subjects = users.map((name) => ({ kind: 'User', name, apiGroup: 'rbac.authorization.k8s.io' }));
   objects.push(
@@ -21,10 +21,35 @@ export async function grantOperatorRbac(cluster: LocalCluster): Promise<void> {
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'hyperspector-operator-leader-election', namespace: 'hyperspector-system' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'hyperspector-operator-leader-election' }, subjects } as k8s.KubernetesObject,
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'hyperspector-operator-kubevirt-config', namespace: 'kubevirt' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'hyperspector-operator-kubevirt-config' }, subjects } as k8s.KubernetesObject,
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'hyperspector-operator-process-mappers', namespace: 'hyperspector-system' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'hyperspector-operator-process-mappers' }, subjects } as k8s.KubernetesObject,
-    // The process mapper's identity, as the Helm chart makes it.
+    ...processMapperIdentity(),
+  );
+  await applyAll(cluster, objects);
+}
+
+/** The process mapper's ServiceAccount in hyperspector-system, bound to its ClusterRole, as the Helm chart makes them. */
+function processMapperIdentity(): k8s.KubernetesObject[] {
+  return [
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'hyperspector-process-mapper', namespace: 'hyperspector-system' } } as k8s.KubernetesObject,
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'hyperspector-process-mapper' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'hyperspector-process-mapper' }, subjects: [{ kind: 'ServiceAccount', name: 'hyperspector-process-mapper', namespace: 'hyperspector-system' }] } as k8s.KubernetesObject,
-  );
+  ];
+}
+
+/**
+ * What an installed operator always has, whoever it runs as: the process mapper's identity (its
+ * ServiceAccount, ClusterRole and binding). Started operators get it (startOperatorProcess).
+ */
+export async function ensureProcessMapperIdentity(cluster: LocalCluster): Promise<void> {
+  await ensureNamespace(cluster, 'hyperspector-system');
+  const role = rbacObjects().find((o) => o.kind === 'ClusterRole' && o.metadata?.name === 'hyperspector-process-mapper');
+  if (!role) throw new Error('deploy/rbac.yaml has no ClusterRole hyperspector-process-mapper');
+  await applyAll(cluster, [role, ...processMapperIdentity()]);
+}
+
+function rbacObjects(): k8s.KubernetesObject[] {
+  return parseAllDocuments(readFileSync(join(REPO_ROOT, 'deploy', 'rbac.yaml'), 'utf8')).map((d) => d.toJS() as k8s.KubernetesObject);
+}
+
+async function applyAll(cluster: LocalCluster, objects: k8s.KubernetesObject[]): Promise<void> {
   const client = k8s.KubernetesObjectApi.makeApiClient(cluster.kubeConfig);
   for (const obj of objects) {
     await client.patch(obj, undefined, undefined, 'hyperspector-tests', true, k8s.PatchStrategy.ServerSideApply);
