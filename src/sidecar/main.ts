@@ -25,6 +25,7 @@ interface SidecarOptions {
   namespace: string;
   name: string;
   uid?: string;
+  launcherPodUid?: string;
   profiles: string[];
   listen: string;
   pollInterval: string;
@@ -46,6 +47,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--namespace <ns>', 'VMI namespace (env VMI_NAMESPACE)', env.VMI_NAMESPACE)
     .option('--name <name>', 'VMI name (env VMI_NAME)', env.VMI_NAME)
     .option('--uid <uid>', 'VMI metadata.uid (env VMI_UID)', env.VMI_UID)
+    .option('--launcher-pod-uid <uid>', 'UID of the VMI\'s virt-launcher pod: only a QEMU in that pod\'s cgroup is read (env LAUNCHER_POD_UID)', env.LAUNCHER_POD_UID)
     .option('--profiles <path>', 'kernel profile file or directory overriding the guest kernel\'s own BTF and kallsyms, repeatable; a missing path is no profile (env KERNEL_PROFILES, default /etc/hyperspector/kernel-profiles)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--listen <host:port>', 'HTTP listen address (env LISTEN)', env.LISTEN ?? '0.0.0.0:9464')
     .option('--poll-interval <ms>', 'process-table poll interval', env.POLL_INTERVAL_MS ?? '1000')
@@ -66,7 +68,7 @@ export async function main(argv: string[]): Promise<void> {
   logger.info('Loaded kernel profiles', { count: profiles.length, releases: profiles.map((p) => p.kernel.release), paths: present, zeroConfig: 'profiles are built from guest memory for kernels not given here' });
   const profileCache = new GuestProfileCache();
   const metrics = createMapperMetrics();
-  const vmi = { namespace: opts.namespace, name: opts.name, ...(opts.uid ? { uid: opts.uid } : {}) };
+  const vmi = { namespace: opts.namespace, name: opts.name, ...(opts.uid ? { uid: opts.uid } : {}), ...(opts.launcherPodUid ? { launcherPodUid: opts.launcherPodUid } : {}) };
   const pollIntervalMs = Number(opts.pollInterval);
   const mapper = new ProcessMapper({
     vmi,

@@ -18,6 +18,7 @@ import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 import { ensureNamespace } from '../../../testenv/cluster/namespaces.ts';
 import { RealPodRunner } from '../../../testenv/real-guests/pod-runner.ts';
 import { waitFor } from '../../../testenv/wait.ts';
+import { processMapperPodName } from '../../../src/builders/names.ts';
 import { isAlive } from '../../../testenv/process-alive.ts';
 
 const NS = 'shop';
@@ -36,6 +37,8 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
   this.timeout(600_000);
   const backend = new RealGuestBackend({ log });
   const vmiUid = randomUUID();
+  const launcherUid = randomUUID();
+  const MAPPER = processMapperPodName(monitoredServer('web-1', NS));
   let cluster: LocalCluster;
   let runner: RealPodRunner;
   let core: k8s.CoreV1Api;
@@ -45,7 +48,7 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
     const assets = testGuestAssets();
     await backend.start(
       { metadata: { namespace: NS, name: 'web-1-server', uid: vmiUid }, spec: { domain: { memory: { guest: '1Gi' } } } },
-      { metadata: { namespace: NS, name: 'virt-launcher-web-1-server-q2w3e', uid: randomUUID() }, spec: { nodeName: 'node-a', containers: [] }, status: { podIP: '10.128.0.9' } },
+      { metadata: { namespace: NS, name: 'virt-launcher-web-1-server-q2w3e', uid: launcherUid }, spec: { nodeName: 'node-a', containers: [] }, status: { podIP: '10.128.0.9' } },
     );
     guest = backend.guest(NS, 'web-1-server')!;
     cluster = await startCluster({ nodes: 1, log });
@@ -64,11 +67,11 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
     await backend.close();
   });
 
-  const url = () => `http://${runner.address(NS, 'web-1-process-mapper', PROCESS_MAPPER_PORT)}`;
-  const readPod = () => core.readNamespacedPod({ namespace: NS, name: 'web-1-process-mapper' });
+  const url = () => `http://${runner.address(NS, MAPPER, PROCESS_MAPPER_PORT)}`;
+  const readPod = () => core.readNamespacedPod({ namespace: NS, name: MAPPER });
 
   it('runs the pod the operator builds; ready when the mapper is attached; its table equals the guest’s ps', async () => {
-    const built = buildProcessMapperPod(monitoredServer('web-1', NS), { nodeName: 'node-a', name: 'web-1-server', uid: vmiUid }, { image: 'hyperspector/operator:0.1.0', defaultKernelProfilesConfigMap: 'hyperspector-kernel-profiles', namespace: NS, serviceAccountName: 'hyperspector-process-mapper' });
+    const built = buildProcessMapperPod(monitoredServer('web-1', NS), { nodeName: 'node-a', name: 'web-1-server', uid: vmiUid, launcherPodUid: launcherUid }, { image: 'hyperspector/operator:0.1.0', defaultKernelProfilesConfigMap: 'hyperspector-kernel-profiles', namespace: NS, serviceAccountName: 'default' });
     // No MonitoredServer here: without its owner the garbage collector would delete the pod.
     const body = { ...built, metadata: { ...built.metadata, ownerReferences: [] } } as unknown as k8s.V1Pod;
     const created = Date.now();
@@ -83,7 +86,7 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
     log(`process-mapper pod Ready ${((Date.now() - created) / 1000).toFixed(1)} s after it was created`);
     assert.equal(ready.status?.phase, 'Running');
     assert.equal(ready.status?.podIP, '127.0.0.1');
-    const record = runner.get(NS, 'web-1-process-mapper')!;
+    const record = runner.get(NS, MAPPER)!;
     assert.ok(record.process?.running);
     assert.equal(readFileCgroup(record.process.pid), record.cgroup.procPath);
     assert.match(record.cgroup.procPath, new RegExp(`pod${ready.metadata!.uid!.replace(/-/g, '_')}\\.slice/cri-containerd-`));
@@ -124,14 +127,14 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
   });
 
   it('restarts the container when its process dies, and counts it in the pod status', async () => {
-    const record = runner.get(NS, 'web-1-process-mapper')!;
+    const record = runner.get(NS, MAPPER)!;
     const pid = record.process!.pid;
     process.kill(pid, 'SIGKILL');
     const pod = await waitFor(
       async () => {
         const p = await readPod();
         const c = p.status?.containerStatuses?.[0];
-        return c?.restartCount === 1 && c.ready && runner.get(NS, 'web-1-process-mapper')?.process?.pid !== pid ? p : undefined;
+        return c?.restartCount === 1 && c.ready && runner.get(NS, MAPPER)?.process?.pid !== pid ? p : undefined;
       },
       { timeoutMs: 120_000, intervalMs: 500, description: 'the container restarted and Ready again' },
     );
@@ -140,10 +143,10 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
   });
 
   it('stops the process and removes its cgroup and files when the pod is deleted', async () => {
-    const record = runner.get(NS, 'web-1-process-mapper')!;
+    const record = runner.get(NS, MAPPER)!;
     const pid = record.process!.pid;
-    await core.deleteNamespacedPod({ namespace: NS, name: 'web-1-process-mapper' });
-    await waitFor(() => (!runner.get(NS, 'web-1-process-mapper') && !isAlive(pid)) || undefined, { timeoutMs: 60_000, description: 'the pod process to stop' });
+    await core.deleteNamespacedPod({ namespace: NS, name: MAPPER });
+    await waitFor(() => (!runner.get(NS, MAPPER) && !isAlive(pid)) || undefined, { timeoutMs: 60_000, description: 'the pod process to stop' });
     assert.equal(existsSync(record.cgroup.path), false);
     assert.equal(existsSync(record.dir), false);
     await waitFor(async () => (await core.listNamespacedPod({ namespace: NS })).items.length === 0 || undefined, { timeoutMs: 60_000, description: 'the pod to be gone' });
