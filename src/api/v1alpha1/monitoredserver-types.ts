@@ -198,12 +198,30 @@ export const VmStatusSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const MONITORING_GAP_CAUSES = ['Migration', 'Evacuation', 'Restart'] as const;
+
+/** The last time the pair moved and monitoring was blind: from the IDS side stopping to Ready again. */
+export const MonitoringGapSchema = Type.Object(
+  {
+    cause: StringEnum(MONITORING_GAP_CAUSES, {
+      description: 'Migration (the server VM live-migrated), Evacuation (its node was drained and it migrated), Restart (it could not migrate and restarted elsewhere).',
+    }),
+    startTime: Type.String({ format: 'date-time', description: 'When the IDS side stopped on the node the server left.' }),
+    endTime: Type.Optional(Type.String({ format: 'date-time', description: 'When the pair was Ready again; absent while the gap lasts.' })),
+    durationSeconds: Type.Optional(Type.Number({ minimum: 0, description: 'endTime - startTime.' })),
+    fromNode: Type.Optional(Type.String()),
+    toNode: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
 export const MonitoredServerStatusSchema = Type.Object(
   {
     observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0 })),
     nodeName: Type.Optional(Type.String({ description: 'The node the server VM and the IDS VM run on.' })),
     serverVM: Type.Optional(VmStatusSchema),
     idsVM: Type.Optional(VmStatusSchema),
+    lastMonitoringGap: Type.Optional(MonitoringGapSchema),
     conditions: Type.Optional(
       Type.Array(ConditionSchema, {
         maxItems: 32,
@@ -226,6 +244,7 @@ export type MonitoredServerSpec = Static<typeof MonitoredServerSpecSchema>;
 export type Condition = Static<typeof ConditionSchema>;
 export type ConditionStatus = (typeof CONDITION_STATUSES)[number];
 export type VmStatus = Static<typeof VmStatusSchema>;
+export type MonitoringGap = Static<typeof MonitoringGapSchema>;
 export type MonitoredServerStatus = Static<typeof MonitoredServerStatusSchema>;
 export type DeletionPolicy = (typeof DELETION_POLICIES)[number];
 
