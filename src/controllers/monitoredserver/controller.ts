@@ -327,17 +327,21 @@ export class MonitoredServerController {
   private async converge(key: string, ms: MonitoredServer, observed: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
     // The pair moves together (planners/evacuation.ts): while it moves, the IDS side is held back.
     const evacuation = planEvacuation(ms, observed, this.now(), this.evacuationLimits());
-    for (const action of evacuation.actions) {
+    const isMigration = (a: Action) => a.type === 'apply' && a.object.kind === VIRTUAL_MACHINE_INSTANCE_MIGRATION.kind;
+    const migrationKey = (a: Action) => (a.type === 'apply' ? `${a.object.metadata?.namespace}/${a.object.metadata?.name}` : '');
+    // A migration created a moment ago that the cache does not show yet is not created twice.
+    const evacuationActions = evacuation.actions.filter((a) => !isMigration(a) || !this.reservedMigrations.has(migrationKey(a)));
+    for (const action of evacuationActions) {
       // Counted at once (synchronously, before any other reconcile plans), until the cache shows it.
-      if (action.type === 'apply' && action.object.kind === VIRTUAL_MACHINE_INSTANCE_MIGRATION.kind) {
-        this.reservedMigrations.set(`${action.object.metadata?.namespace}/${action.object.metadata?.name}`, this.now().getTime() + 30_000);
-      }
+      if (isMigration(action)) this.reservedMigrations.set(migrationKey(action), this.now().getTime() + 30_000);
     }
     const pairPlans = evacuation.move
       ? []
       : [...planIdsVm(ms, observed), ...planDiskHotplug(ms, observed), ...planProcessMapper(ms, observed, this.options.processMapper ?? DEFAULT_PROCESS_MAPPER)];
-    const actions = [...planFinalizer(ms), ...planServerVm(ms, observed), ...planIdsCloudInit(ms, observed), ...evacuation.actions, ...pairPlans];
+    const actions = [...planFinalizer(ms), ...planServerVm(ms, observed), ...planIdsCloudInit(ms, observed), ...evacuationActions, ...pairPlans];
     const outcomes = new Outcomes(await execute(actions, this.executeContext(ms, ctx)));
+    // A migration that was not created frees its slot at once.
+    for (const o of outcomes.of('evacuation')) if (isMigration(o.action) && o.kind !== 'done') this.reservedMigrations.delete(migrationKey(o.action));
     // The term ended (lost lease): its outcomes are moot and nothing more may be written.
     ctx.signal.throwIfAborted();
     const next = computeStatus(ms, observed, outcomes, this.now(), evacuation.move);
@@ -347,7 +351,9 @@ export class MonitoredServerController {
     const cacheBehind = written !== undefined && written.over === ms.metadata.resourceVersion;
     if (!statusEqual(ms.status, next) && !(cacheBehind && statusEqual(written.status, next))) {
       const sinceLast = this.now().getTime() - (written?.at ?? 0);
-      if (!failure && !isUrgentStatusChange(ms.status, next) && sinceLast < this.statusCoalesceMs) {
+      // A monitoring gap that opens or closes is written at once (its Events and the metric go with it).
+      const gapChanged = monitoringGapEvents(ms.status?.lastMonitoringGap, next.lastMonitoringGap).length > 0;
+      if (!failure && !gapChanged && !isUrgentStatusChange(ms.status, next) && sinceLast < this.statusCoalesceMs) {
         deferredMs = this.statusCoalesceMs - sinceLast;
       } else {
         await this.writeStatus(key, ms, next, ctx);

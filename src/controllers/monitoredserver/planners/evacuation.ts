@@ -131,14 +131,16 @@ export function planEvacuation(ms: MonitoredServer, o: ObservedState, now: Date,
   const state = vmi.status?.migrationState;
   const stateInFlight = state !== undefined && !state.completed && !state.failed && Boolean(state.targetNode || state.targetPod);
   if (active || stateInFlight) {
-    const to = state && !state.completed && !state.failed ? state.targetNode : undefined;
+    // The VMI's migration state is this migration's (not a finished earlier one's) when the UIDs agree.
+    const current = state && (!active || !state.migrationUid || state.migrationUid === active.metadata?.uid) ? state : undefined;
+    const to = current && !current.failed ? current.targetNode : undefined;
     const name = active?.metadata?.name ?? state?.migrationUid ?? 'in progress';
     const phase = active?.status?.phase ?? 'Running';
     const waiting = active && !to && now.getTime() - phaseSince(active) > SCHEDULING_HINT_AFTER_MS;
     const hint = waiting
       ? `; no node has taken the migration target for ${Math.round((now.getTime() - phaseSince(active)) / 1000)} s: check that another node is schedulable and has room for the server VM (kubectl get nodes; a cluster with every other node cordoned cannot take it)`
       : '';
-    const from = (stateInFlight ? state?.sourceNode : undefined) ?? node;
+    const from = current?.sourceNode ?? node;
     const move: PairMove = {
       reason: Reason.ServerMigrating,
       cause: evacuating || active?.metadata?.annotations?.[EVACUATION_MIGRATION_ANNOTATION] !== undefined || (active !== undefined && isOurEvacuation(active)) ? 'Evacuation' : 'Migration',
