@@ -12,7 +12,7 @@ import { idsVmName, isAdopting, LABEL_MANAGED_BY, LABEL_MONITORED_SERVER, LABEL_
 import type { KubeObject } from '../../../kube/client/objects.ts';
 import { POD, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../../kube/client/resources.ts';
 import type { Action } from '../actions.ts';
-import type { ObservedState, VirtualMachineInstanceMigration } from '../observed-state.ts';
+import type { ObservedState, VirtualMachineInstance, VirtualMachineInstanceMigration } from '../observed-state.ts';
 import { EventReason, Reason } from '../reasons.ts';
 
 export const VIRTUAL_MACHINE_INSTANCE_MIGRATION: ResourceType = {
@@ -89,8 +89,10 @@ function phaseSince(m: VirtualMachineInstanceMigration): number {
   return t ? new Date(t).getTime() : 0;
 }
 
-function failureOf(m: VirtualMachineInstanceMigration): string {
-  const state = m.status?.migrationState;
+/** Why a migration failed: KubeVirt copies the VMI's migration state to it once final; until then the VMI's says. */
+function failureOf(m: VirtualMachineInstanceMigration, vmi: VirtualMachineInstance | undefined): string {
+  const vmiState = vmi?.status?.migrationState;
+  const state = m.status?.migrationState?.failureReason ? m.status.migrationState : vmiState?.migrationUid === m.metadata?.uid ? vmiState : m.status?.migrationState;
   const condition = m.status?.conditions?.find((c) => c.status === 'True' && /Fail|Abort/i.test(`${c.type}${c.reason ?? ''}`));
   return state?.failureReason || condition?.message || condition?.reason || 'KubeVirt gave no reason';
 }
@@ -177,7 +179,7 @@ export function planEvacuation(ms: MonitoredServer, o: ObservedState, now: Date,
         reason: Reason.EvacuationMigrationFailed,
         cause: 'Evacuation',
         fromNode: node,
-        message: `node ${node} is being drained but migration ${lastFailed.metadata?.name} of the server VM failed (${failedHere.length} failed so far): ${failureOf(lastFailed)}; the server VM still runs on node ${node}; retried in ${Math.ceil(inMs / 1000)} s. If it keeps failing, check that another node is schedulable and has room for it, or stop the server VM (virtctl stop ${serverVmName(ms)} -n ${ns}) to let the drain finish`,
+        message: `node ${node} is being drained but migration ${lastFailed.metadata?.name} of the server VM failed (${failedHere.length} failed so far): ${failureOf(lastFailed, vmi)}; the server VM still runs on node ${node}; retried in ${Math.ceil(inMs / 1000)} s. If it keeps failing, check that another node is schedulable and has room for it, or stop the server VM (virtctl stop ${serverVmName(ms)} -n ${ns}) to let the drain finish`,
       };
       return { actions: stopIdsSide(ms, o, move), move, recheckAfterMs: inMs };
     }
