@@ -206,6 +206,28 @@ describe('Node drain and live migration: the pair moves together', function () {
     assert.deepEqual(attempts, ['flaky-server-evacuate-1:Failed', 'flaky-server-evacuate-2:Succeeded']);
   });
 
+  it('an owned server that cannot live-migrate is restarted on another node, and the drain completes', async function () {
+    const server = vmTemplate({ app: 'bridged' });
+    // A pod network bound by bridge: KubeVirt reports the VMI not LiveMigratable.
+    (server.spec.template!.spec!.domain!.devices as { interfaces: object[] }).interfaces = [{ name: 'default', bridge: {} }];
+    await env.createMonitoredServer(monitoredServer('bridged', NS, { server: { template: server } }));
+    const from = await readyNode('bridged');
+    const before = await env.get(VMI, NS, 'bridged-server');
+    assert.equal(env.condition(before, 'LiveMigratable')?.status, 'False');
+    const colocated = await recordCondition('bridged', 'Colocated');
+    const result = await drain(from);
+    console.log(`      drain of one non-migratable owned pair: ${result.seconds.toFixed(1)} s`);
+    const to = await readyElsewhere('bridged', from);
+    colocated.stop();
+    assert.notEqual((await env.get(VMI, NS, 'bridged-server'))?.metadata.uid, before?.metadata.uid, 'a new VMI: the server was restarted');
+    assert.ok(colocated.seen.some((c) => c.reason === 'ServerRestarting' && /not live-migratable/.test(c.message)), JSON.stringify(colocated.seen));
+    await env.waitForEvent(NS, 'bridged', 'ServerVMEvacuating');
+    const gap = (await env.get(MS, NS, 'bridged'))?.status.lastMonitoringGap;
+    assert.equal(gap?.cause, 'Restart');
+    assert.equal(gap?.toNode, to);
+    console.log(`      monitoring gap of the restarted pair: ${gap.durationSeconds} s`);
+  });
+
   it('20 pairs on one node drained at once all re-form elsewhere, with at most --concurrency evacuation migrations in flight', async function () {
     const count = 20;
     const [target, ...others] = env.cluster.nodeNames;
