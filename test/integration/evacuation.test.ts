@@ -47,7 +47,16 @@ describe('Node drain and live migration: the pair moves together', function () {
 
   /** `kubectl drain` as an administrator types it (launcher pods have emptyDirs; DaemonSets stay). */
   async function drain(node: string, deadlineMs = 240_000): Promise<Drain> {
-    const result = await kubectl(['drain', node, '--ignore-daemonsets', '--delete-emptydir-data'], deadlineMs);
+    const args = ['drain', node, '--ignore-daemonsets', '--delete-emptydir-data'];
+    let result = await kubectl(args, deadlineMs);
+    // kubectl drain gives up on any eviction error but 429; on this shared 2-core machine virt-api's
+    // eviction webhook can miss the API server's 10 s deadline under load. An administrator runs the
+    // drain again; so does the test, and says so.
+    for (let again = 0; again < 2 && result.code !== 0 && /failed calling webhook .*context deadline exceeded/.test(result.output); again++) {
+      console.log(`      kubectl drain ${node}: an eviction webhook call timed out (machine load); running it again`);
+      const next = await kubectl(args, deadlineMs);
+      result = { ...next, seconds: result.seconds + next.seconds };
+    }
     assert.equal(result.code, 0, `kubectl drain ${node} completed within ${deadlineMs / 1000} s (exit ${result.code}):\n${result.output.slice(-3000)}`);
     return result;
   }

@@ -353,7 +353,9 @@ export class MonitoredServerController {
       const sinceLast = this.now().getTime() - (written?.at ?? 0);
       // A monitoring gap that opens or closes is written at once (its Events and the metric go with it).
       const gapChanged = monitoringGapEvents(ms.status?.lastMonitoringGap, next.lastMonitoringGap).length > 0;
-      if (!failure && !gapChanged && !isUrgentStatusChange(ms.status, next) && sinceLast < this.statusCoalesceMs) {
+      // So is each step of a move (evacuating → migrating → failed ...): a migration may last a second.
+      const moveStepChanged = evacuation.move !== undefined && findCondition(ms.status?.conditions as Condition[] | undefined, ConditionType.Colocated)?.reason !== evacuation.move.reason;
+      if (!failure && !gapChanged && !moveStepChanged && !isUrgentStatusChange(ms.status, next) && sinceLast < this.statusCoalesceMs) {
         deferredMs = this.statusCoalesceMs - sinceLast;
       } else {
         await this.writeStatus(key, ms, next, ctx);

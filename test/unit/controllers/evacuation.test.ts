@@ -206,6 +206,13 @@ describe('evacuation planner (the pair moves together)', function () {
       cause: 'Restart',
     },
     {
+      name: 'KubeVirt has not said whether it can migrate: wait, never restart on a guess',
+      o: observed({ ...serverVmi({ evacuation: 'node-a' }), status: { ...serverVmi({ evacuation: 'node-a' }).status, conditions: [] } }),
+      actions: stopIds,
+      reason: 'ServerEvacuating',
+      recheck: SLOT_RECHECK_MS,
+    },
+    {
       name: 'not live-migratable, runStrategy Manual: KubeVirt’s restart',
       o: observed(serverVmi({ evacuation: 'node-a', migratable: false }), {}, 'Manual'),
       actions: [...stopIds, 'put web-1-server/restart'],

@@ -102,9 +102,9 @@ export function retryDelayMs(failures: number): number {
   return Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** Math.max(0, failures - 1));
 }
 
-function liveMigratable(o: ObservedState): { migratable: boolean; why: string } {
+function liveMigratable(o: ObservedState): { migratable: boolean; known: boolean; why: string } {
   const c = o.serverVmi?.status?.conditions?.find((x) => x.type === 'LiveMigratable');
-  return { migratable: c?.status === 'True', why: c ? `${c.reason ?? 'NotMigratable'}: ${c.message ?? ''}`.trim() : 'KubeVirt has not reported LiveMigratable' };
+  return { migratable: c?.status === 'True', known: c?.status === 'True' || c?.status === 'False', why: c ? `${c.reason ?? 'NotMigratable'}: ${c.message ?? ''}`.trim() : 'KubeVirt has not reported LiveMigratable' };
 }
 
 export function planEvacuation(ms: MonitoredServer, o: ObservedState, now: Date, limits: EvacuationLimits): EvacuationPlan {
@@ -165,7 +165,12 @@ export function planEvacuation(ms: MonitoredServer, o: ObservedState, now: Date,
     return { actions: stopIdsSide(ms, o, move), move };
   }
 
-  const { migratable, why } = liveMigratable(o);
+  const { migratable, known, why } = liveMigratable(o);
+  if (!known) {
+    // KubeVirt has not said yet whether it can migrate: a restart is never chosen on a guess.
+    const move: PairMove = { reason: Reason.ServerEvacuating, cause: 'Evacuation', fromNode: node, message: `node ${node} is being drained: waiting for KubeVirt to report whether the server VM can live-migrate` };
+    return { actions: stopIdsSide(ms, o, move), move, recheckAfterMs: SLOT_RECHECK_MS };
+  }
   if (!migratable) return restartElsewhere(ms, o, node, why);
 
   const ours = migrations.filter(isOurEvacuation);
