@@ -258,7 +258,11 @@ export class VirtHandlerStandIn {
     }
 
     if (!vmi.status?.nodeName || (phase !== 'Scheduled' && phase !== 'Running')) return;
-    const sourcePod = pods.find((p) => p.spec?.nodeName === vmi.status?.nodeName && !p.metadata?.labels?.['kubevirt.io/migrationJobUID']) ?? pods[0];
+    // The pod whose launcher holds the domain: on the VMI's node and not exited. After a migration
+    // that is the target's pod (it carries the migration's label); the exited source pod, which a
+    // drain then deletes, no longer counts.
+    const live = pods.filter((p) => p.spec?.nodeName === vmi.status?.nodeName && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
+    const sourcePod = live.find((p) => !p.metadata?.labels?.['kubevirt.io/migrationJobUID']) ?? live[0] ?? pods.find((p) => p.spec?.nodeName === vmi.status?.nodeName) ?? pods[0];
     const podGone = !sourcePod || !!sourcePod.metadata?.deletionTimestamp;
     if (vmi.metadata.deletionTimestamp || podGone) {
       // The domain is shut down: Succeeded for a deletion; Failed when its pod went away under it.
