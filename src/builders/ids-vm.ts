@@ -34,6 +34,7 @@ export function serverPodLabels(adopted: boolean, roleLabels: Record<string, str
  * it anywhere else if the node's hostname label were ambiguous. A changed placement changes the
  * VMI template, which KubeVirt reports as RestartRequired; the reconciler then restarts the IDS VMI.
  * With `diskInspection`, the server's disks are plugged in read-only and cloud-init mounts them.
+ * Its eviction strategy is None, so a node drain never waits on it.
  */
 export function buildIdsVirtualMachine(ms: MonitoredServer, placement: ServerPlacement, diskInspection?: IdsDiskInspection): BuiltVirtualMachine {
   const template = ms.spec.ids.template;
@@ -51,6 +52,10 @@ export function buildIdsVirtualMachine(ms: MonitoredServer, placement: ServerPla
   ];
   affinity.podAffinity = podAffinity;
   vmiSpec.affinity = affinity;
+  // Never blocks a drain: an eviction stops it (a cluster-wide LiveMigrate default would refuse to
+  // evict a VM that cannot migrate — hot-plugged disks, a node-local mirror); the operator starts it
+  // again beside the server (planners/evacuation.ts).
+  vmiSpec.evictionStrategy = 'None';
   spec.template = {
     ...vmiTemplate,
     metadata: { ...(vmiTemplate.metadata ?? {}), labels: { ...((vmiTemplate.metadata?.labels as Record<string, string> | undefined) ?? {}), ...labels } },

@@ -258,7 +258,11 @@ export class VirtHandlerStandIn {
     }
 
     if (!vmi.status?.nodeName || (phase !== 'Scheduled' && phase !== 'Running')) return;
-    const sourcePod = pods.find((p) => p.spec?.nodeName === vmi.status?.nodeName && !p.metadata?.labels?.['kubevirt.io/migrationJobUID']) ?? pods[0];
+    // The pod whose launcher holds the domain: on the VMI's node and not exited. After a migration
+    // that is the target's pod (it carries the migration's label); the exited source pod, which a
+    // drain then deletes, no longer counts.
+    const live = pods.filter((p) => p.spec?.nodeName === vmi.status?.nodeName && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
+    const sourcePod = live.find((p) => !p.metadata?.labels?.['kubevirt.io/migrationJobUID']) ?? live[0] ?? pods.find((p) => p.spec?.nodeName === vmi.status?.nodeName) ?? pods[0];
     const podGone = !sourcePod || !!sourcePod.metadata?.deletionTimestamp;
     if (vmi.metadata.deletionTimestamp || podGone) {
       // The domain is shut down: Succeeded for a deletion; Failed when its pod went away under it.
@@ -283,15 +287,19 @@ export class VirtHandlerStandIn {
     if (step) {
       if (step.status.migrationState?.failed) this.failMigration.delete(key);
       await this.writeVmi(vmi, step.status, step.labels);
-      if (step.status.migrationState?.completed && !step.status.migrationState.failed) await this.completeSourcePod(vmi);
+      const state = step.status.migrationState;
+      // The launcher that no longer holds the domain exits: the source's after a migration, the
+      // target's after a failed one (virt-handler on the target tears the domain down), so its pod
+      // no longer counts as one of the VMI's active pods and the next migration may start.
+      if (state?.completed && !state.failed) await this.completeLauncherPod(vmi, state.sourcePod as string | undefined);
+      if (state?.failed) await this.completeLauncherPod(vmi, state.targetPod as string | undefined);
       return;
     }
   }
 
-  /** After a migration the source virt-launcher exits: its pod Succeeds and is released. */
-  private async completeSourcePod(vmi: Vmi): Promise<void> {
-    const source = vmi.status?.migrationState?.sourcePod as string | undefined;
-    const pod = this.launcherPods(vmi).find((p) => p.metadata?.name === source);
+  /** A virt-launcher whose domain is gone exits: its pod Succeeds and is released. */
+  private async completeLauncherPod(vmi: Vmi, podName: string | undefined): Promise<void> {
+    const pod = this.launcherPods(vmi).find((p) => p.metadata?.name === podName);
     if (!pod) return;
     const finishedAt = kubeTime();
     await this.patchPodStatus(pod, {

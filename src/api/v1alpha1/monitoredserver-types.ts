@@ -212,6 +212,23 @@ export const AlertSummarySchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const MONITORING_GAP_CAUSES = ['Migration', 'Evacuation', 'Restart'] as const;
+
+/** The last time the pair moved and monitoring was blind: from the IDS side stopping to Ready again. */
+export const MonitoringGapSchema = Type.Object(
+  {
+    cause: StringEnum(MONITORING_GAP_CAUSES, {
+      description: 'Migration (the server VM live-migrated), Evacuation (its node was drained and it migrated), Restart (it could not migrate and restarted elsewhere).',
+    }),
+    startTime: Type.String({ format: 'date-time', description: 'When the IDS side stopped on the node the server left.' }),
+    endTime: Type.Optional(Type.String({ format: 'date-time', description: 'When the pair was Ready again; absent while the gap lasts.' })),
+    durationSeconds: Type.Optional(Type.Number({ minimum: 0, description: 'endTime - startTime.' })),
+    fromNode: Type.Optional(Type.String()),
+    toNode: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
 export const AlertsStatusSchema = Type.Object(
   {
     count: Type.Integer({ format: 'int64', minimum: 0, description: 'Alerts raised for this MonitoredServer since it was created.' }),
@@ -239,6 +256,7 @@ export const MonitoredServerStatusSchema = Type.Object(
     idsVM: Type.Optional(VmStatusSchema),
     alerts: Type.Optional(AlertsStatusSchema),
     response: Type.Optional(ResponseStatusSchema),
+    lastMonitoringGap: Type.Optional(MonitoringGapSchema),
     conditions: Type.Optional(
       Type.Array(ConditionSchema, {
         maxItems: 32,
@@ -261,6 +279,7 @@ export type MonitoredServerSpec = Static<typeof MonitoredServerSpecSchema>;
 export type Condition = Static<typeof ConditionSchema>;
 export type ConditionStatus = (typeof CONDITION_STATUSES)[number];
 export type VmStatus = Static<typeof VmStatusSchema>;
+export type MonitoringGap = Static<typeof MonitoringGapSchema>;
 export type MonitoredServerStatus = Static<typeof MonitoredServerStatusSchema>;
 export type AlertsStatus = Static<typeof AlertsStatusSchema>;
 export type AlertSummary = Static<typeof AlertSummarySchema>;

@@ -25,12 +25,14 @@ import { transformMonitoredServer, transformProcessMapperPod, transformVirtualMa
 import { noEvents, type EventSink } from './events.ts';
 import { execute } from './execute.ts';
 import { observe, type CacheReader } from './observe.ts';
-import type { ObservedState } from './observed-state.ts';
+import type { ObservedState, VirtualMachineInstanceMigration } from './observed-state.ts';
 import { planFinalizer } from './planners/finalizer.ts';
 import { planDiskHotplug, planIdsCloudInit } from './planners/disk-inspection.ts';
 import { planIdsVm } from './planners/ids-vm.ts';
 import { planResponse } from './planners/response.ts';
 import { orphanedMapperPodDeletion, planProcessMapper, processMapperOwnerKeys } from './planners/process-mapper.ts';
+import { isOurEvacuation, migrationIsFinal, planEvacuation, VIRTUAL_MACHINE_INSTANCE_MIGRATION, type EvacuationLimits } from './planners/evacuation.ts';
+import { closedGap, monitoringGapEvents, monitoringGapHistogram } from './monitoring-gap.ts';
 import { planServerVm } from './planners/server-vm.ts';
 import { planTeardown } from './planners/teardown.ts';
 import { ConditionType, EventReason } from './reasons.ts';
@@ -41,6 +43,9 @@ import { ADOPTED_VM_INDEX, adoptedVmIndex, monitoredServerKeysFor } from './watc
 export { isRefusedTemplate } from './planners/owned-vm.ts';
 
 export const CONTROLLER_NAME = 'monitoredserver';
+
+/** Index of migrations by the VMI they move: `namespace/vmiName`. */
+const MIGRATION_VMI_INDEX = 'migrationVmi';
 
 export const DEFAULT_PROCESS_MAPPER: ProcessMapperSettings = {
   image: 'hyperspector/operator:0.1.0',
@@ -100,6 +105,14 @@ export class MonitoredServerController {
    * loses disk inspection (DiskAttached says so), not the rest of the operator.
    */
   private readonly kubevirts: Informer<KubeVirt>;
+  /** Live migrations (any, not only ours): a server VMI that starts to migrate moves its pair. */
+  private readonly migrations: MultiNamespaceInformer<VirtualMachineInstanceMigration>;
+  /**
+   * Evacuation migrations created but maybe not yet in the cache (namespace/name → until when they
+   * count), so that concurrent reconciles never start more than the limit.
+   */
+  private readonly reservedMigrations = new Map<string, number>();
+  private readonly gapSeconds: ReturnType<typeof monitoringGapHistogram> | undefined;
   /**
    * The status last written per key: when (progress writes are coalesced after it), and over which
    * resourceVersion (while the cache still shows that version it has not seen our write yet, and the
@@ -141,6 +154,11 @@ export class MonitoredServerController {
     this.claims = new MultiNamespaceInformer(informer<PersistentVolumeClaim>('persistentvolumeclaims', PERSISTENT_VOLUME_CLAIM, stripManagedFields<PersistentVolumeClaim>()), options.namespaces);
     this.cloudInitSecrets = new MultiNamespaceInformer(informer<Secret>('secrets', SECRET, stripManagedFields<Secret>(), `${LABEL_ROLE}=ids-cloud-init`), options.namespaces);
     this.kubevirts = informer<KubeVirt>('kubevirts', KUBEVIRT, stripManagedFields<KubeVirt>())(options.kubevirtNamespace ?? 'kubevirt');
+    this.migrations = new MultiNamespaceInformer(
+      informer<VirtualMachineInstanceMigration & KubeObject>('virtualmachineinstancemigrations', VIRTUAL_MACHINE_INSTANCE_MIGRATION, stripManagedFields<VirtualMachineInstanceMigration & KubeObject>()),
+      options.namespaces,
+    );
+    this.gapSeconds = options.metrics ? monitoringGapHistogram(options.metrics.registry) : undefined;
     // The queue is replaced each leadership term; handlers always feed the current one.
     const sink: KeySink = { add: (key) => this.queue.add(key) };
     for (const i of this.monitoredServers.informers) {
@@ -159,6 +177,18 @@ export class MonitoredServerController {
     // A claim or the KubeVirt CR matters to the MonitoredServers with disks (in the claim's namespace).
     const withDisks = (namespace?: string) =>
       this.monitoredServers.list().filter((m) => (m.spec.server.disks?.length ?? 0) > 0 && (namespace === undefined || m.metadata.namespace === namespace)).map((m) => objectKey(m));
+    // A migration wakes the MonitoredServers of its VMI (ours carry the monitored-server label too).
+    for (const i of this.migrations.informers) {
+      i.addIndex(MIGRATION_VMI_INDEX, (m) => (m.spec?.vmiName ? [`${m.metadata?.namespace}/${m.spec.vmiName}`] : []));
+      i.addEventHandler(
+        enqueueMapped<VirtualMachineInstanceMigration & KubeObject>(sink, (m) =>
+          monitoredServerKeysFor(
+            { metadata: { namespace: m.metadata?.namespace ?? '', name: m.spec?.vmiName ?? '', labels: m.metadata?.labels ?? {} } },
+            (k) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, k).map((x) => objectKey(x)),
+          ),
+        ),
+      );
+    }
     for (const i of this.claims.informers) i.addEventHandler(enqueueMapped<PersistentVolumeClaim>(sink, (pvc) => withDisks(pvc.metadata?.namespace ?? '')));
     this.kubevirts.addEventHandler(enqueueMapped<KubeVirt>(sink, () => withDisks()));
   }
@@ -184,6 +214,7 @@ export class MonitoredServerController {
       ...this.processMapperPods.informers,
       ...this.claims.informers,
       ...this.cloudInitSecrets.informers,
+      ...this.migrations.informers,
     ] as Informer<KubeObject>[];
   }
 
@@ -256,6 +287,7 @@ export class MonitoredServerController {
       persistentVolumeClaim: (ns, name) => this.claims.get(ns, name),
       kubevirt: () => this.kubevirts.list().find((k) => !k.metadata?.deletionTimestamp),
       idsCloudInitSecret: (ns, name) => this.cloudInitSecrets.get(ns, name),
+      migrationsOf: (ns, vmiName) => this.migrations.byIndex(MIGRATION_VMI_INDEX, `${ns}/${vmiName}`),
     };
   }
 
@@ -301,27 +333,49 @@ export class MonitoredServerController {
     };
   }
 
+  /** Evacuation migrations of this operator in flight, cluster-wide, and the limit (--concurrency). */
+  private evacuationLimits(): EvacuationLimits {
+    const now = this.now().getTime();
+    const inCache = new Set(this.migrations.list().filter((m) => isOurEvacuation(m) && !migrationIsFinal(m)).map((m) => `${m.metadata?.namespace}/${m.metadata?.name}`));
+    for (const [key, until] of this.reservedMigrations) {
+      if (until < now || this.migrations.list().some((m) => `${m.metadata?.namespace}/${m.metadata?.name}` === key)) this.reservedMigrations.delete(key);
+    }
+    const reserved = [...this.reservedMigrations.keys()].filter((k) => !inCache.has(k)).length;
+    return { inFlight: inCache.size + reserved, max: this.options.concurrency ?? 4 };
+  }
+
   private async converge(key: string, ms: MonitoredServer, observed: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
-    const actions = [
-      ...planFinalizer(ms),
-      ...planServerVm(ms, observed),
-      ...planIdsCloudInit(ms, observed),
-      ...planIdsVm(ms, observed),
-      ...planDiskHotplug(ms, observed),
-      ...planProcessMapper(ms, observed, this.mapperSettings),
-      ...planResponse(ms, observed),
-    ];
+    // The pair moves together (planners/evacuation.ts): while it moves, the IDS side is held back.
+    const evacuation = planEvacuation(ms, observed, this.now(), this.evacuationLimits());
+    const isMigration = (a: Action) => a.type === 'apply' && a.object.kind === VIRTUAL_MACHINE_INSTANCE_MIGRATION.kind;
+    const migrationKey = (a: Action) => (a.type === 'apply' ? `${a.object.metadata?.namespace}/${a.object.metadata?.name}` : '');
+    // A migration created a moment ago that the cache does not show yet is not created twice.
+    const evacuationActions = evacuation.actions.filter((a) => !isMigration(a) || !this.reservedMigrations.has(migrationKey(a)));
+    for (const action of evacuationActions) {
+      // Counted at once (synchronously, before any other reconcile plans), until the cache shows it.
+      if (isMigration(action)) this.reservedMigrations.set(migrationKey(action), this.now().getTime() + 30_000);
+    }
+    const pairPlans = evacuation.move
+      ? []
+      : [...planIdsVm(ms, observed), ...planDiskHotplug(ms, observed), ...planProcessMapper(ms, observed, this.mapperSettings)];
+    const actions = [...planFinalizer(ms), ...planServerVm(ms, observed), ...planIdsCloudInit(ms, observed), ...evacuationActions, ...pairPlans, ...planResponse(ms, observed)];
     const outcomes = new Outcomes(await execute(actions, this.executeContext(ms, ctx)));
+    // A migration that was not created frees its slot at once.
+    for (const o of outcomes.of('evacuation')) if (isMigration(o.action) && o.kind !== 'done') this.reservedMigrations.delete(migrationKey(o.action));
     // The term ended (lost lease): its outcomes are moot and nothing more may be written.
     ctx.signal.throwIfAborted();
-    const next = computeStatus(ms, observed, outcomes, this.now());
+    const next = computeStatus(ms, observed, outcomes, this.now(), evacuation.move);
     const failure = outcomes.firstFailure();
     let deferredMs: number | undefined;
     const written = this.writtenStatus.get(key);
     const cacheBehind = written !== undefined && written.over === ms.metadata.resourceVersion;
     if (!statusEqual(ms.status, next) && !(cacheBehind && statusEqual(written.status, next))) {
       const sinceLast = this.now().getTime() - (written?.at ?? 0);
-      if (!failure && !isUrgentStatusChange(ms.status, next) && sinceLast < this.statusCoalesceMs) {
+      // A monitoring gap that opens or closes is written at once (its Events and the metric go with it).
+      const gapChanged = monitoringGapEvents(ms.status?.lastMonitoringGap, next.lastMonitoringGap).length > 0;
+      // So is each step of a move (evacuating → migrating → failed ...): a migration may last a second.
+      const moveStepChanged = evacuation.move !== undefined && findCondition(ms.status?.conditions as Condition[] | undefined, ConditionType.Colocated)?.reason !== evacuation.move.reason;
+      if (!failure && !gapChanged && !moveStepChanged && !isUrgentStatusChange(ms.status, next) && sinceLast < this.statusCoalesceMs) {
         deferredMs = this.statusCoalesceMs - sinceLast;
       } else {
         await this.writeStatus(key, ms, next, ctx);
@@ -330,13 +384,17 @@ export class MonitoredServerController {
     if (failure) throw this.retriedFailure(ms, failure);
     if (deferredMs !== undefined) return { requeueAfter: deferredMs };
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
-    return ready?.status === 'True' ? undefined : { requeueAfter: this.notReadyRecheckMs };
+    if (ready?.status === 'True') return undefined;
+    return { requeueAfter: Math.min(this.notReadyRecheckMs, evacuation.recheckAfterMs ?? Infinity) };
   }
 
   private async writeStatus(key: string, ms: MonitoredServer, next: MonitoredServerStatus, ctx: ReconcileContext): Promise<void> {
     await applyStatus(this.api, MONITORED_SERVER, ms, next, { signal: ctx.signal });
     this.writtenStatus.set(key, { at: this.now().getTime(), over: ms.metadata.resourceVersion, status: next });
     for (const event of statusEvents(ms.status, next)) this.events.record(ms, event.type, event.reason, event.message);
+    for (const event of monitoringGapEvents(ms.status?.lastMonitoringGap, next.lastMonitoringGap)) this.events.record(ms, event.type, event.reason, event.message);
+    const closed = closedGap(ms.status?.lastMonitoringGap, next.lastMonitoringGap);
+    if (closed) this.gapSeconds?.observe({ cause: closed.cause }, closed.durationSeconds ?? 0);
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
     const before = findCondition(ms.status?.conditions as Condition[] | undefined, ConditionType.Ready);
     if (ready && before?.status !== ready.status) {

@@ -3,7 +3,7 @@ import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.t
 import { claimNameOf } from '../../builders/disk-inspection.ts';
 import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, LABEL_MONITORED_SERVER_NAMESPACE, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import type { VirtualMachine } from '../../kube/client/objects.ts';
-import type { KubeVirt, ObservedState, PersistentVolumeClaim, Pod, Secret, VirtualMachineInstance } from './observed-state.ts';
+import type { KubeVirt, ObservedState, PersistentVolumeClaim, Pod, Secret, VirtualMachineInstance, VirtualMachineInstanceMigration } from './observed-state.ts';
 
 export interface CacheReader {
   monitoredServer(namespace: string, name: string): MonitoredServer | undefined;
@@ -18,6 +18,8 @@ export interface CacheReader {
   kubevirt(): KubeVirt | undefined;
   /** Secrets labelled as HyperSpector's IDS cloud-init. */
   idsCloudInitSecret(namespace: string, name: string): Secret | undefined;
+  /** VirtualMachineInstanceMigrations whose spec.vmiName is `vmiName` (none if not watched). */
+  migrationsOf?(namespace: string, vmiName: string): VirtualMachineInstanceMigration[];
 }
 
 function created(ms: MonitoredServer): number {
@@ -63,6 +65,10 @@ export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState 
   if (serverVm) observed.serverVm = serverVm;
   const serverVmi = cache.virtualMachineInstance(ns, serverName);
   if (serverVmi && serverVm) observed.serverVmi = serverVmi;
+  if (serverVmi && serverVm) {
+    const migrations = cache.migrationsOf?.(ns, serverVmi.metadata?.name ?? serverName) ?? [];
+    if (migrations.length > 0) observed.serverMigrations = migrations;
+  }
 
   const idsName = idsVmName(ms);
   const idsVm = cache.virtualMachine(ns, idsName);

@@ -1,5 +1,5 @@
 // What the reconciler read from its caches about one MonitoredServer's world.
-import type { KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineCondition, VirtualMachineInstance } from '../../kube/client/objects.ts';
+import type { KubeVirt, ObjectMeta, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineCondition, VirtualMachineInstance } from '../../kube/client/objects.ts';
 
 export type { KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance };
 
@@ -21,6 +21,22 @@ export interface ObservedState {
   claims?: Record<string, PersistentVolumeClaim>;
   /** The Secret with the IDS VM's merged user data, when it exists and is this MonitoredServer's. */
   idsCloudInitSecret?: Secret;
+  /** VirtualMachineInstanceMigrations of the server VMI (by spec.vmiName), finished ones included. */
+  serverMigrations?: VirtualMachineInstanceMigration[];
+}
+
+/** kubevirt.io/v1 VirtualMachineInstanceMigration: the fields the evacuation planner reads. */
+export interface VirtualMachineInstanceMigration {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+  spec?: { vmiName?: string };
+  status?: {
+    phase?: string;
+    phaseTransitionTimestamps?: Array<{ phase?: string; phaseTransitionTimestamp?: string }>;
+    conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
+    migrationState?: { failureReason?: string; failed?: boolean; completed?: boolean; targetNode?: string; sourceNode?: string };
+  };
 }
 
 export function podIsReady(pod: Pod | undefined): boolean {

@@ -58,6 +58,11 @@ export const Reason = {
   WaitingForServerPlacement: 'WaitingForServerPlacement',
   WaitingForIDSPlacement: 'WaitingForIDSPlacement',
   NodeMismatch: 'NodeMismatch',
+  // Colocated, IDSRunning and ProcessMapping while the pair moves (planners/evacuation.ts)
+  ServerMigrating: 'ServerMigrating',
+  ServerEvacuating: 'ServerEvacuating',
+  EvacuationMigrationFailed: 'EvacuationMigrationFailed',
+  ServerRestarting: 'ServerRestarting',
   // IDSRunning
   IDSVMCreating: 'IDSVMCreating',
   IDSVMStarting: 'IDSVMStarting',
@@ -100,6 +105,13 @@ export const EventReason = {
   IDSCloudInitCreated: 'IDSCloudInitCreated',
   DiskPlugged: 'DiskPlugged',
   DiskUnplugged: 'DiskUnplugged',
+  /** The server VM leaves a drained node (a migration or, when it cannot migrate, a restart). */
+  ServerVMEvacuating: 'ServerVMEvacuating',
+  /** The IDS VM was stopped on the node the server leaves. */
+  IDSVMStopped: 'IDSVMStopped',
+  /** Monitoring is blind while the pair moves (status.lastMonitoringGap); ended when it is Ready again. */
+  MonitoringGapStarted: 'MonitoringGapStarted',
+  MonitoringGapEnded: 'MonitoringGapEnded',
   MonitoringStarted: 'MonitoringStarted',
   MonitoringDegraded: 'MonitoringDegraded',
   ReconcileFailed: 'ReconcileFailed',
@@ -130,4 +142,5 @@ export const WARNING_REASONS: ReadonlySet<string> = new Set([
   Reason.HotplugRefused,
   Reason.IDSCloudInitUnmergeable,
   Reason.ResponseUnavailable,
+  Reason.EvacuationMigrationFailed,
 ]);

@@ -7,6 +7,9 @@ import { idsVmName, isAdopting, processMapperPodName, serverVmName } from '../..
 import { releaseCommand, responseStatus } from './planners/response.ts';
 import type { Outcome, Outcomes } from './actions.ts';
 import { diskAttached } from './disk-inspection-status.ts';
+import { nextMonitoringGap } from './monitoring-gap.ts';
+import { pairMoveConditions } from './pair-move-status.ts';
+import type { PairMove } from './planners/evacuation.ts';
 import { ConditionType, Reason } from './reasons.ts';
 import { podIsReady, printableStatus, vmCondition, vmiIsReady, vmiIsRunning, vmiNode, type ObservedState } from './observed-state.ts';
 
@@ -231,7 +234,7 @@ function vmStatus(name: string, vm: ObservedState['serverVm'], vmi: ObservedStat
 }
 
 /** The status the MonitoredServer should have; `previous` keeps lastTransitionTime stable. */
-export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes, now: Date): MonitoredServerStatus {
+export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes, now: Date, move?: PairMove): MonitoredServerStatus {
   const generation = ms.metadata.generation ?? 0;
   const serverNode = o.serverClaimedBy || o.serverNameTaken ? undefined : vmiNode(o.serverVmi);
   const mappingEnabled = ms.spec.processMapping?.enabled !== false;
@@ -246,6 +249,9 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   if (disk) parts.push([ConditionType.DiskAttached, disk]);
   const capabilities = unavailableCapabilities(ms);
   parts.push(...capabilities);
+  // While the pair moves, the stopped IDS side says why (pair-move-status.ts).
+  const moving = move ? pairMoveConditions(move) : {};
+  for (const part of parts) part[1] = moving[part[0]] ?? part[1];
   const notReady = parts.find(([, u]) => u.status !== 'True');
   const ready: Update = notReady
     ? { status: 'False', reason: notReady[1].reason, message: `${notReady[0]}: ${notReady[1].message}` }
@@ -280,6 +286,8 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   if (idsVm) status.idsVM = vmStatus(idsVmName(ms), idsVm, o.idsVmi);
   if (serverNode) status.nodeName = serverNode;
   if (response) status.response = response;
+  const gap = nextMonitoringGap(ms.status?.lastMonitoringGap, move, ready.status === 'True', serverNode, now);
+  if (gap) status.lastMonitoringGap = gap;
   return status;
 }
 

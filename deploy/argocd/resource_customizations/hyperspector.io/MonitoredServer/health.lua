@@ -29,6 +29,7 @@ local degradedReasons = {
   HotplugRefused = true,
   IDSCloudInitUnmergeable = true,
   ResponseUnavailable = true,
+  EvacuationMigrationFailed = true,
 }
 
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
