@@ -60,6 +60,45 @@ function writesPerServerByKind(writes: AuditEvent[], servers: number): Record<st
   return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).map(([kind, n]) => [kind, Number((n / servers).toFixed(2))]));
 }
 
+/** Writes by verb and what they wrote (`patch MonitoredServer/status`, `create Pod`, ...), per MonitoredServer: where the writes go. */
+function writesPerServerByVerb(writes: AuditEvent[], servers: number): Record<string, number> {
+  const counts = new Map<string, number>();
+  for (const e of writes) {
+    const resource = e.objectRef?.resource ?? '?';
+    const key = `${e.verb} ${KINDS[resource] ?? resource}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ''}${e.responseStatus?.code && e.responseStatus.code >= 300 ? ` (${e.responseStatus.code})` : ''}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => [k, Number((n / servers).toFixed(2))]));
+}
+
+/** The status one MonitoredServer was written with, in order: each write's Ready reason and the two VM phases (from the audit log's request bodies). */
+function statusWritesOf(writes: AuditEvent[], name: string): string[] {
+  return writes
+    .filter((e) => e.objectRef?.resource === 'monitoredservers' && e.objectRef.subresource === 'status' && e.objectRef.name === name)
+    .map((e) => {
+      const status = (e.requestObject as { status?: { conditions?: Array<{ type: string; status: string; reason: string }>; serverVM?: { phase?: string }; idsVM?: { phase?: string } } } | undefined)?.status;
+      const ready = status?.conditions?.find((c) => c.type === 'Ready');
+      return `${ready?.status}/${ready?.reason} server=${status?.serverVM?.phase ?? '-'} ids=${status?.idsVM?.phase ?? '-'}`;
+    });
+}
+
+/** The Events about the namespace's MonitoredServers, per MonitoredServer by type and reason. */
+async function eventsPerServerByReason(env: OperatorTestEnv, ns: string, servers: number): Promise<Record<string, number>> {
+  const api = createKubeApi(env.cluster.kubeConfigFor('admin').kubeConfig);
+  const counts = new Map<string, number>();
+  let continueToken: string | undefined;
+  do {
+    const page = await api.request<{ items: Array<{ type?: string; reason?: string; regarding?: { kind?: string } }>; metadata?: { continue?: string } }>({
+      method: 'GET',
+      path: `/apis/events.k8s.io/v1/namespaces/${ns}/events`,
+      query: { limit: 500, continue: continueToken },
+    });
+    for (const e of page.items.filter((x) => x.regarding?.kind === 'MonitoredServer')) counts.set(`${e.type} ${e.reason}`, (counts.get(`${e.type} ${e.reason}`) ?? 0) + 1);
+    continueToken = page.metadata?.continue || undefined;
+  } while (continueToken);
+  return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => [k, Number((n / servers).toFixed(2))]));
+}
+
 function formatByKind(byKind: Record<string, number>): string {
   return Object.entries(byKind)
     .map(([kind, n]) => `${kind} ${n}`)
@@ -118,6 +157,7 @@ try {
   await inBatches([...Array(N).keys()], 25, (i) => env.createMonitoredServer(monitoredServer(`s-${i}`, ns)));
   await waitFor(async () => ((await countConverged(env, ns)) === N ? true : undefined), { timeoutMs: 3_600_000, intervalMs: 1000, description: `${N} Ready` });
   const t1 = new Date();
+  const eventsByReason = await eventsPerServerByReason(env, ns, N);
   const convergeSeconds = (t1.getTime() - t0.getTime()) / 1000;
   const opRequests = auditRequests(env.cluster.auditLogPath, { username: opUser, since: t0, until: t1 });
   const opWrites = opRequests.filter((e) => WRITE_VERBS.has(e.verb));
@@ -185,6 +225,7 @@ try {
   const floorRequests = auditRequests(env.cluster.auditLogPath, { username: floorUser, since: f0, until: f1 });
   const floorSeconds = (f1.getTime() - f0.getTime()) / 1000;
   const writesByKind = writesPerServerByKind(opWrites, N);
+  const writesByVerb = writesPerServerByVerb(opWrites, N);
 
   const result = {
     benchmark: 'convergence',
@@ -197,6 +238,9 @@ try {
     apiRequestsPerMonitoredServer: Number((opRequests.length / N).toFixed(2)),
     apiWritesPerMonitoredServer: Number((opWrites.length / N).toFixed(2)),
     apiWritesPerMonitoredServerByKind: writesByKind,
+    apiWritesPerMonitoredServerByVerb: writesByVerb,
+    eventsPerMonitoredServerByReason: eventsByReason,
+    statusWritesOfOneMonitoredServer: statusWritesOf(opWrites, 's-0'),
     convergenceToFloorRatio: Number((convergeSeconds / floorSeconds).toFixed(2)),
     steadyStateWritesPerMinute: Number(((steadyWrites * 60) / steadySeconds).toFixed(2)),
     steadyStateLeaseRenewalsPerMinute: Number(((leaseWrites * 60) / steadySeconds).toFixed(1)),
@@ -215,6 +259,9 @@ try {
       `API requests    ${`${result.apiRequestsPerMonitoredServer}`.padEnd(12)}${result.floor.apiRequestsPerServer}   per MonitoredServer`,
       `API writes      ${`${result.apiWritesPerMonitoredServer}`.padEnd(12)}${result.floor.apiWritesPerServer}   per MonitoredServer`,
       `  by kind: ${formatByKind(writesByKind)}`,
+      `  by verb: ${formatByKind(writesByVerb)}`,
+      `  Events by reason: ${formatByKind(eventsByReason)}`,
+      `  status writes of s-0: ${result.statusWritesOfOneMonitoredServer.join(' → ')}`,
       `operator peak RSS ${rss} MiB (${result.operatorRunAs})`,
       `steady state over ${steadySeconds} s: ${result.steadyStateWritesPerMinute} writes/min (plus ${result.steadyStateLeaseRenewalsPerMinute} lease renewals/min)`,
     ].join('\n'),

@@ -35,6 +35,7 @@ import { planTeardown } from './planners/teardown.ts';
 import { ConditionType, EventReason } from './reasons.ts';
 import { isUrgentStatusChange, statusEvents } from './status-events.ts';
 import { computeStatus, deletingStatus, statusEqual } from './status.ts';
+import { UnseenCreations } from './unseen-creations.ts';
 import { ADOPTED_VM_INDEX, adoptedVmIndex, monitoredServerKeysFor } from './watch-mapping.ts';
 
 export { isRefusedTemplate } from './planners/owned-vm.ts';
@@ -61,14 +62,21 @@ export interface ControllerOptions {
   kubevirtNamespace?: string;
   /** How often a MonitoredServer that is not Ready is looked at again without any change (ms). */
   notReadyRecheckMs?: number;
-  /** Progress-only status changes this soon after a status write are coalesced (ms; 0 writes every change). */
+  /** Progress-only status changes this soon after a status write are coalesced (ms; 0 writes every change; default 30 s). */
   statusCoalesceMs?: number;
   resyncPeriodMs?: number;
   now?: () => Date;
 }
 
-/** Progress-only status changes within this window after a status write are coalesced into one write. */
-const DEFAULT_STATUS_COALESCE_MS = 2_000;
+/**
+ * Progress-only status changes (Creating → Starting → Running, a VM's phase) within this window
+ * after a status write are coalesced into one write at its end. Urgent changes (the first status,
+ * Ready or Synced flipping, a new generation, a problem) are written at once, so a server that
+ * starts within the window gets two status writes: accepted, and Ready.
+ */
+const DEFAULT_STATUS_COALESCE_MS = 30_000;
+/** A child created but not yet shown by its cache is trusted this long (its watch events may both have been missed). */
+const UNSEEN_CREATION_TTL_MS = 60_000;
 /** A deletion that waits on a child looks again this often. */
 const TEARDOWN_RECHECK_MS = 2_000;
 
@@ -104,6 +112,14 @@ export class MonitoredServerController {
    */
   private readonly writtenStatus = new Map<string, { at: number; over: string | undefined; status: MonitoredServerStatus }>();
   private readonly statusCoalesceMs: number;
+  /** Children created by this controller that the caches have not shown yet: not created twice. */
+  private readonly unseen: UnseenCreations;
+  /** How each child kind this controller creates is kept in its cache (a remembered creation is kept the same way). */
+  private readonly childTransforms: ReadonlyMap<string, CacheTransform<KubeObject>> = new Map<string, CacheTransform<KubeObject>>([
+    [VIRTUAL_MACHINE.kind, transformVirtualMachine as unknown as CacheTransform<KubeObject>],
+    [POD.kind, transformProcessMapperPod as unknown as CacheTransform<KubeObject>],
+    [SECRET.kind, stripManagedFields<KubeObject>()],
+  ]);
   private pool: WorkerPool | undefined;
   /** Settles when the pools stopped so far have drained; a new pool starts only after it. */
   private draining: Promise<void> = Promise.resolve();
@@ -120,6 +136,7 @@ export class MonitoredServerController {
     this.now = options.now ?? (() => new Date());
     this.notReadyRecheckMs = options.notReadyRecheckMs ?? 60_000;
     this.statusCoalesceMs = options.statusCoalesceMs ?? DEFAULT_STATUS_COALESCE_MS;
+    this.unseen = new UnseenCreations({ ttlMs: UNSEEN_CREATION_TTL_MS, now: () => this.now().getTime() });
     this.queue = this.newQueue();
     // Each cache keeps only what the controller reads (cache-transforms.ts).
     const informer = <T extends KubeObject>(name: string, type: ResourceType, transform: CacheTransform<T>, labelSelector?: string) => (namespace?: string) =>
@@ -150,6 +167,15 @@ export class MonitoredServerController {
     );
     for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.processMapperPods.informers, ...this.cloudInitSecrets.informers] as Informer<KubeObject>[]) {
       i.addEventHandler(children);
+    }
+    // Once a cache shows a child this controller created (or its deletion), the cache is right again.
+    for (const [kind, informers] of [
+      [VIRTUAL_MACHINE.kind, this.virtualMachines.informers],
+      [POD.kind, this.processMapperPods.informers],
+      [SECRET.kind, this.cloudInitSecrets.informers],
+    ] as Array<[string, Informer<KubeObject>[]]>) {
+      const seen = (o: KubeObject) => this.unseen.seen(kind, o);
+      for (const i of informers) i.addEventHandler({ onAdd: seen, onUpdate: (_old, o) => seen(o), onDelete: seen });
     }
     // A claim or the KubeVirt CR matters to the MonitoredServers with disks (in the claim's namespace).
     const withDisks = (namespace?: string) =>
@@ -232,6 +258,7 @@ export class MonitoredServerController {
     const pool = this.pool;
     this.pool = undefined;
     this.queue.shutDown();
+    this.unseen.clear();
     this.draining = this.draining.then(() => pool?.stop());
     return this.draining;
   }
@@ -245,12 +272,12 @@ export class MonitoredServerController {
     return {
       monitoredServer: (ns, name) => this.monitoredServers.get(ns, name),
       adoptersOf: (ns, vm) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, `${ns}/${vm}`),
-      virtualMachine: (ns, name) => this.virtualMachines.get(ns, name),
+      virtualMachine: (ns, name) => this.unseen.read(VIRTUAL_MACHINE.kind, ns, name, this.virtualMachines.get(ns, name)),
       virtualMachineInstance: (ns, name) => this.virtualMachineInstances.get(ns, name),
-      processMapperPod: (ns, name) => this.processMapperPods.get(ns, name),
+      processMapperPod: (ns, name) => this.unseen.read(POD.kind, ns, name, this.processMapperPods.get(ns, name)),
       persistentVolumeClaim: (ns, name) => this.claims.get(ns, name),
       kubevirt: () => this.kubevirts.list().find((k) => !k.metadata?.deletionTimestamp),
-      idsCloudInitSecret: (ns, name) => this.cloudInitSecrets.get(ns, name),
+      idsCloudInitSecret: (ns, name) => this.unseen.read(SECRET.kind, ns, name, this.cloudInitSecrets.get(ns, name)),
     };
   }
 
@@ -291,19 +318,23 @@ export class MonitoredServerController {
       ...planProcessMapper(ms, observed, this.options.processMapper ?? DEFAULT_PROCESS_MAPPER),
     ];
     const outcomes = new Outcomes(await execute(actions, this.executeContext(ms, ctx)));
+    this.rememberCreations(outcomes);
     // The term ended (lost lease): its outcomes are moot and nothing more may be written.
     ctx.signal.throwIfAborted();
-    const next = computeStatus(ms, observed, outcomes, this.now());
+    const written = this.writtenStatus.get(key);
+    // While the cache still shows the version our last write went over, that write is the status
+    // the object has: compared with it, a follow-up is progress, not the first status again, and
+    // its conditions keep their transition times.
+    const current = written !== undefined && written.over === ms.metadata.resourceVersion ? written.status : ms.status;
+    const next = computeStatus(current === ms.status ? ms : { ...ms, status: current }, observed, outcomes, this.now());
     const failure = outcomes.firstFailure();
     let deferredMs: number | undefined;
-    const written = this.writtenStatus.get(key);
-    const cacheBehind = written !== undefined && written.over === ms.metadata.resourceVersion;
-    if (!statusEqual(ms.status, next) && !(cacheBehind && statusEqual(written.status, next))) {
+    if (!statusEqual(current, next)) {
       const sinceLast = this.now().getTime() - (written?.at ?? 0);
-      if (!failure && !isUrgentStatusChange(ms.status, next) && sinceLast < this.statusCoalesceMs) {
+      if (!failure && !isUrgentStatusChange(current, next) && sinceLast < this.statusCoalesceMs) {
         deferredMs = this.statusCoalesceMs - sinceLast;
       } else {
-        await this.writeStatus(key, ms, next, ctx);
+        await this.writeStatus(key, ms, current, next, ctx);
       }
     }
     if (failure) throw this.retriedFailure(ms, failure);
@@ -312,12 +343,30 @@ export class MonitoredServerController {
     return ready?.status === 'True' ? undefined : { requeueAfter: this.notReadyRecheckMs };
   }
 
-  private async writeStatus(key: string, ms: MonitoredServer, next: MonitoredServerStatus, ctx: ReconcileContext): Promise<void> {
+  /** Children this reconcile created (applied while the cache had none): seen as created until the cache shows them. */
+  private rememberCreations(outcomes: Outcomes): void {
+    for (const o of outcomes.all) {
+      if (o.kind !== 'done' || o.action.type !== 'apply' || !o.object) continue;
+      const kind = o.action.resource.kind;
+      const transform = this.childTransforms.get(kind);
+      const { namespace = '', name = '' } = o.object.metadata ?? {};
+      if (!transform || this.cachedChild(kind, namespace, name)) continue;
+      this.unseen.remember(kind, transform(o.object));
+    }
+  }
+
+  private cachedChild(kind: string, namespace: string, name: string): KubeObject | undefined {
+    if (kind === VIRTUAL_MACHINE.kind) return this.virtualMachines.get(namespace, name);
+    if (kind === POD.kind) return this.processMapperPods.get(namespace, name);
+    return this.cloudInitSecrets.get(namespace, name);
+  }
+
+  private async writeStatus(key: string, ms: MonitoredServer, current: MonitoredServerStatus | undefined, next: MonitoredServerStatus, ctx: ReconcileContext): Promise<void> {
     await applyStatus(this.api, MONITORED_SERVER, ms, next, { signal: ctx.signal });
     this.writtenStatus.set(key, { at: this.now().getTime(), over: ms.metadata.resourceVersion, status: next });
-    for (const event of statusEvents(ms.status, next)) this.events.record(ms, event.type, event.reason, event.message);
+    for (const event of statusEvents(current, next)) this.events.record(ms, event.type, event.reason, event.message);
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
-    const before = findCondition(ms.status?.conditions as Condition[] | undefined, ConditionType.Ready);
+    const before = findCondition(current?.conditions as Condition[] | undefined, ConditionType.Ready);
     if (ready && before?.status !== ready.status) {
       ctx.log.info(ready.status === 'True' ? 'MonitoredServer became Ready' : 'MonitoredServer is not Ready', { reason: ready.reason });
     }

@@ -88,7 +88,6 @@ export const EventReason = {
   IDSVMNameConflict: 'IDSVMNameConflict',
   IDSVMInvalid: 'IDSVMInvalid',
   IDSVMUnschedulable: 'IDSVMUnschedulable',
-  ProcessMapperCreated: 'ProcessMapperCreated',
   ProcessMapperReplaced: 'ProcessMapperReplaced',
   ProcessMapperDeleted: 'ProcessMapperDeleted',
   IDSCloudInitCreated: 'IDSCloudInitCreated',
