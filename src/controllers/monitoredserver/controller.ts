@@ -1,7 +1,7 @@
 // The MonitoredServer controller: level-triggered. A key goes into the queue from any watched
 // change; reconcile reads the whole current state from the caches, computes the desired children
 // with the pure builders, applies what differs, and writes status only when it changed.
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAuth } from '../../kube/client/light-kubeconfig.ts';
 import type { MonitoredServer, MonitoredServerStatus } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { MONITORED_SERVER } from '../../api/v1alpha1/resource.ts';
 import { LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY } from '../../builders/names.ts';
@@ -48,7 +48,7 @@ export const DEFAULT_PROCESS_MAPPER: ProcessMapperSettings = {
 };
 
 export interface ControllerOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeAuth;
   api: KubeApi;
   /** Namespaces to watch; empty or undefined watches all. */
   namespaces?: string[];
@@ -69,10 +69,12 @@ export interface ControllerOptions {
 }
 
 /**
- * Progress-only status changes (Creating → Starting → Running, a VM's phase) within this window
- * after a status write are coalesced into one write at its end. Urgent changes (the first status,
- * Ready or Synced flipping, a new generation, a problem) are written at once, so a server that
- * starts within the window gets two status writes: accepted, and Ready.
+ * Progress-only status changes (Creating → Starting → Running, a VM's phase; the first status
+ * too) are coalesced: written once this long has passed since the last status write (or since the
+ * MonitoredServer was created), the window doubling after each progress-only write until an urgent
+ * one. Urgent changes (Ready or Synced turning, a new generation, a problem, a stopped server) are
+ * written at once. A server that is Ready within the window gets one status write; a slow one a
+ * handful (30 s, 90 s, 210 s, ... after its creation), however long it takes.
  */
 const DEFAULT_STATUS_COALESCE_MS = 30_000;
 /** A child created but not yet shown by its cache is trusted this long (its watch events may both have been missed). */
@@ -110,7 +112,7 @@ export class MonitoredServerController {
    * resourceVersion (while the cache still shows that version it has not seen our write yet, and the
    * same status is not written twice).
    */
-  private readonly writtenStatus = new Map<string, { at: number; over: string | undefined; status: MonitoredServerStatus }>();
+  private readonly writtenStatus = new Map<string, { at: number; over: string | undefined; status: MonitoredServerStatus; progressWrites: number }>();
   private readonly statusCoalesceMs: number;
   /** Children created by this controller that the caches have not shown yet: not created twice. */
   private readonly unseen: UnseenCreations;
@@ -330,11 +332,15 @@ export class MonitoredServerController {
     const failure = outcomes.firstFailure();
     let deferredMs: number | undefined;
     if (!statusEqual(current, next)) {
-      const sinceLast = this.now().getTime() - (written?.at ?? 0);
-      if (!failure && !isUrgentStatusChange(current, next) && sinceLast < this.statusCoalesceMs) {
-        deferredMs = this.statusCoalesceMs - sinceLast;
+      const urgent = failure !== undefined || isUrgentStatusChange(current, next);
+      // Progress waits for the window after the last write; never written by this replica: after the object's creation.
+      const since = written?.at ?? (Date.parse(ms.metadata.creationTimestamp ?? '') || 0);
+      const window = this.statusCoalesceMs * 2 ** (written?.progressWrites ?? 0);
+      const waited = this.now().getTime() - since;
+      if (!urgent && waited < window) {
+        deferredMs = window - waited;
       } else {
-        await this.writeStatus(key, ms, current, next, ctx);
+        await this.writeStatus(key, ms, current, next, urgent ? 0 : (written?.progressWrites ?? 0) + 1, ctx);
       }
     }
     if (failure) throw this.retriedFailure(ms, failure);
@@ -361,9 +367,9 @@ export class MonitoredServerController {
     return this.cloudInitSecrets.get(namespace, name);
   }
 
-  private async writeStatus(key: string, ms: MonitoredServer, current: MonitoredServerStatus | undefined, next: MonitoredServerStatus, ctx: ReconcileContext): Promise<void> {
+  private async writeStatus(key: string, ms: MonitoredServer, current: MonitoredServerStatus | undefined, next: MonitoredServerStatus, progressWrites: number, ctx: ReconcileContext): Promise<void> {
     await applyStatus(this.api, MONITORED_SERVER, ms, next, { signal: ctx.signal });
-    this.writtenStatus.set(key, { at: this.now().getTime(), over: ms.metadata.resourceVersion, status: next });
+    this.writtenStatus.set(key, { at: this.now().getTime(), over: ms.metadata.resourceVersion, status: next, progressWrites });
     for (const event of statusEvents(current, next)) this.events.record(ms, event.type, event.reason, event.message);
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
     const before = findCondition(current?.conditions as Condition[] | undefined, ConditionType.Ready);
