@@ -7,6 +7,7 @@
 //   npm run bench:convergence -- [--count 200] [--unmonitored 2000] [--steady-seconds 60] [--nodes 3] [--operator compiled|tsx]
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { OperatorTestEnv, MS } from '../testenv/operator/operator-env.ts';
@@ -20,7 +21,7 @@ import { buildIdsVirtualMachine, serverPodLabels } from '../src/builders/ids-vm.
 import { roleLabels } from '../src/builders/names.ts';
 import { buildProcessMapperPod } from '../src/builders/process-mapper-pod.ts';
 import { createKubeApi } from '../src/kube/client/rest.ts';
-import { createUnmonitoredVms, runningVmis } from './unmonitored-vms.ts';
+import { createUnmonitoredVms, vmiPhases } from './unmonitored-vms.ts';
 
 const { values } = parseArgs({
   options: {
@@ -138,11 +139,19 @@ try {
     log(`creating ${unmonitored} unmonitored VirtualMachines in namespace ${tenantNs}`);
     const n0 = Date.now();
     await createUnmonitoredVms(admin, tenantNs, unmonitored);
-    await waitFor(async () => ((await runningVmis(admin, tenantNs)) === unmonitored ? true : undefined), {
-      timeoutMs: 3_600_000,
-      intervalMs: 10_000,
-      description: `${unmonitored} unmonitored VMIs Running`,
-    });
+    log(`created ${unmonitored} VMs in ${((Date.now() - n0) / 1000).toFixed(0)} s; waiting for their VMIs to run`);
+    let lastProgress = 0;
+    await waitFor(
+      async () => {
+        const phases = await vmiPhases(admin, tenantNs);
+        if (Date.now() - lastProgress >= 30_000) {
+          lastProgress = Date.now();
+          log(`  after ${((Date.now() - n0) / 1000).toFixed(0)} s: VMIs by phase ${JSON.stringify(phases)}; load average ${loadavg()[0]?.toFixed(1)}`);
+        }
+        return phases.Running === unmonitored ? true : undefined;
+      },
+      { timeoutMs: 3_600_000, intervalMs: 5_000, description: `${unmonitored} unmonitored VMIs Running` },
+    );
     log(`${unmonitored} unmonitored VMs running after ${((Date.now() - n0) / 1000).toFixed(0)} s`);
   }
 
@@ -157,6 +166,7 @@ try {
   await inBatches([...Array(N).keys()], 25, (i) => env.createMonitoredServer(monitoredServer(`s-${i}`, ns)));
   await waitFor(async () => ((await countConverged(env, ns)) === N ? true : undefined), { timeoutMs: 3_600_000, intervalMs: 1000, description: `${N} Ready` });
   const t1 = new Date();
+  const loadAtConvergence = loadavg().map((l) => Number(l.toFixed(1)));
   const eventsByReason = await eventsPerServerByReason(env, ns, N);
   const convergeSeconds = (t1.getTime() - t0.getTime()) / 1000;
   const opRequests = auditRequests(env.cluster.auditLogPath, { username: opUser, since: t0, until: t1 });
@@ -245,6 +255,8 @@ try {
     steadyStateWritesPerMinute: Number(((steadyWrites * 60) / steadySeconds).toFixed(2)),
     steadyStateLeaseRenewalsPerMinute: Number(((leaseWrites * 60) / steadySeconds).toFixed(1)),
     operatorPeakRssMiB: rss,
+    // The machine is shared: its 1, 5 and 15 minute load averages when the operator had converged.
+    machineLoadAverage: loadAtConvergence,
     floor: {
       seconds: Number(floorSeconds.toFixed(1)),
       apiRequestsPerServer: Number((floorRequests.length / N).toFixed(2)),
@@ -263,6 +275,7 @@ try {
       `  Events by reason: ${formatByKind(eventsByReason)}`,
       `  status writes of s-0: ${result.statusWritesOfOneMonitoredServer.join(' → ')}`,
       `operator peak RSS ${rss} MiB (${result.operatorRunAs})`,
+      `machine load average at convergence: ${loadAtConvergence.join(', ')} (${cpus().length} CPUs)`,
       `steady state over ${steadySeconds} s: ${result.steadyStateWritesPerMinute} writes/min (plus ${result.steadyStateLeaseRenewalsPerMinute} lease renewals/min)`,
     ].join('\n'),
   );
