@@ -74,9 +74,11 @@ export interface ControllerOptions {
  * MonitoredServer was created), the window doubling after each progress-only write until an urgent
  * one. Urgent changes (Ready or Synced turning, a new generation, a problem, a stopped server) are
  * written at once. A server that is Ready within the window gets one status write; a slow one a
- * handful (30 s, 90 s, 210 s, ... after its creation), however long it takes.
+ * handful (30 s, 90 s, 210 s, ... after its creation, at most 5 min apart), however long it takes.
  */
 const DEFAULT_STATUS_COALESCE_MS = 30_000;
+/** The longest a progress-only status change waits (the doubling stops here). */
+const MAX_STATUS_COALESCE_MS = 300_000;
 /** A child created but not yet shown by its cache is trusted this long (its watch events may both have been missed). */
 const UNSEEN_CREATION_TTL_MS = 60_000;
 /** A deletion that waits on a child looks again this often. */
@@ -335,12 +337,14 @@ export class MonitoredServerController {
       const urgent = failure !== undefined || isUrgentStatusChange(current, next);
       // Progress waits for the window after the last write; never written by this replica: after the object's creation.
       const since = written?.at ?? (Date.parse(ms.metadata.creationTimestamp ?? '') || 0);
-      const window = this.statusCoalesceMs * 2 ** (written?.progressWrites ?? 0);
       const waited = this.now().getTime() - since;
+      // The window doubles with each progress-only write, up to a cap; a quiet spell as long as the cap starts it over.
+      const progressWrites = written && waited < MAX_STATUS_COALESCE_MS ? written.progressWrites : 0;
+      const window = Math.min(this.statusCoalesceMs * 2 ** progressWrites, MAX_STATUS_COALESCE_MS);
       if (!urgent && waited < window) {
         deferredMs = window - waited;
       } else {
-        await this.writeStatus(key, ms, current, next, urgent ? 0 : (written?.progressWrites ?? 0) + 1, ctx);
+        await this.writeStatus(key, ms, current, next, urgent ? 0 : progressWrites + 1, ctx);
       }
     }
     if (failure) throw this.retriedFailure(ms, failure);
