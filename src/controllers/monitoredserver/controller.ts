@@ -348,9 +348,11 @@ export class MonitoredServerController {
       }
     }
     if (failure) throw this.retriedFailure(ms, failure);
-    if (deferredMs !== undefined) return { requeueAfter: deferredMs };
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
-    return ready?.status === 'True' ? undefined : { requeueAfter: this.notReadyRecheckMs };
+    const recheckMs = ready?.status === 'True' ? undefined : this.notReadyRecheckMs;
+    // A deferred progress write comes back at the window's end, or sooner for the not-Ready recheck.
+    if (deferredMs !== undefined) return { requeueAfter: Math.min(deferredMs, recheckMs ?? deferredMs) };
+    return recheckMs === undefined ? undefined : { requeueAfter: recheckMs };
   }
 
   /** Children this reconcile created (applied while the cache had none): seen as created until the cache shows them. */
