@@ -4,9 +4,10 @@
 // MonitoredServer refers to, which the operator's caches must not pay for. Prints convergence vs
 // the floor, API writes per MonitoredServer by kind and the operator's peak RSS side by side, and
 // one JSON line.
-//   npm run bench:convergence -- [--count 200] [--unmonitored 2000] [--steady-seconds 60] [--nodes 3] [--operator compiled|tsx]
+//   npm run bench:convergence -- [--count 200] [--unmonitored 2000] [--steady-seconds 60] [--nodes 3] [--vm-controller-threads 3] [--operator compiled|tsx]
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { OperatorTestEnv, MS } from '../testenv/operator/operator-env.ts';
@@ -20,7 +21,7 @@ import { buildIdsVirtualMachine, serverPodLabels } from '../src/builders/ids-vm.
 import { roleLabels } from '../src/builders/names.ts';
 import { buildProcessMapperPod } from '../src/builders/process-mapper-pod.ts';
 import { createKubeApi } from '../src/kube/client/rest.ts';
-import { createUnmonitoredVms, runningVmis } from './unmonitored-vms.ts';
+import { createUnmonitoredVms, vmiPhases } from './unmonitored-vms.ts';
 
 const { values } = parseArgs({
   options: {
@@ -31,6 +32,9 @@ const { values } = parseArgs({
     'steady-seconds': { type: 'string', default: '60' },
     nodes: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '8' },
+    // virt-controller's VM workers (KubeVirt's default 3): more start the unmonitored VMs sooner;
+    // the operator and the floor run in the same world, so both see the same KubeVirt.
+    'vm-controller-threads': { type: 'string' },
   },
 });
 const N = Number(values.count);
@@ -58,6 +62,45 @@ function writesPerServerByKind(writes: AuditEvent[], servers: number): Record<st
     counts.set(kind, (counts.get(kind) ?? 0) + 1);
   }
   return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).map(([kind, n]) => [kind, Number((n / servers).toFixed(2))]));
+}
+
+/** Writes by verb and what they wrote (`patch MonitoredServer/status`, `create Pod`, ...), per MonitoredServer: where the writes go. */
+function writesPerServerByVerb(writes: AuditEvent[], servers: number): Record<string, number> {
+  const counts = new Map<string, number>();
+  for (const e of writes) {
+    const resource = e.objectRef?.resource ?? '?';
+    const key = `${e.verb} ${KINDS[resource] ?? resource}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ''}${e.responseStatus?.code && e.responseStatus.code >= 300 ? ` (${e.responseStatus.code})` : ''}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => [k, Number((n / servers).toFixed(2))]));
+}
+
+/** The status one MonitoredServer was written with, in order: each write's Ready reason and the two VM phases (from the audit log's request bodies). */
+function statusWritesOf(writes: AuditEvent[], name: string): string[] {
+  return writes
+    .filter((e) => e.objectRef?.resource === 'monitoredservers' && e.objectRef.subresource === 'status' && e.objectRef.name === name)
+    .map((e) => {
+      const status = (e.requestObject as { status?: { conditions?: Array<{ type: string; status: string; reason: string }>; serverVM?: { phase?: string }; idsVM?: { phase?: string } } } | undefined)?.status;
+      const ready = status?.conditions?.find((c) => c.type === 'Ready');
+      return `${ready?.status}/${ready?.reason} server=${status?.serverVM?.phase ?? '-'} ids=${status?.idsVM?.phase ?? '-'}`;
+    });
+}
+
+/** The Events about the namespace's MonitoredServers, per MonitoredServer by type and reason. */
+async function eventsPerServerByReason(env: OperatorTestEnv, ns: string, servers: number): Promise<Record<string, number>> {
+  const api = createKubeApi(env.cluster.kubeConfigFor('admin').kubeConfig);
+  const counts = new Map<string, number>();
+  let continueToken: string | undefined;
+  do {
+    const page = await api.request<{ items: Array<{ type?: string; reason?: string; regarding?: { kind?: string } }>; metadata?: { continue?: string } }>({
+      method: 'GET',
+      path: `/apis/events.k8s.io/v1/namespaces/${ns}/events`,
+      query: { limit: 500, continue: continueToken },
+    });
+    for (const e of page.items.filter((x) => x.regarding?.kind === 'MonitoredServer')) counts.set(`${e.type} ${e.reason}`, (counts.get(`${e.type} ${e.reason}`) ?? 0) + 1);
+    continueToken = page.metadata?.continue || undefined;
+  } while (continueToken);
+  return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => [k, Number((n / servers).toFixed(2))]));
 }
 
 function formatByKind(byKind: Record<string, number>): string {
@@ -89,7 +132,8 @@ if (compiled) {
 
 // Fake nodes big enough for every pair (a server VM requests 1Gi, an IDS VM 2Gi): the benchmark
 // measures the control loop, not bin packing.
-const env = await OperatorTestEnv.start(Number(values.nodes), { cpu: '2000', memory: '16Ti', pods: '10000' });
+const vmControllerThreads = values['vm-controller-threads'] ? Number(values['vm-controller-threads']) : undefined;
+const env = await OperatorTestEnv.start(Number(values.nodes), { cpu: '2000', memory: '16Ti', pods: '10000' }, vmControllerThreads ? { vmControllerThreads } : {});
 try {
   // --- the noise: unmonitored VMs, all running before the operator starts
   if (unmonitored > 0) {
@@ -99,11 +143,19 @@ try {
     log(`creating ${unmonitored} unmonitored VirtualMachines in namespace ${tenantNs}`);
     const n0 = Date.now();
     await createUnmonitoredVms(admin, tenantNs, unmonitored);
-    await waitFor(async () => ((await runningVmis(admin, tenantNs)) === unmonitored ? true : undefined), {
-      timeoutMs: 3_600_000,
-      intervalMs: 10_000,
-      description: `${unmonitored} unmonitored VMIs Running`,
-    });
+    log(`created ${unmonitored} VMs in ${((Date.now() - n0) / 1000).toFixed(0)} s; waiting for their VMIs to run`);
+    let lastProgress = 0;
+    await waitFor(
+      async () => {
+        const phases = await vmiPhases(admin, tenantNs);
+        if (Date.now() - lastProgress >= 30_000) {
+          lastProgress = Date.now();
+          log(`  after ${((Date.now() - n0) / 1000).toFixed(0)} s: VMIs by phase ${JSON.stringify(phases)}; load average ${loadavg()[0]?.toFixed(1)}`);
+        }
+        return phases.Running === unmonitored ? true : undefined;
+      },
+      { timeoutMs: 3_600_000, intervalMs: 5_000, description: `${unmonitored} unmonitored VMIs Running` },
+    );
     log(`${unmonitored} unmonitored VMs running after ${((Date.now() - n0) / 1000).toFixed(0)} s`);
   }
 
@@ -118,6 +170,8 @@ try {
   await inBatches([...Array(N).keys()], 25, (i) => env.createMonitoredServer(monitoredServer(`s-${i}`, ns)));
   await waitFor(async () => ((await countConverged(env, ns)) === N ? true : undefined), { timeoutMs: 3_600_000, intervalMs: 1000, description: `${N} Ready` });
   const t1 = new Date();
+  const loadAtConvergence = loadavg().map((l) => Number(l.toFixed(1)));
+  const eventsByReason = await eventsPerServerByReason(env, ns, N);
   const convergeSeconds = (t1.getTime() - t0.getTime()) / 1000;
   const opRequests = auditRequests(env.cluster.auditLogPath, { username: opUser, since: t0, until: t1 });
   const opWrites = opRequests.filter((e) => WRITE_VERBS.has(e.verb));
@@ -185,6 +239,7 @@ try {
   const floorRequests = auditRequests(env.cluster.auditLogPath, { username: floorUser, since: f0, until: f1 });
   const floorSeconds = (f1.getTime() - f0.getTime()) / 1000;
   const writesByKind = writesPerServerByKind(opWrites, N);
+  const writesByVerb = writesPerServerByVerb(opWrites, N);
 
   const result = {
     benchmark: 'convergence',
@@ -192,15 +247,21 @@ try {
     unmonitoredVirtualMachines: unmonitored,
     nodes: Number(values.nodes),
     operatorConcurrency: Number(values.concurrency),
+    virtControllerVmThreads: vmControllerThreads ?? 3,
     operatorRunAs: compiled ? 'node dist/src/main.js' : 'node --import tsx src/main.ts',
     convergeSeconds: Number(convergeSeconds.toFixed(1)),
     apiRequestsPerMonitoredServer: Number((opRequests.length / N).toFixed(2)),
     apiWritesPerMonitoredServer: Number((opWrites.length / N).toFixed(2)),
     apiWritesPerMonitoredServerByKind: writesByKind,
+    apiWritesPerMonitoredServerByVerb: writesByVerb,
+    eventsPerMonitoredServerByReason: eventsByReason,
+    statusWritesOfOneMonitoredServer: statusWritesOf(opWrites, 's-0'),
     convergenceToFloorRatio: Number((convergeSeconds / floorSeconds).toFixed(2)),
     steadyStateWritesPerMinute: Number(((steadyWrites * 60) / steadySeconds).toFixed(2)),
     steadyStateLeaseRenewalsPerMinute: Number(((leaseWrites * 60) / steadySeconds).toFixed(1)),
     operatorPeakRssMiB: rss,
+    // The machine is shared: its 1, 5 and 15 minute load averages when the operator had converged.
+    machineLoadAverage: loadAtConvergence,
     floor: {
       seconds: Number(floorSeconds.toFixed(1)),
       apiRequestsPerServer: Number((floorRequests.length / N).toFixed(2)),
@@ -215,7 +276,11 @@ try {
       `API requests    ${`${result.apiRequestsPerMonitoredServer}`.padEnd(12)}${result.floor.apiRequestsPerServer}   per MonitoredServer`,
       `API writes      ${`${result.apiWritesPerMonitoredServer}`.padEnd(12)}${result.floor.apiWritesPerServer}   per MonitoredServer`,
       `  by kind: ${formatByKind(writesByKind)}`,
+      `  by verb: ${formatByKind(writesByVerb)}`,
+      `  Events by reason: ${formatByKind(eventsByReason)}`,
+      `  status writes of s-0: ${result.statusWritesOfOneMonitoredServer.join(' → ')}`,
       `operator peak RSS ${rss} MiB (${result.operatorRunAs})`,
+      `machine load average at convergence: ${loadAtConvergence.join(', ')} (${cpus().length} CPUs)`,
       `steady state over ${steadySeconds} s: ${result.steadyStateWritesPerMinute} writes/min (plus ${result.steadyStateLeaseRenewalsPerMinute} lease renewals/min)`,
     ].join('\n'),
   );

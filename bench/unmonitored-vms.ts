@@ -147,9 +147,9 @@ export async function createUnmonitoredVms(api: KubeApi, namespace: string, coun
   });
 }
 
-/** How many of the namespace's VMIs run. */
-export async function runningVmis(api: KubeApi, namespace: string): Promise<number> {
-  let running = 0;
+/** The namespace's VMIs by phase (a VM without a VMI yet is not counted). */
+export async function vmiPhases(api: KubeApi, namespace: string): Promise<Record<string, number>> {
+  const phases: Record<string, number> = {};
   let continueToken: string | undefined;
   do {
     const page = await api.request<{ items: Array<{ status?: { phase?: string } }>; metadata?: { continue?: string } }>({
@@ -157,8 +157,8 @@ export async function runningVmis(api: KubeApi, namespace: string): Promise<numb
       path: collectionPath(VIRTUAL_MACHINE_INSTANCE, namespace),
       query: { limit: 500, continue: continueToken },
     });
-    running += page.items.filter((v) => v.status?.phase === 'Running').length;
+    for (const v of page.items) phases[v.status?.phase ?? 'Pending'] = (phases[v.status?.phase ?? 'Pending'] ?? 0) + 1;
     continueToken = page.metadata?.continue || undefined;
   } while (continueToken);
-  return running;
+  return phases;
 }

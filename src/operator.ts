@@ -9,7 +9,8 @@ import { apiLeaseLock, defaultIdentity, fenceApi, LeaderElector } from './kube/r
 import { createLogger, errorField, type Logger } from './kube/util/logger.ts';
 import { OperatorMetrics } from './kube/runtime/metrics.ts';
 import { createKubeApi } from './kube/client/rest.ts';
-import { loadKubeConfig, NO_KUBECONFIG_MESSAGE } from './kube/client/client.ts';
+import { NO_KUBECONFIG_MESSAGE } from './kube/client/kubeconfig-sources.ts';
+import { loadKubeAuth } from './kube/client/light-kubeconfig.ts';
 
 export { NO_KUBECONFIG_MESSAGE };
 
@@ -23,7 +24,8 @@ export interface RunningOperator {
 }
 
 export async function startOperator(config: OperatorConfig, logger: Logger = createLogger({ level: config.logLevel, defaultMeta: { component: 'hyperspector-operator' } })): Promise<RunningOperator> {
-  const kubeConfig = loadKubeConfig(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {});
+  // The light kubeconfig unless the credentials need client-node's (exec, auth provider): ~50 MiB less resident.
+  const kubeConfig = await loadKubeAuth(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {});
   const api = createKubeApi(kubeConfig);
   const metrics = new OperatorMetrics();
   const identity = defaultIdentity();

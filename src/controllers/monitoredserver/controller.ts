@@ -1,7 +1,7 @@
 // The MonitoredServer controller: level-triggered. A key goes into the queue from any watched
 // change; reconcile reads the whole current state from the caches, computes the desired children
 // with the pure builders, applies what differs, and writes status only when it changed.
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAuth } from '../../kube/client/light-kubeconfig.ts';
 import type { MonitoredServer, MonitoredServerStatus } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { MONITORED_SERVER } from '../../api/v1alpha1/resource.ts';
 import { LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY } from '../../builders/names.ts';
@@ -38,6 +38,7 @@ import { planTeardown } from './planners/teardown.ts';
 import { ConditionType, EventReason } from './reasons.ts';
 import { isUrgentStatusChange, statusEvents } from './status-events.ts';
 import { computeStatus, deletingStatus, statusEqual } from './status.ts';
+import { UnseenCreations } from './unseen-creations.ts';
 import { ADOPTED_VM_INDEX, adoptedVmIndex, monitoredServerKeysFor } from './watch-mapping.ts';
 
 export { isRefusedTemplate } from './planners/owned-vm.ts';
@@ -55,7 +56,7 @@ export const DEFAULT_PROCESS_MAPPER: ProcessMapperSettings = {
 };
 
 export interface ControllerOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeAuth;
   api: KubeApi;
   /** Namespaces to watch; empty or undefined watches all. */
   namespaces?: string[];
@@ -69,14 +70,25 @@ export interface ControllerOptions {
   kubevirtNamespace?: string;
   /** How often a MonitoredServer that is not Ready is looked at again without any change (ms). */
   notReadyRecheckMs?: number;
-  /** Progress-only status changes this soon after a status write are coalesced (ms; 0 writes every change). */
+  /** Progress-only status changes this soon after a status write are coalesced (ms; 0 writes every change; default 30 s). */
   statusCoalesceMs?: number;
   resyncPeriodMs?: number;
   now?: () => Date;
 }
 
-/** Progress-only status changes within this window after a status write are coalesced into one write. */
-const DEFAULT_STATUS_COALESCE_MS = 2_000;
+/**
+ * Progress-only status changes (Creating → Starting → Running, a VM's phase; the first status
+ * too) are coalesced: written once this long has passed since the last status write (or since the
+ * MonitoredServer was created), the window doubling after each progress-only write until an urgent
+ * one. Urgent changes (Ready or Synced turning, a new generation, a problem, a stopped server) are
+ * written at once. A server that is Ready within the window gets one status write; a slow one a
+ * handful (30 s, 90 s, 210 s, ... after its creation, at most 5 min apart), however long it takes.
+ */
+const DEFAULT_STATUS_COALESCE_MS = 30_000;
+/** The longest a progress-only status change waits (the doubling stops here). */
+const MAX_STATUS_COALESCE_MS = 300_000;
+/** A child created but not yet shown by its cache is trusted this long (its watch events may both have been missed). */
+const UNSEEN_CREATION_TTL_MS = 60_000;
 /** A deletion that waits on a child looks again this often. */
 const TEARDOWN_RECHECK_MS = 2_000;
 
@@ -118,8 +130,16 @@ export class MonitoredServerController {
    * resourceVersion (while the cache still shows that version it has not seen our write yet, and the
    * same status is not written twice).
    */
-  private readonly writtenStatus = new Map<string, { at: number; over: string | undefined; status: MonitoredServerStatus }>();
+  private readonly writtenStatus = new Map<string, { at: number; over: string | undefined; status: MonitoredServerStatus; progressWrites: number }>();
   private readonly statusCoalesceMs: number;
+  /** Children created by this controller that the caches have not shown yet: not created twice. */
+  private readonly unseen: UnseenCreations;
+  /** How each child kind this controller creates is kept in its cache (a remembered creation is kept the same way). */
+  private readonly childTransforms: ReadonlyMap<string, CacheTransform<KubeObject>> = new Map<string, CacheTransform<KubeObject>>([
+    [VIRTUAL_MACHINE.kind, transformVirtualMachine as unknown as CacheTransform<KubeObject>],
+    [POD.kind, transformProcessMapperPod as unknown as CacheTransform<KubeObject>],
+    [SECRET.kind, stripManagedFields<KubeObject>()],
+  ]);
   private pool: WorkerPool | undefined;
   /** Settles when the pools stopped so far have drained; a new pool starts only after it. */
   private draining: Promise<void> = Promise.resolve();
@@ -136,6 +156,7 @@ export class MonitoredServerController {
     this.now = options.now ?? (() => new Date());
     this.notReadyRecheckMs = options.notReadyRecheckMs ?? 60_000;
     this.statusCoalesceMs = options.statusCoalesceMs ?? DEFAULT_STATUS_COALESCE_MS;
+    this.unseen = new UnseenCreations({ ttlMs: UNSEEN_CREATION_TTL_MS, now: () => this.now().getTime() });
     this.queue = this.newQueue();
     // Each cache keeps only what the controller reads (cache-transforms.ts).
     const informer = <T extends KubeObject>(name: string, type: ResourceType, transform: CacheTransform<T>, labelSelector?: string) => (namespace?: string) =>
@@ -174,6 +195,15 @@ export class MonitoredServerController {
     }
     // A process-mapper pod names its MonitoredServer in two labels (it runs in another namespace).
     for (const i of this.processMapperPods.informers) i.addEventHandler(enqueueMapped<Pod>(sink, (pod) => processMapperOwnerKeys(pod)));
+    // Once a cache shows a child this controller created (or its deletion), the cache is right again.
+    for (const [kind, informers] of [
+      [VIRTUAL_MACHINE.kind, this.virtualMachines.informers],
+      [POD.kind, this.processMapperPods.informers],
+      [SECRET.kind, this.cloudInitSecrets.informers],
+    ] as Array<[string, Informer<KubeObject>[]]>) {
+      const seen = (o: KubeObject) => this.unseen.seen(kind, o);
+      for (const i of informers) i.addEventHandler({ onAdd: seen, onUpdate: (_old, o) => seen(o), onDelete: seen });
+    }
     // A claim or the KubeVirt CR matters to the MonitoredServers with disks (in the claim's namespace).
     const withDisks = (namespace?: string) =>
       this.monitoredServers.list().filter((m) => (m.spec.server.disks?.length ?? 0) > 0 && (namespace === undefined || m.metadata.namespace === namespace)).map((m) => objectKey(m));
@@ -268,6 +298,7 @@ export class MonitoredServerController {
     const pool = this.pool;
     this.pool = undefined;
     this.queue.shutDown();
+    this.unseen.clear();
     this.draining = this.draining.then(() => pool?.stop());
     return this.draining;
   }
@@ -281,12 +312,12 @@ export class MonitoredServerController {
     return {
       monitoredServer: (ns, name) => this.monitoredServers.get(ns, name),
       adoptersOf: (ns, vm) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, `${ns}/${vm}`),
-      virtualMachine: (ns, name) => this.virtualMachines.get(ns, name),
+      virtualMachine: (ns, name) => this.unseen.read(VIRTUAL_MACHINE.kind, ns, name, this.virtualMachines.get(ns, name)),
       virtualMachineInstance: (ns, name) => this.virtualMachineInstances.get(ns, name),
-      processMapperPod: (name) => this.processMapperPods.get(this.mapperSettings.namespace, name),
+      processMapperPod: (name) => this.unseen.read(POD.kind, this.mapperSettings.namespace, name, this.processMapperPods.get(this.mapperSettings.namespace, name)),
       persistentVolumeClaim: (ns, name) => this.claims.get(ns, name),
       kubevirt: () => this.kubevirts.list().find((k) => !k.metadata?.deletionTimestamp),
-      idsCloudInitSecret: (ns, name) => this.cloudInitSecrets.get(ns, name),
+      idsCloudInitSecret: (ns, name) => this.unseen.read(SECRET.kind, ns, name, this.cloudInitSecrets.get(ns, name)),
       migrationsOf: (ns, vmiName) => this.migrations.byIndex(MIGRATION_VMI_INDEX, `${ns}/${vmiName}`),
     };
   }
@@ -362,41 +393,71 @@ export class MonitoredServerController {
     const outcomes = new Outcomes(await execute(actions, this.executeContext(ms, ctx)));
     // A migration that was not created frees its slot at once.
     for (const o of outcomes.of('evacuation')) if (isMigration(o.action) && o.kind !== 'done') this.reservedMigrations.delete(migrationKey(o.action));
+    this.rememberCreations(outcomes);
     // The term ended (lost lease): its outcomes are moot and nothing more may be written.
     ctx.signal.throwIfAborted();
-    const next = computeStatus(ms, observed, outcomes, this.now(), evacuation.move);
+    const written = this.writtenStatus.get(key);
+    // While the cache still shows the version our last write went over, that write is the status
+    // the object has: compared with it, a follow-up is progress, not the first status again, and
+    // its conditions keep their transition times. Fields other writers own (status.alerts) are
+    // always the object's own.
+    const current = written !== undefined && written.over === ms.metadata.resourceVersion ? { ...written.status, ...(ms.status?.alerts ? { alerts: ms.status.alerts } : {}) } : ms.status;
+    const next = computeStatus(current === ms.status ? ms : { ...ms, status: current }, observed, outcomes, this.now(), evacuation.move);
     const failure = outcomes.firstFailure();
     let deferredMs: number | undefined;
-    const written = this.writtenStatus.get(key);
-    const cacheBehind = written !== undefined && written.over === ms.metadata.resourceVersion;
-    if (!statusEqual(ms.status, next) && !(cacheBehind && statusEqual(written.status, next))) {
-      const sinceLast = this.now().getTime() - (written?.at ?? 0);
-      // A monitoring gap that opens or closes is written at once (its Events and the metric go with it).
-      const gapChanged = monitoringGapEvents(ms.status?.lastMonitoringGap, next.lastMonitoringGap).length > 0;
-      // So is each step of a move (evacuating → migrating → failed ...): a migration may last a second.
-      const moveStepChanged = evacuation.move !== undefined && findCondition(ms.status?.conditions as Condition[] | undefined, ConditionType.Colocated)?.reason !== evacuation.move.reason;
-      if (!failure && !gapChanged && !moveStepChanged && !isUrgentStatusChange(ms.status, next) && sinceLast < this.statusCoalesceMs) {
-        deferredMs = this.statusCoalesceMs - sinceLast;
+    if (!statusEqual(current, next)) {
+      // A monitoring gap that opens or closes is written at once (its Events and the metric go with it),
+      // so is each step of a move (evacuating → migrating → failed ...): a migration may last a second.
+      const gapChanged = monitoringGapEvents(current?.lastMonitoringGap, next.lastMonitoringGap).length > 0;
+      const moveStepChanged = evacuation.move !== undefined && findCondition(current?.conditions as Condition[] | undefined, ConditionType.Colocated)?.reason !== evacuation.move.reason;
+      const urgent = failure !== undefined || gapChanged || moveStepChanged || isUrgentStatusChange(current, next);
+      // Progress waits for the window after the last write; never written by this replica: after the object's creation.
+      const since = written?.at ?? (Date.parse(ms.metadata.creationTimestamp ?? '') || 0);
+      const waited = this.now().getTime() - since;
+      // The window doubles with each progress-only write, up to a cap; a quiet spell as long as the cap starts it over.
+      const progressWrites = written && waited < MAX_STATUS_COALESCE_MS ? written.progressWrites : 0;
+      const window = Math.min(this.statusCoalesceMs * 2 ** progressWrites, MAX_STATUS_COALESCE_MS);
+      if (!urgent && waited < window) {
+        deferredMs = window - waited;
       } else {
-        await this.writeStatus(key, ms, next, ctx);
+        await this.writeStatus(key, ms, current, next, urgent ? 0 : progressWrites + 1, ctx);
       }
     }
     if (failure) throw this.retriedFailure(ms, failure);
-    if (deferredMs !== undefined) return { requeueAfter: deferredMs };
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
-    if (ready?.status === 'True') return undefined;
-    return { requeueAfter: Math.min(this.notReadyRecheckMs, evacuation.recheckAfterMs ?? Infinity) };
+    const recheckMs = ready?.status === 'True' ? undefined : Math.min(this.notReadyRecheckMs, evacuation.recheckAfterMs ?? Infinity);
+    // A deferred progress write comes back at the window's end, or sooner for the not-Ready recheck.
+    if (deferredMs !== undefined) return { requeueAfter: Math.min(deferredMs, recheckMs ?? deferredMs) };
+    return recheckMs === undefined ? undefined : { requeueAfter: recheckMs };
   }
 
-  private async writeStatus(key: string, ms: MonitoredServer, next: MonitoredServerStatus, ctx: ReconcileContext): Promise<void> {
+  /** Children this reconcile created (applied while the cache had none): seen as created until the cache shows them. */
+  private rememberCreations(outcomes: Outcomes): void {
+    for (const o of outcomes.all) {
+      if (o.kind !== 'done' || o.action.type !== 'apply' || !o.object) continue;
+      const kind = o.action.resource.kind;
+      const transform = this.childTransforms.get(kind);
+      const { namespace = '', name = '' } = o.object.metadata ?? {};
+      if (!transform || this.cachedChild(kind, namespace, name)) continue;
+      this.unseen.remember(kind, transform(o.object));
+    }
+  }
+
+  private cachedChild(kind: string, namespace: string, name: string): KubeObject | undefined {
+    if (kind === VIRTUAL_MACHINE.kind) return this.virtualMachines.get(namespace, name);
+    if (kind === POD.kind) return this.processMapperPods.get(namespace, name);
+    return this.cloudInitSecrets.get(namespace, name);
+  }
+
+  private async writeStatus(key: string, ms: MonitoredServer, current: MonitoredServerStatus | undefined, next: MonitoredServerStatus, progressWrites: number, ctx: ReconcileContext): Promise<void> {
     await applyStatus(this.api, MONITORED_SERVER, ms, next, { signal: ctx.signal });
-    this.writtenStatus.set(key, { at: this.now().getTime(), over: ms.metadata.resourceVersion, status: next });
-    for (const event of statusEvents(ms.status, next)) this.events.record(ms, event.type, event.reason, event.message);
-    for (const event of monitoringGapEvents(ms.status?.lastMonitoringGap, next.lastMonitoringGap)) this.events.record(ms, event.type, event.reason, event.message);
-    const closed = closedGap(ms.status?.lastMonitoringGap, next.lastMonitoringGap);
+    this.writtenStatus.set(key, { at: this.now().getTime(), over: ms.metadata.resourceVersion, status: next, progressWrites });
+    for (const event of statusEvents(current, next)) this.events.record(ms, event.type, event.reason, event.message);
+    for (const event of monitoringGapEvents(current?.lastMonitoringGap, next.lastMonitoringGap)) this.events.record(ms, event.type, event.reason, event.message);
+    const closed = closedGap(current?.lastMonitoringGap, next.lastMonitoringGap);
     if (closed) this.gapSeconds?.observe({ cause: closed.cause }, closed.durationSeconds ?? 0);
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
-    const before = findCondition(ms.status?.conditions as Condition[] | undefined, ConditionType.Ready);
+    const before = findCondition(current?.conditions as Condition[] | undefined, ConditionType.Ready);
     if (ready && before?.status !== ready.status) {
       ctx.log.info(ready.status === 'True' ? 'MonitoredServer became Ready' : 'MonitoredServer is not Ready', { reason: ready.reason });
     }

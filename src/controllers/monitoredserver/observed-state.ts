@@ -62,6 +62,19 @@ export function printableStatus(vm: VirtualMachine | undefined): string | undefi
   return vm?.status?.printableStatus;
 }
 
+/** KubeVirt's own words for a VM on its way up: its status has not yet caught up with a VMI that already runs. */
+const COMING_UP = new Set(['Stopped', 'Provisioning', 'Starting', 'WaitingForVolumeBinding']);
+
+/**
+ * True when the VMI runs but virt-controller has not yet written that into the VM's status
+ * (`kubectl get vm` still says Starting). The VM counts as running only once both agree, so Ready
+ * turns True together with the phases status shows, in one status write.
+ */
+export function vmStatusBehind(vm: VirtualMachine | undefined): boolean {
+  const phase = printableStatus(vm);
+  return phase === undefined || COMING_UP.has(phase);
+}
+
 /** Annotation KubeVirt keeps on a VMI: the VM generation whose template the VMI runs (kubevirt.io/api core/v1). */
 export const VMI_VM_GENERATION_ANNOTATION = 'kubevirt.io/vm-generation';
 

@@ -99,7 +99,6 @@ export const EventReason = {
   IDSVMNameConflict: 'IDSVMNameConflict',
   IDSVMInvalid: 'IDSVMInvalid',
   IDSVMUnschedulable: 'IDSVMUnschedulable',
-  ProcessMapperCreated: 'ProcessMapperCreated',
   ProcessMapperReplaced: 'ProcessMapperReplaced',
   ProcessMapperDeleted: 'ProcessMapperDeleted',
   IDSCloudInitCreated: 'IDSCloudInitCreated',

@@ -3,7 +3,7 @@
 import type { MonitoredServerStatus } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { findCondition, type Condition } from '../../kube/client/conditions.ts';
 import type { PlannedEvent } from './actions.ts';
-import { ConditionType, EventReason, WARNING_REASONS } from './reasons.ts';
+import { ConditionType, EventReason, Reason, WARNING_REASONS } from './reasons.ts';
 
 const WATCHED = [
   ConditionType.ServerRunning,
@@ -40,18 +40,26 @@ export function statusEvents(before: MonitoredServerStatus | undefined, after: M
   return events;
 }
 
+/** Ready reasons that wait on the user without being a problem: written at once, as problems are. */
+const WAITS_ON_USER: ReadonlySet<string> = new Set([Reason.ServerVMStopped]);
+
+/** A condition's status, or what its absence means: Ready absent is not Ready, Synced absent is in sync. */
+function statusOf(status: MonitoredServerStatus | undefined, type: string): string {
+  return findCondition(conditions(status), type)?.status ?? (type === ConditionType.Synced ? 'True' : 'False');
+}
+
 /**
- * True when a status change must be written at once: the first status, a change of Ready or
- * Synced, a new generation, or a problem the user must act on. Other changes are progress
- * (Creating → Starting → Running) and may be coalesced.
+ * True when a status change must be written at once: Ready or Synced turning (the first status
+ * counts as not Ready), a new generation, a problem the user must act on (a Warning), or a state
+ * that waits on the user (a stopped server). Everything else is progress (Creating → Starting →
+ * Running, the first "creating" status included) and may be coalesced.
  */
 export function isUrgentStatusChange(before: MonitoredServerStatus | undefined, after: MonitoredServerStatus): boolean {
-  if (!before) return true;
-  if (before.observedGeneration !== after.observedGeneration) return true;
+  if (before && before.observedGeneration !== after.observedGeneration) return true;
   for (const type of [ConditionType.Ready, ConditionType.Synced, ConditionType.Responded]) {
-    const a = findCondition(conditions(before), type);
-    const b = findCondition(conditions(after), type);
-    if (a?.status !== b?.status) return true;
+    if (statusOf(before, type) !== statusOf(after, type)) return true;
   }
+  const readyReason = findCondition(conditions(after), ConditionType.Ready)?.reason;
+  if (readyReason && WAITS_ON_USER.has(readyReason) && findCondition(conditions(before), ConditionType.Ready)?.reason !== readyReason) return true;
   return statusEvents(before, after).some((e) => e.type === 'Warning');
 }

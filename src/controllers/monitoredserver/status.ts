@@ -11,7 +11,7 @@ import { nextMonitoringGap } from './monitoring-gap.ts';
 import { pairMoveConditions } from './pair-move-status.ts';
 import type { PairMove } from './planners/evacuation.ts';
 import { ConditionType, Reason } from './reasons.ts';
-import { podIsReady, printableStatus, vmCondition, vmiIsReady, vmiIsRunning, vmiNode, type ObservedState } from './observed-state.ts';
+import { podIsReady, printableStatus, vmCondition, vmiIsReady, vmiIsRunning, vmiNode, vmStatusBehind, type ObservedState } from './observed-state.ts';
 
 type Update = Omit<ConditionUpdate, 'type' | 'observedGeneration'>;
 
@@ -45,7 +45,7 @@ function serverRunning(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes
       ? { status: 'False', reason: Reason.ServerVMNotFound, message: `VirtualMachine ${ns}/${name} (spec.server.virtualMachineName) does not exist; create it or fix the name` }
       : { status: 'False', reason: Reason.ServerVMCreating, message: `creating VirtualMachine ${ns}/${name}` };
   }
-  if (vmiIsRunning(o.serverVmi)) {
+  if (vmiIsRunning(o.serverVmi) && !vmStatusBehind(o.serverVm)) {
     return { status: 'True', reason: Reason.Running, message: `VirtualMachine ${ns}/${name} is running on node ${o.serverVmi?.status?.nodeName}` };
   }
   const phase = printableStatus(o.serverVm);
@@ -106,7 +106,7 @@ function idsRunning(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes, s
       ? { status: 'False', reason: Reason.IDSVMCreating, message: `creating IDS VirtualMachine ${ns}/${name} on node ${serverNode}` }
       : { status: 'False', reason: Reason.WaitingForServerPlacement, message: `the IDS VM is created once the server VM has a node` };
   }
-  if (vmiIsReady(o.idsVmi)) {
+  if (vmiIsReady(o.idsVmi) && !vmStatusBehind(o.idsVm)) {
     return { status: 'True', reason: Reason.Running, message: `IDS VirtualMachine ${ns}/${name} is running on node ${o.idsVmi?.status?.nodeName}` };
   }
   const unschedulable = unschedulableMessage(o);

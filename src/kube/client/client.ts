@@ -1,20 +1,14 @@
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { NO_KUBECONFIG_MESSAGE, type LoadKubeConfigOptions } from './kubeconfig-sources.ts';
 import { type KubeApi, type KubeApiOptions, createKubeApi } from './rest.ts';
 
-export interface LoadKubeConfigOptions {
-  /** Explicit kubeconfig file (e.g. a --kubeconfig flag); wins over everything else. */
-  kubeconfigPath?: string;
-  /** Context to use instead of the file's current-context. */
-  context?: string;
-  env?: NodeJS.ProcessEnv;
-}
+export type { LoadKubeConfigOptions };
+export { NO_KUBECONFIG_MESSAGE };
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
-export const NO_KUBECONFIG_MESSAGE =
-  'no kubeconfig: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a Pod (in-cluster service account)';
 
 /**
  * Loads a KubeConfig the way kubectl and controller-runtime do: an explicit path, else

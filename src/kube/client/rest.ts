@@ -1,4 +1,6 @@
-import { type KubeConfig, RequestContext } from '@kubernetes/client-node';
+// RequestContext from its own module: client-node's index would load its whole generated API.
+import { RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
+import type { KubeAuth } from './light-kubeconfig.ts';
 import { fetch } from 'undici';
 
 /**
@@ -48,7 +50,7 @@ export interface KubeApiOptions {
   timeoutMs?: number;
 }
 
-export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = {}): KubeApi {
+export function createKubeApi(kubeConfig: KubeAuth, options: KubeApiOptions = {}): KubeApi {
   const defaultTimeoutMs = options.timeoutMs ?? 30_000;
   // client-node builds a new connection pool (and so a new TLS handshake) for every request; one
   // pool per client keeps connections alive across requests. Auth headers are still applied per

@@ -1,4 +1,7 @@
-import { type KubeConfig, Watch } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+// Watch from its own module: client-node's index would load its whole generated API.
+import { Watch } from '@kubernetes/client-node/dist/watch.js';
+import type { KubeAuth } from '../client/light-kubeconfig.ts';
 import type { KubeObject } from '../client/apply.ts';
 import type { KubeApi } from '../client/rest.ts';
 
@@ -55,7 +58,7 @@ export interface ApiListWatchOptions {
 }
 
 /** ListWatchSource backed by the API server: paged list through KubeApi, watch through client-node. */
-export function apiListWatch<T extends KubeObject>(kubeConfig: KubeConfig, api: KubeApi, options: ApiListWatchOptions): ListWatchSource<T> {
+export function apiListWatch<T extends KubeObject>(kubeConfig: KubeAuth, api: KubeApi, options: ApiListWatchOptions): ListWatchSource<T> {
   const selectors = {
     labelSelector: options.labelSelector,
     fieldSelector: options.fieldSelector,
@@ -81,7 +84,8 @@ export function apiListWatch<T extends KubeObject>(kubeConfig: KubeConfig, api: 
       return { items, resourceVersion };
     },
     watch(watchOptions, onEvent, onDone) {
-      const watch = new Watch(kubeConfig);
+      // Watch calls only getCurrentCluster and applySecurityAuthentication on its config (client-node 2.0 watch.js).
+      const watch = new Watch(kubeConfig as KubeConfig);
       // requestTimeoutMs is private in the typings but is the only knob for the inactivity limit.
       Reflect.set(watch, 'requestTimeoutMs', options.watchInactivityTimeoutMs ?? 5 * 60_000);
       let aborted = false;

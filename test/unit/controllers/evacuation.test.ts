@@ -81,7 +81,7 @@ function migration(name: string, phase: string, o: { ours?: boolean; attempt?: n
 
 function observed(vmi: VirtualMachineInstance, extra: Partial<ObservedState> = {}, runStrategy = 'Always'): ObservedState {
   return {
-    serverVm: { metadata: { name: 'web-1-server', namespace: NS }, spec: { runStrategy, template: {} } } as ObservedState['serverVm'],
+    serverVm: { metadata: { name: 'web-1-server', namespace: NS }, spec: { runStrategy, template: {} }, status: { printableStatus: 'Running' } } as ObservedState['serverVm'],
     serverVmi: vmi,
     idsVm: { metadata: { name: 'web-1-ids', namespace: NS, labels: { 'hyperspector.io/monitored-server': 'web-1' } }, spec: { runStrategy: 'Always', template: {} } } as ObservedState['idsVm'],
     processMapperPod: { metadata: { name: processMapperPodName(monitoredServer('web-1', NS)), namespace: 'hyperspector-system', uid: 'pod-uid' } },

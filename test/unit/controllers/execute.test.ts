@@ -82,7 +82,12 @@ describe('executor and error policy', () => {
         assert.ok(outcomes.all.filter((o) => o.action.capability !== capability).every((o) => o.kind === 'done'), 'other capabilities go on');
         const ms = monitoredServer('web-1', 'shop');
         ms.metadata.generation = 1;
-        const status = computeStatus(ms, {}, outcomes, T0);
+        // The server is placed, so the refused pod has a node to run on and its condition says why it does not.
+        const placed = {
+          serverVm: { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'web-1-server', namespace: 'shop' }, spec: { runStrategy: 'Always', template: { spec: { domain: { devices: {} } } } }, status: { printableStatus: 'Running' } },
+          serverVmi: { metadata: { name: 'web-1-server', namespace: 'shop', uid: 'vmi-1' }, spec: { domain: { devices: {} } }, status: { phase: 'Running', nodeName: 'node-a' } },
+        };
+        const status = computeStatus(ms, placed, outcomes, T0);
         const synced = status.conditions?.find((c) => c.type === 'Synced');
         if (refusedPod) {
           // Pod Security or RBAC refusing the privileged pod: the user must act; no retry loop.

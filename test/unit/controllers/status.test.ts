@@ -54,6 +54,20 @@ describe('MonitoredServer status', () => {
     assert.ok(s.conditions?.every((c) => c.observedGeneration === 4));
   });
 
+  it('counts a VM as running only once KubeVirt says so in the VM too, so Ready turns True with the phases status shows', () => {
+    const running = { serverVm: vm('web-1-server'), serverVmi: vmi('web-1-server', 'node-a'), idsVmi: vmi('web-1-ids', 'node-a'), processMapperPod: mapperPod() };
+    const idsBehind = computeStatus(ms, { ...running, idsVm: vm('web-1-ids', 'Starting') }, NO_OUTCOMES, T0);
+    assert.equal(cond(idsBehind, 'IDSRunning')?.reason, 'IDSVMStarting');
+    assert.equal(cond(idsBehind, 'Ready')?.status, 'False');
+    const serverBehind = computeStatus(ms, { ...running, serverVm: vm('web-1-server', 'Provisioning'), idsVm: vm('web-1-ids') }, NO_OUTCOMES, T0);
+    assert.equal(cond(serverBehind, 'ServerRunning')?.reason, 'ServerVMStarting');
+    const paused = computeStatus(ms, { ...running, serverVm: vm('web-1-server', 'Paused'), idsVm: vm('web-1-ids') }, NO_OUTCOMES, T0);
+    assert.equal(cond(paused, 'ServerRunning')?.status, 'True', 'a paused server still runs (its VMI does)');
+    const both = computeStatus(ms, { ...running, idsVm: vm('web-1-ids') }, NO_OUTCOMES, T0);
+    assert.equal(cond(both, 'Ready')?.status, 'True');
+    assert.equal(both.idsVM?.phase, 'Running');
+  });
+
   it('waits for the server placement before the IDS VM exists', () => {
     const s = computeStatus(ms, { serverVm: vm('web-1-server', 'Starting'), serverVmi: vmi('web-1-server', undefined, 'Scheduling', false) }, NO_OUTCOMES, T0);
     assert.equal(cond(s, 'Colocated')?.reason, 'WaitingForServerPlacement');

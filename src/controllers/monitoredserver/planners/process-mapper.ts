@@ -69,7 +69,8 @@ export function planProcessMapper(ms: MonitoredServer, o: ObservedState, setting
       resource: POD,
       object: desired,
       refusedWhen: isRefusedPod,
-      event: { type: 'Normal', reason: EventReason.ProcessMapperCreated, message: `Created process-mapper pod ${name} on node ${serverNode}` },
+      // No Event: creating the pod is a step, not a milestone (ProcessMapping says how it goes, a
+      // problem is a Warning, MonitoringStarted marks the end); replacing or deleting it is one.
     },
   ];
 }
