@@ -48,6 +48,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger = cre
     notReadyRecheckMs: config.notReadyRecheckMs,
     processMapper: { image: config.processMapperImage, defaultKernelProfilesConfigMap: config.kernelProfilesConfigMap },
     kubevirtNamespace: config.kubevirtNamespace,
+    networking: { settings: config.networking, claimNamespace: config.idsAddressNamespace },
   });
   const health = new HealthServer({ port: config.httpPort, host: config.httpHost, metrics, logger });
   health.addLivenessCheck('ping', () => true);

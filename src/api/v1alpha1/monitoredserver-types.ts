@@ -198,12 +198,22 @@ export const VmStatusSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const IdsNetworkStatusSchema = Type.Object(
+  {
+    address: Type.String({ description: "The IDS VM's address on the IDS-only network, with its prefix length (e.g. 10.99.0.7/16)." }),
+    provider: Type.String({ description: 'The IDS network provider the operator is configured with: vxlan or ovn-k8s-layer2.' }),
+    networkAttachmentDefinition: Type.String({ description: "The NetworkAttachmentDefinition of the IDS VM's IDS-network NIC." }),
+  },
+  { additionalProperties: false, description: 'The IDS VM on the IDS-only network.' },
+);
+
 export const MonitoredServerStatusSchema = Type.Object(
   {
     observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0 })),
     nodeName: Type.Optional(Type.String({ description: 'The node the server VM and the IDS VM run on.' })),
     serverVM: Type.Optional(VmStatusSchema),
     idsVM: Type.Optional(VmStatusSchema),
+    idsNetwork: Type.Optional(IdsNetworkStatusSchema),
     conditions: Type.Optional(
       Type.Array(ConditionSchema, {
         maxItems: 32,
@@ -226,6 +236,7 @@ export type MonitoredServerSpec = Static<typeof MonitoredServerSpecSchema>;
 export type Condition = Static<typeof ConditionSchema>;
 export type ConditionStatus = (typeof CONDITION_STATUSES)[number];
 export type VmStatus = Static<typeof VmStatusSchema>;
+export type IdsNetworkStatus = Static<typeof IdsNetworkStatusSchema>;
 export type MonitoredServerStatus = Static<typeof MonitoredServerStatusSchema>;
 export type DeletionPolicy = (typeof DELETION_POLICIES)[number];
 

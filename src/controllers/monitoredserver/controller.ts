@@ -16,7 +16,7 @@ import { silentLogger, type Logger } from '../../kube/util/logger.ts';
 import type { OperatorMetrics } from '../../kube/runtime/metrics.ts';
 import { MultiNamespaceInformer } from '../../kube/runtime/multi-namespace-informer.ts';
 import type { KubeObject, KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance } from '../../kube/client/objects.ts';
-import { collectionPath, KUBEVIRT, PERSISTENT_VOLUME_CLAIM, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/client/resources.ts';
+import { collectionPath, CONFIG_MAP, KUBEVIRT, NETWORK_ATTACHMENT_DEFINITION, PERSISTENT_VOLUME_CLAIM, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/client/resources.ts';
 import type { KubeApi } from '../../kube/client/rest.ts';
 import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../kube/runtime/workers.ts';
 import { WorkQueue } from '../../kube/runtime/workqueue.ts';
@@ -29,6 +29,8 @@ import type { ObservedState } from './observed-state.ts';
 import { planFinalizer } from './planners/finalizer.ts';
 import { planDiskHotplug, planIdsCloudInit } from './planners/disk-inspection.ts';
 import { planIdsVm } from './planners/ids-vm.ts';
+import { planIdsNetworkData, planNetworking, type NetworkingContext } from './planners/networking.ts';
+import { claimOf, LABEL_CLAIM_UID } from '../../builders/ids-address.ts';
 import { planProcessMapper } from './planners/process-mapper.ts';
 import { planServerVm } from './planners/server-vm.ts';
 import { planTeardown } from './planners/teardown.ts';
@@ -59,6 +61,8 @@ export interface ControllerOptions {
   processMapper?: ProcessMapperSettings;
   /** Namespace of the KubeVirt CR (default `kubevirt`). */
   kubevirtNamespace?: string;
+  /** The IDS VM's mirror and IDS-network NICs, NADs and addresses (undefined: none, MirrorAttached unavailable). */
+  networking?: NetworkingContext;
   /** How often a MonitoredServer that is not Ready is looked at again without any change (ms). */
   notReadyRecheckMs?: number;
   /** Progress-only status changes this soon after a status write are coalesced (ms; 0 writes every change). */
@@ -97,6 +101,9 @@ export class MonitoredServerController {
    * loses disk inspection (DiskAttached says so), not the rest of the operator.
    */
   private readonly kubevirts: Informer<KubeVirt>;
+  /** Networking only: our NADs (by label) and the IDS-network address claims (in the operator's namespace). */
+  private readonly nads: MultiNamespaceInformer<KubeObject> | undefined;
+  private readonly addressClaims: Informer<KubeObject> | undefined;
   /**
    * The status last written per key: when (progress writes are coalesced after it), and over which
    * resourceVersion (while the cache still shows that version it has not seen our write yet, and the
@@ -138,6 +145,10 @@ export class MonitoredServerController {
     this.claims = new MultiNamespaceInformer(informer<PersistentVolumeClaim>('persistentvolumeclaims', PERSISTENT_VOLUME_CLAIM, stripManagedFields<PersistentVolumeClaim>()), options.namespaces);
     this.cloudInitSecrets = new MultiNamespaceInformer(informer<Secret>('secrets', SECRET, stripManagedFields<Secret>(), `${LABEL_ROLE}=ids-cloud-init`), options.namespaces);
     this.kubevirts = informer<KubeVirt>('kubevirts', KUBEVIRT, stripManagedFields<KubeVirt>())(options.kubevirtNamespace ?? 'kubevirt');
+    if (options.networking) {
+      this.nads = new MultiNamespaceInformer(informer<KubeObject>('network-attachment-definitions', NETWORK_ATTACHMENT_DEFINITION, stripManagedFields<KubeObject>(), `${LABEL_ROLE}=network,${LABEL_MANAGED_BY}=${MANAGED_BY}`), options.namespaces);
+      this.addressClaims = informer<KubeObject>('ids-address-claims', CONFIG_MAP, stripManagedFields<KubeObject>(), `${LABEL_ROLE}=ids-address,${LABEL_MANAGED_BY}=${MANAGED_BY}`)(options.networking.claimNamespace);
+    }
     // The queue is replaced each leadership term; handlers always feed the current one.
     const sink: KeySink = { add: (key) => this.queue.add(key) };
     for (const i of this.monitoredServers.informers) {
@@ -148,9 +159,19 @@ export class MonitoredServerController {
     const children = enqueueMapped<KubeObject>(sink, (obj) =>
       monitoredServerKeysFor(obj, (k) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, k).map((m) => objectKey(m))),
     );
-    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.processMapperPods.informers, ...this.cloudInitSecrets.informers] as Informer<KubeObject>[]) {
+    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.processMapperPods.informers, ...this.cloudInitSecrets.informers, ...(this.nads?.informers ?? [])] as Informer<KubeObject>[]) {
       i.addEventHandler(children);
     }
+    // A claim wakes its MonitoredServer (by the UID on it); a released one wakes those still waiting for an address.
+    this.addressClaims?.addEventHandler(
+      enqueueMapped<KubeObject>(sink, (claim) => {
+        const uid = claim.metadata?.labels?.[LABEL_CLAIM_UID];
+        const all = this.monitoredServers.list();
+        const owner = all.filter((m) => m.metadata.uid === uid);
+        const waiting = all.filter((m) => !claimOf(this.addressClaims?.list() ?? [], m.metadata.uid));
+        return [...owner, ...waiting].map((m) => objectKey(m));
+      }),
+    );
     // A claim or the KubeVirt CR matters to the MonitoredServers with disks (in the claim's namespace).
     const withDisks = (namespace?: string) =>
       this.monitoredServers.list().filter((m) => (m.spec.server.disks?.length ?? 0) > 0 && (namespace === undefined || m.metadata.namespace === namespace)).map((m) => objectKey(m));
@@ -179,6 +200,8 @@ export class MonitoredServerController {
       ...this.processMapperPods.informers,
       ...this.claims.informers,
       ...this.cloudInitSecrets.informers,
+      ...(this.nads?.informers ?? []),
+      ...(this.addressClaims ? [this.addressClaims] : []),
     ] as Informer<KubeObject>[];
   }
 
@@ -251,6 +274,12 @@ export class MonitoredServerController {
       persistentVolumeClaim: (ns, name) => this.claims.get(ns, name),
       kubevirt: () => this.kubevirts.list().find((k) => !k.metadata?.deletionTimestamp),
       idsCloudInitSecret: (ns, name) => this.cloudInitSecrets.get(ns, name),
+      ...(this.nads && this.addressClaims
+        ? {
+            networkAttachmentDefinition: (ns: string, name: string) => this.nads?.get(ns, name),
+            idsAddressClaims: () => this.addressClaims?.list() ?? [],
+          }
+        : {}),
     };
   }
 
@@ -282,18 +311,21 @@ export class MonitoredServerController {
   }
 
   private async converge(key: string, ms: MonitoredServer, observed: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const networking = this.options.networking;
+    const networkData = networking ? planIdsNetworkData(ms, observed, networking) : undefined;
     const actions = [
       ...planFinalizer(ms),
       ...planServerVm(ms, observed),
-      ...planIdsCloudInit(ms, observed),
-      ...planIdsVm(ms, observed),
+      ...(networking ? planNetworking(ms, observed, networking) : []),
+      ...planIdsCloudInit(ms, observed, networkData?.networkData),
+      ...planIdsVm(ms, observed, networkData),
       ...planDiskHotplug(ms, observed),
       ...planProcessMapper(ms, observed, this.options.processMapper ?? DEFAULT_PROCESS_MAPPER),
     ];
     const outcomes = new Outcomes(await execute(actions, this.executeContext(ms, ctx)));
     // The term ended (lost lease): its outcomes are moot and nothing more may be written.
     ctx.signal.throwIfAborted();
-    const next = computeStatus(ms, observed, outcomes, this.now());
+    const next = computeStatus(ms, observed, outcomes, this.now(), networking);
     const failure = outcomes.firstFailure();
     let deferredMs: number | undefined;
     const written = this.writtenStatus.get(key);
@@ -330,7 +362,7 @@ export class MonitoredServerController {
   }
 
   private async tearDown(ms: MonitoredServer, observed: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
-    const plan = planTeardown(ms, observed, this.now());
+    const plan = planTeardown(ms, observed, this.now(), this.options.networking?.claimNamespace);
     const outcomes = new Outcomes(await execute(plan.actions, this.executeContext(ms, ctx)));
     ctx.signal.throwIfAborted();
     const failure = outcomes.firstFailure() ?? outcomes.all.find((o) => o.kind === 'refused');

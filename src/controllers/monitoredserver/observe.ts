@@ -2,7 +2,9 @@
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { claimNameOf } from '../../builders/disk-inspection.ts';
 import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, processMapperPodName, serverVmName } from '../../builders/names.ts';
-import type { VirtualMachine } from '../../kube/client/objects.ts';
+import type { KubeObject, VirtualMachine } from '../../kube/client/objects.ts';
+import { claimOf } from '../../builders/ids-address.ts';
+import { idsNetworkNadName, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
 import type { KubeVirt, ObservedState, PersistentVolumeClaim, Pod, Secret, VirtualMachineInstance } from './observed-state.ts';
 
 export interface CacheReader {
@@ -18,6 +20,10 @@ export interface CacheReader {
   kubevirt(): KubeVirt | undefined;
   /** Secrets labelled as HyperSpector's IDS cloud-init. */
   idsCloudInitSecret(namespace: string, name: string): Secret | undefined;
+  /** NetworkAttachmentDefinitions labelled as HyperSpector's (networking off: absent). */
+  networkAttachmentDefinition?(namespace: string, name: string): KubeObject | undefined;
+  /** Every IDS-network address claim (networking off: absent). */
+  idsAddressClaims?(): KubeObject[];
 }
 
 function created(ms: MonitoredServer): number {
@@ -76,7 +82,24 @@ export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState 
   const pod = cache.processMapperPod(ns, processMapperPodName(ms));
   if (pod && pod.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.processMapperPod = pod;
   observeDiskInspection(ms, cache, observed);
+  observeNetworking(ms, cache, observed);
   return observed;
+}
+
+/** Our NADs of this MonitoredServer and its address claim (all claims while it has none). */
+function observeNetworking(ms: MonitoredServer, cache: CacheReader, observed: ObservedState): void {
+  if (!cache.networkAttachmentDefinition || !cache.idsAddressClaims) return;
+  const ns = ms.metadata.namespace ?? '';
+  const nads: Record<string, KubeObject> = {};
+  for (const name of [idsNetworkNadName(ms), mirrorNadName(ms), mirrorProducerNadName(ms)]) {
+    const nad = cache.networkAttachmentDefinition(ns, name);
+    if (nad && nad.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) nads[name] = nad;
+  }
+  observed.nads = nads;
+  const claims = cache.idsAddressClaims();
+  const mine = claimOf(claims, ms.metadata.uid);
+  if (mine) observed.addressClaim = mine;
+  else observed.addressClaims = claims;
 }
 
 /** What disk inspection reads: the KubeVirt CR, the claims behind the named server volumes, our user-data Secret. */

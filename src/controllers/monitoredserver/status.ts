@@ -6,6 +6,8 @@ import { conditionsEqual, removeCondition, setCondition, type Condition, type Co
 import { idsVmName, isAdopting, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import type { Outcome, Outcomes } from './actions.ts';
 import { diskAttached } from './disk-inspection-status.ts';
+import { AGENT_OWNED_CONDITIONS, idsNetworkJoined, idsNetworkStatus, mirrorAttached } from './networking-status.ts';
+import type { NetworkingContext } from './planners/networking.ts';
 import { ConditionType, Reason } from './reasons.ts';
 import { podIsReady, printableStatus, vmCondition, vmiIsReady, vmiIsRunning, vmiNode, type ObservedState } from './observed-state.ts';
 
@@ -176,9 +178,9 @@ function processMapping(ms: MonitoredServer, o: ObservedState, outcomes: Outcome
  * condition that is False with a reason naming it, so Ready is never True while part of what the
  * user asked for does not run; the message says how to monitor without it.
  */
-function unavailableCapabilities(ms: MonitoredServer): Array<[string, Update]> {
+function unavailableCapabilities(ms: MonitoredServer, networking: NetworkingContext | undefined): Array<[string, Update]> {
   const out: Array<[string, Update]> = [];
-  if (ms.spec.mirroring?.enabled !== false) {
+  if (ms.spec.mirroring?.enabled !== false && !networking) {
     out.push([
       ConditionType.MirrorAttached,
       {
@@ -224,8 +226,12 @@ function vmStatus(name: string, vm: ObservedState['serverVm'], vmi: ObservedStat
   return out;
 }
 
-/** The status the MonitoredServer should have; `previous` keeps lastTransitionTime stable. */
-export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes, now: Date): MonitoredServerStatus {
+/**
+ * The status the MonitoredServer should have; `previous` keeps lastTransitionTime stable. With
+ * `networking`, IDSNetworkJoined and MirrorAttached are part of Ready (the node agent's
+ * MirrorAttached is read, never written: see networking-status.ts).
+ */
+export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes, now: Date, networking?: NetworkingContext): MonitoredServerStatus {
   const generation = ms.metadata.generation ?? 0;
   const serverNode = o.serverClaimedBy || o.serverNameTaken ? undefined : vmiNode(o.serverVmi);
   const mappingEnabled = ms.spec.processMapping?.enabled !== false;
@@ -238,9 +244,17 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   if (mappingEnabled) parts.push([ConditionType.ProcessMapping, processMapping(ms, o, outcomes, serverNode)]);
   const disk = diskAttached(ms, o, outcomes);
   if (disk) parts.push([ConditionType.DiskAttached, disk]);
-  const capabilities = unavailableCapabilities(ms);
+  const capabilities = unavailableCapabilities(ms, networking);
   parts.push(...capabilities);
-  const notReady = parts.find(([, u]) => u.status !== 'True');
+  // Read for Ready, never written by the operator (the node agent's condition).
+  const readOnly: Array<[string, Update]> = [];
+  if (networking) {
+    parts.push([ConditionType.IDSNetworkJoined, idsNetworkJoined(ms, o, outcomes, networking)]);
+    const mirror = mirrorAttached(ms, o, networking);
+    if (mirror.owned) parts.push([ConditionType.MirrorAttached, mirror.owned]);
+    if (mirror.agent) readOnly.push([ConditionType.MirrorAttached, mirror.agent]);
+  }
+  const notReady = [...parts, ...readOnly].find(([, u]) => u.status !== 'True');
   const ready: Update = notReady
     ? { status: 'False', reason: notReady[1].reason, message: `${notReady[0]}: ${notReady[1].message}` }
     : { status: 'True', reason: Reason.Monitoring, message: `the IDS VM monitors the server VM on node ${serverNode}` };
@@ -248,7 +262,7 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   let conditions: Condition[] = (ms.status?.conditions as Condition[] | undefined) ?? [];
   // A disabled mechanism has no condition at all.
   if (!mappingEnabled) conditions = removeCondition(conditions, ConditionType.ProcessMapping);
-  for (const type of [ConditionType.MirrorAttached, ConditionType.DiskAttached, ConditionType.ResponseReady]) {
+  for (const type of [ConditionType.MirrorAttached, ConditionType.DiskAttached, ConditionType.ResponseReady, ConditionType.IDSNetworkJoined]) {
     if (!parts.some(([t]) => t === type)) conditions = removeCondition(conditions, type);
   }
   // Synced exists only while an action fails and is retried: the failing action and the API server's words.
@@ -269,6 +283,8 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   if (serverVm) status.serverVM = vmStatus(serverVmName(ms), serverVm, o.serverVmi);
   if (idsVm) status.idsVM = vmStatus(idsVmName(ms), idsVm, o.idsVmi);
   if (serverNode) status.nodeName = serverNode;
+  const idsNetwork = networking ? idsNetworkStatus(ms, o, networking) : undefined;
+  if (idsNetwork) status.idsNetwork = idsNetwork;
   return status;
 }
 
@@ -289,7 +305,7 @@ export function syncFailure(failure: Outcome): Update {
 export function deletingStatus(ms: MonitoredServer, waitingOn: string, now: Date): MonitoredServerStatus {
   const generation = ms.metadata.generation ?? 0;
   const conditions = setCondition(
-    (ms.status?.conditions as Condition[] | undefined) ?? [],
+    ((ms.status?.conditions as Condition[] | undefined) ?? []).filter((c) => !AGENT_OWNED_CONDITIONS.includes(c.type)),
     { type: ConditionType.Ready, status: 'False', reason: Reason.Deleting, message: `deleting: ${waitingOn}`, observedGeneration: generation },
     now,
   );
@@ -302,6 +318,10 @@ export function deletingStatus(ms: MonitoredServer, waitingOn: string, now: Date
  */
 export function statusEqual(current: MonitoredServerStatus | undefined, next: MonitoredServerStatus): boolean {
   if (!current) return false;
+  // A condition another component owns (the node agent's MirrorAttached) is not the operator's to write or compare.
+  const nextTypes = new Set((next.conditions ?? []).map((c) => c.type));
+  const foreign = (c: { type: string }) => AGENT_OWNED_CONDITIONS.includes(c.type) && !nextTypes.has(c.type);
+  current = { ...current, ...(current.conditions ? { conditions: current.conditions.filter((c) => !foreign(c)) } : {}) };
   const { conditions: a, ...restA } = current;
   const { conditions: b, ...restB } = next;
   return conditionsEqual(a as Condition[] | undefined, b as Condition[]) && isDeepStrictEqual(restA, restB);
