@@ -84,6 +84,10 @@ describe('Helm chart, rendered', function () {
     const clusterRole = one(operator, 'ClusterRole');
     const role = one(operator, 'Role', 'hyperspector-leader-election');
     const kubevirtRole = one(operator, 'Role', 'hyperspector-kubevirt-config');
+    const addressRole = one(operator, 'Role', 'hyperspector-ids-addresses');
+    const missingAddress = [...grants(one(reference, 'Role', 'hyperspector-operator-ids-addresses').rules ?? [])].filter((g) => !grants(addressRole.rules ?? []).has(g));
+    assert.deepEqual(missingAddress, [], 'the chart IDS-address Role covers deploy/rbac.yaml');
+    assert.equal(addressRole.metadata.namespace, 'hyperspector-system', 'address claims only in the release namespace');
     const missingCluster = [...grants(one(reference, 'ClusterRole').rules ?? [])].filter((g) => !grants(clusterRole.rules ?? []).has(g));
     assert.deepEqual(missingCluster, [], 'the chart ClusterRole covers deploy/rbac.yaml');
     const missingRole = [...grants(one(reference, 'Role', 'hyperspector-operator-leader-election').rules ?? [])].filter((g) => !grants(role.rules ?? []).has(g));
@@ -164,9 +168,11 @@ describe('Helm chart, rendered', function () {
       'hyperspector.io|monitoredservers/status|patch', 'hyperspector.io|monitoredservers|get', 'hyperspector.io|monitoredservers|list', 'hyperspector.io|monitoredservers|watch',
       'kubevirt.io|virtualmachineinstances|get', 'kubevirt.io|virtualmachineinstances|list', 'kubevirt.io|virtualmachineinstances|watch',
     ].sort());
-    const other = (await helm.template('hyperspector', 'hyperspector-system', ['--set', 'agent.idsNetwork.type=none', '--set', 'agent.idsNetwork.underlayInterface=bond0'])) as AnyObject[];
+    const other = (await helm.template('hyperspector', 'hyperspector-system', ['--set', 'networking.idsNetwork.provider=ovn-k8s-layer2', '--set', 'networking.mirroring.provider=ovs-cni', '--set', 'agent.idsNetwork.underlayInterface=bond0'])) as AnyObject[];
     const otherConfig = parseAgentConfig(one(other, 'DaemonSet').spec.template.spec.containers[0].args, { NODE_NAME: 'n' });
-    assert.deepEqual([otherConfig.idsNetwork, otherConfig.underlayInterface], ['none', 'bond0']);
+    assert.deepEqual([otherConfig.idsNetwork, otherConfig.underlayInterface, otherConfig.mirroringProvider], ['none', 'bond0', 'ovs-cni']);
+    const otherOperator = parseConfig(one(other, 'Deployment').spec.template.spec.containers[0].args, {});
+    assert.deepEqual([otherOperator.networking.idsNetwork, otherOperator.networking.mirroring], ['ovn-k8s-layer2', 'ovs-cni']);
   });
 
   it('orders an Argo CD sync: CRDs, then RBAC and config, then the operator', function () {
