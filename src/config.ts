@@ -99,6 +99,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     .option('--overlay-bridge <name>', "vxlan: the node agent's overlay bridge the IDS NICs attach to", env.OVERLAY_BRIDGE ?? DEFAULT_NETWORKING.overlayBridge)
     .option('--ovn-network-name <name>', 'ovn-k8s-layer2: the network name of the IDS NADs', env.OVN_NETWORK_NAME ?? DEFAULT_NETWORKING.ovnNetworkName)
     .option('--ovs-bridge <name>', 'ovs-cni: the OVS bridge of the mirror producer and consumer', env.OVS_BRIDGE ?? DEFAULT_NETWORKING.ovsBridge)
+    .option('--ids-network-policy <bool>', 'a MultiNetworkPolicy per IDS VM on the IDS network (where the provider enforces them)', (v) => v === 'true', env.IDS_NETWORK_POLICY === 'true')
     .option('--ids-address-namespace <ns>', "namespace of the IDS-network address claims (default: the operator's, $POD_NAMESPACE)", env.POD_NAMESPACE || 'hyperspector-system')
     .option('--not-ready-recheck <d>', 'how often a MonitoredServer that is not Ready is rechecked', duration('--not-ready-recheck'), 60_000);
   program.parse(argv, { from: 'user' });
@@ -127,6 +128,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     overlayBridge: string;
     ovnNetworkName: string;
     ovsBridge: string;
+    idsNetworkPolicy: boolean;
     idsAddressNamespace: string;
   }>();
   const namespaces = (o.namespace ?? (env.WATCH_NAMESPACES ?? '').split(',')).map((n) => n.trim()).filter(Boolean);
@@ -163,6 +165,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       overlayBridge: o.overlayBridge,
       ovnNetworkName: o.ovnNetworkName,
       ovsBridge: o.ovsBridge,
+      multiNetworkPolicy: o.idsNetworkPolicy,
     },
     idsAddressNamespace: o.idsAddressNamespace,
   };

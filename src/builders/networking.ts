@@ -26,7 +26,7 @@
 import { createHash } from 'node:crypto';
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import type { KubeObject, VirtualMachine } from '../kube/client/objects.ts';
-import { ownerReference, roleLabels } from './names.ts';
+import { LABEL_MONITORED_SERVER, LABEL_ROLE, ownerReference, roleLabels } from './names.ts';
 
 export const MIRRORING_PROVIDERS = ['tc', 'ovs-cni'] as const;
 export type MirroringProvider = (typeof MIRRORING_PROVIDERS)[number];
@@ -58,6 +58,11 @@ export interface NetworkingSettings {
   ovnNetworkName: string;
   /** ovs-cni: the OVS bridge the server's monitored NIC and the IDS VM's consumer NIC are on. */
   ovsBridge: string;
+  /**
+   * A MultiNetworkPolicy per IDS VM on the IDS network (defence in depth where the provider enforces
+   * it: OVN-Kubernetes, multi-networkpolicy-iptables): only addresses of the IDS network in or out.
+   */
+  multiNetworkPolicy: boolean;
 }
 
 export const DEFAULT_NETWORKING: NetworkingSettings = {
@@ -69,6 +74,7 @@ export const DEFAULT_NETWORKING: NetworkingSettings = {
   overlayBridge: 'hsids0',
   ovnNetworkName: 'hyperspector-ids',
   ovsBridge: 'br-hyperspector',
+  multiNetworkPolicy: false,
 };
 
 export interface NetworkAttachmentDefinition extends KubeObject {
@@ -188,4 +194,43 @@ export function withIdsNics(vmiSpec: VmiSpec, ms: MonitoredServer, nics: IdsNics
   spec.domain = { ...spec.domain, devices: { ...spec.domain.devices, interfaces } };
   spec.networks = networks;
   return spec;
+}
+
+export interface MultiNetworkPolicy extends KubeObject {
+  apiVersion: 'k8s.cni.cncf.io/v1beta1';
+  kind: 'MultiNetworkPolicy';
+  spec: Record<string, unknown>;
+}
+
+/** The annotation that ties a MultiNetworkPolicy to the networks it is for (multi-networkpolicy's API). */
+export const POLICY_FOR_ANNOTATION = 'k8s.v1.cni.cncf.io/policy-for';
+
+export function idsNetworkPolicyName(ms: MonitoredServer): string {
+  return `${NAD_PREFIX}ids-${ms.metadata.name}`;
+}
+
+/**
+ * The IDS VM's launcher pod on the IDS network: ingress only from, egress only to, the IDS
+ * network's prefix (so neither a server nor anything else that reached the network by a route
+ * around the overlay can talk to the IDS VM there). The launcher pod carries the IDS VMI's labels.
+ */
+export function buildIdsNetworkPolicy(ms: MonitoredServer, s: NetworkingSettings): MultiNetworkPolicy {
+  const peers = [{ ipBlock: { cidr: s.idsCidr } }];
+  return {
+    apiVersion: 'k8s.cni.cncf.io/v1beta1',
+    kind: 'MultiNetworkPolicy',
+    metadata: {
+      name: idsNetworkPolicyName(ms),
+      namespace: ms.metadata.namespace,
+      labels: { ...roleLabels(ms, 'network'), [LABEL_NETWORK]: 'ids-network' },
+      annotations: { [POLICY_FOR_ANNOTATION]: `${ms.metadata.namespace}/${idsNetworkNadName(ms)}` },
+      ownerReferences: [ownerReference(ms)],
+    },
+    spec: {
+      podSelector: { matchLabels: { [LABEL_MONITORED_SERVER]: ms.metadata.name ?? '', [LABEL_ROLE]: 'ids' } },
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ from: peers }],
+      egress: [{ to: peers }],
+    },
+  };
 }

@@ -15,7 +15,7 @@ import * as k8s from '@kubernetes/client-node';
 import { agentFieldManager, startAgent, type RunningAgent } from '../../src/agent/agent.ts';
 import { MONITORED_SERVER } from '../../src/api/v1alpha1/resource.ts';
 import { applyStatus } from '../../src/kube/client/apply.ts';
-import { CONFIG_MAP, collectionPath, NETWORK_ATTACHMENT_DEFINITION, objectPath, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE } from '../../src/kube/client/resources.ts';
+import { CONFIG_MAP, collectionPath, MULTI_NETWORK_POLICY, NETWORK_ATTACHMENT_DEFINITION, objectPath, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE } from '../../src/kube/client/resources.ts';
 import { createKubeApi, statusCodeOf, type KubeApi } from '../../src/kube/client/rest.ts';
 import { controlPlaneBinaries } from '../../testenv/cluster/binaries.ts';
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
@@ -27,6 +27,8 @@ import { Helm, parseObjects } from './install/install-support.ts';
 const run = promisify(execFile);
 const NS = 'net';
 const OPERATOR_NS = 'hyperspector-system';
+/** The chart's defaults, plus the MultiNetworkPolicy the test world's CRD allows. */
+const OPERATOR_ARGS = ['--ids-network-policy=true'];
 
 type Obj = { metadata: k8s.V1ObjectMeta; spec?: any; status?: any; data?: Record<string, string> }; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -70,7 +72,7 @@ describe('networking: NADs, NICs, IDS-network addresses and admission-enforced i
   before(async function () {
     env = await OperatorTestEnv.start(2);
     await env.namespace(NS);
-    operator = await startOperatorProcess(env.cluster, { user: 'operator' });
+    operator = await startOperatorProcess(env.cluster, { user: 'operator', extraArgs: OPERATOR_ARGS });
     admin = createKubeApi(env.cluster.kubeConfig);
     jane = createKubeApi(env.cluster.kubeConfigFor('user').kubeConfig);
     // The chart's admission policies, rendered for the test world's operator user
@@ -139,6 +141,9 @@ describe('networking: NADs, NICs, IDS-network addresses and admission-enforced i
       assert.equal(n.metadata.ownerReferences?.[0]?.uid, ms?.metadata.uid, `${name} is owned by the MonitoredServer`);
       assert.equal((JSON.parse(n.spec.config) as { plugins: Array<{ type: string }> }).plugins[0]!.type, plugin);
     }
+    const policy = await get(objectPath(MULTI_NETWORK_POLICY, NS, 'hyperspector-ids-web'));
+    assert.equal(policy?.metadata.annotations?.['k8s.v1.cni.cncf.io/policy-for'], `${NS}/hyperspector-ids-web`);
+    assert.deepEqual(policy?.spec.ingress, [{ from: [{ ipBlock: { cidr: '10.99.0.0/16' } }] }]);
     const [claim, ...others] = await claims();
     assert.equal(others.length, 0);
     assert.equal(claim?.metadata.name, 'hyperspector-ids-addr-10-99-0-1');
@@ -220,7 +225,7 @@ describe('networking: NADs, NICs, IDS-network addresses and admission-enforced i
   it('keeps addresses across an operator restart, never gives one twice, and releases them with the NADs on deletion', async function () {
     // A new operator process (the old one killed): the next MonitoredServer gets the next address.
     await operator!.kill();
-    operator = await startOperatorProcess(env.cluster, { user: 'operator' });
+    operator = await startOperatorProcess(env.cluster, { user: 'operator', extraArgs: OPERATOR_ARGS });
     await kubectlApply(monitoredServer('db', NS, { mirroring: { enabled: false } }));
     assert.equal(await waitAddress('db'), '10.99.0.2/16');
     assert.equal(await address('web'), '10.99.0.1/16', 'web keeps its address');
@@ -233,6 +238,7 @@ describe('networking: NADs, NICs, IDS-network addresses and admission-enforced i
     console.log(`      MonitoredServer deleted in ${((Date.now() - deleted) / 1000).toFixed(1)} s, NADs and address released`);
     assert.equal(await nad('hyperspector-ids-web'), undefined);
     assert.equal(await nad('hyperspector-mirror-web'), undefined);
+    assert.equal(await get(objectPath(MULTI_NETWORK_POLICY, NS, 'hyperspector-ids-web')), undefined);
     assert.deepEqual((await claims()).map((c) => c.metadata.name), ['hyperspector-ids-addr-10-99-0-2']);
     const events = await env.events(NS, 'web');
     assert.ok(events.some((e) => e.reason === 'IDSAddressReleased' && /10\.99\.0\.1/.test(e.note)), JSON.stringify(events.map((e) => e.reason)));

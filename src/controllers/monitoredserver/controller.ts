@@ -16,7 +16,7 @@ import { silentLogger, type Logger } from '../../kube/util/logger.ts';
 import type { OperatorMetrics } from '../../kube/runtime/metrics.ts';
 import { MultiNamespaceInformer } from '../../kube/runtime/multi-namespace-informer.ts';
 import type { KubeObject, KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance } from '../../kube/client/objects.ts';
-import { collectionPath, CONFIG_MAP, KUBEVIRT, NETWORK_ATTACHMENT_DEFINITION, PERSISTENT_VOLUME_CLAIM, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/client/resources.ts';
+import { collectionPath, CONFIG_MAP, KUBEVIRT, MULTI_NETWORK_POLICY, NETWORK_ATTACHMENT_DEFINITION, PERSISTENT_VOLUME_CLAIM, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/client/resources.ts';
 import type { KubeApi } from '../../kube/client/rest.ts';
 import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../kube/runtime/workers.ts';
 import { WorkQueue } from '../../kube/runtime/workqueue.ts';
@@ -104,6 +104,7 @@ export class MonitoredServerController {
   /** Networking only: our NADs (by label) and the IDS-network address claims (in the operator's namespace). */
   private readonly nads: MultiNamespaceInformer<KubeObject> | undefined;
   private readonly addressClaims: Informer<KubeObject> | undefined;
+  private readonly networkPolicies: MultiNamespaceInformer<KubeObject> | undefined;
   /**
    * The status last written per key: when (progress writes are coalesced after it), and over which
    * resourceVersion (while the cache still shows that version it has not seen our write yet, and the
@@ -147,6 +148,9 @@ export class MonitoredServerController {
     this.kubevirts = informer<KubeVirt>('kubevirts', KUBEVIRT, stripManagedFields<KubeVirt>())(options.kubevirtNamespace ?? 'kubevirt');
     if (options.networking) {
       this.nads = new MultiNamespaceInformer(informer<KubeObject>('network-attachment-definitions', NETWORK_ATTACHMENT_DEFINITION, stripManagedFields<KubeObject>(), `${LABEL_ROLE}=network,${LABEL_MANAGED_BY}=${MANAGED_BY}`), options.namespaces);
+      if (options.networking.settings.multiNetworkPolicy) {
+        this.networkPolicies = new MultiNamespaceInformer(informer<KubeObject>('multi-networkpolicies', MULTI_NETWORK_POLICY, stripManagedFields<KubeObject>(), `${LABEL_ROLE}=network,${LABEL_MANAGED_BY}=${MANAGED_BY}`), options.namespaces);
+      }
       this.addressClaims = informer<KubeObject>('ids-address-claims', CONFIG_MAP, stripManagedFields<KubeObject>(), `${LABEL_ROLE}=ids-address,${LABEL_MANAGED_BY}=${MANAGED_BY}`)(options.networking.claimNamespace);
     }
     // The queue is replaced each leadership term; handlers always feed the current one.
@@ -159,7 +163,7 @@ export class MonitoredServerController {
     const children = enqueueMapped<KubeObject>(sink, (obj) =>
       monitoredServerKeysFor(obj, (k) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, k).map((m) => objectKey(m))),
     );
-    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.processMapperPods.informers, ...this.cloudInitSecrets.informers, ...(this.nads?.informers ?? [])] as Informer<KubeObject>[]) {
+    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.processMapperPods.informers, ...this.cloudInitSecrets.informers, ...(this.nads?.informers ?? []), ...(this.networkPolicies?.informers ?? [])] as Informer<KubeObject>[]) {
       i.addEventHandler(children);
     }
     // A claim wakes its MonitoredServer (by the UID on it); a released one wakes those still waiting for an address.
@@ -201,6 +205,7 @@ export class MonitoredServerController {
       ...this.claims.informers,
       ...this.cloudInitSecrets.informers,
       ...(this.nads?.informers ?? []),
+      ...(this.networkPolicies?.informers ?? []),
       ...(this.addressClaims ? [this.addressClaims] : []),
     ] as Informer<KubeObject>[];
   }
@@ -278,6 +283,7 @@ export class MonitoredServerController {
         ? {
             networkAttachmentDefinition: (ns: string, name: string) => this.nads?.get(ns, name),
             idsAddressClaims: () => this.addressClaims?.list() ?? [],
+            ...(this.networkPolicies ? { multiNetworkPolicy: (ns: string, name: string) => this.networkPolicies?.get(ns, name) } : {}),
           }
         : {}),
     };

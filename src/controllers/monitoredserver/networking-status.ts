@@ -6,7 +6,7 @@
 // With ovs-cni the CNI installs the mirror when the pods start, so the operator reports it from what
 // the VMIs say.
 import type { IdsNetworkStatus, MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
-import { idsNetworkNadName, MIRROR_NETWORK, IDS_NETWORK, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
+import { idsNetworkNadName, idsNetworkPolicyName, MIRROR_NETWORK, IDS_NETWORK, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
 import { idsVmName, serverVmName } from '../../builders/names.ts';
 import type { Condition, ConditionUpdate } from '../../kube/client/conditions.ts';
 import type { VirtualMachineInstance } from '../../kube/client/objects.ts';
@@ -35,7 +35,7 @@ export function idsNetworkJoined(ms: MonitoredServer, o: ObservedState, outcomes
     return {
       status: 'False',
       reason: Reason.NetworkAttachmentRefused,
-      message: `the API server refused ${refused.action.log.replace(/^Apply /, '')}: ${refused.message} (is Multus with its NetworkAttachmentDefinition CRD installed?)`,
+      message: `the API server refused ${refused.action.log.replace(/^Apply /, '')}: ${refused.message} (is Multus with its NetworkAttachmentDefinition CRD installed${ctx.settings.multiNetworkPolicy ? ', and the MultiNetworkPolicy CRD that --ids-network-policy needs' : ''}?)`,
     };
   }
   const template = ms.spec.ids.template.spec?.template?.spec ?? { domain: { devices: {} } };
@@ -45,6 +45,7 @@ export function idsNetworkJoined(ms: MonitoredServer, o: ObservedState, outcomes
   }
   const nad = idsNetworkNadName(ms);
   const missing = plan.nads.map((n) => n.metadata?.name ?? '').filter((n) => !o.nads?.[n]);
+  if (ctx.settings.multiNetworkPolicy && !o.idsNetworkPolicy) missing.push(`MultiNetworkPolicy ${idsNetworkPolicyName(ms)}`);
   if (missing.length > 0) return { status: 'False', reason: Reason.IDSNetworkJoining, message: `creating NetworkAttachmentDefinitions ${missing.join(', ')}` };
   if (!plan.address) return { status: 'False', reason: Reason.IDSNetworkJoining, message: `allocating the IDS VM's address on the IDS network ${ctx.settings.idsCidr}` };
   const vm = `${ns}/${idsVmName(ms)}`;

@@ -4,7 +4,7 @@ import { claimNameOf } from '../../builders/disk-inspection.ts';
 import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import type { KubeObject, VirtualMachine } from '../../kube/client/objects.ts';
 import { claimOf } from '../../builders/ids-address.ts';
-import { idsNetworkNadName, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
+import { idsNetworkNadName, idsNetworkPolicyName, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
 import type { KubeVirt, ObservedState, PersistentVolumeClaim, Pod, Secret, VirtualMachineInstance } from './observed-state.ts';
 
 export interface CacheReader {
@@ -22,6 +22,8 @@ export interface CacheReader {
   idsCloudInitSecret(namespace: string, name: string): Secret | undefined;
   /** NetworkAttachmentDefinitions labelled as HyperSpector's (networking off: absent). */
   networkAttachmentDefinition?(namespace: string, name: string): KubeObject | undefined;
+  /** Our MultiNetworkPolicies (absent unless the operator makes them). */
+  multiNetworkPolicy?(namespace: string, name: string): KubeObject | undefined;
   /** Every IDS-network address claim (networking off: absent). */
   idsAddressClaims?(): KubeObject[];
 }
@@ -96,6 +98,8 @@ function observeNetworking(ms: MonitoredServer, cache: CacheReader, observed: Ob
     if (nad && nad.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) nads[name] = nad;
   }
   observed.nads = nads;
+  const policy = cache.multiNetworkPolicy?.(ns, idsNetworkPolicyName(ms));
+  if (policy && policy.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.idsNetworkPolicy = policy;
   const claims = cache.idsAddressClaims();
   const mine = claimOf(claims, ms.metadata.uid);
   if (mine) observed.addressClaim = mine;

@@ -23,6 +23,8 @@ export interface ObservedState {
   idsCloudInitSecret?: Secret;
   /** Our NetworkAttachmentDefinitions of this MonitoredServer, by name (those cached and labelled as ours). */
   nads?: Record<string, KubeObject>;
+  /** Our MultiNetworkPolicy of the IDS network (networking with --ids-network-policy). */
+  idsNetworkPolicy?: KubeObject;
   /** This MonitoredServer's IDS-network address claim (found by its UID). */
   addressClaim?: KubeObject;
   /** Every address claim (to pick a free address); only read while this MonitoredServer has none. */

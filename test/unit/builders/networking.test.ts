@@ -12,6 +12,7 @@ import {
 import { buildIdsNetworkData, GUEST_IDS_NIC, GUEST_MIRROR_NIC } from '../../../src/builders/ids-network-data.ts';
 import { buildIdsVirtualMachine } from '../../../src/builders/ids-vm.ts';
 import {
+  buildIdsNetworkPolicy,
   buildNads,
   DEFAULT_NETWORKING,
   IDS_NETWORK,
@@ -129,6 +130,21 @@ describe('networking builders: the IDS VM NICs', () => {
     assert.equal(found.devices.bridge, `k6t-${hashedPodInterfaceName(MIRROR_NETWORK).slice(3)}`);
     // The template's first NIC got a stable MAC (the network data's DHCP entry matches it).
     assert.equal(vm.spec.template!.spec!.domain.devices.interfaces![0]!.macAddress, stableMac(m, 'default'));
+  });
+});
+
+describe('networking builders: the IDS network MultiNetworkPolicy', () => {
+  it('selects the IDS VM launcher pod on its IDS NAD and admits only the IDS prefix in and out', () => {
+    const m = ms();
+    const policy = buildIdsNetworkPolicy(m, { ...DEFAULT_NETWORKING, idsCidr: '10.77.0.0/20' });
+    assert.equal(policy.metadata?.annotations?.['k8s.v1.cni.cncf.io/policy-for'], 'shop/hyperspector-ids-web');
+    assert.deepEqual(policy.spec, {
+      podSelector: { matchLabels: { 'hyperspector.io/monitored-server': 'web', 'hyperspector.io/role': 'ids' } },
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ from: [{ ipBlock: { cidr: '10.77.0.0/20' } }] }],
+      egress: [{ to: [{ ipBlock: { cidr: '10.77.0.0/20' } }] }],
+    });
+    assert.equal(policy.metadata?.ownerReferences?.[0]?.uid, m.metadata.uid);
   });
 });
 

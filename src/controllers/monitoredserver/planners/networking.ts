@@ -6,10 +6,10 @@
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
 import { addressOfClaim, buildAddressClaim, lowestFreeAddress, parseIpv4Prefix } from '../../../builders/ids-address.ts';
 import { buildIdsNetworkData, withFirstNicMac } from '../../../builders/ids-network-data.ts';
-import { buildNads, type NetworkAttachmentDefinition, type NetworkingSettings } from '../../../builders/networking.ts';
+import { buildIdsNetworkPolicy, buildNads, type NetworkAttachmentDefinition, type NetworkingSettings } from '../../../builders/networking.ts';
 import { needsApply } from '../../../kube/client/apply.ts';
 import type { VirtualMachine } from '../../../kube/client/objects.ts';
-import { CONFIG_MAP, NETWORK_ATTACHMENT_DEFINITION } from '../../../kube/client/resources.ts';
+import { CONFIG_MAP, MULTI_NETWORK_POLICY, NETWORK_ATTACHMENT_DEFINITION } from '../../../kube/client/resources.ts';
 import { statusCodeOf } from '../../../kube/client/rest.ts';
 import type { Action } from '../actions.ts';
 import type { ObservedState } from '../observed-state.ts';
@@ -107,6 +107,21 @@ export function planNetworking(ms: MonitoredServer, o: ObservedState, ctx: Netwo
       ...(live ? {} : { event: { type: 'Normal' as const, reason: EventReason.NetworkAttachmentCreated, message: `Created NetworkAttachmentDefinition ${name}` } }),
     });
   }
+  if (ctx.settings.multiNetworkPolicy) {
+    const policy = buildIdsNetworkPolicy(ms, ctx.settings);
+    if (!o.idsNetworkPolicy || needsApply(policy, o.idsNetworkPolicy)) {
+      actions.push({
+        type: 'apply',
+        capability: 'network',
+        failureReason: 'ApplyMultiNetworkPolicyFailed',
+        log: `Apply MultiNetworkPolicy ${ns}/${policy.metadata?.name}`,
+        resource: MULTI_NETWORK_POLICY,
+        object: policy,
+        // 404: no MultiNetworkPolicy CRD although --ids-network-policy asks for one.
+        refusedWhen: (err) => [400, 404, 422].includes(statusCodeOf(err) ?? 0),
+      });
+    }
+  }
   if (plan.claim) {
     const claim = buildAddressClaim(ms, plan.claim, ctx.claimNamespace);
     actions.push({
@@ -137,6 +152,19 @@ export function planNetworkTeardown(ms: MonitoredServer, o: ObservedState, claim
       namespace: ns,
       name,
       ...(nad.metadata?.uid ? { preconditionUid: nad.metadata.uid } : {}),
+      tolerate: [404, 409],
+    });
+  }
+  const policy = o.idsNetworkPolicy;
+  if (policy && !policy.metadata?.deletionTimestamp) {
+    actions.push({
+      type: 'delete',
+      capability: 'teardown',
+      failureReason: 'DeleteMultiNetworkPolicyFailed',
+      log: `Delete MultiNetworkPolicy ${ns}/${policy.metadata?.name}`,
+      resource: MULTI_NETWORK_POLICY,
+      namespace: ns,
+      name: policy.metadata?.name ?? '',
       tolerate: [404, 409],
     });
   }
