@@ -213,7 +213,14 @@ describe('Helm chart, rendered', function () {
     assert.equal(deployment.spec.template.spec.tolerations[0].key, 'node-role.kubernetes.io/control-plane');
 
     const minimal = (await helm.template('hyperspector', 'hyperspector-system', ['-f', join(CHART_DIR, 'ci', 'minimal-values.yaml')])) as AnyObject[];
-    assert.deepEqual(minimal.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Role', 'RoleBinding'], 'agent.enabled=false leaves the node agent out; the Role is the KubeVirt-config one');
+    assert.deepEqual(
+      minimal.map((o) => o.kind).sort(),
+      ['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Role', 'Role', 'RoleBinding', 'RoleBinding'],
+      'agent.enabled=false leaves the node agent out, admissionPolicy.enabled=false the policies; the Roles are the KubeVirt-config and IDS-address ones',
+    );
+    const defaultsKinds = (await helm.template('hyperspector', 'hyperspector-system')).map((o) => o.kind);
+    assert.equal(defaultsKinds.filter((k) => k === 'ValidatingAdmissionPolicy').length, 3, 'the admission policies are on by default');
+    assert.equal(defaultsKinds.filter((k) => k === 'ValidatingAdmissionPolicyBinding').length, 3);
     const minimalConfig = configOf(operatorContainer(minimal).container);
     assert.equal(minimalConfig.leaderElect, false);
     assert.equal(operatorContainer(minimal).deployment.spec.template.spec.serviceAccountName, 'hyperspector-preexisting');
