@@ -29,6 +29,11 @@ local degradedReasons = {
   HotplugRefused = true,
   IDSCloudInitUnmergeable = true,
   ResponseUnavailable = true,
+  IDSNetworkFull = true,
+  IDSNetworkMisconfigured = true,
+  IDSNetworkDataUnmergeable = true,
+  NetworkAttachmentRefused = true,
+  ServerNICNotMirrorable = true,
 }
 
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
