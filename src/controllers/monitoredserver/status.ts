@@ -254,7 +254,10 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
     if (mirror.owned) parts.push([ConditionType.MirrorAttached, mirror.owned]);
     if (mirror.agent) readOnly.push([ConditionType.MirrorAttached, mirror.agent]);
   }
-  const notReady = [...parts, ...readOnly].find(([, u]) => u.status !== 'True');
+  // An IDS VM that waits for its network (an address, network data it can take) is not created:
+  // Ready names that wait, not "creating the IDS VM".
+  const networkFirst = networking && !o.idsVm ? parts.filter(([t, u]) => t === ConditionType.IDSNetworkJoined && u.status !== 'True' && u.reason !== Reason.IDSNetworkJoining) : [];
+  const notReady = [...networkFirst, ...parts, ...readOnly].find(([, u]) => u.status !== 'True');
   const ready: Update = notReady
     ? { status: 'False', reason: notReady[1].reason, message: `${notReady[0]}: ${notReady[1].message}` }
     : { status: 'True', reason: Reason.Monitoring, message: `the IDS VM monitors the server VM on node ${serverNode}` };

@@ -88,6 +88,7 @@ describe('networking planner', () => {
     assert.deepEqual(planNetworking(m, o, CTX), []);
     const s = computeStatus(m, o, new Outcomes(), T0, CTX);
     assert.equal(cond(s, 'IDSNetworkJoined')?.reason, 'IDSNetworkFull');
+    assert.equal(cond(s, 'Ready')?.reason, 'IDSNetworkFull', 'Ready names why no IDS VM is created');
     assert.match(cond(s, 'IDSNetworkJoined')!.message, /every address of the IDS network 10\.99\.0\.0\/29 is claimed/);
   });
 
