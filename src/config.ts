@@ -1,5 +1,7 @@
 // Operator configuration from flags and environment (flags win). Pure, so it is unit-tested.
 import { Command, InvalidArgumentError } from 'commander';
+import { parseIpv4Prefix } from './builders/ids-address.ts';
+import { DEFAULT_NETWORKING, IDS_NETWORK_PROVIDERS, MIRRORING_PROVIDERS, type IdsNetworkProvider, type MirroringProvider, type NetworkingSettings } from './builders/networking.ts';
 import { packageVersion } from './version.ts';
 
 export interface OperatorConfig {
@@ -25,6 +27,34 @@ export interface OperatorConfig {
   processMapperServiceAccount: string;
   /** Namespace of the KubeVirt CR (its feature gates decide how disks are hot-plugged). */
   kubevirtNamespace: string;
+  /** Providers of the mirror and of the IDS network, and their settings (builders/networking.ts). */
+  networking: NetworkingSettings;
+  /** Where the IDS-network address claims live (the operator's namespace). */
+  idsAddressNamespace: string;
+}
+
+function oneOf<T extends string>(name: string, values: readonly T[]) {
+  return (value: string): T => {
+    if (!(values as readonly string[]).includes(value)) throw new InvalidArgumentError(`${name} must be one of ${values.join(', ')}, got "${value}"`);
+    return value as T;
+  };
+}
+
+function mtu(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 576 || n > 9216) throw new InvalidArgumentError(`${name} must be an integer in 576..9216, got "${value}"`);
+    return n;
+  };
+}
+
+function ipv4Prefix(value: string): string {
+  try {
+    parseIpv4Prefix(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`--ids-network-cidr: ${(err as Error).message}`);
+  }
+  return value.trim();
 }
 
 function positiveInt(name: string) {
@@ -66,6 +96,16 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     .option('--process-mapper-namespace <ns>', 'namespace of the process-mapper pods: the operator\'s own (env POD_NAMESPACE); it alone must allow privileged pods', env.POD_NAMESPACE || 'hyperspector-system')
     .option('--process-mapper-service-account <name>', 'ServiceAccount of the process-mapper pods (Events and status.alerts of MonitoredServers only)', env.PROCESS_MAPPER_SERVICE_ACCOUNT || 'hyperspector-process-mapper')
     .option('--kubevirt-namespace <ns>', 'namespace of the KubeVirt CR, read for its hotplug feature gates', env.KUBEVIRT_NAMESPACE || 'kubevirt')
+    .option('--mirroring-provider <name>', `who mirrors the server's traffic: ${MIRRORING_PROVIDERS.join(' or ')}`, oneOf('--mirroring-provider', MIRRORING_PROVIDERS), (env.MIRRORING_PROVIDER as MirroringProvider | undefined) ?? DEFAULT_NETWORKING.mirroring)
+    .option('--ids-network <name>', `the IDS-only network's provider: ${IDS_NETWORK_PROVIDERS.join(' or ')}`, oneOf('--ids-network', IDS_NETWORK_PROVIDERS), (env.IDS_NETWORK as IdsNetworkProvider | undefined) ?? DEFAULT_NETWORKING.idsNetwork)
+    .option('--ids-network-cidr <prefix>', 'IPv4 prefix the IDS VMs get their addresses from', ipv4Prefix, env.IDS_NETWORK_CIDR ?? DEFAULT_NETWORKING.idsCidr)
+    .option('--ids-network-mtu <bytes>', "MTU of the IDS VM's IDS-network NIC (vxlan: underlay MTU - 50)", mtu('--ids-network-mtu'), Number(env.IDS_NETWORK_MTU ?? DEFAULT_NETWORKING.idsMtu))
+    .option('--mirror-mtu <bytes>', "MTU of the IDS VM's mirror NIC (at least the mirrored interface's)", mtu('--mirror-mtu'), Number(env.MIRROR_MTU ?? DEFAULT_NETWORKING.mirrorMtu))
+    .option('--overlay-bridge <name>', "vxlan: the node agent's overlay bridge the IDS NICs attach to", env.OVERLAY_BRIDGE ?? DEFAULT_NETWORKING.overlayBridge)
+    .option('--ovn-network-name <name>', 'ovn-k8s-layer2: the network name of the IDS NADs', env.OVN_NETWORK_NAME ?? DEFAULT_NETWORKING.ovnNetworkName)
+    .option('--ovs-bridge <name>', 'ovs-cni: the OVS bridge of the mirror producer and consumer', env.OVS_BRIDGE ?? DEFAULT_NETWORKING.ovsBridge)
+    .option('--ids-network-policy <bool>', 'a MultiNetworkPolicy per IDS VM on the IDS network (where the provider enforces them)', (v) => v === 'true', env.IDS_NETWORK_POLICY === 'true')
+    .option('--ids-address-namespace <ns>', "namespace of the IDS-network address claims (default: the operator's, $POD_NAMESPACE)", env.POD_NAMESPACE || 'hyperspector-system')
     .option('--not-ready-recheck <d>', 'how often a MonitoredServer that is not Ready is rechecked', duration('--not-ready-recheck'), 60_000);
   program.parse(argv, { from: 'user' });
   const o = program.opts<{
@@ -87,8 +127,22 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     processMapperNamespace: string;
     processMapperServiceAccount: string;
     kubevirtNamespace: string;
+    mirroringProvider: MirroringProvider;
+    idsNetwork: IdsNetworkProvider;
+    idsNetworkCidr: string;
+    idsNetworkMtu: number;
+    mirrorMtu: number;
+    overlayBridge: string;
+    ovnNetworkName: string;
+    ovsBridge: string;
+    idsNetworkPolicy: boolean;
+    idsAddressNamespace: string;
   }>();
   const namespaces = (o.namespace ?? (env.WATCH_NAMESPACES ?? '').split(',')).map((n) => n.trim()).filter(Boolean);
+  // Values from the environment are defaults, which commander does not pass through the parsers.
+  oneOf('--mirroring-provider', MIRRORING_PROVIDERS)(o.mirroringProvider);
+  oneOf('--ids-network', IDS_NETWORK_PROVIDERS)(o.idsNetwork);
+  ipv4Prefix(o.idsNetworkCidr);
   if (o.concurrency < 1) throw new InvalidArgumentError('--concurrency must be at least 1');
   if (o.renewDeadline >= o.leaseDuration) throw new InvalidArgumentError('--renew-deadline must be shorter than --lease-duration');
   if (o.retryPeriod >= o.renewDeadline) throw new InvalidArgumentError('--retry-period must be shorter than --renew-deadline');
@@ -111,5 +165,17 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     processMapperNamespace: o.processMapperNamespace,
     processMapperServiceAccount: o.processMapperServiceAccount,
     kubevirtNamespace: o.kubevirtNamespace,
+    networking: {
+      mirroring: o.mirroringProvider,
+      idsNetwork: o.idsNetwork,
+      idsCidr: o.idsNetworkCidr,
+      idsMtu: o.idsNetworkMtu,
+      mirrorMtu: o.mirrorMtu,
+      overlayBridge: o.overlayBridge,
+      ovnNetworkName: o.ovnNetworkName,
+      ovsBridge: o.ovsBridge,
+      multiNetworkPolicy: o.idsNetworkPolicy,
+    },
+    idsAddressNamespace: o.idsAddressNamespace,
   };
 }

@@ -55,6 +55,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger = cre
       serviceAccountName: config.processMapperServiceAccount,
     },
     kubevirtNamespace: config.kubevirtNamespace,
+    networking: { settings: config.networking, claimNamespace: config.idsAddressNamespace },
   });
   const health = new HealthServer({ port: config.httpPort, host: config.httpHost, metrics, logger });
   health.addLivenessCheck('ping', () => true);

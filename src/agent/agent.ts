@@ -77,7 +77,7 @@ export class ApiMirrorStatusWriter implements MirrorStatusWriter {
 export interface NodeAgentOptions {
   kubeConfig: KubeConfig;
   api: KubeApi;
-  config: Pick<AgentConfig, 'nodeName' | 'procRoot' | 'nodeNetns' | 'idsMirrorNetwork' | 'idsNetwork' | 'underlayInterface' | 'vni' | 'vxlanPort' | 'overlayBridge' | 'overlayVxlan' | 'resyncPeriodMs'>;
+  config: Pick<AgentConfig, 'nodeName' | 'procRoot' | 'nodeNetns' | 'idsMirrorNetwork' | 'idsNetwork' | 'underlayInterface' | 'vni' | 'vxlanPort' | 'overlayBridge' | 'overlayVxlan' | 'resyncPeriodMs'> & Partial<Pick<AgentConfig, 'mirroringProvider'>>;
   logger?: Logger;
   metrics?: OperatorMetrics;
   kernel?: KernelCommands;
@@ -144,7 +144,7 @@ export class NodeAgent {
       events,
       ...(metrics ? { metrics: new AgentMetrics(metrics.registry) } : {}),
       logger: this.log,
-      mirror: { nodeName: config.nodeName, idsMirrorNetwork: config.idsMirrorNetwork },
+      mirror: { nodeName: config.nodeName, idsMirrorNetwork: config.idsMirrorNetwork, ...(config.mirroringProvider ? { mirroringProvider: config.mirroringProvider } : {}) },
       ...(config.idsNetwork === 'vxlan'
         ? {
             overlay: {

@@ -5,6 +5,9 @@ import { packageVersion } from '../version.ts';
 
 export const IDS_NETWORK_TYPES = ['vxlan', 'none'] as const;
 export type IdsNetworkType = (typeof IDS_NETWORK_TYPES)[number];
+/** tc: this agent mirrors; ovs-cni: ovs-cni does (the operator reports MirrorAttached) and the agent stands aside. */
+export const AGENT_MIRRORING_PROVIDERS = ['tc', 'ovs-cni'] as const;
+export type AgentMirroringProvider = (typeof AGENT_MIRRORING_PROVIDERS)[number];
 
 /** A configuration commander accepted but the agent cannot run with (printed by main). */
 export class AgentConfigError extends Error {
@@ -28,6 +31,8 @@ export interface AgentConfig {
   nodeNetns: string;
   /** The IDS VM's network that receives mirrored traffic. */
   idsMirrorNetwork: string;
+  /** The operator's mirroring provider: the agent mirrors only with tc. */
+  mirroringProvider: AgentMirroringProvider;
   /** `vxlan`: the agent keeps the IDS overlay; `none`: another provider does (e.g. OVN-Kubernetes layer2). */
   idsNetwork: IdsNetworkType;
   underlayInterface?: string;
@@ -69,6 +74,7 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     .option('--proc-root <dir>', "the host's /proc (the pod needs hostPID)", env.PROC_ROOT ?? '/proc')
     .option('--node-netns <path>', "the node's network namespace file (hostNetwork: the agent's own)", env.NODE_NETNS ?? '/proc/self/ns/net')
     .option('--ids-mirror-network <name>', "the IDS VM's network that receives the mirrored traffic", env.IDS_MIRROR_NETWORK ?? 'hyperspector-mirror')
+    .option('--mirroring-provider <name>', 'the operator\'s mirroring provider: tc (this agent mirrors) or ovs-cni (it stands aside)', env.MIRRORING_PROVIDER ?? 'tc')
     .option('--ids-network <type>', 'IDS network provider: vxlan (this agent keeps the overlay) or none', env.IDS_NETWORK ?? 'vxlan')
     .option('--underlay-interface <name>', "the overlay's underlay interface (default: the one holding the node's InternalIP)", env.UNDERLAY_INTERFACE || undefined)
     .option('--vni <id>', 'VXLAN network identifier of the IDS overlay', integer('--vni', 1, 0xffffff), Number(env.VXLAN_VNI ?? 4242))
@@ -86,6 +92,7 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     procRoot: string;
     nodeNetns: string;
     idsMirrorNetwork: string;
+    mirroringProvider: string;
     idsNetwork: string;
     underlayInterface?: string;
     vni: number;
@@ -96,6 +103,9 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   }>();
   if (!o.nodeName) throw new AgentConfigError('the node name is required: --node-name or $NODE_NAME (downward API spec.nodeName)');
   if (!(IDS_NETWORK_TYPES as readonly string[]).includes(o.idsNetwork)) throw new AgentConfigError(`--ids-network must be one of ${IDS_NETWORK_TYPES.join(', ')}, got "${o.idsNetwork}"`);
+  if (!(AGENT_MIRRORING_PROVIDERS as readonly string[]).includes(o.mirroringProvider)) {
+    throw new AgentConfigError(`--mirroring-provider must be one of ${AGENT_MIRRORING_PROVIDERS.join(', ')}, got "${o.mirroringProvider}"`);
+  }
   if (o.resyncPeriod < 1000) throw new AgentConfigError('--resync-period must be at least 1s');
   return {
     nodeName: o.nodeName,
@@ -106,6 +116,7 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     procRoot: o.procRoot,
     nodeNetns: o.nodeNetns,
     idsMirrorNetwork: o.idsMirrorNetwork,
+    mirroringProvider: o.mirroringProvider as AgentMirroringProvider,
     idsNetwork: o.idsNetwork as IdsNetworkType,
     ...(o.underlayInterface ? { underlayInterface: o.underlayInterface } : {}),
     vni: o.vni,

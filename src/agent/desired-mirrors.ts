@@ -32,6 +32,8 @@ export interface MirrorSettings {
   readonly nodeName: string;
   /** Name of the IDS VM's network that receives the copies (the operator adds it to the IDS VM). */
   readonly idsMirrorNetwork: string;
+  /** ovs-cni: the CNI mirrors and the operator reports MirrorAttached; this agent installs nothing. Default tc. */
+  readonly mirroringProvider?: 'tc' | 'ovs-cni';
 }
 
 /** Everything the executor needs to install one mirror; names are derived, never remembered. */
@@ -98,7 +100,7 @@ export function decideMirror(ms: MonitoredServer, view: ClusterView, settings: M
   const namespace = ms.metadata.namespace ?? '';
   const key = `${namespace}/${ms.metadata.name}`;
   const none: MirrorDecision = { kind: 'none', key };
-  if (ms.metadata.deletionTimestamp || ms.spec.mirroring?.enabled === false) return none;
+  if (ms.metadata.deletionTimestamp || ms.spec.mirroring?.enabled === false || settings.mirroringProvider === 'ovs-cni') return none;
   // The operator of this release does not yet give the IDS VM its mirror NIC and says so in
   // MirrorAttached (reason MirroringUnavailable, keeping Ready False): the agent stands aside instead
   // of fighting over the condition, and installs nothing.

@@ -27,6 +27,8 @@ export const REMOUNT_INTERVAL_SECONDS = 60;
 export const HOTPLUG_DISK_BUS = 'virtio';
 /** Key of the user data in a cloud-init userDataSecretRef Secret (KubeVirt reads `userdata` or `userData`). */
 export const USER_DATA_SECRET_KEY = 'userdata';
+/** Key of the network data in the same Secret (KubeVirt reads `networkdata` or `networkData`). */
+export const NETWORK_DATA_SECRET_KEY = 'networkdata';
 /** Disk and volume name of the cloud-init drive added to an IDS template that has none. */
 export const CLOUD_INIT_VOLUME = 'hs-cloudinit';
 
@@ -153,8 +155,12 @@ export function buildIdsUserData(ms: MonitoredServer, input: DiskInspectionUserD
   return mergeDiskInspectionUserData(user.userData, pieces);
 }
 
-/** The Secret the IDS VM's cloud-init volume references (owned by the MonitoredServer). */
-export function buildIdsCloudInitSecret(ms: MonitoredServer, userData: string): Secret & { apiVersion: 'v1'; kind: 'Secret' } {
+/**
+ * The Secret the IDS VM's cloud-init volume references (owned by the MonitoredServer): the user data
+ * (when the IDS VM reads it from here) and the network data (when networking gives the IDS VM its
+ * address; key `networkdata`, read through networkDataSecretRef).
+ */
+export function buildIdsCloudInitSecret(ms: MonitoredServer, userData: string | undefined, networkData?: string): Secret & { apiVersion: 'v1'; kind: 'Secret' } {
   return {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -165,7 +171,10 @@ export function buildIdsCloudInitSecret(ms: MonitoredServer, userData: string): 
       ownerReferences: [ownerReference(ms)],
     },
     type: 'Opaque',
-    data: { [USER_DATA_SECRET_KEY]: Buffer.from(userData, 'utf8').toString('base64') },
+    data: {
+      ...(userData !== undefined ? { [USER_DATA_SECRET_KEY]: Buffer.from(userData, 'utf8').toString('base64') } : {}),
+      ...(networkData !== undefined ? { [NETWORK_DATA_SECRET_KEY]: Buffer.from(networkData, 'utf8').toString('base64') } : {}),
+    },
   };
 }
 
@@ -175,6 +184,8 @@ export interface IdsDiskInspection {
   hotplug: Array<{ disk: VirtualMachineDisk; volume: VirtualMachineVolume }>;
   /** The cloud-init volume takes its user data from this Secret (undefined: the template's cloud-init as is). */
   cloudInitSecretName?: string;
+  /** The cloud-init volume takes its network data from this Secret (networking: the IDS-network address). */
+  networkDataSecretName?: string;
 }
 
 type VmiSpec = NonNullable<NonNullable<VirtualMachine['spec']['template']>['spec']>;
@@ -190,16 +201,26 @@ export function withDiskInspection(vmiSpec: VmiSpec, inspection: IdsDiskInspecti
   let volumes = spec.volumes ?? [];
   let disks = devices.disks ?? [];
   const secretName = inspection.cloudInitSecretName;
-  if (secretName) {
+  const networkSecretName = inspection.networkDataSecretName;
+  if (secretName || networkSecretName) {
     const index = volumes.findIndex((v) => cloudInitSource(v));
     if (index >= 0) {
       const volume = { ...volumes[index]! };
       const key = volume.cloudInitNoCloud ? 'cloudInitNoCloud' : 'cloudInitConfigDrive';
-      const { userData: _u, userDataBase64: _b, secretRef: _s, ...rest } = volume[key]!;
-      volume[key] = { ...rest, secretRef: { name: secretName } };
+      let source = { ...volume[key]! };
+      if (secretName) {
+        const { userData: _u, userDataBase64: _b, secretRef: _s, ...rest } = source;
+        source = { ...rest, secretRef: { name: secretName } };
+      }
+      if (networkSecretName) {
+        const { networkData: _n, networkDataBase64: _nb, networkDataSecretRef: _ns, ...rest } = source;
+        source = { ...rest, networkDataSecretRef: { name: networkSecretName } };
+      }
+      volume[key] = source;
       volumes = volumes.map((v, i) => (i === index ? volume : v));
     } else {
-      volumes = [...volumes, { name: CLOUD_INIT_VOLUME, cloudInitNoCloud: { secretRef: { name: secretName } } }];
+      const source = { ...(secretName ? { secretRef: { name: secretName } } : {}), ...(networkSecretName ? { networkDataSecretRef: { name: networkSecretName } } : {}) };
+      volumes = [...volumes, { name: CLOUD_INIT_VOLUME, cloudInitNoCloud: source }];
       disks = [...disks, { name: CLOUD_INIT_VOLUME, disk: { bus: 'virtio' } }];
     }
   }

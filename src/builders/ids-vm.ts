@@ -3,6 +3,8 @@ import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import { ANNOTATION_PAIRED_WITH, idsVmName, ownerReference, roleLabels } from './names.ts';
 import type { BuiltVirtualMachine } from './virtual-machine.ts';
 import { withDiskInspection, type IdsDiskInspection } from './disk-inspection.ts';
+import { withFirstNicMac } from './ids-network-data.ts';
+import { withIdsNics, type IdsNics } from './networking.ts';
 
 export const HOSTNAME_LABEL = 'kubernetes.io/hostname';
 /** Label KubeVirt puts on a VMI's virt-launcher pod: the VMI's UID. */
@@ -36,13 +38,15 @@ export function serverPodLabels(adopted: boolean, roleLabels: Record<string, str
  * With `diskInspection`, the server's disks are plugged in read-only and cloud-init mounts them.
  * Its eviction strategy is None, so a node drain never waits on it.
  */
-export function buildIdsVirtualMachine(ms: MonitoredServer, placement: ServerPlacement, diskInspection?: IdsDiskInspection): BuiltVirtualMachine {
+export function buildIdsVirtualMachine(ms: MonitoredServer, placement: ServerPlacement, diskInspection?: IdsDiskInspection, nics?: IdsNics): BuiltVirtualMachine {
   const template = ms.spec.ids.template;
   const labels = roleLabels(ms, 'ids');
   const spec = structuredClone(template.spec);
   const vmiTemplate = spec.template ?? { spec: { domain: { devices: {} } } };
   let vmiSpec = { ...(vmiTemplate.spec ?? { domain: { devices: {} } }) };
   if (diskInspection) vmiSpec = withDiskInspection(vmiSpec, diskInspection);
+  // Networking: the template's first NIC gets a stable MAC (our network data may name it), then ours.
+  if (nics) vmiSpec = withIdsNics(withFirstNicMac(ms, vmiSpec), ms, nics);
   vmiSpec.nodeSelector = { ...(vmiSpec.nodeSelector ?? {}), [HOSTNAME_LABEL]: placement.nodeName };
   const affinity = structuredClone(vmiSpec.affinity ?? {});
   const podAffinity = affinity.podAffinity ?? {};

@@ -3,12 +3,15 @@
 import { Value } from '@sinclair/typebox/value';
 import { MonitoredServerSpecSchema, type MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import { buildIdsVirtualMachine, serverPodLabels } from './ids-vm.ts';
+import { buildNads, DEFAULT_NETWORKING, type NetworkingSettings } from './networking.ts';
 import { isAdopting, roleLabels, serverVmName } from './names.ts';
 import { buildAdoptionMarks, buildServerVirtualMachine } from './server-vm.ts';
 
 export interface RenderOptions {
   /** The node the server VM is assumed to run on (known only at run time). */
   nodeName: string;
+  /** The operator's networking (default: the chart's, tc and vxlan). */
+  networking?: NetworkingSettings;
 }
 
 /** The spec with the CRD's defaults filled in, as the API server would store it. */
@@ -34,10 +37,13 @@ export function renderChildren(input: MonitoredServer, options: RenderOptions): 
   const server: RenderedChild = adopted
     ? { note: `merge patch on the adopted VM ${serverVmName(ms)} (only these labels and this annotation; removed on delete)`, object: buildAdoptionMarks(ms) }
     : { note: `server VM (server-side apply; deletionPolicy ${ms.spec.server.deletionPolicy ?? 'Retain'})`, object: buildServerVirtualMachine(ms) };
+  const networking = options.networking ?? DEFAULT_NETWORKING;
   const ids = buildIdsVirtualMachine(ms, {
     nodeName: options.nodeName,
     serverVmiUid: '<uid of the server VMI>',
     serverPodLabels: serverPodLabels(adopted, roleLabels(ms, 'server'), serverVmName(ms)),
-  });
-  return [server, { note: `IDS VM (server-side apply), pinned to the server's node ${options.nodeName}`, object: ids }];
+  }, undefined, { mirror: ms.spec.mirroring?.enabled !== false });
+  const nads = buildNads(ms, networking).map((object) => ({ note: `NetworkAttachmentDefinition (server-side apply; ${networking.mirroring} mirroring, ${networking.idsNetwork} IDS network)`, object }));
+  // Not rendered: the IDS-network address (claimed at run time) and the cloud-init Secret carrying it.
+  return [server, ...nads, { note: `IDS VM (server-side apply), pinned to the server's node ${options.nodeName}; its IDS-network address comes in cloud-init network data at run time`, object: ids }];
 }

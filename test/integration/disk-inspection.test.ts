@@ -103,9 +103,10 @@ describe('disk inspection, Live mode: server volumes hot-plugged read-only into 
     // RenderHotplugAttachmentPodTemplate ignores it): read-only is the disk's, down to QEMU.
     assert.ok(attachment.spec?.volumes?.some((v) => v.persistentVolumeClaim?.claimName === 'web-data'), 'the attachment pod mounts the claim');
 
-    // The user's inline user data is kept, merged with the mount script, in a Secret of the MonitoredServer.
+    // The user's inline user data is kept, merged with the mount script, in a Secret of the MonitoredServer
+    // (which also carries the network data with the IDS-network address).
     const cloudInit = ids?.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'cloudinit');
-    assert.deepEqual(cloudInit, { name: 'cloudinit', cloudInitNoCloud: { secretRef: { name: 'web-ids-cloud-init' } } });
+    assert.deepEqual(cloudInit, { name: 'cloudinit', cloudInitNoCloud: { secretRef: { name: 'web-ids-cloud-init' }, networkDataSecretRef: { name: 'web-ids-cloud-init' } } });
     const secret = await env.core.readNamespacedSecret({ namespace: NS, name: 'web-ids-cloud-init' });
     assert.equal(secret.metadata?.ownerReferences?.[0]?.uid, ms.metadata.uid);
     const userData = Buffer.from(secret.data?.userdata ?? '', 'base64').toString('utf8');

@@ -19,6 +19,16 @@ describe('operator configuration', () => {
     assert.equal(c.leaderElectionNamespace, 'hyperspector-system');
   });
 
+  it('has the networking defaults (tc, vxlan) and refuses unknown providers and bad prefixes with the flag named', () => {
+    const c = parseConfig([], {});
+    assert.deepEqual([c.networking.mirroring, c.networking.idsNetwork, c.networking.idsCidr, c.networking.idsMtu, c.idsAddressNamespace], ['tc', 'vxlan', '10.99.0.0/16', 1450, 'hyperspector-system']);
+    const other = parseConfig(['--mirroring-provider', 'ovs-cni', '--ids-network', 'ovn-k8s-layer2', '--ids-network-cidr', '172.20.0.0/20'], { POD_NAMESPACE: 'ops' });
+    assert.deepEqual([other.networking.mirroring, other.networking.idsNetwork, other.networking.idsCidr, other.idsAddressNamespace], ['ovs-cni', 'ovn-k8s-layer2', '172.20.0.0/20', 'ops']);
+    assert.throws(() => parseConfig(['--ids-network', 'flannel'], {}), /--ids-network must be one of vxlan, ovn-k8s-layer2/);
+    assert.throws(() => parseConfig([], { MIRRORING_PROVIDER: 'span' }), /--mirroring-provider must be one of tc, ovs-cni/);
+    assert.throws(() => parseConfig(['--ids-network-cidr', '10.99.0.1/16'], {}), /--ids-network-cidr: .*host bits set/);
+  });
+
   it('reads the environment, and flags win over it', () => {
     const env = { WATCH_NAMESPACES: 'a, b', POD_NAMESPACE: 'ops', MAX_CONCURRENT_RECONCILES: '8', KUBECONFIG: '/k' };
     const fromEnv = parseConfig([], env);

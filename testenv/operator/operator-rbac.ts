@@ -1,6 +1,6 @@
 // Applies deploy/rbac.yaml and binds it to the operator users of a LocalCluster: the ClusterRole
-// cluster-wide, the leader-election and process-mapper-pods Roles in hyperspector-system, the
-// KubeVirt-config Role in kubevirt; and the process mapper's ServiceAccount with its ClusterRole.
+// cluster-wide, the leader-election, process-mapper-pods and IDS-address Roles in hyperspector-system,
+// the KubeVirt-config Role in kubevirt; and the process mapper's ServiceAccount with its ClusterRole.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -19,6 +19,7 @@ export async function grantOperatorRbac(cluster: LocalCluster): Promise<void> {
   objects.push(
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'hyperspector-operator' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'hyperspector-operator' }, subjects } as k8s.KubernetesObject,
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'hyperspector-operator-leader-election', namespace: 'hyperspector-system' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'hyperspector-operator-leader-election' }, subjects } as k8s.KubernetesObject,
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'hyperspector-operator-ids-addresses', namespace: 'hyperspector-system' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'hyperspector-operator-ids-addresses' }, subjects } as k8s.KubernetesObject,
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'hyperspector-operator-kubevirt-config', namespace: 'kubevirt' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'hyperspector-operator-kubevirt-config' }, subjects } as k8s.KubernetesObject,
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'hyperspector-operator-process-mappers', namespace: 'hyperspector-system' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'hyperspector-operator-process-mappers' }, subjects } as k8s.KubernetesObject,
     ...processMapperIdentity(),

@@ -248,6 +248,15 @@ export const ResponseStatusSchema = Type.Object(
   { additionalProperties: false, description: 'The last response to an alert, written by the operator.' },
 );
 
+export const IdsNetworkStatusSchema = Type.Object(
+  {
+    address: Type.String({ description: "The IDS VM's address on the IDS-only network, with its prefix length (e.g. 10.99.0.7/16)." }),
+    provider: Type.String({ description: 'The IDS network provider the operator is configured with: vxlan or ovn-k8s-layer2.' }),
+    networkAttachmentDefinition: Type.String({ description: "The NetworkAttachmentDefinition of the IDS VM's IDS-network NIC." }),
+  },
+  { additionalProperties: false, description: 'The IDS VM on the IDS-only network.' },
+);
+
 export const MonitoredServerStatusSchema = Type.Object(
   {
     observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0 })),
@@ -257,6 +266,7 @@ export const MonitoredServerStatusSchema = Type.Object(
     alerts: Type.Optional(AlertsStatusSchema),
     response: Type.Optional(ResponseStatusSchema),
     lastMonitoringGap: Type.Optional(MonitoringGapSchema),
+    idsNetwork: Type.Optional(IdsNetworkStatusSchema),
     conditions: Type.Optional(
       Type.Array(ConditionSchema, {
         maxItems: 32,
@@ -280,6 +290,7 @@ export type Condition = Static<typeof ConditionSchema>;
 export type ConditionStatus = (typeof CONDITION_STATUSES)[number];
 export type VmStatus = Static<typeof VmStatusSchema>;
 export type MonitoringGap = Static<typeof MonitoringGapSchema>;
+export type IdsNetworkStatus = Static<typeof IdsNetworkStatusSchema>;
 export type MonitoredServerStatus = Static<typeof MonitoredServerStatusSchema>;
 export type AlertsStatus = Static<typeof AlertsStatusSchema>;
 export type AlertSummary = Static<typeof AlertSummarySchema>;

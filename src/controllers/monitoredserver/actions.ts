@@ -6,7 +6,7 @@ import type { ResourceType } from '../../kube/client/resources.ts';
 import type { EventType } from './events.ts';
 
 /** The part of the MonitoredServer an action serves; a failed action stops the rest of its capability. */
-export type Capability = 'finalizer' | 'serverVM' | 'idsVM' | 'processMapper' | 'diskInspection' | 'response' | 'teardown' | 'evacuation';
+export type Capability = 'finalizer' | 'serverVM' | 'idsVM' | 'processMapper' | 'diskInspection' | 'network' | 'response' | 'teardown' | 'evacuation';
 
 export interface PlannedEvent {
   type: EventType;
@@ -41,6 +41,13 @@ export interface ApplyAction extends ActionBase {
   object: KubeObject;
 }
 
+/** A create (POST) that must not overwrite an existing object: 409 AlreadyExists is a failure unless tolerated. */
+export interface CreateAction extends ActionBase {
+  type: 'create';
+  resource: ResourceType;
+  object: KubeObject;
+}
+
 /** A merge or JSON patch of named fields, never of the rest of the object. */
 export interface PatchAction extends ActionBase {
   type: 'patch';
@@ -69,7 +76,7 @@ export interface SubresourceAction extends ActionBase {
   body: unknown;
 }
 
-export type Action = ApplyAction | PatchAction | DeleteAction | SubresourceAction;
+export type Action = ApplyAction | CreateAction | PatchAction | DeleteAction | SubresourceAction;
 
 export type OutcomeKind =
   /** The request succeeded (or its status was tolerated). */

@@ -49,7 +49,8 @@ export function transformVirtualMachine(vm: VirtualMachine): VirtualMachine {
 /** VMI fields read: the node and phase (placement, Running), conditions (Ready, PodScheduled, LiveMigratable), evacuation and migration (the pair moves), hot-plugged volumes (DiskAttached), the launcher pod (the mapper reads only its QEMU). */
 const VMI_STATUS = ['phase', 'nodeName', 'conditions', 'reason', 'evacuationNodeName', 'migrationState', 'volumeStatus', 'activePods'];
 /** The server VMI's hostname names the launcher pod the IDS VM's affinity points at; the IDS VMI's node selector tells a stale pin. */
-const VMI_SPEC = ['hostname', 'nodeSelector'];
+// networks: which NetworkAttachmentDefinitions the VMI runs with (IDSNetworkJoined, MirrorAttached with ovs-cni).
+const VMI_SPEC = ['hostname', 'nodeSelector', 'networks'];
 
 /**
  * A VMI keeps its metadata (the kubevirt.io/vm-generation annotation tells a stale IDS VMI),

@@ -16,7 +16,7 @@ import { silentLogger, type Logger } from '../../kube/util/logger.ts';
 import type { OperatorMetrics } from '../../kube/runtime/metrics.ts';
 import { MultiNamespaceInformer } from '../../kube/runtime/multi-namespace-informer.ts';
 import type { KubeObject, KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance } from '../../kube/client/objects.ts';
-import { collectionPath, KUBEVIRT, PERSISTENT_VOLUME_CLAIM, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/client/resources.ts';
+import { collectionPath, CONFIG_MAP, KUBEVIRT, MULTI_NETWORK_POLICY, NETWORK_ATTACHMENT_DEFINITION, PERSISTENT_VOLUME_CLAIM, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/client/resources.ts';
 import type { KubeApi } from '../../kube/client/rest.ts';
 import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../kube/runtime/workers.ts';
 import { WorkQueue } from '../../kube/runtime/workqueue.ts';
@@ -33,6 +33,9 @@ import { planResponse } from './planners/response.ts';
 import { orphanedMapperPodDeletion, planProcessMapper, processMapperOwnerKeys } from './planners/process-mapper.ts';
 import { isOurEvacuation, migrationIsFinal, planEvacuation, VIRTUAL_MACHINE_INSTANCE_MIGRATION, type EvacuationLimits } from './planners/evacuation.ts';
 import { closedGap, monitoringGapEvents, monitoringGapHistogram } from './monitoring-gap.ts';
+import { planIdsNetworkData, planNetworking, type NetworkingContext } from './planners/networking.ts';
+import { AGENT_OWNED_CONDITIONS } from './networking-status.ts';
+import { claimOf, LABEL_CLAIM_UID } from '../../builders/ids-address.ts';
 import { planServerVm } from './planners/server-vm.ts';
 import { planTeardown } from './planners/teardown.ts';
 import { ConditionType, EventReason } from './reasons.ts';
@@ -68,6 +71,8 @@ export interface ControllerOptions {
   processMapper?: ProcessMapperSettings;
   /** Namespace of the KubeVirt CR (default `kubevirt`). */
   kubevirtNamespace?: string;
+  /** The IDS VM's mirror and IDS-network NICs, NADs and addresses (undefined: none, MirrorAttached unavailable). */
+  networking?: NetworkingContext;
   /** How often a MonitoredServer that is not Ready is looked at again without any change (ms). */
   notReadyRecheckMs?: number;
   /** Progress-only status changes this soon after a status write are coalesced (ms; 0 writes every change; default 30 s). */
@@ -91,6 +96,16 @@ const MAX_STATUS_COALESCE_MS = 300_000;
 const UNSEEN_CREATION_TTL_MS = 60_000;
 /** A deletion that waits on a child looks again this often. */
 const TEARDOWN_RECHECK_MS = 2_000;
+
+/** Our last written status, with what other writers own taken from the object: status.alerts and the node agent's conditions. */
+function withOthersFields(written: MonitoredServerStatus, live: MonitoredServerStatus | undefined): MonitoredServerStatus {
+  const theirs = ((live?.conditions ?? []) as Condition[]).filter((c) => AGENT_OWNED_CONDITIONS.includes(c.type) && !(written.conditions ?? []).some((w) => w.type === c.type));
+  return {
+    ...written,
+    ...(live?.alerts ? { alerts: live.alerts } : {}),
+    ...(theirs.length > 0 ? { conditions: [...((written.conditions ?? []) as Condition[]), ...theirs] } : {}),
+  };
+}
 
 /** An action failed in a way a retry may fix: the worker retries the key with backoff. */
 export class ActionFailedError extends Error {
@@ -125,6 +140,10 @@ export class MonitoredServerController {
    */
   private readonly reservedMigrations = new Map<string, number>();
   private readonly gapSeconds: ReturnType<typeof monitoringGapHistogram> | undefined;
+  /** Networking only: our NADs (by label) and the IDS-network address claims (in the operator's namespace). */
+  private readonly nads: MultiNamespaceInformer<KubeObject> | undefined;
+  private readonly addressClaims: Informer<KubeObject> | undefined;
+  private readonly networkPolicies: MultiNamespaceInformer<KubeObject> | undefined;
   /**
    * The status last written per key: when (progress writes are coalesced after it), and over which
    * resourceVersion (while the cache still shows that version it has not seen our write yet, and the
@@ -180,6 +199,13 @@ export class MonitoredServerController {
       options.namespaces,
     );
     this.gapSeconds = options.metrics ? monitoringGapHistogram(options.metrics.registry) : undefined;
+    if (options.networking) {
+      this.nads = new MultiNamespaceInformer(informer<KubeObject>('network-attachment-definitions', NETWORK_ATTACHMENT_DEFINITION, stripManagedFields<KubeObject>(), `${LABEL_ROLE}=network,${LABEL_MANAGED_BY}=${MANAGED_BY}`), options.namespaces);
+      if (options.networking.settings.multiNetworkPolicy) {
+        this.networkPolicies = new MultiNamespaceInformer(informer<KubeObject>('multi-networkpolicies', MULTI_NETWORK_POLICY, stripManagedFields<KubeObject>(), `${LABEL_ROLE}=network,${LABEL_MANAGED_BY}=${MANAGED_BY}`), options.namespaces);
+      }
+      this.addressClaims = informer<KubeObject>('ids-address-claims', CONFIG_MAP, stripManagedFields<KubeObject>(), `${LABEL_ROLE}=ids-address,${LABEL_MANAGED_BY}=${MANAGED_BY}`)(options.networking.claimNamespace);
+    }
     // The queue is replaced each leadership term; handlers always feed the current one.
     const sink: KeySink = { add: (key) => this.queue.add(key) };
     for (const i of this.monitoredServers.informers) {
@@ -190,7 +216,7 @@ export class MonitoredServerController {
     const children = enqueueMapped<KubeObject>(sink, (obj) =>
       monitoredServerKeysFor(obj, (k) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, k).map((m) => objectKey(m))),
     );
-    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.cloudInitSecrets.informers] as Informer<KubeObject>[]) {
+    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.cloudInitSecrets.informers, ...(this.nads?.informers ?? []), ...(this.networkPolicies?.informers ?? [])] as Informer<KubeObject>[]) {
       i.addEventHandler(children);
     }
     // A process-mapper pod names its MonitoredServer in two labels (it runs in another namespace).
@@ -204,6 +230,16 @@ export class MonitoredServerController {
       const seen = (o: KubeObject) => this.unseen.seen(kind, o);
       for (const i of informers) i.addEventHandler({ onAdd: seen, onUpdate: (_old, o) => seen(o), onDelete: seen });
     }
+    // A claim wakes its MonitoredServer (by the UID on it); a released one wakes those still waiting for an address.
+    this.addressClaims?.addEventHandler(
+      enqueueMapped<KubeObject>(sink, (claim) => {
+        const uid = claim.metadata?.labels?.[LABEL_CLAIM_UID];
+        const all = this.monitoredServers.list();
+        const owner = all.filter((m) => m.metadata.uid === uid);
+        const waiting = all.filter((m) => !claimOf(this.addressClaims?.list() ?? [], m.metadata.uid));
+        return [...owner, ...waiting].map((m) => objectKey(m));
+      }),
+    );
     // A claim or the KubeVirt CR matters to the MonitoredServers with disks (in the claim's namespace).
     const withDisks = (namespace?: string) =>
       this.monitoredServers.list().filter((m) => (m.spec.server.disks?.length ?? 0) > 0 && (namespace === undefined || m.metadata.namespace === namespace)).map((m) => objectKey(m));
@@ -245,6 +281,9 @@ export class MonitoredServerController {
       ...this.claims.informers,
       ...this.cloudInitSecrets.informers,
       ...this.migrations.informers,
+      ...(this.nads?.informers ?? []),
+      ...(this.networkPolicies?.informers ?? []),
+      ...(this.addressClaims ? [this.addressClaims] : []),
     ] as Informer<KubeObject>[];
   }
 
@@ -319,6 +358,13 @@ export class MonitoredServerController {
       kubevirt: () => this.kubevirts.list().find((k) => !k.metadata?.deletionTimestamp),
       idsCloudInitSecret: (ns, name) => this.unseen.read(SECRET.kind, ns, name, this.cloudInitSecrets.get(ns, name)),
       migrationsOf: (ns, vmiName) => this.migrations.byIndex(MIGRATION_VMI_INDEX, `${ns}/${vmiName}`),
+      ...(this.nads && this.addressClaims
+        ? {
+            networkAttachmentDefinition: (ns: string, name: string) => this.nads?.get(ns, name),
+            idsAddressClaims: () => this.addressClaims?.list() ?? [],
+            ...(this.networkPolicies ? { multiNetworkPolicy: (ns: string, name: string) => this.networkPolicies?.get(ns, name) } : {}),
+          }
+        : {}),
     };
   }
 
@@ -376,6 +422,8 @@ export class MonitoredServerController {
   }
 
   private async converge(key: string, ms: MonitoredServer, observed: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const networking = this.options.networking;
+    const networkData = networking ? planIdsNetworkData(ms, observed, networking) : undefined;
     // The pair moves together (planners/evacuation.ts): while it moves, the IDS side is held back.
     const evacuation = planEvacuation(ms, observed, this.now(), this.evacuationLimits());
     const isMigration = (a: Action) => a.type === 'apply' && a.object.kind === VIRTUAL_MACHINE_INSTANCE_MIGRATION.kind;
@@ -388,8 +436,16 @@ export class MonitoredServerController {
     }
     const pairPlans = evacuation.move
       ? []
-      : [...planIdsVm(ms, observed), ...planDiskHotplug(ms, observed), ...planProcessMapper(ms, observed, this.mapperSettings)];
-    const actions = [...planFinalizer(ms), ...planServerVm(ms, observed), ...planIdsCloudInit(ms, observed), ...evacuationActions, ...pairPlans, ...planResponse(ms, observed)];
+      : [...planIdsVm(ms, observed, networkData), ...planDiskHotplug(ms, observed), ...planProcessMapper(ms, observed, this.mapperSettings)];
+    const actions = [
+      ...planFinalizer(ms),
+      ...planServerVm(ms, observed),
+      ...(networking ? planNetworking(ms, observed, networking) : []),
+      ...planIdsCloudInit(ms, observed, networkData?.networkData),
+      ...evacuationActions,
+      ...pairPlans,
+      ...planResponse(ms, observed),
+    ];
     const outcomes = new Outcomes(await execute(actions, this.executeContext(ms, ctx)));
     // A migration that was not created frees its slot at once.
     for (const o of outcomes.of('evacuation')) if (isMigration(o.action) && o.kind !== 'done') this.reservedMigrations.delete(migrationKey(o.action));
@@ -399,10 +455,10 @@ export class MonitoredServerController {
     const written = this.writtenStatus.get(key);
     // While the cache still shows the version our last write went over, that write is the status
     // the object has: compared with it, a follow-up is progress, not the first status again, and
-    // its conditions keep their transition times. Fields other writers own (status.alerts) are
-    // always the object's own.
-    const current = written !== undefined && written.over === ms.metadata.resourceVersion ? { ...written.status, ...(ms.status?.alerts ? { alerts: ms.status.alerts } : {}) } : ms.status;
-    const next = computeStatus(current === ms.status ? ms : { ...ms, status: current }, observed, outcomes, this.now(), evacuation.move);
+    // its conditions keep their transition times. What other writers own (status.alerts, the node
+    // agent's MirrorAttached) is always the object's own.
+    const current = written !== undefined && written.over === ms.metadata.resourceVersion ? withOthersFields(written.status, ms.status) : ms.status;
+    const next = computeStatus(current === ms.status ? ms : { ...ms, status: current }, observed, outcomes, this.now(), evacuation.move, networking);
     const failure = outcomes.firstFailure();
     let deferredMs: number | undefined;
     if (!statusEqual(current, next)) {
@@ -470,7 +526,7 @@ export class MonitoredServerController {
   }
 
   private async tearDown(ms: MonitoredServer, observed: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
-    const plan = planTeardown(ms, observed, this.now());
+    const plan = planTeardown(ms, observed, this.now(), this.options.networking?.claimNamespace);
     const outcomes = new Outcomes(await execute(plan.actions, this.executeContext(ms, ctx)));
     ctx.signal.throwIfAborted();
     const failure = outcomes.firstFailure() ?? outcomes.all.find((o) => o.kind === 'refused');

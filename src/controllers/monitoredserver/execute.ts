@@ -4,7 +4,7 @@
 import { applyObject } from '../../kube/client/apply.ts';
 import type { KubeObject } from '../../kube/client/objects.ts';
 import type { Logger } from '../../kube/util/logger.ts';
-import { objectPath } from '../../kube/client/resources.ts';
+import { collectionPath, objectPath } from '../../kube/client/resources.ts';
 import { statusCodeOf, type KubeApi } from '../../kube/client/rest.ts';
 import type { Action, Capability, Outcome } from './actions.ts';
 
@@ -24,6 +24,8 @@ async function send(api: KubeApi, action: Action, signal: AbortSignal | undefine
   switch (action.type) {
     case 'apply':
       return applyObject<KubeObject>(api, action.resource, action.object, extra);
+    case 'create':
+      return api.request<KubeObject>({ method: 'POST', path: collectionPath(action.resource, action.object.metadata?.namespace), body: action.object, ...extra });
     case 'patch':
       return api.request<KubeObject>({
         method: 'PATCH',

@@ -2,7 +2,9 @@
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { claimNameOf } from '../../builders/disk-inspection.ts';
 import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, LABEL_MONITORED_SERVER_NAMESPACE, processMapperPodName, serverVmName } from '../../builders/names.ts';
-import type { VirtualMachine } from '../../kube/client/objects.ts';
+import type { KubeObject, VirtualMachine } from '../../kube/client/objects.ts';
+import { claimOf } from '../../builders/ids-address.ts';
+import { idsNetworkNadName, idsNetworkPolicyName, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
 import type { KubeVirt, ObservedState, PersistentVolumeClaim, Pod, Secret, VirtualMachineInstance, VirtualMachineInstanceMigration } from './observed-state.ts';
 
 export interface CacheReader {
@@ -20,6 +22,12 @@ export interface CacheReader {
   idsCloudInitSecret(namespace: string, name: string): Secret | undefined;
   /** VirtualMachineInstanceMigrations whose spec.vmiName is `vmiName` (none if not watched). */
   migrationsOf?(namespace: string, vmiName: string): VirtualMachineInstanceMigration[];
+  /** NetworkAttachmentDefinitions labelled as HyperSpector's (networking off: absent). */
+  networkAttachmentDefinition?(namespace: string, name: string): KubeObject | undefined;
+  /** Our MultiNetworkPolicies (absent unless the operator makes them). */
+  multiNetworkPolicy?(namespace: string, name: string): KubeObject | undefined;
+  /** Every IDS-network address claim (networking off: absent). */
+  idsAddressClaims?(): KubeObject[];
 }
 
 function created(ms: MonitoredServer): number {
@@ -83,7 +91,26 @@ export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState 
   const podLabels = pod?.metadata?.labels ?? {};
   if (pod && podLabels[LABEL_MONITORED_SERVER] === ms.metadata.name && podLabels[LABEL_MONITORED_SERVER_NAMESPACE] === ns) observed.processMapperPod = pod;
   observeDiskInspection(ms, cache, observed);
+  observeNetworking(ms, cache, observed);
   return observed;
+}
+
+/** Our NADs of this MonitoredServer and its address claim (all claims while it has none). */
+function observeNetworking(ms: MonitoredServer, cache: CacheReader, observed: ObservedState): void {
+  if (!cache.networkAttachmentDefinition || !cache.idsAddressClaims) return;
+  const ns = ms.metadata.namespace ?? '';
+  const nads: Record<string, KubeObject> = {};
+  for (const name of [idsNetworkNadName(ms), mirrorNadName(ms), mirrorProducerNadName(ms)]) {
+    const nad = cache.networkAttachmentDefinition(ns, name);
+    if (nad && nad.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) nads[name] = nad;
+  }
+  observed.nads = nads;
+  const policy = cache.multiNetworkPolicy?.(ns, idsNetworkPolicyName(ms));
+  if (policy && policy.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.idsNetworkPolicy = policy;
+  const claims = cache.idsAddressClaims();
+  const mine = claimOf(claims, ms.metadata.uid);
+  if (mine) observed.addressClaim = mine;
+  else observed.addressClaims = claims;
 }
 
 /** What disk inspection reads: the KubeVirt CR, the claims behind the named server volumes, our user-data Secret. */

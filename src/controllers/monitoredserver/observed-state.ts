@@ -1,5 +1,5 @@
 // What the reconciler read from its caches about one MonitoredServer's world.
-import type { KubeVirt, ObjectMeta, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineCondition, VirtualMachineInstance } from '../../kube/client/objects.ts';
+import type { KubeObject, KubeVirt, ObjectMeta, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineCondition, VirtualMachineInstance } from '../../kube/client/objects.ts';
 
 export type { KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance };
 
@@ -21,6 +21,14 @@ export interface ObservedState {
   claims?: Record<string, PersistentVolumeClaim>;
   /** The Secret with the IDS VM's merged user data, when it exists and is this MonitoredServer's. */
   idsCloudInitSecret?: Secret;
+  /** Our NetworkAttachmentDefinitions of this MonitoredServer, by name (those cached and labelled as ours). */
+  nads?: Record<string, KubeObject>;
+  /** Our MultiNetworkPolicy of the IDS network (networking with --ids-network-policy). */
+  idsNetworkPolicy?: KubeObject;
+  /** This MonitoredServer's IDS-network address claim (found by its UID). */
+  addressClaim?: KubeObject;
+  /** Every address claim (to pick a free address); only read while this MonitoredServer has none. */
+  addressClaims?: KubeObject[];
   /** VirtualMachineInstanceMigrations of the server VMI (by spec.vmiName), finished ones included. */
   serverMigrations?: VirtualMachineInstanceMigration[];
 }

@@ -9,7 +9,10 @@ export const ConditionType = {
   ProcessMapping: 'ProcessMapping',
   /** Present only while reconciling fails: False, reason ReconcileFailed, the API server's message. */
   Synced: 'Synced',
+  /** Reported by the node agent (mirroring provider tc) under its own field manager, or by the operator (ovs-cni). */
   MirrorAttached: 'MirrorAttached',
+  /** The IDS VM is on the IDS-only network with its address. */
+  IDSNetworkJoined: 'IDSNetworkJoined',
   DiskAttached: 'DiskAttached',
   ResponseReady: 'ResponseReady',
   /** Not part of Ready: True while a response to an alert holds (the server is paused), False once released. */
@@ -70,6 +73,16 @@ export const Reason = {
   IDSVMRestarting: 'IDSVMRestarting',
   IDSVMNameConflict: 'IDSVMNameConflict',
   IDSVMInvalid: 'IDSVMInvalid',
+  // IDSNetworkJoined
+  Joined: 'Joined',
+  IDSNetworkJoining: 'IDSNetworkJoining',
+  IDSNetworkFull: 'IDSNetworkFull',
+  IDSNetworkMisconfigured: 'IDSNetworkMisconfigured',
+  IDSNetworkDataUnmergeable: 'IDSNetworkDataUnmergeable',
+  NetworkAttachmentRefused: 'NetworkAttachmentRefused',
+  // MirrorAttached while the operator waits for the node agent (tc), or reports it (ovs-cni)
+  WaitingForMirrorAgent: 'WaitingForMirrorAgent',
+  ServerNICNotMirrorable: 'ServerNICNotMirrorable',
   // ProcessMapping
   Mapping: 'Mapping',
   ProcessMapperCreating: 'ProcessMapperCreating',
@@ -102,6 +115,9 @@ export const EventReason = {
   ProcessMapperReplaced: 'ProcessMapperReplaced',
   ProcessMapperDeleted: 'ProcessMapperDeleted',
   IDSCloudInitCreated: 'IDSCloudInitCreated',
+  NetworkAttachmentCreated: 'NetworkAttachmentCreated',
+  IDSAddressAllocated: 'IDSAddressAllocated',
+  IDSAddressReleased: 'IDSAddressReleased',
   DiskPlugged: 'DiskPlugged',
   DiskUnplugged: 'DiskUnplugged',
   /** The server VM leaves a drained node (a migration or, when it cannot migrate, a restart). */
@@ -142,4 +158,9 @@ export const WARNING_REASONS: ReadonlySet<string> = new Set([
   Reason.IDSCloudInitUnmergeable,
   Reason.ResponseUnavailable,
   Reason.EvacuationMigrationFailed,
+  Reason.IDSNetworkFull,
+  Reason.IDSNetworkMisconfigured,
+  Reason.IDSNetworkDataUnmergeable,
+  Reason.NetworkAttachmentRefused,
+  Reason.ServerNICNotMirrorable,
 ]);

@@ -10,6 +10,8 @@ import { diskAttached } from './disk-inspection-status.ts';
 import { nextMonitoringGap } from './monitoring-gap.ts';
 import { pairMoveConditions } from './pair-move-status.ts';
 import type { PairMove } from './planners/evacuation.ts';
+import { AGENT_OWNED_CONDITIONS, idsNetworkJoined, idsNetworkStatus, mirrorAttached } from './networking-status.ts';
+import type { NetworkingContext } from './planners/networking.ts';
 import { ConditionType, Reason } from './reasons.ts';
 import { podIsReady, printableStatus, vmCondition, vmiIsReady, vmiIsRunning, vmiNode, vmStatusBehind, type ObservedState } from './observed-state.ts';
 
@@ -180,9 +182,9 @@ function processMapping(ms: MonitoredServer, o: ObservedState, outcomes: Outcome
  * condition that is False with a reason naming it, so Ready is never True while part of what the
  * user asked for does not run; the message says how to monitor without it.
  */
-function unavailableCapabilities(ms: MonitoredServer): Array<[string, Update]> {
+function unavailableCapabilities(ms: MonitoredServer, networking: NetworkingContext | undefined): Array<[string, Update]> {
   const out: Array<[string, Update]> = [];
-  if (ms.spec.mirroring?.enabled !== false) {
+  if (ms.spec.mirroring?.enabled !== false && !networking) {
     out.push([
       ConditionType.MirrorAttached,
       {
@@ -233,8 +235,12 @@ function vmStatus(name: string, vm: ObservedState['serverVm'], vmi: ObservedStat
   return out;
 }
 
-/** The status the MonitoredServer should have; `previous` keeps lastTransitionTime stable. */
-export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes, now: Date, move?: PairMove): MonitoredServerStatus {
+/**
+ * The status the MonitoredServer should have; `previous` keeps lastTransitionTime stable. With
+ * `networking`, IDSNetworkJoined and MirrorAttached are part of Ready (the node agent's
+ * MirrorAttached is read, never written: see networking-status.ts).
+ */
+export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes, now: Date, move?: PairMove, networking?: NetworkingContext): MonitoredServerStatus {
   const generation = ms.metadata.generation ?? 0;
   const serverNode = o.serverClaimedBy || o.serverNameTaken ? undefined : vmiNode(o.serverVmi);
   const mappingEnabled = ms.spec.processMapping?.enabled !== false;
@@ -247,12 +253,23 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   if (mappingEnabled) parts.push([ConditionType.ProcessMapping, processMapping(ms, o, outcomes, serverNode)]);
   const disk = diskAttached(ms, o, outcomes);
   if (disk) parts.push([ConditionType.DiskAttached, disk]);
-  const capabilities = unavailableCapabilities(ms);
+  const capabilities = unavailableCapabilities(ms, networking);
   parts.push(...capabilities);
   // While the pair moves, the stopped IDS side says why (pair-move-status.ts).
   const moving = move ? pairMoveConditions(move) : {};
   for (const part of parts) part[1] = moving[part[0]] ?? part[1];
-  const notReady = parts.find(([, u]) => u.status !== 'True');
+  // Read for Ready, never written by the operator (the node agent's condition).
+  const readOnly: Array<[string, Update]> = [];
+  if (networking) {
+    parts.push([ConditionType.IDSNetworkJoined, idsNetworkJoined(ms, o, outcomes, networking)]);
+    const mirror = mirrorAttached(ms, o, networking);
+    if (mirror.owned) parts.push([ConditionType.MirrorAttached, mirror.owned]);
+    if (mirror.agent) readOnly.push([ConditionType.MirrorAttached, mirror.agent]);
+  }
+  // An IDS VM that waits for its network (an address, network data it can take) is not created:
+  // Ready names that wait, not "creating the IDS VM".
+  const networkFirst = networking && !o.idsVm ? parts.filter(([t, u]) => t === ConditionType.IDSNetworkJoined && u.status !== 'True' && u.reason !== Reason.IDSNetworkJoining) : [];
+  const notReady = [...networkFirst, ...parts, ...readOnly].find(([, u]) => u.status !== 'True');
   const ready: Update = notReady
     ? { status: 'False', reason: notReady[1].reason, message: `${notReady[0]}: ${notReady[1].message}` }
     : { status: 'True', reason: Reason.Monitoring, message: `the IDS VM monitors the server VM on node ${serverNode}` };
@@ -260,7 +277,7 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   let conditions: Condition[] = (ms.status?.conditions as Condition[] | undefined) ?? [];
   // A disabled mechanism has no condition at all.
   if (!mappingEnabled) conditions = removeCondition(conditions, ConditionType.ProcessMapping);
-  for (const type of [ConditionType.MirrorAttached, ConditionType.DiskAttached, ConditionType.ResponseReady]) {
+  for (const type of [ConditionType.MirrorAttached, ConditionType.DiskAttached, ConditionType.ResponseReady, ConditionType.IDSNetworkJoined]) {
     if (!parts.some(([t]) => t === type)) conditions = removeCondition(conditions, type);
   }
   // Synced exists only while an action fails and is retried: the failing action and the API server's words.
@@ -288,6 +305,8 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   if (response) status.response = response;
   const gap = nextMonitoringGap(ms.status?.lastMonitoringGap, move, ready.status === 'True', serverNode, now);
   if (gap) status.lastMonitoringGap = gap;
+  const idsNetwork = networking ? idsNetworkStatus(ms, o, networking) : undefined;
+  if (idsNetwork) status.idsNetwork = idsNetwork;
   return status;
 }
 
@@ -315,7 +334,7 @@ export function syncFailure(failure: Outcome): Update {
 export function deletingStatus(ms: MonitoredServer, waitingOn: string, now: Date): MonitoredServerStatus {
   const generation = ms.metadata.generation ?? 0;
   const conditions = setCondition(
-    (ms.status?.conditions as Condition[] | undefined) ?? [],
+    ((ms.status?.conditions as Condition[] | undefined) ?? []).filter((c) => !AGENT_OWNED_CONDITIONS.includes(c.type)),
     { type: ConditionType.Ready, status: 'False', reason: Reason.Deleting, message: `deleting: ${waitingOn}`, observedGeneration: generation },
     now,
   );
@@ -335,7 +354,11 @@ function operatorOwned(status: MonitoredServerStatus | undefined): MonitoredServ
  */
 export function statusEqual(current: MonitoredServerStatus | undefined, next: MonitoredServerStatus): boolean {
   if (!current) return false;
-  const { conditions: a, ...restA } = operatorOwned(current);
+  // A condition another component owns (the node agent's MirrorAttached) is not the operator's to write or compare.
+  const nextTypes = new Set((next.conditions ?? []).map((c) => c.type));
+  const foreign = (c: { type: string }) => AGENT_OWNED_CONDITIONS.includes(c.type) && !nextTypes.has(c.type);
+  const own = operatorOwned(current);
+  const { conditions: a, ...restA } = { ...own, ...(own.conditions ? { conditions: own.conditions.filter((c) => !foreign(c)) } : {}) };
   const { conditions: b, ...restB } = next;
   return conditionsEqual(a as Condition[] | undefined, b as Condition[]) && isDeepStrictEqual(restA, restB);
 }

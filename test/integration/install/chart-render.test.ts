@@ -84,6 +84,10 @@ describe('Helm chart, rendered', function () {
     const clusterRole = one(operator, 'ClusterRole', 'hyperspector');
     const role = one(operator, 'Role', 'hyperspector-leader-election');
     const kubevirtRole = one(operator, 'Role', 'hyperspector-kubevirt-config');
+    const addressRole = one(operator, 'Role', 'hyperspector-ids-addresses');
+    const missingAddress = [...grants(one(reference, 'Role', 'hyperspector-operator-ids-addresses').rules ?? [])].filter((g) => !grants(addressRole.rules ?? []).has(g));
+    assert.deepEqual(missingAddress, [], 'the chart IDS-address Role covers deploy/rbac.yaml');
+    assert.equal(addressRole.metadata.namespace, 'hyperspector-system', 'address claims only in the release namespace');
     const missingCluster = [...grants(one(reference, 'ClusterRole', 'hyperspector-operator').rules ?? [])].filter((g) => !grants(clusterRole.rules ?? []).has(g));
     assert.deepEqual(missingCluster, [], 'the chart ClusterRole covers deploy/rbac.yaml');
     const missingRole = [...grants(one(reference, 'Role', 'hyperspector-operator-leader-election').rules ?? [])].filter((g) => !grants(role.rules ?? []).has(g));
@@ -175,9 +179,11 @@ describe('Helm chart, rendered', function () {
       'hyperspector.io|monitoredservers/status|patch', 'hyperspector.io|monitoredservers|get', 'hyperspector.io|monitoredservers|list', 'hyperspector.io|monitoredservers|watch',
       'kubevirt.io|virtualmachineinstances|get', 'kubevirt.io|virtualmachineinstances|list', 'kubevirt.io|virtualmachineinstances|watch',
     ].sort());
-    const other = (await helm.template('hyperspector', 'hyperspector-system', ['--set', 'agent.idsNetwork.type=none', '--set', 'agent.idsNetwork.underlayInterface=bond0'])) as AnyObject[];
+    const other = (await helm.template('hyperspector', 'hyperspector-system', ['--set', 'networking.idsNetwork.provider=ovn-k8s-layer2', '--set', 'networking.mirroring.provider=ovs-cni', '--set', 'agent.idsNetwork.underlayInterface=bond0'])) as AnyObject[];
     const otherConfig = parseAgentConfig(one(other, 'DaemonSet').spec.template.spec.containers[0].args, { NODE_NAME: 'n' });
-    assert.deepEqual([otherConfig.idsNetwork, otherConfig.underlayInterface], ['none', 'bond0']);
+    assert.deepEqual([otherConfig.idsNetwork, otherConfig.underlayInterface, otherConfig.mirroringProvider], ['none', 'bond0', 'ovs-cni']);
+    const otherOperator = parseConfig(one(other, 'Deployment').spec.template.spec.containers[0].args, {});
+    assert.deepEqual([otherOperator.networking.idsNetwork, otherOperator.networking.mirroring], ['ovn-k8s-layer2', 'ovs-cni']);
   });
 
   it('orders an Argo CD sync: CRDs, then RBAC and config, then the operator', function () {
@@ -220,9 +226,12 @@ describe('Helm chart, rendered', function () {
     const minimal = (await helm.template('hyperspector', 'hyperspector-system', ['-f', join(CHART_DIR, 'ci', 'minimal-values.yaml')])) as AnyObject[];
     assert.deepEqual(
       minimal.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
-      ['ClusterRole/hyperspector', 'ClusterRole/hyperspector-process-mapper', 'ClusterRole/hyperspector-process-reader', 'ClusterRoleBinding/hyperspector', 'ClusterRoleBinding/hyperspector-process-mapper', 'Deployment/hyperspector', 'Role/hyperspector-kubevirt-config', 'Role/hyperspector-process-mappers', 'RoleBinding/hyperspector-kubevirt-config', 'RoleBinding/hyperspector-process-mappers', 'ServiceAccount/hyperspector-process-mapper'],
-      'agent.enabled=false leaves the node agent out; the process mapper keeps its own identity',
+      ['ClusterRole/hyperspector', 'ClusterRole/hyperspector-process-mapper', 'ClusterRole/hyperspector-process-reader', 'ClusterRoleBinding/hyperspector', 'ClusterRoleBinding/hyperspector-process-mapper', 'Deployment/hyperspector', 'Role/hyperspector-ids-addresses', 'Role/hyperspector-kubevirt-config', 'Role/hyperspector-process-mappers', 'RoleBinding/hyperspector-ids-addresses', 'RoleBinding/hyperspector-kubevirt-config', 'RoleBinding/hyperspector-process-mappers', 'ServiceAccount/hyperspector-process-mapper'],
+      'agent.enabled=false leaves the node agent out, admissionPolicy.enabled=false the policies; the process mapper keeps its own identity',
     );
+    const defaultsKinds = (await helm.template('hyperspector', 'hyperspector-system')).map((o) => o.kind);
+    assert.equal(defaultsKinds.filter((k) => k === 'ValidatingAdmissionPolicy').length, 3, 'the admission policies are on by default');
+    assert.equal(defaultsKinds.filter((k) => k === 'ValidatingAdmissionPolicyBinding').length, 3);
     const minimalConfig = configOf(operatorContainer(minimal).container);
     assert.equal(minimalConfig.leaderElect, false);
     assert.equal(operatorContainer(minimal).deployment.spec.template.spec.serviceAccountName, 'hyperspector-preexisting');

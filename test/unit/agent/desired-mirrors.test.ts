@@ -56,6 +56,11 @@ describe('agent: which MonitoredServers this node mirrors', () => {
     assert.equal(decideMirror(ms, view([p.server, p.ids], [p.serverPod, p.idsPod]), settings).kind, 'none');
   });
 
+  it('installs nothing when ovs-cni mirrors (the operator reports MirrorAttached then)', () => {
+    const p = pair();
+    assert.equal(decideMirror(mirroredServer('web', 'shop', MS_UID), view([p.server, p.ids], [p.serverPod, p.idsPod]), { ...settings, mirroringProvider: 'ovs-cni' }).kind, 'none');
+  });
+
   it('honours spec.mirroring.direction', () => {
     const p = pair();
     for (const direction of ['Ingress', 'Egress'] as const) {

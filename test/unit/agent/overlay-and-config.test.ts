@@ -47,6 +47,12 @@ describe('agent: configuration', () => {
     assert.equal(c.vxlanPort, 4789);
     assert.equal(c.underlayInterface, undefined);
     assert.equal(c.httpPort, 9478);
+    assert.equal(c.mirroringProvider, 'tc');
+  });
+
+  it('takes the operator mirroring provider and refuses an unknown one', () => {
+    assert.equal(parseAgentConfig(['--mirroring-provider', 'ovs-cni'], { NODE_NAME: 'n' }).mirroringProvider, 'ovs-cni');
+    assert.throws(() => parseAgentConfig([], { NODE_NAME: 'n', MIRRORING_PROVIDER: 'span' }), /--mirroring-provider must be one of tc, ovs-cni, got "span"/);
   });
 
   it('lets flags win over the environment and checks them', () => {

@@ -14,6 +14,8 @@ import {
   DEFAULT_MOUNT_PATH,
   hotplugSupport,
   idsVolumeName,
+  templateUserData,
+  USER_DATA_SECRET_KEY,
   type HotplugMethod,
   type IdsDiskInspection,
   type InspectedVolume,
@@ -126,8 +128,38 @@ function resolveVolumes(ms: MonitoredServer, o: ObservedState): { volumes: Inspe
   return { volumes };
 }
 
-/** Everything disk inspection decides for one MonitoredServer (pure; used by the planners and the status). */
-export function resolveDiskInspection(ms: MonitoredServer, o: ObservedState): DiskInspectionPlan {
+/**
+ * Everything disk inspection decides for one MonitoredServer (pure; used by the planners and the
+ * status). With `networkData` (networking gives the IDS VM its address), the same Secret also carries
+ * the network data and the IDS VM reads it from there; the user data stays what it is (the merged
+ * one when disks are inspected, the template's otherwise, or what the Secret already holds while disk
+ * inspection is refused).
+ */
+export function resolveDiskInspection(ms: MonitoredServer, o: ObservedState, networkData?: string): DiskInspectionPlan {
+  const base = resolveDiskInspectionAlone(ms, o);
+  if (networkData === undefined) return base;
+  const name = idsCloudInitSecretName(ms);
+  const ids: IdsDiskInspection = { ...(base.ids ?? { hotplug: [] }), networkDataSecretName: name };
+  if (base.secret) {
+    const data = base.secret.data ?? {};
+    return { ...base, ids, secret: buildIdsCloudInitSecret(ms, Buffer.from(data[USER_DATA_SECRET_KEY] ?? '', 'base64').toString('utf8'), networkData) };
+  }
+  let userData: string | undefined;
+  const kept = o.idsCloudInitSecret?.data?.[USER_DATA_SECRET_KEY];
+  if (ids.cloudInitSecretName && kept !== undefined) {
+    userData = Buffer.from(kept, 'base64').toString('utf8');
+  } else {
+    const user = templateUserData(ms);
+    // The user's own Secret (secretRef) stays where it is; inline user data moves into ours.
+    if (!('error' in user) && user.userData !== undefined) {
+      userData = user.userData;
+      ids.cloudInitSecretName = name;
+    }
+  }
+  return { ...base, ids, secret: buildIdsCloudInitSecret(ms, userData, networkData) };
+}
+
+function resolveDiskInspectionAlone(ms: MonitoredServer, o: ObservedState): DiskInspectionPlan {
   const live = o.idsNameTaken ? undefined : o.idsVm;
   const disks = ms.spec.server.disks ?? [];
   const mode = ms.spec.diskInspection?.mode ?? 'Live';
@@ -185,8 +217,8 @@ export function hasDisksToDrop(ms: MonitoredServer, o: ObservedState): boolean {
 }
 
 /** The Secret with the IDS VM's user data, applied before the IDS VM that reads it (capability idsVM). */
-export function planIdsCloudInit(ms: MonitoredServer, o: ObservedState): Action[] {
-  const plan = resolveDiskInspection(ms, o);
+export function planIdsCloudInit(ms: MonitoredServer, o: ObservedState, networkData?: string): Action[] {
+  const plan = resolveDiskInspection(ms, o, networkData);
   if (!plan.secret) return [];
   if (o.idsCloudInitSecret && !needsApply(plan.secret, o.idsCloudInitSecret)) return [];
   const name = plan.secret.metadata?.name ?? '';

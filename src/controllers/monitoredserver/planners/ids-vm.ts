@@ -10,10 +10,16 @@ import { EventReason } from '../reasons.ts';
 import { hasDisksToDrop, resolveDiskInspection } from './disk-inspection.ts';
 import { planOwnedVm } from './owned-vm.ts';
 
-export function planIdsVm(ms: MonitoredServer, o: ObservedState): Action[] {
+/**
+ * `networking`: the IDS VM gets its mirror and IDS-network NICs, and waits until its IDS-network
+ * address is claimed (it is in the network data; `networkData` is what planIdsNetworkData returned).
+ */
+export function planIdsVm(ms: MonitoredServer, o: ObservedState, networking?: { networkData?: string }): Action[] {
   if (o.idsNameTaken || o.serverClaimedBy || o.serverNameTaken) return [];
   const serverNode = vmiNode(o.serverVmi);
   if (!serverNode || !o.serverVmi) return []; // Colocated=False WaitingForServerPlacement until the server has a node
+  // IDSNetworkJoined says what the IDS VM waits for (its address, or network data it cannot take).
+  if (networking && networking.networkData === undefined) return [];
   const ns = ms.metadata.namespace ?? '';
   const vmName = idsVmName(ms);
   const hostname = (o.serverVmi.spec?.hostname as string | undefined) ?? o.serverVmi.metadata?.name ?? '';
@@ -21,7 +27,7 @@ export function planIdsVm(ms: MonitoredServer, o: ObservedState): Action[] {
     nodeName: serverNode,
     serverVmiUid: o.serverVmi.metadata?.uid ?? '',
     serverPodLabels: serverPodLabels(isAdopting(ms), roleLabels(ms, 'server'), hostname),
-  }, resolveDiskInspection(ms, o).ids);
+  }, resolveDiskInspection(ms, o, networking?.networkData).ids, networking ? { mirror: ms.spec.mirroring?.enabled !== false } : undefined);
   const vmActions = planOwnedVm(desired, o.idsVm, {
     capability: 'idsVM',
     kind: 'IDSVM',

@@ -9,6 +9,7 @@ import { POD, VIRTUAL_MACHINE } from '../../../kube/client/resources.ts';
 import type { Action } from '../actions.ts';
 import type { ObservedState } from '../observed-state.ts';
 import { EventReason } from '../reasons.ts';
+import { planNetworkTeardown } from './networking.ts';
 
 /** How long a child may take to finish deleting before the teardown says it is stuck. */
 export const TEARDOWN_STALL_MS = 30_000;
@@ -107,7 +108,7 @@ function idsTeardownWait(ms: MonitoredServer, o: ObservedState, now: Date): { wa
   return { waitingOn: `${what} has not finished deleting for more than ${TEARDOWN_STALL_MS / 1000} s${node ? `: is virt-handler running on node ${node}?` : ''}`, stalled };
 }
 
-export function planTeardown(ms: MonitoredServer, o: ObservedState, now: Date): TeardownPlan {
+export function planTeardown(ms: MonitoredServer, o: ObservedState, now: Date, claimNamespace?: string): TeardownPlan {
   if (!ms.metadata.finalizers?.includes(FINALIZER)) return { actions: [] };
   const ns = ms.metadata.namespace ?? '';
   const actions: Action[] = [];
@@ -152,7 +153,8 @@ export function planTeardown(ms: MonitoredServer, o: ObservedState, now: Date): 
         : removeMarks(ns, vm, EventReason.ServerVMRetained, `Kept server VirtualMachine ${vmName} (deletionPolicy Retain)`),
     );
   }
-  // 3. Release the MonitoredServer.
+  // 3. Our NADs and the IDS-network address (once the IDS VM that used them is gone), then release the MonitoredServer.
+  actions.push(...planNetworkTeardown(ms, o, claimNamespace));
   actions.push(...removeFinalizer(ms));
   return { actions };
 }

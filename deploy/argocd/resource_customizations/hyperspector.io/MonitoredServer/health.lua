@@ -30,6 +30,11 @@ local degradedReasons = {
   IDSCloudInitUnmergeable = true,
   ResponseUnavailable = true,
   EvacuationMigrationFailed = true,
+  IDSNetworkFull = true,
+  IDSNetworkMisconfigured = true,
+  IDSNetworkDataUnmergeable = true,
+  NetworkAttachmentRefused = true,
+  ServerNICNotMirrorable = true,
 }
 
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then

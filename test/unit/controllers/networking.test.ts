@@ -1,0 +1,154 @@
+import assert from 'node:assert/strict';
+import type { MonitoredServer } from '../../../src/api/v1alpha1/monitoredserver-types.ts';
+import { buildAddressClaim } from '../../../src/builders/ids-address.ts';
+import { buildNads, DEFAULT_NETWORKING, IDS_NETWORK, MIRROR_NETWORK } from '../../../src/builders/networking.ts';
+import { Outcomes } from '../../../src/controllers/monitoredserver/actions.ts';
+import type { ObservedState, VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
+import { planIdsCloudInit } from '../../../src/controllers/monitoredserver/planners/disk-inspection.ts';
+import { planIdsVm } from '../../../src/controllers/monitoredserver/planners/ids-vm.ts';
+import { planIdsNetworkData, planNetworking, planNetworkTeardown, type NetworkingContext } from '../../../src/controllers/monitoredserver/planners/networking.ts';
+import { computeStatus, statusEqual } from '../../../src/controllers/monitoredserver/status.ts';
+import type { VirtualMachine } from '../../../src/kube/client/objects.ts';
+import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
+
+const T0 = new Date('2026-12-01T10:00:00Z');
+const CTX: NetworkingContext = { settings: { ...DEFAULT_NETWORKING, idsCidr: '10.99.0.0/29' }, claimNamespace: 'hyperspector-system' };
+
+function ms(name = 'web', uid = `${name}-uid`): MonitoredServer {
+  const m = monitoredServer(name, 'shop', { mirroring: { enabled: true } });
+  m.metadata.uid = uid;
+  m.metadata.generation = 1;
+  m.spec.processMapping = { enabled: false };
+  return m;
+}
+
+function vm(name: string): VirtualMachine {
+  return { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name, namespace: 'shop', labels: { 'hyperspector.io/monitored-server': 'web' } }, spec: { runStrategy: 'Always', template: { spec: { domain: { devices: {} } } } }, status: { printableStatus: 'Running' } };
+}
+
+function vmi(name: string, networks: VirtualMachineInstance['spec']['networks'] = []): VirtualMachineInstance {
+  return { spec: { domain: { devices: {} }, networks }, metadata: { name, namespace: 'shop', uid: `${name}-uid` }, status: { phase: 'Running', nodeName: 'node-a', conditions: [{ type: 'Ready', status: 'True' }] } };
+}
+
+const nadsOf = (m: MonitoredServer) => Object.fromEntries(buildNads(m, CTX.settings).map((n) => [n.metadata!.name!, n]));
+const cond = (s: ReturnType<typeof computeStatus>, type: string) => s.conditions?.find((c) => c.type === type);
+
+/** A server running on node-a, NADs in place, its address claimed, the IDS VM running with its NICs. */
+function joined(m: MonitoredServer): ObservedState {
+  return {
+    serverVm: vm('web-server'),
+    serverVmi: vmi('web-server', [{ name: 'default', pod: {} }]),
+    idsVm: vm('web-ids'),
+    idsVmi: vmi('web-ids', [
+      { name: 'default', pod: {} },
+      { name: MIRROR_NETWORK, multus: { networkName: 'hyperspector-mirror-web' } },
+      { name: IDS_NETWORK, multus: { networkName: 'hyperspector-ids-web' } },
+    ]),
+    nads: nadsOf(m),
+    addressClaim: buildAddressClaim(m, '10.99.0.1', 'hyperspector-system'),
+  };
+}
+
+describe('networking planner', () => {
+  it('applies the missing NADs and claims the lowest free address; the IDS VM waits for its address', () => {
+    const m = ms();
+    const o: ObservedState = { serverVm: vm('web-server'), serverVmi: vmi('web-server'), nads: {}, addressClaims: [buildAddressClaim(ms('other', 'o-uid'), '10.99.0.1', 'hyperspector-system')] };
+    const actions = planNetworking(m, o, CTX);
+    assert.deepEqual(actions.map((a) => [a.type, a.type === 'apply' || a.type === 'create' ? a.object.metadata?.name : '']), [
+      ['apply', 'hyperspector-ids-web'],
+      ['apply', 'hyperspector-mirror-web'],
+      ['create', 'hyperspector-ids-addr-10-99-0-2'],
+    ]);
+    assert.deepEqual(planIdsNetworkData(m, o, CTX), {});
+    assert.deepEqual(planIdsVm(m, o, planIdsNetworkData(m, o, CTX)), [], 'no IDS VM before its address is claimed');
+  });
+
+  it('once claimed: nothing to apply, the network data in the cloud-init Secret, the IDS VM with both NICs reading it', () => {
+    const m = ms();
+    const o: ObservedState = { ...joined(m), idsVm: undefined, idsVmi: undefined };
+    assert.deepEqual(planNetworking(m, o, CTX), []);
+    const data = planIdsNetworkData(m, o, CTX);
+    assert.match(data.networkData ?? '', /10\.99\.0\.1\/29/);
+    const [secretAction] = planIdsCloudInit(m, o, data.networkData);
+    assert.equal(secretAction?.type, 'apply');
+    const secret = secretAction?.type === 'apply' ? (secretAction.object as { data: Record<string, string> }) : undefined;
+    assert.match(Buffer.from(secret!.data.networkdata!, 'base64').toString(), /10\.99\.0\.1\/29/);
+    const [vmAction] = planIdsVm(m, o, data);
+    assert.equal(vmAction?.type, 'apply');
+    const spec = vmAction?.type === 'apply' ? (vmAction.object as VirtualMachine).spec.template!.spec! : undefined;
+    assert.deepEqual(spec?.networks?.map((n) => n.name), ['default', MIRROR_NETWORK, IDS_NETWORK]);
+    const cloudInit = spec?.volumes?.find((v) => v.cloudInitNoCloud);
+    assert.deepEqual(cloudInit?.cloudInitNoCloud?.networkDataSecretRef, { name: 'web-ids-cloud-init' });
+  });
+
+  it('says IDSNetworkFull when every address of the prefix is claimed, and claims nothing', () => {
+    const m = ms();
+    const claims = [1, 2, 3, 4, 5, 6].map((i) => buildAddressClaim(ms(`o${i}`, `o${i}`), `10.99.0.${i}`, 'hyperspector-system'));
+    const o: ObservedState = { serverVm: vm('web-server'), serverVmi: vmi('web-server'), nads: nadsOf(m), addressClaims: claims };
+    assert.deepEqual(planNetworking(m, o, CTX), []);
+    const s = computeStatus(m, o, new Outcomes(), T0, undefined, CTX);
+    assert.equal(cond(s, 'IDSNetworkJoined')?.reason, 'IDSNetworkFull');
+    assert.equal(cond(s, 'Ready')?.reason, 'IDSNetworkFull', 'Ready names why no IDS VM is created');
+    assert.match(cond(s, 'IDSNetworkJoined')!.message, /every address of the IDS network 10\.99\.0\.0\/29 is claimed/);
+  });
+
+  it('teardown deletes our NADs and releases the address claim', () => {
+    const m = ms();
+    const actions = planNetworkTeardown(m, joined(m), 'hyperspector-system');
+    assert.deepEqual(actions.map((a) => (a.type === 'delete' ? `${a.resource.kind}/${a.namespace}/${a.name}` : a.type)), [
+      'NetworkAttachmentDefinition/shop/hyperspector-ids-web',
+      'NetworkAttachmentDefinition/shop/hyperspector-mirror-web',
+      'ConfigMap/hyperspector-system/hyperspector-ids-addr-10-99-0-1',
+    ]);
+  });
+});
+
+describe('networking status', () => {
+  it('IDSNetworkJoined True with the address in status; Ready waits for the node agent, then follows its MirrorAttached', () => {
+    const m = ms();
+    const o = joined(m);
+    const before = computeStatus(m, o, new Outcomes(), T0, undefined, CTX);
+    assert.equal(cond(before, 'IDSNetworkJoined')?.status, 'True');
+    assert.deepEqual(before.idsNetwork, { address: '10.99.0.1/29', provider: 'vxlan', networkAttachmentDefinition: 'hyperspector-ids-web' });
+    assert.equal(cond(before, 'MirrorAttached'), undefined, "the operator never writes the agent's condition");
+    assert.equal(cond(before, 'Ready')?.reason, 'WaitingForMirrorAgent');
+    assert.match(cond(before, 'Ready')!.message, /hyperspector-agent DaemonSet running on node node-a/);
+
+    const agent = (status: 'True' | 'False', reason: string) => ({ ...m, status: { ...before, conditions: [...before.conditions!, { type: 'MirrorAttached', status, reason, message: 'from the agent', lastTransitionTime: '2026-12-01T10:00:00Z' }] } });
+    const waiting = computeStatus(agent('False', 'WaitingForServerPod'), o, new Outcomes(), T0, undefined, CTX);
+    assert.equal(cond(waiting, 'Ready')?.reason, 'WaitingForServerPod');
+    const attached = agent('True', 'Attached');
+    const ready = computeStatus(attached, o, new Outcomes(), T0, undefined, CTX);
+    assert.equal(cond(ready, 'Ready')?.status, 'True');
+    assert.equal(cond(ready, 'MirrorAttached'), undefined);
+    // The agent's condition is not a difference the operator would write.
+    assert.ok(statusEqual({ ...attached.status, conditions: [...ready.conditions!, attached.status.conditions.at(-1)!] }, ready));
+  });
+
+  it('ovs-cni: the operator reports MirrorAttached, False until the server NIC uses the producer NAD', () => {
+    const m = ms();
+    const ctx: NetworkingContext = { ...CTX, settings: { ...CTX.settings, mirroring: 'ovs-cni' } };
+    const o = { ...joined(m), nads: Object.fromEntries(buildNads(m, ctx.settings).map((n) => [n.metadata!.name!, n])) };
+    const not = computeStatus(m, o, new Outcomes(), T0, undefined, ctx);
+    assert.equal(cond(not, 'MirrorAttached')?.reason, 'ServerNICNotMirrorable');
+    assert.match(cond(not, 'MirrorAttached')!.message, /must use NetworkAttachmentDefinition hyperspector-mirror-producer-web.*never restarts your server/);
+    const producer = { ...o, serverVmi: vmi('web-server', [{ name: 'default', multus: { networkName: 'hyperspector-mirror-producer-web' } }]) };
+    assert.equal(cond(computeStatus(m, producer, new Outcomes(), T0, undefined, ctx), 'MirrorAttached')?.status, 'True');
+  });
+
+  it('a refused NAD (no Multus CRD) is IDSNetworkJoined=False NetworkAttachmentRefused', () => {
+    const m = ms();
+    const o: ObservedState = { serverVm: vm('web-server'), serverVmi: vmi('web-server'), nads: {}, addressClaims: [] };
+    const [apply] = planNetworking(m, o, CTX);
+    const s = computeStatus(m, o, new Outcomes([{ action: apply!, kind: 'refused', code: 404, message: 'the server could not find the requested resource' }]), T0, undefined, CTX);
+    assert.equal(cond(s, 'IDSNetworkJoined')?.reason, 'NetworkAttachmentRefused');
+    assert.match(cond(s, 'IDSNetworkJoined')!.message, /is Multus with its NetworkAttachmentDefinition CRD installed/);
+  });
+
+  it('without networking configured the operator keeps saying MirroringUnavailable (as before)', () => {
+    const s = computeStatus(ms(), joined(ms()), new Outcomes(), T0);
+    assert.equal(cond(s, 'MirrorAttached')?.reason, 'MirroringUnavailable');
+    assert.equal(cond(s, 'IDSNetworkJoined'), undefined);
+  });
+});
+
