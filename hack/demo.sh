@@ -22,6 +22,8 @@ if [[ " $* " != *" --kwok "* ]]; then
   bash hack/install-host-deps.sh
 fi
 # Node 24 from node_modules (the `node` dev dependency), also when run as `bash hack/demo.sh`
-# rather than `npm run demo`: tsx runs whichever `node` comes first on PATH.
+# rather than `npm run demo`. One process (node with tsx's loader, not the tsx wrapper, which
+# SIGKILLs a child that does not acknowledge a relayed Ctrl-C within 30 ms): Ctrl-C reaches the
+# demo itself, which cleans up before it exits.
 export PATH="$PWD/node_modules/.bin:$PATH"
-exec tsx hack/demo.ts "$@"
+exec node --import tsx hack/demo.ts "$@"

@@ -42,12 +42,15 @@ const NS = 'shop';
 const MAPPER_NS = 'hyperspector-system';
 
 let cluster: LocalCluster | undefined;
+/** The cluster being started: Ctrl-C while it starts waits for it, then stops it. */
+let starting: Promise<LocalCluster> | undefined;
 let operator: OperatorProcess | undefined;
 let stopping = false;
 async function shutdown(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
     log('cleaning up: the operator, the control plane, every guest, pod process, namespace and cgroup');
+    cluster ??= await starting?.catch(() => undefined);
     await operator?.stop();
     await cluster?.stop();
     log('cleaned up');
@@ -76,11 +79,13 @@ try {
 
 async function realGuestDemo(): Promise<void> {
   log('starting a 1-node cluster whose node runs real guests (QEMU, TCG) and real pod processes');
-  cluster = await startCluster({ nodes: 1, log: (l) => log(l), realGuests: { log: (l) => log(l) } });
+  cluster = await (starting = startCluster({ nodes: 1, log: (l) => log(l), realGuests: { log: (l) => log(l) } }));
   log(`KubeVirt ${cluster.kubevirt?.version ?? ''} started: its own virt-controller and virt-api, a stand-in for virt-handler`);
   operator = await startOperatorProcess(cluster, { logFile: cluster.logOf('operator') });
   log(`operator started (pid ${operator.pid}; log: ${cluster.logOf('operator')})`);
   const nodes = cluster.realGuests!;
+  // The mapper's API wants a token allowed to get monitoredservers/processes: the demo's admin.
+  const auth = () => ({ headers: { authorization: `Bearer ${cluster!.users.admin.token}` } });
 
   log('kubectl apply --server-side -f hack/demo/web-1.yaml');
   const applied = Date.now();
@@ -93,15 +98,15 @@ async function realGuestDemo(): Promise<void> {
     async () => {
       const address = nodes.pods.get(MAPPER_NS, mapperName)?.process?.running ? nodes.pods.address(MAPPER_NS, mapperName, PROCESS_MAPPER_PORT) : undefined;
       if (!address) return undefined;
-      const res = await fetch(`http://${address}/processes`).catch(() => undefined);
+      const res = await fetch(`http://${address}/processes`, auth()).catch(() => undefined);
       const body = res?.ok ? ((await res.json()) as { processes: unknown[] }) : undefined;
       return body && body.processes.length > 0 ? `http://${address}` : undefined;
     },
     { timeoutMs: remaining(), intervalMs: 500, description: 'the process mapper to list the server guest’s processes' },
   );
   const firstList = (Date.now() - applied) / 1000;
-  log(`kubectl hyperspector ps --url ${url}   (the server's processes, read from its memory, ${firstList.toFixed(1)} s after kubectl apply)`);
-  process.stdout.write(execFileSync(process.execPath, [join(REPO_ROOT, 'bin', 'kubectl-hyperspector.js'), 'ps', '--url', url], { encoding: 'utf8' }));
+  log(`KUBECONFIG=${cluster.kubeconfigPath} kubectl hyperspector ps --url ${url}   (your own token; the server's processes, read from its memory, ${firstList.toFixed(1)} s after kubectl apply)`);
+  process.stdout.write(execFileSync(process.execPath, [join(REPO_ROOT, 'bin', 'kubectl-hyperspector.js'), 'ps', '--url', url], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath } }));
 
   const guest = nodes.backend.guest(NS, 'web-1-server');
   if (!guest) throw new Error('the server VMI is not a real guest');
@@ -109,7 +114,7 @@ async function realGuestDemo(): Promise<void> {
   log('waiting for the end of the baseline learning window (spec.processMapping.baselineWindowSeconds: 20)');
   await waitFor(
     async () => {
-      const body = (await (await fetch(`${url}/processes`)).json()) as { baselineLearning: boolean };
+      const body = (await (await fetch(`${url}/processes`, auth())).json()) as { baselineLearning: boolean };
       return body.baselineLearning === false || undefined;
     },
     { timeoutMs: remaining(), intervalMs: 500, description: 'the baseline learning window to end' },
@@ -134,7 +139,7 @@ async function realGuestDemo(): Promise<void> {
 }
 
 async function kwokDemo(): Promise<void> {
-  cluster = await startCluster({ nodes: Number(values.nodes), log: (l) => log(l), kubevirt: true });
+  cluster = await (starting = startCluster({ nodes: Number(values.nodes), log: (l) => log(l), kubevirt: true }));
   log(`KubeVirt ${cluster.kubevirt?.version ?? ''} started: its own virt-controller and virt-api, a stand-in for virt-handler`);
   operator = await startOperatorProcess(cluster, { logFile: cluster.logOf('operator') });
   log(`operator started (pid ${operator.pid}; log: ${cluster.logOf('operator')})`);

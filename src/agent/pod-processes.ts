@@ -10,21 +10,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NetnsRef } from '../dataplane/netns.ts';
 
-const UID = '[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12}';
-const POD_SEGMENT = new RegExp(`(?:^|[-/])pod(${UID})(?:\\.slice)?(?=/|$)`);
+import { podUidOfCgroup } from '../introspection/pod-cgroup.ts';
 
-/** The pod UID a /proc/<pid>/cgroup file names (cgroup v2 or v1 lines), or undefined for a non-pod process. */
-export function podUidOfCgroup(content: string): string | undefined {
-  for (const line of content.split('\n')) {
-    // hierarchy-ID:controllers:path; the path may itself contain ':'.
-    const path = line.split(':').slice(2).join(':');
-    for (const segment of path.split('/')) {
-      const match = POD_SEGMENT.exec(`/${segment}`);
-      if (match) return match[1]!.replace(/_/g, '-');
-    }
-  }
-  return undefined;
-}
+export { podUidOfCgroup };
 
 export interface PodProcessFinderOptions {
   /** Where /proc is mounted (the host's, with hostPID). */

@@ -30,6 +30,8 @@ export interface ServerVmiRef {
   nodeName: string;
   name: string;
   uid: string;
+  /** The VMI's virt-launcher pod on that node (vmi.status.activePods): only a QEMU in its cgroup is read. */
+  launcherPodUid: string;
 }
 
 /** The Pod the builder produces: a core/v1 Pod whose identity fields and spec are always set. */
@@ -65,6 +67,7 @@ export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, se
           { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
           { name: 'VMI_NAME', value: vmi.name },
           { name: 'VMI_UID', value: vmi.uid },
+          { name: 'LAUNCHER_POD_UID', value: vmi.launcherPodUid },
           { name: 'KERNEL_PROFILES', value: KERNEL_PROFILES_MOUNT },
           { name: 'LISTEN', value: `0.0.0.0:${PROCESS_MAPPER_PORT}` },
           { name: 'POLL_INTERVAL_MS', value: String((mapping.pollIntervalSeconds ?? 1) * 1000) },

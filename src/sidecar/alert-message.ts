@@ -73,7 +73,8 @@ function commandLine(p: GuestProcess): string {
 
 /** The Warning Event's note: the rule's message, the process, its user, its parents and its command line. */
 export function alertNote(alert: AlertEvent, table?: readonly GuestProcess[]): string {
-  if (!('process' in alert)) return `${alert.message} (module ${alert.module.name} at ${alert.module.address})`;
+  if ('module' in alert) return `${alert.message} (module ${alert.module.name} at ${alert.module.address})`;
+  if (!('process' in alert)) return alert.message;
   const p = alert.process;
   const chain = parentChain(p, table, alert.parent);
   return `${alert.message}: pid ${p.pid} (${p.comm}) uid ${p.uid}${p.euid !== p.uid ? ` euid ${p.euid}` : ''}${chain ? `, parents ${chain}` : ''}, command line: ${commandLine(p)}`;

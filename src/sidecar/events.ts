@@ -3,7 +3,7 @@ import type { GuestModule } from '../introspection/kernel-modules.ts';
 import type { GuestProcess } from '../introspection/process-info.ts';
 
 export type ProcessAlertRule = 'ProcessOutsideBaseline' | 'RootShellFromNetworkService' | 'HiddenProcess';
-export type AlertRule = ProcessAlertRule | 'HiddenModule';
+export type AlertRule = ProcessAlertRule | 'HiddenModule' | 'AmbiguousQemu';
 
 export type MapperEvent =
   | { type: 'process-start'; time: string; process: GuestProcess }
@@ -13,6 +13,8 @@ export type MapperEvent =
   | { type: 'alert'; time: string; rule: ProcessAlertRule; message: string; process: GuestProcess; parent?: GuestProcess }
   /** HiddenModule: a kernel module unlinked from the module list (no process involved). */
   | { type: 'alert'; time: string; rule: 'HiddenModule'; message: string; module: GuestModule }
+  /** AmbiguousQemu: several processes in the launcher pod claim to be the VMI's QEMU (one imitates it); none is read. */
+  | { type: 'alert'; time: string; rule: 'AmbiguousQemu'; message: string; pids: number[] }
   /** profileSource: guest-memory (built from the running kernel's BTF and kallsyms) or configmap. */
   | { type: 'guest-attached'; time: string; qemuPid: number; kernelRelease: string; profileSource: 'guest-memory' | 'configmap'; processCount: number }
   | { type: 'guest-detached'; time: string; qemuPid: number; reason: string };

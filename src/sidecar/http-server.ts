@@ -5,11 +5,14 @@
 //                   honours Last-Event-ID to replay what a reconnecting client missed
 //   GET /metrics    Prometheus
 //   GET /healthz    200 while polling works (attached and polled recently), 503 otherwise
+// With an authorizer, the first three need a bearer token allowed to get monitoredservers/processes
+// (api-auth.ts): 401 without one, 403 for a user without the right; /metrics and /healthz stay open.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Clock } from '../kube/util/clock.ts';
 import type { MapperMetrics } from './metrics.ts';
 import type { NumberedEvent, ProcessMapper } from './process-mapper.ts';
 import type { VmiIdentity } from './qemu-finder.ts';
+import type { RequestAuthorizer } from './api-auth.ts';
 
 export interface SidecarServerDeps {
   mapper: ProcessMapper;
@@ -19,22 +22,32 @@ export interface SidecarServerDeps {
   clock: Clock;
   /** Comment lines keep idle SSE connections open through proxies. */
   heartbeatMs?: number;
+  /** Checks callers of /processes and /events; without it (development, loopback only) they are open. */
+  authorizer?: Pick<RequestAuthorizer, 'authorize'>;
 }
 
 export function createSidecarServer(deps: SidecarServerDeps): Server {
   return createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (req.method !== 'GET') return send(res, 405, { error: 'only GET is served' });
-    const detail = /^\/processes\/(\d+)$/.exec(path);
-    if (detail) return processDetails(deps, Number(detail[1]), res);
-    switch (path) {
-      case '/processes': return processes(deps, res);
-      case '/events': return events(deps, req, res);
-      case '/metrics': return void metrics(deps, res);
-      case '/healthz': return healthz(deps, res);
-      default: return send(res, 404, { error: `no route ${path}` });
-    }
+    if (path === '/metrics') return void metrics(deps, res);
+    if (path === '/healthz') return healthz(deps, res);
+    if (!deps.authorizer) return route(deps, path, req, res);
+    void deps.authorizer.authorize(req).then(
+      (decision) => (decision.allowed ? route(deps, path, req, res) : send(res, decision.status, { error: decision.message })),
+      (err: Error) => send(res, 503, { error: err.message }),
+    );
   });
+}
+
+function route(deps: SidecarServerDeps, path: string, req: IncomingMessage, res: ServerResponse): void {
+  const detail = /^\/processes\/(\d+)$/.exec(path);
+  if (detail) return processDetails(deps, Number(detail[1]), res);
+  switch (path) {
+    case '/processes': return processes(deps, res);
+    case '/events': return events(deps, req, res);
+    default: return send(res, 404, { error: `no route ${path}` });
+  }
 }
 
 function processes(deps: SidecarServerDeps, res: ServerResponse): void {

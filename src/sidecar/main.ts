@@ -3,11 +3,10 @@
 // Runs privileged with hostPID on the server VMI's node; reads guest memory read-only.
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { GuestProcess } from '../introspection/process-info.ts';
 import { loadKubeConfig } from '../kube/client/client.ts';
-import { createKubeApi } from '../kube/client/rest.ts';
-import type { Logger } from '../kube/util/logger.ts';
+import { createKubeApi, type KubeApi } from '../kube/client/rest.ts';
 import { AlertReporter } from './alert-reporter.ts';
+import { RequestAuthorizer } from './api-auth.ts';
 import { Command } from 'commander';
 import { realClock } from '../kube/util/clock.ts';
 import { createLogger, errorField } from '../kube/util/logger.ts';
@@ -25,6 +24,7 @@ interface SidecarOptions {
   namespace: string;
   name: string;
   uid?: string;
+  launcherPodUid?: string;
   profiles: string[];
   listen: string;
   pollInterval: string;
@@ -46,6 +46,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--namespace <ns>', 'VMI namespace (env VMI_NAMESPACE)', env.VMI_NAMESPACE)
     .option('--name <name>', 'VMI name (env VMI_NAME)', env.VMI_NAME)
     .option('--uid <uid>', 'VMI metadata.uid (env VMI_UID)', env.VMI_UID)
+    .option('--launcher-pod-uid <uid>', 'UID of the VMI\'s virt-launcher pod: only a QEMU in that pod\'s cgroup is read (env LAUNCHER_POD_UID)', env.LAUNCHER_POD_UID)
     .option('--profiles <path>', 'kernel profile file or directory overriding the guest kernel\'s own BTF and kallsyms, repeatable; a missing path is no profile (env KERNEL_PROFILES, default /etc/hyperspector/kernel-profiles)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--listen <host:port>', 'HTTP listen address (env LISTEN)', env.LISTEN ?? '0.0.0.0:9464')
     .option('--poll-interval <ms>', 'process-table poll interval', env.POLL_INTERVAL_MS ?? '1000')
@@ -66,7 +67,7 @@ export async function main(argv: string[]): Promise<void> {
   logger.info('Loaded kernel profiles', { count: profiles.length, releases: profiles.map((p) => p.kernel.release), paths: present, zeroConfig: 'profiles are built from guest memory for kernels not given here' });
   const profileCache = new GuestProfileCache();
   const metrics = createMapperMetrics();
-  const vmi = { namespace: opts.namespace, name: opts.name, ...(opts.uid ? { uid: opts.uid } : {}) };
+  const vmi = { namespace: opts.namespace, name: opts.name, ...(opts.uid ? { uid: opts.uid } : {}), ...(opts.launcherPodUid ? { launcherPodUid: opts.launcherPodUid } : {}) };
   const pollIntervalMs = Number(opts.pollInterval);
   const mapper = new ProcessMapper({
     vmi,
@@ -79,22 +80,30 @@ export async function main(argv: string[]): Promise<void> {
     findQemu: createQemuFinder(opts.procRoot),
     attach: (pid, profiles) => GuestIntrospector.attachToQemu(pid, profiles, { profileCache }),
   });
-  let reporter: AlertReporter | undefined;
+  // The pod's own identity reports alerts and checks who may read the API.
+  let api: KubeApi | undefined;
   try {
-    if (opts.monitoredServer) reporter = alertReporter(opts, logger, () => mapper.state().snapshot?.processes);
+    if (opts.monitoredServer) api = podIdentity(opts);
   } catch (err) {
-    logger.error('Cannot report alerts to the Kubernetes API (no service-account token?)', { err: errorField(err) });
+    logger.error('No Kubernetes identity (no service-account token?): alerts are not reported, the API is not authenticated', { err: errorField(err) });
   }
-  if (reporter) {
-    mapper.subscribe(({ event }) => {
-      if (event.type === 'alert') reporter.report(event);
-    });
-    void reporter.start();
-  } else {
-    logger.warn('No --monitored-server: alerts are served on /events and counted in metrics, not reported to the Kubernetes API');
-  }
-  const server = createSidecarServer({ mapper, metrics, vmi, pollIntervalMs, clock: realClock });
   const [host, port] = splitHostPort(opts.listen);
+  // Without an identity nobody can be authenticated: the process table (command lines hold secrets)
+  // is then served on loopback only.
+  if (!api && !isLoopback(host)) throw new Error(`--listen ${opts.listen}: without a Kubernetes identity (--monitored-server and a service-account token or --kubeconfig) the API cannot authenticate callers, so it listens on loopback only`);
+  let reporter: AlertReporter | undefined;
+  if (api && opts.monitoredServer) {
+    const r = new AlertReporter({ api, monitoredServer: { namespace: opts.namespace, name: opts.monitoredServer }, instance: process.env.POD_NAME || hostname(), clock: realClock, logger, processTable: () => mapper.state().snapshot?.processes });
+    mapper.subscribe(({ event }) => {
+      if (event.type === 'alert') r.report(event);
+    });
+    void r.start();
+    reporter = r;
+  } else {
+    logger.warn('No --monitored-server or identity: alerts are served on /events and counted in metrics, not reported to the Kubernetes API');
+  }
+  const authorizer = api && opts.monitoredServer ? new RequestAuthorizer({ api, monitoredServer: { namespace: opts.namespace, name: opts.monitoredServer }, clock: realClock }) : undefined;
+  const server = createSidecarServer({ mapper, metrics, vmi, pollIntervalMs, clock: realClock, ...(authorizer ? { authorizer } : {}) });
   await new Promise<void>((resolve) => server.listen(port, host, resolve));
   const address = server.address();
   logger.info('Started process mapper', { vmi: `${vmi.namespace}/${vmi.name}`, uid: vmi.uid, listen: typeof address === 'object' && address ? `${address.address}:${address.port}` : opts.listen, pollIntervalMs });
@@ -114,20 +123,14 @@ export async function main(argv: string[]): Promise<void> {
   process.once('SIGINT', () => shutdown('SIGINT'));
 }
 
-/**
- * The alert reporter with the pod's own identity: its service account (in-cluster), or an explicit
- * kubeconfig. Never the node's or a user's default kubeconfig.
- */
-function alertReporter(opts: SidecarOptions, logger: Logger, processTable: () => readonly GuestProcess[] | undefined): AlertReporter {
+/** The pod's own identity: its service account (in-cluster) or an explicit kubeconfig; never a node's or user's default kubeconfig. */
+function podIdentity(opts: SidecarOptions): KubeApi {
   const kubeConfig = opts.kubeconfig ? loadKubeConfig({ kubeconfigPath: opts.kubeconfig }) : loadKubeConfig({ env: { KUBERNETES_SERVICE_HOST: process.env.KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT: process.env.KUBERNETES_SERVICE_PORT } });
-  return new AlertReporter({
-    api: createKubeApi(kubeConfig),
-    monitoredServer: { namespace: opts.namespace, name: opts.monitoredServer! },
-    instance: process.env.POD_NAME || hostname(),
-    clock: realClock,
-    logger,
-    processTable,
-  });
+  return createKubeApi(kubeConfig);
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 function splitHostPort(listen: string): [string, number] {

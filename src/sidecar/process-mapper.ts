@@ -9,7 +9,7 @@ import type { GuestProcess, ProcessSnapshot } from '../introspection/process-inf
 import { Baseline, type BaselinePolicy } from './baseline.ts';
 import { diffProcesses, processKey, type MapperEvent } from './events.ts';
 import type { MapperMetrics } from './metrics.ts';
-import type { VmiIdentity } from './qemu-finder.ts';
+import { AmbiguousQemuError, type VmiIdentity } from './qemu-finder.ts';
 
 const MAX_ATTACH_BACKOFF_MS = 30_000;
 
@@ -65,6 +65,8 @@ export class ProcessMapper {
   private nextAttachAt = 0;
   private readonly alerted = new Set<string>();
   private readonly alertedModules = new Set<string>();
+  /** The pids of the last AmbiguousQemu alert, so it is raised once per set of claimants. */
+  private ambiguousAlerted?: string;
 
   constructor(private readonly deps: ProcessMapperDeps) {
     this.baseline = new Baseline(deps.baseline, deps.clock);
@@ -121,7 +123,24 @@ export class ProcessMapper {
 
   private poll(): void {
     const { logger, metrics } = this.deps;
-    const pid = this.deps.findQemu(this.deps.vmi);
+    let pid: number | undefined;
+    try {
+      pid = this.deps.findQemu(this.deps.vmi);
+    } catch (err) {
+      if (!(err instanceof AmbiguousQemuError)) throw err;
+      // An impostor in the launcher pod: read nothing until one QEMU is left, and say so once.
+      this.detach(err.message, true);
+      this.lastError = err.message;
+      const key = err.pids.join(',');
+      if (this.ambiguousAlerted !== key) {
+        this.ambiguousAlerted = key;
+        metrics.alerts.inc({ rule: 'AmbiguousQemu' });
+        logger.warn('Raised alert', { vmi: this.vmiName(), rule: 'AmbiguousQemu', pids: err.pids });
+        this.publish({ type: 'alert', time: new Date(this.deps.clock.now()).toISOString(), rule: 'AmbiguousQemu', message: err.message, pids: err.pids });
+      }
+      return;
+    }
+    this.ambiguousAlerted = undefined;
     if (this.introspector && pid !== this.qemuPid) {
       this.detach(pid === undefined ? 'QEMU process exited' : `QEMU restarted as pid ${pid}`, true);
     }

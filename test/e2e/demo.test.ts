@@ -24,7 +24,11 @@ function hostState(): HostState {
   const root = join(cgroup2Root(), 'kubepods.slice');
   const cgroups: string[] = [];
   const walk = (dir: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) (cgroups.push(join(dir, e.name)), walk(join(dir, e.name)));
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      cgroups.push(join(dir, e.name));
+      walk(join(dir, e.name));
+    }
   };
   if (existsSync(root)) walk(root);
   const qemus = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('qemu-system') && l.includes('guest='));

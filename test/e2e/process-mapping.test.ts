@@ -72,6 +72,8 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
   const backend = nodes.backend;
   let env: OperatorTestEnv;
   let operator: OperatorProcess;
+  // The mapper's API wants a token allowed to get monitoredservers/processes: the cluster admin's.
+  const auth = () => ({ headers: { authorization: `Bearer ${env.cluster.users.admin.token}` } });
   const seenPodUids = new Set<string>();
 
   before(async function () {
@@ -112,7 +114,7 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
     const guest = await waitFor(() => backend.guest(NS, 'web-1-server'), { timeoutMs: 300_000, intervalMs: 500, description: 'the server VMI to be a real guest' });
     const first = await waitFor(
       async () => {
-        const res = await fetch(`${url}/processes`).catch(() => undefined);
+        const res = await fetch(`${url}/processes`, auth()).catch(() => undefined);
         const body = res?.ok ? ((await res.json()) as ProcessesResponse) : undefined;
         return body && body.processes.length > 0 ? body : undefined;
       },
@@ -134,7 +136,7 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
     const snapshotAfter = async (since: number): Promise<ProcessesResponse> =>
       waitFor(
         async () => {
-          const body = (await (await fetch(`${url}/processes`)).json()) as ProcessesResponse;
+          const body = (await (await fetch(`${url}/processes`, auth())).json()) as ProcessesResponse;
           return Date.parse(body.takenAt) > since && body.consistent ? body : undefined;
         },
         { timeoutMs: 60_000, intervalMs: 200, description: 'a fresh consistent snapshot from the mapper' },
@@ -161,7 +163,7 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
 
     // An alert: a program the baseline never saw, started once the learning window is over.
     await waitFor(async () => {
-      const body = (await (await fetch(`${url}/processes`)).json()) as ProcessesResponse & { baselineLearning: boolean };
+      const body = (await (await fetch(`${url}/processes`, auth())).json()) as ProcessesResponse & { baselineLearning: boolean };
       return body.baselineLearning === false || undefined;
     }, { timeoutMs: 120_000, intervalMs: 500, description: 'the baseline learning window to end' });
     const started = Date.now();

@@ -1,5 +1,6 @@
 // The test guest's known world: a passwd with a non-root user, and scripts with distinct names so
 // their processes have distinct comms and command lines; plus reading the guest's own `ps`.
+import { createHash } from 'node:crypto';
 import type { GuestFile } from './initramfs.ts';
 import type { GuestProcess } from '../../src/introspection/process-info.ts';
 import type { QemuGuest } from './qemu-guest.ts';
@@ -41,8 +42,27 @@ export interface PsRow {
 }
 
 /** The guest's own view: busybox `ps -o pid,ppid,user,comm,args`, with users mapped back to uids. */
+const PS_FILE = '/tmp/hs-ps.txt';
+const CONSOLE_READS = 6;
+
+/**
+ * The guest's own ps, run once into a file and read back with its md5: a serial console under load
+ * sometimes doubles a character, so a read whose checksum differs is read again (the same ps), not
+ * taken for the guest's view.
+ */
 export async function guestPs(guest: Pick<QemuGuest, 'run'>): Promise<PsRow[]> {
-  const out = await guest.run('COLUMNS=4096 ps -o pid,ppid,user,comm,args');
+  await guest.run(`COLUMNS=4096 ps -o pid,ppid,user,comm,args > ${PS_FILE}`);
+  for (let read = 0; read < CONSOLE_READS; read++) {
+    const out = await guest.run(`md5sum ${PS_FILE}; cat ${PS_FILE}`);
+    const newline = out.indexOf('\n');
+    const sum = out.slice(0, newline).split(/\s+/)[0];
+    const content = out.slice(newline + 1);
+    if (createHash('md5').update(content, 'latin1').digest('hex') === sum) return parsePs(content);
+  }
+  throw new Error(`the guest's ps output was garbled on the serial console in ${CONSOLE_READS} reads`);
+}
+
+function parsePs(out: string): PsRow[] {
   const rows: PsRow[] = [];
   for (const line of out.split('\n')) {
     const m = /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(.*)$/.exec(line);

@@ -221,6 +221,16 @@ export const AlertsStatusSchema = Type.Object(
   { additionalProperties: false, description: 'Alerts raised about the server, written by the process mapper (field manager hyperspector-process-mapper); each is also a Warning Event.' },
 );
 
+export const ResponseStatusSchema = Type.Object(
+  {
+    action: Type.String({ maxLength: 32, description: 'The response taken (spec.response.onAlert).' }),
+    alertTime: Type.String({ format: 'date-time', description: 'The last alert responded to (status.alerts.lastAlertTime then).' }),
+    pausedAt: Type.Optional(Type.String({ format: 'date-time' })),
+    releasedAt: Type.Optional(Type.String({ format: 'date-time', description: 'When the user released it (annotation hyperspector.io/release-response).' })),
+  },
+  { additionalProperties: false, description: 'The last response to an alert, written by the operator.' },
+);
+
 export const MonitoredServerStatusSchema = Type.Object(
   {
     observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0 })),
@@ -228,6 +238,7 @@ export const MonitoredServerStatusSchema = Type.Object(
     serverVM: Type.Optional(VmStatusSchema),
     idsVM: Type.Optional(VmStatusSchema),
     alerts: Type.Optional(AlertsStatusSchema),
+    response: Type.Optional(ResponseStatusSchema),
     conditions: Type.Optional(
       Type.Array(ConditionSchema, {
         maxItems: 32,
@@ -253,6 +264,7 @@ export type VmStatus = Static<typeof VmStatusSchema>;
 export type MonitoredServerStatus = Static<typeof MonitoredServerStatusSchema>;
 export type AlertsStatus = Static<typeof AlertsStatusSchema>;
 export type AlertSummary = Static<typeof AlertSummarySchema>;
+export type ResponseStatus = Static<typeof ResponseStatusSchema>;
 export type DeletionPolicy = (typeof DELETION_POLICIES)[number];
 
 export type { ObjectMeta };

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { GuestIntrospector } from '../../introspection/guest-introspector.ts';
 import { loadKernelProfiles } from '../../introspection/profile-store.ts';
+import { loadKubeConfig } from '../../kube/client/client.ts';
 import type { GuestProcess, ProcessSnapshot } from '../../introspection/process-info.ts';
 
 interface PsOptions {
@@ -10,6 +11,7 @@ interface PsOptions {
   pid?: string;
   profile: string[];
   url?: string;
+  token?: string;
   output: 'table' | 'json';
 }
 
@@ -20,6 +22,7 @@ export function registerPsCommand(program: Command): void {
     .option('--qemu-pid <pid>', 'local QEMU process to read (needs root)')
     .option('--profile <file-or-dir>', 'kernel profile(s) for --qemu-pid overriding the guest kernel\'s own BTF and kallsyms (repeatable; none needed for BTF kernels)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--url <url>', 'base URL of a process-mapper sidecar, e.g. http://10.0.0.7:9443')
+    .option('--token <token>', 'bearer token for --url (default: the token of your kubeconfig user, $KUBECONFIG or ~/.kube/config); the user must be allowed to get monitoredservers/processes')
     .option('--pid <pid>', 'one guest process in detail: threads, executable, open files (as JSON)')
     .option('-o, --output <format>', 'table or json', 'table')
     .action(async (opts: PsOptions) => {
@@ -36,10 +39,23 @@ export function registerPsCommand(program: Command): void {
     });
 }
 
+/** The user's own credentials: --token, else the bearer token of the current kubeconfig user (none: the mapper answers 401). */
+function authHeaders(opts: PsOptions): Record<string, string> {
+  let token = opts.token;
+  if (!token) {
+    try {
+      token = loadKubeConfig().getCurrentUser()?.token;
+    } catch {
+      token = undefined;
+    }
+  }
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
 async function takeSnapshot(opts: PsOptions): Promise<ProcessSnapshot> {
   if ((opts.qemuPid === undefined) === (opts.url === undefined)) throw new Error('give exactly one of --qemu-pid or --url');
   if (opts.url !== undefined) {
-    const res = await fetch(new URL('/processes', opts.url));
+    const res = await fetch(new URL('/processes', opts.url), { headers: authHeaders(opts) });
     if (!res.ok) throw new Error(`${opts.url}/processes answered ${res.status}: ${await res.text()}`);
     return (await res.json()) as ProcessSnapshot;
   }
@@ -54,7 +70,7 @@ async function takeSnapshot(opts: PsOptions): Promise<ProcessSnapshot> {
 async function processDetails(opts: PsOptions): Promise<unknown> {
   if ((opts.qemuPid === undefined) === (opts.url === undefined)) throw new Error('give exactly one of --qemu-pid or --url');
   if (opts.url !== undefined) {
-    const res = await fetch(new URL(`/processes/${Number(opts.pid)}`, opts.url));
+    const res = await fetch(new URL(`/processes/${Number(opts.pid)}`, opts.url), { headers: authHeaders(opts) });
     if (!res.ok) throw new Error(`${opts.url}/processes/${opts.pid} answered ${res.status}: ${await res.text()}`);
     return res.json();
   }

@@ -6,7 +6,7 @@ import type { ResourceType } from '../../kube/client/resources.ts';
 import type { EventType } from './events.ts';
 
 /** The part of the MonitoredServer an action serves; a failed action stops the rest of its capability. */
-export type Capability = 'finalizer' | 'serverVM' | 'idsVM' | 'processMapper' | 'diskInspection' | 'teardown';
+export type Capability = 'finalizer' | 'serverVM' | 'idsVM' | 'processMapper' | 'diskInspection' | 'response' | 'teardown';
 
 export interface PlannedEvent {
   type: EventType;

@@ -47,7 +47,7 @@ export function transformVirtualMachine(vm: VirtualMachine): VirtualMachine {
 }
 
 /** VMI fields read: the node and phase (placement, Running), conditions (Ready, PodScheduled), evacuation, hot-plugged volumes (DiskAttached). */
-const VMI_STATUS = ['phase', 'nodeName', 'conditions', 'reason', 'evacuationNodeName', 'volumeStatus'];
+const VMI_STATUS = ['phase', 'nodeName', 'conditions', 'reason', 'evacuationNodeName', 'volumeStatus', 'activePods'];
 /** The server VMI's hostname names the launcher pod the IDS VM's affinity points at; the IDS VMI's node selector tells a stale pin. */
 const VMI_SPEC = ['hostname', 'nodeSelector'];
 

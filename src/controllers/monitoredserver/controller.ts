@@ -29,6 +29,7 @@ import type { ObservedState } from './observed-state.ts';
 import { planFinalizer } from './planners/finalizer.ts';
 import { planDiskHotplug, planIdsCloudInit } from './planners/disk-inspection.ts';
 import { planIdsVm } from './planners/ids-vm.ts';
+import { planResponse } from './planners/response.ts';
 import { orphanedMapperPodDeletion, planProcessMapper, processMapperOwnerKeys } from './planners/process-mapper.ts';
 import { planServerVm } from './planners/server-vm.ts';
 import { planTeardown } from './planners/teardown.ts';
@@ -308,6 +309,7 @@ export class MonitoredServerController {
       ...planIdsVm(ms, observed),
       ...planDiskHotplug(ms, observed),
       ...planProcessMapper(ms, observed, this.mapperSettings),
+      ...planResponse(ms, observed),
     ];
     const outcomes = new Outcomes(await execute(actions, this.executeContext(ms, ctx)));
     // The term ended (lost lease): its outcomes are moot and nothing more may be written.

@@ -12,6 +12,8 @@ export const ConditionType = {
   MirrorAttached: 'MirrorAttached',
   DiskAttached: 'DiskAttached',
   ResponseReady: 'ResponseReady',
+  /** Not part of Ready: True while a response to an alert holds (the server is paused), False once released. */
+  Responded: 'Responded',
   /** Not part of Ready: the user's server VM waits for a restart to take a template change. */
   ServerRestartRequired: 'ServerRestartRequired',
 } as const;
@@ -25,6 +27,10 @@ export const Reason = {
   MirroringUnavailable: 'MirroringUnavailable',
   DiskInspectionUnavailable: 'DiskInspectionUnavailable',
   ResponseUnavailable: 'ResponseUnavailable',
+  // ResponseReady (Pause), Responded
+  Armed: 'Armed',
+  ServerPaused: 'ServerPaused',
+  Released: 'Released',
   // DiskAttached (Live mode)
   Attached: 'Attached',
   DiskAttaching: 'DiskAttaching',
@@ -97,6 +103,9 @@ export const EventReason = {
   MonitoringStarted: 'MonitoringStarted',
   MonitoringDegraded: 'MonitoringDegraded',
   ReconcileFailed: 'ReconcileFailed',
+  /** spec.response.onAlert: Pause paused the server on an alert; ResponseReleased when the user released it. */
+  ServerPaused: 'ServerPaused',
+  ResponseReleased: 'ResponseReleased',
   TeardownStalled: 'TeardownStalled',
 } as const;
 

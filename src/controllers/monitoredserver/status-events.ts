@@ -48,7 +48,7 @@ export function statusEvents(before: MonitoredServerStatus | undefined, after: M
 export function isUrgentStatusChange(before: MonitoredServerStatus | undefined, after: MonitoredServerStatus): boolean {
   if (!before) return true;
   if (before.observedGeneration !== after.observedGeneration) return true;
-  for (const type of [ConditionType.Ready, ConditionType.Synced]) {
+  for (const type of [ConditionType.Ready, ConditionType.Synced, ConditionType.Responded]) {
     const a = findCondition(conditions(before), type);
     const b = findCondition(conditions(after), type);
     if (a?.status !== b?.status) return true;

@@ -1,9 +1,10 @@
 // Pure: the MonitoredServer status (conditions and summary fields) from the observed state.
 // Each condition says what is wrong and what the user can do about it.
 import { isDeepStrictEqual } from 'node:util';
-import type { MonitoredServer, MonitoredServerStatus, VmStatus } from '../../api/v1alpha1/monitoredserver-types.ts';
+import type { MonitoredServer, MonitoredServerStatus, ResponseStatus, VmStatus } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { conditionsEqual, removeCondition, setCondition, type Condition, type ConditionUpdate } from '../../kube/client/conditions.ts';
 import { idsVmName, isAdopting, processMapperPodName, serverVmName } from '../../builders/names.ts';
+import { releaseCommand, responseStatus } from './planners/response.ts';
 import type { Outcome, Outcomes } from './actions.ts';
 import { diskAttached } from './disk-inspection-status.ts';
 import { ConditionType, Reason } from './reasons.ts';
@@ -201,13 +202,18 @@ function unavailableCapabilities(ms: MonitoredServer): Array<[string, Update]> {
     ]);
   }
   const response = ms.spec.response?.onAlert ?? 'None';
-  if (response !== 'None') {
+  if (response === 'Pause') {
+    out.push([
+      ConditionType.ResponseReady,
+      { status: 'True', reason: Reason.Armed, message: `an alert pauses the server VMI once per alert burst; release it with: ${releaseCommand(ms)}` },
+    ]);
+  } else if (response !== 'None') {
     out.push([
       ConditionType.ResponseReady,
       {
         status: 'False',
         reason: Reason.ResponseUnavailable,
-        message: `the alert response ${response} (spec.response.onAlert) is not available in this release: alerts are not acted on; set spec.response.onAlert: None to monitor without it`,
+        message: `the alert response ${response} (spec.response.onAlert) is not available in this release: alerts are not acted on; use Pause, or None to monitor without a response`,
       },
     ]);
   }
@@ -259,6 +265,10 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   const restart = serverRestartRequired(ms, o);
   if (!restart) conditions = removeCondition(conditions, ConditionType.ServerRestartRequired);
   const informational: Array<[string, Update]> = restart ? [[ConditionType.ServerRestartRequired, restart]] : [];
+  const response = responseStatus(ms, o, outcomes.did('response', 'subresource'), now);
+  const responded = respondedCondition(ms, response);
+  if (responded) informational.push([ConditionType.Responded, responded]);
+  else conditions = removeCondition(conditions, ConditionType.Responded);
   for (const [type, update] of [[ConditionType.Ready, ready] as [string, Update], ...parts, ...informational]) {
     conditions = setCondition(conditions, { type, ...update, observedGeneration: generation }, now);
   }
@@ -269,7 +279,15 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   if (serverVm) status.serverVM = vmStatus(serverVmName(ms), serverVm, o.serverVmi);
   if (idsVm) status.idsVM = vmStatus(idsVmName(ms), idsVm, o.idsVmi);
   if (serverNode) status.nodeName = serverNode;
+  if (response) status.response = response;
   return status;
+}
+
+/** Responded: True while the server is paused for an alert, False once the user released it. */
+function respondedCondition(ms: MonitoredServer, response: ResponseStatus | undefined): Update | undefined {
+  if (!response?.pausedAt) return undefined;
+  if (response.releasedAt) return { status: 'False', reason: Reason.Released, message: `the server VMI was unpaused: the response to the alert at ${response.alertTime} was released at ${response.releasedAt}` };
+  return { status: 'True', reason: Reason.ServerPaused, message: `the server VMI was paused at ${response.pausedAt} on the alert at ${response.alertTime}; release it with: ${releaseCommand(ms)}` };
 }
 
 /** Synced=False: which action failed (its failureReason) and what the API server said. */

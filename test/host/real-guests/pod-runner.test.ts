@@ -18,9 +18,13 @@ import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 import { ensureNamespace } from '../../../testenv/cluster/namespaces.ts';
 import { RealPodRunner } from '../../../testenv/real-guests/pod-runner.ts';
 import { waitFor } from '../../../testenv/wait.ts';
+import { processMapperPodName } from '../../../src/builders/names.ts';
+import { ensureProcessMapperIdentity } from '../../../testenv/operator/operator-rbac.ts';
 import { isAlive } from '../../../testenv/process-alive.ts';
 
 const NS = 'shop';
+/** Where the operator runs process-mapper pods, under their own ServiceAccount. */
+const MAPPER_NS = 'hyperspector-system';
 const log = (line: string) => process.stderr.write(`[real-pods] ${line}\n`);
 const byPid = (rows: PsRow[]) => [...rows].sort((a, b) => a.pid - b.pid);
 
@@ -36,6 +40,8 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
   this.timeout(600_000);
   const backend = new RealGuestBackend({ log });
   const vmiUid = randomUUID();
+  const launcherUid = randomUUID();
+  const MAPPER = processMapperPodName(monitoredServer('web-1', NS));
   let cluster: LocalCluster;
   let runner: RealPodRunner;
   let core: k8s.CoreV1Api;
@@ -45,15 +51,16 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
     const assets = testGuestAssets();
     await backend.start(
       { metadata: { namespace: NS, name: 'web-1-server', uid: vmiUid }, spec: { domain: { memory: { guest: '1Gi' } } } },
-      { metadata: { namespace: NS, name: 'virt-launcher-web-1-server-q2w3e', uid: randomUUID() }, spec: { nodeName: 'node-a', containers: [] }, status: { podIP: '10.128.0.9' } },
+      { metadata: { namespace: NS, name: 'virt-launcher-web-1-server-q2w3e', uid: launcherUid }, spec: { nodeName: 'node-a', containers: [] }, status: { podIP: '10.128.0.9' } },
     );
     guest = backend.guest(NS, 'web-1-server')!;
     cluster = await startCluster({ nodes: 1, log });
     core = cluster.api(k8s.CoreV1Api);
     runner = RealPodRunner.start(cluster.kubeConfig, { logDir: cluster.dir, log });
     await ensureNamespace(cluster, NS);
+    await ensureProcessMapperIdentity(cluster);
     await core.createNamespacedConfigMap({
-      namespace: NS,
+      namespace: MAPPER_NS,
       body: { metadata: { name: 'hyperspector-kernel-profiles' }, data: { [`debian-${assets.profile.kernel.release}.json`]: JSON.stringify(assets.profile) } },
     });
   });
@@ -64,15 +71,15 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
     await backend.close();
   });
 
-  const url = () => `http://${runner.address(NS, 'web-1-process-mapper', PROCESS_MAPPER_PORT)}`;
-  const readPod = () => core.readNamespacedPod({ namespace: NS, name: 'web-1-process-mapper' });
+  const url = () => `http://${runner.address(MAPPER_NS, MAPPER, PROCESS_MAPPER_PORT)}`;
+  const readPod = () => core.readNamespacedPod({ namespace: MAPPER_NS, name: MAPPER });
 
   it('runs the pod the operator builds; ready when the mapper is attached; its table equals the guest’s ps', async () => {
-    const built = buildProcessMapperPod(monitoredServer('web-1', NS), { nodeName: 'node-a', name: 'web-1-server', uid: vmiUid }, { image: 'hyperspector/operator:0.1.0', defaultKernelProfilesConfigMap: 'hyperspector-kernel-profiles', namespace: NS, serviceAccountName: 'hyperspector-process-mapper' });
+    const built = buildProcessMapperPod(monitoredServer('web-1', NS), { nodeName: 'node-a', name: 'web-1-server', uid: vmiUid, launcherPodUid: launcherUid }, { image: 'hyperspector/operator:0.1.0', defaultKernelProfilesConfigMap: 'hyperspector-kernel-profiles', namespace: MAPPER_NS, serviceAccountName: 'hyperspector-process-mapper' });
     // No MonitoredServer here: without its owner the garbage collector would delete the pod.
     const body = { ...built, metadata: { ...built.metadata, ownerReferences: [] } } as unknown as k8s.V1Pod;
     const created = Date.now();
-    await core.createNamespacedPod({ namespace: NS, body });
+    await core.createNamespacedPod({ namespace: MAPPER_NS, body });
     const ready = await waitFor(
       async () => {
         const pod = await readPod();
@@ -83,7 +90,7 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
     log(`process-mapper pod Ready ${((Date.now() - created) / 1000).toFixed(1)} s after it was created`);
     assert.equal(ready.status?.phase, 'Running');
     assert.equal(ready.status?.podIP, '127.0.0.1');
-    const record = runner.get(NS, 'web-1-process-mapper')!;
+    const record = runner.get(MAPPER_NS, MAPPER)!;
     assert.ok(record.process?.running);
     assert.equal(readFileCgroup(record.process.pid), record.cgroup.procPath);
     assert.match(record.cgroup.procPath, new RegExp(`pod${ready.metadata!.uid!.replace(/-/g, '_')}\\.slice/cri-containerd-`));
@@ -96,7 +103,7 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
     const snapshotAfter = (since: number): Promise<ProcessesResponse> =>
       waitFor(
         async () => {
-          const res = (await (await fetch(`${url()}/processes`)).json()) as ProcessesResponse;
+          const res = (await (await fetch(`${url()}/processes`, { headers: { authorization: `Bearer ${cluster.users.admin.token}` } })).json()) as ProcessesResponse;
           return Date.parse(res.takenAt) > since && res.consistent ? res : undefined;
         },
         { timeoutMs: 60_000, intervalMs: 200, description: 'a fresh consistent snapshot from the mapper' },
@@ -124,14 +131,14 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
   });
 
   it('restarts the container when its process dies, and counts it in the pod status', async () => {
-    const record = runner.get(NS, 'web-1-process-mapper')!;
+    const record = runner.get(MAPPER_NS, MAPPER)!;
     const pid = record.process!.pid;
     process.kill(pid, 'SIGKILL');
     const pod = await waitFor(
       async () => {
         const p = await readPod();
         const c = p.status?.containerStatuses?.[0];
-        return c?.restartCount === 1 && c.ready && runner.get(NS, 'web-1-process-mapper')?.process?.pid !== pid ? p : undefined;
+        return c?.restartCount === 1 && c.ready && runner.get(MAPPER_NS, MAPPER)?.process?.pid !== pid ? p : undefined;
       },
       { timeoutMs: 120_000, intervalMs: 500, description: 'the container restarted and Ready again' },
     );
@@ -140,13 +147,13 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
   });
 
   it('stops the process and removes its cgroup and files when the pod is deleted', async () => {
-    const record = runner.get(NS, 'web-1-process-mapper')!;
+    const record = runner.get(MAPPER_NS, MAPPER)!;
     const pid = record.process!.pid;
-    await core.deleteNamespacedPod({ namespace: NS, name: 'web-1-process-mapper' });
-    await waitFor(() => (!runner.get(NS, 'web-1-process-mapper') && !isAlive(pid)) || undefined, { timeoutMs: 60_000, description: 'the pod process to stop' });
+    await core.deleteNamespacedPod({ namespace: MAPPER_NS, name: MAPPER });
+    await waitFor(() => (!runner.get(MAPPER_NS, MAPPER) && !isAlive(pid)) || undefined, { timeoutMs: 60_000, description: 'the pod process to stop' });
     assert.equal(existsSync(record.cgroup.path), false);
     assert.equal(existsSync(record.dir), false);
-    await waitFor(async () => (await core.listNamespacedPod({ namespace: NS })).items.length === 0 || undefined, { timeoutMs: 60_000, description: 'the pod to be gone' });
+    await waitFor(async () => (await core.listNamespacedPod({ namespace: MAPPER_NS })).items.length === 0 || undefined, { timeoutMs: 60_000, description: 'the pod to be gone' });
     assert.deepEqual(runner.pids(), []);
   });
 });

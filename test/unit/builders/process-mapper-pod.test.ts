@@ -3,7 +3,7 @@ import { ANNOTATION_SPEC_HASH, buildProcessMapperPod } from '../../../src/builde
 import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 const settings = { image: 'hyperspector/operator:test', defaultKernelProfilesConfigMap: 'cluster-profiles', namespace: 'hyperspector-system', serviceAccountName: 'hyperspector-process-mapper' };
-const vmi = { nodeName: 'node-b', name: 'web-1-server', uid: 'vmi-1' };
+const vmi = { nodeName: 'node-b', name: 'web-1-server', uid: 'vmi-1', launcherPodUid: 'launcher-1' };
 
 describe('process-mapper pod builder', () => {
   const ms = monitoredServer('web-1', 'shop');
@@ -30,6 +30,7 @@ describe('process-mapper pod builder', () => {
     assert.equal(env.VMI_NAME, 'web-1-server');
     assert.equal(env.VMI_UID, 'vmi-1');
     assert.equal(env.MONITORED_SERVER, 'web-1');
+    assert.equal(env.LAUNCHER_POD_UID, 'launcher-1', 'only a QEMU in the launcher pod is read');
     assert.equal(env.POLL_INTERVAL_MS, '1000');
     assert.equal(spec.volumes[0]?.configMap.name, 'cluster-profiles');
     assert.equal((spec.volumes[0]?.configMap as { optional?: boolean }).optional, true, 'zero-config profiles need no ConfigMap');

@@ -83,6 +83,13 @@ describe('a truthful Ready: capabilities the spec enables that do not run', () =
     processMapperPod: { metadata: { name: 'web-1-process-mapper' }, spec: { nodeName: 'node-a', containers: [] }, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } },
   });
 
+  it('is Ready with a Pause response, armed, naming the release step', () => {
+    const s = computeStatus(monitoredServer('web-1', 'shop', { response: { onAlert: 'Pause' } }), running(), NO_OUTCOMES, T0);
+    assert.equal(cond(s, 'ResponseReady')?.reason, 'Armed');
+    assert.match(cond(s, 'ResponseReady')!.message, /hyperspector\.io\/release-response/);
+    assert.equal(cond(s, 'Ready')?.status, 'True');
+  });
+
   it('is Ready when nothing unavailable is asked for', () => {
     const s = computeStatus(monitoredServer('web-1', 'shop'), running(), NO_OUTCOMES, T0);
     assert.equal(cond(s, 'Ready')?.status, 'True');
@@ -92,7 +99,7 @@ describe('a truthful Ready: capabilities the spec enables that do not run', () =
   const cases: Array<[string, Parameters<typeof monitoredServer>[2], string, string]> = [
     ['mirroring left at its default (enabled)', { mirroring: {} }, 'MirrorAttached', 'MirroringUnavailable'],
     ['server disks to inspect from snapshots', { server: { template: monitoredServer('x', 'shop').spec.server.template!, disks: ['rootdisk'] }, diskInspection: { mode: 'Snapshot' } }, 'DiskAttached', 'DiskInspectionUnavailable'],
-    ['a Pause response', { response: { onAlert: 'Pause' } }, 'ResponseReady', 'ResponseUnavailable'],
+    ['an Isolate response', { response: { onAlert: 'Isolate' } }, 'ResponseReady', 'ResponseUnavailable'],
   ];
   for (const [name, overrides, type, reason] of cases) {
     it(`is not Ready with ${name}, and says how to monitor without it`, () => {

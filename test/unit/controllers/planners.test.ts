@@ -49,7 +49,7 @@ function vmi(name: string, node: string | undefined, extra: Partial<VirtualMachi
   return {
     metadata: { name, namespace: NS, uid: `${name}-vmi-uid`, ...extra },
     spec: { domain: { devices: {} } },
-    status: { phase, ...(node ? { nodeName: node } : {}) },
+    status: { phase, ...(node ? { nodeName: node, activePods: { [`${name}-launcher-${node}`]: node } } : {}) },
   };
 }
 
@@ -155,11 +155,12 @@ describe('planners', () => {
 
   describe('process mapper', () => {
     const m = ms();
-    const desired = buildProcessMapperPod(m, { nodeName: 'node-a', name: 'web-1-server', uid: serverVmi.metadata?.uid ?? '' }, DEFAULT_PROCESS_MAPPER);
+    const desired = buildProcessMapperPod(m, { nodeName: 'node-a', name: 'web-1-server', uid: serverVmi.metadata?.uid ?? '', launcherPodUid: 'web-1-server-launcher-node-a' }, DEFAULT_PROCESS_MAPPER);
     const pod = (annotations: Record<string, string>, deleting = false): Pod => ({ metadata: { name: 'web-1-process-mapper', uid: 'pod-uid', labels: { [LABEL_MONITORED_SERVER]: 'web-1' }, annotations, ...(deleting ? { deletionTimestamp: T0.toISOString() } : {}) } });
     const cases: Array<[string, MonitoredServer, ObservedState, string[]]> = [
       ['creates the pod once the server has a node', m, { serverVmi }, ['apply:processMapper:CreateProcessMapperFailed']],
       ['waits for the server placement', m, { serverVmi: vmi('web-1-server', undefined, {}, 'Pending') }, []],
+      ['waits for the launcher pod of the server on its node (activePods)', m, { serverVmi: { ...serverVmi, status: { ...serverVmi.status, activePods: { 'other-pod': 'node-b' } } } }, []],
       ['keeps a pod built for the current VMI', m, { serverVmi, processMapperPod: pod(desired.metadata.annotations) }, []],
       ['replaces a pod built for another VMI or node', m, { serverVmi: vmi('web-1-server', 'node-b'), processMapperPod: pod(desired.metadata.annotations) }, ['delete:processMapper:DeleteProcessMapperFailed']],
       ['keeps the pod while the server is between nodes', m, { serverVmi: vmi('web-1-server', undefined, {}, 'Pending'), processMapperPod: pod(desired.metadata.annotations) }, []],

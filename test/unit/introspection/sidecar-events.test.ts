@@ -9,6 +9,7 @@ import { Baseline, DEFAULT_NETWORK_SERVICES, DEFAULT_SHELLS } from '../../../src
 import { diffProcesses, type MapperEvent } from '../../../src/sidecar/events.ts';
 import { createMapperMetrics } from '../../../src/sidecar/metrics.ts';
 import { ProcessMapper, type Introspector } from '../../../src/sidecar/process-mapper.ts';
+import { AmbiguousQemuError } from '../../../src/sidecar/qemu-finder.ts';
 
 const proc = (pid: number, comm: string, o: Partial<GuestProcess> = {}): GuestProcess => {
   const cmdline = o.cmdline ?? [comm];
@@ -77,13 +78,16 @@ describe('process mapper poll loop', () => {
   }
 
   function setup() {
-    const world = { qemuPid: undefined as number | undefined, snapshots: [] as ProcessSnapshot[], attachFails: false, closed: 0, attachCalls: 0 };
+    const world = { qemuPid: undefined as number | undefined, ambiguous: undefined as number[] | undefined, snapshots: [] as ProcessSnapshot[], attachFails: false, closed: 0, attachCalls: 0 };
     const clock = new FakeClock();
     const mapper = new ProcessMapper({
       vmi: { namespace: 'ns', name: 'vm' }, profiles: [], pollIntervalMs: 1000,
       baseline: { learningWindowMs: 1000, shells: DEFAULT_SHELLS, networkServices: DEFAULT_NETWORK_SERVICES },
       clock, logger: silentLogger(), metrics: createMapperMetrics(false),
-      findQemu: () => world.qemuPid,
+      findQemu: (vmi) => {
+        if (world.ambiguous) throw new AmbiguousQemuError(world.ambiguous, vmi);
+        return world.qemuPid;
+      },
       attach: (): Introspector => {
         world.attachCalls++;
         if (world.attachFails) throw new Error('kernel not found yet');
@@ -94,6 +98,22 @@ describe('process mapper poll loop', () => {
     mapper.subscribe((e) => events.push(e.event));
     return { world, mapper, events, clock };
   }
+
+  it('detaches and alerts once when two processes claim to be the QEMU, reads nothing meanwhile', () => {
+    const { world, mapper, events } = setup();
+    world.qemuPid = 100;
+    world.snapshots = [snapshot([proc(1, 'init')])];
+    mapper.pollOnce();
+    world.ambiguous = [100, 666];
+    mapper.pollOnce();
+    mapper.pollOnce();
+    assert.deepEqual(events.map((e) => (e.type === 'alert' ? e.rule : e.type)), ['guest-attached', 'guest-detached', 'AmbiguousQemu'], 'one alert for the same claimants');
+    assert.equal(mapper.state().snapshot, undefined);
+    assert.match(mapper.state().lastError!, /2 processes claim to be the QEMU of VMI ns\/vm \(pids 100, 666\)/);
+    world.ambiguous = undefined;
+    mapper.pollOnce();
+    assert.equal(events.at(-1)?.type, 'guest-attached', 'back to the one QEMU once the impostor is gone');
+  });
 
   it('waits for QEMU and for the kernel (backing off), then attaches', async () => {
     const { world, mapper, events, clock } = setup();

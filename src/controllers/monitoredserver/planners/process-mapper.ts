@@ -6,7 +6,7 @@ import { ANNOTATION_SPEC_HASH, buildProcessMapperPod, type ProcessMapperSettings
 import { POD } from '../../../kube/client/resources.ts';
 import { statusCodeOf } from '../../../kube/client/rest.ts';
 import type { Action } from '../actions.ts';
-import type { Pod } from '../observed-state.ts';
+import type { Pod, VirtualMachineInstance } from '../observed-state.ts';
 import { vmiNode, type ObservedState } from '../observed-state.ts';
 import { EventReason } from '../reasons.ts';
 
@@ -21,15 +21,23 @@ export function isRefusedPod(err: unknown): boolean {
   return !/error looking up service account/.test((err as Error).message ?? '');
 }
 
+/** The VMI's virt-launcher pod UID on `node` (vmi.status.activePods maps pod UID → node; two during a migration). */
+export function launcherPodOn(vmi: VirtualMachineInstance | undefined, node: string | undefined): string | undefined {
+  if (!node) return undefined;
+  const active = (vmi?.status?.activePods ?? {}) as Record<string, string>;
+  return Object.keys(active).find((uid) => active[uid] === node);
+}
+
 export function planProcessMapper(ms: MonitoredServer, o: ObservedState, settings: ProcessMapperSettings): Action[] {
   const ns = settings.namespace;
   const name = processMapperPodName(ms);
   const pod = o.processMapperPod;
   const enabled = ms.spec.processMapping?.enabled !== false && !o.serverClaimedBy && !o.serverNameTaken;
   const serverNode = vmiNode(o.serverVmi);
+  const launcherPodUid = launcherPodOn(o.serverVmi, serverNode);
   const desired =
-    enabled && serverNode && o.serverVmi
-      ? buildProcessMapperPod(ms, { nodeName: serverNode, name: o.serverVmi.metadata?.name ?? '', uid: o.serverVmi.metadata?.uid ?? '' }, settings)
+    enabled && serverNode && o.serverVmi && launcherPodUid
+      ? buildProcessMapperPod(ms, { nodeName: serverNode, name: o.serverVmi.metadata?.name ?? '', uid: o.serverVmi.metadata?.uid ?? '', launcherPodUid }, settings)
       : undefined;
   if (pod) {
     if (pod.metadata?.deletionTimestamp) return [];
