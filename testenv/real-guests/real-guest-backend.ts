@@ -102,6 +102,12 @@ export class RealGuest {
     }));
   }
 
+  /** QMP query-named-block-nodes: every block node (also one no device uses any more), with its file. */
+  async blockNodes(): Promise<Array<{ node: string; file: string; readOnly: boolean }>> {
+    const nodes = (await (await this.qmp()).execute('query-named-block-nodes')) as Array<{ 'node-name': string; file: string; ro: boolean }>;
+    return nodes.map((n) => ({ node: n['node-name'], file: n.file, readOnly: n.ro }));
+  }
+
   /** QMP query-status: `running`, `paused`, ... */
   async status(): Promise<string> {
     return ((await (await this.qmp()).execute('query-status')) as { status: string }).status;
