@@ -252,4 +252,27 @@ describe('disk inspection, Live mode: server volumes hot-plugged read-only into 
       }
     }, { timeoutMs: 60_000, description: 'the cloud-init Secret garbage-collected with its MonitoredServer' });
   });
+
+  it('subresource mode: unplugs a disk the IDS VM was created with, the last one too, through removevolume (found on real guests)', async function () {
+    await boundClaim('last-data');
+    await env.createMonitoredServer(withDisks('last', { data: 'last-data' }, ['data']));
+    await env.waitForCondition(NS, 'last', 'DiskAttached', 'True', 'Attached', 120_000);
+    const serial = diskSerialForVolume('last', 'data');
+    const firstIdsVmi = await env.get(VMI, NS, 'last-ids');
+    const removing = new Date();
+    await env.mergePatch(MS, NS, 'last', { spec: { server: { disks: [] } } });
+    await waitFor(async () => {
+      const v = await env.get(VMI, NS, 'last-ids');
+      return v && !v.spec.volumes.some((x: { name: string }) => x.name === serial) && !volumeStatus(v, serial) ? v : undefined;
+    }, { timeoutMs: 90_000, description: 'the last disk unplugged from the IDS VMI' }).catch(async (err: Error) => {
+      const vm = await env.get(VM, NS, 'last-ids');
+      const vmi = await env.get(VMI, NS, 'last-ids');
+      throw new Error(`${err.message}\nVM volumes ${JSON.stringify(vm?.spec.template.spec.volumes)}\nVM status ${JSON.stringify(vm?.status)}\nVMI volumes ${JSON.stringify(vmi?.spec.volumes)}`);
+    });
+    const removeTries = operatorRequests(removing).filter((e) => e.objectRef?.subresource === 'removevolume');
+    assert.equal(removeTries.filter((e) => (e.responseStatus?.code ?? 0) < 300).length, 1, describeRequests(removeTries));
+    await waitFor(async () => !(await env.get(VM, NS, 'last-ids'))?.spec.template.spec.volumes.some((x: { name: string }) => x.name === serial) || undefined, { description: 'gone from the IDS VM spec' });
+    await env.waitForCondition(NS, 'last', 'Ready', 'True', 'Monitoring', 60_000);
+    assert.equal((await env.get(VMI, NS, 'last-ids'))?.metadata.uid, firstIdsVmi?.metadata.uid, 'the IDS VMI kept running');
+  });
 });

@@ -9,7 +9,9 @@
 //   its QEMU exits — otherwise kwok removes the pod at once and virt-controller sees a crash;
 // - serves virt-handler's REST API (pause, unpause, freeze, ...) over mutual TLS where virt-api looks
 //   for it: the `virt-handler` pod of the node (host network, so its IP is the node's: 127.0.0.1);
-// - completes hotplug volume phases and drives live migrations to completion or failure.
+// - completes hotplug volume phases (Ready only once the backend, if it has guests, attached the
+//   volume to the domain; a refused attach stays MountedToPod with the error) and drives live
+//   migrations to completion or failure.
 // It writes VMIs as virt-handler's service account (KubeVirt's webhooks decide by that name) and
 // pods as the node would (admin credentials, standing in for the kubelet).
 import { createServer, type Server } from 'node:https';
@@ -19,7 +21,7 @@ import { createKubeApi, statusCodeOf, type KubeApi } from '../../src/kube/client
 import type { LocalCluster } from '../cluster/local-cluster.ts';
 import type { KubeVirtCertificates } from './kubevirt-world.ts';
 import { WatchCache } from './watch-cache.ts';
-import { FINAL_PHASES, hotplugStatus, migrationStep, pausedStatus, runningStatus, stoppedStatus, type Pod, type Vmi } from './virt-handler-status.ts';
+import { FINAL_PHASES, hotplugStatus, migrationStep, pausedStatus, runningStatus, stoppedStatus, volumesToAttach, type Pod, type Vmi } from './virt-handler-status.ts';
 
 export const LAUNCHER_FINALIZER = 'test.hyperspector.io/virt-handler-standin';
 const VMI_PATH = '/apis/kubevirt.io/v1/virtualmachineinstances';
@@ -30,7 +32,15 @@ export interface GuestBackend {
   start?(vmi: Vmi, pod: Pod): Promise<void>;
   stop?(vmi: Vmi): Promise<void>;
   pause?(vmi: Vmi, paused: boolean): Promise<void>;
+  /** Attaches a hot-plugged volume to the running domain; rejects when the domain refuses it. Idempotent. */
+  attachVolume?(vmi: Vmi, volumeName: string): Promise<void>;
+  /** Detaches from the domain every hot-plugged volume that is gone from the VMI spec. */
+  detachRemovedVolumes?(vmi: Vmi): Promise<void>;
 }
+
+/** Retry delays of a refused attach: doubling from 1 s up to 30 s (no hot loop on a domain that keeps refusing). */
+const ATTACH_RETRY_MIN_MS = 1000;
+const ATTACH_RETRY_MAX_MS = 30_000;
 
 export class VirtHandlerStandIn {
   private readonly vmis: WatchCache<Vmi & { [key: string]: unknown }>;
@@ -43,6 +53,8 @@ export class VirtHandlerStandIn {
   private readonly paused = new Set<string>();
   private readonly failMigration = new Map<string, string>();
   private readonly unresponsiveNodes = new Set<string>();
+  /** Refused attaches by `<vmi uid>/<volume>`: the error, the next try and the current delay. */
+  private readonly attachRetries = new Map<string, { error: string; due: number; delayMs: number }>();
   private running = false;
   private wake?: () => void;
   private loop?: Promise<void>;
@@ -61,7 +73,10 @@ export class VirtHandlerStandIn {
   ) {
     this.handlerApi = createKubeApi(cluster.kubeConfigFor('virtHandler').kubeConfig);
     this.nodeApi = createKubeApi(cluster.kubeConfig);
-    this.vmis = new WatchCache(cluster.kubeConfig, VMI_PATH, (vmi) => this.enqueue(WatchCache.key(vmi)));
+    this.vmis = new WatchCache(cluster.kubeConfig, VMI_PATH, (vmi, type) => {
+      if (type === 'DELETED') void this.stopDeleted(vmi);
+      this.enqueue(WatchCache.key(vmi));
+    });
     this.pods = new WatchCache(
       cluster.kubeConfig,
       '/api/v1/pods',
@@ -281,7 +296,9 @@ export class VirtHandlerStandIn {
     // Running: pause state, hotplug, migration — one write per step, each from the fresh cache.
     const paused = pausedStatus(vmi, this.paused.has(key), now);
     if (paused) return this.writeVmi(vmi, paused);
-    const hotplug = hotplugStatus(vmi);
+    await this.backend.detachRemovedVolumes?.(vmi);
+    const failures = await this.attachVolumes(vmi);
+    const hotplug = hotplugStatus(vmi, failures);
     if (hotplug) return this.writeVmi(vmi, hotplug);
     const step = migrationStep(vmi, now, this.failMigration.get(key));
     if (step) {
@@ -294,6 +311,52 @@ export class VirtHandlerStandIn {
       if (state?.completed && !state.failed) await this.completeLauncherPod(vmi, state.sourcePod as string | undefined);
       if (state?.failed) await this.completeLauncherPod(vmi, state.targetPod as string | undefined);
       return;
+    }
+  }
+
+  /**
+   * Attaches the volumes due (MountedToPod) to the domain through the backend, before the status
+   * says Ready: what the domain refuses is returned (volume → error) and tried again later, with a
+   * growing delay.
+   */
+  private async attachVolumes(vmi: Vmi): Promise<Map<string, string>> {
+    const failures = new Map<string, string>();
+    if (!this.backend.attachVolume) return failures;
+    const key = WatchCache.key(vmi);
+    for (const volume of volumesToAttach(vmi)) {
+      const retryKey = `${vmi.metadata.uid}/${volume}`;
+      const retry = this.attachRetries.get(retryKey);
+      if (retry && Date.now() < retry.due) {
+        failures.set(volume, retry.error);
+        continue;
+      }
+      try {
+        await this.backend.attachVolume(vmi, volume);
+        this.attachRetries.delete(retryKey);
+      } catch (err) {
+        const delayMs = retry ? Math.min(retry.delayMs * 2, ATTACH_RETRY_MAX_MS) : ATTACH_RETRY_MIN_MS;
+        const error = (err as Error).message;
+        this.attachRetries.set(retryKey, { error, due: Date.now() + delayMs, delayMs });
+        failures.set(volume, error);
+        this.errors++;
+        this.lastError = `${key}: attach ${volume}: ${error}`;
+        setTimeout(() => this.enqueue(key), delayMs).unref();
+      }
+    }
+    return failures;
+  }
+
+  /**
+   * A VMI gone from the API: its domain is shut down and its launcher pods released. The sync of its
+   * key may never see it again (a VMI of the same name can replace it at once, e.g. a VM restart).
+   */
+  private async stopDeleted(vmi: Vmi): Promise<void> {
+    try {
+      await this.backend.stop?.(vmi);
+      for (const pod of this.launcherPods(vmi)) await this.releasePod(pod);
+    } catch (err) {
+      this.errors++;
+      this.lastError = `${WatchCache.key(vmi)} (deleted, uid ${vmi.metadata.uid}): ${(err as Error).message}`;
     }
   }
 

@@ -153,13 +153,28 @@ export function pausedStatus(vmi: Vmi, paused: boolean, now: string): any | unde
   return status;
 }
 
+/** Hot-plugged volumes mounted into the launcher pod and due to be attached to the domain now (MountedToPod → Ready). */
+export function volumesToAttach(vmi: Vmi): string[] {
+  const inSpec = new Set((vmi.spec?.volumes ?? []).map((v: any) => v.name));
+  const targets = diskTargets(vmi);
+  return (vmi.status?.volumeStatus ?? [])
+    .filter((v: any) => v.hotplugVolume?.attachPodUID && v.phase === 'MountedToPod' && inSpec.has(v.name) && targets.has(v.name))
+    .map((v: any) => v.name as string);
+}
+
+/** The message of a hot-plugged volume the domain refused: it stays MountedToPod, never Ready. */
+export function attachFailedMessage(volume: string, error: string): string {
+  return `failed to attach hotplugged volume ${volume} to the domain: ${error}`;
+}
+
 /**
  * Hotplugged volumes, virt-handler's part (vm.go updateVolumeStatusesFromDomain): once virt-controller
  * reports the attachment pod ready (attachPodUID), the volume is mounted into the launcher pod
  * (MountedToPod), then attached to the domain (Ready, with its target). A volume gone from the spec
- * is detached from the domain (target cleared, UnMountedFromPod).
+ * is detached from the domain (target cleared, UnMountedFromPod). `attachFailures` (volume → error)
+ * are attaches the domain refused (a real guest's QMP error): those stay MountedToPod and say why.
  */
-export function hotplugStatus(vmi: Vmi): any | undefined {
+export function hotplugStatus(vmi: Vmi, attachFailures: ReadonlyMap<string, string> = new Map()): any | undefined {
   const entries: any[] = vmi.status?.volumeStatus ?? [];
   if (!entries.some((v) => v.hotplugVolume)) return undefined;
   const inSpec = new Set((vmi.spec?.volumes ?? []).map((v: any) => v.name));
@@ -176,6 +191,13 @@ export function hotplugStatus(vmi: Vmi): any | undefined {
     if (['Bound', 'Pending', 'AttachedToNode'].includes(v.phase)) {
       changed = true;
       return { ...v, phase: 'MountedToPod', reason: 'VolumeMountedToPod', message: `Volume ${v.name} has been mounted in virt-launcher pod` };
+    }
+    const failure = attachFailures.get(v.name);
+    if (v.phase === 'MountedToPod' && failure !== undefined) {
+      const message = attachFailedMessage(v.name, failure);
+      if (v.message === message) return v;
+      changed = true;
+      return { ...v, message };
     }
     if (v.phase === 'MountedToPod' && targets.has(v.name)) {
       changed = true;

@@ -3,13 +3,18 @@
 // VMI's firmware UUID, `-m size=<k>k`, q35, the pod's tap as `hostua-<network>` with the VMI's MAC,
 // the serial console as KubeVirt's `virt-serial0` socket (with its log file) under
 // /var/run/kubevirt-private/<vmi uid>/ — here under the pod's run directory — and a QMP monitor.
-// Differences, each because of this machine: TCG instead of KVM, direct kernel boot of the test
-// guest's Debian kernel + busybox initramfs instead of the VMI's disks, memory capped, one vCPU.
+// Its PVC/DataVolume disks that are not hot-plugged are attached as libvirt attaches them (raw image,
+// cache none; guest-disks.ts), and free PCIe root ports wait for hot-plugged ones, as KubeVirt keeps
+// on q35. Differences, each because of this machine: TCG instead of KVM, direct kernel boot of the
+// test guest's Debian kernel + busybox initramfs instead of the VMI's boot disk, memory capped, one vCPU.
 import { join } from 'node:path';
+import { hotplugPortArgs } from '../kubevirt/kubevirt-disk-options.ts';
 import { generatedMac, type Vmi } from '../kubevirt/virt-handler-status.ts';
 
 export const DEFAULT_MEMORY_MIB = 256;
 export const MIN_MEMORY_MIB = 128;
+/** Free PCIe root ports for hot-plugged disks (named pci.1 … like libvirt's). */
+export const HOTPLUG_PORTS = 4;
 
 export interface LauncherQemuOptions {
   vmi: Vmi;
@@ -20,6 +25,8 @@ export interface LauncherQemuOptions {
   /** Upper bound of guest memory (the machine runs several guests at once). */
   maxMemoryMiB?: number;
   kaslr?: boolean;
+  /** QEMU arguments of the disks attached at boot (guest-disks.ts bootDiskArgs). */
+  diskArgs?: string[];
 }
 
 export interface LauncherQemu {
@@ -85,6 +92,8 @@ export function launcherQemu(o: LauncherQemuOptions): LauncherQemu {
     '-device', `virtio-net-pci,netdev=hostua-${network},id=ua-${network},mac=${mac},romfile=`,
     '-chardev', `socket,id=charserial0,path=${serialSocket},server=on,wait=off,logfile=${serialLog},logappend=on`,
     '-device', 'isa-serial,chardev=charserial0,id=serial0,index=0',
+    ...(o.diskArgs ?? []),
+    ...hotplugPortArgs(HOTPLUG_PORTS),
     '-display', 'none',
     '-kernel', o.kernel, '-initrd', o.initrd, '-append', append,
     '-msg', 'timestamp=on',

@@ -1,7 +1,7 @@
 // What a harness killed with SIGKILL could not remove: its processes die with it (pdeathsig), but
 // network namespaces, cgroup directories and run directories stay. Each harness records the
 // cgroups it makes in <registry>/<pid>.cgroups; its namespaces and temporary directories carry its
-// pid in their names (hs<pid>-rg-…, hs-launcher-<pid>-…, hs-pod-<pid>-…). The next harness removes
+// pid in their names (hs<pid>-rg-…, hs-launcher-<pid>-…, hs-pod-<pid>-…, hs-pvc-<pid>-… for claim images). The next harness removes
 // what belongs to harnesses that no longer run, and nothing else.
 import { appendFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -58,7 +58,7 @@ export async function removeLeftovers(log: (line: string) => void = () => {}): P
     log(`removed network namespace ${name} of a harness that is gone (pid ${pid})`);
   }
   for (const entry of readdirSync(tmpdir())) {
-    const pid = Number(/^hs-(?:launcher|pod)-(\d+)-/.exec(entry)?.[1] ?? NaN);
+    const pid = Number(/^hs-(?:launcher|pod|pvc)-(\d+)-/.exec(entry)?.[1] ?? NaN);
     if (!Number.isFinite(pid) || running(pid)) continue;
     rmSync(join(tmpdir(), entry), { recursive: true, force: true });
     log(`removed ${entry} of a harness that is gone (pid ${pid})`);

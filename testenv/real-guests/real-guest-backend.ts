@@ -5,18 +5,26 @@
 // - the compute container's cgroup, named after the pod's UID as a kubelet names it (pod-cgroup.ts);
 // - QEMU started in both, with libvirt's command-line shape (launcher-qemu.ts) and the Debian
 //   kernel + busybox initramfs of testenv/guest; its QMP monitor for pause (stop/cont).
+// - the VMI's PVC/DataVolume disks over raw images, one per claim (pvc-images.ts): attached at boot
+//   read-write (or as the disk says), or, for hot-plugged volumes, plugged over QMP when the stand-in
+//   moves them to Ready (blockdev-add + device_add on a free root port, libvirt's options) and
+//   unplugged (device_del, DEVICE_DELETED, blockdev-del) once gone from the VMI spec;
 // start() returns once QEMU runs (as virt-handler reports a domain Running, not a booted OS);
 // guest(...).waitForBoot() waits for the guest's init. stop() leaves no process, namespace,
 // cgroup or tap behind; close() stops every guest and removes the node namespaces.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type * as k8s from '@kubernetes/client-node';
 import { Qmp } from '../guest/qmp.ts';
+import { kubevirtDiskSpec, type KubeVirtDisk } from '../kubevirt/kubevirt-disk-options.ts';
+import { bootDiskArgs, claimDisks, libvirtDisk } from './guest-disks.ts';
+import { PvcImages } from './pvc-images.ts';
 import { READY_MARKER } from '../guest/initramfs.ts';
 import { testGuestAssets } from '../guest/test-guest.ts';
 import { ManagedProcess } from '../managed-process.ts';
 import { GuestConsole } from './guest-console.ts';
-import { launcherQemu, type LauncherQemu } from './launcher-qemu.ts';
+import { HOTPLUG_PORTS, launcherQemu, type LauncherQemu } from './launcher-qemu.ts';
 import { RealGuestNetwork, type LauncherNetwork } from './node-network.ts';
 import { removeLeftovers } from './leftovers.ts';
 import { PodCgroup, type QosClass } from './pod-cgroup.ts';
@@ -34,9 +42,22 @@ export interface RealGuestBackendOptions {
   log?: (line: string) => void;
 }
 
+/** A volume hot-plugged into a guest: libvirt's disk objects and the root port it sits on. */
+export interface PluggedVolume {
+  disk: KubeVirtDisk;
+  port: string;
+}
+
+/** How long a guest has to release an unplugged disk (DEVICE_DELETED) before the detach counts as failed. */
+const UNPLUG_TIMEOUT_MS = 60_000;
+
 /** One VMI's guest: its QEMU process and everything made for it. */
 export class RealGuest {
-  private qmpConnection?: Qmp;
+  private qmpConnection?: Promise<Qmp>;
+  /** Hot-plugged volumes by volume name. */
+  readonly plugged = new Map<string, PluggedVolume>();
+  /** libvirt's next node index (the boot disks have the first ones). */
+  nextDiskIndex = 1;
 
   constructor(
     readonly namespace: string,
@@ -57,8 +78,12 @@ export class RealGuest {
     return this.qemu.pid;
   }
 
-  async qmp(): Promise<Qmp> {
-    this.qmpConnection ??= await Qmp.connect(this.command.qmpSocket);
+  /** The one QMP connection (QEMU's monitor serves one client at a time: concurrent callers share it). */
+  qmp(): Promise<Qmp> {
+    this.qmpConnection ??= Qmp.connect(this.command.qmpSocket).catch((err: unknown) => {
+      this.qmpConnection = undefined;
+      throw err;
+    });
     return this.qmpConnection;
   }
 
@@ -68,13 +93,28 @@ export class RealGuest {
     return Date.now() - this.startedAt;
   }
 
+  /** QMP query-block: the devices QEMU has a block backend for, with their node and read-only flag. */
+  async blockDevices(): Promise<Array<{ qdev: string; node?: string; file?: string; readOnly?: boolean }>> {
+    const blocks = (await (await this.qmp()).execute('query-block')) as Array<{ qdev?: string; device?: string; inserted?: { 'node-name'?: string; file?: string; ro?: boolean } }>;
+    return blocks.map((b) => ({
+      qdev: b.qdev ?? b.device ?? '',
+      ...(b.inserted ? { node: b.inserted['node-name'], file: b.inserted.file, readOnly: b.inserted.ro } : {}),
+    }));
+  }
+
+  /** QMP query-named-block-nodes: every block node (also one no device uses any more), with its file. */
+  async blockNodes(): Promise<Array<{ node: string; file: string; readOnly: boolean }>> {
+    const nodes = (await (await this.qmp()).execute('query-named-block-nodes')) as Array<{ 'node-name': string; file: string; ro: boolean }>;
+    return nodes.map((n) => ({ node: n['node-name'], file: n.file, readOnly: n.ro }));
+  }
+
   /** QMP query-status: `running`, `paused`, ... */
   async status(): Promise<string> {
     return ((await (await this.qmp()).execute('query-status')) as { status: string }).status;
   }
 
   async close(): Promise<void> {
-    this.qmpConnection?.close();
+    void this.qmpConnection?.then((q) => q.close(), () => undefined);
     this.console.close();
     await this.qemu.stop(5000);
   }
@@ -94,6 +134,8 @@ function computeContainerId(pod: Pod): string {
 
 export class RealGuestBackend implements GuestBackend {
   readonly network: RealGuestNetwork;
+  /** The claims' images (followed once attached to a cluster). */
+  readonly images: PvcImages;
   private readonly guests = new Map<string, RealGuest>();
   private readonly starting = new Map<string, Promise<void>>();
   private readonly log: (line: string) => void;
@@ -103,6 +145,12 @@ export class RealGuestBackend implements GuestBackend {
   constructor(private readonly options: RealGuestBackendOptions = {}) {
     this.network = new RealGuestNetwork(options.netnsPrefix);
     this.log = options.log ?? (() => {});
+    this.images = new PvcImages(this.log);
+  }
+
+  /** Follows the cluster's PersistentVolumeClaims (their images back the guests' disks). */
+  attach(kubeConfig: k8s.KubeConfig): void {
+    this.images.attach(kubeConfig);
   }
 
   /** The running guest of a VMI (by namespace and name), if any. */
@@ -120,6 +168,13 @@ export class RealGuestBackend implements GuestBackend {
     this.swept ??= removeLeftovers(this.log);
     await this.swept;
     if (this.guests.has(uid)) return;
+    // A VMI name belongs to one VMI at a time: a guest of an earlier VMI of this name (deleted and
+    // replaced, e.g. a VM restart, before its deletion reached us) is shut down first.
+    for (const stale of this.list().filter((g) => g.namespace === vmi.metadata.namespace && g.name === vmi.metadata.name && g.vmiUid !== uid)) {
+      this.guests.delete(stale.vmiUid);
+      await this.teardown(stale);
+      this.log(`real guest ${stale.namespace}/${stale.name} of an earlier VMI (uid ${stale.vmiUid}) stopped`);
+    }
     let starting = this.starting.get(uid);
     if (!starting) {
       starting = this.launch(vmi, pod).finally(() => this.starting.delete(uid));
@@ -136,6 +191,10 @@ export class RealGuestBackend implements GuestBackend {
     const podUid = pod.metadata?.uid;
     const podIp = pod.status?.podIP;
     if (!nodeName || !podUid || !podIp) throw new Error(`launcher pod ${pod.metadata?.namespace}/${pod.metadata?.name} has no node, uid or IP yet`);
+    // The disks attached at boot, over their claims' images (throws, and the stand-in retries, until the claims are known).
+    const bootDisks = claimDisks(vmi)
+      .filter((d) => !d.hotplug)
+      .map((disk) => ({ disk, image: this.images.imageFor(namespace, disk.claimName) }));
     const assets = this.options.kernel && this.options.initrd ? undefined : testGuestAssets();
     const runDir = mkdtempSync(join(tmpdir(), `hs-launcher-${process.pid}-`)); // the pid: see leftovers.ts
     const command = launcherQemu({
@@ -144,6 +203,7 @@ export class RealGuestBackend implements GuestBackend {
       kernel: this.options.kernel ?? assets!.kernel.vmlinuz,
       initrd: this.options.initrd ?? assets!.initrd,
       ...(this.options.maxMemoryMiB ? { maxMemoryMiB: this.options.maxMemoryMiB } : {}),
+      diskArgs: bootDiskArgs(bootDisks),
     });
     mkdirSync(join(runDir, 'kubevirt-private', uid), { recursive: true });
     mkdirSync(join(runDir, 'libvirt'), { recursive: true });
@@ -159,6 +219,7 @@ export class RealGuestBackend implements GuestBackend {
         join(runDir, 'qemu.log'),
       );
       const guest = new RealGuest(namespace, name, uid, podUid, nodeName, qemu, launcher, cgroup, command, new GuestConsole(command.serialSocket, command.serialLog), runDir, Date.now());
+      guest.nextDiskIndex = bootDisks.length + 1;
       this.guests.set(uid, guest);
       // Running as far as virt-handler can tell: QEMU answers on its monitor.
       await Promise.race([
@@ -167,7 +228,8 @@ export class RealGuestBackend implements GuestBackend {
           throw new Error(`QEMU of ${namespace}/${name} exited with ${code} at start`);
         }),
       ]);
-      this.log(`real guest ${namespace}/${name} started on ${nodeName} (QEMU pid ${qemu.pid}, ${command.memoryMiB} MiB, pod IP ${podIp})`);
+      const disks = bootDisks.map(({ disk }) => `${disk.volumeName}${disk.readOnly ? ' (ro)' : ''}`).join(', ');
+      this.log(`real guest ${namespace}/${name} started on ${nodeName} (QEMU pid ${qemu.pid}, ${command.memoryMiB} MiB, pod IP ${podIp}${disks ? `, disks ${disks}` : ''})`);
     } catch (err) {
       const guest = this.guests.get(uid);
       this.guests.delete(uid);
@@ -202,6 +264,70 @@ export class RealGuestBackend implements GuestBackend {
     await (await guest.qmp()).execute(paused ? 'stop' : 'cont');
   }
 
+  private async runningGuest(vmi: Vmi): Promise<RealGuest> {
+    await this.starting.get(vmi.metadata.uid!)?.catch(() => undefined);
+    const guest = this.guests.get(vmi.metadata.uid!);
+    if (!guest) throw new Error(`no real guest for VMI ${vmi.metadata.namespace}/${vmi.metadata.name}`);
+    return guest;
+  }
+
+  /**
+   * Hot-plugs a volume as libvirt does (qemuDomainAttachDiskGeneric): blockdev-add of the claim's
+   * image with the disk's options, then device_add of a virtio-blk-pci with its serial on a free
+   * PCIe root port; a refused device_add takes the blockdev back. Already plugged: nothing to do.
+   */
+  async attachVolume(vmi: Vmi, volumeName: string): Promise<void> {
+    const guest = await this.runningGuest(vmi);
+    if (guest.plugged.has(volumeName)) return;
+    const claim = claimDisks(vmi).find((d) => d.volumeName === volumeName && d.hotplug);
+    if (!claim) throw new Error(`volume ${volumeName} of VMI ${vmi.metadata.namespace}/${vmi.metadata.name} is not a hot-plugged PVC or DataVolume disk`);
+    const used = new Set([...guest.plugged.values()].map((p) => p.port));
+    const port = Array.from({ length: HOTPLUG_PORTS }, (_, i) => `pci.${i + 1}`).find((p) => !used.has(p));
+    if (!port) throw new Error(`no free PCIe root port left for ${volumeName} (${HOTPLUG_PORTS} in use)`);
+    const disk = libvirtDisk(claim, this.images.imageFor(vmi.metadata.namespace!, claim.claimName), guest.nextDiskIndex++);
+    const { blockdevs, device } = kubevirtDiskSpec(disk);
+    const qmp = await guest.qmp();
+    const added: string[] = [];
+    try {
+      for (const b of blockdevs) {
+        await qmp.execute('blockdev-add', b);
+        added.push(b['node-name'] as string);
+      }
+      await qmp.execute('device_add', { ...device, bus: port });
+    } catch (err) {
+      for (const node of added.reverse()) await qmp.execute('blockdev-del', { 'node-name': node }).catch(() => undefined);
+      throw err;
+    }
+    guest.plugged.set(volumeName, { disk, port });
+    this.log(`real guest ${guest.namespace}/${guest.name}: volume ${volumeName} plugged (${disk.image}, ${disk.readOnly ? 'read-only' : 'read-write'}${disk.shareable ? ', shareable' : ''}${disk.serial ? `, serial ${disk.serial}` : ''}, ${port})`);
+  }
+
+  /** Unplugs what is gone from the VMI spec: device_del, the guest releases it (DEVICE_DELETED), blockdev-del. */
+  async detachRemovedVolumes(vmi: Vmi): Promise<void> {
+    const guest = this.guests.get(vmi.metadata.uid!);
+    if (!guest || guest.plugged.size === 0) return;
+    const inSpec = new Set((vmi.spec?.volumes ?? []).map((v: { name: string }) => v.name));
+    for (const [volumeName, { disk }] of [...guest.plugged]) {
+      if (inSpec.has(volumeName)) continue;
+      const { blockdevs, device } = kubevirtDiskSpec(disk);
+      const qmp = await guest.qmp();
+      const id = device.id as string;
+      if ((await guest.blockDevices()).some((b) => b.qdev === id || b.qdev.endsWith(`/${id}/virtio-backend`))) {
+        await qmp.execute('device_del', { id }).catch((err: Error) => {
+          if (!/not found|already in the process of unplug/i.test(err.message)) throw err; // gone, or a device_del already under way
+        });
+        await qmp.event('DEVICE_DELETED', (d) => d.device === id, UNPLUG_TIMEOUT_MS);
+      }
+      for (const b of [...blockdevs].reverse()) {
+        await qmp.execute('blockdev-del', { 'node-name': b['node-name'] }).catch((err: Error) => {
+          if (!/(not find|not found)/i.test(err.message)) throw err;
+        });
+      }
+      guest.plugged.delete(volumeName);
+      this.log(`real guest ${guest.namespace}/${guest.name}: volume ${volumeName} unplugged`);
+    }
+  }
+
   /** Stops every guest and removes the node namespaces and the underlay. */
   async close(): Promise<void> {
     this.closed = true;
@@ -211,5 +337,6 @@ export class RealGuestBackend implements GuestBackend {
       await this.teardown(guest);
     }
     await this.network.close();
+    this.images.close();
   }
 }

@@ -27,7 +27,7 @@ export class RealGuestNodes {
     return this.runner;
   }
 
-  /** Starts running the selected pods of the cluster; its container logs go to logDir (e.g. the cluster's directory). */
+  /** Starts running the selected pods of the cluster (container logs to logDir, e.g. the cluster's directory) and following its claims. */
   attach(kubeConfig: k8s.KubeConfig, logDir?: string): void {
     const options: PodRunnerOptions = {
       ...(this.options.podSelector ? { labelSelector: this.options.podSelector } : {}),
@@ -36,6 +36,7 @@ export class RealGuestNodes {
       ...(this.options.log ? { log: this.options.log } : {}),
     };
     this.runner ??= RealPodRunner.start(kubeConfig, options);
+    this.backend.attach(kubeConfig);
   }
 
   /** Stops every pod process and every guest, and removes every namespace and cgroup they had. */

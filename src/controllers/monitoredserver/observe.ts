@@ -119,9 +119,10 @@ function observeDiskInspection(ms: MonitoredServer, cache: CacheReader, observed
   const ns = ms.metadata.namespace ?? '';
   const secret = cache.idsCloudInitSecret(ns, idsCloudInitSecretName(ms));
   if (secret && secret.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.idsCloudInitSecret = secret;
-  if (disks.length === 0) return;
+  // Also without disks: how the IDS VM's last disks are unplugged depends on the hotplug gates.
   const kubevirt = cache.kubevirt();
   if (kubevirt) observed.kubevirt = kubevirt;
+  if (disks.length === 0) return;
   const volumes = observed.serverClaimedBy || observed.serverNameTaken ? [] : (observed.serverVm?.spec?.template?.spec?.volumes ?? []);
   const claims: Record<string, PersistentVolumeClaim> = {};
   for (const volume of volumes) {

@@ -20,7 +20,7 @@ import {
 } from '../../../src/builders/disk-inspection-cloud-init.ts';
 import { QemuGuest } from '../../../testenv/guest/qemu-guest.ts';
 import { debugfsList, diskGuestAssets, PAUSE_WRITER, RESUME_WRITER, UDEV_BY_ID, ext4Features, makeExt4Image, makeXfsImage, mountScriptFromUserData, openImageFds, sha256File, type DiskGuestAssets } from './disk-guest.ts';
-import { hotplugPortArgs, idsDisk, idsDiskArgs, kubevirtDiskArgs, kubevirtDiskSpec, serverDiskArgs, type KubeVirtDisk } from './kubevirt-disk-options.ts';
+import { hotplugPortArgs, idsDisk, idsDiskArgs, kubevirtDiskArgs, kubevirtDiskSpec, serverDiskArgs, type KubeVirtDisk } from '../../../testenv/kubevirt/kubevirt-disk-options.ts';
 import { Qmp } from '../../../testenv/guest/qmp.ts';
 
 const MS = 'web-1';

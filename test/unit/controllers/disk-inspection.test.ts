@@ -163,6 +163,7 @@ describe('disk inspection (Live)', () => {
     const cases: Array<[string, string[], string[], object[], string[]]> = [
       ['adds a wanted disk', ['data', 'dv'], ['data'], [], [`addvolume {"name":"${'hs-dv-'}`]],
       ['removes a disk no longer wanted', ['data'], ['data', 'dv'], [], ['removevolume {"name":"hs-dv-']],
+      ['removes the last disk too (found on real guests: the apply alone unplugged nothing)', [], ['dv'], [], ['removevolume {"name":"hs-dv-']],
       ['sends nothing while KubeVirt holds the request', ['data', 'dv'], ['data'], [{ addVolumeOptions: { name: '' } }], []],
       ['sends nothing when all is plugged', ['data'], ['data'], [], []],
     ];

@@ -1,6 +1,6 @@
 // The virt-handler stand-in's pure steps follow KubeVirt v1.8's virt-handler (see the module's references).
 import assert from 'node:assert/strict';
-import { diskTargets, hotplugStatus, liveMigratable, migrationStep, pausedStatus, runningStatus, type Vmi } from '../../../testenv/kubevirt/virt-handler-status.ts';
+import { attachFailedMessage, diskTargets, hotplugStatus, liveMigratable, migrationStep, pausedStatus, runningStatus, volumesToAttach, type Vmi } from '../../../testenv/kubevirt/virt-handler-status.ts';
 
 const NOW = '2026-12-01T10:00:00Z';
 
@@ -58,6 +58,22 @@ describe('virt-handler stand-in (test double) status steps', () => {
     const unplugged = hotplugStatus({ ...plugged, spec: { ...plugged.spec, volumes: [] }, status: ready });
     assert.equal(unplugged.volumeStatus[0].phase, 'UnMountedFromPod');
     assert.equal(unplugged.volumeStatus[0].target, '');
+  });
+
+  it('attaches only volumes mounted into the pod; one the domain refused stays MountedToPod with the error, never Ready', () => {
+    const entry = { name: 'data', phase: 'MountedToPod', hotplugVolume: { attachPodName: 'hp', attachPodUID: 'p' } };
+    const mounted = vmi({ status: { phase: 'Running', volumeStatus: [entry] } });
+    assert.deepEqual(volumesToAttach(mounted), ['data']);
+    assert.deepEqual(volumesToAttach(vmi({ status: { phase: 'Running', volumeStatus: [{ ...entry, phase: 'AttachedToNode' }] } })), []);
+    assert.deepEqual(volumesToAttach(vmi({ spec: { volumes: [] }, status: { phase: 'Running', volumeStatus: [entry] } })), [], 'gone from the spec');
+    const error = 'device_add: Failed to get shared "write" lock';
+    const refused = hotplugStatus(mounted, new Map([['data', error]]));
+    assert.equal(refused.volumeStatus[0].phase, 'MountedToPod');
+    assert.equal(refused.volumeStatus[0].target, undefined);
+    assert.equal(refused.volumeStatus[0].message, attachFailedMessage('data', error));
+    assert.equal(hotplugStatus({ ...mounted, status: refused }, new Map([['data', error]])), undefined, 'the same refusal writes nothing again');
+    const ready = hotplugStatus({ ...mounted, status: refused });
+    assert.equal(ready.volumeStatus[0].phase, 'Ready', 'attached on a later try');
   });
 
   it('drives a migration to completion on the target node, or to failure', () => {

@@ -172,6 +172,12 @@ function resolveDiskInspectionAlone(ms: MonitoredServer, o: ObservedState): Disk
     // Secret then mounts nothing.
     if (!keep?.cloudInitSecretName) return keepOnly({});
     const secret = buildIdsCloudInitSecret(ms, buildIdsUserData(ms, { disks: [], mode, mountPath }));
+    // Subresource mode: the last disks go through removevolume too (KubeVirt applies a VM spec
+    // without them only at the next restart), so the spec we apply keeps them meanwhile.
+    const emptied = hotplugSupport(o.kubevirt);
+    if (emptied.method === 'Subresource' && keep.hotplug.length > 0) {
+      return { method: emptied.method, methodDescription: emptied.description, volumes: [], ids: { hotplug: keep.hotplug, cloudInitSecretName: idsCloudInitSecretName(ms) }, secret };
+    }
     return { volumes: [], ids: { hotplug: [], cloudInitSecretName: idsCloudInitSecretName(ms) }, secret };
   }
   if (o.serverClaimedBy || o.serverNameTaken || !o.serverVm) return keepOnly({ waiting: 'waiting for the server VM, whose volumes are plugged into the IDS VM' });
