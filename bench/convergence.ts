@@ -219,7 +219,7 @@ try {
         const ids = buildIdsVirtualMachine(ms, { nodeName: vmi.status.nodeName, serverVmiUid: vmi.metadata.uid ?? '', serverPodLabels: serverPodLabels(false, roleLabels(ms, 'server'), name) });
         delete ids.metadata.ownerReferences;
         void api.request({ method: 'POST', path: `/apis/kubevirt.io/v1/namespaces/${floorNs}/virtualmachines`, body: ids });
-        const mapper = buildProcessMapperPod(ms, { nodeName: vmi.status.nodeName, name, uid: vmi.metadata.uid ?? '', launcherPodUid: '' }, { image: 'hyperspector/operator:bench', defaultKernelProfilesConfigMap: 'profiles', namespace: 'hyperspector-system', serviceAccountName: 'hyperspector-process-mapper' });
+        const mapper = buildProcessMapperPod(ms, { nodeName: vmi.status.nodeName, name, uid: vmi.metadata.uid ?? '', launcherPodUid: '', nodeUid: '' }, { image: 'hyperspector/operator:bench', defaultKernelProfilesConfigMap: 'profiles', namespace: 'hyperspector-system', serviceAccountName: 'hyperspector-process-mapper' });
         const { ownerReferences: _drop, ...mapperMeta } = mapper.metadata;
         void api.request({ method: 'POST', path: `/api/v1/namespaces/${floorNs}/pods`, body: { ...mapper, metadata: mapperMeta } });
       }

@@ -2,7 +2,8 @@
 // guest memory read-only (src/sidecar). It runs in the operator's namespace (the only namespace that
 // needs the privileged Pod Security level; tenants keep theirs), under the process mapper's own
 // ServiceAccount, which may only post Events and write status.alerts of MonitoredServers. Owner
-// references cannot cross namespaces: the operator tracks it by labels and deletes it in teardown.
+// references cannot cross namespaces: the operator tracks it by labels and deletes it in teardown;
+// its controller reference is its Node (so `kubectl drain` evicts it like any controlled pod).
 import { createHash } from 'node:crypto';
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import { HOSTNAME_LABEL } from './ids-vm.ts';
@@ -32,6 +33,12 @@ export interface ServerVmiRef {
   uid: string;
   /** The VMI's virt-launcher pod on that node (vmi.status.activePods): only a QEMU in its cgroup is read. */
   launcherPodUid: string;
+  /**
+   * UID of that Node: the pod's controller reference. A pod without a controller makes `kubectl
+   * drain` refuse the node; owner references cannot reach the MonitoredServer in another namespace,
+   * and a node-bound pod going with its Node is what the kubelet's mirror pods do too.
+   */
+  nodeUid: string;
 }
 
 /** The Pod the builder produces: a core/v1 Pod whose identity fields and spec are always set. */
@@ -96,6 +103,7 @@ export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, se
       namespace: settings.namespace,
       labels: processMapperLabels(ms),
       annotations: { [ANNOTATION_SPEC_HASH]: hash },
+      ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: vmi.nodeName, uid: vmi.nodeUid, controller: true }],
     },
     spec,
   };

@@ -242,7 +242,7 @@ describe('MonitoredServer CRD validation (real kube-apiserver)', function () {
     const crd = await ext.readCustomResourceDefinition({ name: 'monitoredservers.hyperspector.io' });
     assert.deepEqual(crd.spec.names.shortNames, ['msrv']);
     const columns = crd.spec.versions[0]?.additionalPrinterColumns?.map((c) => c.name);
-    assert.deepEqual(columns, ['Ready', 'Reason', 'Node', 'Server', 'IDS', 'Age']);
+    assert.deepEqual(columns, ['Ready', 'Reason', 'Node', 'Server', 'IDS', 'Alerts', 'Age']);
     assert.deepEqual(crd.spec.versions[0]?.subresources?.status, {});
   });
 });

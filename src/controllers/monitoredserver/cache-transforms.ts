@@ -3,6 +3,7 @@
 // without these a cluster's unmonitored VMs — full templates, cloud-init, managedFields — would
 // fill its memory. Every field the controller (observe, status, reconcile) reads is kept; a field
 // it starts to read must be added here, and cache-transforms.test.ts shows what is kept.
+import type { KubeObject } from '../../kube/client/objects.ts';
 import { FIELD_MANAGER } from '../../kube/client/apply.ts';
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import type { ManagedFieldsEntry, Pod, VirtualMachine, VirtualMachineInstance } from '../../kube/client/objects.ts';
@@ -89,4 +90,9 @@ export function transformProcessMapperPod(pod: Pod): Pod {
     out.status = status;
   }
   return out;
+}
+
+/** A Node: its name and UID only (the process-mapper pod's controller reference). */
+export function transformNode(node: KubeObject): KubeObject {
+  return { ...pick<Pick<KubeObject, 'apiVersion' | 'kind'>>(node, TYPE), metadata: { name: node.metadata?.name ?? '', ...(node.metadata?.uid ? { uid: node.metadata.uid } : {}), ...(node.metadata?.resourceVersion ? { resourceVersion: node.metadata.resourceVersion } : {}) } };
 }

@@ -16,12 +16,12 @@ import { silentLogger, type Logger } from '../../kube/util/logger.ts';
 import type { OperatorMetrics } from '../../kube/runtime/metrics.ts';
 import { MultiNamespaceInformer } from '../../kube/runtime/multi-namespace-informer.ts';
 import type { KubeObject, KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance } from '../../kube/client/objects.ts';
-import { collectionPath, CONFIG_MAP, KUBEVIRT, MULTI_NETWORK_POLICY, NETWORK_ATTACHMENT_DEFINITION, PERSISTENT_VOLUME_CLAIM, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/client/resources.ts';
+import { collectionPath, CONFIG_MAP, KUBEVIRT, MULTI_NETWORK_POLICY, NODE, NETWORK_ATTACHMENT_DEFINITION, PERSISTENT_VOLUME_CLAIM, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/client/resources.ts';
 import type { KubeApi } from '../../kube/client/rest.ts';
 import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../kube/runtime/workers.ts';
 import { WorkQueue } from '../../kube/runtime/workqueue.ts';
 import { Outcomes, type Action, type Outcome } from './actions.ts';
-import { transformMonitoredServer, transformProcessMapperPod, transformVirtualMachine, transformVirtualMachineInstance } from './cache-transforms.ts';
+import { transformMonitoredServer, transformNode, transformProcessMapperPod, transformVirtualMachine, transformVirtualMachineInstance } from './cache-transforms.ts';
 import { noEvents, type EventSink } from './events.ts';
 import { execute } from './execute.ts';
 import { observe, type CacheReader } from './observe.ts';
@@ -132,6 +132,8 @@ export class MonitoredServerController {
    * loses disk inspection (DiskAttached says so), not the rest of the operator.
    */
   private readonly kubevirts: Informer<KubeVirt>;
+  /** Nodes, name and UID only: the process-mapper pod's controller reference (kubectl drain evicts only controlled pods). */
+  private readonly nodes: Informer<KubeObject>;
   /** Live migrations (any, not only ours): a server VMI that starts to migrate moves its pair. */
   private readonly migrations: MultiNamespaceInformer<VirtualMachineInstanceMigration>;
   /**
@@ -194,6 +196,7 @@ export class MonitoredServerController {
     this.claims = new MultiNamespaceInformer(informer<PersistentVolumeClaim>('persistentvolumeclaims', PERSISTENT_VOLUME_CLAIM, stripManagedFields<PersistentVolumeClaim>()), options.namespaces);
     this.cloudInitSecrets = new MultiNamespaceInformer(informer<Secret>('secrets', SECRET, stripManagedFields<Secret>(), `${LABEL_ROLE}=ids-cloud-init`), options.namespaces);
     this.kubevirts = informer<KubeVirt>('kubevirts', KUBEVIRT, stripManagedFields<KubeVirt>())(options.kubevirtNamespace ?? 'kubevirt');
+    this.nodes = informer<KubeObject>('nodes', NODE, transformNode)();
     this.migrations = new MultiNamespaceInformer(
       informer<VirtualMachineInstanceMigration & KubeObject>('virtualmachineinstancemigrations', VIRTUAL_MACHINE_INSTANCE_MIGRATION, stripManagedFields<VirtualMachineInstanceMigration & KubeObject>()),
       options.namespaces,
@@ -274,6 +277,7 @@ export class MonitoredServerController {
 
   private allInformers(): Informer<KubeObject>[] {
     return [
+      this.nodes,
       ...this.monitoredServers.informers,
       ...this.virtualMachines.informers,
       ...this.virtualMachineInstances.informers,
@@ -356,6 +360,7 @@ export class MonitoredServerController {
       processMapperPod: (name) => this.unseen.read(POD.kind, this.mapperSettings.namespace, name, this.processMapperPods.get(this.mapperSettings.namespace, name)),
       persistentVolumeClaim: (ns, name) => this.claims.get(ns, name),
       kubevirt: () => this.kubevirts.list().find((k) => !k.metadata?.deletionTimestamp),
+      nodeUid: (name) => this.nodes.get(undefined, name)?.metadata?.uid,
       idsCloudInitSecret: (ns, name) => this.unseen.read(SECRET.kind, ns, name, this.cloudInitSecrets.get(ns, name)),
       migrationsOf: (ns, vmiName) => this.migrations.byIndex(MIGRATION_VMI_INDEX, `${ns}/${vmiName}`),
       ...(this.nads && this.addressClaims

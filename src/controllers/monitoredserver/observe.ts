@@ -18,6 +18,8 @@ export interface CacheReader {
   persistentVolumeClaim(namespace: string, name: string): PersistentVolumeClaim | undefined;
   /** The cluster's KubeVirt CR, if one can be read. */
   kubevirt(): KubeVirt | undefined;
+  /** The UID of a Node, by name (optional: readers without nodes give none). */
+  nodeUid?(name: string): string | undefined;
   /** Secrets labelled as HyperSpector's IDS cloud-init. */
   idsCloudInitSecret(namespace: string, name: string): Secret | undefined;
   /** VirtualMachineInstanceMigrations whose spec.vmiName is `vmiName` (none if not watched). */
@@ -90,6 +92,9 @@ export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState 
   const pod = cache.processMapperPod(processMapperPodName(ms));
   const podLabels = pod?.metadata?.labels ?? {};
   if (pod && podLabels[LABEL_MONITORED_SERVER] === ms.metadata.name && podLabels[LABEL_MONITORED_SERVER_NAMESPACE] === ns) observed.processMapperPod = pod;
+  const serverNode = observed.serverVmi?.status?.nodeName;
+  const serverNodeUid = serverNode ? cache.nodeUid?.(serverNode) : undefined;
+  if (serverNodeUid) observed.serverNodeUid = serverNodeUid;
   observeDiskInspection(ms, cache, observed);
   observeNetworking(ms, cache, observed);
   return observed;

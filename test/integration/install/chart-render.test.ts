@@ -198,7 +198,8 @@ describe('Helm chart, rendered', function () {
 
   it('binds the operator only in the watched namespaces when watchNamespaces is set', async function () {
     const objects = (await helm.template('hyperspector', 'hyperspector-system', ['-f', join(CHART_DIR, 'ci', 'watch-namespaces-values.yaml')])) as AnyObject[];
-    assert.equal(find(operatorObjects(objects), 'ClusterRoleBinding').length, 0, 'no cluster-wide binding of the operator or the process mapper');
+    assert.deepEqual(find(operatorObjects(objects), 'ClusterRoleBinding').map((b) => b.metadata.name), ['hyperspector-nodes'], 'no cluster-wide binding of the operator or the process mapper but to read Nodes');
+    assert.deepEqual([...grants(one(objects, 'ClusterRole', 'hyperspector-nodes').rules ?? [])].sort(), ['|nodes|get', '|nodes|list', '|nodes|watch']);
     // The node agent still reads cluster-wide (Nodes and IDS VMIs of every namespace make the overlay's peers).
     assert.equal(find(agentObjects(objects), 'ClusterRoleBinding').length, 1);
     const bindings = find(objects, 'RoleBinding').filter((b) => b.roleRef.kind === 'ClusterRole');
@@ -226,7 +227,7 @@ describe('Helm chart, rendered', function () {
     const minimal = (await helm.template('hyperspector', 'hyperspector-system', ['-f', join(CHART_DIR, 'ci', 'minimal-values.yaml')])) as AnyObject[];
     assert.deepEqual(
       minimal.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
-      ['ClusterRole/hyperspector', 'ClusterRole/hyperspector-process-mapper', 'ClusterRole/hyperspector-process-reader', 'ClusterRoleBinding/hyperspector', 'ClusterRoleBinding/hyperspector-process-mapper', 'Deployment/hyperspector', 'Role/hyperspector-ids-addresses', 'Role/hyperspector-kubevirt-config', 'Role/hyperspector-process-mappers', 'RoleBinding/hyperspector-ids-addresses', 'RoleBinding/hyperspector-kubevirt-config', 'RoleBinding/hyperspector-process-mappers', 'ServiceAccount/hyperspector-process-mapper'],
+      ['ClusterRole/hyperspector', 'ClusterRole/hyperspector-nodes', 'ClusterRole/hyperspector-process-mapper', 'ClusterRole/hyperspector-process-reader', 'ClusterRoleBinding/hyperspector', 'ClusterRoleBinding/hyperspector-nodes', 'ClusterRoleBinding/hyperspector-process-mapper', 'Deployment/hyperspector', 'Role/hyperspector-ids-addresses', 'Role/hyperspector-kubevirt-config', 'Role/hyperspector-process-mappers', 'RoleBinding/hyperspector-ids-addresses', 'RoleBinding/hyperspector-kubevirt-config', 'RoleBinding/hyperspector-process-mappers', 'ServiceAccount/hyperspector-process-mapper'],
       'agent.enabled=false leaves the node agent out, admissionPolicy.enabled=false the policies; the process mapper keeps its own identity',
     );
     const defaultsKinds = (await helm.template('hyperspector', 'hyperspector-system')).map((o) => o.kind);

@@ -3,7 +3,7 @@ import { ANNOTATION_SPEC_HASH, buildProcessMapperPod } from '../../../src/builde
 import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 const settings = { image: 'hyperspector/operator:test', defaultKernelProfilesConfigMap: 'cluster-profiles', namespace: 'hyperspector-system', serviceAccountName: 'hyperspector-process-mapper' };
-const vmi = { nodeName: 'node-b', name: 'web-1-server', uid: 'vmi-1', launcherPodUid: 'launcher-1' };
+const vmi = { nodeName: 'node-b', name: 'web-1-server', uid: 'vmi-1', launcherPodUid: 'launcher-1', nodeUid: 'node-b-uid' };
 
 describe('process-mapper pod builder', () => {
   const ms = monitoredServer('web-1', 'shop');
@@ -14,7 +14,8 @@ describe('process-mapper pod builder', () => {
     const spec = pod.spec as { serviceAccountName: string; automountServiceAccountToken: boolean; hostPID: boolean; nodeSelector: Record<string, string>; containers: Array<{ image: string; env: Array<{ name: string; value: string }>; securityContext: { privileged: boolean; readOnlyRootFilesystem: boolean } }>; volumes: Array<{ configMap: { name: string } }> };
     assert.match(pod.metadata.name ?? '', /^shop-web-1-process-mapper-[0-9a-f]{8}$/);
     assert.equal(pod.metadata.namespace, 'hyperspector-system', 'tenants keep their Pod Security level');
-    assert.equal(pod.metadata.ownerReferences, undefined, 'owner references cannot cross namespaces');
+    // Owner references cannot reach the MonitoredServer in another namespace; the Node controls it, so kubectl drain evicts it.
+    assert.deepEqual(pod.metadata.ownerReferences, [{ apiVersion: 'v1', kind: 'Node', name: 'node-b', uid: 'node-b-uid', controller: true }]);
     assert.equal(pod.metadata.labels?.['hyperspector.io/role'], 'process-mapper');
     assert.equal(pod.metadata.labels?.['hyperspector.io/monitored-server'], 'web-1');
     assert.equal(pod.metadata.labels?.['hyperspector.io/monitored-server-namespace'], 'shop');

@@ -155,7 +155,7 @@ describe('planners', () => {
 
   describe('process mapper', () => {
     const m = ms();
-    const desired = buildProcessMapperPod(m, { nodeName: 'node-a', name: 'web-1-server', uid: serverVmi.metadata?.uid ?? '', launcherPodUid: 'web-1-server-launcher-node-a' }, DEFAULT_PROCESS_MAPPER);
+    const desired = buildProcessMapperPod(m, { nodeName: 'node-a', name: 'web-1-server', uid: serverVmi.metadata?.uid ?? '', launcherPodUid: 'web-1-server-launcher-node-a', nodeUid: 'node-a-uid' }, DEFAULT_PROCESS_MAPPER);
     const pod = (annotations: Record<string, string>, deleting = false): Pod => ({ metadata: { name: 'web-1-process-mapper', uid: 'pod-uid', labels: { [LABEL_MONITORED_SERVER]: 'web-1' }, annotations, ...(deleting ? { deletionTimestamp: T0.toISOString() } : {}) } });
     const cases: Array<[string, MonitoredServer, ObservedState, string[]]> = [
       ['creates the pod once the server has a node', m, { serverVmi }, ['apply:processMapper:CreateProcessMapperFailed']],
@@ -167,13 +167,18 @@ describe('planners', () => {
       ['deletes the pod when mapping is disabled', ms({ processMapping: { enabled: false } }), { serverVmi, processMapperPod: pod(desired.metadata.annotations) }, ['delete:processMapper:DeleteProcessMapperFailed']],
       ['waits for a pod that is already being deleted', m, { serverVmi, processMapperPod: pod({}, true) }, []],
     ];
-    for (const [name, m2, o, expected] of cases) it(name, () => assert.deepEqual(summary(planProcessMapper(m2, o, DEFAULT_PROCESS_MAPPER)), expected));
+    for (const [name, m2, o, expected] of cases) it(name, () => assert.deepEqual(summary(planProcessMapper(m2, { serverNodeUid: 'node-uid', ...o }, DEFAULT_PROCESS_MAPPER)), expected));
+
+    it('waits for the Node’s UID (the pod’s controller reference)', () => {
+      assert.deepEqual(summary(planProcessMapper(m, { serverVmi }, DEFAULT_PROCESS_MAPPER)), []);
+    });
 
     it('creates and replaces the pod in the operator namespace, not the tenant one', () => {
-      const [create] = planProcessMapper(m, { serverVmi }, DEFAULT_PROCESS_MAPPER) as Array<Action & { object: Pod }>;
+      const [create] = planProcessMapper(m, { serverVmi, serverNodeUid: 'node-a-uid' }, DEFAULT_PROCESS_MAPPER) as Array<Action & { object: Pod }>;
+      assert.deepEqual(create?.object.metadata?.ownerReferences, [{ apiVersion: 'v1', kind: 'Node', name: 'node-a', uid: 'node-a-uid', controller: true }]);
       assert.equal(create?.object.metadata?.namespace, DEFAULT_PROCESS_MAPPER.namespace);
       const observed = { ...pod(desired.metadata.annotations), metadata: { ...pod(desired.metadata.annotations).metadata, namespace: DEFAULT_PROCESS_MAPPER.namespace } };
-      const [replace] = planProcessMapper(m, { serverVmi: vmi('web-1-server', 'node-b'), processMapperPod: observed }, DEFAULT_PROCESS_MAPPER) as DeleteAction[];
+      const [replace] = planProcessMapper(m, { serverVmi: vmi('web-1-server', 'node-b'), serverNodeUid: 'node-b-uid', processMapperPod: observed }, DEFAULT_PROCESS_MAPPER) as DeleteAction[];
       assert.equal(replace?.namespace, DEFAULT_PROCESS_MAPPER.namespace);
     });
 

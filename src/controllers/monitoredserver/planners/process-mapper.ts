@@ -36,8 +36,8 @@ export function planProcessMapper(ms: MonitoredServer, o: ObservedState, setting
   const serverNode = vmiNode(o.serverVmi);
   const launcherPodUid = launcherPodOn(o.serverVmi, serverNode);
   const desired =
-    enabled && serverNode && o.serverVmi && launcherPodUid
-      ? buildProcessMapperPod(ms, { nodeName: serverNode, name: o.serverVmi.metadata?.name ?? '', uid: o.serverVmi.metadata?.uid ?? '', launcherPodUid }, settings)
+    enabled && serverNode && o.serverVmi && launcherPodUid && o.serverNodeUid
+      ? buildProcessMapperPod(ms, { nodeName: serverNode, name: o.serverVmi.metadata?.name ?? '', uid: o.serverVmi.metadata?.uid ?? '', launcherPodUid, nodeUid: o.serverNodeUid }, settings)
       : undefined;
   if (pod) {
     if (pod.metadata?.deletionTimestamp) return [];
