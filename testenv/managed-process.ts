@@ -17,6 +17,9 @@ function installExitHooks(): void {
   });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
+      // A program that handles the signal itself (the demo stops its cluster cleanly, removing
+      // namespaces and cgroups) is left to do so; the 'exit' hook still kills what it left running.
+      if (process.listenerCount(signal) > 0) return;
       for (const p of live) p.killNow();
       process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
     });
