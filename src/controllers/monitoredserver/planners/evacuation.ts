@@ -8,12 +8,13 @@
 // VMI is live-migratable (at most `limits.max` of them in flight, a failed one retried with backoff),
 // otherwise a restart elsewhere as its run strategy allows. Pure: observed state in, actions out.
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
-import { idsVmName, isAdopting, LABEL_MANAGED_BY, LABEL_MONITORED_SERVER, LABEL_ROLE, MANAGED_BY, ownerReference, processMapperPodName, serverVmName } from '../../../builders/names.ts';
+import { idsVmName, isAdopting, LABEL_MANAGED_BY, LABEL_MONITORED_SERVER, LABEL_ROLE, MANAGED_BY, ownerReference, serverVmName } from '../../../builders/names.ts';
 import type { KubeObject } from '../../../kube/client/objects.ts';
-import { POD, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../../kube/client/resources.ts';
+import { VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../../kube/client/resources.ts';
 import type { Action } from '../actions.ts';
 import type { ObservedState, VirtualMachineInstance, VirtualMachineInstanceMigration } from '../observed-state.ts';
 import { EventReason, Reason } from '../reasons.ts';
+import { deleteMapperPod } from './process-mapper.ts';
 
 export const VIRTUAL_MACHINE_INSTANCE_MIGRATION: ResourceType = {
   apiVersion: 'kubevirt.io/v1',
@@ -304,22 +305,6 @@ export function stopIdsSide(ms: MonitoredServer, o: ObservedState, move: PairMov
     });
   }
   const pod = o.processMapperPod;
-  if (pod && !pod.metadata?.deletionTimestamp) {
-    const name = processMapperPodName(ms);
-    // The pod runs in the operator's namespace, not the MonitoredServer's.
-    const podNamespace = pod.metadata?.namespace ?? '';
-    actions.push({
-      type: 'delete',
-      capability: 'evacuation',
-      failureReason: 'DeleteProcessMapperFailed',
-      log: `Delete process-mapper pod ${podNamespace}/${name}: the server VM leaves node ${move.fromNode}`,
-      resource: POD,
-      namespace: podNamespace,
-      name,
-      ...(pod.metadata?.uid ? { preconditionUid: pod.metadata.uid } : {}),
-      tolerate: [404, 409],
-      event: { type: 'Normal', reason: EventReason.ProcessMapperDeleted, message: `Deleted process-mapper pod ${name}: the server VM leaves node ${move.fromNode}` },
-    });
-  }
+  if (pod && !pod.metadata?.deletionTimestamp) actions.push(deleteMapperPod(pod, 'evacuation', `the server VM leaves node ${move.fromNode}`, EventReason.ProcessMapperDeleted));
   return actions;
 }

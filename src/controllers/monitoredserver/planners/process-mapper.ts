@@ -5,7 +5,7 @@ import { LABEL_MONITORED_SERVER, LABEL_MONITORED_SERVER_NAMESPACE, processMapper
 import { ANNOTATION_SPEC_HASH, buildProcessMapperPod, type ProcessMapperSettings } from '../../../builders/process-mapper-pod.ts';
 import { POD } from '../../../kube/client/resources.ts';
 import { statusCodeOf } from '../../../kube/client/rest.ts';
-import type { Action } from '../actions.ts';
+import type { Action, Capability } from '../actions.ts';
 import type { Pod, VirtualMachineInstance } from '../observed-state.ts';
 import { vmiNode, type ObservedState } from '../observed-state.ts';
 import { EventReason } from '../reasons.ts';
@@ -44,20 +44,7 @@ export function planProcessMapper(ms: MonitoredServer, o: ObservedState, setting
     if (desired && pod.metadata?.annotations?.[ANNOTATION_SPEC_HASH] === desired.metadata.annotations[ANNOTATION_SPEC_HASH]) return [];
     if (enabled && !desired) return []; // server not placed: keep the pod until we know where it goes
     const why = enabled ? `the server VM is now ${o.serverVmi?.metadata?.uid} on node ${serverNode}` : 'process mapping is disabled';
-    return [
-      {
-        type: 'delete',
-        capability: 'processMapper',
-        failureReason: 'DeleteProcessMapperFailed',
-        log: `Delete process-mapper pod ${ns}/${name}: ${why}`,
-        resource: POD,
-        namespace: ns,
-        name,
-        ...(pod.metadata?.uid ? { preconditionUid: pod.metadata.uid } : {}),
-        tolerate: [404, 409],
-        event: { type: 'Normal', reason: enabled ? EventReason.ProcessMapperReplaced : EventReason.ProcessMapperDeleted, message: `Deleted process-mapper pod ${name}: ${why}` },
-      },
-    ];
+    return [deleteMapperPod(pod, 'processMapper', why, enabled ? EventReason.ProcessMapperReplaced : EventReason.ProcessMapperDeleted)];
   }
   if (!desired) return [];
   return [
@@ -85,17 +72,27 @@ export function processMapperOwnerKeys(pod: Pod): string[] {
 
 /** Deletes a process-mapper pod whose MonitoredServer no longer exists. */
 export function orphanedMapperPodDeletion(pod: Pod): Action {
+  return deleteMapperPod(pod, 'processMapper', `its MonitoredServer ${processMapperOwnerKeys(pod)[0] ?? '(unknown)'} no longer exists`);
+}
+
+/**
+ * Deletes a process-mapper pod where it runs (the operator's namespace), guarded by its UID; gone
+ * already or changed meanwhile is fine. With `eventReason`, a Normal Event says why.
+ */
+export function deleteMapperPod(pod: Pod, capability: Capability, why?: string, eventReason?: string): Action {
   const ns = pod.metadata?.namespace ?? '';
   const name = pod.metadata?.name ?? '';
+  const because = why ? `: ${why}` : '';
   return {
     type: 'delete',
-    capability: 'processMapper',
+    capability,
     failureReason: 'DeleteProcessMapperFailed',
-    log: `Delete process-mapper pod ${ns}/${name}: its MonitoredServer ${processMapperOwnerKeys(pod)[0] ?? '(unknown)'} no longer exists`,
+    log: `Delete process-mapper pod ${ns}/${name}${because}`,
     resource: POD,
     namespace: ns,
     name,
     ...(pod.metadata?.uid ? { preconditionUid: pod.metadata.uid } : {}),
     tolerate: [404, 409],
+    ...(eventReason ? { event: { type: 'Normal' as const, reason: eventReason, message: `Deleted process-mapper pod ${name}${because}` } } : {}),
   };
 }

@@ -2,12 +2,13 @@
 // mapper and the IDS VM go first (and are waited for), then the server VM is released, retained or
 // deleted per spec.server.deletionPolicy, then the finalizer is removed.
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
-import { ANNOTATION_MONITORED_BY, FINALIZER, idsVmName, isAdopting, LABEL_MANAGED_BY, LABEL_MONITORED_SERVER, LABEL_ROLE, processMapperPodName } from '../../../builders/names.ts';
+import { ANNOTATION_MONITORED_BY, FINALIZER, idsVmName, isAdopting, LABEL_MANAGED_BY, LABEL_MONITORED_SERVER, LABEL_ROLE } from '../../../builders/names.ts';
 import { MONITORED_SERVER } from '../../../api/v1alpha1/resource.ts';
 import type { VirtualMachine } from '../../../kube/client/objects.ts';
-import { POD, VIRTUAL_MACHINE } from '../../../kube/client/resources.ts';
+import { VIRTUAL_MACHINE } from '../../../kube/client/resources.ts';
 import type { Action } from '../actions.ts';
 import type { ObservedState } from '../observed-state.ts';
+import { deleteMapperPod } from './process-mapper.ts';
 import { EventReason } from '../reasons.ts';
 import { planNetworkTeardown } from './networking.ts';
 
@@ -114,22 +115,7 @@ export function planTeardown(ms: MonitoredServer, o: ObservedState, now: Date, c
   const actions: Action[] = [];
   // 1. The process mapper and the IDS VM (ours): delete them, wait until the VM is gone.
   const pod = o.processMapperPod;
-  if (pod && !pod.metadata?.deletionTimestamp) {
-    const name = processMapperPodName(ms);
-    const podNamespace = pod.metadata?.namespace ?? '';
-    actions.push({
-      type: 'delete',
-      capability: 'teardown',
-      failureReason: 'DeleteProcessMapperFailed',
-      log: `Delete process-mapper pod ${podNamespace}/${name}`,
-      resource: POD,
-      namespace: podNamespace,
-      name,
-      ...(pod.metadata?.uid ? { preconditionUid: pod.metadata.uid } : {}),
-      tolerate: [404, 409],
-      event: { type: 'Normal', reason: EventReason.ProcessMapperDeleted, message: `Deleted process-mapper pod ${name}` },
-    });
-  }
+  if (pod && !pod.metadata?.deletionTimestamp) actions.push(deleteMapperPod(pod, 'teardown', undefined, EventReason.ProcessMapperDeleted));
   if (o.idsVm) {
     if (!o.idsVm.metadata?.deletionTimestamp) {
       actions.push(deleteVm(ns, idsVmName(ms), 'DeleteIDSVMFailed', EventReason.IDSVMDeleted, `Deleted IDS VirtualMachine ${idsVmName(ms)}`));
