@@ -7,20 +7,18 @@
 // ro,noload and shows the server's file; writes fail. Removing it from the spec unplugs it from
 // QEMU; deleting the MonitoredServer stops both guests, and the claim's image goes with the claim.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { diskSerialForVolume } from '../../src/builders/disk-inspection-cloud-init.ts';
 import { blockGuestAssets, MODULES_FAILED_MARKER, waitForDiskBySerial } from '../../testenv/guest/block-guest.ts';
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
 import { OperatorTestEnv, MS, VM, VMI } from '../../testenv/operator/operator-env.ts';
 import { startOperatorProcess, type OperatorProcess } from '../../testenv/operator/operator-process.ts';
-import { cgroup2Root } from '../../testenv/real-guests/pod-cgroup.ts';
 import { RealGuestNodes } from '../../testenv/real-guests/real-guest-nodes.ts';
 import type { RealGuest } from '../../testenv/real-guests/real-guest-backend.ts';
 import { isAlive } from '../../testenv/process-alive.ts';
 import { waitFor } from '../../testenv/wait.ts';
+import { ourNamespaces, podCgroups } from '../../testenv/real-guests/host-leftovers.ts';
 
 const NS = 'shop';
 const NAME = 'db-1';
@@ -28,26 +26,6 @@ const CLAIM = 'db-1-data';
 const SERIAL = diskSerialForVolume(NAME, 'data');
 const CONTENT = 'written by the server guest';
 const log = (line: string) => process.stderr.write(`[e2e] ${line}\n`);
-
-function ourNamespaces(prefix: string): string[] {
-  return (JSON.parse(execFileSync('ip', ['-j', 'netns', 'list'], { encoding: 'utf8' }).trim() || '[]') as { name: string }[]).map((n) => n.name).filter((n) => n.startsWith(prefix));
-}
-
-/** Pod cgroups under kubepods.slice whose name holds one of these pod UIDs. */
-function podCgroups(uids: string[]): string[] {
-  const root = join(cgroup2Root(), 'kubepods.slice');
-  if (!existsSync(root)) return [];
-  const found: string[] = [];
-  const walk = (dir: string) => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      if (!entry.isDirectory()) continue;
-      if (uids.some((u) => entry.name.includes(u.replace(/-/g, '_')))) found.push(join(dir, entry.name));
-      walk(join(dir, entry.name));
-    }
-  };
-  walk(root);
-  return found;
-}
 
 const claimImageDirs = () => readdirSync(tmpdir()).filter((d) => d.startsWith(`hs-pvc-${process.pid}-`));
 

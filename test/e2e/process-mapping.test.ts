@@ -5,9 +5,6 @@
 // started in the guest after the baseline window raises an alert that reaches the MonitoredServer
 // as a Warning Event and in status.alerts, posted by the mapper under its own service account.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { GuestProcess } from '../../src/introspection/process-info.ts';
 import { createKubeApi } from '../../src/kube/client/rest.ts';
 import { PROCESS_MAPPER_PORT } from '../../src/builders/process-mapper-pod.ts';
@@ -18,9 +15,9 @@ import { testGuestAssets } from '../../testenv/guest/test-guest.ts';
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
 import { OperatorTestEnv, MS, VM } from '../../testenv/operator/operator-env.ts';
 import { startOperatorProcess, type OperatorProcess } from '../../testenv/operator/operator-process.ts';
-import { cgroup2Root } from '../../testenv/real-guests/pod-cgroup.ts';
 import { RealGuestNodes } from '../../testenv/real-guests/real-guest-nodes.ts';
 import { waitFor } from '../../testenv/wait.ts';
+import { ourNamespaces, podCgroups } from '../../testenv/real-guests/host-leftovers.ts';
 import { isAlive } from '../../testenv/process-alive.ts';
 
 const NS = 'shop';
@@ -45,26 +42,6 @@ interface AlertEventObject {
 
 const byPid = (rows: PsRow[]) => [...rows].sort((a, b) => a.pid - b.pid);
 
-
-/** Pod cgroups under kubepods.slice whose name holds one of these pod UIDs. */
-function podCgroups(uids: string[]): string[] {
-  const root = join(cgroup2Root(), 'kubepods.slice');
-  if (!existsSync(root)) return [];
-  const found: string[] = [];
-  const walk = (dir: string) => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      if (!entry.isDirectory()) continue;
-      if (uids.some((u) => entry.name.includes(u.replace(/-/g, '_')))) found.push(join(dir, entry.name));
-      walk(join(dir, entry.name));
-    }
-  };
-  walk(root);
-  return found;
-}
-
-function ourNamespaces(prefix: string): string[] {
-  return (JSON.parse(execFileSync('ip', ['-j', 'netns', 'list'], { encoding: 'utf8' }).trim() || '[]') as { name: string }[]).map((n) => n.name).filter((n) => n.startsWith(prefix));
-}
 
 describe('end to end on a real-guest node: process mapping from a MonitoredServer', function () {
   this.timeout(900_000);
