@@ -112,6 +112,10 @@ describe('Helm chart, rendered', function () {
     const mapperRole = one(operator, 'ClusterRole', 'hyperspector-process-mapper');
     assert.deepEqual([...grants(mapperRole.rules ?? [])].sort(), [...grants(one(reference, 'ClusterRole', 'hyperspector-process-mapper').rules ?? [])].sort());
     assert.deepEqual(one(operator, 'ClusterRoleBinding', 'hyperspector-process-mapper').subjects, [{ kind: 'ServiceAccount', name: 'hyperspector-process-mapper', namespace: 'hyperspector-system' }]);
+    const baselines = one(operator, 'Role', 'hyperspector-process-baselines');
+    assert.equal(baselines.metadata.namespace, 'hyperspector-system');
+    assert.deepEqual([...grants(baselines.rules ?? [])].sort(), [...grants(one(reference, 'Role', 'hyperspector-process-baselines').rules ?? [])].sort());
+    assert.deepEqual(one(operator, 'RoleBinding', 'hyperspector-process-baselines').subjects, [{ kind: 'ServiceAccount', name: 'hyperspector-process-mapper', namespace: 'hyperspector-system' }]);
     assert.deepEqual([...grants(one(operator, 'ClusterRole', 'hyperspector-process-reader').rules ?? [])], [...grants(one(reference, 'ClusterRole', 'hyperspector-process-reader').rules ?? [])]);
     const config = configOf(operatorContainer(defaults).container);
     assert.deepEqual([config.processMapperNamespace, config.processMapperServiceAccount], ['hyperspector-system', 'hyperspector-process-mapper']);
