@@ -1,4 +1,4 @@
-// The process-mapper sidecar Pod: privileged, hostPID, on the server VM's node, reading that VMI's
+// The process-mapper sidecar Pod: hostPID with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (not privileged), on the server VM's node, reading that VMI's
 // guest memory read-only (src/sidecar). It runs in the operator's namespace (the only namespace that
 // needs the privileged Pod Security level; tenants keep theirs), under the process mapper's own
 // ServiceAccount, which may only post Events and write status.alerts of MonitoredServers. Owner
@@ -10,6 +10,9 @@ import { HOSTNAME_LABEL } from './ids-vm.ts';
 import { ANNOTATION_RELEARN_BASELINE, processBaselineName, processMapperLabels, processMapperPodName } from './names.ts';
 import type { V1PodSpec } from '@kubernetes/client-node';
 import type { ObjectMeta, Pod } from '../kube/client/objects.ts';
+
+/** What the process mapper needs to read the memory of a QEMU process run by another user. */
+export const PROCESS_MAPPER_CAPABILITIES = ['SYS_PTRACE', 'DAC_READ_SEARCH'] as const;
 
 export const PROCESS_MAPPER_PORT = 9464;
 export const KERNEL_PROFILES_MOUNT = '/etc/hyperspector/kernel-profiles';
@@ -87,11 +90,21 @@ export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, se
         ],
         ports: [{ name: 'http', containerPort: PROCESS_MAPPER_PORT, protocol: 'TCP' }],
         readinessProbe: { httpGet: { path: '/healthz', port: PROCESS_MAPPER_PORT }, periodSeconds: 5 },
-        // Reading another process's memory needs ptrace rights over QEMU: privileged. The root
-        // file system stays read-only; guest memory is only ever opened O_RDONLY (src/introspection).
-        // Root: the image's default user (65532) would get no effective capabilities even privileged,
-        // and reading QEMU's memory needs them.
-        securityContext: { privileged: true, readOnlyRootFilesystem: true, runAsUser: 0 },
+        // Not privileged: exactly the two capabilities reading QEMU's memory needs (proven in
+        // test/host/introspection/sidecar-capabilities.test.ts against a QEMU of another user):
+        // SYS_PTRACE — /proc/<qemu>/mem and /maps need ptrace read access to a process of another
+        // user; DAC_READ_SEARCH — those files are mode 0600/0400 and owned by QEMU's user (107
+        // under virt-launcher). Root, because capabilities of a non-root user are not effective
+        // after exec. The root file system stays read-only, the runtime's seccomp profile applies,
+        // no privilege escalation; guest memory is only ever opened O_RDONLY (src/introspection).
+        securityContext: {
+          privileged: false,
+          allowPrivilegeEscalation: false,
+          capabilities: { drop: ['ALL'], add: [...PROCESS_MAPPER_CAPABILITIES] },
+          readOnlyRootFilesystem: true,
+          runAsUser: 0,
+          seccompProfile: { type: 'RuntimeDefault' },
+        },
         resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
         volumeMounts: [{ name: 'kernel-profiles', mountPath: KERNEL_PROFILES_MOUNT, readOnly: true }],
       },

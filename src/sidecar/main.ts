@@ -1,6 +1,6 @@
 // Entry point of the process-mapper sidecar (same image as the operator):
 //   node src/sidecar/main.ts --namespace shop --name web-1 --uid <vmi uid> --profiles /etc/hyperspector/kernel-profiles
-// Runs privileged with hostPID on the server VMI's node; reads guest memory read-only.
+// Runs with hostPID, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH on the server VMI's node; reads guest memory read-only.
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { loadKubeConfig } from '../kube/client/client.ts';

@@ -33,13 +33,14 @@ describe('MonitoredServer operator (real control plane, KubeVirt’s own control
     assert.equal(ready.status.observedGeneration, ready.metadata.generation);
     const serverVm = await env.get(VM, NS, 'web-1-server');
     assert.equal(serverVm?.spec.template.spec.evictionStrategy, 'External');
-    // The process mapper: privileged, hostPID, beside the server, in the operator's namespace
+    // The process mapper: hostPID with two capabilities (not privileged), beside the server, in the operator's namespace
     // (tenants keep their Pod Security level) under its own service account, tied by labels.
     assert.equal(env.condition(ready, 'ProcessMapping')?.status, 'True');
     const mapper = await env.core.readNamespacedPod({ namespace: MAPPER_NS, name: processMapperPodName(ready as MonitoredServer) });
     assert.equal(mapper.spec?.nodeName, serverVmi?.status?.nodeName);
     assert.equal(mapper.spec?.hostPID, true);
-    assert.equal(mapper.spec?.containers[0]?.securityContext?.privileged, true);
+    assert.equal(mapper.spec?.containers[0]?.securityContext?.privileged, false);
+    assert.deepEqual(mapper.spec?.containers[0]?.securityContext?.capabilities, { drop: ['ALL'], add: ['SYS_PTRACE', 'DAC_READ_SEARCH'] });
     assert.equal(mapper.spec?.containers[0]?.env?.find((e) => e.name === 'VMI_UID')?.value, serverVmi?.metadata.uid);
     assert.equal(mapper.spec?.serviceAccountName, 'hyperspector-process-mapper');
     assert.deepEqual([mapper.metadata?.labels?.['hyperspector.io/monitored-server-namespace'], mapper.metadata?.labels?.['hyperspector.io/monitored-server']], [NS, 'web-1']);

@@ -2,7 +2,7 @@
 // KVM is tried first when /dev/kvm is usable; a guest that does not come up under KVM in time is
 // killed and booted again under TCG, and the choice is remembered for the rest of the process.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, chownSync, constants, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { READY_MARKER } from './initramfs.ts';
@@ -23,6 +23,8 @@ export interface BootOptions {
   bootTimeoutMs?: number;
   /** More QEMU arguments, appended as given (e.g. `-blockdev`/`-device` for a disk). */
   extraArgs?: string[];
+  /** Run QEMU as this user (e.g. KubeVirt's qemu user, 107); kernel and initrd are copied where it can read them. */
+  runAs?: { uid: number; gid: number };
 }
 
 let chosenAccelerator: Accelerator | undefined;
@@ -101,6 +103,14 @@ export class QemuGuest {
     const uid = o.uid ?? '00000000-0000-0000-0000-000000000000';
     const socketDir = join(tempDir, 'kubevirt-private', uid);
     mkdirSync(socketDir, { recursive: true });
+    let { kernel, initrd } = o;
+    if (o.runAs) {
+      kernel = join(tempDir, 'vmlinuz');
+      initrd = join(tempDir, 'initrd');
+      copyFileSync(o.kernel, kernel);
+      copyFileSync(o.initrd, initrd);
+      for (const p of [tempDir, join(tempDir, 'kubevirt-private'), socketDir, kernel, initrd]) chownSync(p, o.runAs.uid, o.runAs.gid);
+    }
     const append = ['console=ttyS0', 'panic=-1', 'quiet', 'loglevel=1', o.kaslr ? 'kaslr' : 'nokaslr'].join(' ');
     const args = [
       '-name', `guest=${o.namespace ?? 'hs-test'}_${o.name ?? 'guest'},debug-threads=on`,
@@ -111,10 +121,10 @@ export class QemuGuest {
       '-nodefaults', '-no-reboot', '-display', 'none', '-monitor', 'none',
       '-serial', 'stdio',
       '-chardev', `socket,id=hs-mon,path=${join(socketDir, 'virt-serial0')},server=on,wait=off`,
-      '-kernel', o.kernel, '-initrd', o.initrd, '-append', append,
+      '-kernel', kernel, '-initrd', initrd, '-append', append,
       ...(o.extraArgs ?? []),
     ];
-    const child = spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'pipe'], ...(o.runAs ? { uid: o.runAs.uid, gid: o.runAs.gid } : {}) });
     return new QemuGuest(child, accel, tempDir);
   }
 

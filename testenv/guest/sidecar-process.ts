@@ -26,8 +26,10 @@ export class SidecarProcess {
     return this.log;
   }
 
-  static async start(args: string[], timeoutMs = 60_000): Promise<SidecarProcess> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/sidecar/main.ts', '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `wrapper`: a command prefix, e.g. `setpriv … --` to run with a container's capabilities. */
+  static async start(args: string[], timeoutMs = 60_000, wrapper: string[] = []): Promise<SidecarProcess> {
+    const command = [...wrapper, process.execPath, '--import', 'tsx', 'src/sidecar/main.ts', '--listen', '127.0.0.1:0', ...args];
+    const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`sidecar did not start within ${timeoutMs} ms:\n${log}`)), timeoutMs);

@@ -78,6 +78,24 @@ function resolveEnv(pod: k8s.V1Pod, container: k8s.V1Container, ctx: PodProcessC
   return env;
 }
 
+/** The capabilities a container runtime gives a container that is not privileged (containerd's and CRI-O's default set). */
+export const RUNTIME_DEFAULT_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'];
+
+/**
+ * The container's capabilities as a runtime sets them, as a `setpriv` prefix: a privileged
+ * container keeps all (undefined); otherwise the runtime's default set minus `drop` plus `add` is
+ * the bounding set (a root process gets exactly those), and allowPrivilegeEscalation: false is
+ * no_new_privs.
+ */
+export function capabilityLimits(sc: k8s.V1SecurityContext | undefined): string[] | undefined {
+  if (sc?.privileged) return undefined;
+  const drop = new Set((sc?.capabilities?.drop ?? []).map((c) => c.toUpperCase()));
+  const kept = drop.has('ALL') ? [] : RUNTIME_DEFAULT_CAPABILITIES.filter((c) => !drop.has(c));
+  const caps = [...new Set([...kept, ...(sc?.capabilities?.add ?? []).map((c) => c.toUpperCase())])];
+  const bounding = ['-all', ...caps.map((c) => `+${c.toLowerCase()}`)].join(',');
+  return ['setpriv', '--bounding-set', bounding, '--inh-caps', '-all', ...(sc?.allowPrivilegeEscalation === false ? ['--no-new-privs'] : []), '--'];
+}
+
 export function podProcessSpec(pod: k8s.V1Pod, container: k8s.V1Container, ctx: PodProcessContext): ProcessSpec {
   const entry = entryPointOf(container);
   const files = new Map<string, string>();
@@ -127,9 +145,12 @@ export function podProcessSpec(pod: k8s.V1Pod, container: k8s.V1Container, ctx: 
     if (hostPort === undefined) throw new UnsupportedPodError(`readiness probe port ${String(probe.port)} is not a declared containerPort`);
     readinessUrl = `http://127.0.0.1:${hostPort}${probe.path ?? '/'}`;
   }
+  const node = [join(ctx.repoRoot, 'node_modules', '.bin', 'node'), '--import', 'tsx', join(ctx.repoRoot, entry), ...extraArgs];
+  const limits = capabilityLimits(container.securityContext);
+  const [command, ...args] = limits ? [...limits, ...node] : node;
   return {
-    command: join(ctx.repoRoot, 'node_modules', '.bin', 'node'),
-    args: ['--import', 'tsx', join(ctx.repoRoot, entry), ...extraArgs],
+    command: command!,
+    args,
     env,
     cwd: ctx.repoRoot,
     ports: ctx.hostPorts,

@@ -9,7 +9,7 @@ describe('process-mapper pod builder', () => {
   const ms = monitoredServer('web-1', 'shop');
   ms.metadata.uid = 'ms-uid';
 
-  it('runs privileged with hostPID on the server node, in the operator namespace under the mapper identity, with the VMI and profiles', () => {
+  it('runs with hostPID and two capabilities (not privileged) on the server node, in the operator namespace under the mapper identity, with the VMI and profiles', () => {
     const pod = buildProcessMapperPod(ms, vmi, settings);
     const spec = pod.spec as { serviceAccountName: string; automountServiceAccountToken: boolean; hostPID: boolean; nodeSelector: Record<string, string>; containers: Array<{ image: string; env: Array<{ name: string; value: string }>; securityContext: { privileged: boolean; readOnlyRootFilesystem: boolean } }>; volumes: Array<{ configMap: { name: string } }> };
     assert.match(pod.metadata.name ?? '', /^shop-web-1-process-mapper-[0-9a-f]{8}$/);
@@ -25,7 +25,11 @@ describe('process-mapper pod builder', () => {
     assert.deepEqual(spec.nodeSelector, { 'kubernetes.io/hostname': 'node-b' });
     const c = spec.containers[0]!;
     assert.equal(c.image, 'hyperspector/operator:test');
-    assert.deepEqual(c.securityContext, { privileged: true, readOnlyRootFilesystem: true, runAsUser: 0 }, 'root: the image runs non-root by default');
+    assert.deepEqual(
+      c.securityContext,
+      { privileged: false, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['SYS_PTRACE', 'DAC_READ_SEARCH'] }, readOnlyRootFilesystem: true, runAsUser: 0, seccompProfile: { type: 'RuntimeDefault' } },
+      'root with exactly the capabilities reading QEMU memory needs: the image runs non-root by default',
+    );
     const env = Object.fromEntries(c.env.map((e) => [e.name, e.value]));
     assert.equal(env.VMI_NAMESPACE, 'shop');
     assert.equal(env.VMI_NAME, 'web-1-server');
