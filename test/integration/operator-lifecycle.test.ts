@@ -40,7 +40,7 @@ describe('MonitoredServer operator (real control plane, KubeVirt’s own control
     assert.equal(mapper.spec?.nodeName, serverVmi?.status?.nodeName);
     assert.equal(mapper.spec?.hostPID, true);
     assert.equal(mapper.spec?.containers[0]?.securityContext?.privileged, false);
-    assert.deepEqual(mapper.spec?.containers[0]?.securityContext?.capabilities, { drop: ['ALL'], add: ['SYS_PTRACE', 'DAC_READ_SEARCH'] });
+    assert.deepEqual({ ...mapper.spec?.containers[0]?.securityContext?.capabilities }, { drop: ['ALL'], add: ['SYS_PTRACE', 'DAC_READ_SEARCH'] });
     assert.equal(mapper.spec?.containers[0]?.env?.find((e) => e.name === 'VMI_UID')?.value, serverVmi?.metadata.uid);
     assert.equal(mapper.spec?.serviceAccountName, 'hyperspector-process-mapper');
     assert.deepEqual([mapper.metadata?.labels?.['hyperspector.io/monitored-server-namespace'], mapper.metadata?.labels?.['hyperspector.io/monitored-server']], [NS, 'web-1']);
