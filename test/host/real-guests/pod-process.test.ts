@@ -21,8 +21,9 @@ describe('real pods: the process-mapper pod as a host process', () => {
 
   it('runs the image entry point from this checkout with the pod env, its volume and port mapped', () => {
     const spec = podProcessSpec(pod, container, ctx);
-    assert.equal(spec.command, '/repo/node_modules/.bin/node');
-    assert.deepEqual(spec.args, ['--import', 'tsx', '/repo/src/sidecar/main.ts']);
+    // With the container's capabilities only (drop ALL, add SYS_PTRACE and DAC_READ_SEARCH), as a runtime sets them.
+    assert.equal(spec.command, 'setpriv');
+    assert.deepEqual(spec.args, ['--bounding-set', '-all,+sys_ptrace,+dac_read_search', '--inh-caps', '-all', '--no-new-privs', '--', '/repo/node_modules/.bin/node', '--import', 'tsx', '/repo/src/sidecar/main.ts']);
     assert.equal(spec.env.VMI_NAME, 'web-1-server');
     assert.equal(spec.env.VMI_UID, 'vmi-uid-1');
     assert.equal(spec.env.VMI_NAMESPACE, 'shop');
@@ -31,6 +32,14 @@ describe('real pods: the process-mapper pod as a host process', () => {
     assert.equal(spec.env.HOSTNAME, built.metadata.name);
     assert.deepEqual([...spec.files], [['/tmp/pod/volumes/kernel-profiles/debian.json', '{}']]);
     assert.equal(spec.readinessUrl, 'http://127.0.0.1:40001/healthz');
+  });
+
+  it('gives a privileged container every capability, and others the runtime default set minus drop plus add', () => {
+    const privileged = podProcessSpec(pod, { ...container, securityContext: { privileged: true } }, ctx);
+    assert.equal(privileged.command, '/repo/node_modules/.bin/node');
+    const defaults = podProcessSpec(pod, { ...container, securityContext: { capabilities: { drop: ['NET_RAW', 'MKNOD'], add: ['NET_ADMIN'] } } }, ctx);
+    assert.equal(defaults.args[1], '-all,+chown,+dac_override,+fsetid,+fowner,+setgid,+setuid,+setfcap,+setpcap,+net_bind_service,+sys_chroot,+kill,+audit_write,+net_admin');
+    assert.ok(!defaults.args.includes('--no-new-privs'));
   });
 
   it('refuses what it cannot run, as a container config error', () => {
