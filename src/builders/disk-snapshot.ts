@@ -14,6 +14,13 @@ export const VOLUME_SNAPSHOT: ResourceType = { apiVersion: 'snapshot.storage.k8s
 export const LABEL_DISK_SERIAL = 'hyperspector.io/disk-serial';
 /** Annotation with the generation of a snapshot or copy (1, 2, ...: the rotation order). */
 export const ANNOTATION_SNAPSHOT_GENERATION = 'hyperspector.io/snapshot-generation';
+/** Annotation on a copy's claim: when KubeVirt first reported the copy Ready in the IDS VMI (RFC 3339). */
+export const ANNOTATION_COPY_READY_AT = 'hyperspector.io/copy-ready-at';
+/**
+ * Annotation on a copy's claim: the IDS guest has had a remount round since the copy was Ready, so
+ * the copy it replaces may be unplugged ("true").
+ */
+export const ANNOTATION_HANDOVER_DONE = 'hyperspector.io/handover-done';
 /** Annotation with the server volume's name (spec.server.disks entry). */
 export const ANNOTATION_SERVER_VOLUME = 'hyperspector.io/server-volume';
 

@@ -21,6 +21,10 @@ const MINUTE = 60_000;
 /** intervalMinutes 30, readyTimeoutMinutes 5. */
 const INTERVAL = 30 * MINUTE;
 const TIMEOUT = 5 * MINUTE;
+/** One guest remount round (60 s) and 10 s. */
+const HANDOVER = 70_000;
+const READY_AT = (ms: number) => ({ 'hyperspector.io/copy-ready-at': new Date(T0 + ms).toISOString() });
+const HANDED_OVER = { 'hyperspector.io/handover-done': 'true' };
 
 const KUBEVIRT: KubeVirt = { metadata: { name: 'kubevirt', namespace: 'kubevirt' }, spec: { configuration: { developerConfiguration: { featureGates: ['DeclarativeHotplugVolumes'] } } }, status: { observedKubeVirtVersion: 'v1.8.2' } };
 
@@ -59,8 +63,9 @@ function snap(g: number, createdMs: number, state: { ready?: boolean; error?: st
   };
 }
 
-function copy(g: number, createdMs: number): PersistentVolumeClaim {
-  return { metadata: meta(g, createdMs), spec: { accessModes: ['ReadWriteOnce'], dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: name(g) } } };
+function copy(g: number, createdMs: number, annotations: Record<string, string> = {}): PersistentVolumeClaim {
+  const m = meta(g, createdMs);
+  return { metadata: { ...m, annotations: { ...m.annotations, ...annotations } }, spec: { accessModes: ['ReadWriteOnce'], dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: name(g) } } };
 }
 
 const SOURCE: PersistentVolumeClaim = { metadata: { name: 'web-data', namespace: NS }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'csi-fast', volumeMode: 'Filesystem', resources: { requests: { storage: '1Gi' } } } };
@@ -99,6 +104,7 @@ function describeActions(actions: Action[]): string[] {
   return actions.map((a) => {
     if (a.type === 'create' || a.type === 'apply') return `${a.type} ${a.object.kind} ${a.object.metadata?.name}`;
     if (a.type === 'delete') return `delete ${a.resource.kind} ${a.name}`;
+    if (a.type === 'patch') return `patch ${a.resource.kind} ${a.name} ${JSON.stringify(a.body)}`;
     return a.type;
   });
 }
@@ -154,22 +160,49 @@ describe('disk inspection (Snapshot)', () => {
         undefined,
       ],
       [
-        'the new copy Ready: the old one leaves the IDS VM spec, its objects stay while KubeVirt still holds it',
+        'the new copy Ready: noted on its claim; the old one stays for one guest remount round',
         world({ diskSnapshots: [snap(1, 0), snap(2, INTERVAL)], snapshotCopyClaims: [copy(1, 1000), copy(2, INTERVAL + 1000)], idsVm: idsVm([1, 2]), idsVmi: idsVmi({ 1: 'Ready', 2: 'Ready' }) }),
         INTERVAL + 4000,
+        [`patch PersistentVolumeClaim ${name(2)} {"metadata":{"annotations":{"hyperspector.io/copy-ready-at":"${new Date(T0 + INTERVAL + 4000).toISOString()}"}}}`],
+        [1, 2],
+        'Attached',
+        HANDOVER,
+      ],
+      [
+        'within the remount round: both stay',
+        world({ diskSnapshots: [snap(1, 0), snap(2, INTERVAL)], snapshotCopyClaims: [copy(1, 1000), copy(2, INTERVAL + 1000, READY_AT(INTERVAL + 4000))], idsVm: idsVm([1, 2]), idsVmi: idsVmi({ 1: 'Ready', 2: 'Ready' }) }),
+        INTERVAL + 30_000,
+        [],
+        [1, 2],
+        'Attached',
+        HANDOVER - 26_000,
+      ],
+      [
+        'the remount round over: the handover is noted',
+        world({ diskSnapshots: [snap(1, 0), snap(2, INTERVAL)], snapshotCopyClaims: [copy(1, 1000), copy(2, INTERVAL + 1000, READY_AT(INTERVAL + 4000))], idsVm: idsVm([1, 2]), idsVmi: idsVmi({ 1: 'Ready', 2: 'Ready' }) }),
+        INTERVAL + 4000 + HANDOVER,
+        [`patch PersistentVolumeClaim ${name(2)} {"metadata":{"annotations":{"hyperspector.io/handover-done":"true"}}}`],
+        [1, 2],
+        'Attached',
+        INTERVAL - 4000 - HANDOVER,
+      ],
+      [
+        'handed over: the old copy leaves the IDS VM spec, its objects stay while KubeVirt still holds it',
+        world({ diskSnapshots: [snap(1, 0), snap(2, INTERVAL)], snapshotCopyClaims: [copy(1, 1000), copy(2, INTERVAL + 1000, { ...READY_AT(INTERVAL + 4000), ...HANDED_OVER })], idsVm: idsVm([1, 2]), idsVmi: idsVmi({ 1: 'Ready', 2: 'Ready' }) }),
+        INTERVAL + 5000 + HANDOVER,
         [],
         [2],
         'Attached',
-        INTERVAL - 4000,
+        INTERVAL - 5000 - HANDOVER,
       ],
       [
         'the old copy unplugged: its claim, then its snapshot, are deleted',
-        world({ diskSnapshots: [snap(1, 0), snap(2, INTERVAL)], snapshotCopyClaims: [copy(1, 1000), copy(2, INTERVAL + 1000)], idsVm: idsVm([2]), idsVmi: idsVmi({ 2: 'Ready' }) }),
-        INTERVAL + 5000,
+        world({ diskSnapshots: [snap(1, 0), snap(2, INTERVAL)], snapshotCopyClaims: [copy(1, 1000), copy(2, INTERVAL + 1000, { ...READY_AT(INTERVAL + 4000), ...HANDED_OVER })], idsVm: idsVm([2]), idsVmi: idsVmi({ 2: 'Ready' }) }),
+        INTERVAL + 6000 + HANDOVER,
         [`delete PersistentVolumeClaim ${name(1)}`, `delete VolumeSnapshot ${name(1)}`],
         [2],
         'Attached',
-        INTERVAL - 5000,
+        INTERVAL - 6000 - HANDOVER,
       ],
       [
         'a new snapshot past its deadline: SnapshotNotReady, the old copy stays, the next try an interval after it',

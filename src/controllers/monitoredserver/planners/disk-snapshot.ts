@@ -7,8 +7,10 @@
 // VMI), so an operator restarted mid-rotation carries on where the objects are.
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
 import { SNAPSHOT_INTERVAL_MINUTES, SNAPSHOT_READY_TIMEOUT_MINUTES } from '../../../api/v1alpha1/monitoredserver-types.ts';
-import type { InspectedVolume } from '../../../builders/disk-inspection.ts';
+import { REMOUNT_INTERVAL_SECONDS, type InspectedVolume } from '../../../builders/disk-inspection.ts';
 import {
+  ANNOTATION_COPY_READY_AT,
+  ANNOTATION_HANDOVER_DONE,
   ANNOTATION_SERVER_VOLUME,
   buildRestoredClaim,
   buildSnapshotCopyDisk,
@@ -57,6 +59,15 @@ export interface SnapshotClock {
 
 export function intervalMs(ms: MonitoredServer, clock: SnapshotClock): number {
   return (ms.spec.diskInspection?.snapshot?.intervalMinutes ?? SNAPSHOT_INTERVAL_MINUTES.default) * clock.minuteMs;
+}
+
+/**
+ * How long an old copy stays plugged after its successor is Ready: one round of the IDS guest's
+ * remount timer (it moves its mount to the new device) and 10 s for the round itself; shortened
+ * with the snapshot minute in tests.
+ */
+export function handoverMs(clock: SnapshotClock): number {
+  return Math.round(((REMOUNT_INTERVAL_SECONDS + 10) * 1000 * clock.minuteMs) / 60_000);
 }
 
 export function readyTimeoutMs(ms: MonitoredServer, clock: SnapshotClock): number {
@@ -115,12 +126,11 @@ export function resolveRotations(ms: MonitoredServer, o: ObservedState, volumes:
       // Nothing newer to plug: what is plugged stays (its newest).
       const kept = [...copies].reverse().find((c) => c.inSpec);
       plug = kept ? [kept] : [];
-    } else if (candidate.ready && candidate.inSpec) {
-      plug = [candidate];
     } else {
-      // Until the new copy is Ready, the one it replaces stays plugged.
+      // Until the new copy is Ready and the guest has had a remount round on it (handover), the one it replaces stays plugged.
       const previous = [...copies].reverse().find((c) => c.generation < candidate.generation && c.inSpec);
-      plug = previous ? [previous, candidate] : [candidate];
+      const handedOver = candidate.ready && candidate.inSpec && (!previous || candidate.claim?.metadata?.annotations?.[ANNOTATION_HANDOVER_DONE] === 'true');
+      plug = handedOver || !previous ? [candidate] : [previous, candidate];
     }
     return { volume, copies, ...(newest ? { newest } : {}), ...(current ? { current } : {}), plug };
   });
@@ -211,6 +221,19 @@ export function planDiskSnapshots(ms: MonitoredServer, o: ObservedState, volumes
         wakeAt(born + timeout);
       }
     }
+    // The handover: the old copy goes one guest remount round after the new one is Ready.
+    const incoming = rotation.plug.length > 1 ? rotation.plug.at(-1) : undefined;
+    if (incoming?.ready && incoming.inSpec && incoming.claim) {
+      const readyAt = Date.parse(incoming.claim.metadata?.annotations?.[ANNOTATION_COPY_READY_AT] ?? '');
+      if (!Number.isFinite(readyAt)) {
+        actions.push(annotateCopy(ns, incoming.name, { [ANNOTATION_COPY_READY_AT]: clock.now.toISOString() }, `copy ${incoming.name} is Ready in the IDS VM; ${describeCopy(rotation.plug[0])} stays plugged for one remount round of the guest`));
+        wakeAt(now + handoverMs(clock));
+      } else if (now >= readyAt + handoverMs(clock)) {
+        actions.push(annotateCopy(ns, incoming.name, { [ANNOTATION_HANDOVER_DONE]: 'true' }, `the IDS guest has moved to copy ${incoming.name}: unplug ${rotation.plug[0]!.name}`));
+      } else {
+        wakeAt(readyAt + handoverMs(clock));
+      }
+    }
     // The next generation: once the newest is plugged (or has failed), an interval after it was taken.
     const settled = (current !== undefined && current.generation === newest.generation) || failed;
     if (settled) {
@@ -230,6 +253,21 @@ export function planDiskSnapshots(ms: MonitoredServer, o: ObservedState, volumes
     }
   }
   return { actions, ...(notReady.length > 0 ? { notReady: notReady.join('; ') } : {}), ...(recheck !== undefined ? { recheckAfterMs: recheck } : {}) };
+}
+
+function annotateCopy(ns: string, name: string, annotations: Record<string, string>, why: string): Action {
+  return {
+    type: 'patch',
+    capability: 'diskInspection',
+    failureReason: 'AnnotateSnapshotCopyFailed',
+    log: `Annotate claim ${ns}/${name}: ${why}`,
+    resource: PERSISTENT_VOLUME_CLAIM,
+    namespace: ns,
+    name,
+    patchType: 'merge',
+    body: { metadata: { annotations } },
+    tolerate: [404],
+  };
 }
 
 function deleteCopyObject(ns: string, name: string, resource: typeof VOLUME_SNAPSHOT, uid: string | undefined, what: string, capability: 'diskInspection' | 'teardown' = 'diskInspection'): Action {
