@@ -221,6 +221,29 @@ describe('disk inspection, Snapshot mode: rotated CSI snapshot copies hot-plugge
     }, { timeoutMs: 120_000, description: 'DiskAttached True again with the third copy or a later one' });
   });
 
+  it('an operator killed mid-rotation: the restarted one carries on from the objects (no copy lost, none left behind)', async function () {
+    const generationOf = (n: string) => Number(/-g(\d+)$/.exec(n)?.[1] ?? 0);
+    const snapshotNames = async () => (await env.custom.listNamespacedCustomObject({ ...VS, namespace: NS }) as { items: Array<{ metadata: { name: string } }> }).items.map((s) => s.metadata.name);
+    const plugged = async () => ((await env.get(VMI, NS, 'web-ids'))?.status.volumeStatus as VolumeStatus[]).filter((s) => s.phase === 'Ready').map((s) => s.name);
+    const current = Math.max(...(await plugged()).map(generationOf));
+    // A rotation has begun: a snapshot newer than the plugged copy exists.
+    const next = await waitFor(async () => Math.max(...(await snapshotNames()).map(generationOf)) > current ? current + 1 : undefined, { timeoutMs: 60_000, intervalMs: 100, description: 'the next snapshot taken' });
+    await operator.kill();
+    const killedAt = Date.now();
+    operator = await startOperatorProcess(env.cluster, { user: 'operator', extraArgs: ['--snapshot-minute=1s'] });
+    await waitFor(async () => {
+      const vmi = await env.get(VMI, NS, 'web-ids');
+      const ready = (vmi?.status.volumeStatus as VolumeStatus[]).filter((s) => s.phase === 'Ready').map((s) => s.name);
+      const volumes = (vmi?.spec.volumes as Array<{ name: string }>).map((v) => v.name);
+      return ready.includes(copyName(next)) && !volumes.includes(copyName(current)) ? true : undefined;
+    }, { timeoutMs: 90_000, description: `copy ${next} plugged and copy ${current} unplugged by the restarted operator` });
+    await waitFor(async () => !(await snapshotNames()).includes(copyName(current)) || undefined, { timeoutMs: 30_000, description: `snapshot ${current} deleted` });
+    console.log(`      operator killed mid-rotation (copy ${current} → ${next}); the restarted one finished it ${((Date.now() - killedAt) / 1000).toFixed(1)} s later`);
+    assert.ok(seen.filter((s) => s.at >= killedAt).every((s) => s.volumes.length > 0), 'the IDS VMI held a copy throughout');
+    const left = await snapshotNames();
+    assert.ok(left.every((n) => generationOf(n) >= next), `no older snapshot left behind: ${left.join(', ')}`);
+  });
+
   it('teardown removes the IDS VM, every snapshot and copy, and leaves the server’s claim and VM untouched', async function () {
     const claimBefore = await env.core.readNamespacedPersistentVolumeClaim({ namespace: NS, name: 'web-data' });
     const serverBefore = await env.get(VM, NS, 'web-server');
