@@ -6,10 +6,10 @@ import type { MonitoredServer } from '../../../src/api/v1alpha1/monitoredserver-
 import { idsVolumeName, withDiskInspection } from '../../../src/builders/disk-inspection.ts';
 import { buildSnapshotCopyDisk, snapshotCopyName, type VolumeSnapshot } from '../../../src/builders/disk-snapshot.ts';
 import { FINALIZER } from '../../../src/builders/names.ts';
-import { Outcomes, type Action, type CreateAction, type DeleteAction } from '../../../src/controllers/monitoredserver/actions.ts';
+import { Outcomes, type Action, type CreateAction, type DeleteAction, type SubresourceAction } from '../../../src/controllers/monitoredserver/actions.ts';
 import { diskAttached, snapshotStatuses } from '../../../src/controllers/monitoredserver/disk-inspection-status.ts';
 import type { ObservedState } from '../../../src/controllers/monitoredserver/observed-state.ts';
-import { resolveDiskInspection } from '../../../src/controllers/monitoredserver/planners/disk-inspection.ts';
+import { planDiskHotplug, resolveDiskInspection } from '../../../src/controllers/monitoredserver/planners/disk-inspection.ts';
 import { planSnapshotMode, type SnapshotClock } from '../../../src/controllers/monitoredserver/planners/disk-snapshot.ts';
 import { planTeardown } from '../../../src/controllers/monitoredserver/planners/teardown.ts';
 import type { KubeVirt, PersistentVolumeClaim, VirtualMachine, VirtualMachineInstance } from '../../../src/kube/client/objects.ts';
@@ -308,6 +308,25 @@ describe('disk inspection (Snapshot)', () => {
     assert.deepEqual(resolveDiskInspection(live, stillPlugged).ids?.hotplug.map((h) => h.volume.name), [idsVolumeName(live, 'data')], 'Live mode plugs the server volume instead');
     const unplugged = world({ ...objects, idsVm: idsVm([]), idsVmi: idsVmi({}) }, live);
     assert.deepEqual(describeActions(plan(unplugged, MINUTE, live).actions), [`delete PersistentVolumeClaim ${name(1)}`, `delete VolumeSnapshot ${name(1)}`]);
+  });
+
+  it('where only HotplugVolumes is on: addvolume for the new copy (same serial), removevolume for the old one after the handover', () => {
+    const legacy: KubeVirt = { ...KUBEVIRT, spec: { configuration: { developerConfiguration: { featureGates: ['HotplugVolumes'] } } } };
+    const incoming = world({ kubevirt: legacy, diskSnapshots: [snap(1, 0), snap(2, INTERVAL)], snapshotCopyClaims: [copy(1, 1000), copy(2, INTERVAL + 1000)], idsVm: idsVm([1]), idsVmi: idsVmi({ 1: 'Ready' }) });
+    const [add, ...rest] = planDiskHotplug(M, incoming) as SubresourceAction[];
+    assert.equal(rest.length, 0);
+    assert.match(add!.path, /\/virtualmachines\/web-1-ids\/addvolume$/);
+    assert.deepEqual(add!.body, {
+      name: name(2),
+      disk: { name: name(2), disk: { bus: 'virtio', readonly: true }, serial: idsVolumeName(M, 'data') },
+      volumeSource: { persistentVolumeClaim: { claimName: name(2), readOnly: true, hotpluggable: true } },
+    });
+    const handedOver = world({ kubevirt: legacy, diskSnapshots: [snap(1, 0), snap(2, INTERVAL)], snapshotCopyClaims: [copy(1, 1000), copy(2, INTERVAL + 1000, { ...READY_AT(INTERVAL), ...HANDED_OVER })], idsVm: idsVm([1, 2]), idsVmi: idsVmi({ 1: 'Ready', 2: 'Ready' }) });
+    const [remove, ...others] = planDiskHotplug(M, handedOver) as SubresourceAction[];
+    assert.equal(others.length, 0);
+    assert.match(remove!.path, /\/removevolume$/);
+    assert.deepEqual(remove!.body, { name: name(1) });
+    assert.match(remove!.log, /a superseded snapshot copy/);
   });
 
   it('teardown: once the IDS VM is gone, every snapshot and copy of ours is deleted (preconditioned on its UID), never the server’s claim', () => {
