@@ -199,7 +199,7 @@ describe('disk inspection, Snapshot mode: rotated CSI snapshot copies hot-plugge
     const g3 = copyName(3);
     const held = await env.waitForCondition(NS, 'web', 'DiskAttached', 'False', 'SnapshotNotReady', 120_000);
     const message = env.condition(held, 'DiskAttached')!.message;
-    assert.match(message, new RegExp(`VolumeSnapshot ${NS}/${g3} of claim web-data \\(server volume data\\) is not readyToUse \\d+ s after it was taken \\(deadline ${READY_TIMEOUT} s\\): ${error.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}; the IDS VM keeps reading ${g2}`));
+    assert.match(message, new RegExp(`VolumeSnapshot ${NS}/${g3} of claim web-data \\(server volume data\\), taken \\S+, is not readyToUse within its deadline of ${READY_TIMEOUT} s: ${error.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}; the IDS VM keeps reading ${g2}`));
     const event = await env.waitForEvent(NS, 'web', 'SnapshotNotReady');
     assert.equal(event.type, 'Warning');
     const vmi = await env.get(VMI, NS, 'web-ids');

@@ -215,7 +215,8 @@ export function planDiskSnapshots(ms: MonitoredServer, o: ObservedState, volumes
       if (failed) {
         const error = snapshotErrorOf(snapshot);
         notReady.push(
-          `VolumeSnapshot ${ns}/${newest.name} of claim ${volume.claimName} (server volume ${volume.volumeName}) is not readyToUse ${Math.round((now - born) / 1000)} s after it was taken (deadline ${timeout / 1000} s)${error ? `: ${error}` : ''}; the IDS VM keeps reading ${describeCopy(current)}`,
+          // Stable while nothing changes (no new Warning per reconcile): the time it was taken, not its age.
+          `VolumeSnapshot ${ns}/${newest.name} of claim ${volume.claimName} (server volume ${volume.volumeName}), taken ${new Date(born).toISOString()}, is not readyToUse within its deadline of ${timeout / 1000} s${error ? `: ${error}` : ''}; the IDS VM keeps reading ${describeCopy(current)}`,
         );
       } else {
         wakeAt(born + timeout);
