@@ -153,8 +153,7 @@ function snapshotErrorOf(s: VolumeSnapshot | undefined): string | undefined {
   return s?.status?.error?.message;
 }
 
-function describeCopy(c: SnapshotCopy | undefined): string {
-  if (!c) return 'none';
+function describeCopy(c: SnapshotCopy): string {
   const time = c.snapshot?.status?.creationTime ?? c.snapshot?.metadata?.creationTimestamp;
   return `${c.name}${time ? ` (snapshot of ${time})` : ''}`;
 }
@@ -216,7 +215,7 @@ export function planDiskSnapshots(ms: MonitoredServer, o: ObservedState, volumes
         const error = snapshotErrorOf(snapshot);
         notReady.push(
           // Stable while nothing changes (no new Warning per reconcile): the time it was taken, not its age.
-          `VolumeSnapshot ${ns}/${newest.name} of claim ${volume.claimName} (server volume ${volume.volumeName}), taken ${new Date(born).toISOString()}, is not readyToUse within its deadline of ${timeout / 1000} s${error ? `: ${error}` : ''}; the IDS VM keeps reading ${describeCopy(current)}`,
+          `VolumeSnapshot ${ns}/${newest.name} of claim ${volume.claimName} (server volume ${volume.volumeName}), taken ${new Date(born).toISOString()}, is not readyToUse within its deadline of ${timeout / 1000} s${error ? `: ${error}` : ''}; ${current ? `the IDS VM keeps reading ${describeCopy(current)}` : 'the IDS VM has no copy of it yet'}; the next snapshot is taken ${interval / 1000} s after this one`,
         );
       } else {
         wakeAt(born + timeout);
@@ -227,7 +226,7 @@ export function planDiskSnapshots(ms: MonitoredServer, o: ObservedState, volumes
     if (incoming?.ready && incoming.inSpec && incoming.claim) {
       const readyAt = Date.parse(incoming.claim.metadata?.annotations?.[ANNOTATION_COPY_READY_AT] ?? '');
       if (!Number.isFinite(readyAt)) {
-        actions.push(annotateCopy(ns, incoming.name, { [ANNOTATION_COPY_READY_AT]: clock.now.toISOString() }, `copy ${incoming.name} is Ready in the IDS VM; ${describeCopy(rotation.plug[0])} stays plugged for one remount round of the guest`));
+        actions.push(annotateCopy(ns, incoming.name, { [ANNOTATION_COPY_READY_AT]: clock.now.toISOString() }, `copy ${incoming.name} is Ready in the IDS VM; ${describeCopy(rotation.plug[0]!)} stays plugged for one remount round of the guest`));
         wakeAt(now + handoverMs(clock));
       } else if (now >= readyAt + handoverMs(clock)) {
         actions.push(annotateCopy(ns, incoming.name, { [ANNOTATION_HANDOVER_DONE]: 'true' }, `the IDS guest has moved to copy ${incoming.name}: unplug ${rotation.plug[0]!.name}`));
