@@ -31,6 +31,8 @@ export interface OperatorConfig {
   networking: NetworkingSettings;
   /** Where the IDS-network address claims live (the operator's namespace). */
   idsAddressNamespace: string;
+  /** How long one minute of spec.diskInspection.snapshot lasts (60 s; tests shorten it). */
+  snapshotMinuteMs: number;
 }
 
 function oneOf<T extends string>(name: string, values: readonly T[]) {
@@ -106,7 +108,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     .option('--ovs-bridge <name>', 'ovs-cni: the OVS bridge of the mirror producer and consumer', env.OVS_BRIDGE ?? DEFAULT_NETWORKING.ovsBridge)
     .option('--ids-network-policy <bool>', 'a MultiNetworkPolicy per IDS VM on the IDS network (where the provider enforces them)', (v) => v === 'true', env.IDS_NETWORK_POLICY === 'true')
     .option('--ids-address-namespace <ns>', "namespace of the IDS-network address claims (default: the operator's, $POD_NAMESPACE)", env.POD_NAMESPACE || 'hyperspector-system')
-    .option('--not-ready-recheck <d>', 'how often a MonitoredServer that is not Ready is rechecked', duration('--not-ready-recheck'), 60_000);
+    .option('--not-ready-recheck <d>', 'how often a MonitoredServer that is not Ready is rechecked', duration('--not-ready-recheck'), 60_000)
+    .option('--snapshot-minute <d>', 'for tests only: how long one minute of spec.diskInspection.snapshot (intervalMinutes, readyTimeoutMinutes) lasts', duration('--snapshot-minute'), 60_000);
   program.parse(argv, { from: 'user' });
   const o = program.opts<{
     kubeconfig?: string;
@@ -137,12 +140,14 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     ovsBridge: string;
     idsNetworkPolicy: boolean;
     idsAddressNamespace: string;
+    snapshotMinute: number;
   }>();
   const namespaces = (o.namespace ?? (env.WATCH_NAMESPACES ?? '').split(',')).map((n) => n.trim()).filter(Boolean);
   // Values from the environment are defaults, which commander does not pass through the parsers.
   oneOf('--mirroring-provider', MIRRORING_PROVIDERS)(o.mirroringProvider);
   oneOf('--ids-network', IDS_NETWORK_PROVIDERS)(o.idsNetwork);
   ipv4Prefix(o.idsNetworkCidr);
+  if (o.snapshotMinute < 1000) throw new InvalidArgumentError('--snapshot-minute must be at least 1s');
   if (o.concurrency < 1) throw new InvalidArgumentError('--concurrency must be at least 1');
   if (o.renewDeadline >= o.leaseDuration) throw new InvalidArgumentError('--renew-deadline must be shorter than --lease-duration');
   if (o.retryPeriod >= o.renewDeadline) throw new InvalidArgumentError('--retry-period must be shorter than --renew-deadline');
@@ -177,5 +182,6 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       multiNetworkPolicy: o.idsNetworkPolicy,
     },
     idsAddressNamespace: o.idsAddressNamespace,
+    snapshotMinuteMs: o.snapshotMinute,
   };
 }

@@ -56,6 +56,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger = cre
     },
     kubevirtNamespace: config.kubevirtNamespace,
     networking: { settings: config.networking, claimNamespace: config.idsAddressNamespace },
+    snapshotMinuteMs: config.snapshotMinuteMs,
   });
   const health = new HealthServer({ port: config.httpPort, host: config.httpHost, metrics, logger });
   health.addLivenessCheck('ping', () => true);

@@ -108,8 +108,7 @@ export function buildHotplugDisk(ms: MonitoredServer, v: InspectedVolume): { dis
 }
 
 /** The body of the VM's addvolume subresource for the same disk (KubeVirt's AddVolumeOptions). */
-export function addVolumeOptions(ms: MonitoredServer, v: InspectedVolume): Record<string, unknown> {
-  const { disk, volume } = buildHotplugDisk(ms, v);
+export function addVolumeOptions({ disk, volume }: { disk: VirtualMachineDisk; volume: VirtualMachineVolume }): Record<string, unknown> {
   return { name: disk.name, disk, volumeSource: { persistentVolumeClaim: volume.persistentVolumeClaim } };
 }
 

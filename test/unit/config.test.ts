@@ -51,6 +51,12 @@ describe('operator configuration', () => {
     assert.throws(() => parseConfig(['--lease-duration', 'soon'], {}), /--lease-duration must be a duration/);
   });
 
+  it('a snapshot minute lasts 60 s unless a test shortens it (at least 1 s)', () => {
+    assert.equal(parseConfig([], {}).snapshotMinuteMs, 60_000);
+    assert.equal(parseConfig(['--snapshot-minute', '1s'], {}).snapshotMinuteMs, 1000);
+    assert.throws(() => parseConfig(['--snapshot-minute', '10ms'], {}), /--snapshot-minute must be at least 1s/);
+  });
+
   it('answers --version with the package version', () => {
     const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
     const out: string[] = [];

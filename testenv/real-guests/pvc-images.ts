@@ -4,7 +4,9 @@
 // way a provisioner hands out a fresh volume. Images live in one directory per harness
 // (hs-pvc-<pid>-…, which leftovers.ts removes if the harness is killed); an image is removed when its
 // claim is deleted (a claim in use is not deleted before its pods are gone: the pvc-protection
-// finalizer), and all of them when the nodes stop.
+// finalizer), and all of them when the nodes stop. A claim restored from a VolumeSnapshot
+// (dataSource kind VolumeSnapshot) starts as a copy of its source claim's image at the moment the
+// snapshot was cut (takeSnapshot, which the snapshot stand-in calls: onSnapshotTaken).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,12 +50,38 @@ export class PvcImages {
     if (existsSync(image)) return image;
     mkdirSync(dir, { recursive: true });
     const partial = join(dir, 'disk.img.partial');
+    const source = claim.spec?.dataSource;
+    const snapshotImage = source?.kind === 'VolumeSnapshot' ? this.snapshotPath(namespace, source.name) : undefined;
+    if (snapshotImage && existsSync(snapshotImage)) {
+      execFileSync('cp', ['--reflink=auto', '--sparse=always', snapshotImage, partial]);
+      execFileSync('mv', [partial, image]);
+      this.log(`image of PersistentVolumeClaim ${namespace}/${claimName} (uid ${uid}): ${image}, restored from VolumeSnapshot ${source!.name}`);
+      return image;
+    }
     execFileSync('truncate', ['-s', `${PVC_IMAGE_MIB}M`, partial]);
     // No lazy init: the inode tables are written here, not by a kernel thread in a TCG guest.
     execFileSync('mkfs.ext4', ['-q', '-F', '-L', claimName.slice(0, 16), '-E', 'lazy_itable_init=0,lazy_journal_init=0', partial]);
     execFileSync('mv', [partial, image]);
     this.log(`image of PersistentVolumeClaim ${namespace}/${claimName} (uid ${uid}): ${image} (${PVC_IMAGE_MIB} MiB, empty ext4)`);
     return image;
+  }
+
+  private snapshotPath(namespace: string, snapshot: string): string {
+    return join(this.directory, 'snapshots', namespace, `${snapshot}.img`);
+  }
+
+  /**
+   * Cuts VolumeSnapshot namespace/snapshot of a claim: a copy of the claim's image as it is now
+   * (reflinked where the file system can, sparse), which claims restored from the snapshot start from.
+   */
+  takeSnapshot(namespace: string, snapshot: string, claimName: string): string {
+    const from = this.imageFor(namespace, claimName);
+    const to = this.snapshotPath(namespace, snapshot);
+    mkdirSync(join(this.directory, 'snapshots', namespace), { recursive: true });
+    execFileSync('cp', ['--reflink=auto', '--sparse=always', from, `${to}.partial`]);
+    execFileSync('mv', [`${to}.partial`, to]);
+    this.log(`VolumeSnapshot ${namespace}/${snapshot}: copy of the image of PersistentVolumeClaim ${namespace}/${claimName}`);
+    return to;
   }
 
   /** The images that exist now. */

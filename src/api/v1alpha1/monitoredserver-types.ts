@@ -98,6 +98,32 @@ export const MirroringSpecSchema = Type.Object(
   { additionalProperties: false, default: {}, description: 'Software port mirroring of the monitored network.' },
 );
 
+/** Bounds of spec.diskInspection.snapshot.intervalMinutes: from 5 minutes to a week. */
+export const SNAPSHOT_INTERVAL_MINUTES = { minimum: 5, maximum: 10080, default: 60 } as const;
+/** Bounds of spec.diskInspection.snapshot.readyTimeoutMinutes. */
+export const SNAPSHOT_READY_TIMEOUT_MINUTES = { minimum: 1, maximum: 1440, default: 10 } as const;
+
+export const DiskSnapshotSpecSchema = Type.Object(
+  {
+    intervalMinutes: Type.Optional(
+      Type.Integer({
+        ...SNAPSHOT_INTERVAL_MINUTES,
+        description: 'How often a new snapshot of each server volume is taken and rotated into the IDS VM (the new copy is plugged before the old one goes).',
+      }),
+    ),
+    readyTimeoutMinutes: Type.Optional(
+      Type.Integer({
+        ...SNAPSHOT_READY_TIMEOUT_MINUTES,
+        description: 'How long a new VolumeSnapshot may take to become readyToUse; past it DiskAttached says SnapshotNotReady and the previous copy stays plugged.',
+      }),
+    ),
+    volumeSnapshotClassName: Type.Optional(
+      DnsSubdomain("VolumeSnapshotClass of the snapshots; default: the cluster's default class for the claim's CSI driver (the snapshot controller picks it)."),
+    ),
+  },
+  { additionalProperties: false, description: 'Snapshot mode: how the server volumes are snapshotted and rotated.' },
+);
+
 export const DiskInspectionSpecSchema = withRules(
   Type.Object(
     {
@@ -115,6 +141,7 @@ export const DiskInspectionSpecSchema = withRules(
           description: 'Absolute path in the IDS VM under which each server volume is mounted (<mountPath>/<volume>).',
         }),
       ),
+      snapshot: Type.Optional(DiskSnapshotSpecSchema),
     },
     { additionalProperties: false, default: {}, description: 'Inter-VM disk mounting.' },
   ),
@@ -123,6 +150,11 @@ export const DiskInspectionSpecSchema = withRules(
       rule: "!has(self.mountPath) || !self.mountPath.split('/').exists(s, s == '.' || s == '..')",
       message: 'spec.diskInspection.mountPath must not contain . or .. segments',
       fieldPath: '.mountPath',
+    },
+    {
+      rule: "!has(self.snapshot) || (has(self.mode) && self.mode == 'Snapshot')",
+      message: 'spec.diskInspection.snapshot is only valid with mode: Snapshot',
+      fieldPath: '.snapshot',
     },
   ],
 );
@@ -257,6 +289,23 @@ export const IdsNetworkStatusSchema = Type.Object(
   { additionalProperties: false, description: 'The IDS VM on the IDS-only network.' },
 );
 
+export const DiskSnapshotStatusSchema = Type.Object(
+  {
+    volume: Type.String({ description: 'The server volume (an entry of spec.server.disks).' }),
+    volumeSnapshot: Type.String({ description: 'The VolumeSnapshot whose restored copy is plugged into the IDS VM now.' }),
+    claim: Type.String({ description: 'The PersistentVolumeClaim restored from it (read-only in the IDS VM).' }),
+    creationTime: Type.Optional(Type.String({ format: 'date-time', description: "The snapshot's point in time (status.creationTime of the VolumeSnapshot)." })),
+  },
+  { additionalProperties: false },
+);
+
+export const DiskInspectionStatusSchema = Type.Object(
+  {
+    snapshots: Type.Optional(Type.Array(DiskSnapshotStatusSchema, { maxItems: 64, description: 'Snapshot mode: the copy of each server volume the IDS VM reads now.' })),
+  },
+  { additionalProperties: false, description: 'Disk inspection (Snapshot mode: the current copies).' },
+);
+
 export const MonitoredServerStatusSchema = Type.Object(
   {
     observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0 })),
@@ -267,6 +316,7 @@ export const MonitoredServerStatusSchema = Type.Object(
     response: Type.Optional(ResponseStatusSchema),
     lastMonitoringGap: Type.Optional(MonitoringGapSchema),
     idsNetwork: Type.Optional(IdsNetworkStatusSchema),
+    diskInspection: Type.Optional(DiskInspectionStatusSchema),
     conditions: Type.Optional(
       Type.Array(ConditionSchema, {
         maxItems: 32,
@@ -283,6 +333,8 @@ export type ServerSpec = Static<typeof ServerSpecSchema>;
 export type IdsSpec = Static<typeof IdsSpecSchema>;
 export type MirroringSpec = Static<typeof MirroringSpecSchema>;
 export type DiskInspectionSpec = Static<typeof DiskInspectionSpecSchema>;
+export type DiskSnapshotSpec = Static<typeof DiskSnapshotSpecSchema>;
+export type DiskSnapshotStatus = Static<typeof DiskSnapshotStatusSchema>;
 export type ProcessMappingSpec = Static<typeof ProcessMappingSpecSchema>;
 export type ResponseSpec = Static<typeof ResponseSpecSchema>;
 export type MonitoredServerSpec = Static<typeof MonitoredServerSpecSchema>;

@@ -4,7 +4,7 @@
 import type { KubeAuth } from '../../kube/client/light-kubeconfig.ts';
 import type { MonitoredServer, MonitoredServerStatus } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { MONITORED_SERVER } from '../../api/v1alpha1/resource.ts';
-import { LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY } from '../../builders/names.ts';
+import { LABEL_MANAGED_BY, LABEL_MONITORED_SERVER, LABEL_ROLE, MANAGED_BY } from '../../builders/names.ts';
 import type { ProcessMapperSettings } from '../../builders/process-mapper-pod.ts';
 import { applyStatus } from '../../kube/client/apply.ts';
 import { findCondition, type Condition } from '../../kube/client/conditions.ts';
@@ -27,7 +27,9 @@ import { execute } from './execute.ts';
 import { observe, type CacheReader } from './observe.ts';
 import type { ObservedState, VirtualMachineInstanceMigration } from './observed-state.ts';
 import { planFinalizer } from './planners/finalizer.ts';
-import { planDiskHotplug, planIdsCloudInit } from './planners/disk-inspection.ts';
+import { planDiskHotplug, planIdsCloudInit, resolveDiskInspection } from './planners/disk-inspection.ts';
+import { planSnapshotMode } from './planners/disk-snapshot.ts';
+import { VOLUME_SNAPSHOT, type VolumeSnapshot } from '../../builders/disk-snapshot.ts';
 import { planIdsVm } from './planners/ids-vm.ts';
 import { planResponse } from './planners/response.ts';
 import { deleteProcessBaseline, orphanedMapperPodDeletion, planProcessMapper, processMapperOwnerKeys } from './planners/process-mapper.ts';
@@ -73,6 +75,8 @@ export interface ControllerOptions {
   kubevirtNamespace?: string;
   /** The IDS VM's mirror and IDS-network NICs, NADs and addresses (undefined: none, MirrorAttached unavailable). */
   networking?: NetworkingContext;
+  /** How long one minute of spec.diskInspection.snapshot lasts (ms; default 60 s; tests shorten it). */
+  snapshotMinuteMs?: number;
   /** How often a MonitoredServer that is not Ready is looked at again without any change (ms). */
   notReadyRecheckMs?: number;
   /** Progress-only status changes this soon after a status write are coalesced (ms; 0 writes every change; default 30 s). */
@@ -133,6 +137,11 @@ export class MonitoredServerController {
    * loses disk inspection (DiskAttached says so), not the rest of the operator.
    */
   private readonly kubevirts: Informer<KubeVirt>;
+  /**
+   * Our VolumeSnapshots (Snapshot mode), by label. Not part of hasSynced: a cluster without the
+   * snapshot CRDs only loses Snapshot mode (DiskAttached says so).
+   */
+  private readonly volumeSnapshots: MultiNamespaceInformer<VolumeSnapshot & KubeObject>;
   /** Nodes, name and UID only: the process-mapper pod's controller reference (kubectl drain evicts only controlled pods). */
   private readonly nodes: Informer<KubeObject>;
   /** Live migrations (any, not only ours): a server VMI that starts to migrate moves its pair. */
@@ -200,6 +209,10 @@ export class MonitoredServerController {
     this.cloudInitSecrets = new MultiNamespaceInformer(informer<Secret>('secrets', SECRET, stripManagedFields<Secret>(), `${LABEL_ROLE}=ids-cloud-init`), options.namespaces);
     this.kubevirts = informer<KubeVirt>('kubevirts', KUBEVIRT, stripManagedFields<KubeVirt>())(options.kubevirtNamespace ?? 'kubevirt');
     this.nodes = informer<KubeObject>('nodes', NODE, transformNode)();
+    this.volumeSnapshots = new MultiNamespaceInformer(
+      informer<VolumeSnapshot & KubeObject>('volumesnapshots', VOLUME_SNAPSHOT, stripManagedFields<VolumeSnapshot & KubeObject>(), `${LABEL_ROLE}=disk-snapshot,${LABEL_MANAGED_BY}=${MANAGED_BY}`),
+      options.namespaces,
+    );
     this.migrations = new MultiNamespaceInformer(
       informer<VirtualMachineInstanceMigration & KubeObject>('virtualmachineinstancemigrations', VIRTUAL_MACHINE_INSTANCE_MIGRATION, stripManagedFields<VirtualMachineInstanceMigration & KubeObject>()),
       options.namespaces,
@@ -222,7 +235,7 @@ export class MonitoredServerController {
     const children = enqueueMapped<KubeObject>(sink, (obj) =>
       monitoredServerKeysFor(obj, (k) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, k).map((m) => objectKey(m))),
     );
-    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.cloudInitSecrets.informers, ...(this.nads?.informers ?? []), ...(this.networkPolicies?.informers ?? [])] as Informer<KubeObject>[]) {
+    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.cloudInitSecrets.informers, ...this.volumeSnapshots.informers, ...(this.nads?.informers ?? []), ...(this.networkPolicies?.informers ?? [])] as Informer<KubeObject>[]) {
       i.addEventHandler(children);
     }
     // A process-mapper pod names its MonitoredServer in two labels (it runs in another namespace).
@@ -299,6 +312,7 @@ export class MonitoredServerController {
   startInformers(): void {
     for (const i of this.allInformers()) i.start();
     this.kubevirts.start();
+    for (const i of this.volumeSnapshots.informers) i.start();
   }
 
   hasSynced(): boolean {
@@ -310,7 +324,7 @@ export class MonitoredServerController {
   }
 
   informerHealth() {
-    return [...this.allInformers(), this.kubevirts as Informer<KubeObject>].map((i) => ({ name: i.name, ...i.health() }));
+    return [...this.allInformers(), this.kubevirts as Informer<KubeObject>, ...(this.volumeSnapshots.informers as Informer<KubeObject>[])].map((i) => ({ name: i.name, ...i.health() }));
   }
 
   /**
@@ -352,7 +366,7 @@ export class MonitoredServerController {
 
   async stop(): Promise<void> {
     await this.stopWorkers();
-    await Promise.all([...this.allInformers(), this.kubevirts].map((i) => i.stop()));
+    await Promise.all([...this.allInformers(), this.kubevirts, ...this.volumeSnapshots.informers].map((i) => i.stop()));
   }
 
   private cacheReader(): CacheReader {
@@ -368,6 +382,9 @@ export class MonitoredServerController {
       nodeUid: (name) => this.nodes.get(undefined, name)?.metadata?.uid,
       idsCloudInitSecret: (ns, name) => this.unseen.read(SECRET.kind, ns, name, this.cloudInitSecrets.get(ns, name)),
       migrationsOf: (ns, vmiName) => this.migrations.byIndex(MIGRATION_VMI_INDEX, `${ns}/${vmiName}`),
+      diskSnapshots: (ns, msName) => this.diskSnapshotsOf(ns, msName),
+      snapshotCopyClaims: (ns, msName) =>
+        this.claims.list().filter((c) => c.metadata?.namespace === ns && c.metadata?.labels?.[LABEL_ROLE] === 'disk-snapshot' && c.metadata?.labels?.[LABEL_MONITORED_SERVER] === msName),
       ...(this.nads && this.addressClaims
         ? {
             networkAttachmentDefinition: (ns: string, name: string) => this.nads?.get(ns, name),
@@ -395,6 +412,15 @@ export class MonitoredServerController {
     }
     const observed = observe(ms, this.cacheReader());
     return ms.metadata.deletionTimestamp ? this.tearDown(ms, observed, ctx) : this.converge(key, ms, observed, ctx);
+  }
+
+  /** Our VolumeSnapshots of a MonitoredServer; why they cannot be read (the CRD missing: the list fails); undefined before the first list. */
+  private diskSnapshotsOf(ns: string, msName: string): VolumeSnapshot[] | { unavailable: string } | undefined {
+    const informers = this.volumeSnapshots.informers;
+    const failing = informers.find((i) => !i.hasSynced() && i.health().consecutiveFailures > 0);
+    if (failing) return { unavailable: `listing VolumeSnapshots failed: ${failing.health().lastError ?? 'unknown error'}` };
+    if (!informers.every((i) => i.hasSynced())) return undefined;
+    return this.volumeSnapshots.list().filter((v) => v.metadata?.namespace === ns && v.metadata?.labels?.[LABEL_MONITORED_SERVER] === msName);
   }
 
   private get mapperSettings(): ProcessMapperSettings {
@@ -448,6 +474,7 @@ export class MonitoredServerController {
       // Counted at once (synchronously, before any other reconcile plans), until the cache shows it.
       if (isMigration(action)) this.reservedMigrations.set(migrationKey(action), this.now().getTime() + 30_000);
     }
+    const snapshots = planSnapshotMode(ms, observed, resolveDiskInspection(ms, observed), { now: this.now(), minuteMs: this.options.snapshotMinuteMs ?? 60_000 });
     const pairPlans = evacuation.move
       ? []
       : [...planIdsVm(ms, observed, networkData), ...planDiskHotplug(ms, observed), ...planProcessMapper(ms, observed, this.mapperSettings)];
@@ -458,6 +485,7 @@ export class MonitoredServerController {
       ...planIdsCloudInit(ms, observed, networkData?.networkData),
       ...evacuationActions,
       ...pairPlans,
+      ...snapshots.actions,
       ...planResponse(ms, observed),
     ];
     const outcomes = new Outcomes(await execute(actions, this.executeContext(ms, ctx)));
@@ -472,7 +500,7 @@ export class MonitoredServerController {
     // its conditions keep their transition times. What other writers own (status.alerts, the node
     // agent's MirrorAttached) is always the object's own.
     const current = written !== undefined && written.over === ms.metadata.resourceVersion ? withOthersFields(written.status, ms.status) : ms.status;
-    const next = computeStatus(current === ms.status ? ms : { ...ms, status: current }, observed, outcomes, this.now(), evacuation.move, networking);
+    const next = computeStatus(current === ms.status ? ms : { ...ms, status: current }, observed, outcomes, this.now(), evacuation.move, networking, snapshots);
     const failure = outcomes.firstFailure();
     let deferredMs: number | undefined;
     if (!statusEqual(current, next)) {
@@ -495,7 +523,9 @@ export class MonitoredServerController {
     }
     if (failure) throw this.retriedFailure(ms, failure);
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
-    const recheckMs = ready?.status === 'True' ? undefined : Math.min(this.notReadyRecheckMs, evacuation.recheckAfterMs ?? Infinity);
+    const notReadyRecheck = ready?.status === 'True' ? undefined : Math.min(this.notReadyRecheckMs, evacuation.recheckAfterMs ?? Infinity);
+    // Snapshot mode: the next rotation or readiness deadline comes back on its own, Ready or not.
+    const recheckMs = snapshots.recheckAfterMs === undefined ? notReadyRecheck : Math.min(notReadyRecheck ?? Infinity, snapshots.recheckAfterMs);
     // A deferred progress write comes back at the window's end, or sooner for the not-Ready recheck.
     if (deferredMs !== undefined) return { requeueAfter: Math.min(deferredMs, recheckMs ?? deferredMs) };
     return recheckMs === undefined ? undefined : { requeueAfter: recheckMs };

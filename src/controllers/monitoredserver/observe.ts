@@ -1,6 +1,7 @@
 // Reads one MonitoredServer's world from the informer caches (no API calls).
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { claimNameOf } from '../../builders/disk-inspection.ts';
+import type { VolumeSnapshot } from '../../builders/disk-snapshot.ts';
 import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, LABEL_MONITORED_SERVER_NAMESPACE, processBaselineName, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import type { KubeObject, VirtualMachine } from '../../kube/client/objects.ts';
 import { claimOf } from '../../builders/ids-address.ts';
@@ -31,6 +32,13 @@ export interface CacheReader {
   multiNetworkPolicy?(namespace: string, name: string): KubeObject | undefined;
   /** Every IDS-network address claim (networking off: absent). */
   idsAddressClaims?(): KubeObject[];
+  /**
+   * Our VolumeSnapshots of one MonitoredServer (Snapshot mode), or why they cannot be read; undefined
+   * while the cache has not listed them yet (absent: no snapshot cache).
+   */
+  diskSnapshots?(namespace: string, msName: string): VolumeSnapshot[] | { unavailable: string } | undefined;
+  /** Our claims restored from those snapshots (labelled as ours). */
+  snapshotCopyClaims?(namespace: string, msName: string): PersistentVolumeClaim[];
 }
 
 function created(ms: MonitoredServer): number {
@@ -131,6 +139,12 @@ function observeDiskInspection(ms: MonitoredServer, cache: CacheReader, observed
   // Also without disks: how the IDS VM's last disks are unplugged depends on the hotplug gates.
   const kubevirt = cache.kubevirt();
   if (kubevirt) observed.kubevirt = kubevirt;
+  // Snapshot mode (or copies left from it): our snapshots and the claims restored from them.
+  const snapshots = cache.diskSnapshots?.(ns, ms.metadata.name ?? '');
+  if (snapshots && 'unavailable' in snapshots) observed.snapshotApiUnavailable = snapshots.unavailable;
+  else if (snapshots) observed.diskSnapshots = snapshots;
+  const copies = cache.snapshotCopyClaims?.(ns, ms.metadata.name ?? '');
+  if (copies) observed.snapshotCopyClaims = copies;
   if (disks.length === 0) return;
   const volumes = observed.serverClaimedBy || observed.serverNameTaken ? [] : (observed.serverVm?.spec?.template?.spec?.volumes ?? []);
   const claims: Record<string, PersistentVolumeClaim> = {};

@@ -1,4 +1,5 @@
 // What the reconciler read from its caches about one MonitoredServer's world.
+import type { VolumeSnapshot } from '../../builders/disk-snapshot.ts';
 import type { KubeObject, KubeVirt, ObjectMeta, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineCondition, VirtualMachineInstance } from '../../kube/client/objects.ts';
 
 export type { KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance };
@@ -23,6 +24,12 @@ export interface ObservedState {
   kubevirt?: KubeVirt;
   /** The claims behind the server volumes named in spec.server.disks, by claim name (those cached). */
   claims?: Record<string, PersistentVolumeClaim>;
+  /** Snapshot mode: our VolumeSnapshots of this MonitoredServer's server volumes (labelled as ours). */
+  diskSnapshots?: VolumeSnapshot[];
+  /** Snapshot mode: our claims restored from them (labelled as ours). */
+  snapshotCopyClaims?: PersistentVolumeClaim[];
+  /** Snapshot mode: why VolumeSnapshots cannot be read (the CRD is not installed, no permission). */
+  snapshotApiUnavailable?: string;
   /** The Secret with the IDS VM's merged user data, when it exists and is this MonitoredServer's. */
   idsCloudInitSecret?: Secret;
   /** Our NetworkAttachmentDefinitions of this MonitoredServer, by name (those cached and labelled as ours). */

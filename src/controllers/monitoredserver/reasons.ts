@@ -44,6 +44,9 @@ export const Reason = {
   HotplugUnavailable: 'HotplugUnavailable',
   HotplugRefused: 'HotplugRefused',
   IDSCloudInitUnmergeable: 'IDSCloudInitUnmergeable',
+  // DiskAttached (Snapshot mode)
+  SnapshotNotReady: 'SnapshotNotReady',
+  SnapshotAPIUnavailable: 'SnapshotAPIUnavailable',
   // ServerRestartRequired
   RestartRequired: 'RestartRequired',
   UpToDate: 'UpToDate',
@@ -120,6 +123,10 @@ export const EventReason = {
   IDSAddressReleased: 'IDSAddressReleased',
   DiskPlugged: 'DiskPlugged',
   DiskUnplugged: 'DiskUnplugged',
+  /** Snapshot mode: a VolumeSnapshot of a server volume was taken, restored into a claim, or a superseded one deleted. */
+  DiskSnapshotCreated: 'DiskSnapshotCreated',
+  DiskSnapshotRestored: 'DiskSnapshotRestored',
+  DiskSnapshotDeleted: 'DiskSnapshotDeleted',
   /** The server VM leaves a drained node (a migration or, when it cannot migrate, a restart). */
   ServerVMEvacuating: 'ServerVMEvacuating',
   /** The IDS VM was stopped on the node the server leaves. */
@@ -156,6 +163,8 @@ export const WARNING_REASONS: ReadonlySet<string> = new Set([
   Reason.HotplugUnavailable,
   Reason.HotplugRefused,
   Reason.IDSCloudInitUnmergeable,
+  Reason.SnapshotNotReady,
+  Reason.SnapshotAPIUnavailable,
   Reason.ResponseUnavailable,
   Reason.EvacuationMigrationFailed,
   Reason.IDSNetworkFull,

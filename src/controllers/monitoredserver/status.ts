@@ -6,7 +6,7 @@ import { conditionsEqual, removeCondition, setCondition, type Condition, type Co
 import { idsVmName, isAdopting, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import { releaseCommand, responseStatus } from './planners/response.ts';
 import type { Outcome, Outcomes } from './actions.ts';
-import { diskAttached } from './disk-inspection-status.ts';
+import { diskAttached, snapshotStatuses } from './disk-inspection-status.ts';
 import { nextMonitoringGap } from './monitoring-gap.ts';
 import { pairMoveConditions } from './pair-move-status.ts';
 import type { PairMove } from './planners/evacuation.ts';
@@ -195,17 +195,6 @@ function unavailableCapabilities(ms: MonitoredServer, networking: NetworkingCont
       },
     ]);
   }
-  const disks = ms.spec.server.disks ?? [];
-  if (disks.length > 0 && ms.spec.diskInspection?.mode === 'Snapshot') {
-    out.push([
-      ConditionType.DiskAttached,
-      {
-        status: 'False',
-        reason: Reason.DiskInspectionUnavailable,
-        message: `disk inspection from snapshots (spec.diskInspection.mode: Snapshot, disks ${disks.join(', ')}) is not available in this release: nothing is attached to the IDS VM; use mode Live, or remove spec.server.disks to monitor without it`,
-      },
-    ]);
-  }
   const response = ms.spec.response?.onAlert ?? 'None';
   if (response === 'Pause') {
     out.push([
@@ -240,7 +229,7 @@ function vmStatus(name: string, vm: ObservedState['serverVm'], vmi: ObservedStat
  * `networking`, IDSNetworkJoined and MirrorAttached are part of Ready (the node agent's
  * MirrorAttached is read, never written: see networking-status.ts).
  */
-export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes, now: Date, move?: PairMove, networking?: NetworkingContext): MonitoredServerStatus {
+export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes, now: Date, move?: PairMove, networking?: NetworkingContext, snapshots?: { notReady?: string }): MonitoredServerStatus {
   const generation = ms.metadata.generation ?? 0;
   const serverNode = o.serverClaimedBy || o.serverNameTaken ? undefined : vmiNode(o.serverVmi);
   const mappingEnabled = ms.spec.processMapping?.enabled !== false;
@@ -251,7 +240,7 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
     [ConditionType.Colocated, colocated(o, ids, serverNode)],
   ];
   if (mappingEnabled) parts.push([ConditionType.ProcessMapping, processMapping(ms, o, outcomes, serverNode)]);
-  const disk = diskAttached(ms, o, outcomes);
+  const disk = diskAttached(ms, o, outcomes, snapshots);
   if (disk) parts.push([ConditionType.DiskAttached, disk]);
   const capabilities = unavailableCapabilities(ms, networking);
   parts.push(...capabilities);
@@ -307,6 +296,8 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   if (gap) status.lastMonitoringGap = gap;
   const idsNetwork = networking ? idsNetworkStatus(ms, o, networking) : undefined;
   if (idsNetwork) status.idsNetwork = idsNetwork;
+  const copies = snapshotStatuses(ms, o);
+  if (copies) status.diskInspection = { snapshots: copies };
   return status;
 }
 

@@ -224,9 +224,11 @@ describe('disk inspection (Live)', () => {
       });
     }
 
-    it('has no condition without disks, and leaves Snapshot mode to DiskInspectionUnavailable', () => {
+    it('has no condition without disks; in Snapshot mode waits for the VolumeSnapshot cache (disk-snapshot.test.ts has the rest)', () => {
       assert.equal(diskAttached(ms([]), {}, new Outcomes()), undefined);
-      assert.equal(diskAttached(ms(['data'], undefined, 'Snapshot'), observed(ms(['data'])), new Outcomes()), undefined);
+      const waiting = diskAttached(ms(['data'], undefined, 'Snapshot'), observed(ms(['data'])), new Outcomes());
+      assert.equal(waiting?.reason, 'DiskAttaching');
+      assert.match(waiting!.message, /waiting for the VolumeSnapshot cache/);
     });
 
     it('treats 400 and 422 from the subresources as refusals, others as retried failures', () => {

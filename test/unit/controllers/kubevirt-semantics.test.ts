@@ -98,7 +98,6 @@ describe('a truthful Ready: capabilities the spec enables that do not run', () =
 
   const cases: Array<[string, Parameters<typeof monitoredServer>[2], string, string]> = [
     ['mirroring left at its default (enabled)', { mirroring: {} }, 'MirrorAttached', 'MirroringUnavailable'],
-    ['server disks to inspect from snapshots', { server: { template: monitoredServer('x', 'shop').spec.server.template!, disks: ['rootdisk'] }, diskInspection: { mode: 'Snapshot' } }, 'DiskAttached', 'DiskInspectionUnavailable'],
     ['an Isolate response', { response: { onAlert: 'Isolate' } }, 'ResponseReady', 'ResponseUnavailable'],
   ];
   for (const [name, overrides, type, reason] of cases) {

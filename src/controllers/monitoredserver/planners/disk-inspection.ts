@@ -28,6 +28,7 @@ import { statusCodeOf } from '../../../kube/client/rest.ts';
 import type { Action } from '../actions.ts';
 import type { ObservedState } from '../observed-state.ts';
 import { EventReason, Reason } from '../reasons.ts';
+import { resolveRotations, snapshotHotplug, type VolumeRotation } from './disk-snapshot.ts';
 
 export interface DiskInspectionPlan {
   /** How disks are plugged, with the words for the condition message (when known). */
@@ -43,6 +44,10 @@ export interface DiskInspectionPlan {
   ids?: IdsDiskInspection;
   /** The Secret with the merged user data, to apply. */
   secret?: Secret & { apiVersion: 'v1'; kind: 'Secret' };
+  /** The disks the IDS VM should have plugged (Snapshot mode: the copies; Live mode: the server volumes). */
+  wanted?: Array<{ disk: VirtualMachineDisk; volume: VirtualMachineVolume }>;
+  /** Snapshot mode: each volume's generations and which are plugged. */
+  rotations?: VolumeRotation[];
 }
 
 function sourceOf(volume: VirtualMachineVolume): string {
@@ -166,7 +171,7 @@ function resolveDiskInspectionAlone(ms: MonitoredServer, o: ObservedState): Disk
   const mountPath = ms.spec.diskInspection?.mountPath ?? DEFAULT_MOUNT_PATH;
   const keep = unchanged(ms, live);
   const keepOnly = (extra: Partial<DiskInspectionPlan>): DiskInspectionPlan => ({ volumes: [], ...(keep ? { ids: keep } : {}), ...extra });
-  if (mode !== 'Live') return { volumes: [] };
+  const snapshotMode = mode === 'Snapshot';
   if (disks.length === 0) {
     // Once the IDS VM reads our Secret it keeps doing so (switching back would restart it); the
     // Secret then mounts nothing.
@@ -185,6 +190,17 @@ function resolveDiskInspectionAlone(ms: MonitoredServer, o: ObservedState): Disk
   const resolved = resolveVolumes(ms, o);
   if ('refusal' in resolved) return keepOnly({ refusal: resolved.refusal, ...(support.method ? { method: support.method, methodDescription: support.description } : {}) });
   if (!support.method) return keepOnly({ refusal: { reason: Reason.HotplugUnavailable, message: support.message } });
+  if (snapshotMode && !o.snapshotApiUnavailable && o.diskSnapshots === undefined) return keepOnly({ waiting: 'waiting for the VolumeSnapshot cache to list our snapshots' });
+  if (snapshotMode && o.snapshotApiUnavailable) {
+    return keepOnly({
+      refusal: {
+        reason: Reason.SnapshotAPIUnavailable,
+        message: `spec.diskInspection.mode Snapshot needs CSI VolumeSnapshots (snapshot.storage.k8s.io/v1), which the operator cannot read: ${o.snapshotApiUnavailable}; install the external-snapshotter CRDs and snapshot controller (and a CSI driver with snapshots), or use mode Live`,
+      },
+      method: support.method,
+      methodDescription: support.description,
+    });
+  }
   let userData: string;
   try {
     userData = buildIdsUserData(ms, { disks: resolved.volumes, mode, mountPath });
@@ -198,7 +214,8 @@ function resolveDiskInspectionAlone(ms: MonitoredServer, o: ObservedState): Disk
       methodDescription: support.description,
     });
   }
-  const wanted = resolved.volumes.map((v) => buildHotplugDisk(ms, v));
+  const rotations = snapshotMode ? resolveRotations(ms, o, resolved.volumes) : undefined;
+  const wanted = rotations ? snapshotHotplug(ms, rotations) : resolved.volumes.map((v) => buildHotplugDisk(ms, v));
   // Declarative: the IDS VM spec holds exactly the wanted disks (KubeVirt plugs and unplugs to
   // match). Subresource: a new IDS VM is created with them; later changes go through addvolume and
   // removevolume, and the spec we apply keeps what KubeVirt has (apply would otherwise drop them).
@@ -209,6 +226,8 @@ function resolveDiskInspectionAlone(ms: MonitoredServer, o: ObservedState): Disk
     volumes: resolved.volumes,
     ids: { hotplug, cloudInitSecretName: idsCloudInitSecretName(ms) },
     secret: buildIdsCloudInitSecret(ms, userData),
+    wanted,
+    ...(rotations ? { rotations } : {}),
   };
 }
 
@@ -266,35 +285,38 @@ export function planDiskHotplug(ms: MonitoredServer, o: ObservedState): Action[]
   const pendingRemove = new Set(requests.map((r) => r.removeVolumeOptions?.name).filter(Boolean));
   const plugged = new Set(livePlugged(ms, live).map((p) => p.volume.name));
   const inSpec = new Set((live.spec?.template?.spec?.volumes ?? []).map((v) => v.name));
-  const wanted = new Map(plan.volumes.map((v) => [idsVolumeName(ms, v.volumeName), v]));
+  const wanted = new Map((plan.wanted ?? []).map((w) => [w.disk.name, w]));
   const actions: Action[] = [];
-  for (const [name, v] of wanted) {
+  for (const [name, w] of wanted) {
     if (inSpec.has(name) || pendingAdd.has(name)) continue;
+    const claimName = w.volume.persistentVolumeClaim?.claimName ?? '';
+    const serverVolume = plan.volumes.find((v) => idsVolumeName(ms, v.volumeName) === w.disk.serial)?.volumeName ?? name;
     actions.push({
       type: 'subresource',
       capability: 'diskInspection',
       failureReason: 'AddVolumeFailed',
-      log: `Hot-plug server volume ${v.volumeName} (claim ${v.claimName}) read-only into IDS VirtualMachine ${ns}/${vm} as ${name}`,
+      log: `Hot-plug server volume ${serverVolume} (claim ${claimName}) read-only into IDS VirtualMachine ${ns}/${vm} as ${name}`,
       path: subresourcePath(ns, vm, 'addvolume'),
-      body: addVolumeOptions(ms, v),
+      body: addVolumeOptions(w),
       refusedWhen: isRefusedHotplug,
       // 409: KubeVirt already holds a request for this volume (our earlier one, not yet in the cache).
       tolerate: [409],
-      event: { type: 'Normal', reason: EventReason.DiskPlugged, message: `Asked KubeVirt to hot-plug server volume ${v.volumeName} read-only into ${vm} (addvolume)` },
+      event: { type: 'Normal', reason: EventReason.DiskPlugged, message: `Asked KubeVirt to hot-plug server volume ${serverVolume} (claim ${claimName}) read-only into ${vm} (addvolume)` },
     });
   }
+  const why = (name: string) => (/-g\d+$/.test(name) && plan.rotations ? 'a superseded snapshot copy' : 'no longer in spec.server.disks');
   for (const name of plugged) {
     if (wanted.has(name) || pendingRemove.has(name)) continue;
     actions.push({
       type: 'subresource',
       capability: 'diskInspection',
       failureReason: 'RemoveVolumeFailed',
-      log: `Unplug ${name} from IDS VirtualMachine ${ns}/${vm}: no longer in spec.server.disks`,
+      log: `Unplug ${name} from IDS VirtualMachine ${ns}/${vm}: ${why(name)}`,
       path: subresourcePath(ns, vm, 'removevolume'),
       body: { name },
       refusedWhen: isRefusedHotplug,
       tolerate: [409],
-      event: { type: 'Normal', reason: EventReason.DiskUnplugged, message: `Asked KubeVirt to unplug ${name} from ${vm} (removevolume): no longer in spec.server.disks` },
+      event: { type: 'Normal', reason: EventReason.DiskUnplugged, message: `Asked KubeVirt to unplug ${name} from ${vm} (removevolume): ${why(name)}` },
     });
   }
   return actions;

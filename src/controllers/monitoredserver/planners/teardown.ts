@@ -11,6 +11,7 @@ import type { ObservedState } from '../observed-state.ts';
 import { deleteMapperPod, deleteProcessBaseline } from './process-mapper.ts';
 import { EventReason } from '../reasons.ts';
 import { planNetworkTeardown } from './networking.ts';
+import { planSnapshotTeardown } from './disk-snapshot.ts';
 
 /** How long a child may take to finish deleting before the teardown says it is stuck. */
 export const TEARDOWN_STALL_MS = 30_000;
@@ -142,6 +143,8 @@ export function planTeardown(ms: MonitoredServer, o: ObservedState, now: Date, c
   }
   // 3. Our NADs and the IDS-network address (once the IDS VM that used them is gone), then release the MonitoredServer.
   actions.push(...planNetworkTeardown(ms, o, claimNamespace));
+  // Snapshot mode: our snapshots and the claims restored from them (the server's claims are never touched).
+  actions.push(...planSnapshotTeardown(o));
   actions.push(...removeFinalizer(ms));
   return { actions };
 }
