@@ -83,6 +83,8 @@ export const Reason = {
   // MirrorAttached while the operator waits for the node agent (tc), or reports it (ovs-cni)
   WaitingForMirrorAgent: 'WaitingForMirrorAgent',
   ServerNICNotMirrorable: 'ServerNICNotMirrorable',
+  /** ovs-cni: the OVS bridge on the server's node already applies its 32 mirrors (ovs-mirror-slots.ts). */
+  MirrorBridgeFull: 'MirrorBridgeFull',
   // ProcessMapping
   Mapping: 'Mapping',
   ProcessMapperCreating: 'ProcessMapperCreating',
@@ -118,6 +120,8 @@ export const EventReason = {
   NetworkAttachmentCreated: 'NetworkAttachmentCreated',
   IDSAddressAllocated: 'IDSAddressAllocated',
   IDSAddressReleased: 'IDSAddressReleased',
+  /** A claim whose MonitoredServer is gone (finalizer removed by hand) was deleted; the Event is on the claim ConfigMap. */
+  OrphanedIDSAddressReleased: 'OrphanedIDSAddressReleased',
   DiskPlugged: 'DiskPlugged',
   DiskUnplugged: 'DiskUnplugged',
   /** The server VM leaves a drained node (a migration or, when it cannot migrate, a restart). */
@@ -163,4 +167,5 @@ export const WARNING_REASONS: ReadonlySet<string> = new Set([
   Reason.IDSNetworkDataUnmergeable,
   Reason.NetworkAttachmentRefused,
   Reason.ServerNICNotMirrorable,
+  Reason.MirrorBridgeFull,
 ]);
