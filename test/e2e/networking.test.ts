@@ -6,29 +6,32 @@
 // - kubectl apply of a MonitoredServer adopting the VM → the agent's MirrorAttached=True;
 // - every frame the server guest sends and receives (ICMP, TCP, UDP) reaches the IDS VM's mirror
 //   bridge in its launcher pod exactly once (captured there: the guest image is busybox);
-// - the agent killed (SIGKILL) and restarted changes nothing; deleting the MonitoredServer with the
-//   agent killed mid-way and restarted leaves the node's and the server pod's ip/tc/nft state
-//   exactly as before the MonitoredServer existed.
-// Not covered here (see the report of issue 13): the IDS overlay between nodes (every kwok node
-// reports InternalIP 127.0.0.1, so the agent runs with --ids-network none and the node's hsids0
-// bridge is made before, as the agent keeps it with the vxlan provider), Table 2 from the server
-// netns, and a second MonitoredServer ("no other IDS").
+// - a second MonitoredServer's server on another node: its IDS gets none of the first's frames, and
+//   the two IDS guests, on different nodes, ping each other on the IDS network (the agents' VXLAN
+//   overlay over the nodes' underlay; each guest's address from status.idsNetwork);
+// - the agent killed (SIGKILL) and restarted changes nothing; deleting the MonitoredServers, one
+//   with its node's agent killed mid-way and restarted, leaves the nodes' and the server pods'
+//   ip/tc/nft state exactly as before the MonitoredServers existed.
+// kwok reports every node's InternalIP as 127.0.0.1; the test gives each Node the address its host
+// namespace has on the underlay, as a kubelet reports the node's own. Not covered here: Table 2
+// (nmap from the server side; the busybox guests have no nmap), GSO super-frames.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
 import { hashedPodInterfaceName } from '../../src/agent/kubevirt-names.ts';
 import { MIRROR_COOKIE } from '../../src/dataplane/tc-mirror-plan.ts';
-import { MIRROR_NETWORK } from '../../src/builders/networking.ts';
+import { IDS_NETWORK, MIRROR_NETWORK } from '../../src/builders/networking.ts';
 import { controlPlaneBinaries } from '../../testenv/cluster/binaries.ts';
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
 import { configureGuestNic, NET_MODULES_FAILED_MARKER, networkGuestAssets } from '../../testenv/guest/network-guest.ts';
 import { frameMultiset, readFrames, startCapture, stopCapture, type Capture } from '../../testenv/netns/capture.ts';
 import { ProcessGroup, type TestNetns } from '../../testenv/netns/netns-host.ts';
 import { snapshotAll, type NetnsSnapshot } from '../../testenv/netns/snapshot.ts';
-import { OperatorTestEnv, MS, VM } from '../../testenv/operator/operator-env.ts';
+import { OperatorTestEnv, MS, VM, VMI } from '../../testenv/operator/operator-env.ts';
 import { startOperatorProcess, type OperatorProcess } from '../../testenv/operator/operator-process.ts';
 import { startAgentProcess, type AgentProcess } from '../../testenv/real-guests/agent-process.ts';
 import { ourNamespaces, podCgroups } from '../../testenv/real-guests/host-leftovers.ts';
@@ -40,6 +43,7 @@ import { waitFor } from '../../testenv/wait.ts';
 const run = promisify(execFile);
 const NS = 'shop';
 const NODE = 'node-a';
+const OTHER_NODE = 'node-b';
 const VM_NAME = 'web';
 const MS_NAME = 'web-watch';
 /** A second monitored server on the same node: its IDS must get none of web's frames. */
@@ -55,7 +59,9 @@ describe('end to end on a real-guest node: the mirror from kubectl apply to the 
   let env: OperatorTestEnv;
   let operator: OperatorProcess;
   let agent: AgentProcess | undefined;
+  let otherAgent: AgentProcess | undefined;
   let node: NodeHost;
+  let otherNode: NodeHost;
   let server: RealGuest;
   let other: RealGuest;
   let initial: Map<string, NetnsSnapshot>;
@@ -63,8 +69,9 @@ describe('end to end on a real-guest node: the mirror from kubectl apply to the 
   const processes = new ProcessGroup();
   const podUids = new Set<string>();
 
+  const agentOn = (host: NodeHost) => startAgentProcess(host, { kubeconfigPath: env.cluster.kubeConfigFor('admin').path, logFile: env.cluster.logOf(`agent-${host.nodeName}`) });
   const startAgent = async () => {
-    agent = await startAgentProcess(node, { kubeconfigPath: env.cluster.kubeConfigFor('admin').path, logFile: env.cluster.logOf(`agent-${NODE}`), extraArgs: ['--ids-network=none'] });
+    agent = await agentOn(node);
   };
   const kubectlApply = async (object: object) => {
     const file = join(env.cluster.dir, `apply-${Date.now()}.yaml`);
@@ -80,11 +87,23 @@ describe('end to end on a real-guest node: the mirror from kubectl apply to the 
     }
     return n;
   };
-  const stateNow = () => snapshotAll([node.ns, server.launcher.ns, other.launcher.ns]);
-  /** A user's VM (bridge binding) running as a real guest with the pod's IP on its NIC. */
-  const userVm = async (name: string): Promise<RealGuest> => {
+  /**
+   * The nodes' and server pods' ip/tc/nft state. nftables numbers every table, chain, set and rule
+   * with a handle from a counter: the overlay's guard, rewritten while peers come and go, ends with
+   * the same ruleset under new handles, so handles are left out of the comparison (nothing else).
+   */
+  const stateNow = async () => {
+    const state = await snapshotAll([node.ns, otherNode.ns, server.launcher.ns, other.launcher.ns]);
+    const dropHandles = (v: unknown): unknown =>
+      Array.isArray(v) ? v.map(dropHandles) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'handle').map(([k, x]) => [k, dropHandles(x)])) : v;
+    for (const snapshot of state.values()) snapshot.nftables = dropHandles(snapshot.nftables);
+    return state;
+  };
+  /** A user's VM (bridge binding) on `host`, running as a real guest with the pod's IP on its NIC. */
+  const userVm = async (name: string, host: NodeHost): Promise<RealGuest> => {
     const vm = vmTemplate({ app: name }, '256Mi');
     vm.spec.template!.spec!.domain.devices.interfaces = [{ name: 'default', bridge: {} }];
+    vm.spec.template!.spec!.nodeSelector = { 'kubernetes.io/hostname': host.nodeName };
     await env.create(VM, NS, { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name, namespace: NS }, spec: vm.spec });
     const guest = await waitFor(() => backend.guest(NS, name), { timeoutMs: 300_000, intervalMs: 500, description: `VM ${name} to be a real guest` });
     podUids.add(guest.podUid);
@@ -92,32 +111,38 @@ describe('end to end on a real-guest node: the mirror from kubectl apply to the 
     const nicUp = await guest.console.run(configureGuestNic(guest.launcher.podIp));
     assert.ok(!nicUp.includes(NET_MODULES_FAILED_MARKER) && nicUp.includes('@@NIC-UP'), `the NIC of guest ${name}: ${nicUp}`);
     // The node reaches the guest through the pod's veth and the in-pod bridge.
-    await waitFor(async () => node.ns.exec(['ping', '-c', '1', '-W', '1', guest.launcher.podIp]).then(() => true, () => undefined), { timeoutMs: 30_000, description: `the node pings guest ${name}` });
+    await waitFor(async () => host.ns.exec(['ping', '-c', '1', '-W', '1', guest.launcher.podIp]).then(() => true, () => undefined), { timeoutMs: 30_000, description: `the node pings guest ${name}` });
     return guest;
   };
+  /** The guest's interface with this MAC, given `address`; prints @@IDS-UP. */
+  const idsNicUp = (mac: string, address: string) =>
+    `for d in /sys/class/net/*; do [ "$(cat $d/address)" = "${mac}" ] && n=\${d##*/}; done; ip link set $n up && ip addr add ${address} dev $n && echo @@IDS-UP`;
 
   before(async function () {
     const assets = networkGuestAssets();
     // Every VMI a real guest with a virtio NIC; the operator's other pods stay kwok pods.
     nodes = new RealGuestNodes({ log, kernel: assets.kernel.vmlinuz, initrd: assets.initrd, podSelector: 'hyperspector.io/role=none' });
     backend = nodes.backend;
-    env = await OperatorTestEnv.start(1, undefined, { guestBackend: backend, log });
+    env = await OperatorTestEnv.start(2, undefined, { guestBackend: backend, log });
     nodes.attach(env.cluster.kubeConfig, env.cluster.dir);
     await env.namespace(NS);
     captureDir = await mkdtemp(join(tmpdir(), 'hs-e2e-net-'));
     node = await backend.network.node(NODE);
-    // The IDS network's node bridge as the agent keeps it with the vxlan provider (see the file
-    // comment): its own address, and a port that is always there (a veth stands for the VXLAN device).
-    await node.ns.ip('link', 'add', 'hsids0', 'address', '02:48:53:00:00:01', 'type', 'bridge');
-    await node.ns.ip('link', 'add', 'hsids0-vx', 'type', 'veth', 'peer', 'name', 'hsids0-ul');
-    await node.ns.ip('link', 'set', 'hsids0-vx', 'master', 'hsids0');
-    for (const dev of ['hsids0', 'hsids0-vx', 'hsids0-ul']) await node.ns.ip('link', 'set', dev, 'up');
+    otherNode = await backend.network.node(OTHER_NODE);
+    // Each Node reports the address its host namespace has on the underlay (see the file comment).
+    for (const host of [node, otherNode]) {
+      await env.core.patchNodeStatus(
+        { name: host.nodeName, body: { status: { addresses: [{ type: 'InternalIP', address: host.underlayAddress }, { type: 'Hostname', address: host.nodeName }] } } },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      );
+    }
     operator = await startOperatorProcess(env.cluster, { user: 'operator' });
   });
 
   after(async function () {
     await processes.stopAll();
     await agent?.stop();
+    await otherAgent?.stop();
     await operator?.stop();
     await env?.stop();
     await nodes?.stop();
@@ -126,8 +151,13 @@ describe('end to end on a real-guest node: the mirror from kubectl apply to the 
 
   it('kubectl apply → MirrorAttached=True from the node agent; every frame of the server reaches its IDS launcher pod exactly once', async function () {
     // The users' VMs, running before anyone monitors them.
-    [server, other] = await Promise.all([userVm(VM_NAME), userVm(OTHER_VM)]);
+    [server, other] = await Promise.all([userVm(VM_NAME, node), userVm(OTHER_VM, otherNode)]);
     await startAgent();
+    otherAgent = await agentOn(otherNode);
+    // Both agents keep the overlay (bridge, VXLAN device on the underlay, guard) before any IDS VM.
+    for (const host of [node, otherNode]) {
+      await waitFor(async () => (await host.ns.json<unknown[]>(['ip', '-j', 'link', 'show', 'dev', 'hsids0-vx']).catch(() => [])).length > 0 || undefined, { timeoutMs: 60_000, description: `the overlay on ${host.nodeName}` });
+    }
     initial = await stateNow();
 
     const applied = Date.now();
@@ -140,10 +170,9 @@ describe('end to end on a real-guest node: the mirror from kubectl apply to the 
     const ids = backend.guest(NS, `${MS_NAME}-ids`);
     const otherIds = backend.guest(NS, `${OTHER_MS}-ids`);
     assert.ok(ids && otherIds, 'the IDS VMIs run as real guests');
-    for (const g of [ids, otherIds]) {
-      podUids.add(g.podUid);
-      assert.equal(g.nodeName, NODE);
-    }
+    podUids.add(ids.podUid);
+    podUids.add(otherIds.podUid);
+    assert.deepEqual([ids.nodeName, otherIds.nodeName], [NODE, OTHER_NODE], 'each IDS VM beside its server');
     assert.equal(await mirrorFilters(server.launcher.ns), 2, 'one ingress and one egress mirror filter');
     assert.equal(await mirrorFilters(other.launcher.ns), 2);
 
@@ -159,7 +188,7 @@ describe('end to end on a real-guest node: the mirror from kubectl apply to the 
     const end = `hs-end-${process.pid}`;
     await node.ns.exec(['sh', '-c', `printf %s ${start} | ncat -u --send-only ${podIp} 5009`]);
     await node.ns.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', podIp]);
-    await node.ns.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', other.launcher.podIp]);
+    await otherNode.ns.exec(['ping', '-c', '3', '-i', '0.2', '-W', '2', other.launcher.podIp]);
     await server.console.run('nc -l -p 5000 > /dev/null 2>&1 &');
     await waitFor(async () => node.ns.exec(['sh', '-c', `head -c 100000 /dev/zero | ncat --send-only ${podIp} 5000`]).then(() => true, () => undefined), { timeoutMs: 30_000, description: 'a TCP transfer to the guest' });
     await node.ns.exec(['sh', '-c', `echo to-server | ncat -u --send-only ${podIp} 5001`]);
@@ -191,6 +220,27 @@ describe('end to end on a real-guest node: the mirror from kubectl apply to the 
       "db's IDS got the pings to its own server",
     );
     log(`db's IDS: ${otherMirrored.length} frames, none of web's`);
+
+    // The two IDS guests, on different nodes, reach each other on the IDS network.
+    const idsAddress = async (msName: string, vmiName: string, guest: RealGuest) => {
+      const address = (await env.get(MS, NS, msName))?.status?.idsNetwork?.address as string;
+      const vmi = await env.get(VMI, NS, vmiName);
+      const mac = (vmi?.spec?.domain?.devices?.interfaces as Array<{ name: string; macAddress?: string }>).find((i) => i.name === IDS_NETWORK)!.macAddress!;
+      await guest.waitForBoot();
+      const up = await guest.console.run(idsNicUp(mac, address));
+      assert.match(up, /@@IDS-UP/, `the IDS-network NIC of ${vmiName}: ${up}`);
+      return address.split('/')[0]!;
+    };
+    const webIdsAddress = await idsAddress(MS_NAME, `${MS_NAME}-ids`, ids);
+    const dbIdsAddress = await idsAddress(OTHER_MS, `${OTHER_MS}-ids`, otherIds);
+    const pinged = await waitFor(
+      async () => {
+        const out = await ids.console.run(`ping -c 3 -W 3 ${dbIdsAddress}`, 30_000);
+        return /[1-9]\d* packets received/.test(out) ? out : undefined;
+      },
+      { timeoutMs: 90_000, description: `IDS ${webIdsAddress} on ${NODE} pings IDS ${dbIdsAddress} on ${OTHER_NODE}` },
+    );
+    log(`IDS ${webIdsAddress} (${NODE}) → IDS ${dbIdsAddress} (${OTHER_NODE}): ${/\d+ packets transmitted, \d+ packets received/.exec(pinged)?.[0]}`);
   });
 
   it('a killed and restarted agent changes nothing; deleting the MonitoredServer with the agent killed mid-way restores the node exactly', async function () {
@@ -230,6 +280,8 @@ describe('end to end on a real-guest node: the mirror from kubectl apply to the 
     await processes.stopAll();
     await agent?.stop();
     agent = undefined;
+    await otherAgent?.stop();
+    otherAgent = undefined;
     await operator.stop();
     await env.stop();
     await nodes.stop();
