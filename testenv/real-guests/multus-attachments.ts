@@ -10,6 +10,7 @@
 //   bridge `k6t-<hash>`, all with the pod interface's MTU.
 // Any other plugin is refused with its name, so a NAD the double cannot model fails loudly.
 import type { VirtualMachineInstance } from '../../src/kube/client/objects.ts';
+import type { Vmi } from '../kubevirt/virt-handler-status.ts';
 import { isSecondaryMultusNetwork, launcherDevices } from '../../src/agent/kubevirt-names.ts';
 import type { TestNetns } from '../netns/netns-host.ts';
 import type { LauncherNetwork } from './node-network.ts';
@@ -56,9 +57,10 @@ export interface SecondaryAttachment {
 export async function attachSecondaryNetworks(
   launcher: LauncherNetwork,
   podUid: string,
-  vmi: VirtualMachineInstance,
+  vmiObject: Vmi,
   readNadConfig: (namespace: string, name: string) => Promise<string | undefined>,
 ): Promise<SecondaryAttachment[]> {
+  const vmi = vmiObject as VirtualMachineInstance;
   const out: SecondaryAttachment[] = [];
   const secondaries = (vmi.spec.networks ?? []).filter(isSecondaryMultusNetwork);
   for (const [index, network] of secondaries.entries()) {

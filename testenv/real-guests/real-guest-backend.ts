@@ -217,7 +217,7 @@ export class RealGuestBackend implements GuestBackend {
       launcher = await this.network.createLauncher(nodeName, `${this.network.prefix}-${namespace}-${pod.metadata?.name}`, podUid, podIp);
       // Secondary (Multus) networks, from the NADs they name (multus-attachments.ts).
       const kubeConfig = this.kubeConfig;
-      if (kubeConfig) await attachSecondaryNetworks(launcher, podUid, vmi as never, (ns, nad) => readNadConfig(kubeConfig, ns, nad));
+      if (kubeConfig) await attachSecondaryNetworks(launcher, podUid, vmi, (ns, nad) => readNadConfig(kubeConfig, ns, nad));
       cgroup.create();
       const qemu = new ManagedProcess(
         `qemu ${namespace}/${name}`,
