@@ -53,6 +53,8 @@ export interface DiskInspectionCloudInit {
 
 export const MOUNT_SCRIPT_PATH = '/usr/local/sbin/hyperspector-serverfs';
 export const REMOUNT_UNIT = 'hyperspector-serverfs';
+/** Where the refresh loop logs on an image with neither systemd nor cron. */
+export const REMOUNT_LOOP_LOG = '/var/log/hyperspector-serverfs.log';
 /** virtio-blk's serial field (VIRTIO_BLK_ID_BYTES); longer serials are cut by QEMU. */
 export const VIRTIO_SERIAL_MAX = 20;
 /** KubeVirt refuses inline cloudInitNoCloud.userData above this; larger goes in a Secret (userDataSecretRef). */
@@ -219,9 +221,12 @@ AccuracySec=1s
 [Install]
 WantedBy=timers.target
 `;
+  // systemd's timer; else cron's directory (a cron daemon is installed); else (a minimal image with
+  // neither: found by the test world's busybox guests) a detached loop at the same interval.
   const startTimer =
     `if [ -d /run/systemd/system ]; then systemctl daemon-reload && systemctl enable --now ${REMOUNT_UNIT}.timer; ` +
-    `else echo '*/${cronMinutes} * * * * root ${MOUNT_SCRIPT_PATH} refresh' > /etc/cron.d/${REMOUNT_UNIT}; fi`;
+    `elif [ -d /etc/cron.d ]; then echo '*/${cronMinutes} * * * * root ${MOUNT_SCRIPT_PATH} refresh' > /etc/cron.d/${REMOUNT_UNIT}; ` +
+    `else mkdir -p /var/log && setsid sh -c 'while sleep ${every}; do ${MOUNT_SCRIPT_PATH} refresh; done' >> ${REMOUNT_LOOP_LOG} 2>&1 < /dev/null & fi`;
   return {
     mountScript,
     writeFiles: [

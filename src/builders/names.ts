@@ -13,7 +13,7 @@ export const ANNOTATION_MONITORED_BY = 'hyperspector.io/monitored-by';
 export const ANNOTATION_PAIRED_WITH = 'hyperspector.io/paired-with-vmi';
 export const FINALIZER = 'hyperspector.io/teardown';
 
-export type Role = 'server' | 'ids' | 'process-mapper' | 'ids-cloud-init' | 'network' | 'ids-address';
+export type Role = 'server' | 'ids' | 'process-mapper' | 'process-baseline' | 'ids-cloud-init' | 'network' | 'ids-address';
 
 export function idsVmName(ms: MonitoredServer): string {
   return `${ms.metadata.name}-ids`;
@@ -44,15 +44,28 @@ export function ownerReference(ms: MonitoredServer) {
 }
 
 /**
- * The process-mapper pod runs in the operator's namespace, so its name carries the MonitoredServer's
- * namespace and name, and a hash of both (`a-b`/`c` and `a`/`b-c` must not meet).
+ * Objects of a MonitoredServer in the operator's namespace (its process-mapper pod, its process
+ * baseline) carry its namespace and name in their names, and a hash of both (`a-b`/`c` and
+ * `a`/`b-c` must not meet).
  */
-export function processMapperPodName(ms: MonitoredServer): string {
+function operatorNamespaceName(ms: MonitoredServer, what: string): string {
   const ns = ms.metadata.namespace ?? '';
   const name = ms.metadata.name ?? '';
   const hash = createHash('sha256').update(`${ns}/${name}`).digest('hex').slice(0, 8);
-  return `${`${ns}-${name}`.slice(0, 200).replace(/[.-]+$/, '')}-process-mapper-${hash}`;
+  return `${`${ns}-${name}`.slice(0, 200).replace(/[.-]+$/, '')}-${what}-${hash}`;
 }
+
+export function processMapperPodName(ms: MonitoredServer): string {
+  return operatorNamespaceName(ms, 'process-mapper');
+}
+
+/** The ConfigMap (operator's namespace) holding the process baseline the mapper learned for this MonitoredServer. */
+export function processBaselineName(ms: MonitoredServer): string {
+  return operatorNamespaceName(ms, 'process-baseline');
+}
+
+/** Set to a new value (e.g. the time) to have the process baseline learned anew. */
+export const ANNOTATION_RELEARN_BASELINE = 'hyperspector.io/relearn-baseline';
 
 /** The labels that tie a process-mapper pod (in the operator's namespace) to its MonitoredServer. */
 export function processMapperLabels(ms: MonitoredServer): Record<string, string> {

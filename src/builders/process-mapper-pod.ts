@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import { HOSTNAME_LABEL } from './ids-vm.ts';
-import { processMapperLabels, processMapperPodName } from './names.ts';
+import { ANNOTATION_RELEARN_BASELINE, processBaselineName, processMapperLabels, processMapperPodName } from './names.ts';
 import type { V1PodSpec } from '@kubernetes/client-node';
 import type { ObjectMeta, Pod } from '../kube/client/objects.ts';
 
@@ -79,6 +79,11 @@ export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, se
           { name: 'LISTEN', value: `0.0.0.0:${PROCESS_MAPPER_PORT}` },
           { name: 'POLL_INTERVAL_MS', value: String((mapping.pollIntervalSeconds ?? 1) * 1000) },
           { name: 'BASELINE_WINDOW_MS', value: String((mapping.baselineWindowSeconds ?? 300) * 1000) },
+          // The learned baseline outlives this pod (a guest reboot, a new VMI, a node move): kept
+          // per MonitoredServer in a ConfigMap beside it; a new relearn annotation value (part of the
+          // spec hash, so the pod is replaced) has it learned anew.
+          { name: 'BASELINE_CONFIGMAP', value: `${settings.namespace}/${processBaselineName(ms)}` },
+          { name: 'BASELINE_GENERATION', value: ms.metadata.annotations?.[ANNOTATION_RELEARN_BASELINE] ?? '' },
         ],
         ports: [{ name: 'http', containerPort: PROCESS_MAPPER_PORT, protocol: 'TCP' }],
         readinessProbe: { httpGet: { path: '/healthz', port: PROCESS_MAPPER_PORT }, periodSeconds: 5 },

@@ -41,6 +41,23 @@ export class Baseline {
     return this.known.size;
   }
 
+  /** The learning window has begun and ended: what is known is the baseline to keep. */
+  get learned(): boolean {
+    return this.learningStartedAt !== undefined && !this.learning;
+  }
+
+  /** What is known, sorted (to be stored). */
+  identities(): string[] {
+    return [...this.known].sort();
+  }
+
+  /** Takes a stored baseline: no learning window, every process is judged from the first snapshot on. */
+  restore(identities: Iterable<string>): void {
+    this.known.clear();
+    for (const i of identities) this.known.add(i);
+    this.learningStartedAt = Number.NEGATIVE_INFINITY;
+  }
+
   /** Learns (during the window) and judges the processes newly seen in a snapshot. */
   judge(newProcesses: GuestProcess[], all: Map<number, GuestProcess>): Array<{ process: GuestProcess } & Alert> {
     this.learningStartedAt ??= this.clock.now();

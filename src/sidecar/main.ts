@@ -9,11 +9,12 @@ import { AlertReporter } from './alert-reporter.ts';
 import { RequestAuthorizer } from './api-auth.ts';
 import { Command } from 'commander';
 import { realClock } from '../kube/util/clock.ts';
-import { createLogger, errorField } from '../kube/util/logger.ts';
+import { createLogger, errorField, type Logger } from '../kube/util/logger.ts';
 import { GuestIntrospector } from '../introspection/guest-introspector.ts';
 import { GuestProfileCache } from '../introspection/guest-kernel-discovery.ts';
 import { loadKernelProfiles } from '../introspection/profile-store.ts';
 import { DEFAULT_NETWORK_SERVICES, DEFAULT_SHELLS } from './baseline.ts';
+import { configMapBaselineStore, type BaselineRecord, type BaselineStore } from './baseline-store.ts';
 import { createSidecarServer } from './http-server.ts';
 import { createMapperMetrics } from './metrics.ts';
 import { ProcessMapper } from './process-mapper.ts';
@@ -34,6 +35,8 @@ interface SidecarOptions {
   procRoot: string;
   monitoredServer?: string;
   kubeconfig?: string;
+  baselineConfigmap?: string;
+  baselineGeneration: string;
 }
 
 const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -55,6 +58,8 @@ export async function main(argv: string[]): Promise<void> {
     .option('--shells <comms>', 'comma-separated shell names', env.SHELLS ?? DEFAULT_SHELLS.join(','))
     .option('--proc-root <dir>', 'host /proc (hostPID)', env.PROC_ROOT ?? '/proc')
     .option('--monitored-server <name>', 'the MonitoredServer (in the VMI namespace) whose Events and status.alerts receive the alerts (env MONITORED_SERVER)', env.MONITORED_SERVER)
+    .option('--baseline-configmap <namespace/name>', 'ConfigMap that keeps the learned baseline across reboots and pods (env BASELINE_CONFIGMAP); without it each start learns anew', env.BASELINE_CONFIGMAP)
+    .option('--baseline-generation <value>', 'relearn generation: a stored baseline of another one is not used (env BASELINE_GENERATION)', env.BASELINE_GENERATION ?? '')
     .option('--kubeconfig <path>', 'kubeconfig for reporting alerts (default: the pod\'s service account)')
     .parse(argv)
     .opts<SidecarOptions>();
@@ -69,6 +74,20 @@ export async function main(argv: string[]): Promise<void> {
   const metrics = createMapperMetrics();
   const vmi = { namespace: opts.namespace, name: opts.name, ...(opts.uid ? { uid: opts.uid } : {}), ...(opts.launcherPodUid ? { launcherPodUid: opts.launcherPodUid } : {}) };
   const pollIntervalMs = Number(opts.pollInterval);
+  // The pod's own identity reports alerts and checks who may read the API.
+  let api: KubeApi | undefined;
+  try {
+    if (opts.monitoredServer) api = podIdentity(opts);
+  } catch (err) {
+    logger.error('No Kubernetes identity (no service-account token?): alerts are not reported, the API is not authenticated', { err: errorField(err) });
+  }
+  // A baseline learned before (another pod, VMI or boot of this server) is used as is: no new
+  // learning window. Not knowing whether there is one is no reason to learn anew: retried, then fatal.
+  const baselineStore = api && opts.baselineConfigmap && opts.monitoredServer
+    ? configMapBaselineStore({ api, configMap: opts.baselineConfigmap, generation: opts.baselineGeneration, monitoredServer: { namespace: opts.namespace, name: opts.monitoredServer } })
+    : undefined;
+  const restoredBaseline = baselineStore ? await loadBaseline(baselineStore, logger) : undefined;
+  if (!baselineStore) logger.warn('No --baseline-configmap or identity: the baseline is learned anew at every start');
   const mapper = new ProcessMapper({
     vmi,
     profiles,
@@ -79,14 +98,9 @@ export async function main(argv: string[]): Promise<void> {
     metrics,
     findQemu: createQemuFinder(opts.procRoot),
     attach: (pid, profiles) => GuestIntrospector.attachToQemu(pid, profiles, { profileCache }),
+    ...(baselineStore ? { baselineStore } : {}),
+    ...(restoredBaseline ? { restoredBaseline } : {}),
   });
-  // The pod's own identity reports alerts and checks who may read the API.
-  let api: KubeApi | undefined;
-  try {
-    if (opts.monitoredServer) api = podIdentity(opts);
-  } catch (err) {
-    logger.error('No Kubernetes identity (no service-account token?): alerts are not reported, the API is not authenticated', { err: errorField(err) });
-  }
   const [host, port] = splitHostPort(opts.listen);
   // Without an identity nobody can be authenticated: the process table (command lines hold secrets)
   // is then served on loopback only.
@@ -121,6 +135,21 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+async function loadBaseline(store: BaselineStore, logger: Logger): Promise<BaselineRecord | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const record = await store.load();
+      if (record) logger.info('Restored the learned process baseline: no learning window', { location: store.location, identities: record.identities.length, learnedAt: record.learnedAt, learnedOnVmi: record.vmiUid });
+      else logger.info('No stored process baseline for this generation: learning', { location: store.location });
+      return record;
+    } catch (err) {
+      if (attempt >= 10) throw new Error(`cannot read the stored process baseline (${store.location}): ${(err as Error).message}`);
+      logger.warn('Could not read the stored process baseline; retrying', { location: store.location, attempt, err: errorField(err) });
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+  }
 }
 
 /** The pod's own identity: its service account (in-cluster) or an explicit kubeconfig; never a node's or user's default kubeconfig. */

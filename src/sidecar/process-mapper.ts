@@ -7,6 +7,7 @@ import { errorField } from '../kube/util/logger.ts';
 import type { KernelProfile } from '../introspection/kernel-profile.ts';
 import type { GuestProcess, ProcessSnapshot } from '../introspection/process-info.ts';
 import { Baseline, type BaselinePolicy } from './baseline.ts';
+import type { BaselineRecord, BaselineStore } from './baseline-store.ts';
 import { diffProcesses, processKey, type MapperEvent } from './events.ts';
 import type { MapperMetrics } from './metrics.ts';
 import { AmbiguousQemuError, type VmiIdentity } from './qemu-finder.ts';
@@ -33,6 +34,10 @@ export interface ProcessMapperDeps {
   attach: (qemuPid: number, profiles: KernelProfile[]) => Introspector;
   /** How many past events /events can replay to a reconnecting client (Last-Event-ID). */
   eventHistory?: number;
+  /** Where the baseline is kept once learned (per MonitoredServer, across reboots and pods). */
+  baselineStore?: BaselineStore;
+  /** A baseline loaded from the store: no learning window. */
+  restoredBaseline?: BaselineRecord;
 }
 
 export interface NumberedEvent {
@@ -68,8 +73,14 @@ export class ProcessMapper {
   /** The pids of the last AmbiguousQemu alert, so it is raised once per set of claimants. */
   private ambiguousAlerted?: string;
 
+  /** The learned baseline is in the store (or was loaded from it), or a save is under way. */
+  private baselineSaved: boolean;
+  private baselineSaving = false;
+
   constructor(private readonly deps: ProcessMapperDeps) {
     this.baseline = new Baseline(deps.baseline, deps.clock);
+    this.baselineSaved = deps.restoredBaseline !== undefined;
+    if (deps.restoredBaseline) this.baseline.restore(deps.restoredBaseline.identities);
   }
 
   start(): void {
@@ -244,6 +255,25 @@ export class ProcessMapper {
       this.deps.logger.warn('Raised process alert', { vmi: this.vmiName(), rule: a.rule, pid: a.process.pid, comm: a.process.comm, message: a.message });
       this.publish({ type: 'alert', time: snapshot.takenAt, rule: a.rule, message: a.message, process: a.process, ...(a.parent ? { parent: a.parent } : {}) });
     }
+    this.saveLearnedBaseline();
+  }
+
+  /** Once the window has ended, the baseline goes to the store; a failed save is tried again at the next poll. */
+  private saveLearnedBaseline(): void {
+    const store = this.deps.baselineStore;
+    if (!store || this.baselineSaved || this.baselineSaving || !this.baseline.learned) return;
+    this.baselineSaving = true;
+    const identities = this.baseline.identities();
+    const record = { identities, learnedAt: new Date(this.deps.clock.now()).toISOString(), ...(this.deps.vmi.uid ? { vmiUid: this.deps.vmi.uid } : {}) };
+    store.save(record).then(
+      () => {
+        this.baselineSaved = true;
+        this.deps.logger.info('Saved the learned process baseline', { vmi: this.vmiName(), identities: identities.length, location: store.location });
+      },
+      (err: unknown) => this.deps.logger.error('Could not save the learned process baseline; trying again at the next poll', { vmi: this.vmiName(), location: store.location, err: errorField(err) }),
+    ).finally(() => {
+      this.baselineSaving = false;
+    });
   }
 
   /**

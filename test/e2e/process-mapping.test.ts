@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import type { GuestProcess } from '../../src/introspection/process-info.ts';
 import { createKubeApi } from '../../src/kube/client/rest.ts';
 import { PROCESS_MAPPER_PORT } from '../../src/builders/process-mapper-pod.ts';
-import { processMapperPodName } from '../../src/builders/names.ts';
+import { processBaselineName, processMapperPodName } from '../../src/builders/names.ts';
 import { INTRUDER_COMM, START_INTRUDER } from '../../testenv/guest/scenario.ts';
 import { asPsRow, guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../../testenv/guest/scenario.ts';
 import { testGuestAssets } from '../../testenv/guest/test-guest.ts';
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
-import { OperatorTestEnv, MS, VM } from '../../testenv/operator/operator-env.ts';
+import { OperatorTestEnv, MS, VM, VMI } from '../../testenv/operator/operator-env.ts';
 import { startOperatorProcess, type OperatorProcess } from '../../testenv/operator/operator-process.ts';
 import { RealGuestNodes } from '../../testenv/real-guests/real-guest-nodes.ts';
 import { waitFor } from '../../testenv/wait.ts';
@@ -23,6 +23,7 @@ import { isAlive } from '../../testenv/process-alive.ts';
 const NS = 'shop';
 const OPERATOR_NS = 'hyperspector-system';
 const MAPPER = processMapperPodName(monitoredServer('web-1', NS));
+const BASELINE = processBaselineName(monitoredServer('web-1', NS));
 const log = (line: string) => process.stderr.write(`[e2e] ${line}\n`);
 
 interface ProcessesResponse {
@@ -169,8 +170,31 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
     await subresource('unpause');
     await waitFor(async () => (await guest.status()) === 'running' || undefined, { timeoutMs: 60_000, description: 'the server guest running again' });
 
-    // Deleting the MonitoredServer: every process, namespace and cgroup goes.
-    const pids = [mapper.process!.pid, ...backend.list().map((g) => g.pid)];
+    // A reboot does not reopen the learning window: the baseline was stored per MonitoredServer;
+    // the guest restarts (a new VMI: a new mapper pod), a program is started at boot, before the
+    // new mapper attaches, and it alerts at once.
+    const stored = await waitFor(async () => (await env.core.readNamespacedConfigMap({ namespace: OPERATOR_NS, name: BASELINE }).catch(() => undefined))?.data, {
+      timeoutMs: 30_000, intervalMs: 500, description: `the stored baseline ConfigMap ${OPERATOR_NS}/${BASELINE}`,
+    });
+    const identities = JSON.parse(stored['identities.json'] ?? '[]') as string[];
+    assert.ok(identities.some((i) => i.includes('batch-worker')) && !identities.some((i) => i.includes(INTRUDER_COMM)), `the stored baseline knows the server's programs, not the intruder: ${identities.join(' ')}`);
+    const oldVmiUid = guest.vmiUid;
+    const rebootedAt = new Date();
+    await env.delete(VMI, NS, 'web-1-server');
+    const rebooted = await waitFor(() => { const g = backend.guest(NS, 'web-1-server'); return g && g.vmiUid !== oldVmiUid ? g : undefined; }, { timeoutMs: 300_000, intervalMs: 500, description: 'the server guest to boot again (a new VMI)' });
+    await rebooted.waitForBoot();
+    await rebooted.console.run(START_INTRUDER);
+    const atBoot = await waitFor(async () => {
+      const list = (await createKubeApi(env.cluster.kubeConfig).request({ method: 'GET', path: `/apis/events.k8s.io/v1/namespaces/${NS}/events` })) as { items: Array<AlertEventObject & { eventTime?: string; metadata?: { creationTimestamp?: string } }> };
+      return list.items.find((e) => e.reason === 'ProcessOutsideBaseline' && e.note?.includes(INTRUDER_COMM) && new Date(e.metadata?.creationTimestamp ?? 0) >= new Date(Math.floor(rebootedAt.getTime() / 1000) * 1000) && e.regarding?.name === 'web-1');
+    }, { timeoutMs: 180_000, intervalMs: 500, description: `a ProcessOutsideBaseline Event for ${INTRUDER_COMM} started at boot after the reboot` });
+    log(`after the reboot: ${INTRUDER_COMM} started at boot alerted ${((Date.now() - rebootedAt.getTime()) / 1000).toFixed(1)} s after the VMI was deleted: ${atBoot.note}`);
+    const newMapper = await waitFor(() => nodes.pods.list().find((r) => r.process?.running && r.key === `${OPERATOR_NS}/${MAPPER}` && r.process.pid !== mapper.process!.pid), { timeoutMs: 60_000, description: 'the new process-mapper pod' });
+    const learning = (await (await fetch(`http://${nodes.pods.address(OPERATOR_NS, MAPPER, PROCESS_MAPPER_PORT)}/processes`, auth())).json()) as { baselineLearning: boolean };
+    assert.equal(learning.baselineLearning, false, 'the new mapper does not learn anew');
+
+    // Deleting the MonitoredServer: every process, namespace and cgroup goes (the stored baseline too).
+    const pids = [mapper.process!.pid, newMapper.process!.pid, ...backend.list().map((g) => g.pid)];
     const launcherNamespaces = backend.list().map((g) => g.launcher.ns.name);
     for (const g of backend.list()) seenPodUids.add(g.podUid);
     assert.equal(backend.list().length, 2, 'the server and the IDS VMI are real guests');
@@ -184,6 +208,7 @@ describe('end to end on a real-guest node: process mapping from a MonitoredServe
     });
     for (const name of launcherNamespaces) assert.ok(!ourNamespaces(backend.network.prefix).includes(name), `${name} is gone`);
     assert.deepEqual(podCgroups([...seenPodUids]), [], 'no pod cgroup left');
+    await waitFor(async () => (await env.core.readNamespacedConfigMap({ namespace: OPERATOR_NS, name: BASELINE }).then(() => undefined, () => true)), { timeoutMs: 60_000, description: 'the stored baseline deleted with the MonitoredServer' });
   });
 
   it('leaves no namespace or cgroup of the nodes once the world is stopped', async function () {

@@ -10,6 +10,7 @@ import { createKubeApi } from '../../src/kube/client/rest.ts';
 import { realClock } from '../../src/kube/util/clock.ts';
 import { silentLogger } from '../../src/kube/util/logger.ts';
 import { ALERT_FIELD_MANAGER, AlertReporter } from '../../src/sidecar/alert-reporter.ts';
+import { BASELINE_FIELD_MANAGER, configMapBaselineStore } from '../../src/sidecar/baseline-store.ts';
 import type { AlertEvent } from '../../src/sidecar/alert-message.ts';
 import { auditRequests } from '../../testenv/cluster/audit-log.ts';
 import { startCluster, type LocalCluster } from '../../testenv/cluster/local-cluster.ts';
@@ -108,5 +109,30 @@ describe('alert reporter (real kube-apiserver, the process mapper’s own Servic
     await denied({ method: 'GET', path: `/api/v1/namespaces/${NS}/pods` });
     await denied({ method: 'GET', path: `/api/v1/namespaces/${NS}/secrets` });
     await denied({ method: 'DELETE', path: `/apis/hyperspector.io/v1alpha1/namespaces/${NS}/monitoredservers/web-1` });
+  });
+
+  it('stores the learned baseline beside the mapper and loads it for the same generation only; nothing more on ConfigMaps', async function () {
+    const api = createKubeApi(mapperKubeConfig);
+    const store = (generation: string) => configMapBaselineStore({ api, configMap: 'hyperspector-system/shop-web-1-process-baseline-test', generation, monitoredServer: { namespace: NS, name: 'web-1' } });
+    assert.equal(await store('').load(), undefined, 'nothing stored yet');
+    await store('').save({ identities: ['["init","/sbin/init",0]', '["nginx","nginx: master",0]'], learnedAt: '2026-12-02T00:00:00.000Z', vmiUid: 'vmi-1' });
+    const loaded = await store('').load();
+    assert.deepEqual(loaded, { identities: ['["init","/sbin/init",0]', '["nginx","nginx: master",0]'], learnedAt: '2026-12-02T00:00:00.000Z', generation: '', vmiUid: 'vmi-1' });
+    assert.equal(await store('2026-12-02T01:00:00Z').load(), undefined, 'a relearn request (another generation) ignores it');
+    await store('2026-12-02T01:00:00Z').save({ identities: ['["init","/sbin/init",0]'], learnedAt: '2026-12-02T01:05:00.000Z' });
+    assert.deepEqual((await store('2026-12-02T01:00:00Z').load())?.identities, ['["init","/sbin/init",0]']);
+    const cm = await cluster.api(k8s.CoreV1Api).readNamespacedConfigMap({ namespace: 'hyperspector-system', name: 'shop-web-1-process-baseline-test' });
+    assert.deepEqual(cm.metadata?.labels, { 'hyperspector.io/monitored-server': 'web-1', 'hyperspector.io/monitored-server-namespace': NS, 'hyperspector.io/role': 'process-baseline', 'app.kubernetes.io/managed-by': 'hyperspector' });
+    assert.ok(cm.metadata?.managedFields?.every((f) => f.manager === BASELINE_FIELD_MANAGER));
+    // A damaged baseline is an error naming what to do, not a silent new learning window.
+    await cluster.api(k8s.CoreV1Api).patchNamespacedConfigMap({ namespace: 'hyperspector-system', name: 'shop-web-1-process-baseline-test', body: { data: { 'identities.json': '{oops' } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+    await assert.rejects(store('2026-12-02T01:00:00Z').load(), /identities\.json is not a JSON list of strings; set the annotation hyperspector\.io\/relearn-baseline/);
+    const denied = async (req: Parameters<typeof api.request>[0]) => {
+      await assert.rejects(api.request(req), (err: { statusCode?: number }) => err.statusCode === 403);
+    };
+    await denied({ method: 'GET', path: '/api/v1/namespaces/hyperspector-system/configmaps' });
+    await denied({ method: 'DELETE', path: '/api/v1/namespaces/hyperspector-system/configmaps/shop-web-1-process-baseline-test' });
+    await denied({ method: 'GET', path: `/api/v1/namespaces/${NS}/configmaps/anything` });
+    await denied({ method: 'POST', path: `/api/v1/namespaces/${NS}/configmaps`, body: { metadata: { name: 'x' } } });
   });
 });

@@ -1,6 +1,7 @@
 // Applies deploy/rbac.yaml and binds it to the operator users of a LocalCluster: the ClusterRole
 // cluster-wide, the leader-election, process-mapper-pods and IDS-address Roles in hyperspector-system,
-// the KubeVirt-config Role in kubevirt; and the process mapper's ServiceAccount with its ClusterRole.
+// the KubeVirt-config Role in kubevirt; and the process mapper's ServiceAccount with its ClusterRole
+// and its process-baselines Role.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -33,6 +34,7 @@ function processMapperIdentity(): k8s.KubernetesObject[] {
   return [
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'hyperspector-process-mapper', namespace: 'hyperspector-system' } } as k8s.KubernetesObject,
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'hyperspector-process-mapper' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'hyperspector-process-mapper' }, subjects: [{ kind: 'ServiceAccount', name: 'hyperspector-process-mapper', namespace: 'hyperspector-system' }] } as k8s.KubernetesObject,
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'hyperspector-process-baselines', namespace: 'hyperspector-system' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'hyperspector-process-baselines' }, subjects: [{ kind: 'ServiceAccount', name: 'hyperspector-process-mapper', namespace: 'hyperspector-system' }] } as k8s.KubernetesObject,
   ];
 }
 
@@ -44,7 +46,9 @@ export async function ensureProcessMapperIdentity(cluster: LocalCluster): Promis
   await ensureNamespace(cluster, 'hyperspector-system');
   const role = rbacObjects().find((o) => o.kind === 'ClusterRole' && o.metadata?.name === 'hyperspector-process-mapper');
   if (!role) throw new Error('deploy/rbac.yaml has no ClusterRole hyperspector-process-mapper');
-  await applyAll(cluster, [role, ...processMapperIdentity()]);
+  const baselines = rbacObjects().find((o) => o.kind === 'Role' && o.metadata?.name === 'hyperspector-process-baselines');
+  if (!baselines) throw new Error('deploy/rbac.yaml has no Role hyperspector-process-baselines');
+  await applyAll(cluster, [role, { ...baselines, metadata: { ...baselines.metadata, namespace: 'hyperspector-system' } }, ...processMapperIdentity()]);
 }
 
 function rbacObjects(): k8s.KubernetesObject[] {

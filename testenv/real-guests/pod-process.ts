@@ -51,8 +51,9 @@ export function entryPointOf(container: k8s.V1Container): string {
 function resolveEnv(pod: k8s.V1Pod, container: k8s.V1Container, ctx: PodProcessContext): Record<string, string> {
   const env: Record<string, string> = {};
   for (const e of container.env ?? []) {
-    if (e.value !== undefined) env[e.name] = e.value;
-    else if (e.valueFrom?.fieldRef) {
+    // An empty value is omitted on the wire: a variable with neither value nor valueFrom is "" (as kubelet sets it).
+    if (e.value !== undefined || !e.valueFrom) env[e.name] = e.value ?? '';
+    else if (e.valueFrom.fieldRef) {
       const field = e.valueFrom.fieldRef.fieldPath;
       const value = {
         'metadata.name': pod.metadata?.name,
@@ -65,7 +66,7 @@ function resolveEnv(pod: k8s.V1Pod, container: k8s.V1Container, ctx: PodProcessC
       }[field];
       if (value === undefined) throw new UnsupportedPodError(`env ${e.name}: fieldRef ${field} is not supported`);
       env[e.name] = value;
-    } else if (e.valueFrom?.configMapKeyRef) {
+    } else if (e.valueFrom.configMapKeyRef) {
       const ref = e.valueFrom.configMapKeyRef;
       const value = ctx.configMaps.get(ref.name ?? '')?.[ref.key];
       if (value === undefined && !ref.optional) throw new UnsupportedPodError(`env ${e.name}: ConfigMap key ${ref.name}/${ref.key} not found`);

@@ -15,6 +15,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CoreV1Api } from '@kubernetes/client-node';
 import type * as k8s from '@kubernetes/client-node';
 import { Qmp } from '../guest/qmp.ts';
 import { kubevirtDiskSpec, type KubeVirtDisk } from '../kubevirt/kubevirt-disk-options.ts';
@@ -24,6 +25,7 @@ import { READY_MARKER } from '../guest/initramfs.ts';
 import { testGuestAssets } from '../guest/test-guest.ts';
 import { ManagedProcess } from '../managed-process.ts';
 import { GuestConsole } from './guest-console.ts';
+import { applyCloudInit, planCloudInit, resolveUserData, type CloudInitReport } from './cloud-init-standin.ts';
 import { HOTPLUG_PORTS, launcherQemu, type LauncherQemu } from './launcher-qemu.ts';
 import { RealGuestNetwork, type LauncherNetwork } from './node-network.ts';
 import { attachSecondaryNetworks } from './multus-attachments.ts';
@@ -42,6 +44,11 @@ export interface RealGuestBackendOptions {
   kernel?: string;
   initrd?: string;
   log?: (line: string) => void;
+  /**
+   * Play cloud-init in each guest that has a cloudInitNoCloud/ConfigDrive volume: once booted, its
+   * user data's write_files and scripts are applied through the console (cloud-init-standin.ts).
+   */
+  cloudInit?: boolean;
 }
 
 /** A volume hot-plugged into a guest: libvirt's disk objects and the root port it sits on. */
@@ -60,6 +67,8 @@ export class RealGuest {
   readonly plugged = new Map<string, PluggedVolume>();
   /** libvirt's next node index (the boot disks have the first ones). */
   nextDiskIndex = 1;
+  /** cloud-init's run in this guest (with the backend's `cloudInit` option; undefined: no user data). */
+  cloudInit?: Promise<CloudInitReport | undefined>;
 
   constructor(
     readonly namespace: string,
@@ -144,6 +153,7 @@ export class RealGuestBackend implements GuestBackend {
   private closed = false;
   private swept?: Promise<void>;
   private kubeConfig?: k8s.KubeConfig;
+  private core?: k8s.CoreV1Api;
 
   constructor(private readonly options: RealGuestBackendOptions = {}) {
     this.network = new RealGuestNetwork(options.netnsPrefix);
@@ -155,6 +165,7 @@ export class RealGuestBackend implements GuestBackend {
   attach(kubeConfig: k8s.KubeConfig): void {
     this.kubeConfig = kubeConfig;
     this.images.attach(kubeConfig);
+    this.core ??= kubeConfig.makeApiClient(CoreV1Api);
   }
 
   /** The running guest of a VMI (by namespace and name), if any. */
@@ -235,6 +246,10 @@ export class RealGuestBackend implements GuestBackend {
           throw new Error(`QEMU of ${namespace}/${name} exited with ${code} at start`);
         }),
       ]);
+      if (this.options.cloudInit) {
+        guest.cloudInit = this.runCloudInit(guest, vmi);
+        guest.cloudInit.catch((err: Error) => this.log(`real guest ${namespace}/${name}: cloud-init failed: ${err.message}`));
+      }
       const disks = bootDisks.map(({ disk }) => `${disk.volumeName}${disk.readOnly ? ' (ro)' : ''}`).join(', ');
       this.log(`real guest ${namespace}/${name} started on ${nodeName} (QEMU pid ${qemu.pid}, ${command.memoryMiB} MiB, pod IP ${podIp}${disks ? `, disks ${disks}` : ''})`);
     } catch (err) {
@@ -246,6 +261,19 @@ export class RealGuestBackend implements GuestBackend {
       rmSync(runDir, { recursive: true, force: true });
       throw err;
     }
+  }
+
+  /** cloud-init's stages in a booted guest, with the user data virt-launcher would hand it. */
+  private async runCloudInit(guest: RealGuest, vmi: Vmi): Promise<CloudInitReport | undefined> {
+    const core = this.core;
+    if (!core) throw new Error('the real-guest backend is not attached to a cluster: cannot read cloud-init Secrets');
+    const userData = await resolveUserData(vmi.spec?.volumes ?? [], async (name) => (await core.readNamespacedSecret({ namespace: guest.namespace, name })).data);
+    if (userData === undefined) return undefined;
+    const plan = planCloudInit(userData);
+    await guest.waitForBoot();
+    const report = await applyCloudInit(guest.console, plan);
+    this.log(`real guest ${guest.namespace}/${guest.name}: cloud-init wrote ${plan.files.map((f) => f.path).join(', ') || 'no file'}, scripts exited ${report.exitCodes.join(', ') || '(none)'}`);
+    return report;
   }
 
   async stop(vmi: Vmi): Promise<void> {

@@ -92,6 +92,11 @@ export function transformProcessMapperPod(pod: Pod): Pod {
   return out;
 }
 
+/** Metadata only (a stored process baseline: the controller reads who it belongs to, never its data). */
+export function transformMetadataOnly(obj: KubeObject): KubeObject {
+  return { ...pick<Pick<KubeObject, 'apiVersion' | 'kind'>>(obj, TYPE), metadata: strippedMetadata(obj.metadata) };
+}
+
 /** A Node: its name and UID only (the process-mapper pod's controller reference). */
 export function transformNode(node: KubeObject): KubeObject {
   return { ...pick<Pick<KubeObject, 'apiVersion' | 'kind'>>(node, TYPE), metadata: { name: node.metadata?.name ?? '', ...(node.metadata?.uid ? { uid: node.metadata.uid } : {}), ...(node.metadata?.resourceVersion ? { resourceVersion: node.metadata.resourceVersion } : {}) } };

@@ -21,7 +21,7 @@ import { statusCodeOf, type KubeApi } from '../../kube/client/rest.ts';
 import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../kube/runtime/workers.ts';
 import { WorkQueue } from '../../kube/runtime/workqueue.ts';
 import { Outcomes, type Action, type Outcome } from './actions.ts';
-import { transformMonitoredServer, transformNode, transformProcessMapperPod, transformVirtualMachine, transformVirtualMachineInstance } from './cache-transforms.ts';
+import { transformMetadataOnly, transformMonitoredServer, transformNode, transformProcessMapperPod, transformVirtualMachine, transformVirtualMachineInstance } from './cache-transforms.ts';
 import { noEvents, type EventSink } from './events.ts';
 import { execute } from './execute.ts';
 import { observe, type CacheReader } from './observe.ts';
@@ -30,7 +30,7 @@ import { planFinalizer } from './planners/finalizer.ts';
 import { planDiskHotplug, planIdsCloudInit } from './planners/disk-inspection.ts';
 import { planIdsVm } from './planners/ids-vm.ts';
 import { planResponse } from './planners/response.ts';
-import { orphanedMapperPodDeletion, planProcessMapper, processMapperOwnerKeys } from './planners/process-mapper.ts';
+import { deleteProcessBaseline, orphanedMapperPodDeletion, planProcessMapper, processMapperOwnerKeys } from './planners/process-mapper.ts';
 import { isOurEvacuation, migrationIsFinal, planEvacuation, VIRTUAL_MACHINE_INSTANCE_MIGRATION, type EvacuationLimits } from './planners/evacuation.ts';
 import { closedGap, monitoringGapEvents, monitoringGapHistogram } from './monitoring-gap.ts';
 import { planIdsNetworkData, planNetworking, type NetworkingContext } from './planners/networking.ts';
@@ -130,6 +130,7 @@ export class MonitoredServerController {
   private readonly virtualMachines: MultiNamespaceInformer<VirtualMachine>;
   private readonly virtualMachineInstances: MultiNamespaceInformer<VirtualMachineInstance>;
   private readonly processMapperPods: MultiNamespaceInformer<Pod>;
+  private readonly processBaselines: MultiNamespaceInformer<KubeObject>;
   /** Claims, stripped of managedFields: disk inspection checks the ones behind spec.server.disks. */
   private readonly claims: MultiNamespaceInformer<PersistentVolumeClaim>;
   /** Only our own Secrets: the IDS VMs' merged user data, by label. */
@@ -203,6 +204,8 @@ export class MonitoredServerController {
     this.virtualMachineInstances = new MultiNamespaceInformer(informer<VirtualMachineInstance>('virtualmachineinstances', VIRTUAL_MACHINE_INSTANCE, transformVirtualMachineInstance), options.namespaces);
     // Only our own pods: the process mappers, by label, in the operator's namespace where they run.
     this.processMapperPods = new MultiNamespaceInformer(informer<Pod>('pods', POD, transformProcessMapperPod, `${LABEL_ROLE}=process-mapper,${LABEL_MANAGED_BY}=${MANAGED_BY}`), [this.mapperSettings.namespace]);
+    // The process baselines the mappers stored beside them (metadata only: deleted with their MonitoredServer).
+    this.processBaselines = new MultiNamespaceInformer(informer<KubeObject>('process-baselines', CONFIG_MAP, transformMetadataOnly, `${LABEL_ROLE}=process-baseline,${LABEL_MANAGED_BY}=${MANAGED_BY}`), [this.mapperSettings.namespace]);
     this.claims = new MultiNamespaceInformer(informer<PersistentVolumeClaim>('persistentvolumeclaims', PERSISTENT_VOLUME_CLAIM, stripManagedFields<PersistentVolumeClaim>()), options.namespaces);
     this.cloudInitSecrets = new MultiNamespaceInformer(informer<Secret>('secrets', SECRET, stripManagedFields<Secret>(), `${LABEL_ROLE}=ids-cloud-init`), options.namespaces);
     this.kubevirts = informer<KubeVirt>('kubevirts', KUBEVIRT, stripManagedFields<KubeVirt>())(options.kubevirtNamespace ?? 'kubevirt');
@@ -244,7 +247,7 @@ export class MonitoredServerController {
       i.addEventHandler(children);
     }
     // A process-mapper pod names its MonitoredServer in two labels (it runs in another namespace).
-    for (const i of this.processMapperPods.informers) i.addEventHandler(enqueueMapped<Pod>(sink, (pod) => processMapperOwnerKeys(pod)));
+    for (const i of [...this.processMapperPods.informers, ...this.processBaselines.informers] as Informer<Pod>[]) i.addEventHandler(enqueueMapped<Pod>(sink, (obj) => processMapperOwnerKeys(obj)));
     // Once a cache shows a child this controller created (or its deletion), the cache is right again.
     for (const [kind, informers] of [
       [VIRTUAL_MACHINE.kind, this.virtualMachines.informers],
@@ -336,6 +339,7 @@ export class MonitoredServerController {
       ...this.virtualMachines.informers,
       ...this.virtualMachineInstances.informers,
       ...this.processMapperPods.informers,
+      ...this.processBaselines.informers,
       ...this.claims.informers,
       ...this.cloudInitSecrets.informers,
       ...this.migrations.informers,
@@ -416,6 +420,7 @@ export class MonitoredServerController {
       adoptersOf: (ns, vm) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, `${ns}/${vm}`),
       virtualMachine: (ns, name) => this.unseen.read(VIRTUAL_MACHINE.kind, ns, name, this.virtualMachines.get(ns, name)),
       virtualMachineInstance: (ns, name) => this.virtualMachineInstances.get(ns, name),
+      processBaseline: (name) => this.processBaselines.get(this.mapperSettings.namespace, name),
       processMapperPod: (name) => this.unseen.read(POD.kind, this.mapperSettings.namespace, name, this.processMapperPods.get(this.mapperSettings.namespace, name)),
       persistentVolumeClaim: (ns, name) => this.claims.get(ns, name),
       kubevirt: () => this.kubevirts.list().find((k) => !k.metadata?.deletionTimestamp),
@@ -447,7 +452,7 @@ export class MonitoredServerController {
       // Deleted: owned children are garbage-collected through their owner references; the
       // process-mapper pod (another namespace, no owner reference) is deleted here if teardown
       // could not (the finalizer was removed by hand, or the MonitoredServer left the watched set).
-      return this.deleteOrphanedMapperPod(namespace, name, ctx);
+      return this.deleteOrphans(namespace, name, ctx);
     }
     const observed = observe(ms, this.cacheReader());
     return ms.metadata.deletionTimestamp ? this.tearDown(ms, observed, ctx) : this.converge(key, ms, observed, ctx);
@@ -492,12 +497,16 @@ export class MonitoredServerController {
     return this.options.processMapper ?? DEFAULT_PROCESS_MAPPER;
   }
 
-  private async deleteOrphanedMapperPod(namespace: string, name: string, ctx: ReconcileContext): Promise<ReconcileResult> {
-    const pod = this.processMapperPods.list().find((p) => processMapperOwnerKeys(p)[0] === `${namespace}/${name}`);
-    if (!pod || pod.metadata?.deletionTimestamp) return;
-    const action = orphanedMapperPodDeletion(pod);
-    const [outcome] = await execute([action], { api: this.api, log: ctx.log, signal: ctx.signal, onEvent: () => undefined });
-    if (outcome?.kind === 'failed') throw new ActionFailedError(outcome);
+  /** What a deleted MonitoredServer left in the operator's namespace: its process-mapper pod and its stored baseline. */
+  private async deleteOrphans(namespace: string, name: string, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const mine = (o: KubeObject) => processMapperOwnerKeys(o as Pod)[0] === `${namespace}/${name}` && !o.metadata?.deletionTimestamp;
+    const pod = this.processMapperPods.list().find(mine);
+    const baseline = this.processBaselines.list().find(mine);
+    const actions = [...(pod ? [orphanedMapperPodDeletion(pod)] : []), ...(baseline ? [deleteProcessBaseline(baseline, 'processMapper')] : [])];
+    if (actions.length === 0) return;
+    const outcomes = await execute(actions, { api: this.api, log: ctx.log, signal: ctx.signal, onEvent: () => undefined });
+    const failed = outcomes.find((o) => o.kind === 'failed');
+    if (failed) throw new ActionFailedError(failed);
   }
 
   private executeContext(ms: MonitoredServer, ctx: ReconcileContext) {

@@ -1,7 +1,7 @@
 // Reads one MonitoredServer's world from the informer caches (no API calls).
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { claimNameOf } from '../../builders/disk-inspection.ts';
-import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, LABEL_MONITORED_SERVER_NAMESPACE, processMapperPodName, serverVmName } from '../../builders/names.ts';
+import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, LABEL_MONITORED_SERVER_NAMESPACE, processBaselineName, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import type { KubeObject, VirtualMachine } from '../../kube/client/objects.ts';
 import { claimOf } from '../../builders/ids-address.ts';
 import { idsNetworkNadName, idsNetworkPolicyName, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
@@ -17,6 +17,7 @@ export interface CacheReader {
   virtualMachineInstance(namespace: string, name: string): VirtualMachineInstance | undefined;
   /** Pods labelled as HyperSpector process mappers, by name (they all run in the operator's namespace). */
   processMapperPod(name: string): Pod | undefined;
+  processBaseline?(name: string): KubeObject | undefined;
   persistentVolumeClaim(namespace: string, name: string): PersistentVolumeClaim | undefined;
   /** The cluster's KubeVirt CR, if one can be read. */
   kubevirt(): KubeVirt | undefined;
@@ -96,6 +97,9 @@ export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState 
   const pod = cache.processMapperPod(processMapperPodName(ms));
   const podLabels = pod?.metadata?.labels ?? {};
   if (pod && podLabels[LABEL_MONITORED_SERVER] === ms.metadata.name && podLabels[LABEL_MONITORED_SERVER_NAMESPACE] === ns) observed.processMapperPod = pod;
+  const baseline = cache.processBaseline?.(processBaselineName(ms));
+  const baselineLabels = baseline?.metadata?.labels ?? {};
+  if (baseline && baselineLabels[LABEL_MONITORED_SERVER] === ms.metadata.name && baselineLabels[LABEL_MONITORED_SERVER_NAMESPACE] === ns) observed.processBaseline = baseline;
   const serverNode = observed.serverVmi?.status?.nodeName;
   const serverNodeUid = serverNode ? cache.nodeUid?.(serverNode) : undefined;
   if (serverNodeUid) observed.serverNodeUid = serverNodeUid;

@@ -16,6 +16,8 @@ export interface ObservedState {
   /** A VM with the IDS VM's name exists but was not created for this MonitoredServer. */
   idsNameTaken?: boolean;
   processMapperPod?: Pod;
+  /** The process baseline the mapper stored (operator's namespace; metadata only). */
+  processBaseline?: KubeObject;
   /** UID of the Node the server VMI runs on: the process-mapper pod's controller reference. */
   serverNodeUid?: string;
   /** The cluster's KubeVirt CR: its feature gates decide how disks are hot-plugged. */

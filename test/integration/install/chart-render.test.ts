@@ -112,6 +112,10 @@ describe('Helm chart, rendered', function () {
     const mapperRole = one(operator, 'ClusterRole', 'hyperspector-process-mapper');
     assert.deepEqual([...grants(mapperRole.rules ?? [])].sort(), [...grants(one(reference, 'ClusterRole', 'hyperspector-process-mapper').rules ?? [])].sort());
     assert.deepEqual(one(operator, 'ClusterRoleBinding', 'hyperspector-process-mapper').subjects, [{ kind: 'ServiceAccount', name: 'hyperspector-process-mapper', namespace: 'hyperspector-system' }]);
+    const baselines = one(operator, 'Role', 'hyperspector-process-baselines');
+    assert.equal(baselines.metadata.namespace, 'hyperspector-system');
+    assert.deepEqual([...grants(baselines.rules ?? [])].sort(), [...grants(one(reference, 'Role', 'hyperspector-process-baselines').rules ?? [])].sort());
+    assert.deepEqual(one(operator, 'RoleBinding', 'hyperspector-process-baselines').subjects, [{ kind: 'ServiceAccount', name: 'hyperspector-process-mapper', namespace: 'hyperspector-system' }]);
     assert.deepEqual([...grants(one(operator, 'ClusterRole', 'hyperspector-process-reader').rules ?? [])], [...grants(one(reference, 'ClusterRole', 'hyperspector-process-reader').rules ?? [])]);
     const config = configOf(operatorContainer(defaults).container);
     assert.deepEqual([config.processMapperNamespace, config.processMapperServiceAccount], ['hyperspector-system', 'hyperspector-process-mapper']);
@@ -227,7 +231,7 @@ describe('Helm chart, rendered', function () {
     const minimal = (await helm.template('hyperspector', 'hyperspector-system', ['-f', join(CHART_DIR, 'ci', 'minimal-values.yaml')])) as AnyObject[];
     assert.deepEqual(
       minimal.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
-      ['ClusterRole/hyperspector', 'ClusterRole/hyperspector-nodes', 'ClusterRole/hyperspector-process-mapper', 'ClusterRole/hyperspector-process-reader', 'ClusterRoleBinding/hyperspector', 'ClusterRoleBinding/hyperspector-nodes', 'ClusterRoleBinding/hyperspector-process-mapper', 'Deployment/hyperspector', 'Role/hyperspector-ids-addresses', 'Role/hyperspector-kubevirt-config', 'Role/hyperspector-process-mappers', 'RoleBinding/hyperspector-ids-addresses', 'RoleBinding/hyperspector-kubevirt-config', 'RoleBinding/hyperspector-process-mappers', 'ServiceAccount/hyperspector-process-mapper'],
+      ['ClusterRole/hyperspector', 'ClusterRole/hyperspector-nodes', 'ClusterRole/hyperspector-process-mapper', 'ClusterRole/hyperspector-process-reader', 'ClusterRoleBinding/hyperspector', 'ClusterRoleBinding/hyperspector-nodes', 'ClusterRoleBinding/hyperspector-process-mapper', 'Deployment/hyperspector', 'Role/hyperspector-ids-addresses', 'Role/hyperspector-kubevirt-config', 'Role/hyperspector-process-baselines', 'Role/hyperspector-process-mappers', 'RoleBinding/hyperspector-ids-addresses', 'RoleBinding/hyperspector-kubevirt-config', 'RoleBinding/hyperspector-process-baselines', 'RoleBinding/hyperspector-process-mappers', 'ServiceAccount/hyperspector-process-mapper'],
       'agent.enabled=false leaves the node agent out, admissionPolicy.enabled=false the policies; the process mapper keeps its own identity',
     );
     const defaultsKinds = (await helm.template('hyperspector', 'hyperspector-system')).map((o) => o.kind);

@@ -124,7 +124,7 @@ describe('disk inspection cloud-init builder', () => {
   });
 
   describe('cloud-init pieces', () => {
-    it('writes the script and a systemd timer at the interval, and starts both from runcmd (cron without systemd)', () => {
+    it('writes the script and a systemd timer at the interval, and starts both from runcmd (cron without systemd, a loop without either)', () => {
       assert.deepEqual(pieces.writeFiles.map((f) => [f.path, f.permissions]), [
         [MOUNT_SCRIPT_PATH, '0755'],
         [`/etc/systemd/system/${REMOUNT_UNIT}.service`, '0644'],
@@ -135,7 +135,8 @@ describe('disk inspection cloud-init builder', () => {
       assert.match(pieces.writeFiles[2]!.content, /OnUnitActiveSec=120s/);
       assert.deepEqual(pieces.runcmd[0], [MOUNT_SCRIPT_PATH, 'mount']);
       assert.match(pieces.runcmd[1]![2]!, /systemctl enable --now hyperspector-serverfs\.timer/);
-      assert.match(pieces.runcmd[1]![2]!, /\*\/2 \* \* \* \* root \/usr\/local\/sbin\/hyperspector-serverfs refresh/);
+      assert.match(pieces.runcmd[1]![2]!, /elif \[ -d \/etc\/cron\.d \]; then echo '\*\/2 \* \* \* \* root \/usr\/local\/sbin\/hyperspector-serverfs refresh'/);
+      assert.match(pieces.runcmd[1]![2]!, /else .*setsid sh -c 'while sleep 120; do \/usr\/local\/sbin\/hyperspector-serverfs refresh; done' >> \/var\/log\/hyperspector-serverfs\.log 2>&1 < \/dev\/null & fi$/);
     });
   });
 

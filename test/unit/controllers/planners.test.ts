@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import type { MonitoredServer } from '../../../src/api/v1alpha1/monitoredserver-types.ts';
 import { buildIdsVirtualMachine, serverPodLabels } from '../../../src/builders/ids-vm.ts';
-import { FINALIZER, LABEL_MONITORED_SERVER, LABEL_MONITORED_SERVER_NAMESPACE, roleLabels } from '../../../src/builders/names.ts';
+import { ANNOTATION_RELEARN_BASELINE, FINALIZER, LABEL_MONITORED_SERVER, LABEL_MONITORED_SERVER_NAMESPACE, processBaselineName, roleLabels } from '../../../src/builders/names.ts';
 import { buildProcessMapperPod } from '../../../src/builders/process-mapper-pod.ts';
 import { buildServerVirtualMachine } from '../../../src/builders/server-vm.ts';
 import type { Action, DeleteAction, PatchAction } from '../../../src/controllers/monitoredserver/actions.ts';
@@ -173,6 +173,16 @@ describe('planners', () => {
       assert.deepEqual(summary(planProcessMapper(m, { serverVmi }, DEFAULT_PROCESS_MAPPER)), []);
     });
 
+    it('points the pod at the stored baseline, and replaces it when the user asks to relearn (annotation)', () => {
+      const env = (m2: MonitoredServer) => Object.fromEntries((buildProcessMapperPod(m2, { nodeName: 'node-a', name: 'web-1-server', uid: 'u', launcherPodUid: 'l', nodeUid: 'n' }, DEFAULT_PROCESS_MAPPER).spec.containers[0]!.env ?? []).map((e) => [e.name, e.value]));
+      assert.equal(env(m).BASELINE_CONFIGMAP, `${DEFAULT_PROCESS_MAPPER.namespace}/${processBaselineName(m)}`);
+      assert.equal(env(m).BASELINE_GENERATION, '');
+      const relearn = ms();
+      relearn.metadata.annotations = { [ANNOTATION_RELEARN_BASELINE]: '2026-12-02T00:00:00Z' };
+      assert.equal(env(relearn).BASELINE_GENERATION, '2026-12-02T00:00:00Z');
+      assert.deepEqual(summary(planProcessMapper(relearn, { serverVmi, serverNodeUid: 'node-a-uid', processMapperPod: pod(desired.metadata.annotations) }, DEFAULT_PROCESS_MAPPER)), ['delete:processMapper:DeleteProcessMapperFailed']);
+    });
+
     it('creates and replaces the pod in the operator namespace, not the tenant one', () => {
       const [create] = planProcessMapper(m, { serverVmi, serverNodeUid: 'node-a-uid' }, DEFAULT_PROCESS_MAPPER) as Array<Action & { object: Pod }>;
       assert.deepEqual(create?.object.metadata?.ownerReferences, [{ apiVersion: 'v1', kind: 'Node', name: 'node-a', uid: 'node-a-uid', controller: true }]);
@@ -202,6 +212,7 @@ describe('planners', () => {
     const stuckVmi = vmi('web-1-ids', 'node-a', { deletionTimestamp: new Date(T0.getTime() - TEARDOWN_STALL_MS - 1000).toISOString(), finalizers: ['foregroundDeleteVirtualMachine'] });
     const cases: Array<[string, MonitoredServer, ObservedState, string[], RegExp | undefined]> = [
       ['deletes the process mapper and the IDS VM first, and waits', deleting(), { serverVm, idsVm, processMapperPod: { metadata: { name: 'web-1-process-mapper', uid: 'p' } } }, ['delete:teardown:DeleteProcessMapperFailed', 'delete:teardown:DeleteIDSVMFailed'], /waiting for IDS VirtualMachine/],
+      ['deletes the stored process baseline with the mapper', deleting(), { serverVm, idsVm, processMapperPod: { metadata: { name: 'web-1-process-mapper', uid: 'p' } }, processBaseline: { metadata: { name: 'b', namespace: 'hyperspector-system', uid: 'b-uid' } } }, ['delete:teardown:DeleteProcessMapperFailed', 'delete:teardown:DeleteProcessBaselineFailed', 'delete:teardown:DeleteIDSVMFailed'], /waiting for IDS VirtualMachine/],
       ['says when the IDS VMI does not finish deleting', deleting(), { serverVm, idsVm: { ...idsVm, metadata: { ...idsVm.metadata, deletionTimestamp: T0.toISOString() } }, idsVmi: stuckVmi }, [], /has not finished deleting .*virt-handler running on node node-a/],
       ['retains the server VM (Retain): removes only our marks, then the finalizer', deleting({ server: { ...ms().spec.server, deletionPolicy: 'Retain' } }), { serverVm }, ['patch:teardown:ReleaseServerVMFailed', 'patch:teardown:RemoveFinalizerFailed'], undefined],
       ['deletes the server VM (Delete) and waits for it', deleting({ server: { ...ms().spec.server, deletionPolicy: 'Delete' } }), { serverVm }, ['delete:teardown:DeleteServerVMFailed'], /server VirtualMachine shop\/web-1-server to be deleted/],

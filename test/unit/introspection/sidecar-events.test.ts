@@ -10,6 +10,7 @@ import { diffProcesses, type MapperEvent } from '../../../src/sidecar/events.ts'
 import { createMapperMetrics } from '../../../src/sidecar/metrics.ts';
 import { ProcessMapper, type Introspector } from '../../../src/sidecar/process-mapper.ts';
 import { AmbiguousQemuError } from '../../../src/sidecar/qemu-finder.ts';
+import type { BaselineRecord, BaselineStore } from '../../../src/sidecar/baseline-store.ts';
 
 const proc = (pid: number, comm: string, o: Partial<GuestProcess> = {}): GuestProcess => {
   const cmdline = o.cmdline ?? [comm];
@@ -77,7 +78,7 @@ describe('process mapper poll loop', () => {
     };
   }
 
-  function setup() {
+  function setup(store?: { baselineStore: BaselineStore; restoredBaseline?: BaselineRecord }) {
     const world = { qemuPid: undefined as number | undefined, ambiguous: undefined as number[] | undefined, snapshots: [] as ProcessSnapshot[], attachFails: false, closed: 0, attachCalls: 0 };
     const clock = new FakeClock();
     const mapper = new ProcessMapper({
@@ -93,6 +94,7 @@ describe('process mapper poll loop', () => {
         if (world.attachFails) throw new Error('kernel not found yet');
         return { snapshot: () => world.snapshots[0] ?? snapshot([]), close: () => world.closed++ };
       },
+      ...(store ?? {}),
     });
     const events: MapperEvent[] = [];
     mapper.subscribe((e) => events.push(e.event));
@@ -173,5 +175,60 @@ describe('process mapper poll loop', () => {
     assert.equal(world.closed, 1);
     assert.equal(mapper.state().qemuPid, 200);
     assert.deepEqual(mapper.eventsAfter(2).map((e) => e.event.type), ['guest-attached']);
+  });
+
+  /** A store in memory whose saves fail while `failing` is set. */
+  function memoryStore(initial?: BaselineRecord) {
+    const saved: Array<Omit<BaselineRecord, 'generation'>> = [];
+    const store = {
+      failing: false as boolean,
+      saved,
+      baselineStore: {
+        location: 'memory',
+        load: async () => initial,
+        save: async (r: Omit<BaselineRecord, 'generation'>) => {
+          if (store.failing) throw new Error('API down');
+          saved.push(r);
+        },
+      } satisfies BaselineStore,
+    };
+    return store;
+  }
+  const flush = () => new Promise((r) => setImmediate(r));
+
+  it('stores the baseline once the window has ended (once; a failed save is tried again)', async () => {
+    const store = memoryStore();
+    const { world, mapper, clock } = setup({ baselineStore: store.baselineStore });
+    world.qemuPid = 100;
+    world.snapshots = [snapshot([proc(1, 'init'), proc(5, 'nginx', { cmdline: ['/usr/sbin/nginx'] })])];
+    mapper.pollOnce();
+    await flush();
+    assert.equal(store.saved.length, 0, 'nothing stored while learning');
+    store.failing = true;
+    await clock.advance(1500);
+    mapper.pollOnce();
+    await flush();
+    assert.equal(store.saved.length, 0);
+    store.failing = false;
+    mapper.pollOnce();
+    await flush();
+    mapper.pollOnce();
+    await flush();
+    assert.equal(store.saved.length, 1, 'stored once');
+    assert.deepEqual(store.saved[0]!.identities, [JSON.stringify(['init', 'init', 0]), JSON.stringify(['nginx', '/usr/sbin/nginx', 0])]);
+  });
+
+  it('with a stored baseline, judges from the first snapshot: a program started at boot that it lacks alerts at once', async () => {
+    const stored: BaselineRecord = { identities: [JSON.stringify(['init', 'init', 0])], learnedAt: T, generation: '' };
+    const store = memoryStore(stored);
+    const { world, mapper, events } = setup({ baselineStore: store.baselineStore, restoredBaseline: stored });
+    assert.equal(mapper.state().baselineLearning, false);
+    world.qemuPid = 100;
+    world.snapshots = [snapshot([proc(1, 'init'), proc(9, 'backdoor', { cmdline: ['/tmp/backdoor'] })])];
+    mapper.pollOnce();
+    await flush();
+    const alerts = events.filter((e) => e.type === 'alert');
+    assert.deepEqual(alerts.map((e) => (e.type === 'alert' && 'process' in e ? [e.rule, e.process.pid] : [])), [['ProcessOutsideBaseline', 9]]);
+    assert.equal(store.saved.length, 0, 'a restored baseline is not written again');
   });
 });

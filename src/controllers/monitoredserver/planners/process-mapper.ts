@@ -3,7 +3,8 @@
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
 import { LABEL_MONITORED_SERVER, LABEL_MONITORED_SERVER_NAMESPACE, processMapperPodName } from '../../../builders/names.ts';
 import { ANNOTATION_SPEC_HASH, buildProcessMapperPod, type ProcessMapperSettings } from '../../../builders/process-mapper-pod.ts';
-import { POD } from '../../../kube/client/resources.ts';
+import { CONFIG_MAP, POD } from '../../../kube/client/resources.ts';
+import type { KubeObject } from '../../../kube/client/objects.ts';
 import { statusCodeOf } from '../../../kube/client/rest.ts';
 import type { Action, Capability } from '../actions.ts';
 import type { Pod, VirtualMachineInstance } from '../observed-state.ts';
@@ -63,7 +64,7 @@ export function planProcessMapper(ms: MonitoredServer, o: ObservedState, setting
 }
 
 /** The MonitoredServer (namespace/name key) a process-mapper pod belongs to, from its two labels. */
-export function processMapperOwnerKeys(pod: Pod): string[] {
+export function processMapperOwnerKeys(pod: Pick<Pod, 'metadata'>): string[] {
   const labels = pod.metadata?.labels ?? {};
   const ns = labels[LABEL_MONITORED_SERVER_NAMESPACE];
   const name = labels[LABEL_MONITORED_SERVER];
@@ -73,6 +74,23 @@ export function processMapperOwnerKeys(pod: Pod): string[] {
 /** Deletes a process-mapper pod whose MonitoredServer no longer exists. */
 export function orphanedMapperPodDeletion(pod: Pod): Action {
   return deleteMapperPod(pod, 'processMapper', `its MonitoredServer ${processMapperOwnerKeys(pod)[0] ?? '(unknown)'} no longer exists`);
+}
+
+/** Deletes the stored process baseline (the MonitoredServer is going, or gone), guarded by its UID. */
+export function deleteProcessBaseline(configMap: KubeObject, capability: Capability): Action {
+  const ns = configMap.metadata?.namespace ?? '';
+  const name = configMap.metadata?.name ?? '';
+  return {
+    type: 'delete',
+    capability,
+    failureReason: 'DeleteProcessBaselineFailed',
+    log: `Delete stored process baseline ConfigMap ${ns}/${name}`,
+    resource: CONFIG_MAP,
+    namespace: ns,
+    name,
+    ...(configMap.metadata?.uid ? { preconditionUid: configMap.metadata.uid } : {}),
+    tolerate: [404, 409],
+  };
 }
 
 /**

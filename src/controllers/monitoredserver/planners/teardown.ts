@@ -8,7 +8,7 @@ import type { VirtualMachine } from '../../../kube/client/objects.ts';
 import { VIRTUAL_MACHINE } from '../../../kube/client/resources.ts';
 import type { Action } from '../actions.ts';
 import type { ObservedState } from '../observed-state.ts';
-import { deleteMapperPod } from './process-mapper.ts';
+import { deleteMapperPod, deleteProcessBaseline } from './process-mapper.ts';
 import { EventReason } from '../reasons.ts';
 import { planNetworkTeardown } from './networking.ts';
 
@@ -116,6 +116,7 @@ export function planTeardown(ms: MonitoredServer, o: ObservedState, now: Date, c
   // 1. The process mapper and the IDS VM (ours): delete them, wait until the VM is gone.
   const pod = o.processMapperPod;
   if (pod && !pod.metadata?.deletionTimestamp) actions.push(deleteMapperPod(pod, 'teardown', undefined, EventReason.ProcessMapperDeleted));
+  if (o.processBaseline && !o.processBaseline.metadata?.deletionTimestamp) actions.push(deleteProcessBaseline(o.processBaseline, 'teardown'));
   if (o.idsVm) {
     if (!o.idsVm.metadata?.deletionTimestamp) {
       actions.push(deleteVm(ns, idsVmName(ms), 'DeleteIDSVMFailed', EventReason.IDSVMDeleted, `Deleted IDS VirtualMachine ${idsVmName(ms)}`));
