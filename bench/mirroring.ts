@@ -2,6 +2,12 @@
 // mirroring (base), with tc port mirroring to an IDS VM (mirrored), and with mirroring while the
 // IDS captures every packet (tcpdump on its mirror NIC, as a NIDS reads through AF_PACKET).
 //
+// It also measures what each configuration costs the kernel per packet: the machine's system and
+// softirq time from /proc/stat (all CPUs) over each measurement, divided by the packets the server's
+// NIC (tap0) sent and received in it. Less sensitive to this machine's noise than requests/s: a
+// slower run moves fewer packets, not the cost of each. The difference mirrored − base is what a
+// mirrored packet costs (the tc mirred copy, the veth, the IDS bridge and its NIC).
+//
 // Needs root (network namespaces) and Debian's wrk, tcpdump and gnuplot (hack/deps/dataplane.packages).
 // Run: npm run bench:mirroring   (BENCH_MIRRORING_SECONDS per measurement, BENCH_MIRRORING_ROUNDS;
 // the defaults, 1 s x 11 rounds x 5 sizes x 3 configurations, take about three minutes)
@@ -9,6 +15,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +55,31 @@ async function wrk(client: TestNetns, url: string, durationS: number): Promise<n
   if (rps === undefined) throw new Error(`wrk printed no rate: ${out}`);
   if (/Non-2xx or 3xx responses/.test(out) || /Socket errors/.test(out)) throw new Error(`wrk saw errors against ${url}: ${out}`);
   return Number(rps);
+}
+
+/** Clock ticks per second of /proc/stat (USER_HZ). */
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** System and softirq time of all CPUs so far (µs), from the aggregate `cpu` line of /proc/stat. */
+function kernelCpuUs(): { system: number; softirq: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith('cpu '));
+  // cpu user nice system idle iowait irq softirq steal ...
+  const f = (line ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const us = (ticks: number | undefined) => ((ticks ?? NaN) * 1e6) / CLK_TCK;
+  return { system: us(f[2]), softirq: us(f[6]) };
+}
+
+/** Packets the server's NIC has sent and received so far. */
+async function serverPackets(pair: ServerPair): Promise<number> {
+  const [link] = await pair.serverPod.json<{ stats64: { rx: { packets: number }; tx: { packets: number } } }[]>(['ip', '-j', '-s', 'link', 'show', 'tap0']);
+  return link!.stats64.rx.packets + link!.stats64.tx.packets;
+}
+
+/** Kernel CPU time per server packet in one measurement (µs). */
+interface CpuPerPacket {
+  system: number;
+  softirq: number;
+  packets: number;
 }
 
 async function mirroredPackets(pair: ServerPair): Promise<{ packets: number; dropped: number }> {
@@ -95,6 +128,7 @@ async function main(): Promise<void> {
   await deleteNamespaces(prefix);
   const loadBefore = loadavg();
   const samples: Record<Config, number[][]> = { base: SIZES_KB.map(() => []), mirrored: SIZES_KB.map(() => []), mirroredCapture: SIZES_KB.map(() => []) };
+  const cpuSamples: Record<Config, CpuPerPacket[][]> = { base: SIZES_KB.map(() => []), mirrored: SIZES_KB.map(() => []), mirroredCapture: SIZES_KB.map(() => []) };
   const capture = { captured: 0, droppedByKernel: 0 };
   const mirror = { packets: 0, dropped: 0 };
   try {
@@ -135,7 +169,12 @@ async function main(): Promise<void> {
         for (const config of [...CONFIGS.slice(shift), ...CONFIGS.slice(0, shift)]) {
           await enter(config);
           const before = mirrorOn ? await mirroredPackets(pair) : undefined;
+          const packetsBefore = await serverPackets(pair);
+          const cpuBefore = kernelCpuUs();
           samples[config][i]!.push(await wrk(cluster.client, url(kb), seconds));
+          const cpuAfter = kernelCpuUs();
+          const packets = (await serverPackets(pair)) - packetsBefore;
+          cpuSamples[config][i]!.push({ system: (cpuAfter.system - cpuBefore.system) / packets, softirq: (cpuAfter.softirq - cpuBefore.softirq) / packets, packets });
           if (before) {
             const after = await mirroredPackets(pair);
             mirror.packets += after.packets - before.packets;
@@ -157,6 +196,21 @@ async function main(): Promise<void> {
   const ratio = (c: Config) => pairedRatios(c).map((r) => Number(median(r).toFixed(3)));
   // The spread of the paired ratios says how far the medians can be trusted on a shared machine.
   const ratioIqr = (c: Config) => pairedRatios(c).map((r) => [quantile(r, 0.25), quantile(r, 0.75)].map((v) => Number(v.toFixed(3))));
+  // Kernel CPU per server packet: median over rounds, per size; the extra of a mirrored packet is the
+  // median of the within-round differences to base (paired, like the ratios).
+  const round3 = (v: number) => Number(v.toFixed(3));
+  const cpuPer = (c: Config, part: 'system' | 'softirq' | 'total') =>
+    cpuSamples[c].map((perSize) => round3(median(perSize.map((m) => (part === 'total' ? m.system + m.softirq : m[part])))));
+  const cpuExtra = (c: Config) => cpuSamples[c].map((perSize, i) => round3(median(perSize.map((m, r) => m.system + m.softirq - (cpuSamples.base[i]![r]!.system + cpuSamples.base[i]![r]!.softirq)))));
+  const cpuPerPacket = {
+    unit: 'µs of system+softirq CPU time (all CPUs, /proc/stat) per packet sent or received by the server NIC',
+    clockTicksPerSecond: CLK_TCK,
+    system: Object.fromEntries(CONFIGS.map((c) => [c, cpuPer(c, 'system')])),
+    softirq: Object.fromEntries(CONFIGS.map((c) => [c, cpuPer(c, 'softirq')])),
+    total: Object.fromEntries(CONFIGS.map((c) => [c, cpuPer(c, 'total')])) as Record<Config, number[]>,
+    extraOverBase: { mirrored: cpuExtra('mirrored'), mirroredCapture: cpuExtra('mirroredCapture') },
+    serverPacketsPerMeasurement: Object.fromEntries(CONFIGS.map((c) => [c, cpuSamples[c].map((perSize) => Math.round(median(perSize.map((m) => m.packets))))])),
+  };
   const result = {
     bench: 'mirroring',
     unit: 'requests/s',
@@ -166,6 +220,7 @@ async function main(): Promise<void> {
     ratioInterquartileRange: { mirrored: ratioIqr('mirrored'), mirroredCapture: ratioIqr('mirroredCapture') },
     target: { mirroredCaptureRatioAtLeast: 0.95, met: ratio('mirroredCapture').every((r) => r >= 0.95) },
     samples: Object.fromEntries(CONFIGS.map((c) => [c, samples[c].map((s) => s.map(Math.round))])),
+    cpuPerPacket,
     mirrorLink: mirror,
     idsCapture: capture,
     secondsPerMeasurement: seconds,
@@ -193,6 +248,24 @@ async function main(): Promise<void> {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   for (const row of [header, ...rows]) console.log(row.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
   console.log('(requests/s: median over rounds; ratio: median over rounds of the within-round ratio to base; IQR: its interquartile range)');
+  const cpuHeader = ['size', 'base sys', 'softirq', 'mirrored sys', 'softirq', '+/pkt', 'capture sys', 'softirq', '+/pkt'];
+  const cpuRows = SIZES_KB.map((kb, i) =>
+    [
+      `${kb} KB`,
+      cpuPerPacket.system.base![i]!.toFixed(2),
+      cpuPerPacket.softirq.base![i]!.toFixed(2),
+      cpuPerPacket.system.mirrored![i]!.toFixed(2),
+      cpuPerPacket.softirq.mirrored![i]!.toFixed(2),
+      cpuPerPacket.extraOverBase.mirrored[i]!.toFixed(2),
+      cpuPerPacket.system.mirroredCapture![i]!.toFixed(2),
+      cpuPerPacket.softirq.mirroredCapture![i]!.toFixed(2),
+      cpuPerPacket.extraOverBase.mirroredCapture[i]!.toFixed(2),
+    ].map(String),
+  );
+  const cpuWidths = cpuHeader.map((h, c) => Math.max(h.length, ...cpuRows.map((r) => r[c]!.length)));
+  console.log('');
+  for (const row of [cpuHeader, ...cpuRows]) console.log(row.map((cell, c) => cell.padStart(cpuWidths[c]!)).join('  '));
+  console.log(`(µs of kernel CPU per server packet, system and softirq from /proc/stat over all CPUs, median over rounds; +/pkt: median within-round extra over base, system+softirq; USER_HZ ${CLK_TCK})`);
   console.log(`mirrored packets ${mirror.packets} (dropped ${mirror.dropped}); IDS captured ${capture.captured}, dropped by kernel ${capture.droppedByKernel}; load ${result.loadAverage.before.join(' ')} → ${result.loadAverage.after.join(' ')}`);
 
   await mkdir(resultsDir, { recursive: true });

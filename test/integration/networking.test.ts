@@ -249,5 +249,37 @@ describe('networking: NADs, NICs, IDS-network addresses and admission-enforced i
     assert.equal(await waitAddress('app'), '10.99.0.1/16');
     assert.notEqual(await address('db'), await address('app'));
   });
+
+  it('releases the address claim of a MonitoredServer whose finalizer was removed by hand (while the operator was down, and live)', async function () {
+    const claimNames = async () => (await claims()).map((c) => c.metadata.name).sort();
+    assert.deepEqual(await claimNames(), ['hyperspector-ids-addr-10-99-0-1', 'hyperspector-ids-addr-10-99-0-2'], 'app and db hold one each');
+    // No operator runs: db is deleted and its finalizer removed by hand, so nothing releases 10.99.0.2.
+    await operator!.kill();
+    operator = undefined;
+    await env.delete(MS, NS, 'db');
+    await env.mergePatch(MS, NS, 'db', { metadata: { finalizers: null } });
+    await env.waitGone(MS, NS, 'db', 30_000);
+    assert.deepEqual(await claimNames(), ['hyperspector-ids-addr-10-99-0-1', 'hyperspector-ids-addr-10-99-0-2'], 'the claim is left behind');
+
+    operator = await startOperatorProcess(env.cluster, { user: 'operator', extraArgs: OPERATOR_ARGS });
+    const started = Date.now();
+    await waitFor(async () => ((await claimNames()).length === 1 ? true : undefined), { timeoutMs: 60_000, description: 'the orphaned claim of db deleted' });
+    console.log(`      orphaned claim released ${((Date.now() - started) / 1000).toFixed(1)} s after the operator started`);
+    assert.deepEqual(await claimNames(), ['hyperspector-ids-addr-10-99-0-1'], "app's claim is kept");
+    const event = await env.waitForEvent(OPERATOR_NS, 'hyperspector-ids-addr-10-99-0-2', 'OrphanedIDSAddressReleased');
+    assert.match(event.note, /Released IDS-network address 10\.99\.0\.2: MonitoredServer net\/db \(UID [0-9a-f-]+\) no longer exists/);
+
+    // Live: a claim whose MonitoredServer (net/ghost) does not exist appears; the running operator deletes it.
+    const ghost = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'hyperspector-ids-addr-10-99-0-9', labels: { 'hyperspector.io/role': 'ids-address', 'app.kubernetes.io/managed-by': 'hyperspector', 'hyperspector.io/monitored-server-uid': 'ghost-uid' }, annotations: { 'hyperspector.io/monitored-server': `${NS}/ghost` } }, data: { address: '10.99.0.9' } };
+    await admin.request({ method: 'POST', path: collectionPath(CONFIG_MAP, OPERATOR_NS), body: ghost });
+    await waitFor(async () => ((await claimNames()).includes('hyperspector-ids-addr-10-99-0-9') ? undefined : true), { timeoutMs: 30_000, description: 'the ghost claim deleted' });
+    assert.deepEqual(await claimNames(), ['hyperspector-ids-addr-10-99-0-1']);
+    await env.waitForEvent(OPERATOR_NS, 'hyperspector-ids-addr-10-99-0-9', 'OrphanedIDSAddressReleased');
+    const metrics = await operator.metrics();
+    assert.match(metrics, /^hyperspector_ids_address_orphaned_claims_released_total 2$/m);
+    // The released addresses are free again: the next MonitoredServer gets the lowest one.
+    await kubectlApply(monitoredServer('cache', NS, { mirroring: { enabled: false } }));
+    assert.equal(await waitAddress('cache'), '10.99.0.2/16');
+  });
 });
 

@@ -12,6 +12,38 @@ const log = (msg: string) => process.stderr.write(`[guest-modules] ${msg}\n`);
 
 /** Module trees extracted from the package: enough for block devices and file systems. */
 const EXTRACTED_TREES = ['fs', 'drivers/block', 'drivers/virtio', 'lib', 'crypto', 'arch/x86/crypto'];
+/** Single modules from other trees (the virtio NIC of network guests), added to a cached tree when missing. */
+const EXTRACTED_FILES = ['drivers/net/virtio_net.ko', 'drivers/net/net_failover.ko', 'net/core/failover.ko'];
+
+function downloadKernelDeb(kernel: DebianKernel, work: string): string {
+  log(`downloading ${kernel.packageName} ${kernel.version} for its modules`);
+  execFileSync('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', `${kernel.packageName}=${kernel.version}`], { cwd: work, stdio: ['ignore', 'ignore', 'inherit'] });
+  const deb = readdirSync(work).find((f) => f.endsWith('.deb'));
+  if (!deb) throw new Error(`apt-get download ${kernel.packageName} produced no .deb`);
+  return deb;
+}
+
+/** Adds EXTRACTED_FILES missing from a cached tree, each renamed into place (atomic per file). */
+function ensureExtraModules(kernel: DebianKernel, tree: string): void {
+  const missing = EXTRACTED_FILES.filter((f) => !existsSync(join(tree, f)));
+  if (missing.length === 0) return;
+  const release = kernel.packageName.replace(/^linux-image-/, '');
+  const work = join(GUEST_CACHE, `.tmp-modules-extra-${process.pid}`);
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(join(work, 'x'), { recursive: true });
+  try {
+    const deb = downloadKernelDeb(kernel, work);
+    const members = missing.map((f) => `./lib/modules/${release}/kernel/${f}`);
+    execFileSync('sh', ['-c', 'deb="$1"; shift; dpkg-deb --fsys-tarfile "$deb" | tar -x -C x "$@"', 'sh', deb, ...members], { cwd: work, stdio: ['ignore', 'ignore', 'inherit'] });
+    for (const f of missing) {
+      mkdirSync(dirname(join(tree, f)), { recursive: true });
+      renameSync(join(work, 'x', 'lib', 'modules', release, 'kernel', f), join(tree, f));
+    }
+    log(`added ${missing.join(', ')} to ${tree}`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
 
 function kernelDir(kernel: DebianKernel): string {
   return dirname(dirname(kernel.vmlinuz));
@@ -20,16 +52,16 @@ function kernelDir(kernel: DebianKernel): string {
 function ensureModuleTree(kernel: DebianKernel): string {
   const release = kernel.packageName.replace(/^linux-image-/, '');
   const tree = join(kernelDir(kernel), 'modules', release, 'kernel');
-  if (existsSync(tree)) return tree;
+  if (existsSync(tree)) {
+    ensureExtraModules(kernel, tree);
+    return tree;
+  }
   const work = join(GUEST_CACHE, `.tmp-modules-${process.pid}`);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(join(work, 'x'), { recursive: true });
   try {
-    log(`downloading ${kernel.packageName} ${kernel.version} for its modules`);
-    execFileSync('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', `${kernel.packageName}=${kernel.version}`], { cwd: work, stdio: ['ignore', 'ignore', 'inherit'] });
-    const deb = readdirSync(work).find((f) => f.endsWith('.deb'));
-    if (!deb) throw new Error(`apt-get download ${kernel.packageName} produced no .deb`);
-    const patterns = EXTRACTED_TREES.map((t) => `./lib/modules/${release}/kernel/${t}/*`);
+    const deb = downloadKernelDeb(kernel, work);
+    const patterns = [...EXTRACTED_TREES.map((t) => `./lib/modules/${release}/kernel/${t}/*`), ...EXTRACTED_FILES.map((f) => `./lib/modules/${release}/kernel/${f}`)];
     execFileSync('sh', ['-c', 'deb="$1"; shift; dpkg-deb --fsys-tarfile "$deb" | tar -x -C x --wildcards "$@"', 'sh', deb, ...patterns], { cwd: work, stdio: ['ignore', 'ignore', 'inherit'] });
     mkdirSync(join(kernelDir(kernel), 'modules'), { recursive: true });
     renameSync(join(work, 'x', 'lib', 'modules', release), join(kernelDir(kernel), 'modules', release)); // atomic

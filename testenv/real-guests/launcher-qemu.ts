@@ -10,6 +10,8 @@
 import { join } from 'node:path';
 import { hotplugPortArgs } from '../kubevirt/kubevirt-disk-options.ts';
 import { generatedMac, type Vmi } from '../kubevirt/virt-handler-status.ts';
+import { isSecondaryMultusNetwork, launcherDevices } from '../../src/agent/kubevirt-names.ts';
+import type { VirtualMachineInstance } from '../../src/kube/client/objects.ts';
 
 export const DEFAULT_MEMORY_MIB = 256;
 export const MIN_MEMORY_MIB = 128;
@@ -61,6 +63,24 @@ export function podInterface(vmi: Vmi): { name: string; mac: string } {
   return { name: network, mac: iface?.macAddress ?? generatedMac(vmi.metadata.uid ?? '', network) };
 }
 
+/**
+ * A NIC per secondary (Multus) network with a tap binding, on the tap virt-launcher names for it
+ * (multus-attachments.ts makes the taps before QEMU starts), with the interface's MAC.
+ */
+export function secondaryNicArgs(vmi: Vmi): string[] {
+  const v = vmi as VirtualMachineInstance;
+  const args: string[] = [];
+  for (const network of (v.spec?.networks ?? []).filter(isSecondaryMultusNetwork)) {
+    const lookup = launcherDevices(v, network.name);
+    if ('problem' in lookup) continue;
+    const iface = v.spec.domain.devices.interfaces?.find((i) => i.name === network.name);
+    const mac = iface?.macAddress ?? generatedMac(vmi.metadata.uid ?? '', network.name);
+    args.push('-netdev', `tap,id=hostua-${network.name},ifname=${lookup.devices.tap},script=no,downscript=no`);
+    args.push('-device', `virtio-net-pci,netdev=hostua-${network.name},id=ua-${network.name},mac=${mac},romfile=`);
+  }
+  return args;
+}
+
 export function launcherQemu(o: LauncherQemuOptions): LauncherQemu {
   const { vmi } = o;
   const uid = vmi.metadata.uid;
@@ -90,6 +110,7 @@ export function launcherQemu(o: LauncherQemuOptions): LauncherQemu {
     '-no-shutdown',
     '-netdev', `tap,id=hostua-${network},ifname=tap0,script=no,downscript=no`,
     '-device', `virtio-net-pci,netdev=hostua-${network},id=ua-${network},mac=${mac},romfile=`,
+    ...secondaryNicArgs(vmi),
     '-chardev', `socket,id=charserial0,path=${serialSocket},server=on,wait=off,logfile=${serialLog},logappend=on`,
     '-device', 'isa-serial,chardev=charserial0,id=serial0,index=0',
     ...(o.diskArgs ?? []),

@@ -121,6 +121,8 @@ export class RealGuestNetwork {
       await ns.ip('link', 'set', TAP, 'master', IN_POD_BRIDGE);
       await addDummy(ns, 'eth0');
       await ns.ip('addr', 'add', `${podIp}/32`, 'dev', 'eth0');
+      // The pod's IP is the guest's: the pod's own stack does not answer ARP for it on the in-pod bridge.
+      await ns.exec(['sysctl', '-qw', 'net.ipv4.conf.all.arp_ignore=1']);
       for (const link of [POD_NIC, TAP, IN_POD_BRIDGE, 'eth0']) await ns.ip('link', 'set', link, 'up');
     } catch (err) {
       await this.removeLauncher({ ns, podIp, nodeSideVeth, node });

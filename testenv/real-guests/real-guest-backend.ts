@@ -28,6 +28,8 @@ import { GuestConsole } from './guest-console.ts';
 import { applyCloudInit, planCloudInit, resolveUserData, type CloudInitReport } from './cloud-init-standin.ts';
 import { HOTPLUG_PORTS, launcherQemu, type LauncherQemu } from './launcher-qemu.ts';
 import { RealGuestNetwork, type LauncherNetwork } from './node-network.ts';
+import { attachSecondaryNetworks } from './multus-attachments.ts';
+import { readNadConfig } from './nad-reader.ts';
 import { removeLeftovers } from './leftovers.ts';
 import { PodCgroup, type QosClass } from './pod-cgroup.ts';
 import type { GuestBackend } from '../kubevirt/virt-handler-standin.ts';
@@ -150,6 +152,7 @@ export class RealGuestBackend implements GuestBackend {
   private readonly log: (line: string) => void;
   private closed = false;
   private swept?: Promise<void>;
+  private kubeConfig?: k8s.KubeConfig;
   private core?: k8s.CoreV1Api;
 
   constructor(private readonly options: RealGuestBackendOptions = {}) {
@@ -160,6 +163,7 @@ export class RealGuestBackend implements GuestBackend {
 
   /** Follows the cluster's PersistentVolumeClaims (their images back the guests' disks). */
   attach(kubeConfig: k8s.KubeConfig): void {
+    this.kubeConfig = kubeConfig;
     this.images.attach(kubeConfig);
     this.core ??= kubeConfig.makeApiClient(CoreV1Api);
   }
@@ -222,6 +226,9 @@ export class RealGuestBackend implements GuestBackend {
     let launcher: LauncherNetwork | undefined;
     try {
       launcher = await this.network.createLauncher(nodeName, `${this.network.prefix}-${namespace}-${pod.metadata?.name}`, podUid, podIp);
+      // Secondary (Multus) networks, from the NADs they name (multus-attachments.ts).
+      const kubeConfig = this.kubeConfig;
+      if (kubeConfig) await attachSecondaryNetworks(launcher, podUid, vmi, (ns, nad) => readNadConfig(kubeConfig, ns, nad));
       cgroup.create();
       const qemu = new ManagedProcess(
         `qemu ${namespace}/${name}`,

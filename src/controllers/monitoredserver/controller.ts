@@ -16,8 +16,8 @@ import { silentLogger, type Logger } from '../../kube/util/logger.ts';
 import type { OperatorMetrics } from '../../kube/runtime/metrics.ts';
 import { MultiNamespaceInformer } from '../../kube/runtime/multi-namespace-informer.ts';
 import type { KubeObject, KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance } from '../../kube/client/objects.ts';
-import { collectionPath, CONFIG_MAP, KUBEVIRT, MULTI_NETWORK_POLICY, NODE, NETWORK_ATTACHMENT_DEFINITION, PERSISTENT_VOLUME_CLAIM, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/client/resources.ts';
-import type { KubeApi } from '../../kube/client/rest.ts';
+import { collectionPath, objectPath, CONFIG_MAP, KUBEVIRT, MULTI_NETWORK_POLICY, NODE, NETWORK_ATTACHMENT_DEFINITION, PERSISTENT_VOLUME_CLAIM, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/client/resources.ts';
+import { statusCodeOf, type KubeApi } from '../../kube/client/rest.ts';
 import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../kube/runtime/workers.ts';
 import { WorkQueue } from '../../kube/runtime/workqueue.ts';
 import { Outcomes, type Action, type Outcome } from './actions.ts';
@@ -38,9 +38,13 @@ import { closedGap, monitoringGapEvents, monitoringGapHistogram } from './monito
 import { planIdsNetworkData, planNetworking, type NetworkingContext } from './planners/networking.ts';
 import { AGENT_OWNED_CONDITIONS } from './networking-status.ts';
 import { claimOf, LABEL_CLAIM_UID } from '../../builders/ids-address.ts';
+import { claimOwnerKey, orphanedClaimDeletion, orphanedClaims } from './planners/orphaned-address-claims.ts';
+import { Counter } from 'prom-client';
 import { planServerVm } from './planners/server-vm.ts';
 import { planTeardown } from './planners/teardown.ts';
-import { ConditionType, EventReason } from './reasons.ts';
+import { ConditionType, EventReason, Reason } from './reasons.ts';
+import { vmiNode } from './observed-state.ts';
+import { serverVmName } from '../../builders/names.ts';
 import { isUrgentStatusChange, statusEvents } from './status-events.ts';
 import { computeStatus, deletingStatus, statusEqual } from './status.ts';
 import { UnseenCreations } from './unseen-creations.ts';
@@ -52,6 +56,10 @@ export const CONTROLLER_NAME = 'monitoredserver';
 
 /** Index of migrations by the VMI they move: `namespace/vmiName`. */
 const MIGRATION_VMI_INDEX = 'migrationVmi';
+/** Index of VMIs by the node they are placed on (ovs-cni: the mirrors sharing a node's bridge). */
+const VMI_NODE_INDEX = 'vmiNode';
+/** Index of IDS-network address claims by the MonitoredServer key they were made for. */
+const CLAIM_OWNER_INDEX = 'claimOwner';
 
 export const DEFAULT_PROCESS_MAPPER: ProcessMapperSettings = {
   image: 'hyperspector/operator:0.1.0',
@@ -156,6 +164,8 @@ export class MonitoredServerController {
   private readonly nads: MultiNamespaceInformer<KubeObject> | undefined;
   private readonly addressClaims: Informer<KubeObject> | undefined;
   private readonly networkPolicies: MultiNamespaceInformer<KubeObject> | undefined;
+  /** Address claims of MonitoredServers that no longer exist, deleted (hyperspector_ids_address_orphaned_claims_released_total). */
+  private readonly orphanedClaimsReleased: Counter | undefined;
   /**
    * The status last written per key: when (progress writes are coalesced after it), and over which
    * resourceVersion (while the cache still shows that version it has not seen our write yet, and the
@@ -224,6 +234,17 @@ export class MonitoredServerController {
         this.networkPolicies = new MultiNamespaceInformer(informer<KubeObject>('multi-networkpolicies', MULTI_NETWORK_POLICY, stripManagedFields<KubeObject>(), `${LABEL_ROLE}=network,${LABEL_MANAGED_BY}=${MANAGED_BY}`), options.namespaces);
       }
       this.addressClaims = informer<KubeObject>('ids-address-claims', CONFIG_MAP, stripManagedFields<KubeObject>(), `${LABEL_ROLE}=ids-address,${LABEL_MANAGED_BY}=${MANAGED_BY}`)(options.networking.claimNamespace);
+      this.addressClaims.addIndex(CLAIM_OWNER_INDEX, (c) => {
+        const owner = claimOwnerKey(c);
+        return owner ? [owner] : [];
+      });
+      if (options.metrics) {
+        this.orphanedClaimsReleased = new Counter({
+          name: 'hyperspector_ids_address_orphaned_claims_released_total',
+          help: 'IDS-network address claims deleted because their MonitoredServer no longer exists (its finalizer was removed by hand)',
+          registers: [options.metrics.registry],
+        });
+      }
     }
     // The queue is replaced each leadership term; handlers always feed the current one.
     const sink: KeySink = { add: (key) => this.queue.add(key) };
@@ -249,14 +270,17 @@ export class MonitoredServerController {
       const seen = (o: KubeObject) => this.unseen.seen(kind, o);
       for (const i of informers) i.addEventHandler({ onAdd: seen, onUpdate: (_old, o) => seen(o), onDelete: seen });
     }
-    // A claim wakes its MonitoredServer (by the UID on it); a released one wakes those still waiting for an address.
+    // A claim wakes its MonitoredServer (by the UID on it; by the key in its annotation, which also
+    // finds a claim whose MonitoredServer is gone: reconcile sweeps it); a released one wakes those
+    // still waiting for an address.
     this.addressClaims?.addEventHandler(
       enqueueMapped<KubeObject>(sink, (claim) => {
         const uid = claim.metadata?.labels?.[LABEL_CLAIM_UID];
         const all = this.monitoredServers.list();
         const owner = all.filter((m) => m.metadata.uid === uid);
         const waiting = all.filter((m) => !claimOf(this.addressClaims?.list() ?? [], m.metadata.uid));
-        return [...owner, ...waiting].map((m) => objectKey(m));
+        const named = claimOwnerKey(claim);
+        return [...owner, ...waiting].map((m) => objectKey(m)).concat(named ? [named] : []);
       }),
     );
     // A claim or the KubeVirt CR matters to the MonitoredServers with disks (in the claim's namespace).
@@ -275,7 +299,37 @@ export class MonitoredServerController {
       );
     }
     for (const i of this.claims.informers) i.addEventHandler(enqueueMapped<PersistentVolumeClaim>(sink, (pvc) => withDisks(pvc.metadata?.namespace ?? '')));
+    if (options.networking?.settings.mirroring === 'ovs-cni') {
+      // ovs-cni: mirrors share their node's OVS bridge (ovs-mirror-slots.ts). A VMI placed on or
+      // leaving a node wakes the MonitoredServers there that wait for a slot.
+      for (const i of this.virtualMachineInstances.informers) {
+        i.addIndex(VMI_NODE_INDEX, (vmi) => (vmi.status?.nodeName ? [vmi.status.nodeName] : []));
+        i.addEventHandler(
+          enqueueMapped<VirtualMachineInstance>(sink, (vmi) => {
+            const node = vmi.status?.nodeName;
+            if (!node) return [];
+            return this.monitoredServersOnNode(node)
+              .filter((m) => (m.status?.conditions as Condition[] | undefined)?.some((c) => c.type === ConditionType.MirrorAttached && c.reason === Reason.MirrorBridgeFull))
+              .map((m) => objectKey(m));
+          }),
+        );
+      }
+    }
     this.kubevirts.addEventHandler(enqueueMapped<KubeVirt>(sink, () => withDisks()));
+  }
+
+  /** The MonitoredServers whose server VMI is placed on `node` (ovs-cni mirroring only). */
+  private monitoredServersOnNode(node: string): MonitoredServer[] {
+    const out = new Map<string, MonitoredServer>();
+    for (const vmi of this.virtualMachineInstances.byIndex(VMI_NODE_INDEX, node)) {
+      if (vmiNode(vmi) !== node) continue;
+      for (const key of monitoredServerKeysFor(vmi, (k) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, k).map((m) => objectKey(m)))) {
+        const [ns = '', name = ''] = key.split('/');
+        const ms = this.monitoredServers.get(ns, name);
+        if (ms && ns === vmi.metadata?.namespace && serverVmName(ms) === vmi.metadata?.name) out.set(key, ms);
+      }
+    }
+    return [...out.values()];
   }
 
   private newQueue(): WorkQueue<string> {
@@ -337,6 +391,11 @@ export class MonitoredServerController {
     if (this.pool || signal?.aborted) return;
     if (this.queue.isShuttingDown()) this.queue = this.newQueue();
     for (const ms of this.monitoredServers.list()) this.queue.add(objectKey(ms));
+    // Claims whose MonitoredServer is gone (deleted while no operator led): their keys sweep them.
+    for (const claim of this.addressClaims?.list() ?? []) {
+      const owner = claimOwnerKey(claim);
+      if (owner) this.queue.add(owner);
+    }
     if (this.options.metrics) this.controllerMetricsHooks ??= this.options.metrics.controller(CONTROLLER_NAME);
     this.pool = new WorkerPool({
       name: CONTROLLER_NAME,
@@ -390,6 +449,7 @@ export class MonitoredServerController {
             networkAttachmentDefinition: (ns: string, name: string) => this.nads?.get(ns, name),
             idsAddressClaims: () => this.addressClaims?.list() ?? [],
             ...(this.networkPolicies ? { multiNetworkPolicy: (ns: string, name: string) => this.networkPolicies?.get(ns, name) } : {}),
+            ...(this.options.networking?.settings.mirroring === 'ovs-cni' ? { monitoredServersOnNode: (node: string) => this.monitoredServersOnNode(node) } : {}),
           }
         : {}),
     };
@@ -403,6 +463,7 @@ export class MonitoredServerController {
   async reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult> {
     const [namespace = '', name = ''] = key.split('/');
     const ms = this.monitoredServers.get(namespace, name);
+    await this.releaseOrphanedClaims(key, ms, ctx);
     if (!ms) {
       this.writtenStatus.delete(key);
       // Deleted: owned children are garbage-collected through their owner references; the
@@ -421,6 +482,41 @@ export class MonitoredServerController {
     if (failing) return { unavailable: `listing VolumeSnapshots failed: ${failing.health().lastError ?? 'unknown error'}` };
     if (!informers.every((i) => i.hasSynced())) return undefined;
     return this.volumeSnapshots.list().filter((v) => v.metadata?.namespace === ns && v.metadata?.labels?.[LABEL_MONITORED_SERVER] === msName);
+  }
+
+  /**
+   * Deletes the address claims made for `key` that no existing MonitoredServer holds (planners/
+   * orphaned-address-claims.ts). The cache proposes; a live GET of the key decides, so a cache that
+   * lags behind a new MonitoredServer, or one in a namespace this operator does not watch, never
+   * loses its address.
+   */
+  private async releaseOrphanedClaims(key: string, ms: MonitoredServer | undefined, ctx: ReconcileContext): Promise<void> {
+    if (!this.addressClaims) return;
+    const candidates = orphanedClaims(this.addressClaims.byIndex(CLAIM_OWNER_INDEX, key), key, ms?.metadata.uid);
+    if (candidates.length === 0) return;
+    const [namespace = '', name = ''] = key.split('/');
+    let liveUid: string | undefined;
+    try {
+      liveUid = (await this.api.request<MonitoredServer>({ method: 'GET', path: objectPath(MONITORED_SERVER, namespace, name), signal: ctx.signal })).metadata.uid;
+    } catch (err) {
+      if (statusCodeOf(err) !== 404) throw err;
+    }
+    const orphans = orphanedClaims(candidates, key, liveUid);
+    if (orphans.length === 0) return;
+    const outcomes = await execute(orphans.map(orphanedClaimDeletion), {
+      api: this.api,
+      log: ctx.log,
+      signal: ctx.signal,
+      onEvent: (action: Action) => {
+        const claim = orphans.find((c) => action.type === 'delete' && c.metadata?.name === action.name);
+        if (!claim || !action.event) return;
+        // Deleted by this request (a claim already gone is not counted).
+        this.orphanedClaimsReleased?.inc();
+        this.events.record({ apiVersion: 'v1', kind: 'ConfigMap', metadata: claim.metadata }, action.event.type, action.event.reason, action.event.message);
+      },
+    });
+    const failed = outcomes.find((o) => o.kind === 'failed');
+    if (failed) throw new ActionFailedError(failed);
   }
 
   private get mapperSettings(): ProcessMapperSettings {

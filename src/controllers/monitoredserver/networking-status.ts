@@ -13,6 +13,7 @@ import type { VirtualMachineInstance } from '../../kube/client/objects.ts';
 import type { Outcomes } from './actions.ts';
 import { vmiIsReady, vmiNode, type ObservedState } from './observed-state.ts';
 import { idsNetworkData, resolveNetworking, type NetworkingContext } from './planners/networking.ts';
+import { bridgeSlot, mirrorPeer, OVS_MAX_MIRRORS_PER_BRIDGE } from './ovs-mirror-slots.ts';
 import { ConditionType, Reason } from './reasons.ts';
 
 type Update = Omit<ConditionUpdate, 'type' | 'observedGeneration'>;
@@ -66,7 +67,7 @@ export function idsNetworkStatus(ms: MonitoredServer, o: ObservedState, ctx: Net
 }
 
 /** MirrorAttached (ovs-cni): the server's monitored NIC on the producer NAD, the IDS VM's on the consumer. */
-function ovsMirrorAttached(ms: MonitoredServer, o: ObservedState): Update {
+function ovsMirrorAttached(ms: MonitoredServer, o: ObservedState, bridge: string): Update {
   const ns = ms.metadata.namespace ?? '';
   const producer = mirrorProducerNadName(ms);
   const server = o.serverVmi;
@@ -80,10 +81,26 @@ function ovsMirrorAttached(ms: MonitoredServer, o: ObservedState): Update {
       message: `with the ovs-cni mirroring provider the server's monitored network ${monitored ?? '(none)'} of VirtualMachine ${ns}/${serverVmName(ms)} must use NetworkAttachmentDefinition ${producer} (multus networkName), which HyperSpector created; change the VM's network and restart it when convenient (HyperSpector never restarts your server)`,
     };
   }
+  if (o.mirrorPeers) {
+    const slot = bridgeSlot(mirrorPeer(ms), o.mirrorPeers);
+    if (!slot.fits) return bridgeFull(ms, vmiNode(server) ?? '', bridge, slot.mirrors, slot.holders);
+  }
   if (!vmiIsReady(o.idsVmi) || !usesNad(o.idsVmi, MIRROR_NETWORK, ns, mirrorNadName(ms))) {
     return { status: 'False', reason: Reason.WaitingForMirrorAgent, message: `the mirror's consumer is attached once IDS VirtualMachine ${ns}/${idsVmName(ms)} runs` };
   }
   return { status: 'True', reason: 'Attached', message: `ovs-cni mirrors network ${monitored} of the server into the IDS VM's ${MIRROR_NETWORK} NIC (NADs ${producer}, ${mirrorNadName(ms)})` };
+}
+
+function bridgeFull(ms: MonitoredServer, node: string, bridge: string, mirrors: number, holders: string[]): Update {
+  const shown = holders.slice(0, 5).join(', ') + (holders.length > 5 ? ` and ${holders.length - 5} more` : '');
+  return {
+    status: 'False',
+    reason: Reason.MirrorBridgeFull,
+    message:
+      `the OVS bridge ${bridge} on node ${node} already applies ${OVS_MAX_MIRRORS_PER_BRIDGE} port mirrors, the most Open vSwitch allows per bridge ` +
+      `(${mirrors} MonitoredServers with mirroring have their server there; the slots are held by ${shown}), so the mirror of ${ms.metadata.namespace}/${ms.metadata.name} would copy nothing: ` +
+      `run the server VM on another node (its node selector or affinity, or a live migration), or set spec.mirroring.enabled: false on another MonitoredServer whose server runs on ${node}; the mirror attaches as soon as a slot is free`,
+  };
 }
 
 /**
@@ -92,7 +109,7 @@ function ovsMirrorAttached(ms: MonitoredServer, o: ObservedState): Update {
  */
 export function mirrorAttached(ms: MonitoredServer, o: ObservedState, ctx: NetworkingContext): { owned?: Update; agent?: Update } {
   if (ms.spec.mirroring?.enabled === false) return {};
-  if (ctx.settings.mirroring === 'ovs-cni') return { owned: ovsMirrorAttached(ms, o) };
+  if (ctx.settings.mirroring === 'ovs-cni') return { owned: ovsMirrorAttached(ms, o, ctx.settings.ovsBridge) };
   const reported = (ms.status?.conditions as Condition[] | undefined)?.find((c) => c.type === ConditionType.MirrorAttached && c.reason !== Reason.MirroringUnavailable);
   if (reported) return { agent: { status: reported.status, reason: reported.reason, message: reported.message } };
   const node = vmiNode(o.serverVmi);

@@ -6,6 +6,8 @@ import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, 
 import type { KubeObject, VirtualMachine } from '../../kube/client/objects.ts';
 import { claimOf } from '../../builders/ids-address.ts';
 import { idsNetworkNadName, idsNetworkPolicyName, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
+import { mirrorPeer } from './ovs-mirror-slots.ts';
+import { vmiNode } from './observed-state.ts';
 import type { KubeVirt, ObservedState, PersistentVolumeClaim, Pod, Secret, VirtualMachineInstance, VirtualMachineInstanceMigration } from './observed-state.ts';
 
 export interface CacheReader {
@@ -39,6 +41,8 @@ export interface CacheReader {
   diskSnapshots?(namespace: string, msName: string): VolumeSnapshot[] | { unavailable: string } | undefined;
   /** Our claims restored from those snapshots (labelled as ours). */
   snapshotCopyClaims?(namespace: string, msName: string): PersistentVolumeClaim[];
+  /** ovs-cni mirroring only: the MonitoredServers whose server VMI is placed on the node. */
+  monitoredServersOnNode?(node: string): MonitoredServer[];
 }
 
 function created(ms: MonitoredServer): number {
@@ -124,6 +128,14 @@ function observeNetworking(ms: MonitoredServer, cache: CacheReader, observed: Ob
   observed.nads = nads;
   const policy = cache.multiNetworkPolicy?.(ns, idsNetworkPolicyName(ms));
   if (policy && policy.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.idsNetworkPolicy = policy;
+  const node = vmiNode(observed.serverVmi);
+  if (cache.monitoredServersOnNode && node && ms.spec.mirroring?.enabled !== false) {
+    const self = `${ns}/${ms.metadata.name}`;
+    observed.mirrorPeers = cache
+      .monitoredServersOnNode(node)
+      .filter((m) => m.spec.mirroring?.enabled !== false && !m.metadata.deletionTimestamp && `${m.metadata.namespace}/${m.metadata.name}` !== self)
+      .map(mirrorPeer);
+  }
   const claims = cache.idsAddressClaims();
   const mine = claimOf(claims, ms.metadata.uid);
   if (mine) observed.addressClaim = mine;

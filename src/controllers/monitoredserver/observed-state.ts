@@ -1,5 +1,6 @@
 // What the reconciler read from its caches about one MonitoredServer's world.
 import type { VolumeSnapshot } from '../../builders/disk-snapshot.ts';
+import type { MirrorPeer } from './ovs-mirror-slots.ts';
 import type { KubeObject, KubeVirt, ObjectMeta, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineCondition, VirtualMachineInstance } from '../../kube/client/objects.ts';
 
 export type { KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance };
@@ -40,6 +41,11 @@ export interface ObservedState {
   addressClaim?: KubeObject;
   /** Every address claim (to pick a free address); only read while this MonitoredServer has none. */
   addressClaims?: KubeObject[];
+  /**
+   * ovs-cni: the other MonitoredServers with mirroring whose server VMI is placed on the node this
+   * one's is (their mirrors share the node's OVS bridge); absent when not counted.
+   */
+  mirrorPeers?: MirrorPeer[];
   /** VirtualMachineInstanceMigrations of the server VMI (by spec.vmiName), finished ones included. */
   serverMigrations?: VirtualMachineInstanceMigration[];
 }

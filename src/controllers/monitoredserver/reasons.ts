@@ -86,6 +86,8 @@ export const Reason = {
   // MirrorAttached while the operator waits for the node agent (tc), or reports it (ovs-cni)
   WaitingForMirrorAgent: 'WaitingForMirrorAgent',
   ServerNICNotMirrorable: 'ServerNICNotMirrorable',
+  /** ovs-cni: the OVS bridge on the server's node already applies its 32 mirrors (ovs-mirror-slots.ts). */
+  MirrorBridgeFull: 'MirrorBridgeFull',
   // ProcessMapping
   Mapping: 'Mapping',
   ProcessMapperCreating: 'ProcessMapperCreating',
@@ -121,6 +123,8 @@ export const EventReason = {
   NetworkAttachmentCreated: 'NetworkAttachmentCreated',
   IDSAddressAllocated: 'IDSAddressAllocated',
   IDSAddressReleased: 'IDSAddressReleased',
+  /** A claim whose MonitoredServer is gone (finalizer removed by hand) was deleted; the Event is on the claim ConfigMap. */
+  OrphanedIDSAddressReleased: 'OrphanedIDSAddressReleased',
   DiskPlugged: 'DiskPlugged',
   DiskUnplugged: 'DiskUnplugged',
   /** Snapshot mode: a VolumeSnapshot of a server volume was taken, restored into a claim, or a superseded one deleted. */
@@ -172,4 +176,5 @@ export const WARNING_REASONS: ReadonlySet<string> = new Set([
   Reason.IDSNetworkDataUnmergeable,
   Reason.NetworkAttachmentRefused,
   Reason.ServerNICNotMirrorable,
+  Reason.MirrorBridgeFull,
 ]);

@@ -8,7 +8,11 @@ import { planIdsCloudInit } from '../../../src/controllers/monitoredserver/plann
 import { planIdsVm } from '../../../src/controllers/monitoredserver/planners/ids-vm.ts';
 import { planIdsNetworkData, planNetworking, planNetworkTeardown, type NetworkingContext } from '../../../src/controllers/monitoredserver/planners/networking.ts';
 import { computeStatus, statusEqual } from '../../../src/controllers/monitoredserver/status.ts';
-import type { VirtualMachine } from '../../../src/kube/client/objects.ts';
+import type { KubeObject, VirtualMachine } from '../../../src/kube/client/objects.ts';
+import { bridgeSlot, OVS_MAX_MIRRORS_PER_BRIDGE, type MirrorPeer } from '../../../src/controllers/monitoredserver/ovs-mirror-slots.ts';
+import { observe, type CacheReader } from '../../../src/controllers/monitoredserver/observe.ts';
+import { WARNING_REASONS } from '../../../src/controllers/monitoredserver/reasons.ts';
+import { claimOwnerKey, orphanedClaimDeletion, orphanedClaims } from '../../../src/controllers/monitoredserver/planners/orphaned-address-claims.ts';
 import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 const T0 = new Date('2026-12-01T10:00:00Z');
@@ -152,3 +156,110 @@ describe('networking status', () => {
   });
 });
 
+
+describe('orphaned IDS-network address claims', () => {
+  const claimOfWeb = buildAddressClaim(ms('web', 'web-uid'), '10.99.0.1', 'hyperspector-system');
+  const claimOfOldWeb = buildAddressClaim(ms('web', 'old-web-uid'), '10.99.0.2', 'hyperspector-system');
+  const claimOfDb = buildAddressClaim(ms('db', 'db-uid'), '10.99.0.3', 'hyperspector-system');
+  const all = [claimOfWeb, claimOfOldWeb, claimOfDb];
+  const names = (claims: KubeObject[]) => claims.map((c) => c.metadata?.name);
+
+  const cases: Array<{ title: string; key: string; uid: string | undefined; orphans: string[] }> = [
+    { title: 'the MonitoredServer exists with the claim’s UID: nothing', key: 'shop/db', uid: 'db-uid', orphans: [] },
+    { title: 'no MonitoredServer under the key: all its claims', key: 'shop/web', uid: undefined, orphans: ['hyperspector-ids-addr-10-99-0-1', 'hyperspector-ids-addr-10-99-0-2'] },
+    { title: 'a newer MonitoredServer of the same name: only the earlier one’s claim', key: 'shop/web', uid: 'web-uid', orphans: ['hyperspector-ids-addr-10-99-0-2'] },
+    { title: 'another key’s claims are never touched', key: 'other/web', uid: undefined, orphans: [] },
+  ];
+  for (const c of cases) {
+    it(c.title, () => assert.deepEqual(names(orphanedClaims(all, c.key, c.uid)), c.orphans));
+  }
+
+  it('reads the owner key from the annotation; a claim without one is nobody’s', () => {
+    assert.equal(claimOwnerKey(claimOfWeb), 'shop/web');
+    const bare = { ...claimOfWeb, metadata: { ...claimOfWeb.metadata, annotations: {} } };
+    assert.equal(claimOwnerKey(bare), undefined);
+    assert.deepEqual(orphanedClaims([bare], 'shop/web', undefined), []);
+  });
+
+  it('leaves a claim that is already being deleted', () => {
+    const deleting = { ...claimOfOldWeb, metadata: { ...claimOfOldWeb.metadata, deletionTimestamp: T0.toISOString() } };
+    assert.deepEqual(orphanedClaims([deleting], 'shop/web', undefined), []);
+  });
+
+  it('deletes exactly the claim looked at, tolerating it being gone, with an Event naming the address and the owner', () => {
+    const live = { ...claimOfOldWeb, metadata: { ...claimOfOldWeb.metadata, uid: 'cm-uid' } };
+    const action = orphanedClaimDeletion(live);
+    assert.equal(action.type, 'delete');
+    assert.equal(action.namespace, 'hyperspector-system');
+    assert.equal(action.name, 'hyperspector-ids-addr-10-99-0-2');
+    assert.equal(action.preconditionUid, 'cm-uid');
+    assert.deepEqual(action.tolerate, [404, 409]);
+    assert.equal(action.event?.reason, 'OrphanedIDSAddressReleased');
+    assert.match(action.event!.message, /10\.99\.0\.2.*MonitoredServer shop\/web \(UID old-web-uid\) no longer exists/);
+  });
+});
+
+describe('ovs-cni: at most 32 mirrors per OVS bridge', () => {
+  const peer = (i: number, attached = false): MirrorPeer => ({ key: `shop/s${String(i).padStart(2, '0')}`, creationTimestamp: new Date(T0.getTime() + i * 1000).toISOString(), attached });
+  const peers = (n: number) => Array.from({ length: n }, (_, i) => peer(i));
+
+  const cases: Array<{ title: string; self: MirrorPeer; others: MirrorPeer[]; fits: boolean; mirrors: number }> = [
+    { title: 'alone on the node', self: peer(0), others: [], fits: true, mirrors: 1 },
+    { title: 'the 32nd mirror fits', self: peer(31), others: peers(31), fits: true, mirrors: 32 },
+    { title: 'the 33rd (newest) does not', self: peer(32), others: peers(32), fits: false, mirrors: 33 },
+    { title: 'the oldest fits however many come after it', self: peer(0), others: peers(40).slice(1), fits: true, mirrors: 40 },
+    { title: 'a newer one whose mirror works keeps its slot over older ones that wait', self: peer(50, true), others: peers(32), fits: true, mirrors: 33 },
+    { title: 'self listed among the peers is counted once', self: peer(31), others: [...peers(31), peer(31)], fits: true, mirrors: 32 },
+  ];
+  for (const c of cases) {
+    it(c.title, () => {
+      const slot = bridgeSlot(c.self, c.others);
+      assert.equal(slot.fits, c.fits);
+      assert.equal(slot.mirrors, c.mirrors);
+      assert.equal(slot.holders.length, c.fits ? 0 : OVS_MAX_MIRRORS_PER_BRIDGE);
+    });
+  }
+
+  it('a full bridge is MirrorAttached=False MirrorBridgeFull naming the node, the bridge and what to do, and Ready says so; a freed slot attaches it', () => {
+    const m = ms();
+    m.metadata.creationTimestamp = new Date(T0.getTime() + 3_600_000).toISOString();
+    const ctx: NetworkingContext = { ...CTX, settings: { ...CTX.settings, mirroring: 'ovs-cni' } };
+    const producer = vmi('web-server', [{ name: 'default', multus: { networkName: 'hyperspector-mirror-producer-web' } }]);
+    const o: ObservedState = { ...joined(m), nads: Object.fromEntries(buildNads(m, ctx.settings).map((n) => [n.metadata!.name!, n])), serverVmi: producer, mirrorPeers: peers(32) };
+    const full = computeStatus(m, o, new Outcomes(), T0, undefined, ctx);
+    const mirror = cond(full, 'MirrorAttached');
+    assert.equal(mirror?.status, 'False');
+    assert.equal(mirror?.reason, 'MirrorBridgeFull');
+    assert.match(mirror!.message, /OVS bridge br-hyperspector on node node-a already applies 32 port mirrors/);
+    assert.match(mirror!.message, /33 MonitoredServers.*held by shop\/s00, shop\/s01, shop\/s02, shop\/s03, shop\/s04 and 27 more/);
+    assert.match(mirror!.message, /run the server VM on another node.*spec\.mirroring\.enabled: false/);
+    assert.equal(cond(full, 'Ready')?.reason, 'MirrorBridgeFull');
+    assert.ok(WARNING_REASONS.has('MirrorBridgeFull'), 'published as a Warning Event too');
+    const freed = computeStatus(m, { ...o, mirrorPeers: peers(31) }, new Outcomes(), T0, undefined, ctx);
+    assert.equal(cond(freed, 'MirrorAttached')?.status, 'True');
+  });
+
+  it('observe counts the other mirrored MonitoredServers on the server’s node (not itself, not those without mirroring or being deleted)', () => {
+    const m = ms();
+    const noMirror = ms('quiet', 'q-uid');
+    noMirror.spec.mirroring = { enabled: false };
+    const deleting = ms('gone', 'g-uid');
+    deleting.metadata.deletionTimestamp = T0.toISOString();
+    const other = ms('other', 'o-uid');
+    const reader = {
+      monitoredServer: () => undefined,
+      adoptersOf: () => [],
+      virtualMachine: (_ns: string, name: string) => (name === 'web-server' ? vm('web-server') : undefined),
+      virtualMachineInstance: (_ns: string, name: string) => (name === 'web-server' ? vmi('web-server') : undefined),
+      processMapperPod: () => undefined,
+      persistentVolumeClaim: () => undefined,
+      kubevirt: () => undefined,
+      idsCloudInitSecret: () => undefined,
+      networkAttachmentDefinition: () => undefined,
+      idsAddressClaims: () => [],
+      monitoredServersOnNode: (node: string) => (node === 'node-a' ? [m, noMirror, deleting, other] : []),
+    };
+    assert.deepEqual(observe(m, reader).mirrorPeers?.map((p) => p.key), ['shop/other']);
+    assert.equal(observe(m, { ...reader, monitoredServersOnNode: undefined } as unknown as CacheReader).mirrorPeers, undefined, 'not counted without ovs-cni');
+  });
+});
