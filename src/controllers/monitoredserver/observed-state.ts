@@ -1,4 +1,5 @@
 // What the reconciler read from its caches about one MonitoredServer's world.
+import type { NetworkPolicy } from '../../builders/isolation-policy.ts';
 import type { KubeObject, KubeVirt, ObjectMeta, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineCondition, VirtualMachineInstance } from '../../kube/client/objects.ts';
 
 export type { KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance };
@@ -31,6 +32,8 @@ export interface ObservedState {
   addressClaim?: KubeObject;
   /** Every address claim (to pick a free address); only read while this MonitoredServer has none. */
   addressClaims?: KubeObject[];
+  /** Our NetworkPolicy of spec.response.onAlert: Isolate (by name and label), while it exists. */
+  isolationPolicy?: NetworkPolicy;
   /** VirtualMachineInstanceMigrations of the server VMI (by spec.vmiName), finished ones included. */
   serverMigrations?: VirtualMachineInstanceMigration[];
 }

@@ -11,6 +11,7 @@ import type { ObservedState } from '../observed-state.ts';
 import { deleteMapperPod } from './process-mapper.ts';
 import { EventReason } from '../reasons.ts';
 import { planNetworkTeardown } from './networking.ts';
+import { deleteIsolationPolicy } from './isolation.ts';
 
 /** How long a child may take to finish deleting before the teardown says it is stuck. */
 export const TEARDOWN_STALL_MS = 30_000;
@@ -116,6 +117,9 @@ export function planTeardown(ms: MonitoredServer, o: ObservedState, now: Date, c
   // 1. The process mapper and the IDS VM (ours): delete them, wait until the VM is gone.
   const pod = o.processMapperPod;
   if (pod && !pod.metadata?.deletionTimestamp) actions.push(deleteMapperPod(pod, 'teardown', undefined, EventReason.ProcessMapperDeleted));
+  // The Isolate response's NetworkPolicy (owned, so garbage-collected anyway): not left to outlive the MonitoredServer.
+  const isolation = o.isolationPolicy;
+  if (isolation && !isolation.metadata?.deletionTimestamp) actions.push(deleteIsolationPolicy(ms, isolation));
   if (o.idsVm) {
     if (!o.idsVm.metadata?.deletionTimestamp) {
       actions.push(deleteVm(ns, idsVmName(ms), 'DeleteIDSVMFailed', EventReason.IDSVMDeleted, `Deleted IDS VirtualMachine ${idsVmName(ms)}`));
