@@ -17,6 +17,8 @@ export const ConditionType = {
   ResponseReady: 'ResponseReady',
   /** Not part of Ready: True while a response to an alert holds (the server is paused or isolated), False once released. */
   Responded: 'Responded',
+  /** Written by the node agent (own field manager) while the Isolate response holds: the server's taps drop every frame. Not part of Ready. */
+  NetworkIsolated: 'NetworkIsolated',
   /** Not part of Ready: the user's server VM waits for a restart to take a template change. */
   ServerRestartRequired: 'ServerRestartRequired',
 } as const;

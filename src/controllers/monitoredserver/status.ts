@@ -214,7 +214,7 @@ function unavailableCapabilities(ms: MonitoredServer, o: ObservedState, networki
       { status: 'True', reason: Reason.Armed, message: `an alert pauses the server VMI once per alert burst; release it with: ${releaseCommand(ms)}` },
     ]);
   } else if (response === 'Isolate') {
-    out.push([ConditionType.ResponseReady, isolationReadiness(ms, o)]);
+    out.push([ConditionType.ResponseReady, isolationReadiness(ms, o, networking?.settings.mirroring === 'tc')]);
   } else if (response !== 'None') {
     out.push([
       ConditionType.ResponseReady,
@@ -292,7 +292,7 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   if (!restart) conditions = removeCondition(conditions, ConditionType.ServerRestartRequired);
   const informational: Array<[string, Update]> = restart ? [[ConditionType.ServerRestartRequired, restart]] : [];
   const response = responseStatus(ms, o, outcomes.of('response').some((x) => x.kind === 'done'), now);
-  const responded = respondedCondition(ms, response);
+  const responded = respondedCondition(ms, response, networking?.settings.mirroring === 'tc');
   if (responded) informational.push([ConditionType.Responded, responded]);
   else conditions = removeCondition(conditions, ConditionType.Responded);
   for (const [type, update] of [[ConditionType.Ready, ready] as [string, Update], ...parts, ...informational]) {
@@ -314,8 +314,8 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
 }
 
 /** Responded: True while the server is paused or isolated for an alert, False once the user released it. */
-function respondedCondition(ms: MonitoredServer, response: ResponseStatus | undefined): Update | undefined {
-  const isolation = response ? isolationResponded(ms, response) : undefined;
+function respondedCondition(ms: MonitoredServer, response: ResponseStatus | undefined, agentFilters: boolean): Update | undefined {
+  const isolation = response ? isolationResponded(ms, response, agentFilters) : undefined;
   if (isolation) return isolation;
   if (!response?.pausedAt) return undefined;
   if (response.releasedAt) return { status: 'False', reason: Reason.Released, message: `the server VMI was unpaused: the response to the alert at ${response.alertTime} was released at ${response.releasedAt}` };

@@ -3,7 +3,7 @@ import type { MonitoredServer, ResponseStatus } from '../../../src/api/v1alpha1/
 import { buildIsolationPolicy, launcherPodSelector } from '../../../src/builders/isolation-policy.ts';
 import { Outcomes } from '../../../src/controllers/monitoredserver/actions.ts';
 import type { ObservedState, VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
-import { decideIsolation, planIsolation } from '../../../src/controllers/monitoredserver/planners/isolation.ts';
+import { decideIsolation, isolationReadiness, isolationResponded, planIsolation } from '../../../src/controllers/monitoredserver/planners/isolation.ts';
 import { ANNOTATION_RELEASE_RESPONSE, planResponse, responseStatus } from '../../../src/controllers/monitoredserver/planners/response.ts';
 import { planTeardown } from '../../../src/controllers/monitoredserver/planners/teardown.ts';
 import { computeStatus } from '../../../src/controllers/monitoredserver/status.ts';
@@ -111,6 +111,28 @@ describe('alert response planner (spec.response.onAlert: Isolate)', () => {
     const c = afterRelease.conditions?.find((x) => x.type === 'Responded');
     assert.equal(c?.status, 'False');
     assert.equal(c?.reason, 'Released');
+  });
+
+  it('ResponseReady: with the node agent (tc) every tapped network is covered; a binding without a tap is refused', () => {
+    const withStorage = ms();
+    const template = withStorage.spec.server.template!.spec as { template: { spec: { networks: unknown[]; domain: { devices: { interfaces: unknown[] } } } } };
+    template.template.spec.networks.push({ name: 'storage', multus: { networkName: 'storage-net' } });
+    template.template.spec.domain.devices.interfaces.push({ name: 'storage', bridge: {} });
+    assert.equal(isolationReadiness(withStorage, {}).reason, 'ResponseUnavailable', 'without the agent: the NetworkPolicy cannot cut storage');
+    assert.equal(isolationReadiness(withStorage, {}, true).reason, 'Armed');
+    assert.match(isolationReadiness(withStorage, {}, true).message, /node agent's filter/);
+    template.template.spec.domain.devices.interfaces[1] = { name: 'storage', sriov: {} };
+    const refused = isolationReadiness(withStorage, {}, true);
+    assert.equal(refused.reason, 'ResponseUnavailable');
+    assert.match(refused.message, /storage/);
+  });
+
+  it('Responded says whether the node agent’s layer is in place', () => {
+    const m = ms({ lastAlert: T(1), response: isolated(T(1), T(2)) });
+    assert.match(isolationResponded(m, m.status!.response!, true)!.message, /not in place yet \(NetworkIsolated: not reported yet\)/);
+    m.status!.conditions = [{ type: 'NetworkIsolated', status: 'True', reason: 'Isolated', message: 'the node agent drops every frame to and from tap0', lastTransitionTime: T(3) }];
+    assert.match(isolationResponded(m, m.status!.response!, true)!.message, /NetworkPolicy web-1-isolate.*and the node agent drops every frame to and from tap0 \(NetworkIsolated\)/);
+    assert.doesNotMatch(isolationResponded(m, m.status!.response!, false)!.message, /node agent/);
   });
 
   it('the teardown deletes the policy first', () => {

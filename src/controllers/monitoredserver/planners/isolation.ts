@@ -14,7 +14,8 @@ import type { ConditionUpdate } from '../../../kube/client/conditions.ts';
 import { NETWORK_POLICY } from '../../../kube/client/resources.ts';
 import type { Action } from '../actions.ts';
 import type { ObservedState } from '../observed-state.ts';
-import { EventReason, Reason } from '../reasons.ts';
+import { ConditionType, EventReason, Reason } from '../reasons.ts';
+import { bindingOf, TAP_BINDINGS } from '../../../agent/kubevirt-names.ts';
 import { alertDescription, ANNOTATION_RELEASE_RESPONSE, newAlertBurst, releaseCommand, releaseOf } from './alert-burst.ts';
 
 type Update = Omit<ConditionUpdate, 'type' | 'observedGeneration'>;
@@ -133,8 +134,15 @@ export function isolationStatus(ms: MonitoredServer, o: ObservedState, responded
   return previous;
 }
 
-/** Responded while the response is an isolation: True Isolated naming the alert, False Released. */
-export function isolationResponded(ms: MonitoredServer, response: ResponseStatus): Update | undefined {
+/** What Responded says of the node agent's layer (its NetworkIsolated condition), when the agent filters taps. */
+function agentLayer(ms: MonitoredServer): string {
+  const c = ms.status?.conditions?.find((x) => x.type === ConditionType.NetworkIsolated);
+  if (c?.status === 'True') return `; and ${c.message} (NetworkIsolated)`;
+  return `; the node agent's filter on its taps is not in place yet (NetworkIsolated: ${c ? `${c.reason}: ${c.message}` : 'not reported yet'})`;
+}
+
+/** Responded while the response is an isolation: True Isolated naming the alert (and the agent's layer when `agentFilters`), False Released. */
+export function isolationResponded(ms: MonitoredServer, response: ResponseStatus, agentFilters = false): Update | undefined {
   if (response.action !== 'Isolate' || !response.isolatedAt) return undefined;
   if (response.releasedAt) {
     return { status: 'False', reason: Reason.Released, message: `NetworkPolicy ${isolationPolicyName(ms)} was removed: the isolation on the alert at ${response.alertTime} was released at ${response.releasedAt}` };
@@ -142,19 +150,56 @@ export function isolationResponded(ms: MonitoredServer, response: ResponseStatus
   return {
     status: 'True',
     reason: Reason.Isolated,
-    message: `the server VM is cut off the pod network by NetworkPolicy ${isolationPolicyName(ms)} (deny all ingress and egress) since ${response.isolatedAt}, on the ${alertDescription(ms, response.alertTime)}; release it with: ${releaseCommand(ms)}`.slice(0, 2000),
+    message: `the server VM is cut off the pod network by NetworkPolicy ${isolationPolicyName(ms)} (deny all ingress and egress) since ${response.isolatedAt}, on the ${alertDescription(ms, response.alertTime)}${agentFilters ? agentLayer(ms) : ''}; release it with: ${releaseCommand(ms)}`.slice(0, 2000),
   };
 }
 
-/** The server's networks other than the pod network (running VMI, else its VM, else the spec's template): a NetworkPolicy cannot cut them. */
+type VmSpec = { networks?: unknown[]; domain?: { devices?: { interfaces?: unknown[] } } };
+
+/** The server VM's spec as known: its running VMI's, else its VM's template, else the MonitoredServer's template. */
+function serverSpec(ms: MonitoredServer, o: ObservedState): VmSpec | undefined {
+  if (o.serverVmi?.spec?.networks) return o.serverVmi.spec as VmSpec;
+  if (o.serverVm?.spec?.template?.spec?.networks) return o.serverVm.spec.template.spec as VmSpec;
+  return (ms.spec.server.template?.spec as { template?: { spec?: VmSpec } } | undefined)?.template?.spec;
+}
+
+/** The server's networks other than the pod network: a NetworkPolicy cannot cut them. */
 export function secondaryNetworks(ms: MonitoredServer, o: ObservedState): string[] {
-  const template = ms.spec.server.template?.spec as { template?: { spec?: { networks?: unknown[] } } } | undefined;
-  const networks = (o.serverVmi?.spec?.networks ?? o.serverVm?.spec?.template?.spec?.networks ?? template?.template?.spec?.networks ?? []) as Array<{ name: string; pod?: unknown }>;
+  const networks = (serverSpec(ms, o)?.networks ?? []) as Array<{ name: string; pod?: unknown }>;
   return networks.filter((n) => n.pod === undefined).map((n) => n.name);
 }
 
-/** ResponseReady with onAlert: Isolate: Armed when the pod network is all the server has. */
-export function isolationReadiness(ms: MonitoredServer, o: ObservedState): Update {
+/** The server's networks whose binding has no tap in the launcher pod (SR-IOV, passt, ...): no tap filter can cut them. */
+export function untappableNetworks(ms: MonitoredServer, o: ObservedState): string[] {
+  const spec = serverSpec(ms, o);
+  const interfaces = (spec?.domain?.devices?.interfaces ?? []) as Array<Parameters<typeof bindingOf>[0] & { name: string }>;
+  return ((spec?.networks ?? []) as Array<{ name: string }>)
+    .filter((n) => !(TAP_BINDINGS as readonly string[]).includes(bindingOf(interfaces.find((i) => i.name === n.name))))
+    .map((n) => n.name);
+}
+
+/**
+ * ResponseReady with onAlert: Isolate. Armed when every network of the server can be cut: the pod
+ * network by the NetworkPolicy, and — `agentFilters`, the node agent mirrors with tc on the nodes —
+ * every network's tap by the agent's filter. Without the agent, a server with other networks cannot
+ * be isolated; with it, one whose binding has no tap cannot.
+ */
+export function isolationReadiness(ms: MonitoredServer, o: ObservedState, agentFilters = false): Update {
+  const untappable = agentFilters ? untappableNetworks(ms, o) : [];
+  if (untappable.length > 0) {
+    return {
+      status: 'False',
+      reason: Reason.ResponseUnavailable,
+      message: `isolating the server VM's networks ${untappable.join(', ')} is not available in this release: their binding has no tap in the launcher pod for the node agent to filter; use the bridge or masquerade binding, Pause, or None to monitor without a response`,
+    };
+  }
+  if (agentFilters) {
+    return {
+      status: 'True',
+      reason: Reason.Armed,
+      message: `an alert cuts the server VM off every network once per alert burst: the pod network by NetworkPolicy ${isolationPolicyName(ms)} (deny all ingress and egress), every network's tap by the node agent's filter (after the mirror's copy to the IDS VM); release it with: ${releaseCommand(ms)}`,
+    };
+  }
   const others = secondaryNetworks(ms, o);
   if (others.length > 0) {
     return {
