@@ -12,7 +12,7 @@ import type { ConditionUpdate } from '../kube/client/conditions.ts';
 import { type Logger, errorField, silentLogger } from '../kube/util/logger.ts';
 import type { Pod, VirtualMachineInstance } from '../kube/client/objects.ts';
 import type { ReconcileResult } from '../kube/runtime/workers.ts';
-import { decideIsolation, IsolationReason, NETWORK_ISOLATED } from './desired-isolation.ts';
+import { decideIsolation, IsolationReason } from './desired-isolation.ts';
 import { ensureTapIsolation, removeTapIsolation } from '../dataplane/tc-isolation.ts';
 import { decideMirror, MirrorReason, type ClusterView, type DesiredMirror, type MirrorDecision, type MirrorSettings } from './desired-mirrors.ts';
 import type { AgentMetrics } from './metrics.ts';
