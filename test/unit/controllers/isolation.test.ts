@@ -6,6 +6,7 @@ import type { ObservedState, VirtualMachineInstance } from '../../../src/control
 import { decideIsolation, isolationReadiness, isolationResponded, planIsolation } from '../../../src/controllers/monitoredserver/planners/isolation.ts';
 import { ANNOTATION_RELEASE_RESPONSE, planResponse, responseStatus } from '../../../src/controllers/monitoredserver/planners/response.ts';
 import { planTeardown } from '../../../src/controllers/monitoredserver/planners/teardown.ts';
+import { isUrgentStatusChange } from '../../../src/controllers/monitoredserver/status-events.ts';
 import { computeStatus } from '../../../src/controllers/monitoredserver/status.ts';
 import { FINALIZER } from '../../../src/builders/names.ts';
 import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
@@ -51,6 +52,7 @@ describe('alert response planner (spec.response.onAlert: Isolate)', () => {
     ['follows a new VMI of the server while the isolation holds', ms({ lastAlert: T(1), response: isolated(T(1), T(2)) }), observed({ vmiUid: 'vmi-2', policyFor: 'vmi-1' }), ['apply:vmi-2']],
     ['keeps the policy while the server has no VMI', ms({ lastAlert: T(1), response: isolated(T(1), T(2)) }), observed({ vmiUid: null, policyFor: 'vmi-1' }), []],
     ['deletes the policy once released at or after the isolation', ms({ lastAlert: T(1), response: isolated(T(1), T(2)), release: T(3) }), observed({ policyFor: 'vmi-1' }), ['delete']],
+    ['keeps a new isolation whose alert is newer than a release dated after the isolation (a future-dated release does not cover later alerts)', ms({ lastAlert: T(9), response: isolated(T(9), T(8)), release: T(8) }), observed({ policyFor: 'vmi-1' }), []],
     ['ignores a release older than the isolation', ms({ lastAlert: T(1), response: isolated(T(1), T(4)), release: T(3) }), observed({ policyFor: 'vmi-1' }), []],
     ['an alert older than the release is covered by it', ms({ lastAlert: T(1), release: T(3) }), observed(), []],
     ['never acts twice: released and gone', ms({ lastAlert: T(1), response: isolated(T(1), T(2), T(3)), release: T(3) }), observed(), []],
@@ -133,6 +135,12 @@ describe('alert response planner (spec.response.onAlert: Isolate)', () => {
     m.status!.conditions = [{ type: 'NetworkIsolated', status: 'True', reason: 'Isolated', message: 'the node agent drops every frame to and from tap0', lastTransitionTime: T(3) }];
     assert.match(isolationResponded(m, m.status!.response!, true)!.message, /NetworkPolicy web-1-isolate.*and the node agent drops every frame to and from tap0 \(NetworkIsolated\)/);
     assert.doesNotMatch(isolationResponded(m, m.status!.response!, false)!.message, /node agent/);
+  });
+
+  it('a change of status.response is written at once (not coalesced with progress)', () => {
+    const before = { response: isolated(T(1), T(2)) };
+    assert.equal(isUrgentStatusChange(before, { response: isolated(T(7), T(2)) }), true, 'a later alert of the burst recorded');
+    assert.equal(isUrgentStatusChange(before, { response: isolated(T(1), T(2)) }), false);
   });
 
   it('the teardown deletes the policy first', () => {

@@ -23,10 +23,14 @@ export function newAlertBurst(ms: MonitoredServer): string | undefined {
   return last;
 }
 
-/** The release annotation's value when it releases a response taken at `since` (a time at or after it). */
-export function releaseOf(ms: MonitoredServer, since: string | undefined): string | undefined {
+/**
+ * The release annotation's value when it releases a response taken at `since` for the alert at
+ * `alertTime`: a time at or after both. A release covers the alerts up to its time, so a response
+ * to a later alert (a new burst, even one that came before the operator saw the release) holds.
+ */
+export function releaseOf(ms: MonitoredServer, since: string | undefined, alertTime: string | undefined): string | undefined {
   const value = ms.metadata.annotations?.[ANNOTATION_RELEASE_RESPONSE];
-  return value && since && time(value) >= time(since) ? value : undefined;
+  return value && since && time(value) >= time(since) && !(time(value) < time(alertTime)) ? value : undefined;
 }
 
 /** The alert at `alertTime` in words, for Events and conditions (its rule and message when still among the recent ones). */

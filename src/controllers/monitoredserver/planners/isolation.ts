@@ -49,7 +49,7 @@ export function decideIsolation(ms: MonitoredServer, o: ObservedState): Isolatio
   // A burst without a server VMI to select waits for one; a policy already in place stays.
   if (burst) return { kind: 'hold' };
   if (isolationInForce(previous)) {
-    const releasedAt = releaseOf(ms, previous.isolatedAt);
+    const releasedAt = releaseOf(ms, previous.isolatedAt, previous.alertTime);
     if (releasedAt) return { kind: 'release', releasedAt };
     return vmiUid ? { kind: 'hold', vmiUid } : { kind: 'hold' };
   }
@@ -127,7 +127,7 @@ export function isolationStatus(ms: MonitoredServer, o: ObservedState, responded
   const decision = decideIsolation(ms, o);
   if (decision.kind === 'isolate' && (decision.alreadyIsolated || responded)) {
     // A burst within an isolation that holds keeps its start; after a release it is a new isolation.
-    const keep = isolationInForce(previous) && !releaseOf(ms, previous.isolatedAt) && decision.alreadyIsolated;
+    const keep = isolationInForce(previous) && !releaseOf(ms, previous.isolatedAt, previous.alertTime) && decision.alreadyIsolated;
     return { action: 'Isolate', alertTime: decision.alertTime, isolatedAt: keep ? previous.isolatedAt : now.toISOString() };
   }
   if (decision.kind === 'release' && previous && (responded || !o.isolationPolicy)) return { ...previous, releasedAt: decision.releasedAt };

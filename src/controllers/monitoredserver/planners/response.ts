@@ -32,7 +32,7 @@ export function decideResponse(ms: MonitoredServer, o: ObservedState): ResponseD
   const paused = isPaused(o);
   if (burst) return { kind: 'pause', alertTime: burst, alreadyPaused: paused };
   const previous = ms.status?.response;
-  const releasedAt = previous?.pausedAt && !previous.releasedAt ? releaseOf(ms, previous.pausedAt) : undefined;
+  const releasedAt = previous?.pausedAt && !previous.releasedAt ? releaseOf(ms, previous.pausedAt, previous.alertTime) : undefined;
   if (releasedAt) return { kind: 'release', releasedAt, alreadyRunning: !paused };
   return { kind: 'none' };
 }
