@@ -116,8 +116,11 @@ describe('alert response Isolate (real control plane, KubeVirt’s own controlle
     // A new alert after the release is a new burst.
     await raiseAlert(new Date(Date.now() + 2000), 'nc');
     await waitFor(() => policy(), { timeoutMs: 60_000, description: 'the server isolated again on a new burst' });
-    await env().waitForCondition(NS, 'web-1', 'Responded', 'True', 'Isolated', 30_000);
+    const again = await env().waitForCondition(NS, 'web-1', 'Responded', 'True', 'Isolated', 30_000);
+    assert.equal(again.status?.response?.releasedAt, undefined, 'the earlier release does not cover the new burst');
+    assert.ok(await policy(), 'the new isolation holds');
     assert.equal(policyWrites('patch').length + policyWrites('create').length, 2);
+    assert.equal(policyWrites('delete').length, 1, 'not released again by the earlier release');
 
     // Deleting the MonitoredServer removes the isolation with it.
     await env().delete(MS, NS, 'web-1');
