@@ -154,7 +154,7 @@ export const ResponseSpecSchema = Type.Object(
     onAlert: Type.Optional(
       StringEnum(ALERT_RESPONSES, {
         default: 'None',
-        description: "What to do with the server VM on an alert, once per alert burst, until released with the annotation hyperspector.io/release-response: None, Pause (pause the VMI) or Isolate (a deny-all NetworkPolicy cuts the VM's launcher pod off the pod network; a server VM with other networks cannot be isolated in this release, ResponseReady says so).",
+        description: "What to do with the server VM on an alert, once per alert burst, until released with the annotation hyperspector.io/release-response: None, Pause (pause the VMI) or Isolate (a deny-all NetworkPolicy cuts the VM's launcher pod off the pod network and, with the node agent, a tc filter drops every frame at each of its taps after the mirror's copy; ResponseReady says when a server cannot be isolated).",
       }),
     ),
   },
