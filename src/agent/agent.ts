@@ -26,6 +26,7 @@ import { WorkQueue } from '../kube/runtime/workqueue.ts';
 import type { AgentConfig } from './config.ts';
 import { LAUNCHER_POD_LABEL } from './desired-mirrors.ts';
 import { AgentMetrics } from './metrics.ts';
+import { NETWORK_ISOLATED } from './desired-isolation.ts';
 import { MIRROR_ATTACHED, mirrorKey, NodeReconciler, OVERLAY_KEY, SWEEP_KEY, type AgentCache, type AgentEvents, type MirrorStatusWriter } from './node-reconciler.ts';
 import type { Node } from './overlay.ts';
 import { PodProcessFinder } from './pod-processes.ts';
@@ -38,21 +39,27 @@ export function agentFieldManager(nodeName: string): string {
   return `${AGENT_NAME}-${nodeName}`;
 }
 
-/** True when `manager` owns the MirrorAttached condition of `ms` (per managedFields). */
-export function ownsMirrorCondition(ms: MonitoredServer, manager: string): boolean {
+/** The agent's field manager of NetworkIsolated: its own, so that applying one condition never drops the other's. */
+export function agentIsolationFieldManager(nodeName: string): string {
+  return `${agentFieldManager(nodeName)}-isolation`;
+}
+
+/** True when `manager` owns the condition `type` (default MirrorAttached) of `ms` (per managedFields). */
+export function ownsMirrorCondition(ms: MonitoredServer, manager: string, type: string = MIRROR_ATTACHED): boolean {
   return (ms.metadata.managedFields ?? []).some((entry) => {
     if (entry.manager !== manager || entry.subresource !== 'status') return false;
     const fields = entry.fieldsV1 as Record<string, Record<string, Record<string, unknown>>> | undefined;
-    return fields?.['f:status']?.['f:conditions']?.[`k:{"type":"${MIRROR_ATTACHED}"}`] !== undefined;
+    return fields?.['f:status']?.['f:conditions']?.[`k:{"type":"${type}"}`] !== undefined;
   });
 }
 
-/** Server-side apply of MirrorAttached alone, under the agent's field manager; no request when unchanged. */
+/** Server-side apply of MirrorAttached (or `type`) alone, under the agent's field manager; no request when unchanged. */
 export class ApiMirrorStatusWriter implements MirrorStatusWriter {
   constructor(
     private readonly api: KubeApi,
     private readonly fieldManager: string,
     private readonly now: () => Date = () => new Date(),
+    private readonly type: string = MIRROR_ATTACHED,
   ) {}
 
   private target(ms: MonitoredServer): Pick<KubeObject, 'apiVersion' | 'kind' | 'metadata'> {
@@ -61,14 +68,14 @@ export class ApiMirrorStatusWriter implements MirrorStatusWriter {
 
   async set(ms: MonitoredServer, update: Omit<Condition, 'type' | 'lastTransitionTime'>): Promise<void> {
     const live = (ms.status?.conditions ?? []) as Condition[];
-    const condition = setCondition(live, { type: MIRROR_ATTACHED, ...update }, this.now()).find((c) => c.type === MIRROR_ATTACHED)!;
+    const condition = setCondition(live, { type: this.type, ...update }, this.now()).find((c) => c.type === this.type)!;
     const status = { conditions: [condition] };
     if (!statusNeedsApply({ ...ms, apiVersion: API_VERSION, kind: KIND }, status, this.fieldManager)) return;
     await applyStatus(this.api, MONITORED_SERVER, this.target(ms), status, { fieldManager: this.fieldManager });
   }
 
   async release(ms: MonitoredServer): Promise<void> {
-    if (!ownsMirrorCondition(ms, this.fieldManager)) return;
+    if (!ownsMirrorCondition(ms, this.fieldManager, this.type)) return;
     // An apply without the condition drops this manager's fields; another manager's stay.
     await applyStatus(this.api, MONITORED_SERVER, this.target(ms), {}, { fieldManager: this.fieldManager });
   }
@@ -141,6 +148,7 @@ export class NodeAgent {
       kernel: options.kernel ?? new NsenterKernelCommands(),
       processes: new PodProcessFinder({ procRoot: config.procRoot }),
       status: new ApiMirrorStatusWriter(api, this.fieldManager),
+      isolationStatus: new ApiMirrorStatusWriter(api, agentIsolationFieldManager(config.nodeName), undefined, NETWORK_ISOLATED),
       events,
       ...(metrics ? { metrics: new AgentMetrics(metrics.registry) } : {}),
       logger: this.log,

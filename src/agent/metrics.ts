@@ -2,7 +2,7 @@
 // (same registry, served on /metrics).
 import { Counter, Gauge, type Registry } from 'prom-client';
 
-export type AgentPart = 'mirror' | 'sweep' | 'overlay';
+export type AgentPart = 'mirror' | 'sweep' | 'overlay' | 'isolation';
 
 export class AgentMetrics {
   private readonly mirrors: Gauge<'state'>;

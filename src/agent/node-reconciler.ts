@@ -12,6 +12,8 @@ import type { ConditionUpdate } from '../kube/client/conditions.ts';
 import { type Logger, errorField, silentLogger } from '../kube/util/logger.ts';
 import type { Pod, VirtualMachineInstance } from '../kube/client/objects.ts';
 import type { ReconcileResult } from '../kube/runtime/workers.ts';
+import { decideIsolation, IsolationReason } from './desired-isolation.ts';
+import { ensureTapIsolation, removeTapIsolation } from '../dataplane/tc-isolation.ts';
 import { decideMirror, MirrorReason, type ClusterView, type DesiredMirror, type MirrorDecision, type MirrorSettings } from './desired-mirrors.ts';
 import type { AgentMetrics } from './metrics.ts';
 import { MirrorReconciler, MirrorWaitingError } from './mirror-reconciler.ts';
@@ -57,6 +59,10 @@ export const AgentEventReason = {
   SweepFailed: 'MirrorSweepFailed',
   OverlayReconciled: 'OverlayReconciled',
   OverlayFailed: 'OverlayFailed',
+  /** The Isolate response: the server's taps drop every frame (after the mirror copy), and when released. */
+  NetworkIsolated: 'NetworkIsolated',
+  NetworkIsolationRemoved: 'NetworkIsolationRemoved',
+  IsolationFailed: 'IsolationFailed',
 } as const;
 
 export interface NodeReconcilerOptions {
@@ -64,6 +70,8 @@ export interface NodeReconcilerOptions {
   kernel: KernelCommands;
   processes: PodProcessFinder;
   status: MirrorStatusWriter;
+  /** Where NetworkIsolated goes (the same contract as MirrorAttached's writer, its own field manager); absent: not reported. */
+  isolationStatus?: MirrorStatusWriter;
   events?: AgentEvents;
   metrics?: AgentMetrics;
   logger?: Logger;
@@ -104,7 +112,17 @@ export class NodeReconciler {
     if (key.startsWith(MIRROR_PREFIX)) {
       const rest = key.slice(MIRROR_PREFIX.length);
       const slash = rest.indexOf('/');
-      return this.reconcileMirror(rest.slice(0, slash), rest.slice(slash + 1), log);
+      const [namespace, name] = [rest.slice(0, slash), rest.slice(slash + 1)];
+      // The isolation is enforced even when the mirror fails: the mirror's error is rethrown after it.
+      let mirrorError: unknown;
+      const mirrored = await this.reconcileMirror(namespace, name, log).catch((err: unknown) => {
+        mirrorError = err ?? new Error('mirror reconcile failed');
+        return undefined;
+      });
+      const isolated = await this.reconcileIsolation(namespace, name, log);
+      if (mirrorError !== undefined) throw mirrorError;
+      const after = [mirrored?.requeueAfter, isolated?.requeueAfter].filter((ms): ms is number => ms !== undefined);
+      return after.length > 0 ? { requeueAfter: Math.min(...after) } : mirrored;
     }
     throw new Error(`Unknown agent key ${key}`);
   }
@@ -167,9 +185,64 @@ export class NodeReconciler {
     }
   }
 
+  /**
+   * Enforces or removes the Isolate response on the server's taps (desired-isolation.ts), and
+   * reports NetworkIsolated. Level-triggered: the kernel is read every time.
+   */
+  async reconcileIsolation(namespace: string, name: string, log: Logger): Promise<ReconcileResult> {
+    const ms = this.options.cache.monitoredServer(namespace, name);
+    if (!ms) return; // deleted: the sweep removes what is left
+    const writer = this.options.isolationStatus;
+    const decision = decideIsolation(ms, this.options.cache, this.options.mirror.nodeName, decideMirror(ms, this.options.cache, this.options.mirror));
+    const generation = ms.metadata.generation;
+    const gen = generation === undefined ? {} : { observedGeneration: generation };
+    const key = decision.key;
+    if (decision.kind === 'none') {
+      const netns = decision.serverPodUid ? await this.options.processes.netnsOfPod(decision.serverPodUid) : undefined;
+      if (netns) {
+        const { commandsRun } = await removeTapIsolation(this.options.kernel, netns);
+        this.options.metrics?.commandsRun('isolation', commandsRun);
+        if (commandsRun > 0) {
+          log.info('Removed the isolation of the server taps', { monitoredServer: key, commandsRun });
+          this.events.onMonitoredServer(ms, 'Normal', AgentEventReason.NetworkIsolationRemoved, `the server's taps pass traffic again: the isolation was released (${commandsRun} commands)`);
+        }
+      }
+      if (!ms.metadata.deletionTimestamp) await writer?.release(ms);
+      return;
+    }
+    if (decision.kind === 'waiting') {
+      await writer?.set(ms, { status: 'False', reason: decision.reason, message: decision.message, ...gen });
+      return decision.reason === IsolationReason.WaitingForServerPod ? { requeueAfter: this.options.waitingRecheckMs ?? 2_000 } : undefined;
+    }
+    const netns = await this.options.processes.netnsOfPod(decision.serverPodUid);
+    if (!netns) {
+      await writer?.set(ms, { status: 'False', reason: IsolationReason.WaitingForServerPod, message: `no process of launcher pod ${decision.serverPod} runs on this node yet`, ...gen });
+      return { requeueAfter: this.options.waitingRecheckMs ?? 2_000 };
+    }
+    const taps = decision.taps.map((t) => t.tap).join(', ');
+    try {
+      const { commandsRun } = await ensureTapIsolation(this.options.kernel, netns, decision.taps);
+      this.options.metrics?.commandsRun('isolation', commandsRun);
+      const message = `the node agent drops every frame to and from ${taps} of launcher pod ${decision.serverPod} on node ${this.options.mirror.nodeName}, after the mirror's copy to the IDS VM`;
+      await writer?.set(ms, { status: 'True', reason: IsolationReason.Isolated, message, ...gen });
+      if (commandsRun > 0) {
+        log.info('Isolated the server taps', { monitoredServer: key, serverPod: decision.serverPod, taps, commandsRun });
+        this.events.onMonitoredServer(ms, 'Warning', AgentEventReason.NetworkIsolated, message);
+      }
+      return;
+    } catch (err) {
+      this.options.metrics?.reconcileError('isolation');
+      const message = `isolating ${taps} of ${decision.serverPod} failed: ${errorField(err)}`.slice(0, 2000);
+      this.events.onMonitoredServer(ms, 'Warning', AgentEventReason.IsolationFailed, message.slice(0, 1024));
+      await writer?.set(ms, { status: 'False', reason: IsolationReason.IsolationFailed, message, ...gen });
+      throw err;
+    }
+  }
+
   async sweep(log: Logger): Promise<ReconcileResult> {
     const pods = this.options.cache.launcherPods().filter((p): p is Pod & { metadata: { uid: string } } => Boolean(p.metadata?.uid));
     this.options.processes.retainOnly(pods.map((p) => p.metadata.uid));
+    await this.sweepIsolation(pods, log);
     const result = await this.mirrors.sweep(
       pods.map((p) => ({ uid: p.metadata.uid, name: `${p.metadata.namespace}/${p.metadata.name}` })),
       this.desiredMirrors(),
@@ -184,6 +257,34 @@ export class NodeReconciler {
       const message = result.errors.map((e) => `${e.pod}: ${e.message}`).join('; ').slice(0, 1024);
       this.events.onNode('Warning', AgentEventReason.SweepFailed, message);
       throw new Error(`Sweeping mirrors failed in ${result.errors.length} launcher pod(s): ${message}`);
+    }
+  }
+
+  /** Removes isolation filters and sinks of ours from launcher pods no isolation holds for (a deleted MonitoredServer). */
+  private async sweepIsolation(pods: ReadonlyArray<Pod & { metadata: { uid: string } }>, log: Logger): Promise<void> {
+    const { cache, mirror } = this.options;
+    const claimed = new Set(
+      cache.monitoredServers().flatMap((ms) => {
+        const d = decideIsolation(ms, cache, mirror.nodeName, decideMirror(ms, cache, mirror));
+        return d.kind === 'isolate' ? [d.serverPodUid] : [];
+      }),
+    );
+    const errors: string[] = [];
+    let commandsRun = 0;
+    for (const pod of pods) {
+      if (claimed.has(pod.metadata.uid)) continue;
+      try {
+        const netns = await this.options.processes.netnsOfPod(pod.metadata.uid);
+        if (netns) commandsRun += (await removeTapIsolation(this.options.kernel, netns)).commandsRun;
+      } catch (err) {
+        errors.push(`${pod.metadata.namespace}/${pod.metadata.name}: ${errorField(err)}`);
+      }
+    }
+    this.options.metrics?.commandsRun('sweep', commandsRun);
+    if (commandsRun > 0) log.info('Removed isolations no MonitoredServer holds', { commandsRun });
+    if (errors.length > 0) {
+      this.events.onNode('Warning', AgentEventReason.SweepFailed, errors.join('; ').slice(0, 1024));
+      throw new Error(`Sweeping isolations failed in ${errors.length} launcher pod(s): ${errors.join('; ')}`);
     }
   }
 

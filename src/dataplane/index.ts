@@ -7,3 +7,5 @@ export { carriesOurMirror, hooksForDirection, parseIngressQdisc, type MirrorDire
 export { ensureServerMirror, ensureTcMirror, removeServerMirror, removeTcMirror, observeTc, type ServerMirrorSpec } from './tc-mirror.ts';
 export { overlayMtu, vxlanOverhead, VXLAN_DEFAULT_PORT, type VxlanOverlaySpec } from './vxlan-overlay-plan.ts';
 export { reconcileVxlanOverlay, removeVxlanOverlay } from './vxlan-overlay.ts';
+export { ensureTapIsolation, observeIsolation, removeTapIsolation } from './tc-isolation.ts';
+export { carriesOurIsolation, isolationSinkName, type TapIsolationSpec } from './tc-isolation-plan.ts';

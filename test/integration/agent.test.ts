@@ -5,7 +5,7 @@
 // without processes on this machine, so the mirror itself waits (the host tests install real ones).
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
-import { agentFieldManager, startAgent, type RunningAgent } from '../../src/agent/agent.ts';
+import { agentFieldManager, agentIsolationFieldManager, startAgent, type RunningAgent } from '../../src/agent/agent.ts';
 import type { MonitoredServer } from '../../src/api/v1alpha1/monitoredserver-types.ts';
 import { MONITORED_SERVER } from '../../src/api/v1alpha1/resource.ts';
 import { applyStatus } from '../../src/kube/client/apply.ts';
@@ -91,5 +91,28 @@ describe('node agent against a real API server (MirrorAttached through its own f
     await waitFor(async () => (await condition('MirrorAttached')) === undefined, { timeoutMs: 60_000, description: 'MirrorAttached to be removed' });
     assert.equal((await condition('Ready'))?.message, 'operator');
     await waitFor(async () => /hyperspector_agent_mirrors\{state="waiting"\} 0/.test(await metrics()), { timeoutMs: 10_000, description: 'the waiting gauge back to 0' });
+  });
+
+  it('reports NetworkIsolated through a field manager of its own while the Isolate response holds, beside MirrorAttached, and gives it up on release', async () => {
+    await api.request({ method: 'PATCH', path: objectPath(MONITORED_SERVER, NS, 'web'), body: { spec: { mirroring: { enabled: true } } }, contentType: 'application/merge-patch+json' });
+    await waitFor(async () => (await condition('MirrorAttached'))?.reason === 'WaitingForServerPod' || undefined, { timeoutMs: 60_000, description: 'MirrorAttached back' });
+    const target = { apiVersion: 'hyperspector.io/v1alpha1', kind: 'MonitoredServer', metadata: { name: 'web', namespace: NS } };
+    const ready = { type: 'Ready', status: 'False', reason: 'WaitingForServerPlacement', message: 'operator', lastTransitionTime: '2025-01-01T00:00:00Z' };
+    const response = { action: 'Isolate', alertTime: '2026-12-02T00:00:00Z', isolatedAt: '2026-12-02T00:00:01Z' };
+    // The operator's isolation (status.response), under its own field manager.
+    await applyStatus(api, MONITORED_SERVER, target, { conditions: [ready], response });
+    const waiting = await waitFor(async () => {
+      const c = await condition('NetworkIsolated');
+      return c?.reason === 'WaitingForServerPod' && /no process/.test(c.message) ? c : undefined;
+    }, { timeoutMs: 60_000, description: 'NetworkIsolated=False WaitingForServerPod (a kwok pod has no process here)' });
+    assert.equal(waiting.status, 'False');
+    assert.equal((await condition('MirrorAttached'))?.reason, 'WaitingForServerPod', 'MirrorAttached kept: the two conditions have separate field managers');
+    const managers = ((await getMs()).metadata.managedFields ?? []).filter((e) => e.subresource === 'status').map((e) => e.manager).sort();
+    assert.deepEqual(managers, [agentFieldManager(node), agentIsolationFieldManager(node), 'hyperspector-operator'].sort());
+
+    await applyStatus(api, MONITORED_SERVER, target, { conditions: [ready], response: { ...response, releasedAt: '2026-12-02T00:00:05Z' } });
+    await waitFor(async () => (await condition('NetworkIsolated')) === undefined || undefined, { timeoutMs: 60_000, description: 'NetworkIsolated given up on release' });
+    assert.equal((await condition('MirrorAttached'))?.reason, 'WaitingForServerPod');
+    assert.equal((await condition('Ready'))?.message, 'operator');
   });
 });

@@ -186,7 +186,7 @@ export const ResponseSpecSchema = Type.Object(
     onAlert: Type.Optional(
       StringEnum(ALERT_RESPONSES, {
         default: 'None',
-        description: 'What to do with the server VM on an alert: None, Pause (pause the VM) or Isolate (cut its network).',
+        description: "What to do with the server VM on an alert, once per alert burst, until released with the annotation hyperspector.io/release-response: None, Pause (pause the VMI) or Isolate (a deny-all NetworkPolicy cuts the VM's launcher pod off the pod network and, with the node agent, a tc filter drops every frame at each of its taps after the mirror's copy; ResponseReady says when a server cannot be isolated).",
       }),
     ),
   },
@@ -274,7 +274,8 @@ export const ResponseStatusSchema = Type.Object(
   {
     action: Type.String({ maxLength: 32, description: 'The response taken (spec.response.onAlert).' }),
     alertTime: Type.String({ format: 'date-time', description: 'The last alert responded to (status.alerts.lastAlertTime then).' }),
-    pausedAt: Type.Optional(Type.String({ format: 'date-time' })),
+    pausedAt: Type.Optional(Type.String({ format: 'date-time', description: 'Pause: when the server VMI was paused.' })),
+    isolatedAt: Type.Optional(Type.String({ format: 'date-time', description: "Isolate: when the NetworkPolicy <name>-isolate cut the server VM's launcher pod off the pod network." })),
     releasedAt: Type.Optional(Type.String({ format: 'date-time', description: 'When the user released it (annotation hyperspector.io/release-response).' })),
   },
   { additionalProperties: false, description: 'The last response to an alert, written by the operator.' },

@@ -16,7 +16,7 @@ import { silentLogger, type Logger } from '../../kube/util/logger.ts';
 import type { OperatorMetrics } from '../../kube/runtime/metrics.ts';
 import { MultiNamespaceInformer } from '../../kube/runtime/multi-namespace-informer.ts';
 import type { KubeObject, KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance } from '../../kube/client/objects.ts';
-import { collectionPath, objectPath, CONFIG_MAP, KUBEVIRT, MULTI_NETWORK_POLICY, NODE, NETWORK_ATTACHMENT_DEFINITION, PERSISTENT_VOLUME_CLAIM, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/client/resources.ts';
+import { collectionPath, objectPath, CONFIG_MAP, KUBEVIRT, MULTI_NETWORK_POLICY, NETWORK_POLICY, NODE, NETWORK_ATTACHMENT_DEFINITION, PERSISTENT_VOLUME_CLAIM, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/client/resources.ts';
 import { statusCodeOf, type KubeApi } from '../../kube/client/rest.ts';
 import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../kube/runtime/workers.ts';
 import { WorkQueue } from '../../kube/runtime/workqueue.ts';
@@ -40,6 +40,7 @@ import { AGENT_OWNED_CONDITIONS } from './networking-status.ts';
 import { claimOf, LABEL_CLAIM_UID } from '../../builders/ids-address.ts';
 import { claimOwnerKey, orphanedClaimDeletion, orphanedClaims } from './planners/orphaned-address-claims.ts';
 import { Counter } from 'prom-client';
+import type { NetworkPolicy } from '../../builders/isolation-policy.ts';
 import { planServerVm } from './planners/server-vm.ts';
 import { planTeardown } from './planners/teardown.ts';
 import { ConditionType, EventReason, Reason } from './reasons.ts';
@@ -166,6 +167,8 @@ export class MonitoredServerController {
   private readonly networkPolicies: MultiNamespaceInformer<KubeObject> | undefined;
   /** Address claims of MonitoredServers that no longer exist, deleted (hyperspector_ids_address_orphaned_claims_released_total). */
   private readonly orphanedClaimsReleased: Counter | undefined;
+  /** Only our own NetworkPolicies (label hyperspector.io/role=response): the Isolate response's. */
+  private readonly isolationPolicies: MultiNamespaceInformer<NetworkPolicy>;
   /**
    * The status last written per key: when (progress writes are coalesced after it), and over which
    * resourceVersion (while the cache still shows that version it has not seen our write yet, and the
@@ -180,6 +183,7 @@ export class MonitoredServerController {
     [VIRTUAL_MACHINE.kind, transformVirtualMachine as unknown as CacheTransform<KubeObject>],
     [POD.kind, transformProcessMapperPod as unknown as CacheTransform<KubeObject>],
     [SECRET.kind, stripManagedFields<KubeObject>()],
+    [NETWORK_POLICY.kind, stripManagedFields<KubeObject>()],
   ]);
   private pool: WorkerPool | undefined;
   /** Settles when the pools stopped so far have drained; a new pool starts only after it. */
@@ -217,6 +221,7 @@ export class MonitoredServerController {
     this.processBaselines = new MultiNamespaceInformer(informer<KubeObject>('process-baselines', CONFIG_MAP, transformMetadataOnly, `${LABEL_ROLE}=process-baseline,${LABEL_MANAGED_BY}=${MANAGED_BY}`), [this.mapperSettings.namespace]);
     this.claims = new MultiNamespaceInformer(informer<PersistentVolumeClaim>('persistentvolumeclaims', PERSISTENT_VOLUME_CLAIM, stripManagedFields<PersistentVolumeClaim>()), options.namespaces);
     this.cloudInitSecrets = new MultiNamespaceInformer(informer<Secret>('secrets', SECRET, stripManagedFields<Secret>(), `${LABEL_ROLE}=ids-cloud-init`), options.namespaces);
+    this.isolationPolicies = new MultiNamespaceInformer(informer<NetworkPolicy>('networkpolicies', NETWORK_POLICY, stripManagedFields<NetworkPolicy>(), `${LABEL_ROLE}=response,${LABEL_MANAGED_BY}=${MANAGED_BY}`), options.namespaces);
     this.kubevirts = informer<KubeVirt>('kubevirts', KUBEVIRT, stripManagedFields<KubeVirt>())(options.kubevirtNamespace ?? 'kubevirt');
     this.nodes = informer<KubeObject>('nodes', NODE, transformNode)();
     this.volumeSnapshots = new MultiNamespaceInformer(
@@ -256,7 +261,7 @@ export class MonitoredServerController {
     const children = enqueueMapped<KubeObject>(sink, (obj) =>
       monitoredServerKeysFor(obj, (k) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, k).map((m) => objectKey(m))),
     );
-    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.cloudInitSecrets.informers, ...this.volumeSnapshots.informers, ...(this.nads?.informers ?? []), ...(this.networkPolicies?.informers ?? [])] as Informer<KubeObject>[]) {
+    for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.cloudInitSecrets.informers, ...this.volumeSnapshots.informers, ...this.isolationPolicies.informers, ...(this.nads?.informers ?? []), ...(this.networkPolicies?.informers ?? [])] as Informer<KubeObject>[]) {
       i.addEventHandler(children);
     }
     // A process-mapper pod names its MonitoredServer in two labels (it runs in another namespace).
@@ -266,6 +271,7 @@ export class MonitoredServerController {
       [VIRTUAL_MACHINE.kind, this.virtualMachines.informers],
       [POD.kind, this.processMapperPods.informers],
       [SECRET.kind, this.cloudInitSecrets.informers],
+      [NETWORK_POLICY.kind, this.isolationPolicies.informers],
     ] as Array<[string, Informer<KubeObject>[]]>) {
       const seen = (o: KubeObject) => this.unseen.seen(kind, o);
       for (const i of informers) i.addEventHandler({ onAdd: seen, onUpdate: (_old, o) => seen(o), onDelete: seen });
@@ -355,6 +361,7 @@ export class MonitoredServerController {
       ...this.processBaselines.informers,
       ...this.claims.informers,
       ...this.cloudInitSecrets.informers,
+      ...this.isolationPolicies.informers,
       ...this.migrations.informers,
       ...(this.nads?.informers ?? []),
       ...(this.networkPolicies?.informers ?? []),
@@ -440,6 +447,7 @@ export class MonitoredServerController {
       kubevirt: () => this.kubevirts.list().find((k) => !k.metadata?.deletionTimestamp),
       nodeUid: (name) => this.nodes.get(undefined, name)?.metadata?.uid,
       idsCloudInitSecret: (ns, name) => this.unseen.read(SECRET.kind, ns, name, this.cloudInitSecrets.get(ns, name)),
+      isolationPolicy: (ns, name) => this.unseen.read(NETWORK_POLICY.kind, ns, name, this.isolationPolicies.get(ns, name)),
       migrationsOf: (ns, vmiName) => this.migrations.byIndex(MIGRATION_VMI_INDEX, `${ns}/${vmiName}`),
       diskSnapshots: (ns, msName) => this.diskSnapshotsOf(ns, msName),
       snapshotCopyClaims: (ns, msName) =>
@@ -642,6 +650,7 @@ export class MonitoredServerController {
   private cachedChild(kind: string, namespace: string, name: string): KubeObject | undefined {
     if (kind === VIRTUAL_MACHINE.kind) return this.virtualMachines.get(namespace, name);
     if (kind === POD.kind) return this.processMapperPods.get(namespace, name);
+    if (kind === NETWORK_POLICY.kind) return this.isolationPolicies.get(namespace, name);
     return this.cloudInitSecrets.get(namespace, name);
   }
 

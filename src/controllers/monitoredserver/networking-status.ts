@@ -19,7 +19,7 @@ import { ConditionType, Reason } from './reasons.ts';
 type Update = Omit<ConditionUpdate, 'type' | 'observedGeneration'>;
 
 /** Condition types another component writes under its own field manager: the operator never applies them. */
-export const AGENT_OWNED_CONDITIONS: readonly string[] = [ConditionType.MirrorAttached];
+export const AGENT_OWNED_CONDITIONS: readonly string[] = [ConditionType.MirrorAttached, ConditionType.NetworkIsolated];
 
 function usesNad(vmi: VirtualMachineInstance | undefined, network: string, namespace: string, nad: string): boolean {
   const net = vmi?.spec?.networks?.find((n) => n.name === network);

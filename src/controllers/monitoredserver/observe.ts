@@ -5,6 +5,7 @@ import type { VolumeSnapshot } from '../../builders/disk-snapshot.ts';
 import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, LABEL_MONITORED_SERVER_NAMESPACE, processBaselineName, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import type { KubeObject, VirtualMachine } from '../../kube/client/objects.ts';
 import { claimOf } from '../../builders/ids-address.ts';
+import { isolationPolicyName, type NetworkPolicy } from '../../builders/isolation-policy.ts';
 import { idsNetworkNadName, idsNetworkPolicyName, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
 import { mirrorPeer } from './ovs-mirror-slots.ts';
 import { vmiNode } from './observed-state.ts';
@@ -32,6 +33,8 @@ export interface CacheReader {
   networkAttachmentDefinition?(namespace: string, name: string): KubeObject | undefined;
   /** Our MultiNetworkPolicies (absent unless the operator makes them). */
   multiNetworkPolicy?(namespace: string, name: string): KubeObject | undefined;
+  /** Our NetworkPolicies of the Isolate response (label hyperspector.io/role=response), by name. */
+  isolationPolicy?(namespace: string, name: string): NetworkPolicy | undefined;
   /** Every IDS-network address claim (networking off: absent). */
   idsAddressClaims?(): KubeObject[];
   /**
@@ -111,6 +114,8 @@ export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState 
   const serverNode = observed.serverVmi?.status?.nodeName;
   const serverNodeUid = serverNode ? cache.nodeUid?.(serverNode) : undefined;
   if (serverNodeUid) observed.serverNodeUid = serverNodeUid;
+  const isolation = cache.isolationPolicy?.(ns, isolationPolicyName(ms));
+  if (isolation && isolation.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.isolationPolicy = isolation;
   observeDiskInspection(ms, cache, observed);
   observeNetworking(ms, cache, observed);
   return observed;

@@ -1,6 +1,7 @@
 // What the reconciler read from its caches about one MonitoredServer's world.
 import type { VolumeSnapshot } from '../../builders/disk-snapshot.ts';
 import type { MirrorPeer } from './ovs-mirror-slots.ts';
+import type { NetworkPolicy } from '../../builders/isolation-policy.ts';
 import type { KubeObject, KubeVirt, ObjectMeta, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineCondition, VirtualMachineInstance } from '../../kube/client/objects.ts';
 
 export type { KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance };
@@ -46,6 +47,8 @@ export interface ObservedState {
    * one's is (their mirrors share the node's OVS bridge); absent when not counted.
    */
   mirrorPeers?: MirrorPeer[];
+  /** Our NetworkPolicy of spec.response.onAlert: Isolate (by name and label), while it exists. */
+  isolationPolicy?: NetworkPolicy;
   /** VirtualMachineInstanceMigrations of the server VMI (by spec.vmiName), finished ones included. */
   serverMigrations?: VirtualMachineInstanceMigration[];
 }

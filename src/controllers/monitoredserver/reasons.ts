@@ -15,8 +15,10 @@ export const ConditionType = {
   IDSNetworkJoined: 'IDSNetworkJoined',
   DiskAttached: 'DiskAttached',
   ResponseReady: 'ResponseReady',
-  /** Not part of Ready: True while a response to an alert holds (the server is paused), False once released. */
+  /** Not part of Ready: True while a response to an alert holds (the server is paused or isolated), False once released. */
   Responded: 'Responded',
+  /** Written by the node agent (own field manager) while the Isolate response holds: the server's taps drop every frame. Not part of Ready. */
+  NetworkIsolated: 'NetworkIsolated',
   /** Not part of Ready: the user's server VM waits for a restart to take a template change. */
   ServerRestartRequired: 'ServerRestartRequired',
 } as const;
@@ -30,9 +32,10 @@ export const Reason = {
   MirroringUnavailable: 'MirroringUnavailable',
   DiskInspectionUnavailable: 'DiskInspectionUnavailable',
   ResponseUnavailable: 'ResponseUnavailable',
-  // ResponseReady (Pause), Responded
+  // ResponseReady (Pause, Isolate), Responded
   Armed: 'Armed',
   ServerPaused: 'ServerPaused',
+  Isolated: 'Isolated',
   Released: 'Released',
   // DiskAttached (Live mode)
   Attached: 'Attached',
@@ -143,6 +146,8 @@ export const EventReason = {
   ReconcileFailed: 'ReconcileFailed',
   /** spec.response.onAlert: Pause paused the server on an alert; ResponseReleased when the user released it. */
   ServerPaused: 'ServerPaused',
+  /** spec.response.onAlert: Isolate cut the server off the pod network (a NetworkPolicy) on an alert. */
+  ServerIsolated: 'ServerIsolated',
   ResponseReleased: 'ResponseReleased',
   TeardownStalled: 'TeardownStalled',
 } as const;

@@ -1,5 +1,6 @@
 // Pure: the Events a status change deserves. A problem the user must act on is a Warning once per
 // change of reason or message; Ready turning True is a milestone; Ready leaving True is a Warning.
+import { isDeepStrictEqual } from 'node:util';
 import type { MonitoredServerStatus } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { findCondition, type Condition } from '../../kube/client/conditions.ts';
 import type { PlannedEvent } from './actions.ts';
@@ -56,6 +57,8 @@ function statusOf(status: MonitoredServerStatus | undefined, type: string): stri
  */
 export function isUrgentStatusChange(before: MonitoredServerStatus | undefined, after: MonitoredServerStatus): boolean {
   if (before && before.observedGeneration !== after.observedGeneration) return true;
+  // What was responded to (an alert response taken, recorded or released) is written at once.
+  if (!isDeepStrictEqual(before?.response, after.response)) return true;
   for (const type of [ConditionType.Ready, ConditionType.Synced, ConditionType.Responded]) {
     if (statusOf(before, type) !== statusOf(after, type)) return true;
   }

@@ -5,6 +5,7 @@ import type { MonitoredServer, MonitoredServerStatus, ResponseStatus, VmStatus }
 import { conditionsEqual, removeCondition, setCondition, type Condition, type ConditionUpdate } from '../../kube/client/conditions.ts';
 import { idsVmName, isAdopting, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import { releaseCommand, responseStatus } from './planners/response.ts';
+import { isolationReadiness, isolationResponded } from './planners/isolation.ts';
 import type { Outcome, Outcomes } from './actions.ts';
 import { diskAttached, snapshotStatuses } from './disk-inspection-status.ts';
 import { nextMonitoringGap } from './monitoring-gap.ts';
@@ -182,7 +183,7 @@ function processMapping(ms: MonitoredServer, o: ObservedState, outcomes: Outcome
  * condition that is False with a reason naming it, so Ready is never True while part of what the
  * user asked for does not run; the message says how to monitor without it.
  */
-function unavailableCapabilities(ms: MonitoredServer, networking: NetworkingContext | undefined): Array<[string, Update]> {
+function unavailableCapabilities(ms: MonitoredServer, o: ObservedState, networking: NetworkingContext | undefined): Array<[string, Update]> {
   const out: Array<[string, Update]> = [];
   if (ms.spec.mirroring?.enabled !== false && !networking) {
     out.push([
@@ -201,6 +202,8 @@ function unavailableCapabilities(ms: MonitoredServer, networking: NetworkingCont
       ConditionType.ResponseReady,
       { status: 'True', reason: Reason.Armed, message: `an alert pauses the server VMI once per alert burst; release it with: ${releaseCommand(ms)}` },
     ]);
+  } else if (response === 'Isolate') {
+    out.push([ConditionType.ResponseReady, isolationReadiness(ms, o, networking?.settings.mirroring === 'tc')]);
   } else if (response !== 'None') {
     out.push([
       ConditionType.ResponseReady,
@@ -242,7 +245,7 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   if (mappingEnabled) parts.push([ConditionType.ProcessMapping, processMapping(ms, o, outcomes, serverNode)]);
   const disk = diskAttached(ms, o, outcomes, snapshots);
   if (disk) parts.push([ConditionType.DiskAttached, disk]);
-  const capabilities = unavailableCapabilities(ms, networking);
+  const capabilities = unavailableCapabilities(ms, o, networking);
   parts.push(...capabilities);
   // While the pair moves, the stopped IDS side says why (pair-move-status.ts).
   const moving = move ? pairMoveConditions(move) : {};
@@ -277,8 +280,8 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   const restart = serverRestartRequired(ms, o);
   if (!restart) conditions = removeCondition(conditions, ConditionType.ServerRestartRequired);
   const informational: Array<[string, Update]> = restart ? [[ConditionType.ServerRestartRequired, restart]] : [];
-  const response = responseStatus(ms, o, outcomes.did('response', 'subresource'), now);
-  const responded = respondedCondition(ms, response);
+  const response = responseStatus(ms, o, outcomes.of('response').some((x) => x.kind === 'done'), now);
+  const responded = respondedCondition(ms, response, networking?.settings.mirroring === 'tc');
   if (responded) informational.push([ConditionType.Responded, responded]);
   else conditions = removeCondition(conditions, ConditionType.Responded);
   for (const [type, update] of [[ConditionType.Ready, ready] as [string, Update], ...parts, ...informational]) {
@@ -301,8 +304,10 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   return status;
 }
 
-/** Responded: True while the server is paused for an alert, False once the user released it. */
-function respondedCondition(ms: MonitoredServer, response: ResponseStatus | undefined): Update | undefined {
+/** Responded: True while the server is paused or isolated for an alert, False once the user released it. */
+function respondedCondition(ms: MonitoredServer, response: ResponseStatus | undefined, agentFilters: boolean): Update | undefined {
+  const isolation = response ? isolationResponded(ms, response, agentFilters) : undefined;
+  if (isolation) return isolation;
   if (!response?.pausedAt) return undefined;
   if (response.releasedAt) return { status: 'False', reason: Reason.Released, message: `the server VMI was unpaused: the response to the alert at ${response.alertTime} was released at ${response.releasedAt}` };
   return { status: 'True', reason: Reason.ServerPaused, message: `the server VMI was paused at ${response.pausedAt} on the alert at ${response.alertTime}; release it with: ${releaseCommand(ms)}` };

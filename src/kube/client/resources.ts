@@ -40,4 +40,5 @@ export const VIRTUAL_MACHINE: ResourceType = { apiVersion: 'kubevirt.io/v1', kin
 export const VIRTUAL_MACHINE_INSTANCE: ResourceType = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', plural: 'virtualmachineinstances', namespaced: true };
 export const NETWORK_ATTACHMENT_DEFINITION: ResourceType = { apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', plural: 'network-attachment-definitions', namespaced: true };
 export const MULTI_NETWORK_POLICY: ResourceType = { apiVersion: 'k8s.cni.cncf.io/v1beta1', kind: 'MultiNetworkPolicy', plural: 'multi-networkpolicies', namespaced: true };
+export const NETWORK_POLICY: ResourceType = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', plural: 'networkpolicies', namespaced: true };
 export const NODE: ResourceType = { apiVersion: 'v1', kind: 'Node', plural: 'nodes', namespaced: false };

@@ -90,6 +90,13 @@ describe('a truthful Ready: capabilities the spec enables that do not run', () =
     assert.equal(cond(s, 'Ready')?.status, 'True');
   });
 
+  it('is Ready with an Isolate response for a server on the pod network only, armed, naming the policy and the release step', () => {
+    const s = computeStatus(monitoredServer('web-1', 'shop', { response: { onAlert: 'Isolate' } }), running(), NO_OUTCOMES, T0);
+    assert.equal(cond(s, 'ResponseReady')?.reason, 'Armed');
+    assert.match(cond(s, 'ResponseReady')!.message, /NetworkPolicy web-1-isolate.*hyperspector\.io\/release-response/);
+    assert.equal(cond(s, 'Ready')?.status, 'True');
+  });
+
   it('is Ready when nothing unavailable is asked for', () => {
     const s = computeStatus(monitoredServer('web-1', 'shop'), running(), NO_OUTCOMES, T0);
     assert.equal(cond(s, 'Ready')?.status, 'True');
@@ -98,7 +105,22 @@ describe('a truthful Ready: capabilities the spec enables that do not run', () =
 
   const cases: Array<[string, Parameters<typeof monitoredServer>[2], string, string]> = [
     ['mirroring left at its default (enabled)', { mirroring: {} }, 'MirrorAttached', 'MirroringUnavailable'],
-    ['an Isolate response', { response: { onAlert: 'Isolate' } }, 'ResponseReady', 'ResponseUnavailable'],
+    [
+      'an Isolate response for a server VM with a network besides the pod network',
+      {
+        server: {
+          template: (() => {
+            const t = monitoredServer('x', 'shop').spec.server.template!;
+            const spec = t.spec as { template: { spec: { networks: unknown[] } } };
+            spec.template.spec.networks = [...spec.template.spec.networks, { name: 'storage', multus: { networkName: 'storage-net' } }];
+            return t;
+          })(),
+        },
+        response: { onAlert: 'Isolate' },
+      },
+      'ResponseReady',
+      'ResponseUnavailable',
+    ],
   ];
   for (const [name, overrides, type, reason] of cases) {
     it(`is not Ready with ${name}, and says how to monitor without it`, () => {

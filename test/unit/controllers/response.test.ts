@@ -33,6 +33,7 @@ describe('alert response planner (spec.response.onAlert: Pause)', () => {
     ['does not pause again for the alert it responded to (user unpaused by hand)', ms({ lastAlert: T(1), response: { action: 'Pause', alertTime: T(1), pausedAt: T(2) } }), observed(false), []],
     ['pauses again on a newer alert burst', ms({ lastAlert: T(9), response: { action: 'Pause', alertTime: T(1), pausedAt: T(2), releasedAt: T(5) }, release: T(5) }), observed(false), ['pause']],
     ['unpauses once released at or after the pause', ms({ lastAlert: T(1), response: { action: 'Pause', alertTime: T(1), pausedAt: T(2) }, release: T(3) }), observed(true), ['unpause']],
+    ['keeps a pause whose alert is newer than a release dated after the pause', ms({ lastAlert: T(9), response: { action: 'Pause', alertTime: T(9), pausedAt: T(8) }, release: T(8) }), observed(true), []],
     ['ignores a release older than the pause', ms({ lastAlert: T(1), response: { action: 'Pause', alertTime: T(1), pausedAt: T(4) }, release: T(3) }), observed(true), []],
     ['an alert older than the release is covered by it', ms({ lastAlert: T(1), release: T(3) }), observed(false), []],
     ['never acts twice: released and running', ms({ lastAlert: T(1), response: { action: 'Pause', alertTime: T(1), pausedAt: T(2), releasedAt: T(3) }, release: T(3) }), observed(false), []],

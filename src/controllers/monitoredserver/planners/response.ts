@@ -1,15 +1,18 @@
 // Planner: the response to alerts (spec.response.onAlert). Pause: once per alert burst — an alert
-// newer than the one last responded to — the server VMI is paused through KubeVirt's `pause`
-// subresource; it stays paused until the user releases it in one step, the annotation
-// `hyperspector.io/release-response` set to a time at or after the pause (kubectl annotate ...
-// --overwrite), whereupon it is unpaused. The server itself can do nothing about it: only the API
-// unpauses. A server the user unpaused by hand is not paused again until a new alert comes.
+// newer than the one last responded to (alert-burst.ts) — the server VMI is paused through
+// KubeVirt's `pause` subresource; it stays paused until the user releases it in one step, the
+// annotation `hyperspector.io/release-response` set to a time at or after the pause (kubectl
+// annotate ... --overwrite), whereupon it is unpaused. The server itself can do nothing about it:
+// only the API unpauses. A server the user unpaused by hand is not paused again until a new alert
+// comes. Isolate: isolation.ts, with the same bursts and the same release.
 import type { MonitoredServer, ResponseStatus } from '../../../api/v1alpha1/monitoredserver-types.ts';
 import type { Action } from '../actions.ts';
 import type { ObservedState } from '../observed-state.ts';
 import { EventReason } from '../reasons.ts';
+import { alertDescription, ANNOTATION_RELEASE_RESPONSE, newAlertBurst, releaseCommand, releaseOf } from './alert-burst.ts';
+import { decideIsolation, isolationStatus, planIsolation } from './isolation.ts';
 
-export const ANNOTATION_RELEASE_RESPONSE = 'hyperspector.io/release-response';
+export { ANNOTATION_RELEASE_RESPONSE, releaseCommand };
 
 export type ResponseDecision =
   /** A new alert burst: pause the running server (or record it when it is paused already). */
@@ -18,12 +21,6 @@ export type ResponseDecision =
   | { kind: 'release'; releasedAt: string; alreadyRunning: boolean }
   | { kind: 'none' };
 
-const time = (value: string | undefined): number => (value ? Date.parse(value) : NaN);
-
-export function releaseCommand(ms: MonitoredServer): string {
-  return `kubectl annotate monitoredserver -n ${ms.metadata.namespace} ${ms.metadata.name} ${ANNOTATION_RELEASE_RESPONSE}=$(date -u +%Y-%m-%dT%H:%M:%SZ) --overwrite`;
-}
-
 function isPaused(o: ObservedState): boolean {
   return (o.serverVmi?.status?.conditions ?? []).some((c) => c.type === 'Paused' && c.status === 'True');
 }
@@ -31,18 +28,12 @@ function isPaused(o: ObservedState): boolean {
 export function decideResponse(ms: MonitoredServer, o: ObservedState): ResponseDecision {
   if (ms.spec.response?.onAlert !== 'Pause') return { kind: 'none' };
   if (o.serverClaimedBy || o.serverNameTaken || o.serverVmi?.status?.phase !== 'Running') return { kind: 'none' };
-  const last = ms.status?.alerts?.lastAlertTime;
-  const previous = ms.status?.response;
-  const releaseValue = ms.metadata.annotations?.[ANNOTATION_RELEASE_RESPONSE];
-  const released = time(releaseValue);
+  const burst = newAlertBurst(ms);
   const paused = isPaused(o);
-  // Released covers every alert up to its time; a later alert is a new burst.
-  if (last && !(time(last) <= time(previous?.alertTime)) && !(time(last) <= released)) {
-    return { kind: 'pause', alertTime: last, alreadyPaused: paused };
-  }
-  if (previous?.pausedAt && !previous.releasedAt && releaseValue && released >= time(previous.pausedAt)) {
-    return { kind: 'release', releasedAt: releaseValue, alreadyRunning: !paused };
-  }
+  if (burst) return { kind: 'pause', alertTime: burst, alreadyPaused: paused };
+  const previous = ms.status?.response;
+  const releasedAt = previous?.pausedAt && !previous.releasedAt ? releaseOf(ms, previous.pausedAt, previous.alertTime) : undefined;
+  if (releasedAt) return { kind: 'release', releasedAt, alreadyRunning: !paused };
   return { kind: 'none' };
 }
 
@@ -50,12 +41,16 @@ function subresource(ms: MonitoredServer, o: ObservedState, verb: 'pause' | 'unp
   return `/apis/subresources.kubevirt.io/v1/namespaces/${ms.metadata.namespace}/virtualmachineinstances/${o.serverVmi?.metadata?.name}/${verb}`;
 }
 
+/** The actions of the response: Pause's subresource calls, Isolate's NetworkPolicy. */
 export function planResponse(ms: MonitoredServer, o: ObservedState): Action[] {
+  return [...planPause(ms, o), ...planIsolation(ms, o)];
+}
+
+function planPause(ms: MonitoredServer, o: ObservedState): Action[] {
   const decision = decideResponse(ms, o);
   const vmi = `${ms.metadata.namespace}/${o.serverVmi?.metadata?.name}`;
   if (decision.kind === 'pause' && !decision.alreadyPaused) {
-    const alert = ms.status?.alerts?.recent?.[0];
-    const what = alert ? `alert ${alert.rule} at ${alert.time}: ${alert.message}` : `alert at ${decision.alertTime}`;
+    const what = alertDescription(ms, decision.alertTime);
     return [
       {
         type: 'subresource',
@@ -88,6 +83,7 @@ export function planResponse(ms: MonitoredServer, o: ObservedState): Action[] {
 
 /** status.response after this reconcile: what was responded to, from the decision and what the actions did. */
 export function responseStatus(ms: MonitoredServer, o: ObservedState, responded: boolean, now: Date): ResponseStatus | undefined {
+  if (decideIsolation(ms, o).kind !== 'none') return isolationStatus(ms, o, responded, now);
   const previous = ms.status?.response;
   const decision = decideResponse(ms, o);
   if (decision.kind === 'pause' && (decision.alreadyPaused || responded)) {

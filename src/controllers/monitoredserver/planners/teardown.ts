@@ -12,6 +12,7 @@ import { deleteMapperPod, deleteProcessBaseline } from './process-mapper.ts';
 import { EventReason } from '../reasons.ts';
 import { planNetworkTeardown } from './networking.ts';
 import { planSnapshotTeardown } from './disk-snapshot.ts';
+import { deleteIsolationPolicy } from './isolation.ts';
 
 /** How long a child may take to finish deleting before the teardown says it is stuck. */
 export const TEARDOWN_STALL_MS = 30_000;
@@ -118,6 +119,9 @@ export function planTeardown(ms: MonitoredServer, o: ObservedState, now: Date, c
   const pod = o.processMapperPod;
   if (pod && !pod.metadata?.deletionTimestamp) actions.push(deleteMapperPod(pod, 'teardown', undefined, EventReason.ProcessMapperDeleted));
   if (o.processBaseline && !o.processBaseline.metadata?.deletionTimestamp) actions.push(deleteProcessBaseline(o.processBaseline, 'teardown'));
+  // The Isolate response's NetworkPolicy (owned, so garbage-collected anyway): not left to outlive the MonitoredServer.
+  const isolation = o.isolationPolicy;
+  if (isolation && !isolation.metadata?.deletionTimestamp) actions.push(deleteIsolationPolicy(ms, isolation));
   if (o.idsVm) {
     if (!o.idsVm.metadata?.deletionTimestamp) {
       actions.push(deleteVm(ns, idsVmName(ms), 'DeleteIDSVMFailed', EventReason.IDSVMDeleted, `Deleted IDS VirtualMachine ${idsVmName(ms)}`));
