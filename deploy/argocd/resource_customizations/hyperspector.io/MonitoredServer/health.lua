@@ -37,6 +37,7 @@ local degradedReasons = {
   IDSNetworkDataUnmergeable = true,
   NetworkAttachmentRefused = true,
   ServerNICNotMirrorable = true,
+  MirrorBridgeFull = true,
 }
 
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
