@@ -5,7 +5,6 @@
 // VMIs, launcher pods, Nodes) and finds everything else itself: the pods' processes in /proc, their
 // namespaces, what is installed in the kernel.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +14,7 @@ import { hashedPodInterfaceName } from '../../../src/agent/kubevirt-names.ts';
 import { MIRROR_ATTACHED, mirrorKey, NodeReconciler, OVERLAY_KEY, SWEEP_KEY, type AgentCache, type MirrorStatusWriter } from '../../../src/agent/node-reconciler.ts';
 import type { Node } from '../../../src/agent/overlay.ts';
 import { PodProcessFinder } from '../../../src/agent/pod-processes.ts';
-import { NsenterKernelCommands, removeVxlanOverlay, type KernelCommand, type KernelCommands, type NetnsRef } from '../../../src/dataplane/index.ts';
+import { NsenterKernelCommands, removeVxlanOverlay, type KernelCommands } from '../../../src/dataplane/index.ts';
 import { MIRROR_COOKIE } from '../../../src/dataplane/tc-mirror-plan.ts';
 import { setCondition, type Condition, type ConditionUpdate } from '../../../src/kube/client/conditions.ts';
 import type { Pod, VirtualMachineInstance } from '../../../src/kube/client/objects.ts';
@@ -24,6 +23,7 @@ import { frameMultiset, readFrames, startCapture, stopCapture, type Capture } fr
 import { ProcessGroup, TestNetns, deleteNamespaces, runPrefix, waitForOutput } from '../../../testenv/netns/netns-host.ts';
 import { snapshotAll, type NetnsSnapshot } from '../../../testenv/netns/snapshot.ts';
 import { waitUntil } from '../../../testenv/netns/wait.ts';
+import { CountingKernel, createLauncherShapedNode, startLauncherProcess } from '../../../testenv/netns/launcher-shaped-node.ts';
 import { PodCgroup } from '../../../testenv/real-guests/pod-cgroup.ts';
 
 const NODE = 'agent-node-0';
@@ -37,23 +37,6 @@ const IDS_TAP = `tap${IDS_HASH}`;
 const LINKS = mirrorLinkNames(MS_UID);
 const SERVER_ADDRESS = '198.18.20.10';
 const CLIENT_ADDRESS = '198.18.20.1';
-
-/** Counts the commands that change the kernel (queries go through `query`) and can fail after N of them, as a killed agent stops. */
-class CountingKernel implements KernelCommands {
-  changes = 0;
-  constructor(
-    private readonly inner: KernelCommands,
-    private readonly killAfter = Infinity,
-  ) {}
-  async run(netns: NetnsRef, command: KernelCommand): Promise<string> {
-    if (this.changes >= this.killAfter) throw new Error(`agent killed after ${this.killAfter} kernel changes`);
-    this.changes++;
-    return this.inner.run(netns, command);
-  }
-  query<T>(netns: NetnsRef, command: KernelCommand): Promise<T> {
-    return this.inner.query<T>(netns, command);
-  }
-}
 
 /** MirrorAttached as the agent's field manager would leave it on each MonitoredServer. */
 class RecordedStatus implements MirrorStatusWriter {
@@ -164,50 +147,19 @@ describe('node agent on launcher-pod-shaped namespaces (tc mirror and IDS overla
     for (const [name, snapshot] of now) assert.deepEqual(snapshot, initial.get(name), `namespace ${name} is back to its initial state`);
   }
 
-  /** A launcher pod's process: `sleep` in the pod's network namespace and in a cgroup named after its UID. */
-  async function launcherProcess(pod: TestNetns, uid: string): Promise<void> {
-    const cgroup = new PodCgroup(uid, 'BestEffort', `${uid.slice(0, 8)}c0n7a1n3r`);
-    cgroup.create();
-    cgroups.push(cgroup);
-    processes.add(spawn(cgroup.joinCommand()[0]!, [...cgroup.joinCommand().slice(1), 'ip', 'netns', 'exec', pod.name, 'sleep', '3600'], { stdio: 'ignore' }));
-    await waitUntil(`a process of pod ${uid} in its cgroup`, () => cgroup.pids().length > 0);
-  }
-
   before(async () => {
     await deleteNamespaces(prefix);
     captureDir = await mkdtemp(join(tmpdir(), 'hs-agent-'));
-    const make = (suffix: string) => TestNetns.create(`${prefix}-${suffix}`);
-    nodeNs = await make('node');
-    serverPod = await make('srv-pod');
-    serverVm = await make('srv-vm');
-    idsPod = await make('ids-pod');
-    idsVm = await make('ids-vm');
-    client = await make('client');
+    ({ nodeNs, serverPod, serverVm, idsPod, idsVm, client } = await createLauncherShapedNode(prefix, { serverAddress: SERVER_ADDRESS, clientAddress: CLIENT_ADDRESS, idsBridge: IDS_BRIDGE, idsTap: IDS_TAP }));
     // The node: its underlay interface holds the node's InternalIP.
     // A port-less bridge holds the address (this kernel may have no dummy driver).
     await nodeNs.ip('link', 'add', 'ens3', 'type', 'bridge');
     await nodeNs.ip('addr', 'add', '198.18.0.1/24', 'dev', 'ens3');
     await nodeNs.ip('link', 'set', 'ens3', 'up');
-    // Server launcher pod: KubeVirt's bridge binding; the client stands for the pod network.
-    await client.ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', serverPod.name);
-    await serverPod.ip('link', 'add', 'tap0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', serverVm.name);
-    await serverPod.ip('link', 'add', 'k6t-eth0', 'type', 'bridge');
-    for (const dev of ['eth0', 'tap0']) await serverPod.ip('link', 'set', dev, 'master', 'k6t-eth0');
-    for (const dev of ['k6t-eth0', 'eth0', 'tap0']) await serverPod.ip('link', 'set', dev, 'up');
-    await serverVm.ip('addr', 'add', `${SERVER_ADDRESS}/24`, 'dev', 'eth0');
-    await serverVm.ip('link', 'set', 'eth0', 'up');
-    await client.ip('addr', 'add', `${CLIENT_ADDRESS}/24`, 'dev', 'eth0');
-    await client.ip('link', 'set', 'eth0', 'up');
-    // IDS launcher pod: the in-pod bridge and tap of its mirror network, as virt-launcher names them.
-    await idsPod.ip('link', 'add', IDS_TAP, 'type', 'veth', 'peer', 'name', 'mirror0', 'netns', idsVm.name);
-    await idsPod.ip('link', 'add', IDS_BRIDGE, 'type', 'bridge');
-    await idsPod.ip('link', 'set', IDS_TAP, 'master', IDS_BRIDGE);
-    for (const dev of [IDS_BRIDGE, IDS_TAP]) await idsPod.ip('link', 'set', dev, 'up');
-    await idsVm.ip('link', 'set', 'mirror0', 'up');
     initial = await snapshotAll([nodeNs, serverPod, serverVm, idsPod, idsVm, client]);
 
-    await launcherProcess(serverPod, SERVER_POD_UID);
-    await launcherProcess(idsPod, IDS_POD_UID);
+    await startLauncherProcess(serverPod, SERVER_POD_UID, processes, cgroups);
+    await startLauncherProcess(idsPod, IDS_POD_UID, processes, cgroups);
     ms = mirroredServer('web', 'shop', MS_UID);
     const serverVmi = vmi('shop', 'web-server', 'vmi-web-server', NODE, SERVER_SHAPE);
     const idsVmi = vmi('shop', 'web-ids', 'vmi-web-ids', NODE, IDS_SHAPE);

@@ -6,7 +6,6 @@
 // tc state back exactly as it was with the mirror alone; a deleted MonitoredServer's isolation is
 // swept.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +15,7 @@ import { hashedPodInterfaceName } from '../../../src/agent/kubevirt-names.ts';
 import { MIRROR_ATTACHED, mirrorKey, NodeReconciler, SWEEP_KEY, type AgentCache, type MirrorStatusWriter } from '../../../src/agent/node-reconciler.ts';
 import type { Node } from '../../../src/agent/overlay.ts';
 import { PodProcessFinder } from '../../../src/agent/pod-processes.ts';
-import { NsenterKernelCommands, type KernelCommand, type KernelCommands, type NetnsRef } from '../../../src/dataplane/index.ts';
+import { NsenterKernelCommands, type KernelCommands } from '../../../src/dataplane/index.ts';
 import { setCondition, type Condition, type ConditionUpdate } from '../../../src/kube/client/conditions.ts';
 import type { Pod, VirtualMachineInstance } from '../../../src/kube/client/objects.ts';
 import { IDS_MIRROR_NETWORK, IDS_SHAPE, SERVER_SHAPE, launcherPod, mirroredServer, vmi } from '../../../testenv/fixtures/agent.ts';
@@ -24,6 +23,7 @@ import { readFrames, startCapture, stopCapture } from '../../../testenv/netns/ca
 import { ProcessGroup, TestNetns, deleteNamespaces, runPrefix } from '../../../testenv/netns/netns-host.ts';
 import { snapshotAll, type NetnsSnapshot } from '../../../testenv/netns/snapshot.ts';
 import { waitUntil } from '../../../testenv/netns/wait.ts';
+import { CountingKernel, createLauncherShapedNode, startLauncherProcess } from '../../../testenv/netns/launcher-shaped-node.ts';
 import { PodCgroup } from '../../../testenv/real-guests/pod-cgroup.ts';
 
 const NODE = 'iso-node-0';
@@ -35,18 +35,6 @@ const IDS_BRIDGE = `k6t-${IDS_HASH}`;
 const IDS_TAP = `tap${IDS_HASH}`;
 const SERVER_ADDRESS = '198.18.30.10';
 const CLIENT_ADDRESS = '198.18.30.1';
-
-class CountingKernel implements KernelCommands {
-  changes = 0;
-  constructor(private readonly inner: KernelCommands) {}
-  run(netns: NetnsRef, command: KernelCommand): Promise<string> {
-    this.changes++;
-    return this.inner.run(netns, command);
-  }
-  query<T>(netns: NetnsRef, command: KernelCommand): Promise<T> {
-    return this.inner.query<T>(netns, command);
-  }
-}
 
 /** One condition type as a field manager of the agent would leave it. */
 class RecordedCondition implements MirrorStatusWriter {
@@ -137,42 +125,14 @@ describe('node agent: the Isolate response on the server’s tap (launcher-pod-s
     for (const [name, snapshot] of now) assert.deepEqual(snapshot, expected.get(name), `namespace ${name}: ${what}`);
   }
 
-  async function launcherProcess(pod: TestNetns, uid: string): Promise<void> {
-    const cgroup = new PodCgroup(uid, 'BestEffort', `${uid.slice(0, 8)}c0n7a1n3r`);
-    cgroup.create();
-    cgroups.push(cgroup);
-    processes.add(spawn(cgroup.joinCommand()[0]!, [...cgroup.joinCommand().slice(1), 'ip', 'netns', 'exec', pod.name, 'sleep', '3600'], { stdio: 'ignore' }));
-    await waitUntil(`a process of pod ${uid} in its cgroup`, () => cgroup.pids().length > 0);
-  }
-
   before(async () => {
     await deleteNamespaces(prefix);
     captureDir = await mkdtemp(join(tmpdir(), 'hs-isolate-'));
-    const make = (suffix: string) => TestNetns.create(`${prefix}-${suffix}`);
-    nodeNs = await make('node');
-    serverPod = await make('srv-pod');
-    serverVm = await make('srv-vm');
-    idsPod = await make('ids-pod');
-    idsVm = await make('ids-vm');
-    client = await make('client');
-    await client.ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', serverPod.name);
-    await serverPod.ip('link', 'add', 'tap0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', serverVm.name);
-    await serverPod.ip('link', 'add', 'k6t-eth0', 'type', 'bridge');
-    for (const dev of ['eth0', 'tap0']) await serverPod.ip('link', 'set', dev, 'master', 'k6t-eth0');
-    for (const dev of ['k6t-eth0', 'eth0', 'tap0']) await serverPod.ip('link', 'set', dev, 'up');
-    await serverVm.ip('addr', 'add', `${SERVER_ADDRESS}/24`, 'dev', 'eth0');
-    await serverVm.ip('link', 'set', 'eth0', 'up');
-    await client.ip('addr', 'add', `${CLIENT_ADDRESS}/24`, 'dev', 'eth0');
-    await client.ip('link', 'set', 'eth0', 'up');
-    await idsPod.ip('link', 'add', IDS_TAP, 'type', 'veth', 'peer', 'name', 'mirror0', 'netns', idsVm.name);
-    await idsPod.ip('link', 'add', IDS_BRIDGE, 'type', 'bridge');
-    await idsPod.ip('link', 'set', IDS_TAP, 'master', IDS_BRIDGE);
-    for (const dev of [IDS_BRIDGE, IDS_TAP]) await idsPod.ip('link', 'set', dev, 'up');
-    await idsVm.ip('link', 'set', 'mirror0', 'up');
+    ({ nodeNs, serverPod, serverVm, idsPod, idsVm, client } = await createLauncherShapedNode(prefix, { serverAddress: SERVER_ADDRESS, clientAddress: CLIENT_ADDRESS, idsBridge: IDS_BRIDGE, idsTap: IDS_TAP }));
     initial = await snapshotAll(all());
 
-    await launcherProcess(serverPod, SERVER_POD_UID);
-    await launcherProcess(idsPod, IDS_POD_UID);
+    await startLauncherProcess(serverPod, SERVER_POD_UID, processes, cgroups);
+    await startLauncherProcess(idsPod, IDS_POD_UID, processes, cgroups);
     ms = mirroredServer('web', 'shop', MS_UID);
     const serverVmi = vmi('shop', 'web-server', 'vmi-web-server', NODE, SERVER_SHAPE);
     const idsVmi = vmi('shop', 'web-ids', 'vmi-web-ids', NODE, IDS_SHAPE);
