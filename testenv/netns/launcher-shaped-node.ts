@@ -5,7 +5,12 @@
 // named as virt-launcher names them; and, per pod, a process in a cgroup named after its UID, as a
 // kubelet lays it out (what the agent looks for in /proc).
 import { spawn } from 'node:child_process';
+import type { MonitoredServer } from '../../src/api/v1alpha1/monitoredserver-types.ts';
+import type { AgentCache, MirrorStatusWriter } from '../../src/agent/node-reconciler.ts';
+import type { Node } from '../../src/agent/overlay.ts';
 import type { KernelCommand, KernelCommands, NetnsRef } from '../../src/dataplane/index.ts';
+import { setCondition, type Condition, type ConditionUpdate } from '../../src/kube/client/conditions.ts';
+import type { Pod, VirtualMachineInstance } from '../../src/kube/client/objects.ts';
 import { PodCgroup } from '../real-guests/pod-cgroup.ts';
 import { ProcessGroup, TestNetns } from './netns-host.ts';
 import { waitUntil } from './wait.ts';
@@ -24,6 +29,53 @@ export class CountingKernel implements KernelCommands {
   }
   query<T>(netns: NetnsRef, command: KernelCommand): Promise<T> {
     return this.inner.query<T>(netns, command);
+  }
+}
+
+/** One condition type as an agent field manager would leave it on each MonitoredServer; counts the writes that change it. */
+export class RecordedCondition implements MirrorStatusWriter {
+  readonly conditions = new Map<string, Condition>();
+  writes = 0;
+  constructor(private readonly type: string) {}
+  async set(ms: MonitoredServer, update: Omit<ConditionUpdate, 'type'>): Promise<void> {
+    const key = `${ms.metadata.namespace}/${ms.metadata.name}`;
+    const before = this.conditions.get(key);
+    const next = setCondition(before ? [before] : [], { type: this.type, ...update })[0]!;
+    if (JSON.stringify(before) === JSON.stringify(next)) return;
+    this.conditions.set(key, next);
+    this.writes++;
+  }
+  async release(ms: MonitoredServer): Promise<void> {
+    if (this.conditions.delete(`${ms.metadata.namespace}/${ms.metadata.name}`)) this.writes++;
+  }
+}
+
+/** The cluster as the agent's caches would hold it. */
+export class FixedCache implements AgentCache {
+  servers: MonitoredServer[] = [];
+  vmis: VirtualMachineInstance[] = [];
+  pods: Pod[] = [];
+  nodeList: Node[] = [];
+  monitoredServer(ns: string, name: string) {
+    return this.servers.find((m) => m.metadata.namespace === ns && m.metadata.name === name);
+  }
+  monitoredServers() {
+    return this.servers;
+  }
+  vmi(ns: string, name: string) {
+    return this.vmis.find((v) => v.metadata?.namespace === ns && v.metadata?.name === name);
+  }
+  launcherPods() {
+    return this.pods;
+  }
+  idsVmis() {
+    return this.vmis.filter((v) => v.metadata?.name?.endsWith('-ids'));
+  }
+  node(name: string) {
+    return this.nodeList.find((n) => n.metadata?.name === name);
+  }
+  nodes() {
+    return this.nodeList;
   }
 }
 

@@ -11,19 +11,16 @@ import { join } from 'node:path';
 import type { MonitoredServer } from '../../../src/api/v1alpha1/monitoredserver-types.ts';
 import { mirrorLinkNames } from '../../../src/agent/desired-mirrors.ts';
 import { hashedPodInterfaceName } from '../../../src/agent/kubevirt-names.ts';
-import { MIRROR_ATTACHED, mirrorKey, NodeReconciler, OVERLAY_KEY, SWEEP_KEY, type AgentCache, type MirrorStatusWriter } from '../../../src/agent/node-reconciler.ts';
-import type { Node } from '../../../src/agent/overlay.ts';
+import { MIRROR_ATTACHED, mirrorKey, NodeReconciler, OVERLAY_KEY, SWEEP_KEY } from '../../../src/agent/node-reconciler.ts';
 import { PodProcessFinder } from '../../../src/agent/pod-processes.ts';
 import { NsenterKernelCommands, removeVxlanOverlay, type KernelCommands } from '../../../src/dataplane/index.ts';
 import { MIRROR_COOKIE } from '../../../src/dataplane/tc-mirror-plan.ts';
-import { setCondition, type Condition, type ConditionUpdate } from '../../../src/kube/client/conditions.ts';
-import type { Pod, VirtualMachineInstance } from '../../../src/kube/client/objects.ts';
 import { IDS_MIRROR_NETWORK, IDS_SHAPE, SERVER_SHAPE, launcherPod, mirroredServer, vmi } from '../../../testenv/fixtures/agent.ts';
 import { frameMultiset, readFrames, startCapture, stopCapture, type Capture } from '../../../testenv/netns/capture.ts';
 import { ProcessGroup, TestNetns, deleteNamespaces, runPrefix, waitForOutput } from '../../../testenv/netns/netns-host.ts';
 import { snapshotAll, type NetnsSnapshot } from '../../../testenv/netns/snapshot.ts';
 import { waitUntil } from '../../../testenv/netns/wait.ts';
-import { CountingKernel, createLauncherShapedNode, startLauncherProcess } from '../../../testenv/netns/launcher-shaped-node.ts';
+import { CountingKernel, FixedCache, RecordedCondition, createLauncherShapedNode, startLauncherProcess } from '../../../testenv/netns/launcher-shaped-node.ts';
 import { PodCgroup } from '../../../testenv/real-guests/pod-cgroup.ts';
 
 const NODE = 'agent-node-0';
@@ -38,52 +35,6 @@ const LINKS = mirrorLinkNames(MS_UID);
 const SERVER_ADDRESS = '198.18.20.10';
 const CLIENT_ADDRESS = '198.18.20.1';
 
-/** MirrorAttached as the agent's field manager would leave it on each MonitoredServer. */
-class RecordedStatus implements MirrorStatusWriter {
-  readonly conditions = new Map<string, Condition>();
-  writes = 0;
-  async set(ms: MonitoredServer, update: Omit<ConditionUpdate, 'type'>): Promise<void> {
-    const key = `${ms.metadata.namespace}/${ms.metadata.name}`;
-    const before = this.conditions.get(key);
-    const next = setCondition(before ? [before] : [], { type: MIRROR_ATTACHED, ...update })[0]!;
-    if (JSON.stringify(before) === JSON.stringify(next)) return;
-    this.conditions.set(key, next);
-    this.writes++;
-  }
-  async release(ms: MonitoredServer): Promise<void> {
-    if (this.conditions.delete(`${ms.metadata.namespace}/${ms.metadata.name}`)) this.writes++;
-  }
-}
-
-/** The cluster as the agent's caches would hold it. */
-class FixedCache implements AgentCache {
-  servers: MonitoredServer[] = [];
-  vmis: VirtualMachineInstance[] = [];
-  pods: Pod[] = [];
-  nodeList: Node[] = [];
-  monitoredServer(ns: string, name: string) {
-    return this.servers.find((m) => m.metadata.namespace === ns && m.metadata.name === name);
-  }
-  monitoredServers() {
-    return this.servers;
-  }
-  vmi(ns: string, name: string) {
-    return this.vmis.find((v) => v.metadata?.namespace === ns && v.metadata?.name === name);
-  }
-  launcherPods() {
-    return this.pods;
-  }
-  idsVmis() {
-    return this.vmis.filter((v) => v.metadata?.name?.endsWith('-ids'));
-  }
-  node(name: string) {
-    return this.nodeList.find((n) => n.metadata?.name === name);
-  }
-  nodes() {
-    return this.nodeList;
-  }
-}
-
 describe('node agent on launcher-pod-shaped namespaces (tc mirror and IDS overlay from the cluster state)', function () {
   this.timeout(300_000);
   const prefix = runPrefix('ag');
@@ -91,7 +42,7 @@ describe('node agent on launcher-pod-shaped namespaces (tc mirror and IDS overla
   const cgroups: PodCgroup[] = [];
   const kernel = new NsenterKernelCommands();
   const cache = new FixedCache();
-  let status: RecordedStatus;
+  let status: RecordedCondition;
   let nodeNs: TestNetns, serverPod: TestNetns, serverVm: TestNetns, idsPod: TestNetns, idsVm: TestNetns, client: TestNetns;
   let initial: Map<string, NetnsSnapshot>;
   let captureDir: string;
@@ -170,7 +121,7 @@ describe('node agent on launcher-pod-shaped namespaces (tc mirror and IDS overla
       { metadata: { name: NODE }, status: { addresses: [{ type: 'InternalIP', address: '198.18.0.1' }] } },
       { metadata: { name: PEER_NODE }, status: { addresses: [{ type: 'InternalIP', address: '198.18.0.2' }] } },
     ];
-    status = new RecordedStatus();
+    status = new RecordedCondition(MIRROR_ATTACHED);
   });
 
   after(async () => {

@@ -12,18 +12,15 @@ import { join } from 'node:path';
 import type { MonitoredServer } from '../../../src/api/v1alpha1/monitoredserver-types.ts';
 import { NETWORK_ISOLATED } from '../../../src/agent/desired-isolation.ts';
 import { hashedPodInterfaceName } from '../../../src/agent/kubevirt-names.ts';
-import { MIRROR_ATTACHED, mirrorKey, NodeReconciler, SWEEP_KEY, type AgentCache, type MirrorStatusWriter } from '../../../src/agent/node-reconciler.ts';
-import type { Node } from '../../../src/agent/overlay.ts';
+import { MIRROR_ATTACHED, mirrorKey, NodeReconciler, SWEEP_KEY } from '../../../src/agent/node-reconciler.ts';
 import { PodProcessFinder } from '../../../src/agent/pod-processes.ts';
 import { NsenterKernelCommands, type KernelCommands } from '../../../src/dataplane/index.ts';
-import { setCondition, type Condition, type ConditionUpdate } from '../../../src/kube/client/conditions.ts';
-import type { Pod, VirtualMachineInstance } from '../../../src/kube/client/objects.ts';
 import { IDS_MIRROR_NETWORK, IDS_SHAPE, SERVER_SHAPE, launcherPod, mirroredServer, vmi } from '../../../testenv/fixtures/agent.ts';
 import { readFrames, startCapture, stopCapture } from '../../../testenv/netns/capture.ts';
 import { ProcessGroup, TestNetns, deleteNamespaces, runPrefix } from '../../../testenv/netns/netns-host.ts';
 import { snapshotAll, type NetnsSnapshot } from '../../../testenv/netns/snapshot.ts';
 import { waitUntil } from '../../../testenv/netns/wait.ts';
-import { CountingKernel, createLauncherShapedNode, startLauncherProcess } from '../../../testenv/netns/launcher-shaped-node.ts';
+import { CountingKernel, FixedCache, RecordedCondition, createLauncherShapedNode, startLauncherProcess } from '../../../testenv/netns/launcher-shaped-node.ts';
 import { PodCgroup } from '../../../testenv/real-guests/pod-cgroup.ts';
 
 const NODE = 'iso-node-0';
@@ -35,47 +32,6 @@ const IDS_BRIDGE = `k6t-${IDS_HASH}`;
 const IDS_TAP = `tap${IDS_HASH}`;
 const SERVER_ADDRESS = '198.18.30.10';
 const CLIENT_ADDRESS = '198.18.30.1';
-
-/** One condition type as a field manager of the agent would leave it. */
-class RecordedCondition implements MirrorStatusWriter {
-  readonly conditions = new Map<string, Condition>();
-  constructor(private readonly type: string) {}
-  async set(ms: MonitoredServer, update: Omit<ConditionUpdate, 'type'>): Promise<void> {
-    const key = `${ms.metadata.namespace}/${ms.metadata.name}`;
-    const before = this.conditions.get(key);
-    this.conditions.set(key, setCondition(before ? [before] : [], { type: this.type, ...update })[0]!);
-  }
-  async release(ms: MonitoredServer): Promise<void> {
-    this.conditions.delete(`${ms.metadata.namespace}/${ms.metadata.name}`);
-  }
-}
-
-class FixedCache implements AgentCache {
-  servers: MonitoredServer[] = [];
-  vmis: VirtualMachineInstance[] = [];
-  pods: Pod[] = [];
-  monitoredServer(ns: string, name: string) {
-    return this.servers.find((m) => m.metadata.namespace === ns && m.metadata.name === name);
-  }
-  monitoredServers() {
-    return this.servers;
-  }
-  vmi(ns: string, name: string) {
-    return this.vmis.find((v) => v.metadata?.namespace === ns && v.metadata?.name === name);
-  }
-  launcherPods() {
-    return this.pods;
-  }
-  idsVmis() {
-    return this.vmis.filter((v) => v.metadata?.name?.endsWith('-ids'));
-  }
-  node(): Node | undefined {
-    return undefined;
-  }
-  nodes(): Node[] {
-    return [];
-  }
-}
 
 describe('node agent: the Isolate response on the server’s tap (launcher-pod-shaped namespaces)', function () {
   this.timeout(300_000);
