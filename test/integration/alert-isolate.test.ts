@@ -12,16 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import type { MonitoredServer } from '../../src/api/v1alpha1/monitoredserver-types.ts';
-import { MONITORED_SERVER } from '../../src/api/v1alpha1/resource.ts';
-import { applyStatus } from '../../src/kube/client/apply.ts';
-import { createKubeApi } from '../../src/kube/client/rest.ts';
-import { ALERT_FIELD_MANAGER } from '../../src/sidecar/alert-reporter.ts';
 import { auditRequests, WRITE_VERBS } from '../../testenv/cluster/audit-log.ts';
 import { controlPlaneBinaries } from '../../testenv/cluster/binaries.ts';
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
 import { useOperatorEnv, MS } from '../../testenv/operator/operator-env.ts';
 import { waitFor } from '../../testenv/wait.ts';
+import { raiseMapperAlert } from '../../testenv/fixtures/alerts.ts';
 
 const run = promisify(execFile);
 const NS = 'isolate';
@@ -36,13 +32,7 @@ describe('alert response Isolate (real control plane, KubeVirt’s own controlle
     writeFileSync(file, JSON.stringify(object));
     await run(controlPlaneBinaries().kubectl, ['--kubeconfig', env().cluster.kubeConfigFor('admin').path, 'apply', '-f', file]);
   };
-  const raiseAlert = async (time: Date, comm: string) => {
-    const api = createKubeApi(env().cluster.kubeConfig);
-    const ms = (await env().get(MS, NS, 'web-1')) as unknown as MonitoredServer;
-    const count = (ms.status?.alerts?.count ?? 0) + 1;
-    const alert = { time: time.toISOString(), rule: 'ProcessOutsideBaseline', pid: 84, comm, message: `process ${comm} (pid 84, uid 0) is outside the baseline` };
-    await applyStatus(api, MONITORED_SERVER, ms, { alerts: { count, lastAlertTime: alert.time, recent: [alert] } }, { fieldManager: ALERT_FIELD_MANAGER });
-  };
+  const raiseAlert = (time: Date, comm: string) => raiseMapperAlert(env(), NS, 'web-1', time, comm);
   const networking = () => env().cluster.api(k8s.NetworkingV1Api);
   const policy = async (name = POLICY) => {
     try {

@@ -3,15 +3,11 @@
 // pause subresource — once per alert burst — with a Warning Event and the Responded condition; the
 // user's one step (the release annotation) unpauses it. The operator runs under its own RBAC.
 import assert from 'node:assert/strict';
-import type { MonitoredServer } from '../../src/api/v1alpha1/monitoredserver-types.ts';
-import { MONITORED_SERVER } from '../../src/api/v1alpha1/resource.ts';
-import { applyStatus } from '../../src/kube/client/apply.ts';
-import { createKubeApi } from '../../src/kube/client/rest.ts';
-import { ALERT_FIELD_MANAGER } from '../../src/sidecar/alert-reporter.ts';
 import { auditRequests } from '../../testenv/cluster/audit-log.ts';
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
 import { useOperatorEnv, MS, VMI } from '../../testenv/operator/operator-env.ts';
 import { waitFor } from '../../testenv/wait.ts';
+import { raiseMapperAlert } from '../../testenv/fixtures/alerts.ts';
 
 const NS = 'respond';
 
@@ -19,13 +15,7 @@ describe('alert response Pause (real control plane, KubeVirt’s own controllers
   this.timeout(600_000);
   const { env } = useOperatorEnv(NS, 1);
 
-  const raiseAlert = async (time: Date, comm: string) => {
-    const api = createKubeApi(env().cluster.kubeConfig);
-    const ms = (await env().get(MS, NS, 'web-1')) as unknown as MonitoredServer;
-    const count = (ms.status?.alerts?.count ?? 0) + 1;
-    const alert = { time: time.toISOString(), rule: 'ProcessOutsideBaseline', pid: 84, comm, message: `process ${comm} (pid 84, uid 0) is outside the baseline` };
-    await applyStatus(api, MONITORED_SERVER, ms, { alerts: { count, lastAlertTime: alert.time, recent: [alert] } }, { fieldManager: ALERT_FIELD_MANAGER });
-  };
+  const raiseAlert = (time: Date, comm: string) => raiseMapperAlert(env(), NS, 'web-1', time, comm);
   const paused = async () => ((await env().get(VMI, NS, 'web-1-server'))?.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Paused' && c.status === 'True');
   const pauseRequests = (verb: 'pause' | 'unpause') =>
     auditRequests(env().cluster.auditLogPath, { username: env().cluster.users.operator.name, writesOnly: false }).filter((r) => r.requestURI.endsWith(`/virtualmachineinstances/web-1-server/${verb}`));
