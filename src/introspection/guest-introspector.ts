@@ -11,7 +11,8 @@ import type { ProcessSnapshot } from './process-info.ts';
 import { parseMaps, parseQemuCommandLine, readCommandLine } from './qemu-process.ts';
 import { findHiddenProcesses } from './hidden-processes.ts';
 import { findHiddenModules, listModules } from './kernel-modules.ts';
-import { readProcessDetails, type ProcessDetails } from './process-details.ts';
+import { readOpenFiles, readProcessDetails, type ProcessDetails } from './process-details.ts';
+import type { GuestSocket } from './sockets.ts';
 import { walkTasks } from './task-walker.ts';
 
 export interface IntrospectionOptions {
@@ -37,6 +38,9 @@ export interface IntrospectionOptions {
  * bounds it); 256 KiB keeps every real command line whole, longer ones are marked cmdlineTruncated.
  */
 export const DEFAULT_INTROSPECTION_OPTIONS: IntrospectionOptions = { maxTasks: 65536, maxCmdline: 256 * 1024, attempts: 3, zeroConfig: true, chunkSize: 16 * 1024, detectHidden: true };
+
+/** A socket and who holds it: a row of `ss -anp`. */
+export type ProcessSocket = { pid: number; comm: string; fd: number } & GuestSocket;
 
 export class GuestAttachError extends Error {}
 
@@ -128,6 +132,32 @@ export class GuestIntrospector {
     if (!found) return undefined;
     const details = readProcessDetails(found.kernel, this.profile, found.task, found.mm);
     return details ? { pid, ...details } : undefined;
+  }
+
+  /**
+   * Every socket user space holds open, with its process and fd (what `ss -anp` lists), from one
+   * fresh walk; undefined when the profile lacks the detail or socket offsets. A process whose fd
+   * table is torn mid-read is left out of this listing, not misreported.
+   */
+  listSockets(): ProcessSocket[] | undefined {
+    if (!this.profile.details || !this.profile.sockets) return undefined;
+    this.checkKernel();
+    const memory = new ChunkedSnapshotMemory(this.memory, this.options.chunkSize);
+    const kernel = this.kernelSpace(memory);
+    const walk = walkTasks(kernel, this.profile, this.location.initTask, {
+      maxTasks: this.options.maxTasks,
+      maxCmdline: 0,
+      userSpace: (pgd) => new AddressSpace(memory, pgd, this.location.pagingLevels),
+    });
+    const out: ProcessSocket[] = [];
+    for (const p of walk.processes) {
+      const at = walk.addresses.get(p.pid);
+      if (p.kernelThread || !at) continue;
+      for (const f of readOpenFiles(kernel, this.profile, at.task) ?? []) {
+        if (f.socket) out.push({ pid: p.pid, comm: p.comm, fd: f.fd, ...f.socket });
+      }
+    }
+    return out;
   }
 
   /** Kernel virtual addresses of a listed process's task_struct and mm_struct (a fresh walk). */

@@ -17,7 +17,7 @@ import { Btf } from './btf.ts';
 import { DIGIT_TOKENS, DIGIT_TOKENS_TAIL, DIGIT_TOKENS_TAIL_OFFSET, findDigitTokens, isTokenTable, KallsymsError, parseKallsyms, type Kallsyms } from './kallsyms.ts';
 import { kernelLocation, KernelNotFoundError, scan, type KernelLocation } from './kernel-locator.ts';
 import { addr, hex, KERNEL_PROFILE_FORMAT, type KernelProfile } from './kernel-profile.ts';
-import { detailOffsets, kthreadFullName, START_KERNEL_MAP, structLayoutsFromBtf, workqueueWorkers } from './kernel-profile-builder.ts';
+import { detailOffsets, kthreadFullName, socketOffsets, START_KERNEL_MAP, structLayoutsFromBtf, workqueueWorkers } from './kernel-profile-builder.ts';
 import type { PhysicalMemory } from './physical-memory.ts';
 
 export type ProfileSource = 'guest-memory' | 'configmap';
@@ -216,6 +216,7 @@ export function profileFromGuest(memory: PhysicalMemory, running: RunningKernelS
     ...workqueueWorkers(btf, release),
     ...kthreadFullName(btf),
     ...detailOffsets(btf),
+    ...socketOffsets(btf),
     structs: structLayoutsFromBtf(btf),
   };
 }

@@ -12,7 +12,7 @@ import { Btf, BtfError, type BtfType } from './btf.ts';
 import { parseElf, EM_X86_64, type ElfImage } from './elf.ts';
 import { extractKernelElf } from './kernel-image.ts';
 import {
-  CRED_MEMBERS, DETAIL_MEMBERS, KERNEL_PROFILE_FORMAT, LIST_HEAD_MEMBERS, MM_STRUCT_MEMBERS, TASK_STRUCT_MEMBERS,
+  CRED_MEMBERS, DETAIL_MEMBERS, SOCKET_MEMBERS, KERNEL_PROFILE_FORMAT, LIST_HEAD_MEMBERS, MM_STRUCT_MEMBERS, TASK_STRUCT_MEMBERS,
   hex, type KernelProfile,
 } from './kernel-profile.ts';
 import { parseSystemMap } from './system-map.ts';
@@ -77,6 +77,7 @@ export function buildKernelProfile(input: ProfileBuildInput): KernelProfile {
     ...workqueueWorkers(btf, banner.release),
     ...kthreadFullName(btf),
     ...detailOffsets(btf),
+    ...socketOffsets(btf),
     structs,
   };
 }
@@ -93,20 +94,32 @@ export function structLayoutsFromBtf(btf: Btf): KernelProfile['structs'] {
 
 /** Offsets for threads, executable and open files (kernel-profile.ts DETAIL_MEMBERS); absent when any is missing. */
 export function detailOffsets(btf: Btf): Pick<KernelProfile, 'details'> {
-  const details: Record<string, number> = {};
-  for (const pair of DETAIL_MEMBERS) {
+  const details = memberOffsets(btf, DETAIL_MEMBERS);
+  return details ? { details: details as NonNullable<KernelProfile['details']> } : {};
+}
+
+/** Offsets for the socket view (kernel-profile.ts SOCKET_MEMBERS); absent when any is missing. */
+export function socketOffsets(btf: Btf): Pick<KernelProfile, 'sockets'> {
+  const sockets = memberOffsets(btf, SOCKET_MEMBERS);
+  return sockets ? { sockets: sockets as NonNullable<KernelProfile['sockets']> } : {};
+}
+
+/** Byte offsets of struct.member pairs, keyed struct__member; undefined when any is missing or a bitfield. */
+function memberOffsets(btf: Btf, pairs: readonly string[]): Record<string, number> | undefined {
+  const offsets: Record<string, number> = {};
+  for (const pair of pairs) {
     const [structName, member] = pair.split('.') as [string, string];
     let found;
     try {
       found = btf.findMember(btf.struct(structName), member);
     } catch (err) {
-      if (err instanceof BtfError) return {};
+      if (err instanceof BtfError) return undefined;
       throw err;
     }
-    if (!found) return {};
-    details[pair.replace('.', '__')] = found.byteOffset;
+    if (!found) return undefined;
+    offsets[pair.replace('.', '__')] = found.byteOffset;
   }
-  return { details: details as NonNullable<KernelProfile['details']> };
+  return offsets;
 }
 
 /** Where kernel threads keep their full name (5.17+: task->worker_private → kthread->full_name). */

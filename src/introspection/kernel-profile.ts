@@ -40,9 +40,22 @@ export const DETAIL_MEMBERS = [
   // Loaded modules (the `modules` list) and their sysfs kobjects (module_kset) for hidden modules.
   'module.list', 'module.name', 'module.state', 'module.mkobj', 'module_kobject.mod', 'kobject.entry', 'kset.list',
 ] as const;
+/**
+ * struct.member pairs the socket view needs (what `ss -tanp` shows of a socket an fd points to):
+ * file->private_data is the struct socket, socket->sk the struct sock, whose first member
+ * (sock.__sk_common) holds addresses, ports, family and state. A separate group: a kernel whose
+ * sockets differ keeps the rest of the detailed view.
+ */
+export const SOCKET_MEMBERS = [
+  'file.private_data', 'socket.sk', 'sock.__sk_common', 'sock.sk_type', 'sock.sk_protocol',
+  'sock_common.skc_daddr', 'sock_common.skc_rcv_saddr', 'sock_common.skc_dport', 'sock_common.skc_num',
+  'sock_common.skc_family', 'sock_common.skc_state', 'sock_common.skc_v6_daddr', 'sock_common.skc_v6_rcv_saddr',
+] as const;
 type OffsetKey<S> = S extends `${infer A}.${infer B}` ? `${A}__${B}` : never;
 export type DetailOffset = OffsetKey<(typeof DETAIL_MEMBERS)[number]>;
 export const DETAIL_OFFSETS = DETAIL_MEMBERS.map((m) => m.replace('.', '__')) as DetailOffset[];
+export type SocketOffset = OffsetKey<(typeof SOCKET_MEMBERS)[number]>;
+export const SOCKET_OFFSETS = SOCKET_MEMBERS.map((m) => m.replace('.', '__')) as SocketOffset[];
 
 export const KernelProfileSchema = Type.Object({
   format: Type.Literal(KERNEL_PROFILE_FORMAT),
@@ -104,6 +117,8 @@ export const KernelProfileSchema = Type.Object({
    * BTF. Absent in profiles built before they existed: the detailed view is then unavailable.
    */
   details: Type.Optional(Type.Object(Object.fromEntries(DETAIL_OFFSETS.map((k) => [k, Type.Integer({ minimum: 0 })])) as Record<DetailOffset, TInteger>)),
+  /** Optional: offsets for the socket view (SOCKET_MEMBERS); without them sockets show only their inode. */
+  sockets: Type.Optional(Type.Object(Object.fromEntries(SOCKET_OFFSETS.map((k) => [k, Type.Integer({ minimum: 0 })])) as Record<SocketOffset, TInteger>)),
   structs: Type.Object({
     task_struct: StructLayout(TASK_STRUCT_MEMBERS),
     mm_struct: StructLayout(MM_STRUCT_MEMBERS),

@@ -8,6 +8,7 @@
 import type { KernelProfile } from './kernel-profile.ts';
 import type { AddressSpace } from './page-table.ts';
 import { stateLetter } from './process-info.ts';
+import { readSocket, type GuestSocket } from './sockets.ts';
 
 export interface GuestThread {
   tid: number;
@@ -19,6 +20,8 @@ export interface GuestOpenFile {
   fd: number;
   /** What readlink(/proc/<pid>/fd/<fd>) shows. */
   target: string;
+  /** For a socket, what ss shows of it (when the profile has the socket offsets). */
+  socket?: GuestSocket;
 }
 
 export interface ProcessDetails {
@@ -77,7 +80,9 @@ function readThreads(kernel: AddressSpace, profile: KernelProfile, task: bigint)
   return threads.sort((a, b) => a.tid - b.tid);
 }
 
-function readOpenFiles(kernel: AddressSpace, profile: KernelProfile, task: bigint): GuestOpenFile[] | undefined {
+/** The open files of a task (files->fdt->fd[]), sockets with what ss shows of them; undefined when torn or absent. */
+export function readOpenFiles(kernel: AddressSpace, profile: KernelProfile, task: bigint): GuestOpenFile[] | undefined {
+  if (!profile.details) return undefined;
   const d = profile.details!;
   const files = kernel.readU64(task + BigInt(d.task_struct__files));
   if (!files) return undefined;
@@ -94,7 +99,10 @@ function readOpenFiles(kernel: AddressSpace, profile: KernelProfile, task: bigin
     const file = pointers.readBigUInt64LE(fd * 8) & ~3n;
     if (file === 0n) continue;
     const target = filePath(kernel, profile, file);
-    if (target !== undefined) out.push({ fd, target });
+    if (target === undefined) continue;
+    const socketInode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+    const socket = socketInode !== undefined ? readSocket(kernel, profile, file, Number(socketInode)) : undefined;
+    out.push({ fd, target, ...(socket ? { socket } : {}) });
   }
   return out;
 }

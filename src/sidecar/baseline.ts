@@ -5,6 +5,7 @@
 // names carry changing work-queue suffixes and user space cannot create them.
 import type { Clock } from '../kube/util/clock.ts';
 import type { GuestProcess } from '../introspection/process-info.ts';
+import type { ProcessSocket } from '../introspection/guest-introspector.ts';
 import type { ProcessAlertRule } from './events.ts';
 
 export interface BaselinePolicy {
@@ -27,9 +28,14 @@ export interface Alert {
   parent?: GuestProcess;
 }
 
+/** Stored with every learned baseline: its listening sockets were learned too (see restore()). */
+const LISTENERS_KNOWN = JSON.stringify(['listeners-known']);
+
 export class Baseline {
   private readonly known = new Set<string>();
   private learningStartedAt?: number;
+  /** A baseline restored from a record made before listeners were learned learns them at its first scan. */
+  private listenersKnown = true;
 
   constructor(private readonly policy: BaselinePolicy, private readonly clock: Clock) {}
 
@@ -48,14 +54,37 @@ export class Baseline {
 
   /** What is known, sorted (to be stored). */
   identities(): string[] {
-    return [...this.known].sort();
+    return [...this.known, LISTENERS_KNOWN].sort();
   }
 
   /** Takes a stored baseline: no learning window, every process is judged from the first snapshot on. */
   restore(identities: Iterable<string>): void {
     this.known.clear();
-    for (const i of identities) this.known.add(i);
+    for (const i of identities) if (i !== LISTENERS_KNOWN) this.known.add(i);
+    this.listenersKnown = [...identities].includes(LISTENERS_KNOWN);
     this.learningStartedAt = Number.NEGATIVE_INFINITY;
+  }
+
+  /**
+   * Learns (during the window) and judges the listening sockets of one scan: after the window, a
+   * program listening on a protocol and port it did not listen on then raises NewListeningSocket.
+   * Returns the sockets to alert on (every process holding one).
+   */
+  judgeListeners(listeners: ProcessSocket[], processes: Map<number, GuestProcess>): Array<{ process: GuestProcess; socket: ProcessSocket; message: string }> {
+    this.learningStartedAt ??= this.clock.now();
+    const learnNow = this.learning || !this.listenersKnown;
+    const alerts: Array<{ process: GuestProcess; socket: ProcessSocket; message: string }> = [];
+    for (const socket of listeners) {
+      const process = processes.get(socket.pid);
+      if (!process) continue;
+      const identity = listenerIdentity(process, socket);
+      if (learnNow) this.known.add(identity);
+      else if (!this.known.has(identity)) {
+        alerts.push({ process, socket, message: `${process.comm} (pid ${process.pid}, uid ${process.euid}) listens on ${socket.protocol} ${socket.local}, which the baseline did not have` });
+      }
+    }
+    this.listenersKnown = true;
+    return alerts;
   }
 
   /** Learns (during the window) and judges the processes newly seen in a snapshot. */
@@ -78,6 +107,11 @@ export class Baseline {
     }
     return alerts;
   }
+}
+
+/** A program listening on a protocol and port: the address is left out (loopback or every address, the same service). */
+function listenerIdentity(p: GuestProcess, s: ProcessSocket): string {
+  return JSON.stringify(['listen', s.protocol, s.localPort ?? 0, p.comm]);
 }
 
 /** What makes two processes "the same program run by the same user" for the baseline. */

@@ -1,8 +1,9 @@
 // Events the process mapper publishes on /events (server-sent events), as JSON.
 import type { GuestModule } from '../introspection/kernel-modules.ts';
 import type { GuestProcess } from '../introspection/process-info.ts';
+import type { ProcessSocket } from '../introspection/guest-introspector.ts';
 
-export type ProcessAlertRule = 'ProcessOutsideBaseline' | 'RootShellFromNetworkService' | 'HiddenProcess';
+export type ProcessAlertRule = 'ProcessOutsideBaseline' | 'RootShellFromNetworkService' | 'HiddenProcess' | 'NewListeningSocket';
 export type AlertRule = ProcessAlertRule | 'HiddenModule' | 'AmbiguousQemu';
 
 export type MapperEvent =
@@ -10,7 +11,8 @@ export type MapperEvent =
   | { type: 'process-exit'; time: string; process: GuestProcess }
   /** Same process (pid and start time), new program: it called execve() since the last poll. */
   | { type: 'process-exec'; time: string; process: GuestProcess; previous: { comm: string; cmdline: string[] } }
-  | { type: 'alert'; time: string; rule: ProcessAlertRule; message: string; process: GuestProcess; parent?: GuestProcess }
+  /** socket: with NewListeningSocket, the socket a program listens on where the baseline never saw it listen. */
+  | { type: 'alert'; time: string; rule: ProcessAlertRule; message: string; process: GuestProcess; parent?: GuestProcess; socket?: ProcessSocket }
   /** HiddenModule: a kernel module unlinked from the module list (no process involved). */
   | { type: 'alert'; time: string; rule: 'HiddenModule'; message: string; module: GuestModule }
   /** AmbiguousQemu: several processes in the launcher pod claim to be the VMI's QEMU (one imitates it); none is read. */

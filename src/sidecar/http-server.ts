@@ -1,6 +1,7 @@
 // The sidecar's HTTP API (docs/process-mapping.md):
 //   GET /processes  the last consistent process table (JSON)
 //   GET /processes/<pid>  one process read now in detail: threads, executable, open files
+//   GET /sockets    the last socket scan: every socket user space holds, with pid and fd (ss -anp)
 //   GET /events     server-sent events: process-start, process-exit, alert, guest-attached/-detached;
 //                   honours Last-Event-ID to replay what a reconnecting client missed
 //   GET /metrics    Prometheus
@@ -45,6 +46,7 @@ function route(deps: SidecarServerDeps, path: string, req: IncomingMessage, res:
   if (detail) return processDetails(deps, Number(detail[1]), res);
   switch (path) {
     case '/processes': return processes(deps, res);
+    case '/sockets': return sockets(deps, res);
     case '/events': return events(deps, req, res);
     default: return send(res, 404, { error: `no route ${path}` });
   }
@@ -56,6 +58,12 @@ function processes(deps: SidecarServerDeps, res: ServerResponse): void {
     return send(res, 503, { error: state.lastError ?? 'no snapshot yet', vmi: deps.vmi });
   }
   send(res, 200, { vmi: deps.vmi, qemuPid: state.qemuPid, baselineLearning: state.baselineLearning, ...state.snapshot });
+}
+
+function sockets(deps: SidecarServerDeps, res: ServerResponse): void {
+  const scan = deps.mapper.state().sockets;
+  if (!scan) return send(res, 503, { error: 'no socket scan yet (not attached, or the kernel profile cannot read sockets)', vmi: deps.vmi });
+  send(res, 200, { vmi: deps.vmi, ...scan });
 }
 
 function processDetails(deps: SidecarServerDeps, pid: number, res: ServerResponse): void {

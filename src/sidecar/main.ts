@@ -17,7 +17,7 @@ import { DEFAULT_NETWORK_SERVICES, DEFAULT_SHELLS } from './baseline.ts';
 import { configMapBaselineStore, type BaselineRecord, type BaselineStore } from './baseline-store.ts';
 import { createSidecarServer } from './http-server.ts';
 import { createMapperMetrics } from './metrics.ts';
-import { ProcessMapper } from './process-mapper.ts';
+import { DEFAULT_SOCKET_SCAN_INTERVAL_MS, ProcessMapper } from './process-mapper.ts';
 import { packageVersion } from '../version.ts';
 import { createQemuFinder } from './qemu-finder.ts';
 
@@ -29,6 +29,7 @@ interface SidecarOptions {
   profiles: string[];
   listen: string;
   pollInterval: string;
+  socketScanInterval: string;
   baselineWindow: string;
   networkServices: string;
   shells: string;
@@ -53,6 +54,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--profiles <path>', 'kernel profile file or directory overriding the guest kernel\'s own BTF and kallsyms, repeatable; a missing path is no profile (env KERNEL_PROFILES, default /etc/hyperspector/kernel-profiles)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--listen <host:port>', 'HTTP listen address (env LISTEN)', env.LISTEN ?? '0.0.0.0:9464')
     .option('--poll-interval <ms>', 'process-table poll interval', env.POLL_INTERVAL_MS ?? '1000')
+    .option('--socket-scan-interval <ms>', 'how often every process\'s sockets are read (NewListeningSocket)', env.SOCKET_SCAN_INTERVAL_MS ?? String(DEFAULT_SOCKET_SCAN_INTERVAL_MS))
     .option('--baseline-window <ms>', 'learning window of the process baseline', env.BASELINE_WINDOW_MS ?? '300000')
     .option('--network-services <comms>', 'comma-separated parent names that make a root shell an alert', env.NETWORK_SERVICES ?? DEFAULT_NETWORK_SERVICES.join(','))
     .option('--shells <comms>', 'comma-separated shell names', env.SHELLS ?? DEFAULT_SHELLS.join(','))
@@ -92,6 +94,7 @@ export async function main(argv: string[]): Promise<void> {
     vmi,
     profiles,
     pollIntervalMs,
+    socketScanIntervalMs: Number(opts.socketScanInterval),
     baseline: { learningWindowMs: Number(opts.baselineWindow), shells: list(opts.shells), networkServices: list(opts.networkServices) },
     clock: realClock,
     logger,

@@ -6,6 +6,8 @@ import type { Logger } from '../kube/util/logger.ts';
 import { errorField } from '../kube/util/logger.ts';
 import type { KernelProfile } from '../introspection/kernel-profile.ts';
 import type { GuestProcess, ProcessSnapshot } from '../introspection/process-info.ts';
+import type { ProcessSocket } from '../introspection/guest-introspector.ts';
+import { isListening } from '../introspection/sockets.ts';
 import { Baseline, type BaselinePolicy } from './baseline.ts';
 import type { BaselineRecord, BaselineStore } from './baseline-store.ts';
 import { diffProcesses, processKey, type MapperEvent } from './events.ts';
@@ -18,8 +20,13 @@ export interface Introspector {
   snapshot(): ProcessSnapshot;
   /** Threads, executable and open files of one process; undefined when there is no such process. */
   processDetails?(pid: number): unknown;
+  /** Every socket user space holds (ss -anp); undefined when the kernel profile cannot read sockets. */
+  listSockets?(): ProcessSocket[] | undefined;
   close(): void;
 }
+
+/** How often the sockets of every process are read by default (each scan walks every fd table). */
+export const DEFAULT_SOCKET_SCAN_INTERVAL_MS = 10_000;
 
 export interface ProcessMapperDeps {
   vmi: VmiIdentity;
@@ -38,6 +45,8 @@ export interface ProcessMapperDeps {
   baselineStore?: BaselineStore;
   /** A baseline loaded from the store: no learning window. */
   restoredBaseline?: BaselineRecord;
+  /** How often sockets are scanned for NewListeningSocket (DEFAULT_SOCKET_SCAN_INTERVAL_MS). */
+  socketScanIntervalMs?: number;
 }
 
 export interface NumberedEvent {
@@ -51,6 +60,8 @@ export interface MapperState {
   lastError?: string;
   lastPollAt?: number;
   baselineLearning: boolean;
+  /** The last socket scan (GET /sockets), and when it was taken. */
+  sockets?: { takenAt: string; sockets: ProcessSocket[] };
 }
 
 export class ProcessMapper {
@@ -59,6 +70,8 @@ export class ProcessMapper {
   private current?: ProcessSnapshot;
   private lastError?: string;
   private lastPollAt?: number;
+  private sockets?: { takenAt: string; sockets: ProcessSocket[] };
+  private lastSocketScanAt?: number;
   private readonly baseline: Baseline;
   private readonly history: NumberedEvent[] = [];
   private nextEventId = 1;
@@ -104,7 +117,7 @@ export class ProcessMapper {
   }
 
   state(): MapperState {
-    return { qemuPid: this.qemuPid, snapshot: this.current, lastError: this.lastError, lastPollAt: this.lastPollAt, baselineLearning: this.baseline.learning };
+    return { qemuPid: this.qemuPid, snapshot: this.current, lastError: this.lastError, lastPollAt: this.lastPollAt, baselineLearning: this.baseline.learning, ...(this.sockets ? { sockets: this.sockets } : {}) };
   }
 
   /** A fresh detailed read of one process; undefined when not attached or no such process. */
@@ -191,12 +204,42 @@ export class ProcessMapper {
     this.judgeHiddenModules(previous, snapshot);
     if (!previous) {
       this.judge(snapshot.processes, snapshot);
+    } else {
+      const changes = diffProcesses(previous.processes, snapshot.processes, snapshot.takenAt);
+      for (const e of changes) this.publish(e);
+      // A fork is judged when it appears; the program it then executes is judged again.
+      this.judge(changes.flatMap((e) => (e.type === 'process-start' || e.type === 'process-exec' ? [e.process] : [])), snapshot);
+    }
+    this.scanSockets(snapshot);
+  }
+
+  /**
+   * NewListeningSocket: every socket-scan interval, the sockets of every process are read; a
+   * program listening where the baseline never saw it listen alerts, once per process and port.
+   */
+  private scanSockets(snapshot: ProcessSnapshot): void {
+    const now = this.deps.clock.now();
+    const interval = this.deps.socketScanIntervalMs ?? DEFAULT_SOCKET_SCAN_INTERVAL_MS;
+    if (!this.introspector?.listSockets || (this.lastSocketScanAt !== undefined && now - this.lastSocketScanAt < interval)) return;
+    this.lastSocketScanAt = now;
+    let sockets: ProcessSocket[] | undefined;
+    try {
+      sockets = this.introspector.listSockets();
+    } catch (err) {
+      this.deps.logger.debug('Socket scan failed; trying again at the next interval', { vmi: this.vmiName(), err: errorField(err) });
       return;
     }
-    const changes = diffProcesses(previous.processes, snapshot.processes, snapshot.takenAt);
-    for (const e of changes) this.publish(e);
-    // A fork is judged when it appears; the program it then executes is judged again.
-    this.judge(changes.flatMap((e) => (e.type === 'process-start' || e.type === 'process-exec' ? [e.process] : [])), snapshot);
+    if (!sockets) return;
+    this.sockets = { takenAt: new Date(now).toISOString(), sockets };
+    const byPid = new Map(snapshot.processes.map((p) => [p.pid, p]));
+    for (const a of this.baseline.judgeListeners(sockets.filter(isListening), byPid)) {
+      const key = `${processKey(a.process)}|NewListeningSocket|${a.socket.protocol}/${a.socket.localPort}`;
+      if (this.alerted.has(key)) continue;
+      this.alerted.add(key);
+      this.deps.metrics.alerts.inc({ rule: 'NewListeningSocket' });
+      this.deps.logger.warn('Raised socket alert', { vmi: this.vmiName(), rule: 'NewListeningSocket', pid: a.process.pid, comm: a.process.comm, message: a.message });
+      this.publish({ type: 'alert', time: this.sockets.takenAt, rule: 'NewListeningSocket', message: a.message, process: a.process, socket: a.socket });
+    }
   }
 
   private tryAttach(pid: number): boolean {
@@ -232,6 +275,8 @@ export class ProcessMapper {
     this.introspector.close();
     this.introspector = undefined;
     this.current = undefined;
+    this.sockets = undefined;
+    this.lastSocketScanAt = undefined;
     this.deps.metrics.attached.set(0);
     this.deps.metrics.kernelProfile.reset();
     if (announce) {

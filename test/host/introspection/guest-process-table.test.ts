@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ipv6 } from '../../../src/introspection/sockets.ts';
 import { GuestIntrospector } from '../../../src/introspection/guest-introspector.ts';
 import { GuestProfileCache } from '../../../src/introspection/guest-kernel-discovery.ts';
 import { ProfileMismatchError } from '../../../src/introspection/kernel-locator.ts';
@@ -19,6 +20,24 @@ import { hideModuleFromList, hideProcessFromTaskList } from '../../../testenv/gu
 import { testGuestAssets } from '../../../testenv/guest/test-guest.ts';
 
 const byPid = (rows: PsRow[]) => [...rows].sort((a, b) => a.pid - b.pid);
+
+const TCP_STATES: Record<number, string> = { 1: 'ESTAB', 2: 'SYN-SENT', 3: 'SYN-RECV', 4: 'FIN-WAIT-1', 5: 'FIN-WAIT-2', 6: 'TIME-WAIT', 7: 'UNCONN', 8: 'CLOSE-WAIT', 9: 'LAST-ACK', 10: 'LISTEN', 11: 'CLOSING' };
+
+/** Rows of the guest's /proc/net/tcp and tcp6 (addresses as the kernel prints them: 32-bit words in host order). */
+function parseProcNetTcp(text: string): Array<{ local: string; remote: string; state: string; inode: number }> {
+  const address = (hexAddress: string, zeroIsAny: boolean) => {
+    const [ip, port] = hexAddress.split(':') as [string, string];
+    const bytes = Buffer.from(ip, 'hex');
+    for (let i = 0; i < bytes.length; i += 4) bytes.subarray(i, i + 4).reverse();
+    const p = parseInt(port, 16);
+    const portText = p === 0 && zeroIsAny ? '*' : String(p);
+    if (bytes.length === 4) return `${[...bytes].join('.')}:${portText}`;
+    return `[${ipv6(bytes, 0)}]:${portText}`;
+  };
+  return text.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => /^\d+:$/.test(f[0] ?? '')).map((f) => ({
+    local: address(f[1]!, true), remote: address(f[2]!, true), state: TCP_STATES[parseInt(f[3]!, 16)] ?? f[3]!, inode: Number(f[9]),
+  }));
+}
 
 /** Takes snapshots until one yields a value (e.g. a process started in the background shows up). */
 async function waitForSnapshot<T>(introspector: GuestIntrospector, pick: (s: ProcessSnapshot) => T | undefined, timeoutMs: number): Promise<T> {
@@ -183,12 +202,23 @@ for (const variant of [
       assert.ok(details.threads.every((t) => t.comm === 'hs-workload'));
       assert.equal(details.exe, exe!.trim());
       const guestFds = fds!.trim().split('\n').map((l) => /^(\d+) (.*)$/.exec(l)!).map((m) => ({ fd: Number(m[1]), target: m[2]! }));
-      assert.deepEqual(details.openFiles, guestFds.sort((a, b) => a.fd - b.fd));
+      assert.deepEqual(details.openFiles.map(({ fd, target }) => ({ fd, target })), guestFds.sort((a, b) => a.fd - b.fd));
       assert.ok(details.openFiles.some((f) => f.target === '/etc/passwd') && details.openFiles.some((f) => f.target.startsWith('pipe:[')));
       // The listening socket is the one /proc/net/tcp lists on 127.0.0.1:8080 (0100007F:1F90, state 0A).
       const listening = tcp!.split('\n').find((l) => /\s0100007F:1F90\s+00000000:0000\s+0A\s/.test(l));
       const inode = listening?.trim().split(/\s+/)[9];
       assert.ok(inode && details.openFiles.some((f) => f.target === `socket:[${inode}]`), `no socket:[${inode}] in ${JSON.stringify(details.openFiles)}`);
+      // What ss shows of it, and of every TCP socket a process holds: equal to the guest's /proc/net/tcp and tcp6.
+      assert.deepEqual(details.openFiles.find((f) => f.target === `socket:[${inode}]`)?.socket, {
+        inode: Number(inode), family: 'inet', protocol: 'tcp', state: 'LISTEN', local: '127.0.0.1:8080', remote: '0.0.0.0:*', localPort: 8080, remotePort: 0,
+      });
+      const ours = (introspector.listSockets() ?? []).filter((x) => x.protocol === 'tcp');
+      const theirs = parseProcNetTcp(await guest.run('cat /proc/net/tcp /proc/net/tcp6'));
+      assert.deepEqual(
+        ours.map((x) => `${x.inode} ${x.local} ${x.remote} ${x.state}`).sort(),
+        theirs.filter((r) => r.inode !== 0).map((r) => `${r.inode} ${r.local} ${r.remote} ${r.state}`).sort(),
+      );
+      assert.ok(ours.some((x) => x.pid === p.pid && x.comm === 'hs-workload' && x.inode === Number(inode)), 'the listener is held by hs-workload');
       // Start time: /proc/<pid>/stat field 22, in USER_HZ (100) ticks since boot.
       const startTicks = Number(stat!.slice(stat!.lastIndexOf(')') + 2).split(' ')[19]);
       assert.equal(Math.floor(p.startTimeNs / 1e7), startTicks);

@@ -27,6 +27,7 @@ function describeEvent(r: { at: number; event: MapperEvent }): string {
   return `${new Date(r.at).toISOString()} ${e.type} ${e.rule ?? ''} ${e.process ? `${e.process.pid} ${e.process.comm} ${e.process.state} ${e.process.startTimeNs} ${e.process.args}` : ''}`;
 }
 const BASELINE_MS = 3000;
+const SOCKET_SCAN_MS = 2000;
 
 describe('process-mapper sidecar against a running guest', function () {
   this.timeout(600_000);
@@ -51,7 +52,7 @@ describe('process-mapper sidecar against a running guest', function () {
     // No --profiles: the default /etc/hyperspector/kernel-profiles does not exist here (no ConfigMap).
     sidecar = await SidecarProcess.start([
       '--namespace', vmi.namespace, '--name', vmi.name, '--uid', vmi.uid,
-      '--poll-interval', String(POLL_MS), '--baseline-window', String(BASELINE_MS),
+      '--poll-interval', String(POLL_MS), '--baseline-window', String(BASELINE_MS), '--socket-scan-interval', String(SOCKET_SCAN_MS),
     ]);
   });
 
@@ -140,6 +141,20 @@ describe('process-mapper sidecar against a running guest', function () {
     assert.equal(details.exe, '/usr/bin/hs-workload');
     assert.ok(details.openFiles!.some((f) => f.target === '/etc/passwd'));
     assert.equal((await sidecar.getJson('/processes/999999')).status, 404);
+  });
+
+  it('alerts on a program listening on a port the baseline never saw (NewListeningSocket), and serves the socket scan', async () => {
+    // hs-workload was started after the baseline window, listening on 127.0.0.1:8081 (previous test).
+    const alert = await sidecar.waitForEvent((e) => e.type === 'alert' && e.rule === 'NewListeningSocket' && e.process.comm === 'hs-workload', 2 * SOCKET_SCAN_MS + 2 * POLL_MS + 1000, 0);
+    const a = alert.event as Extract<MapperEvent, { type: 'alert'; process: unknown }>;
+    assert.equal(a.socket?.local, '127.0.0.1:8081');
+    assert.match(a.message, /^hs-workload \(pid \d+, uid 0\) listens on tcp 127\.0\.0\.1:8081, which the baseline did not have$/);
+    const scan = await sidecar.getJson('/sockets');
+    assert.equal(scan.status, 200);
+    const sockets = (scan.body as { sockets: Array<{ pid: number; comm: string; state?: string; local?: string }> }).sockets;
+    assert.ok(sockets.some((x) => x.pid === a.process.pid && x.state === 'LISTEN' && x.local === '127.0.0.1:8081'), JSON.stringify(sockets));
+    const text = await (await fetch(`${sidecar.baseUrl}/metrics`)).text();
+    assert.match(text, /hyperspector_process_mapper_alerts_total\{rule="NewListeningSocket"\} 1\n/);
   });
 
   it('is what kubectl-hyperspector ps --url prints', () => {

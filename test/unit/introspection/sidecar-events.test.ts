@@ -11,6 +11,11 @@ import { createMapperMetrics } from '../../../src/sidecar/metrics.ts';
 import { ProcessMapper, type Introspector } from '../../../src/sidecar/process-mapper.ts';
 import { AmbiguousQemuError } from '../../../src/sidecar/qemu-finder.ts';
 import type { BaselineRecord, BaselineStore } from '../../../src/sidecar/baseline-store.ts';
+import type { ProcessSocket } from '../../../src/introspection/guest-introspector.ts';
+
+const listener = (pid: number, comm: string, port: number, o: Partial<ProcessSocket> = {}): ProcessSocket => ({
+  pid, comm, fd: 3, inode: 1000 + port, family: 'inet', protocol: 'tcp', state: 'LISTEN', local: `0.0.0.0:${port}`, remote: '0.0.0.0:*', localPort: port, remotePort: 0, ...o,
+});
 
 const proc = (pid: number, comm: string, o: Partial<GuestProcess> = {}): GuestProcess => {
   const cmdline = o.cmdline ?? [comm];
@@ -79,12 +84,12 @@ describe('process mapper poll loop', () => {
   }
 
   function setup(store?: { baselineStore: BaselineStore; restoredBaseline?: BaselineRecord }) {
-    const world = { qemuPid: undefined as number | undefined, ambiguous: undefined as number[] | undefined, snapshots: [] as ProcessSnapshot[], attachFails: false, closed: 0, attachCalls: 0 };
+    const world = { qemuPid: undefined as number | undefined, ambiguous: undefined as number[] | undefined, snapshots: [] as ProcessSnapshot[], sockets: [] as ProcessSocket[], socketScans: 0, attachFails: false, closed: 0, attachCalls: 0 };
     const clock = new FakeClock();
     const mapper = new ProcessMapper({
       vmi: { namespace: 'ns', name: 'vm' }, profiles: [], pollIntervalMs: 1000,
       baseline: { learningWindowMs: 1000, shells: DEFAULT_SHELLS, networkServices: DEFAULT_NETWORK_SERVICES },
-      clock, logger: silentLogger(), metrics: createMapperMetrics(false),
+      clock, logger: silentLogger(), metrics: createMapperMetrics(false), socketScanIntervalMs: 5000,
       findQemu: (vmi) => {
         if (world.ambiguous) throw new AmbiguousQemuError(world.ambiguous, vmi);
         return world.qemuPid;
@@ -92,7 +97,14 @@ describe('process mapper poll loop', () => {
       attach: (): Introspector => {
         world.attachCalls++;
         if (world.attachFails) throw new Error('kernel not found yet');
-        return { snapshot: () => world.snapshots[0] ?? snapshot([]), close: () => world.closed++ };
+        return {
+          snapshot: () => world.snapshots[0] ?? snapshot([]),
+          listSockets: () => {
+            world.socketScans++;
+            return world.sockets;
+          },
+          close: () => world.closed++,
+        };
       },
       ...(store ?? {}),
     });
@@ -215,7 +227,49 @@ describe('process mapper poll loop', () => {
     mapper.pollOnce();
     await flush();
     assert.equal(store.saved.length, 1, 'stored once');
-    assert.deepEqual(store.saved[0]!.identities, [JSON.stringify(['init', 'init', 0]), JSON.stringify(['nginx', '/usr/sbin/nginx', 0])]);
+    assert.deepEqual(store.saved[0]!.identities, [JSON.stringify(['init', 'init', 0]), JSON.stringify(['listeners-known']), JSON.stringify(['nginx', '/usr/sbin/nginx', 0])]);
+  });
+
+  it('NewListeningSocket: a program listening on a port the baseline never saw alerts once per process and port; scans are spaced', async () => {
+    const { world, mapper, events, clock } = setup();
+    world.qemuPid = 100;
+    const nginx = proc(5, 'nginx', { cmdline: ['/usr/sbin/nginx'] });
+    const nc = proc(6, 'nc', { cmdline: ['nc', '-l', '-p', '4444'] });
+    world.snapshots = [snapshot([proc(1, 'init'), nginx])];
+    world.sockets = [listener(5, 'nginx', 80), listener(5, 'nginx', 53, { protocol: 'udp', state: 'UNCONN' }), listener(5, 'nginx', 0, { state: 'ESTAB', localPort: 80, remotePort: 5555 })];
+    mapper.pollOnce();
+    assert.equal(world.socketScans, 1, 'the first poll scans');
+    assert.equal(mapper.state().sockets?.sockets.length, 3, 'GET /sockets serves the scan');
+    await clock.advance(1500);
+    world.snapshots = [snapshot([proc(1, 'init'), nginx, nc])];
+    world.sockets = [listener(5, 'nginx', 80), listener(5, 'nginx', 53, { protocol: 'udp', state: 'UNCONN' }), listener(6, 'nc', 4444), listener(5, 'nginx', 8080, { state: 'ESTAB', remotePort: 40000 })];
+    mapper.pollOnce();
+    assert.equal(world.socketScans, 1, 'no second scan within the interval');
+    await clock.advance(5000);
+    mapper.pollOnce();
+    mapper.pollOnce();
+    assert.equal(world.socketScans, 2);
+    const alerts = events.filter((e) => e.type === 'alert' && e.rule === 'NewListeningSocket');
+    assert.deepEqual(alerts.map((e) => e.type === 'alert' && 'process' in e ? [e.process.pid, e.socket?.localPort, e.message] : []), [
+      [6, 4444, 'nc (pid 6, uid 0) listens on tcp 0.0.0.0:4444, which the baseline did not have'],
+    ], 'learned listeners, connected sockets and the same alert again are not raised');
+    await clock.advance(5000);
+    mapper.pollOnce();
+    assert.equal(events.filter((e) => e.type === 'alert' && e.rule === 'NewListeningSocket').length, 1, 'once per process and port');
+  });
+
+  it('a stored baseline judges listeners from the first scan; one stored before listeners were learned learns them first', () => {
+    const known: BaselineRecord = { identities: [JSON.stringify(['init', 'init', 0]), JSON.stringify(['listeners-known'])], learnedAt: T, generation: '' };
+    const older: BaselineRecord = { identities: [JSON.stringify(['init', 'init', 0])], learnedAt: T, generation: '' };
+    const results = [known, older].map((stored) => {
+      const { world, mapper, events } = setup({ baselineStore: memoryStore(stored).baselineStore, restoredBaseline: stored });
+      world.qemuPid = 100;
+      world.snapshots = [snapshot([proc(1, 'init', { cmdline: ['init'] }), proc(7, 'init', { cmdline: ['init'] })])];
+      world.sockets = [listener(7, 'init', 31337)];
+      mapper.pollOnce();
+      return events.filter((e) => e.type === 'alert' && e.rule === 'NewListeningSocket').length;
+    });
+    assert.deepEqual(results, [1, 0]);
   });
 
   it('with a stored baseline, judges from the first snapshot: a program started at boot that it lacks alerts at once', async () => {
