@@ -57,6 +57,9 @@ for (const variant of [
   { title: '6.1, KASLR on, no profile', kernel: DEBIAN_KERNELS['bookworm-6.1'], kaslr: true, cpu: 'qemu64', memoryMiB: 256, configMap: false },
   // q35 keeps 2 GiB below the PCI hole and puts the rest at 4 GiB; physical KASLR may load the kernel up there.
   { title: '6.12, KASLR on, no profile, 3 GiB split around the PCI hole', kernel: DEBIAN_KERNELS['bookworm-6.12'], kaslr: true, cpu: 'qemu64', memoryMiB: 3072, configMap: false },
+  // The other flavours of the newer series: PREEMPT_RT (other task_struct and lock layouts) and cloud (a smaller config).
+  { title: '6.12 PREEMPT_RT, KASLR on, no profile', kernel: DEBIAN_KERNELS['bookworm-6.12-rt'], kaslr: true, cpu: 'qemu64', memoryMiB: 256, configMap: false },
+  { title: '6.12 cloud, KASLR on, no profile', kernel: DEBIAN_KERNELS['bookworm-6.12-cloud'], kaslr: true, cpu: 'qemu64', memoryMiB: 256, configMap: false },
 ]) {
   describe(`introspected process table vs the guest's own ps (${variant.title})`, function () {
     this.timeout(300_000);
