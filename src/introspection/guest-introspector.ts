@@ -67,6 +67,19 @@ export function openGuestMemoryReadOnly(pid: number, procRoot = '/proc'): number
   return openSync(`${procRoot}/${pid}/mem`, constants.O_RDONLY);
 }
 
+/**
+ * /proc/<pid>/pagemap, read-only: which pages of QEMU's guest RAM the host ever backed (presence
+ * bits only; page frame numbers need CAP_SYS_ADMIN and are not used). Undefined when unreadable:
+ * probes then read every candidate page.
+ */
+function openPagemap(pid: number, procRoot = '/proc'): number | undefined {
+  try {
+    return openSync(`${procRoot}/${pid}/pagemap`, constants.O_RDONLY);
+  } catch {
+    return undefined;
+  }
+}
+
 export class GuestIntrospector {
   private constructor(
     readonly memory: PhysicalMemory,
@@ -75,7 +88,8 @@ export class GuestIntrospector {
     /** Where the profile came from: the guest's own memory, or a given (ConfigMap) profile. */
     readonly profileSource: ProfileSource,
     private readonly options: IntrospectionOptions,
-    private readonly fd?: number,
+    /** Descriptors to close with the introspector (guest memory, its pagemap). */
+    private readonly fds: readonly number[] = [],
   ) {
     this.bannerPhysical = imagePhysical(location, addr(profile.addresses.linuxBanner));
     this.banner = Buffer.from(profile.kernel.banner, 'latin1');
@@ -105,20 +119,22 @@ export class GuestIntrospector {
     if (candidates.length === 0) throw new GuestAttachError(`QEMU process ${pid}: no mapping of ${cmd.ramBytes} bytes (the guest RAM size from -m)`);
     const o = { ...DEFAULT_INTROSPECTION_OPTIONS, ...options };
     const fd = openGuestMemoryReadOnly(pid);
+    const pagemapFd = openPagemap(pid);
+    const fds = pagemapFd === undefined ? [fd] : [fd, pagemapFd];
     const failures: Error[] = [];
     for (const mapping of candidates) {
-      const memory = new FilePhysicalMemory(fd, guestPhysicalRanges(mapping.start, cmd.ramBytes, cmd.machineType));
+      const memory = new FilePhysicalMemory(fd, guestPhysicalRanges(mapping.start, cmd.ramBytes, cmd.machineType), pagemapFd);
       try {
         const cpuTimeMs = () => processCpuTimeMs(pid);
         const { profile, location, source } = identify(memory, profiles, o, cpuTimeMs);
-        const introspector = new GuestIntrospector(memory, profile, location, source, o, fd);
+        const introspector = new GuestIntrospector(memory, profile, location, source, o, fds);
         introspector.cpuTimeMs = cpuTimeMs;
         return introspector;
       } catch (err) {
         failures.push(err as Error);
       }
     }
-    closeSync(fd);
+    for (const f of fds) closeSync(f);
     throw failures.find((e) => e instanceof ProfileMismatchError)
       ?? new GuestAttachError(`QEMU process ${pid}: no kernel found in ${candidates.length} candidate RAM mapping(s): ${failures.map((e) => e.message).join('; ')}`);
   }
@@ -249,7 +265,7 @@ export class GuestIntrospector {
   }
 
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
+    for (const fd of this.fds) closeSync(fd);
   }
 
   /** Reads from guest memory (chunks) the last snapshot's final attempt made. */

@@ -155,6 +155,8 @@ function* likelyRodataStarts(memory: PhysicalMemory): Generator<bigint> {
   for (const range of memory.ranges) {
     const end = range.guestPhysical + BigInt(range.size);
     for (let p = (range.guestPhysical + TWO_MIB - 1n) & ~(TWO_MIB - 1n); p + 4096n <= end; p += TWO_MIB) {
+      // A page the guest never touched reads as zeros; reading it would make the host fault it in.
+      if (memory.touched?.(p) === false) continue;
       const page = memory.read(p, 4096);
       if (page && page.indexOf(needle) >= 0) yield p;
     }
@@ -173,6 +175,7 @@ function imageDelta(memory: PhysicalMemory, kallsyms: Kallsyms): { imageDelta: b
   for (const range of memory.ranges) {
     const first = range.guestPhysical + (((banner - range.guestPhysical) % TWO_MIB) + TWO_MIB) % TWO_MIB;
     for (let p = first; p + 256n <= range.guestPhysical + BigInt(range.size); p += TWO_MIB) {
+      if (memory.touched?.(p) === false) continue;
       const text = memory.read(p, 256);
       if (!text || text.toString('latin1', 0, 14) !== 'Linux version ') continue;
       const delta = banner - p;
@@ -236,6 +239,7 @@ export function* locateKnownKernel(memory: PhysicalMemory, profile: KernelProfil
   for (const range of memory.ranges) {
     const end = range.guestPhysical + BigInt(range.size);
     for (let base = (range.guestPhysical + TWO_MIB - 1n) & ~(TWO_MIB - 1n); base + bannerOffset < end; base += TWO_MIB) {
+      if (memory.touched?.(base + bannerOffset) === false) continue;
       const here = memory.read(base + bannerOffset, banner.length);
       if (!here || !here.equals(banner)) continue;
       const initTask = memory.read(base + initTaskOffset + parentOffset, 8);
@@ -276,6 +280,9 @@ export function discoverKernel(memory: PhysicalMemory, overrides: readonly Kerne
   // A full scan of RAM only when the likely places hold no kernel that may be running.
   const scope = (): 'likely-places' | 'everywhere' => (frozen ? 'likely-places' : 'everywhere');
   for (const running of chain(runningKernelCandidates(memory, problems, 'likely-places'), () => (scope() === 'everywhere' ? runningKernelCandidates(memory, problems, 'everywhere') : []))) {
+    // jiffies read now and again after the profile is built: a live kernel has ticked meanwhile
+    // (building from BTF takes longer than a tick), so attaching rarely waits for liveness.
+    const before = jiffiesObservation(memory, running, cpuTimeMs);
     const override = overrides.find((p) => p.kernel.banner === running.banner);
     let profile = override ?? cache.get(running.banner);
     const cached = !override && profile !== undefined;
@@ -294,7 +301,7 @@ export function discoverKernel(memory: PhysicalMemory, overrides: readonly Kerne
       continue;
     }
     const found: DiscoveredKernel = { profile, location, source: override ? 'configmap' : 'guest-memory', cached };
-    const liveness = kernelLiveness(memory, profile, location, cpuTimeMs);
+    const liveness = kernelLiveness(memory, profile, location, cpuTimeMs, before);
     if (liveness === 'live' || liveness === 'unknown') return found;
     if (liveness === 'inconclusive') frozen ??= found;
   }
@@ -315,13 +322,19 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
  * inconclusive when they do not and QEMU was idle (a paused VM, or QEMU's CPU time unknown);
  * unknown when the profile has no jiffies address (profiles built from an image).
  */
-export function kernelLiveness(memory: PhysicalMemory, profile: KernelProfile, location: KernelLocation, cpuTimeMs?: () => number | undefined): 'live' | 'stale' | 'inconclusive' | 'unknown' {
+export function kernelLiveness(
+  memory: PhysicalMemory, profile: KernelProfile, location: KernelLocation, cpuTimeMs?: () => number | undefined,
+  /** An earlier read of the same jiffies: the wait counts from then. */
+  since?: JiffiesObservation,
+): 'live' | 'stale' | 'inconclusive' | 'unknown' {
   if (!profile.addresses.jiffies) return 'unknown';
   const at = imagePhysical(location, addr(profile.addresses.jiffies));
-  const first = memory.read(at, 8)?.readBigUInt64LE(0);
-  if (first === undefined) return 'stale';
-  const started = performance.now();
-  const cpuStart = cpuTimeMs?.();
+  const now = memory.read(at, 8)?.readBigUInt64LE(0);
+  if (now === undefined) return 'stale';
+  if (since && since.physical === at && since.value !== now) return 'live';
+  const first = since?.physical === at ? since.value : now;
+  const started = since?.physical === at ? since.at : performance.now();
+  const cpuStart = since?.physical === at ? since.cpuMs : cpuTimeMs?.();
   while (performance.now() - started < LIVENESS_WAIT_MS) {
     Atomics.wait(sleeper, 0, 0, 5); // attach is synchronous; a few ms at most
     if (memory.read(at, 8)?.readBigUInt64LE(0) !== first) return 'live';
@@ -329,6 +342,22 @@ export function kernelLiveness(memory: PhysicalMemory, profile: KernelProfile, l
   const cpuEnd = cpuTimeMs?.();
   if (cpuStart === undefined || cpuEnd === undefined) return 'inconclusive';
   return cpuEnd - cpuStart > LIVENESS_WAIT_MS / 2 ? 'stale' : 'inconclusive';
+}
+
+/** jiffies_64 of a kernel found in RAM, read at a moment (kernelLiveness compares later reads with it). */
+export interface JiffiesObservation {
+  physical: bigint;
+  value: bigint;
+  at: number;
+  cpuMs: number | undefined;
+}
+
+function jiffiesObservation(memory: PhysicalMemory, running: RunningKernelSymbols, cpuTimeMs?: () => number | undefined): JiffiesObservation | undefined {
+  const virtual = running.kallsyms.address('jiffies_64');
+  if (virtual === undefined) return undefined;
+  const physical = virtual - running.imageDelta;
+  const value = memory.read(physical, 8)?.readBigUInt64LE(0);
+  return value === undefined ? undefined : { physical, value, at: performance.now(), cpuMs: cpuTimeMs?.() };
 }
 
 /** The first iterable, then the one `more` gives once the first is exhausted. */

@@ -8,6 +8,13 @@ export interface PhysicalMemory {
   /** Like read, into a caller's buffer (no allocation); false when any part lies outside guest RAM. */
   readInto(physical: bigint, into: Buffer, at: number, length: number): boolean;
   readonly ranges: readonly PhysicalRange[];
+  /**
+   * Whether the host ever backed the page at this address (false: never touched, so it reads as
+   * zeros); undefined when the backing cannot tell. A hint for probes: reading an untouched page
+   * through /proc/<pid>/mem makes the host fault it in, which is what made a first attach to a
+   * large, mostly idle guest slow.
+   */
+  touched?(physical: bigint): boolean | undefined;
 }
 
 export interface PhysicalRange {
@@ -54,8 +61,29 @@ abstract class RangedMemory implements PhysicalMemory {
 
 /** Guest RAM read through a file descriptor opened read-only on /proc/<qemu-pid>/mem. */
 export class FilePhysicalMemory extends RangedMemory {
-  constructor(private readonly fd: number, ranges: readonly BackedRange[]) {
+  private readonly entry = Buffer.alloc(8);
+
+  constructor(
+    private readonly fd: number,
+    ranges: readonly BackedRange[],
+    /** /proc/<qemu-pid>/pagemap, opened read-only: tells touched pages from never-touched ones. */
+    private readonly pagemapFd?: number,
+  ) {
     super(ranges);
+  }
+
+  touched(physical: bigint): boolean | undefined {
+    if (this.pagemapFd === undefined) return undefined;
+    const range = this.ranges.find((r) => physical >= r.guestPhysical && physical < r.guestPhysical + BigInt(r.size));
+    if (!range) return false;
+    const virtual = range.backingOffset + Number(physical - range.guestPhysical);
+    try {
+      if (readSync(this.pagemapFd, this.entry, 0, 8, Math.floor(virtual / 4096) * 8) !== 8) return undefined;
+    } catch {
+      return undefined;
+    }
+    // Documentation/admin-guide/mm/pagemap.rst: bit 63 present, bit 62 swapped.
+    return (this.entry.readBigUInt64LE(0) >> 62n) !== 0n;
   }
 
   protected readBacking(offset: number, into: Buffer, at: number, length: number): boolean {
