@@ -1,0 +1,57 @@
+// Wires the 9P process view into the process mapper: the view of the mapper's latest snapshot,
+// served on --procfs-listen, attach checked by the given checker, counted in the mapper's metrics.
+import type { Clock } from '../kube/util/clock.ts';
+import type { Logger } from '../kube/util/logger.ts';
+import type { MapperMetrics } from '../sidecar/metrics.ts';
+import type { ProcessMapper } from '../sidecar/process-mapper.ts';
+import type { GuestThread } from '../introspection/process-details.ts';
+import { startNinePServer, type AttachChecker, type NinePServer } from './ninep-server.ts';
+import { buildProcView } from './proc-view.ts';
+
+/** The 9P port: the IANA-registered port of 9P is 564; 5640 needs no privilege and says the same. */
+export const PROCFS_PORT = 5640;
+
+export interface ProcfsServiceOptions {
+  host: string;
+  port: number;
+  mapper: Pick<ProcessMapper, 'state' | 'processDetails'>;
+  checker: AttachChecker;
+  metrics: MapperMetrics;
+  logger: Logger;
+  clock: Clock;
+}
+
+export function startProcfsService(o: ProcfsServiceOptions): Promise<NinePServer> {
+  const root = buildProcView({
+    snapshot: () => o.mapper.state().snapshot,
+    threads: (pid) => (o.mapper.processDetails(pid) as { threads?: GuestThread[] } | undefined)?.threads,
+    now: () => o.clock.now(),
+  });
+  return startNinePServer({
+    host: o.host,
+    port: o.port,
+    root,
+    checker: o.checker,
+    events: {
+      connection: () => o.metrics.procfsConnections.inc(),
+      attach: ({ allowed, remote, user, reason, durationMs }) => {
+        o.metrics.procfsAttaches.inc({ result: allowed ? 'allowed' : 'refused' });
+        if (allowed) o.logger.info('Process view attached', { remote, user, durationMs });
+        else o.logger.warn('Refused a process-view attach', { remote, reason, durationMs });
+      },
+      protocolError: (remote, message) => {
+        o.metrics.procfsProtocolErrors.inc();
+        o.logger.warn('Closed a process-view connection', { remote, reason: message });
+      },
+    },
+  });
+}
+
+/** `host:port`, `host` (port 5640) or `:port` (all addresses). */
+export function parseProcfsListen(value: string): { host: string; port: number } {
+  const m = /^(.*?)(?::(\d+))?$/.exec(value.trim())!;
+  const host = m[1] === '' ? '0.0.0.0' : m[1]!.replace(/^\[(.*)\]$/, '$1');
+  const port = m[2] === undefined ? PROCFS_PORT : Number(m[2]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--procfs-listen ${value}: bad port`);
+  return { host, port };
+}
