@@ -127,10 +127,15 @@ export function renderSystemStat(processes: readonly GuestProcess[], bootEpochSe
   ].join('\n');
 }
 
-/** /proc/meminfo: the guest's memory figures are not read; every field is 0 kB (tools print 0). */
-export function renderMeminfo(): string {
+/**
+ * /proc/meminfo: MemTotal is the guest's RAM as QEMU was given it (-m; the kernel's own MemTotal
+ * is somewhat less, after its reservations); the other figures are not read and are 0 kB. top
+ * divides by MemTotal, so it is never 0 (1 kB when the RAM size is unknown).
+ */
+export function renderMeminfo(ramBytes: number | undefined): string {
+  const total = Math.max(1, Math.floor((ramBytes ?? 0) / 1024));
   return ['MemTotal', 'MemFree', 'MemAvailable', 'Buffers', 'Cached', 'SwapCached', 'Active', 'Inactive', 'Shmem', 'Slab', 'SwapTotal', 'SwapFree']
-    .map((k) => `${`${k}:`.padEnd(16)}${'0'.padStart(8)} kB`).join('\n') + '\n';
+    .map((k) => `${`${k}:`.padEnd(16)}${String(k === 'MemTotal' ? total : 0).padStart(8)} kB`).join('\n') + '\n';
 }
 
 export function renderVersion(release: string): string {

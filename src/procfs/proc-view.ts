@@ -20,6 +20,8 @@ export interface ProcViewSource {
   threads(pid: number): GuestThread[] | undefined;
   /** Wall clock, ms since the epoch. */
   now(): number;
+  /** The guest's RAM size (QEMU's -m), when known. */
+  ramBytes(): number | undefined;
 }
 
 /** 4194304: the kernel's PID_MAX_LIMIT on 64-bit; the guest's own pid_max is not read. */
@@ -93,7 +95,7 @@ export function buildProcView(source: ProcViewSource): () => ViewDir {
       textFile('uptime', { ...FILE, ...root }, () => renderUptime(uptime)),
       textFile('stat', { ...FILE, ...root }, () => renderSystemStat(processes, bootEpoch)),
       textFile('loadavg', { ...FILE, ...root }, () => renderLoadavg(processes)),
-      textFile('meminfo', { ...FILE, ...root }, () => renderMeminfo()),
+      textFile('meminfo', { ...FILE, ...root }, () => renderMeminfo(source.ramBytes())),
       textFile('version', { ...FILE, ...root }, () => renderVersion(snapshot?.kernel.release ?? 'unknown')),
       staticDir('sys', { ...DIR, ...root }, () => [
         staticDir('kernel', { ...DIR, ...root }, () => [textFile('pid_max', { ...FILE, ...root }, () => `${SYNTHESIZED_PID_MAX}\n`)]),

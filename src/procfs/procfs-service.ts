@@ -7,6 +7,7 @@ import type { ProcessMapper } from '../sidecar/process-mapper.ts';
 import type { GuestThread } from '../introspection/process-details.ts';
 import { startNinePServer, type AttachChecker, type NinePServer } from './ninep-server.ts';
 import { buildProcView } from './proc-view.ts';
+import { parseQemuCommandLine, readCommandLine } from '../introspection/qemu-process.ts';
 
 /** The 9P port: the IANA-registered port of 9P is 564; 5640 needs no privilege and says the same. */
 export const PROCFS_PORT = 5640;
@@ -19,10 +20,29 @@ export interface ProcfsServiceOptions {
   metrics: MapperMetrics;
   logger: Logger;
   clock: Clock;
+  /** Host /proc (hostPID), where QEMU's command line gives the guest's RAM size. */
+  procRoot: string;
 }
 
 export function startProcfsService(o: ProcfsServiceOptions): Promise<NinePServer> {
+  let ram: { qemuPid: number; bytes: number | undefined } | undefined;
+  const ramBytes = (): number | undefined => {
+    const qemuPid = o.mapper.state().qemuPid;
+    if (qemuPid === undefined) return undefined;
+    if (ram?.qemuPid !== qemuPid) {
+      let bytes: number | undefined;
+      try {
+        const args = readCommandLine(qemuPid, o.procRoot);
+        bytes = args ? parseQemuCommandLine(args).ramBytes : undefined;
+      } catch {
+        bytes = undefined;
+      }
+      ram = { qemuPid, bytes };
+    }
+    return ram.bytes;
+  };
   const root = buildProcView({
+    ramBytes,
     snapshot: () => o.mapper.state().snapshot,
     threads: (pid) => (o.mapper.processDetails(pid) as { threads?: GuestThread[] } | undefined)?.threads,
     now: () => o.clock.now(),

@@ -135,7 +135,7 @@ export async function main(argv: string[]): Promise<void> {
     if (opts.procfsTokenFile) checkers.push(sharedTokenChecker(readFileSync(opts.procfsTokenFile, 'utf8')));
     // Nobody could attach: a view without a way to authenticate is not served at all.
     if (checkers.length === 0) throw new Error(`--procfs-listen ${opts.procfsListen}: needs a Kubernetes identity (--monitored-server and a token) or --procfs-token-file to check attaches`);
-    procfs = await startProcfsService({ ...parseProcfsListen(opts.procfsListen), mapper, checker: anyAttachChecker(checkers), metrics, logger, clock: realClock });
+    procfs = await startProcfsService({ ...parseProcfsListen(opts.procfsListen), mapper, checker: anyAttachChecker(checkers), metrics, logger, clock: realClock, procRoot: opts.procRoot });
     const a = procfs.address();
     logger.info('Serving the 9P process view', { procfsListen: `${a.address}:${a.port}` });
   }
