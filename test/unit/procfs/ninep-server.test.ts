@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
 import {
   Errno, MESSAGES, NOFID, decodeDirEntries, decodeMessage, encodeMessage, encodeRaw, type Message, type MessageByKind, type UnknownMessage,
 } from '../../../src/procfs/ninep-codec.ts';
 import { NinePConnection, NinePSession, WRITE_TYPES, startNinePServer, type AttachChecker, type NinePServerOptions } from '../../../src/procfs/ninep-server.ts';
 import { sharedTokenChecker, anyAttachChecker, kubernetesAttachChecker } from '../../../src/procfs/attach-auth.ts';
 import { staticDir, textFile, type ViewDir } from '../../../src/procfs/view-tree.ts';
+import { NinePTestClient } from '../../../testenv/procfs/ninep-client.ts';
 
 const common = { perm: 0o555, uid: 0, gid: 0, mtimeSec: 1_700_000_000 };
 let statText = '42 (sleep) S 1\n';
@@ -236,38 +236,18 @@ describe('read-only 9P server', () => {
   it('serves over TCP: a wrong token is refused, the right one reads', async () => {
     const attaches: boolean[] = [];
     const server = await startNinePServer({ ...options(), host: '127.0.0.1', port: 0, events: { attach: (r) => attaches.push(r.allowed) } });
-    const socket: Socket = connect(server.address().port, '127.0.0.1');
+    const client = await NinePTestClient.connect(server.address().port);
     try {
-      const replies: Buffer[] = [];
-      let buffered = Buffer.alloc(0);
-      socket.on('data', (d: Buffer) => {
-        buffered = Buffer.concat([buffered, d]);
-        while (buffered.length >= 4 && buffered.length >= buffered.readUInt32LE(0)) {
-          replies.push(buffered.subarray(0, buffered.readUInt32LE(0)));
-          buffered = buffered.subarray(buffered.readUInt32LE(0));
-        }
-      });
-      const call = async (m: Message) => {
-        const n = replies.length;
-        socket.write(encodeMessage(m));
-        const deadline = Date.now() + 5000;
-        while (replies.length === n) {
-          assert.ok(Date.now() < deadline, `no reply to ${m.kind}`);
-          await new Promise((r) => setTimeout(r, 5)); // polling period
-        }
-        return decodeMessage(replies[n]!);
-      };
-      await call({ kind: 'Tversion', tag: 0xffff, msize: 8192, version: '9P2000.L' });
-      assert.equal(errno(await call({ kind: 'Tattach', tag: 1, fid: 0, afid: NOFID, uname: '', aname: 'wrong', nUname: 0 })), Errno.EACCES);
-      assert.equal((await call({ kind: 'Tattach', tag: 1, fid: 0, afid: NOFID, uname: '', aname: TOKEN, nUname: 0 })).kind, 'Rattach');
-      await call({ kind: 'Twalk', tag: 2, fid: 0, newfid: 1, wnames: ['uptime'] });
-      await call({ kind: 'Tlopen', tag: 3, fid: 1, flags: 0 });
-      const read = await call({ kind: 'Tread', tag: 4, fid: 1, offset: 0, count: 100 }) as MessageByKind<'Rread'>;
+      assert.equal(errno(await client.attach('wrong')), Errno.EACCES);
+      assert.equal((await client.call({ kind: 'Tattach', tag: 1, fid: 0, afid: NOFID, uname: '', aname: TOKEN, nUname: 0 })).kind, 'Rattach');
+      await client.call({ kind: 'Twalk', tag: 2, fid: 0, newfid: 1, wnames: ['uptime'] });
+      await client.call({ kind: 'Tlopen', tag: 3, fid: 1, flags: 0 });
+      const read = await client.call({ kind: 'Tread', tag: 4, fid: 1, offset: 0, count: 100 }) as MessageByKind<'Rread'>;
       assert.equal(Buffer.from(read.data).toString(), '12.00 0.00\n');
       assert.deepEqual(attaches, [false, true]);
       assert.equal(server.connections(), 1);
     } finally {
-      socket.destroy();
+      client.close();
       await server.close();
     }
   });
