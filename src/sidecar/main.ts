@@ -20,9 +20,8 @@ import { createMapperMetrics } from './metrics.ts';
 import { ProcessMapper } from './process-mapper.ts';
 import { packageVersion } from '../version.ts';
 import { createQemuFinder } from './qemu-finder.ts';
-import { anyAttachChecker, kubernetesAttachChecker, sharedTokenChecker } from '../procfs/attach-auth.ts';
-import { parseProcfsListen, startProcfsService } from '../procfs/procfs-service.ts';
-import type { AttachChecker, NinePServer } from '../procfs/ninep-server.ts';
+import { parseProcfsListen, procfsAttachChecker, startProcfsService } from '../procfs/procfs-service.ts';
+import type { NinePServer } from '../procfs/ninep-server.ts';
 
 interface SidecarOptions {
   namespace: string;
@@ -130,12 +129,8 @@ export async function main(argv: string[]): Promise<void> {
   logger.info('Started process mapper', { vmi: `${vmi.namespace}/${vmi.name}`, uid: vmi.uid, listen: typeof address === 'object' && address ? `${address.address}:${address.port}` : opts.listen, pollIntervalMs });
   let procfs: NinePServer | undefined;
   if (opts.procfsListen) {
-    const checkers: AttachChecker[] = [];
-    if (authorizer) checkers.push(kubernetesAttachChecker(authorizer));
-    if (opts.procfsTokenFile) checkers.push(sharedTokenChecker(readFileSync(opts.procfsTokenFile, 'utf8')));
-    // Nobody could attach: a view without a way to authenticate is not served at all.
-    if (checkers.length === 0) throw new Error(`--procfs-listen ${opts.procfsListen}: needs a Kubernetes identity (--monitored-server and a token) or --procfs-token-file to check attaches`);
-    procfs = await startProcfsService({ ...parseProcfsListen(opts.procfsListen), mapper, checker: anyAttachChecker(checkers), metrics, logger, clock: realClock, procRoot: opts.procRoot });
+    const checker = procfsAttachChecker({ listen: opts.procfsListen, ...(authorizer ? { authorizer } : {}), ...(opts.procfsTokenFile ? { sharedToken: readFileSync(opts.procfsTokenFile, 'utf8') } : {}) });
+    procfs = await startProcfsService({ ...parseProcfsListen(opts.procfsListen), mapper, checker, metrics, logger, clock: realClock, procRoot: opts.procRoot });
     const a = procfs.address();
     logger.info('Serving the 9P process view', { procfsListen: `${a.address}:${a.port}` });
   }
