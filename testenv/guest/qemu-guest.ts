@@ -111,9 +111,7 @@ export class QemuGuest {
       copyFileSync(o.initrd, initrd);
       for (const p of [tempDir, join(tempDir, 'kubevirt-private'), socketDir, kernel, initrd]) chownSync(p, o.runAs.uid, o.runAs.gid);
     }
-    // Under TCG on a busy host the kernel's timing-based IO-APIC timer check can fail ("IO-APIC +
-    // timer doesn't work!", a panic at boot): skip the check there.
-    const append = ['console=ttyS0', 'panic=-1', 'quiet', 'loglevel=1', o.kaslr ? 'kaslr' : 'nokaslr', ...(accel === 'tcg' ? ['no_timer_check'] : [])].join(' ');
+    const append = ['console=ttyS0', 'panic=-1', 'quiet', 'loglevel=1', o.kaslr ? 'kaslr' : 'nokaslr'].join(' ');
     const args = [
       '-name', `guest=${o.namespace ?? 'hs-test'}_${o.name ?? 'guest'},debug-threads=on`,
       '-machine', `q35,accel=${accel}`,
