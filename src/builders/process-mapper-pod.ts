@@ -15,6 +15,8 @@ import type { ObjectMeta, Pod } from '../kube/client/objects.ts';
 export const PROCESS_MAPPER_CAPABILITIES = ['SYS_PTRACE', 'DAC_READ_SEARCH'] as const;
 
 export const PROCESS_MAPPER_PORT = 9464;
+/** The read-only 9P process view (src/procfs): the IDS VM mounts it to run unmodified ps/top on the server's processes. */
+export const PROCESS_VIEW_PORT = 5640;
 export const KERNEL_PROFILES_MOUNT = '/etc/hyperspector/kernel-profiles';
 /** Hash of the desired pod spec: a Pod's spec is immutable, so a different hash means replace. */
 export const ANNOTATION_SPEC_HASH = 'hyperspector.io/spec-hash';
@@ -80,6 +82,8 @@ export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, se
           { name: 'LAUNCHER_POD_UID', value: vmi.launcherPodUid },
           { name: 'KERNEL_PROFILES', value: KERNEL_PROFILES_MOUNT },
           { name: 'LISTEN', value: `0.0.0.0:${PROCESS_MAPPER_PORT}` },
+          // Attach needs a token allowed to get monitoredservers/processes (like the HTTP API).
+          { name: 'PROCFS_LISTEN', value: `0.0.0.0:${PROCESS_VIEW_PORT}` },
           { name: 'POLL_INTERVAL_MS', value: String((mapping.pollIntervalSeconds ?? 1) * 1000) },
           { name: 'BASELINE_WINDOW_MS', value: String((mapping.baselineWindowSeconds ?? 300) * 1000) },
           // The learned baseline outlives this pod (a guest reboot, a new VMI, a node move): kept
@@ -88,7 +92,7 @@ export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, se
           { name: 'BASELINE_CONFIGMAP', value: `${settings.namespace}/${processBaselineName(ms)}` },
           { name: 'BASELINE_GENERATION', value: ms.metadata.annotations?.[ANNOTATION_RELEARN_BASELINE] ?? '' },
         ],
-        ports: [{ name: 'http', containerPort: PROCESS_MAPPER_PORT, protocol: 'TCP' }],
+        ports: [{ name: 'http', containerPort: PROCESS_MAPPER_PORT, protocol: 'TCP' }, { name: 'procfs', containerPort: PROCESS_VIEW_PORT, protocol: 'TCP' }],
         readinessProbe: { httpGet: { path: '/healthz', port: PROCESS_MAPPER_PORT }, periodSeconds: 5 },
         // Not privileged: exactly the two capabilities reading QEMU's memory needs (proven in
         // test/host/introspection/sidecar-capabilities.test.ts against a QEMU of another user):

@@ -42,6 +42,11 @@ export class RequestAuthorizer {
   async authorize(req: IncomingMessage): Promise<AuthDecision> {
     const token = bearerToken(req);
     if (!token) return { allowed: false, status: 401, message: 'a bearer token is required (Authorization: Bearer <token>)' };
+    return this.authorizeToken(token);
+  }
+
+  /** The same decision for a token that came another way (the 9P process view's attach name). */
+  async authorizeToken(token: string): Promise<AuthDecision> {
     const key = createHash('sha256').update(token).digest('hex');
     const now = this.options.clock.now();
     const cached = this.cache.get(key);

@@ -1,7 +1,7 @@
 // Entry point of the process-mapper sidecar (same image as the operator):
 //   node src/sidecar/main.ts --namespace shop --name web-1 --uid <vmi uid> --profiles /etc/hyperspector/kernel-profiles
 // Runs with hostPID, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH on the server VMI's node; reads guest memory read-only.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { loadKubeConfig } from '../kube/client/client.ts';
 import { createKubeApi, type KubeApi } from '../kube/client/rest.ts';
@@ -20,6 +20,8 @@ import { createMapperMetrics } from './metrics.ts';
 import { DEFAULT_SOCKET_SCAN_INTERVAL_MS, ProcessMapper } from './process-mapper.ts';
 import { packageVersion } from '../version.ts';
 import { createQemuFinder } from './qemu-finder.ts';
+import { parseProcfsListen, procfsAttachChecker, startProcfsService } from '../procfs/procfs-service.ts';
+import type { NinePServer } from '../procfs/ninep-server.ts';
 
 interface SidecarOptions {
   namespace: string;
@@ -38,6 +40,8 @@ interface SidecarOptions {
   kubeconfig?: string;
   baselineConfigmap?: string;
   baselineGeneration: string;
+  procfsListen?: string;
+  procfsTokenFile?: string;
 }
 
 const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -62,6 +66,8 @@ export async function main(argv: string[]): Promise<void> {
     .option('--monitored-server <name>', 'the MonitoredServer (in the VMI namespace) whose Events and status.alerts receive the alerts (env MONITORED_SERVER)', env.MONITORED_SERVER)
     .option('--baseline-configmap <namespace/name>', 'ConfigMap that keeps the learned baseline across reboots and pods (env BASELINE_CONFIGMAP); without it each start learns anew', env.BASELINE_CONFIGMAP)
     .option('--baseline-generation <value>', 'relearn generation: a stored baseline of another one is not used (env BASELINE_GENERATION)', env.BASELINE_GENERATION ?? '')
+    .option('--procfs-listen <host:port>', 'serve the read-only 9P process view for unmodified ps/top (docs/process-mapping.md) on this address; port 5640 when omitted (env PROCFS_LISTEN); off when not given', env.PROCFS_LISTEN)
+    .option('--procfs-token-file <path>', 'a shared token that may also attach the process view (env PROCFS_TOKEN_FILE); Kubernetes tokens allowed to get monitoredservers/processes always may', env.PROCFS_TOKEN_FILE)
     .option('--kubeconfig <path>', 'kubeconfig for reporting alerts (default: the pod\'s service account)')
     .parse(argv)
     .opts<SidecarOptions>();
@@ -124,6 +130,13 @@ export async function main(argv: string[]): Promise<void> {
   await new Promise<void>((resolve) => server.listen(port, host, resolve));
   const address = server.address();
   logger.info('Started process mapper', { vmi: `${vmi.namespace}/${vmi.name}`, uid: vmi.uid, listen: typeof address === 'object' && address ? `${address.address}:${address.port}` : opts.listen, pollIntervalMs });
+  let procfs: NinePServer | undefined;
+  if (opts.procfsListen) {
+    const checker = procfsAttachChecker({ listen: opts.procfsListen, ...(authorizer ? { authorizer } : {}), ...(opts.procfsTokenFile ? { sharedToken: readFileSync(opts.procfsTokenFile, 'utf8') } : {}) });
+    procfs = await startProcfsService({ ...parseProcfsListen(opts.procfsListen), mapper, checker, metrics, logger, clock: realClock, procRoot: opts.procRoot });
+    const a = procfs.address();
+    logger.info('Serving the 9P process view', { procfsListen: `${a.address}:${a.port}` });
+  }
   mapper.start();
   // Keeps the process alive: the mapper's timers are unref'd by design.
   const keepAlive = setInterval(() => undefined, 1 << 30);
@@ -133,6 +146,7 @@ export async function main(argv: string[]): Promise<void> {
     clearInterval(keepAlive);
     mapper.stop();
     void reporter?.stop();
+    void procfs?.close();
     server.closeAllConnections();
     server.close(() => process.exit(0));
   };

@@ -11,6 +11,9 @@ export interface MapperMetrics {
   attached: Gauge;
   attaches: Counter;
   kernelProfile: Gauge<'source' | 'release'>;
+  procfsConnections: Counter;
+  procfsAttaches: Counter<'result'>;
+  procfsProtocolErrors: Counter;
 }
 
 export function createMapperMetrics(withDefaults = true): MapperMetrics {
@@ -26,6 +29,9 @@ export function createMapperMetrics(withDefaults = true): MapperMetrics {
     alerts: new Counter({ name: 'hyperspector_process_mapper_alerts_total', help: 'Alerts raised, by rule', labelNames: ['rule'], registers }),
     attached: new Gauge({ name: 'hyperspector_process_mapper_guest_attached', help: '1 while attached to the VMI QEMU process', registers }),
     kernelProfile: new Gauge({ name: 'hyperspector_process_mapper_kernel_profile_info', help: '1 for the kernel profile in use: source guest-memory (from the running kernel\'s BTF and kallsyms) or configmap', labelNames: ['source', 'release'], registers }),
+    procfsConnections: new Counter({ name: 'hyperspector_process_mapper_procfs_connections_total', help: 'TCP connections to the 9P process view', registers }),
+    procfsAttaches: new Counter({ name: 'hyperspector_process_mapper_procfs_attaches_total', help: '9P attaches to the process view by result (allowed, refused)', labelNames: ['result'], registers }),
+    procfsProtocolErrors: new Counter({ name: 'hyperspector_process_mapper_procfs_protocol_errors_total', help: '9P connections closed for a malformed or oversized message', registers }),
     attaches: new Counter({ name: 'hyperspector_process_mapper_attaches_total', help: 'Successful attaches to a QEMU process (more than one means QEMU restarted)', registers }),
   };
 }

@@ -12,6 +12,11 @@ import { RequestAuthorizer } from '../../src/sidecar/api-auth.ts';
 import { createSidecarServer } from '../../src/sidecar/http-server.ts';
 import { createMapperMetrics } from '../../src/sidecar/metrics.ts';
 import { ProcessMapper } from '../../src/sidecar/process-mapper.ts';
+import { kubernetesAttachChecker } from '../../src/procfs/attach-auth.ts';
+import { Errno } from '../../src/procfs/ninep-codec.ts';
+import { startProcfsService } from '../../src/procfs/procfs-service.ts';
+import type { NinePServer } from '../../src/procfs/ninep-server.ts';
+import { NinePTestClient } from '../../testenv/procfs/ninep-client.ts';
 import { startCluster, type LocalCluster } from '../../testenv/cluster/local-cluster.ts';
 import { ensureNamespace } from '../../testenv/cluster/namespaces.ts';
 import { grantOperatorRbac } from '../../testenv/operator/operator-rbac.ts';
@@ -23,6 +28,7 @@ describe('process mapper API authentication and authorization (real kube-apiserv
   let cluster: LocalCluster;
   let url: string;
   let close: () => void;
+  let procfs: NinePServer | undefined;
   const tokens: Record<string, string> = {};
 
   const tokenOf = async (namespace: string, name: string) =>
@@ -51,7 +57,10 @@ describe('process mapper API authentication and authorization (real kube-apiserv
       findQemu: () => undefined,
       attach: () => { throw new Error('no guest here'); },
     });
-    const server = createSidecarServer({ mapper, metrics, vmi: { namespace: NS, name: 'web-1-server' }, pollIntervalMs: 1000, clock: realClock, authorizer: new RequestAuthorizer({ api: createKubeApi(mapperKc), monitoredServer: { namespace: NS, name: 'web-1' }, clock: realClock }) });
+    const authorizer = new RequestAuthorizer({ api: createKubeApi(mapperKc), monitoredServer: { namespace: NS, name: 'web-1' }, clock: realClock });
+    const server = createSidecarServer({ mapper, metrics, vmi: { namespace: NS, name: 'web-1-server' }, pollIntervalMs: 1000, clock: realClock, authorizer });
+    // The 9P process view checks its attach name with the same authorizer.
+    procfs = await startProcfsService({ host: '127.0.0.1', port: 0, mapper, checker: kubernetesAttachChecker(authorizer), metrics, logger: silentLogger(), clock: realClock, procRoot: '/proc' });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     close = () => {
@@ -62,6 +71,7 @@ describe('process mapper API authentication and authorization (real kube-apiserv
 
   after(async () => {
     close?.();
+    await procfs?.close();
     await cluster?.stop();
   });
 
@@ -83,6 +93,22 @@ describe('process mapper API authentication and authorization (real kube-apiserv
     assert.match(((await res.json()) as { error: string }).error, /no QEMU process|no snapshot/);
     const admin = await get('/processes', cluster.users.admin.token);
     assert.equal(admin.status, 503);
+  });
+
+  it('lets the same users attach the 9P process view: the token in the attach name', async function () {
+    const attach = async (token: string) => {
+      const client = await NinePTestClient.connect(procfs!.address().port);
+      try {
+        const reply = await client.attach(token);
+        return reply.kind === 'Rlerror' ? reply.ecode : reply.kind;
+      } finally {
+        client.close();
+      }
+    };
+    assert.equal(await attach('not-a-token'), Errno.EACCES);
+    assert.equal(await attach(tokens.alice!), Errno.EACCES);
+    assert.equal(await attach(tokens.bob!), 'Rattach');
+    assert.equal(await attach(cluster.users.admin.token), 'Rattach');
   });
 
   it('keeps /metrics and /healthz open', async function () {

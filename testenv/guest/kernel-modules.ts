@@ -12,8 +12,8 @@ const log = (msg: string) => process.stderr.write(`[guest-modules] ${msg}\n`);
 
 /** Module trees extracted from the package: enough for block devices and file systems. */
 const EXTRACTED_TREES = ['fs', 'drivers/block', 'drivers/virtio', 'lib', 'crypto', 'arch/x86/crypto'];
-/** Single modules from other trees (the virtio NIC of network guests), added to a cached tree when missing. */
-const EXTRACTED_FILES = ['drivers/net/virtio_net.ko', 'drivers/net/net_failover.ko', 'net/core/failover.ko'];
+/** Single modules from other trees (the virtio NIC of network guests, the 9P client's transport), added to a cached tree when missing. */
+const EXTRACTED_FILES = ['drivers/net/virtio_net.ko', 'drivers/net/net_failover.ko', 'net/core/failover.ko', 'net/9p/9pnet.ko', 'net/9p/9pnet_fd.ko'];
 
 function downloadKernelDeb(kernel: DebianKernel, work: string): string {
   log(`downloading ${kernel.packageName} ${kernel.version} for its modules`);

@@ -37,6 +37,8 @@ describe('process-mapper pod builder', () => {
     assert.equal(env.MONITORED_SERVER, 'web-1');
     assert.equal(env.LAUNCHER_POD_UID, 'launcher-1', 'only a QEMU in the launcher pod is read');
     assert.equal(env.POLL_INTERVAL_MS, '1000');
+    assert.equal(env.PROCFS_LISTEN, '0.0.0.0:5640', 'the 9P process view for the IDS VM');
+    assert.deepEqual((c as unknown as { ports: Array<{ name: string; containerPort: number }> }).ports.map((p) => [p.name, p.containerPort]), [['http', 9464], ['procfs', 5640]]);
     assert.equal(spec.volumes[0]?.configMap.name, 'cluster-profiles');
     assert.equal((spec.volumes[0]?.configMap as { optional?: boolean }).optional, true, 'zero-config profiles need no ConfigMap');
   });

@@ -1,0 +1,46 @@
+// A second test guest that reads another guest's processes through the process mapper's 9P view
+// (docs/process-mapping.md): the scenario guest plus the virtio NIC and the kernel's 9P client
+// (9p, 9pnet, its TCP transport 9pnet_fd, netfs, fscache), loaded by /setup, and `server-ps`/`server-top`, which
+// run the unmodified busybox tool in a private mount namespace where /proc is the mounted view.
+// QEMU's user-mode network gives it 10.0.2.15; 10.0.2.2 is the host's loopback.
+import { ensureDebianKernel, type DebianKernel } from './debian-kernel.ts';
+import { buildInitramfs } from './initramfs.ts';
+import { guestKernelModules } from './kernel-modules.ts';
+import { SCENARIO_FILES } from './scenario.ts';
+
+export const VIEW_MOUNT = '/run/hyperspector/server/proc';
+/** Printed by /setup when a module did not load. */
+export const PROCFS_MODULES_FAILED_MARKER = '@@9P-MODULES-FAILED';
+/** The host as the guest reaches it through QEMU's user-mode network (its 127.0.0.1). */
+export const HOST_FROM_GUEST = '10.0.2.2';
+
+const inView = (tool: string) => `#!/bin/sh\n# ${tool} of the server, not of this guest: /proc is the mounted process view in a private mount namespace.\nexec unshare -m sh -c 'mount --bind ${VIEW_MOUNT} /proc && exec ${tool} "$@"' ${tool} "$@"\n`;
+
+let cached: { kernel: DebianKernel; initrd: string } | undefined;
+
+export function procfsReaderGuestAssets(): { kernel: DebianKernel; initrd: string } {
+  if (cached) return cached;
+  const kernel = ensureDebianKernel();
+  const modules = guestKernelModules(kernel, ['virtio_pci', 'virtio_net', '9pnet_fd', '9p']);
+  const initrd = buildInitramfs({
+    ...SCENARIO_FILES,
+    ...modules.files,
+    '/setup': { content: `#!/bin/sh\n${modules.loadCommand} || echo "${PROCFS_MODULES_FAILED_MARKER}"\nmkdir -p ${VIEW_MOUNT}\n`, mode: 0o755 },
+    '/bin/server-ps': { content: inView('ps'), mode: 0o755 },
+    '/bin/server-top': { content: inView('top'), mode: 0o755 },
+  });
+  cached = { kernel, initrd };
+  return cached;
+}
+
+/** QEMU arguments: a virtio NIC on a user-mode network that reaches nothing but the host's loopback. */
+export function userNetworkArgs(): string[] {
+  return ['-netdev', 'user,id=hsnet,net=10.0.2.0/24,host=10.0.2.2', '-device', 'virtio-net-pci,netdev=hsnet'];
+}
+
+export const CONFIGURE_USER_NETWORK = 'ip link set lo up && ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && echo @@NIC-UP';
+
+/** The mount line: read-only, 9P2000.L over TCP, the token as the attach name. */
+export function mountViewCommand(port: number, tokenExpr: string, target = VIEW_MOUNT, readOnly = true): string {
+  return `mount -t 9p -o trans=tcp,port=${port},version=9p2000.L,${readOnly ? 'ro,' : ''}aname=${tokenExpr} ${HOST_FROM_GUEST} ${target}`;
+}
