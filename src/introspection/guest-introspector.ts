@@ -157,14 +157,7 @@ export class GuestIntrospector {
    */
   listSockets(): ProcessSocket[] | undefined {
     if (!this.profile.details || !this.profile.sockets) return undefined;
-    this.checkKernel();
-    const memory = new ChunkedSnapshotMemory(this.memory, this.options.chunkSize);
-    const kernel = this.kernelSpace(memory);
-    const walk = walkTasks(kernel, this.profile, this.location.initTask, {
-      maxTasks: this.options.maxTasks,
-      maxCmdline: 0,
-      userSpace: (pgd) => new AddressSpace(memory, pgd, this.location.pagingLevels),
-    });
+    const { kernel, walk } = this.freshWalk();
     const out: ProcessSocket[] = [];
     for (const p of walk.processes) {
       const at = walk.addresses.get(p.pid);
@@ -178,6 +171,13 @@ export class GuestIntrospector {
 
   /** Kernel virtual addresses of a listed process's task_struct and mm_struct (a fresh walk). */
   locateTask(pid: number): { task: bigint; mm: bigint; kernel: AddressSpace } | undefined {
+    const { kernel, walk } = this.freshWalk();
+    const at = walk.addresses.get(pid);
+    return at ? { ...at, kernel } : undefined;
+  }
+
+  /** A walk of the task list without command lines, over its own chunk cache (details, sockets). */
+  private freshWalk(): { kernel: AddressSpace; walk: ReturnType<typeof walkTasks> } {
     this.checkKernel();
     const memory = new ChunkedSnapshotMemory(this.memory, this.options.chunkSize);
     const kernel = this.kernelSpace(memory);
@@ -186,8 +186,7 @@ export class GuestIntrospector {
       maxCmdline: 0,
       userSpace: (pgd) => new AddressSpace(memory, pgd, this.location.pagingLevels),
     });
-    const at = walk.addresses.get(pid);
-    return at ? { ...at, kernel } : undefined;
+    return { kernel, walk };
   }
 
   /** Throws GuestKernelChangedError when the guest rebooted (into this or another kernel) since the attach. */
