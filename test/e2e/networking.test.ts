@@ -270,11 +270,13 @@ describe('end to end on a real-guest node: the mirror from kubectl apply to the 
       ]),
     );
     await waitForOutput(sink, 'Listening on', 'the bulk transfer sink on the node');
-    const received = new Promise<number>((resolve) => sink.stdout!.on('data', (d: Buffer) => /received (\d+)/.test(d.toString()) && resolve(Number(/received (\d+)/.exec(d.toString())![1]))));
+    let sinkOutput = '';
+    sink.stdout!.on('data', (d: Buffer) => (sinkOutput += d.toString()));
     const bulkStarted = Date.now();
     const sent = await server.console.run(`head -c ${BULK_BYTES} /dev/zero | nc ${node.underlayAddress} ${BULK_PORT}; echo @@BULK-rc=$?`, 180_000);
     assert.match(sent, /@@BULK-rc=0/, `the guest's bulk transfer: ${sent}`);
-    assert.equal(await received, BULK_BYTES, 'the node received every byte the guest sent');
+    const received = await waitFor(() => /received (\d+)/.exec(sinkOutput)?.[1], { timeoutMs: 30_000, intervalMs: 100, description: 'the sink to count the bulk transfer' });
+    assert.equal(Number(received), BULK_BYTES, 'the node received every byte the guest sent');
     log(`the guest sent ${BULK_BYTES} bytes over TCP in ${((Date.now() - bulkStarted) / 1000).toFixed(1)} s`);
     await node.ns.exec(['sh', '-c', `printf %s ${end} | ncat -u --send-only ${podIp} 5009`]);
     const between = async (c: Capture) => {
@@ -353,8 +355,11 @@ describe('end to end on a real-guest node: the mirror from kubectl apply to the 
       for (const i of vmi?.spec?.domain?.devices?.interfaces as Array<{ name: string; macAddress?: string }>) idsLinkLocals.push(linkLocalOf(i.macAddress ?? generatedMac(vmi!.metadata!.uid!, i.name)));
     }
     const bridgeAddress = IN_POD_BRIDGE_ADDRESS.split('/')[0]!;
-    // nmap sends raw frames on the in-pod bridge from its address; the targets count as on-link.
-    const onBridge = ['-e', IN_POD_BRIDGE, '--send-eth', '-S', bridgeAddress];
+    // nmap sends raw frames on the in-pod bridge from its address; the targets count as on-link. A
+    // TCG guest on a loaded machine answers in up to seconds (and rate-limits its ICMP errors):
+    // nmap waits up to 2 s per probe and retries twice, for the control and the IDS targets alike.
+    const patient = ['--initial-rtt-timeout', '1000ms', '--max-rtt-timeout', '2000ms', '--max-retries', '2'];
+    const onBridge = ['-e', IN_POD_BRIDGE, '--send-eth', '-S', bridgeAddress, ...patient];
     const timed = async (what: string, scan: Promise<NmapReport>) => {
       const started = Date.now();
       const report = await scan;
@@ -394,8 +399,11 @@ describe('end to end on a real-guest node: the mirror from kubectl apply to the 
         const ping = await guestConsole.run(`ping -c 1 -W 2 ${address}`, 30_000);
         assert.match(ping, / 0 packets received/, `ping ${address} from guest ${guest.name}: ${ping}`);
       }
-      const control = await guestConsole.run(`arping -c 1 -w 2 -I eth0 ${bridgeAddress}`, 30_000);
-      assert.match(control, /Received 1 response/, `arping the in-pod bridge from guest ${guest.name} (the control): ${control}`);
+      // The control: the node, the guest's next hop (the pod's own stack holds the guest's IP on its
+      // dummy eth0, so it drops the guest's ARP requests as martian).
+      const nodeAddress = guest.launcher.node.underlayAddress;
+      const control = await guestConsole.run(`arping -c 1 -w 2 -I eth0 ${nodeAddress}`, 30_000);
+      assert.match(control, /Received 1 response/, `arping its node ${nodeAddress} from guest ${guest.name} (the control): ${control}`);
 
       // IPv6. The test world's namespaces have IPv6 off (testenv/netns: no spontaneous ND/MLD in the
       // captures); a pod's usually has it on. For these scans the in-pod bridge gets it on, as such a
@@ -409,7 +417,7 @@ describe('end to end on a real-guest node: the mirror from kubectl apply to the 
           },
           { timeoutMs: 15_000, intervalMs: 200, description: `an IPv6 link-local address on ${IN_POD_BRIDGE} of ${guest.name}` },
         );
-        const nd = await timed(`IPv6 neighbour discovery ${where}`, nmapScan(ns, ['-6', '-sn', '-e', IN_POD_BRIDGE], [guestLinkLocal, ...idsLinkLocals]));
+        const nd = await timed(`IPv6 neighbour discovery ${where}`, nmapScan(ns, ['-6', '-sn', '-e', IN_POD_BRIDGE, ...patient], [guestLinkLocal, ...idsLinkLocals]));
         assert.deepEqual(Object.keys(findings(nd, true)), [guestLinkLocal], `IPv6 neighbour discovery ${where}: only the server guest is up`);
         fromGuest(nd, guestLinkLocal, guestMac);
         const allNodes = await ns.exec(['ping', '-6', '-n', '-w', '3', '-I', IN_POD_BRIDGE, 'ff02::1']).catch((err: Error) => err.message);

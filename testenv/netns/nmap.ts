@@ -63,10 +63,11 @@ export async function nmapPortScan(from: TestNetns, targets: readonly string[], 
 /**
  * Any nmap scan with the same bounded settings: `args` choose the scan (-sS, -sU, -sn -PR, -6 ...)
  * and the vantage point (-e <interface> -S <source>: nmap then sends raw frames on that interface
- * and treats the targets as on-link, which needs no route in the namespace).
+ * and treats the targets as on-link, which needs no route in the namespace); they come after the
+ * settings, so they may also override them (e.g. longer timeouts for a slow QEMU guest).
  */
 export async function nmapScan(from: TestNetns, args: readonly string[], targets: readonly string[]): Promise<NmapReport> {
-  return parseNmapXml(await from.exec(['nmap', ...args, ...FAST, ...targets], 180_000));
+  return parseNmapXml(await from.exec(['nmap', ...FAST, ...args, ...targets], 180_000));
 }
 
 /**
