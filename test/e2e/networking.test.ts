@@ -42,7 +42,8 @@ import { IDS_NETWORK, MIRROR_NETWORK } from '../../src/builders/networking.ts';
 import { controlPlaneBinaries } from '../../testenv/cluster/binaries.ts';
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
 import { configureGuestNic, NET_MODULES_FAILED_MARKER, networkGuestAssets } from '../../testenv/guest/network-guest.ts';
-import { frameMultiset, readFrames, startCapture, stopCapture, type Capture } from '../../testenv/netns/capture.ts';
+import { frameMultiset, readFrames, startCapture, stopCapture, tcpFlow, type Capture } from '../../testenv/netns/capture.ts';
+import { linkLocalOf } from '../../testenv/netns/ipv6.ts';
 import { ProcessGroup, waitForOutput, type TestNetns } from '../../testenv/netns/netns-host.ts';
 import { foundOf, nmapScan, type NmapReport } from '../../testenv/netns/nmap.ts';
 import { snapshotAll, type NetnsSnapshot } from '../../testenv/netns/snapshot.ts';
@@ -74,32 +75,6 @@ const BULK_BYTES = 2_000_000;
 const BULK_PORT = 5002;
 const SYN_PORTS = '1-1024,5000,7000,9000';
 const UDP_PORTS = '53,67,68,69,123,161,4789,5000,5001';
-
-/** The IPv6 link-local address the kernel gives an interface with this MAC (EUI-64), as nmap prints it. */
-function linkLocalOf(mac: string): string {
-  const b = mac.split(':').map((x) => parseInt(x, 16));
-  const groups = [((b[0]! ^ 2) << 8) | b[1]!, (b[2]! << 8) | 0xff, (0xfe << 8) | b[3]!, (b[4]! << 8) | b[5]!].map((g) => g.toString(16));
-  return groups[0] === '0' ? `fe80::${groups.slice(1).join(':')}` : `fe80::${groups.join(':')}`;
-}
-
-/** The TCP segments of one flow in Ethernet/IPv4 frames: frames, payload bytes, frames above the MTU. */
-function tcpFlow(frames: readonly Buffer[], from: Buffer, dstPort: number): { frames: number; payloadBytes: number; superFrames: number; largest: number } {
-  let n = 0;
-  let payloadBytes = 0;
-  let superFrames = 0;
-  let largest = 0;
-  for (const f of frames) {
-    if (f.length < 34 || f.readUInt16BE(12) !== 0x0800 || f[23] !== 6 || !f.subarray(26, 30).equals(from)) continue;
-    const ihl = (f[14]! & 0x0f) * 4;
-    if (f.readUInt16BE(14 + ihl + 2) !== dstPort) continue;
-    const tcpHeader = (f[14 + ihl + 12]! >> 4) * 4;
-    n++;
-    payloadBytes += f.readUInt16BE(16) - ihl - tcpHeader;
-    if (f.length > 1514) superFrames++;
-    largest = Math.max(largest, f.length);
-  }
-  return { frames: n, payloadBytes, superFrames, largest };
-}
 
 describe('end to end on a real-guest node: the mirror from kubectl apply to the IDS launcher pod', function () {
   this.timeout(900_000);
