@@ -54,3 +54,28 @@ export function frameMultiset(frames: readonly Buffer[]): Map<string, number> {
   }
   return counts;
 }
+
+export interface TcpFlowCount {
+  frames: number;
+  /** TCP payload bytes, from the IP total length (a GSO super-frame counts all of its segments). */
+  payloadBytes: number;
+  /** Frames longer than a 1500-byte MTU allows (1514 with the Ethernet header): GSO/GRO super-frames. */
+  superFrames: number;
+  largest: number;
+}
+
+/** The TCP frames from IPv4 address `from` (4 bytes) to port `dstPort` in Ethernet frames. */
+export function tcpFlow(frames: readonly Buffer[], from: Buffer, dstPort: number): TcpFlowCount {
+  const count: TcpFlowCount = { frames: 0, payloadBytes: 0, superFrames: 0, largest: 0 };
+  for (const f of frames) {
+    if (f.length < 34 || f.readUInt16BE(12) !== 0x0800 || f[23] !== 6 || !f.subarray(26, 30).equals(from)) continue;
+    const ihl = (f[14]! & 0x0f) * 4;
+    if (f.length < 14 + ihl + 20 || f.readUInt16BE(14 + ihl + 2) !== dstPort) continue;
+    const tcpHeader = (f[14 + ihl + 12]! >> 4) * 4;
+    count.frames++;
+    count.payloadBytes += f.readUInt16BE(16) - ihl - tcpHeader;
+    if (f.length > 1514) count.superFrames++;
+    count.largest = Math.max(count.largest, f.length);
+  }
+  return count;
+}
