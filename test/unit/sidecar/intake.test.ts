@@ -4,39 +4,13 @@ import type { AddressInfo } from 'node:net';
 import { FakeClock } from '../../../src/kube/testing/fake-clock.ts';
 import { AlertIntake, INTAKE_ALERTS_PATH, INTAKE_CREDENTIAL_PATH, intakeAlertEvents } from '../../../src/sidecar/intake.ts';
 import { checkIntakeToken, currentIntakeToken, deriveIntakeToken, nextEpochStart, parseIntakeKey, rotationEpoch } from '../../../src/sidecar/intake-credential.ts';
+import { AIDE_REPORT, EVE_ALERT } from '../../../testenv/fixtures/ids-alerts.ts';
 import { aideAlert, eveAlert, INTAKE_MAX_ALERTS_PER_REQUEST, parseIntakeJson, reasonOf, textReport, type IntakeAlert } from '../../../src/sidecar/intake-parser.ts';
 
 const KEY = Buffer.alloc(32, 7);
 const OTHER_KEY = Buffer.alloc(32, 8);
 const WEB = { namespace: 'shop', name: 'web-1' };
 const HOUR = 3_600_000;
-
-export const EVE_ALERT = {
-  timestamp: '2026-12-02T03:00:00.123456+0000', flow_id: 1234, in_iface: 'eth1', event_type: 'alert', src_ip: '10.0.0.66', src_port: 4444, dest_ip: '10.0.0.5', dest_port: 80, proto: 'TCP',
-  alert: { action: 'allowed', gid: 1, signature_id: 2100498, rev: 7, signature: 'GPL ATTACK_RESPONSE id check returned root', category: 'Potentially Bad Traffic', severity: 2 },
-};
-
-export const AIDE_REPORT = `Start timestamp: 2026-12-02 03:00:00 +0000 (AIDE 0.18.6)
-AIDE found differences between database and filesystem!!
-
-Summary:
-  Total number of entries:	1234
-  Added entries:		1
-  Removed entries:		0
-  Changed entries:		1
-
----------------------------------------------------
-Added entries:
----------------------------------------------------
-
-f++++++++++++++++: /srv/server/root/etc/cron.d/evil
-
----------------------------------------------------
-Changed entries:
----------------------------------------------------
-
-f   ...    .C... : /srv/server/root/etc/passwd
-`;
 
 describe('IDS VM alert intake', () => {
   describe('credential', () => {
