@@ -111,7 +111,7 @@ describe('IDS VM alert intake (real control plane, operator, real sidecar proces
     // The mapper pod gets the key by reference only.
     const pods = await core().listNamespacedPod({ namespace: OPNS, labelSelector: 'hyperspector.io/role=process-mapper' });
     const keyEnv = pods.items[0]?.spec?.containers[0]?.env?.find((e) => e.name === 'IDS_INTAKE_KEY');
-    assert.deepEqual(keyEnv?.valueFrom?.secretKeyRef, { name: intakeKeySecretName(ms), key: 'key' });
+    assert.deepEqual({ ...keyEnv?.valueFrom?.secretKeyRef }, { name: intakeKeySecretName(ms), key: 'key' });
 
     // The real sidecar, as the mapper pod runs it: the mapper's ServiceAccount, the key from the Secret.
     const saToken = (await core().createNamespacedServiceAccountToken({ namespace: OPNS, name: 'hyperspector-process-mapper', body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status!.token!;
@@ -238,7 +238,7 @@ describe('IDS VM alert intake (real control plane, operator, real sidecar proces
     await env.custom.createNamespacedCustomObject({ ...MS, namespace: NS, body: example, dryRun: 'All' });
     const userData = (example.spec.ids.template.spec as { template: { spec: { volumes: Array<{ cloudInitNoCloud?: { userData: string } }> } } }).template.spec.volumes.find((v) => v.cloudInitNoCloud)!.cloudInitNoCloud!.userData;
     const cloudConfig = parse(userData) as { write_files: Array<{ path: string; content: string }>; runcmd: unknown[] };
-    const suricata = parse(cloudConfig.write_files.find((f) => f.path === '/etc/suricata/hyperspector.yaml')!.content.replace(/^%YAML 1\.1\n---\n/, '')) as { 'af-packet': Array<Record<string, unknown>>; stream: Record<string, unknown> };
+    const suricata = parse(cloudConfig.write_files.find((f) => f.path === '/etc/suricata/hyperspector.yaml')!.content, { version: '1.1' }) as { 'af-packet': Array<Record<string, unknown>>; stream: Record<string, unknown> };
     assert.deepEqual([suricata['af-packet'][0]!.interface, suricata['af-packet'][0]!['checksum-checks'], suricata['af-packet'][0]!.snaplen, suricata.stream['checksum-validation']], ['hsmirror0', false, 65535, false]);
     assert.match(cloudConfig.write_files.find((f) => f.path === '/usr/local/sbin/hyperspector-ids-start')!.content, /virtio-hs-intake[\s\S]*follow-eve \/var\/log\/suricata\/eve\.json/);
   });
