@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import type { MonitoredServer } from '../../src/api/v1alpha1/monitoredserver-types.ts';
+import { buildDiskInspectionCloudInit, diskSerialForVolume, mergeDiskInspectionUserData, MOUNT_SCRIPT_PATH } from '../../src/builders/disk-inspection-cloud-init.ts';
 import { intakeKeySecretName, intakeServiceName } from '../../src/builders/ids-intake.ts';
 import { ALERT_FIELD_MANAGER } from '../../src/sidecar/alert-reporter.ts';
 import { deriveIntakeToken, rotationEpoch } from '../../src/sidecar/intake-credential.ts';
@@ -233,7 +234,7 @@ describe('IDS VM alert intake (real control plane, operator, real sidecar proces
   }
 
   it('the example IDS VM (Suricata and AIDE forwarding to the intake) is accepted by the API server', async function () {
-    const example = parse(readFileSync(join(REPO_ROOT, 'examples/40-ids-vm-suricata-aide.yaml'), 'utf8')) as MonitoredServer;
+    const example = parse(readFileSync(join(REPO_ROOT, 'examples/ids-vm/suricata-aide.yaml'), 'utf8')) as MonitoredServer;
     example.metadata.namespace = NS;
     await env.custom.createNamespacedCustomObject({ ...MS, namespace: NS, body: example, dryRun: 'All' });
     const userData = (example.spec.ids.template.spec as { template: { spec: { volumes: Array<{ cloudInitNoCloud?: { userData: string } }> } } }).template.spec.volumes.find((v) => v.cloudInitNoCloud)!.cloudInitNoCloud!.userData;
@@ -241,5 +242,11 @@ describe('IDS VM alert intake (real control plane, operator, real sidecar proces
     const suricata = parse(cloudConfig.write_files.find((f) => f.path === '/etc/suricata/hyperspector.yaml')!.content, { version: '1.1' }) as { 'af-packet': Array<Record<string, unknown>>; stream: Record<string, unknown> };
     assert.deepEqual([suricata['af-packet'][0]!.interface, suricata['af-packet'][0]!['checksum-checks'], suricata['af-packet'][0]!.snaplen, suricata.stream['checksum-validation']], ['hsmirror0', false, 65535, false]);
     assert.match(cloudConfig.write_files.find((f) => f.path === '/usr/local/sbin/hyperspector-ids-start')!.content, /virtio-hs-intake[\s\S]*follow-eve \/var\/log\/suricata\/eve\.json/);
+    // Merged with what the operator adds (the read-only mounts of spec.server.disks): both survive.
+    const merged = parse(mergeDiskInspectionUserData(userData, buildDiskInspectionCloudInit({ disks: [{ volumeName: 'data', serial: diskSerialForVolume('shop-1', 'data') }], mountPath: '/.serverfs', mode: 'Live', remountIntervalSeconds: 60 }))) as { write_files: Array<{ path: string }>; runcmd: unknown[]; packages: string[] };
+    const paths = merged.write_files.map((f) => f.path);
+    for (const path of ['/etc/suricata/hyperspector.yaml', '/usr/local/sbin/hyperspector-ids-start', '/etc/aide/hyperspector.conf', '/etc/cron.d/hyperspector-aide', MOUNT_SCRIPT_PATH]) assert.ok(paths.includes(path), path);
+    assert.deepEqual(merged.packages, ['suricata', 'aide']);
+    assert.ok(JSON.stringify(merged.runcmd).includes('hyperspector-ids.service') && JSON.stringify(merged.runcmd).includes(MOUNT_SCRIPT_PATH), JSON.stringify(merged.runcmd));
   });
 });
