@@ -9,7 +9,7 @@
 // real eve.json alert line and an AIDE report. The example IDS VM is accepted by the API server.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -225,6 +225,25 @@ describe('IDS VM alert intake (real control plane, operator, real sidecar proces
       await waitFor(async () => (await alertEvents()).find((e) => e.reason === 'SuricataAlert' && (e.note ?? '').includes(`forwarded by ${shell.join(' ')}`)), { timeoutMs: 30_000, description: 'the forwarded eve.json alert Event' });
       const fim = await waitFor(async () => (await alertEvents()).find((e) => e.reason === 'FileIntegrityChanged'), { timeoutMs: 30_000, description: 'the AIDE Event' });
       assert.match(fim.note ?? '', /1 added, 0 removed, 1 changed: added \/srv\/server\/root\/etc\/cron\.d\/evil; changed \/srv\/server\/root\/etc\/passwd/);
+      // follow-eve: once its tail reads the file, an alert line appended to eve.json is posted.
+      const eveFile = join(dir, 'follow.json');
+      writeFileSync(eveFile, '');
+      const follower = spawn(shell[0] === 'busybox' ? '/usr/bin/busybox' : 'sh', [...shell.slice(1), join(conf, 'hyperspector-intake'), 'follow-eve', eveFile], { env: { PATH: path, HYPERSPECTOR_INTAKE_DIR: conf, HYPERSPECTOR_INTAKE_STATE: join(dir, 'state') }, stdio: 'ignore', detached: true });
+      try {
+        const tailing = () => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).some((p) => {
+          try {
+            const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+            return argv.includes('tail') && argv.includes(eveFile) && readlinkSync(`/proc/${p}/fd/3`, 'utf8') !== '';
+          } catch {
+            return false;
+          }
+        });
+        await waitFor(() => tailing() || undefined, { timeoutMs: 10_000, intervalMs: 50, description: 'the follower’s tail to open eve.json' });
+        appendFileSync(eveFile, `${JSON.stringify({ event_type: 'flow' })}\n${JSON.stringify({ ...EVE_ALERT, alert: { ...EVE_ALERT.alert, signature: `followed by ${shell.join(' ')}` } })}\n`);
+        await waitFor(async () => (await alertEvents()).find((e) => (e.note ?? '').includes(`followed by ${shell.join(' ')}`)), { timeoutMs: 30_000, description: 'the followed eve.json alert Event' });
+      } finally {
+        process.kill(-follower.pid!, 'SIGTERM');
+      }
       // A wrong token on the disk and none kept: the forwarder fails, loudly.
       writeFileSync(join(conf, 'token'), 'hsi1.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
       rmSync(join(dir, 'state', 'token'));

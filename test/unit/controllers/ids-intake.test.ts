@@ -65,6 +65,10 @@ describe('IDS alert intake (operator)', () => {
     const token = buildIntakeTokenSecret(m, KEY, now, settings);
     const observed: ObservedState = { intakeKeySecret: keySecret, intakeService: service, intakeTokenSecret: token };
     assert.deepEqual(planIdsIntake(m, observed, settings, now), []);
+    // As the API server returns it: the selector's keys sorted.
+    const sortedSelector = Object.fromEntries(Object.entries((service.spec as { selector: Record<string, string> }).selector).sort(([a], [b]) => a.localeCompare(b)));
+    const asStored = { ...service, spec: { ...(service.spec as object), selector: sortedSelector, clusterIP: '10.96.0.9', ports: [{ name: 'intake', port: 9464, targetPort: 9464, protocol: 'TCP' }] } };
+    assert.deepEqual(planIdsIntake(m, { ...observed, intakeService: asStored }, settings, now), [], 'the stored Service is the desired one');
     assert.deepEqual(planIdsIntake(m, observed, settings, 501 * HOUR - 1), [], 'same epoch: no write');
     const next = planIdsIntake(m, observed, settings, 501 * HOUR) as ApplyAction[];
     assert.equal(next.length, 1);

@@ -36,9 +36,10 @@ function sameData(a: Record<string, string> | undefined, b: Record<string, strin
 }
 
 function sameService(desired: KubeObject & { spec: unknown }, observed: KubeObject | undefined): boolean {
-  const spec = (observed as { spec?: { selector?: unknown; ports?: Array<{ port?: number; targetPort?: number | string }> } } | undefined)?.spec;
-  const want = desired.spec as { selector: unknown; ports: Array<{ port: number; targetPort: number }> };
-  return !!spec && JSON.stringify(spec.selector) === JSON.stringify(want.selector) && spec.ports?.[0]?.port === want.ports[0]!.port && spec.ports?.[0]?.targetPort === want.ports[0]!.targetPort;
+  const spec = (observed as { spec?: { selector?: Record<string, string>; ports?: Array<{ port?: number; targetPort?: number | string }> } } | undefined)?.spec;
+  const want = desired.spec as { selector: Record<string, string>; ports: Array<{ port: number; targetPort: number }> };
+  // The API server keeps a map's keys sorted: compared by content, not order.
+  return !!spec && sameData(spec.selector, want.selector) && spec.ports?.length === 1 && spec.ports[0]?.port === want.ports[0]!.port && spec.ports[0]?.targetPort === want.ports[0]!.targetPort;
 }
 
 export function planIdsIntake(ms: MonitoredServer, o: ObservedState, settings: IntakePlanSettings, nowMs: number): Action[] {
