@@ -233,7 +233,7 @@ describe('IDS VM alert intake (real control plane, operator, real sidecar proces
         const tailing = () => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).some((p) => {
           try {
             const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-            return argv.includes('tail') && argv.includes(eveFile) && readlinkSync(`/proc/${p}/fd/3`, 'utf8') !== '';
+            return argv.includes('tail') && readdirSync(`/proc/${p}/fd`).some((fd) => readlinkSync(`/proc/${p}/fd/${fd}`) === eveFile);
           } catch {
             return false;
           }
