@@ -33,6 +33,8 @@ export interface OperatorConfig {
   idsAddressNamespace: string;
   /** How long one minute of spec.diskInspection.snapshot lasts (60 s; tests shorten it). */
   snapshotMinuteMs: number;
+  /** Rotation period of the IDS VMs' alert intake tokens. */
+  idsCredentialRotationMs: number;
 }
 
 function oneOf<T extends string>(name: string, values: readonly T[]) {
@@ -69,10 +71,10 @@ function positiveInt(name: string) {
 
 function duration(name: string) {
   return (value: string): number => {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
     if (!m) throw new InvalidArgumentError(`${name} must be a duration such as 15s, 500ms or 1m, got "${value}"`);
     const n = Number(m[1]);
-    return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000);
+    return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : m[2] === 'h' ? n * 3_600_000 : n * 1000);
   };
 }
 
@@ -109,6 +111,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     .option('--ids-network-policy <bool>', 'a MultiNetworkPolicy per IDS VM on the IDS network (where the provider enforces them)', (v) => v === 'true', env.IDS_NETWORK_POLICY === 'true')
     .option('--ids-address-namespace <ns>', "namespace of the IDS-network address claims (default: the operator's, $POD_NAMESPACE)", env.POD_NAMESPACE || 'hyperspector-system')
     .option('--not-ready-recheck <d>', 'how often a MonitoredServer that is not Ready is rechecked', duration('--not-ready-recheck'), 60_000)
+    .option('--ids-credential-rotation <d>', "rotation period of the IDS VMs' alert intake tokens (a token is accepted for one to two periods; guests renew every half period)", duration('--ids-credential-rotation'), env.IDS_CREDENTIAL_ROTATION ? duration('IDS_CREDENTIAL_ROTATION')(env.IDS_CREDENTIAL_ROTATION) : 24 * 3_600_000)
     .option('--snapshot-minute <d>', 'for tests only: how long one minute of spec.diskInspection.snapshot (intervalMinutes, readyTimeoutMinutes) lasts', duration('--snapshot-minute'), 60_000);
   program.parse(argv, { from: 'user' });
   const o = program.opts<{
@@ -141,12 +144,14 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     idsNetworkPolicy: boolean;
     idsAddressNamespace: string;
     snapshotMinute: number;
+    idsCredentialRotation: number;
   }>();
   const namespaces = (o.namespace ?? (env.WATCH_NAMESPACES ?? '').split(',')).map((n) => n.trim()).filter(Boolean);
   // Values from the environment are defaults, which commander does not pass through the parsers.
   oneOf('--mirroring-provider', MIRRORING_PROVIDERS)(o.mirroringProvider);
   oneOf('--ids-network', IDS_NETWORK_PROVIDERS)(o.idsNetwork);
   ipv4Prefix(o.idsNetworkCidr);
+  if (o.idsCredentialRotation < 10_000) throw new InvalidArgumentError('--ids-credential-rotation must be at least 10s');
   if (o.snapshotMinute < 1000) throw new InvalidArgumentError('--snapshot-minute must be at least 1s');
   if (o.concurrency < 1) throw new InvalidArgumentError('--concurrency must be at least 1');
   if (o.renewDeadline >= o.leaseDuration) throw new InvalidArgumentError('--renew-deadline must be shorter than --lease-duration');
@@ -183,5 +188,6 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     },
     idsAddressNamespace: o.idsAddressNamespace,
     snapshotMinuteMs: o.snapshotMinute,
+    idsCredentialRotationMs: o.idsCredentialRotation,
   };
 }

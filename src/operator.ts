@@ -53,6 +53,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger = cre
       defaultKernelProfilesConfigMap: config.kernelProfilesConfigMap,
       namespace: config.processMapperNamespace,
       serviceAccountName: config.processMapperServiceAccount,
+      idsCredentialRotationMs: config.idsCredentialRotationMs,
     },
     kubevirtNamespace: config.kubevirtNamespace,
     networking: { settings: config.networking, claimNamespace: config.idsAddressNamespace },

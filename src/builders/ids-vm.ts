@@ -5,6 +5,7 @@ import type { BuiltVirtualMachine } from './virtual-machine.ts';
 import { withDiskInspection, type IdsDiskInspection } from './disk-inspection.ts';
 import { withFirstNicMac } from './ids-network-data.ts';
 import { withIdsNics, type IdsNics } from './networking.ts';
+import { intakeEnabled, withIntakeDisk } from './ids-intake.ts';
 
 export const HOSTNAME_LABEL = 'kubernetes.io/hostname';
 /** Label KubeVirt puts on a VMI's virt-launcher pod: the VMI's UID. */
@@ -45,6 +46,8 @@ export function buildIdsVirtualMachine(ms: MonitoredServer, placement: ServerPla
   const vmiTemplate = spec.template ?? { spec: { domain: { devices: {} } } };
   let vmiSpec = { ...(vmiTemplate.spec ?? { domain: { devices: {} } }) };
   if (diskInspection) vmiSpec = withDiskInspection(vmiSpec, diskInspection);
+  // The alert intake's token, URL and forwarder (ids-intake.ts): a disk, never an environment of the server.
+  if (intakeEnabled(ms)) vmiSpec = withIntakeDisk(vmiSpec, ms);
   // Networking: the template's first NIC gets a stable MAC (our network data may name it), then ours.
   if (nics) vmiSpec = withIdsNics(withFirstNicMac(ms, vmiSpec), ms, nics);
   vmiSpec.nodeSelector = { ...(vmiSpec.nodeSelector ?? {}), [HOSTNAME_LABEL]: placement.nodeName };

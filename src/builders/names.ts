@@ -13,7 +13,7 @@ export const ANNOTATION_MONITORED_BY = 'hyperspector.io/monitored-by';
 export const ANNOTATION_PAIRED_WITH = 'hyperspector.io/paired-with-vmi';
 export const FINALIZER = 'hyperspector.io/teardown';
 
-export type Role = 'server' | 'ids' | 'process-mapper' | 'process-baseline' | 'ids-cloud-init' | 'network' | 'ids-address' | 'disk-snapshot' | 'response';
+export type Role = 'server' | 'ids' | 'process-mapper' | 'process-baseline' | 'ids-cloud-init' | 'network' | 'ids-address' | 'disk-snapshot' | 'response' | 'ids-intake-key' | 'ids-intake';
 
 export function idsVmName(ms: MonitoredServer): string {
   return `${ms.metadata.name}-ids`;

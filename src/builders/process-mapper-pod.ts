@@ -9,6 +9,8 @@ import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import { HOSTNAME_LABEL } from './ids-vm.ts';
 import { ANNOTATION_RELEARN_BASELINE, processBaselineName, processMapperLabels, processMapperPodName } from './names.ts';
 import type { V1PodSpec } from '@kubernetes/client-node';
+import { DEFAULT_ROTATION_MS } from '../sidecar/intake-credential.ts';
+import { INTAKE_KEY_FIELD, intakeEnabled, intakeKeySecretName } from './ids-intake.ts';
 import type { ObjectMeta, Pod } from '../kube/client/objects.ts';
 
 /** What the process mapper needs to read the memory of a QEMU process run by another user. */
@@ -30,6 +32,8 @@ export interface ProcessMapperSettings {
   namespace: string;
   /** ServiceAccount of the pods (Events and status.alerts of MonitoredServers, nothing else). */
   serviceAccountName: string;
+  /** Rotation period of the IDS VM's intake token (default 24 h). */
+  idsCredentialRotationMs?: number;
 }
 
 export interface ServerVmiRef {
@@ -91,6 +95,13 @@ export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, se
           // spec hash, so the pod is replaced) has it learned anew.
           { name: 'BASELINE_CONFIGMAP', value: `${settings.namespace}/${processBaselineName(ms)}` },
           { name: 'BASELINE_GENERATION', value: ms.metadata.annotations?.[ANNOTATION_RELEARN_BASELINE] ?? '' },
+          // The IDS VM's alert intake (src/sidecar/intake.ts): the signing key its tokens derive from.
+          ...(intakeEnabled(ms)
+            ? [
+                { name: 'IDS_INTAKE_KEY', valueFrom: { secretKeyRef: { name: intakeKeySecretName(ms), key: INTAKE_KEY_FIELD } } },
+                { name: 'IDS_CREDENTIAL_ROTATION_MS', value: String(settings.idsCredentialRotationMs ?? DEFAULT_ROTATION_MS) },
+              ]
+            : []),
         ],
         ports: [{ name: 'http', containerPort: PROCESS_MAPPER_PORT, protocol: 'TCP' }, { name: 'procfs', containerPort: PROCESS_VIEW_PORT, protocol: 'TCP' }],
         readinessProbe: { httpGet: { path: '/healthz', port: PROCESS_MAPPER_PORT }, periodSeconds: 5 },

@@ -4,7 +4,9 @@ import type { GuestProcess } from '../introspection/process-info.ts';
 import type { ProcessSocket } from '../introspection/guest-introspector.ts';
 
 export type ProcessAlertRule = 'ProcessOutsideBaseline' | 'RootShellFromNetworkService' | 'HiddenProcess' | 'NewListeningSocket';
-export type AlertRule = ProcessAlertRule | 'HiddenModule' | 'AmbiguousQemu';
+/** Alerts raised in the IDS VM and posted to the intake (intake-parser.ts): the rule is the Event reason of the tool. */
+export type IntakeAlertRule = 'SuricataAlert' | 'FileIntegrityChanged' | 'IDSToolAlert';
+export type AlertRule = ProcessAlertRule | 'HiddenModule' | 'AmbiguousQemu' | IntakeAlertRule;
 
 export type MapperEvent =
   | { type: 'process-start'; time: string; process: GuestProcess }
@@ -17,6 +19,8 @@ export type MapperEvent =
   | { type: 'alert'; time: string; rule: 'HiddenModule'; message: string; module: GuestModule }
   /** AmbiguousQemu: several processes in the launcher pod claim to be the VMI's QEMU (one imitates it); none is read. */
   | { type: 'alert'; time: string; rule: 'AmbiguousQemu'; message: string; pids: number[] }
+  /** An alert a tool in the IDS VM posted to the intake; `source` names the tool (suricata, aide, ...). */
+  | { type: 'alert'; time: string; rule: IntakeAlertRule; message: string; source: string }
   /** profileSource: guest-memory (built from the running kernel's BTF and kallsyms) or configmap. */
   | { type: 'guest-attached'; time: string; qemuPid: number; kernelRelease: string; profileSource: 'guest-memory' | 'configmap'; processCount: number }
   | { type: 'guest-detached'; time: string; qemuPid: number; reason: string };

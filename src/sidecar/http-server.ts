@@ -6,6 +6,7 @@
 //                   honours Last-Event-ID to replay what a reconnecting client missed
 //   GET /metrics    Prometheus
 //   GET /healthz    200 while polling works (attached and polled recently), 503 otherwise
+//   POST /intake/v1/alerts, /intake/v1/credential  the IDS VM's alert intake (intake.ts), its own token
 // With an authorizer, the first three need a bearer token allowed to get monitoredservers/processes
 // (api-auth.ts): 401 without one, 403 for a user without the right; /metrics and /healthz stay open.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -14,6 +15,7 @@ import type { MapperMetrics } from './metrics.ts';
 import type { NumberedEvent, ProcessMapper } from './process-mapper.ts';
 import type { VmiIdentity } from './qemu-finder.ts';
 import type { RequestAuthorizer } from './api-auth.ts';
+import type { AlertIntake } from './intake.ts';
 
 export interface SidecarServerDeps {
   mapper: ProcessMapper;
@@ -25,11 +27,14 @@ export interface SidecarServerDeps {
   heartbeatMs?: number;
   /** Checks callers of /processes and /events; without it (development, loopback only) they are open. */
   authorizer?: Pick<RequestAuthorizer, 'authorize'>;
+  /** The IDS VM's alert intake (intake.ts), authenticated with its own token; absent without a signing key. */
+  intake?: Pick<AlertIntake, 'handle'>;
 }
 
 export function createSidecarServer(deps: SidecarServerDeps): Server {
   return createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (deps.intake?.handle(path, req, res)) return;
     if (req.method !== 'GET') return send(res, 405, { error: 'only GET is served' });
     if (path === '/metrics') return void metrics(deps, res);
     if (path === '/healthz') return healthz(deps, res);

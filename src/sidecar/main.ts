@@ -22,6 +22,8 @@ import { packageVersion } from '../version.ts';
 import { createQemuFinder } from './qemu-finder.ts';
 import { parseProcfsListen, procfsAttachChecker, startProcfsService } from '../procfs/procfs-service.ts';
 import type { NinePServer } from '../procfs/ninep-server.ts';
+import { AlertIntake, intakeAlertEvents } from './intake.ts';
+import { DEFAULT_ROTATION_MS, MIN_ROTATION_MS, parseIntakeKey } from './intake-credential.ts';
 
 interface SidecarOptions {
   namespace: string;
@@ -42,6 +44,7 @@ interface SidecarOptions {
   baselineGeneration: string;
   procfsListen?: string;
   procfsTokenFile?: string;
+  idsCredentialRotation: string;
 }
 
 const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -68,6 +71,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--baseline-generation <value>', 'relearn generation: a stored baseline of another one is not used (env BASELINE_GENERATION)', env.BASELINE_GENERATION ?? '')
     .option('--procfs-listen <host:port>', 'serve the read-only 9P process view for unmodified ps/top (docs/process-mapping.md) on this address; port 5640 when omitted (env PROCFS_LISTEN); off when not given', env.PROCFS_LISTEN)
     .option('--procfs-token-file <path>', 'a shared token that may also attach the process view (env PROCFS_TOKEN_FILE); Kubernetes tokens allowed to get monitoredservers/processes always may', env.PROCFS_TOKEN_FILE)
+    .option('--ids-credential-rotation <ms>', 'rotation period of the IDS VM\'s intake token; the signing key is env IDS_INTAKE_KEY (env IDS_CREDENTIAL_ROTATION_MS)', env.IDS_CREDENTIAL_ROTATION_MS ?? String(DEFAULT_ROTATION_MS))
     .option('--kubeconfig <path>', 'kubeconfig for reporting alerts (default: the pod\'s service account)')
     .parse(argv)
     .opts<SidecarOptions>();
@@ -126,7 +130,25 @@ export async function main(argv: string[]): Promise<void> {
     logger.warn('No --monitored-server or identity: alerts are served on /events and counted in metrics, not reported to the Kubernetes API');
   }
   const authorizer = api && opts.monitoredServer ? new RequestAuthorizer({ api, monitoredServer: { namespace: opts.namespace, name: opts.monitoredServer }, clock: realClock }) : undefined;
-  const server = createSidecarServer({ mapper, metrics, vmi, pollIntervalMs, clock: realClock, ...(authorizer ? { authorizer } : {}) });
+  // The IDS VM's alert intake: its own token (derived from the key the operator gives this pod), the
+  // same pipeline as the mapper's alerts (/events, the counter, the Event, status.alerts).
+  const intakeKey = env.IDS_INTAKE_KEY ? parseIntakeKey(env.IDS_INTAKE_KEY) : undefined;
+  const rotationMs = Number(opts.idsCredentialRotation);
+  if (intakeKey && !(rotationMs >= MIN_ROTATION_MS)) throw new Error(`--ids-credential-rotation ${opts.idsCredentialRotation}: at least ${MIN_ROTATION_MS} ms`);
+  const intake = intakeKey
+    ? new AlertIntake({
+        key: intakeKey,
+        subject: { namespace: opts.namespace, name: opts.monitoredServer ?? opts.name },
+        rotationMs,
+        clock: realClock,
+        requests: metrics.intakeRequests,
+        onAlerts: (alerts, receivedAt) => {
+          for (const event of intakeAlertEvents(alerts, receivedAt)) mapper.publishAlert(event);
+        },
+      })
+    : undefined;
+  if (!intakeKey) logger.info('No IDS_INTAKE_KEY: the IDS VM alert intake is off');
+  const server = createSidecarServer({ mapper, metrics, vmi, pollIntervalMs, clock: realClock, ...(authorizer ? { authorizer } : {}), ...(intake ? { intake } : {}) });
   await new Promise<void>((resolve) => server.listen(port, host, resolve));
   const address = server.address();
   logger.info('Started process mapper', { vmi: `${vmi.namespace}/${vmi.name}`, uid: vmi.uid, listen: typeof address === 'object' && address ? `${address.address}:${address.port}` : opts.listen, pollIntervalMs });

@@ -8,6 +8,7 @@ export interface MapperMetrics {
   processes: Gauge;
   events: Counter<'type'>;
   alerts: Counter<'rule'>;
+  intakeRequests: Counter<'result'>;
   attached: Gauge;
   attaches: Counter;
   kernelProfile: Gauge<'source' | 'release'>;
@@ -27,6 +28,7 @@ export function createMapperMetrics(withDefaults = true): MapperMetrics {
     processes: new Gauge({ name: 'hyperspector_process_mapper_processes', help: 'Processes in the last consistent snapshot', registers }),
     events: new Counter({ name: 'hyperspector_process_mapper_events_total', help: 'Events published, by type', labelNames: ['type'], registers }),
     alerts: new Counter({ name: 'hyperspector_process_mapper_alerts_total', help: 'Alerts raised, by rule', labelNames: ['rule'], registers }),
+    intakeRequests: new Counter({ name: 'hyperspector_process_mapper_intake_requests_total', help: 'Requests to the IDS VM alert intake, by result (accepted, unauthorized, invalid, too-large, rate-limited, renewed)', labelNames: ['result'], registers }),
     attached: new Gauge({ name: 'hyperspector_process_mapper_guest_attached', help: '1 while attached to the VMI QEMU process', registers }),
     kernelProfile: new Gauge({ name: 'hyperspector_process_mapper_kernel_profile_info', help: '1 for the kernel profile in use: source guest-memory (from the running kernel\'s BTF and kallsyms) or configmap', labelNames: ['source', 'release'], registers }),
     procfsConnections: new Counter({ name: 'hyperspector_process_mapper_procfs_connections_total', help: 'TCP connections to the 9P process view', registers }),

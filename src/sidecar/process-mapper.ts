@@ -356,6 +356,12 @@ export class ProcessMapper {
     }
   }
 
+  /** An alert raised outside the guest's memory (the IDS VM's intake): counted and published like the mapper's own. */
+  publishAlert(event: Extract<MapperEvent, { type: 'alert' }>): void {
+    this.deps.metrics.alerts.inc({ rule: event.rule });
+    this.publish(event);
+  }
+
   private publish(event: MapperEvent): void {
     const numbered = { id: this.nextEventId++, event };
     this.history.push(numbered);

@@ -38,7 +38,7 @@ function vmSchema(crds: k8s.V1CustomResourceDefinition[]): Schema {
 }
 
 describe('KubeVirt CRDs: the running release and the shared cross-check', function () {
-  const examples = ['10-web-monitored-server.yaml', '30-db-monitored-server.yaml'].map((f) => parse(readFileSync(join(REPO_ROOT, 'examples', f), 'utf8')) as MonitoredServer);
+  const examples = ['10-web-monitored-server.yaml', '30-db-monitored-server.yaml', 'ids-vm/suricata-aide.yaml'].map((f) => parse(readFileSync(join(REPO_ROOT, 'examples', f), 'utf8')) as MonitoredServer);
   const built = examples.flatMap((ms) => {
     const out = [buildIdsVirtualMachine(ms, { nodeName: 'node-a', serverVmiUid: 'u', serverPodLabels: serverPodLabels(false, roleLabels(ms, 'server'), 'x') })];
     if (ms.spec.server.template) out.push(buildServerVirtualMachine(ms));

@@ -30,6 +30,8 @@ export interface PodProcessContext {
   volumesDir: string;
   /** ConfigMaps of the pod's namespace, by name (data only). */
   configMaps: Map<string, Record<string, string>>;
+  /** Secrets of the pod's namespace named by env secretKeyRef, by name (data decoded); absent: none. */
+  secrets?: Map<string, Record<string, string>>;
   hostPorts: Map<number, number>;
   nodeIp: string;
 }
@@ -71,8 +73,14 @@ function resolveEnv(pod: k8s.V1Pod, container: k8s.V1Container, ctx: PodProcessC
       const value = ctx.configMaps.get(ref.name ?? '')?.[ref.key];
       if (value === undefined && !ref.optional) throw new UnsupportedPodError(`env ${e.name}: ConfigMap key ${ref.name}/${ref.key} not found`);
       if (value !== undefined) env[e.name] = value;
+    } else if (e.valueFrom.secretKeyRef) {
+      // As kubelet: the container waits for a missing Secret or key unless the reference is optional.
+      const ref = e.valueFrom.secretKeyRef;
+      const value = ctx.secrets?.get(ref.name ?? '')?.[ref.key];
+      if (value === undefined && !ref.optional) throw new UnsupportedPodError(`env ${e.name}: Secret key ${ref.name}/${ref.key} not found`);
+      if (value !== undefined) env[e.name] = value;
     } else {
-      throw new UnsupportedPodError(`env ${e.name}: only value, fieldRef and configMapKeyRef are supported`);
+      throw new UnsupportedPodError(`env ${e.name}: only value, fieldRef, configMapKeyRef and secretKeyRef are supported`);
     }
   }
   return env;

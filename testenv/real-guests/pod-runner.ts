@@ -202,12 +202,29 @@ export class RealPodRunner {
     return out;
   }
 
+  /** The Secrets the pod's env names (secretKeyRef), data decoded; a missing one is left out (the container waits). */
+  private async secretsOf(pod: Pod): Promise<Map<string, Record<string, string>>> {
+    const names = new Set<string>();
+    for (const c of pod.spec?.containers ?? []) for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef?.name) names.add(e.valueFrom.secretKeyRef.name);
+    const out = new Map<string, Record<string, string>>();
+    for (const name of names) {
+      try {
+        const secret = await this.core.readNamespacedSecret({ namespace: pod.metadata!.namespace!, name });
+        out.set(name, Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])));
+      } catch (err) {
+        if ((err as { code?: number }).code !== 404) throw err;
+      }
+    }
+    return out;
+  }
+
   private async startContainer(pod: Pod, container: k8s.V1Container, record: RunningPod): Promise<void> {
     try {
       record.spec = podProcessSpec(pod, container, {
         repoRoot: REPO_ROOT,
         volumesDir: join(record.dir, 'volumes'),
         configMaps: await this.configMapsOf(pod),
+        secrets: await this.secretsOf(pod),
         hostPorts: record.hostPorts,
         nodeIp: LOOPBACK,
       });

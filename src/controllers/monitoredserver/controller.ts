@@ -16,7 +16,7 @@ import { silentLogger, type Logger } from '../../kube/util/logger.ts';
 import type { OperatorMetrics } from '../../kube/runtime/metrics.ts';
 import { MultiNamespaceInformer } from '../../kube/runtime/multi-namespace-informer.ts';
 import type { KubeObject, KubeVirt, PersistentVolumeClaim, Pod, Secret, VirtualMachine, VirtualMachineInstance } from '../../kube/client/objects.ts';
-import { collectionPath, objectPath, CONFIG_MAP, KUBEVIRT, MULTI_NETWORK_POLICY, NETWORK_POLICY, NODE, NETWORK_ATTACHMENT_DEFINITION, PERSISTENT_VOLUME_CLAIM, POD, SECRET, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/client/resources.ts';
+import { collectionPath, objectPath, CONFIG_MAP, KUBEVIRT, MULTI_NETWORK_POLICY, NETWORK_POLICY, NODE, NETWORK_ATTACHMENT_DEFINITION, PERSISTENT_VOLUME_CLAIM, POD, SECRET, SERVICE, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE, type ResourceType } from '../../kube/client/resources.ts';
 import { statusCodeOf, type KubeApi } from '../../kube/client/rest.ts';
 import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../kube/runtime/workers.ts';
 import { WorkQueue } from '../../kube/runtime/workqueue.ts';
@@ -33,6 +33,10 @@ import { VOLUME_SNAPSHOT, type VolumeSnapshot } from '../../builders/disk-snapsh
 import { planIdsVm } from './planners/ids-vm.ts';
 import { planResponse } from './planners/response.ts';
 import { deleteProcessBaseline, orphanedMapperPodDeletion, planProcessMapper, processMapperOwnerKeys } from './planners/process-mapper.ts';
+import { deleteIntakeObject, planIdsIntake } from './planners/ids-intake.ts';
+import { intakeEnabled, intakeRecheckMs } from '../../builders/ids-intake.ts';
+import { DEFAULT_ROTATION_MS } from '../../sidecar/intake-credential.ts';
+import { randomBytes } from 'node:crypto';
 import { isOurEvacuation, migrationIsFinal, planEvacuation, VIRTUAL_MACHINE_INSTANCE_MIGRATION, type EvacuationLimits } from './planners/evacuation.ts';
 import { closedGap, monitoringGapEvents, monitoringGapHistogram } from './monitoring-gap.ts';
 import { planIdsNetworkData, planNetworking, type NetworkingContext } from './planners/networking.ts';
@@ -136,6 +140,9 @@ export class MonitoredServerController {
   private readonly virtualMachineInstances: MultiNamespaceInformer<VirtualMachineInstance>;
   private readonly processMapperPods: MultiNamespaceInformer<Pod>;
   private readonly processBaselines: MultiNamespaceInformer<KubeObject>;
+  /** The IDS alert intake's signing keys (with their data) and Services, in the operator's namespace. */
+  private readonly intakeKeySecrets: MultiNamespaceInformer<Secret>;
+  private readonly intakeServices: MultiNamespaceInformer<KubeObject>;
   /** Claims, stripped of managedFields: disk inspection checks the ones behind spec.server.disks. */
   private readonly claims: MultiNamespaceInformer<PersistentVolumeClaim>;
   /** Only our own Secrets: the IDS VMs' merged user data, by label. */
@@ -220,7 +227,10 @@ export class MonitoredServerController {
     // The process baselines the mappers stored beside them (metadata only: deleted with their MonitoredServer).
     this.processBaselines = new MultiNamespaceInformer(informer<KubeObject>('process-baselines', CONFIG_MAP, transformMetadataOnly, `${LABEL_ROLE}=process-baseline,${LABEL_MANAGED_BY}=${MANAGED_BY}`), [this.mapperSettings.namespace]);
     this.claims = new MultiNamespaceInformer(informer<PersistentVolumeClaim>('persistentvolumeclaims', PERSISTENT_VOLUME_CLAIM, stripManagedFields<PersistentVolumeClaim>()), options.namespaces);
-    this.cloudInitSecrets = new MultiNamespaceInformer(informer<Secret>('secrets', SECRET, stripManagedFields<Secret>(), `${LABEL_ROLE}=ids-cloud-init`), options.namespaces);
+    this.intakeKeySecrets = new MultiNamespaceInformer(informer<Secret>('ids-intake-keys', SECRET, stripManagedFields<Secret>(), `${LABEL_ROLE}=ids-intake-key,${LABEL_MANAGED_BY}=${MANAGED_BY}`), [this.mapperSettings.namespace]);
+    this.intakeServices = new MultiNamespaceInformer(informer<KubeObject>('ids-intake-services', SERVICE, stripManagedFields<KubeObject>(), `${LABEL_ROLE}=ids-intake,${LABEL_MANAGED_BY}=${MANAGED_BY}`), [this.mapperSettings.namespace]);
+    // Our Secrets in the tenants' namespaces: the IDS VMs' merged user data and their intake tokens.
+    this.cloudInitSecrets = new MultiNamespaceInformer(informer<Secret>('secrets', SECRET, stripManagedFields<Secret>(), `${LABEL_ROLE} in (ids-cloud-init,ids-intake)`), options.namespaces);
     this.isolationPolicies = new MultiNamespaceInformer(informer<NetworkPolicy>('networkpolicies', NETWORK_POLICY, stripManagedFields<NetworkPolicy>(), `${LABEL_ROLE}=response,${LABEL_MANAGED_BY}=${MANAGED_BY}`), options.namespaces);
     this.kubevirts = informer<KubeVirt>('kubevirts', KUBEVIRT, stripManagedFields<KubeVirt>())(options.kubevirtNamespace ?? 'kubevirt');
     this.nodes = informer<KubeObject>('nodes', NODE, transformNode)();
@@ -265,12 +275,12 @@ export class MonitoredServerController {
       i.addEventHandler(children);
     }
     // A process-mapper pod names its MonitoredServer in two labels (it runs in another namespace).
-    for (const i of [...this.processMapperPods.informers, ...this.processBaselines.informers] as Informer<Pod>[]) i.addEventHandler(enqueueMapped<Pod>(sink, (obj) => processMapperOwnerKeys(obj)));
+    for (const i of [...this.processMapperPods.informers, ...this.processBaselines.informers, ...this.intakeKeySecrets.informers, ...this.intakeServices.informers] as Informer<Pod>[]) i.addEventHandler(enqueueMapped<Pod>(sink, (obj) => processMapperOwnerKeys(obj)));
     // Once a cache shows a child this controller created (or its deletion), the cache is right again.
     for (const [kind, informers] of [
       [VIRTUAL_MACHINE.kind, this.virtualMachines.informers],
       [POD.kind, this.processMapperPods.informers],
-      [SECRET.kind, this.cloudInitSecrets.informers],
+      [SECRET.kind, [...this.cloudInitSecrets.informers, ...this.intakeKeySecrets.informers]],
       [NETWORK_POLICY.kind, this.isolationPolicies.informers],
     ] as Array<[string, Informer<KubeObject>[]]>) {
       const seen = (o: KubeObject) => this.unseen.seen(kind, o);
@@ -359,6 +369,8 @@ export class MonitoredServerController {
       ...this.virtualMachineInstances.informers,
       ...this.processMapperPods.informers,
       ...this.processBaselines.informers,
+      ...this.intakeKeySecrets.informers,
+      ...this.intakeServices.informers,
       ...this.claims.informers,
       ...this.cloudInitSecrets.informers,
       ...this.isolationPolicies.informers,
@@ -442,6 +454,9 @@ export class MonitoredServerController {
       virtualMachine: (ns, name) => this.unseen.read(VIRTUAL_MACHINE.kind, ns, name, this.virtualMachines.get(ns, name)),
       virtualMachineInstance: (ns, name) => this.virtualMachineInstances.get(ns, name),
       processBaseline: (name) => this.processBaselines.get(this.mapperSettings.namespace, name),
+      // A key created a moment ago is read as created: never a second, different key.
+      intakeKeySecret: (name) => this.unseen.read(SECRET.kind, this.mapperSettings.namespace, name, this.intakeKeySecrets.get(this.mapperSettings.namespace, name)),
+      intakeService: (name) => this.intakeServices.get(this.mapperSettings.namespace, name),
       processMapperPod: (name) => this.unseen.read(POD.kind, this.mapperSettings.namespace, name, this.processMapperPods.get(this.mapperSettings.namespace, name)),
       persistentVolumeClaim: (ns, name) => this.claims.get(ns, name),
       kubevirt: () => this.kubevirts.list().find((k) => !k.metadata?.deletionTimestamp),
@@ -531,12 +546,23 @@ export class MonitoredServerController {
     return this.options.processMapper ?? DEFAULT_PROCESS_MAPPER;
   }
 
+  private get intakeSettings() {
+    return { operatorNamespace: this.mapperSettings.namespace, rotationMs: this.mapperSettings.idsCredentialRotationMs ?? DEFAULT_ROTATION_MS, newKey: () => randomBytes(32) };
+  }
+
   /** What a deleted MonitoredServer left in the operator's namespace: its process-mapper pod and its stored baseline. */
   private async deleteOrphans(namespace: string, name: string, ctx: ReconcileContext): Promise<ReconcileResult> {
     const mine = (o: KubeObject) => processMapperOwnerKeys(o as Pod)[0] === `${namespace}/${name}` && !o.metadata?.deletionTimestamp;
     const pod = this.processMapperPods.list().find(mine);
     const baseline = this.processBaselines.list().find(mine);
-    const actions = [...(pod ? [orphanedMapperPodDeletion(pod)] : []), ...(baseline ? [deleteProcessBaseline(baseline, 'processMapper')] : [])];
+    const key = this.intakeKeySecrets.list().find(mine);
+    const service = this.intakeServices.list().find(mine);
+    const actions = [
+      ...(pod ? [orphanedMapperPodDeletion(pod)] : []),
+      ...(baseline ? [deleteProcessBaseline(baseline, 'processMapper')] : []),
+      ...(key ? [deleteIntakeObject(key, 'key', 'processMapper')] : []),
+      ...(service ? [deleteIntakeObject(service, 'service', 'processMapper')] : []),
+    ];
     if (actions.length === 0) return;
     const outcomes = await execute(actions, { api: this.api, log: ctx.log, signal: ctx.signal, onEvent: () => undefined });
     const failed = outcomes.find((o) => o.kind === 'failed');
@@ -582,12 +608,15 @@ export class MonitoredServerController {
     const pairPlans = evacuation.move
       ? []
       : [...planIdsVm(ms, observed, networkData), ...planDiskHotplug(ms, observed), ...planProcessMapper(ms, observed, this.mapperSettings)];
+    // The intake's key comes before the mapper pod can start; its token Secret before the IDS VM's start reads it.
+    const intakeActions = planIdsIntake(ms, observed, this.intakeSettings, this.now().getTime());
     const actions = [
       ...planFinalizer(ms),
       ...planServerVm(ms, observed),
       ...(networking ? planNetworking(ms, observed, networking) : []),
       ...planIdsCloudInit(ms, observed, networkData?.networkData),
       ...evacuationActions,
+      ...intakeActions,
       ...pairPlans,
       ...snapshots.actions,
       ...planResponse(ms, observed),
@@ -629,7 +658,10 @@ export class MonitoredServerController {
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
     const notReadyRecheck = ready?.status === 'True' ? undefined : Math.min(this.notReadyRecheckMs, evacuation.recheckAfterMs ?? Infinity);
     // Snapshot mode: the next rotation or readiness deadline comes back on its own, Ready or not.
-    const recheckMs = snapshots.recheckAfterMs === undefined ? notReadyRecheck : Math.min(notReadyRecheck ?? Infinity, snapshots.recheckAfterMs);
+    const snapshotRecheck = snapshots.recheckAfterMs === undefined ? notReadyRecheck : Math.min(notReadyRecheck ?? Infinity, snapshots.recheckAfterMs);
+    // The intake token Secret is rewritten at the next rotation epoch's start.
+    const intakeRecheck = intakeEnabled(ms) ? intakeRecheckMs(this.now().getTime(), this.intakeSettings.rotationMs) : undefined;
+    const recheckMs = intakeRecheck === undefined ? snapshotRecheck : Math.min(snapshotRecheck ?? Infinity, intakeRecheck);
     // A deferred progress write comes back at the window's end, or sooner for the not-Ready recheck.
     if (deferredMs !== undefined) return { requeueAfter: Math.min(deferredMs, recheckMs ?? deferredMs) };
     return recheckMs === undefined ? undefined : { requeueAfter: recheckMs };
@@ -651,7 +683,7 @@ export class MonitoredServerController {
     if (kind === VIRTUAL_MACHINE.kind) return this.virtualMachines.get(namespace, name);
     if (kind === POD.kind) return this.processMapperPods.get(namespace, name);
     if (kind === NETWORK_POLICY.kind) return this.isolationPolicies.get(namespace, name);
-    return this.cloudInitSecrets.get(namespace, name);
+    return this.cloudInitSecrets.get(namespace, name) ?? this.intakeKeySecrets.get(namespace, name);
   }
 
   private async writeStatus(key: string, ms: MonitoredServer, current: MonitoredServerStatus | undefined, next: MonitoredServerStatus, progressWrites: number, ctx: ReconcileContext): Promise<void> {

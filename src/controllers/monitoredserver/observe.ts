@@ -9,6 +9,7 @@ import { isolationPolicyName, type NetworkPolicy } from '../../builders/isolatio
 import { idsNetworkNadName, idsNetworkPolicyName, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
 import { mirrorPeer } from './ovs-mirror-slots.ts';
 import { vmiNode } from './observed-state.ts';
+import { intakeKeySecretName, intakeServiceName, intakeTokenSecretName } from '../../builders/ids-intake.ts';
 import type { KubeVirt, ObservedState, PersistentVolumeClaim, Pod, Secret, VirtualMachineInstance, VirtualMachineInstanceMigration } from './observed-state.ts';
 
 export interface CacheReader {
@@ -20,6 +21,9 @@ export interface CacheReader {
   /** Pods labelled as HyperSpector process mappers, by name (they all run in the operator's namespace). */
   processMapperPod(name: string): Pod | undefined;
   processBaseline?(name: string): KubeObject | undefined;
+  /** The alert intake's key Secrets and Services in the operator's namespace, by name (absent: none). */
+  intakeKeySecret?(name: string): Secret | undefined;
+  intakeService?(name: string): KubeObject | undefined;
   persistentVolumeClaim(namespace: string, name: string): PersistentVolumeClaim | undefined;
   /** The cluster's KubeVirt CR, if one can be read. */
   kubevirt(): KubeVirt | undefined;
@@ -111,6 +115,13 @@ export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState 
   const baseline = cache.processBaseline?.(processBaselineName(ms));
   const baselineLabels = baseline?.metadata?.labels ?? {};
   if (baseline && baselineLabels[LABEL_MONITORED_SERVER] === ms.metadata.name && baselineLabels[LABEL_MONITORED_SERVER_NAMESPACE] === ns) observed.processBaseline = baseline;
+  const mine = (o: KubeObject | undefined) => o?.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name && o?.metadata?.labels?.[LABEL_MONITORED_SERVER_NAMESPACE] === ns;
+  const intakeKey = cache.intakeKeySecret?.(intakeKeySecretName(ms));
+  if (intakeKey && mine(intakeKey)) observed.intakeKeySecret = intakeKey;
+  const intakeService = cache.intakeService?.(intakeServiceName(ms));
+  if (intakeService && mine(intakeService)) observed.intakeService = intakeService;
+  const intakeToken = cache.idsCloudInitSecret(ns, intakeTokenSecretName(ms));
+  if (intakeToken && intakeToken.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.intakeTokenSecret = intakeToken;
   const serverNode = observed.serverVmi?.status?.nodeName;
   const serverNodeUid = serverNode ? cache.nodeUid?.(serverNode) : undefined;
   if (serverNodeUid) observed.serverNodeUid = serverNodeUid;

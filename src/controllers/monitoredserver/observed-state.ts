@@ -20,6 +20,11 @@ export interface ObservedState {
   processMapperPod?: Pod;
   /** The process baseline the mapper stored (operator's namespace; metadata only). */
   processBaseline?: KubeObject;
+  /** The IDS alert intake's signing key Secret (operator's namespace; with its data) and Service, when ours. */
+  intakeKeySecret?: Secret;
+  intakeService?: KubeObject;
+  /** The IDS VM's intake token Secret (tenant's namespace), when ours. */
+  intakeTokenSecret?: Secret;
   /** UID of the Node the server VMI runs on: the process-mapper pod's controller reference. */
   serverNodeUid?: string;
   /** The cluster's KubeVirt CR: its feature gates decide how disks are hot-plugged. */

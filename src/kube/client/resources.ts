@@ -33,6 +33,7 @@ export const CORE_EVENT: ResourceType = { apiVersion: 'v1', kind: 'Event', plura
 export const POD: ResourceType = { apiVersion: 'v1', kind: 'Pod', plural: 'pods', namespaced: true };
 export const CONFIG_MAP: ResourceType = { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespaced: true };
 export const NAMESPACE: ResourceType = { apiVersion: 'v1', kind: 'Namespace', plural: 'namespaces', namespaced: false };
+export const SERVICE: ResourceType = { apiVersion: 'v1', kind: 'Service', plural: 'services', namespaced: true };
 export const SECRET: ResourceType = { apiVersion: 'v1', kind: 'Secret', plural: 'secrets', namespaced: true };
 export const PERSISTENT_VOLUME_CLAIM: ResourceType = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', plural: 'persistentvolumeclaims', namespaced: true };
 export const KUBEVIRT: ResourceType = { apiVersion: 'kubevirt.io/v1', kind: 'KubeVirt', plural: 'kubevirts', namespaced: true };

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import type * as k8s from '@kubernetes/client-node';
 import { buildProcessMapperPod, KERNEL_PROFILES_MOUNT, PROCESS_MAPPER_PORT } from '../../../src/builders/process-mapper-pod.ts';
 import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
+import { intakeKeySecretName } from '../../../src/builders/ids-intake.ts';
 import { podProcessSpec, UnsupportedPodError } from '../../../testenv/real-guests/pod-process.ts';
 import { podCgroupSegments } from '../../../testenv/real-guests/pod-cgroup.ts';
 
@@ -15,6 +16,7 @@ describe('real pods: the process-mapper pod as a host process', () => {
     repoRoot: '/repo',
     volumesDir: '/tmp/pod/volumes',
     configMaps: new Map([['profiles', { 'debian.json': '{}' }]]),
+    secrets: new Map([[intakeKeySecretName(monitoredServer('web-1', 'shop')), { key: 'a2V5' }]]),
     hostPorts: new Map([[PROCESS_MAPPER_PORT, 40001]]),
     nodeIp: '127.0.0.1',
   };
@@ -29,6 +31,7 @@ describe('real pods: the process-mapper pod as a host process', () => {
     assert.equal(spec.env.VMI_NAMESPACE, 'shop');
     assert.equal(spec.env.KERNEL_PROFILES, '/tmp/pod/volumes/kernel-profiles', `was ${KERNEL_PROFILES_MOUNT}`);
     assert.equal(spec.env.LISTEN, '127.0.0.1:40001');
+    assert.equal(spec.env.IDS_INTAKE_KEY, 'a2V5', 'the intake signing key from its Secret (secretKeyRef)');
     assert.equal(spec.env.HOSTNAME, built.metadata.name);
     assert.deepEqual([...spec.files], [['/tmp/pod/volumes/kernel-profiles/debian.json', '{}']]);
     assert.equal(spec.readinessUrl, 'http://127.0.0.1:40001/healthz');
@@ -50,6 +53,8 @@ describe('real pods: the process-mapper pod as a host process', () => {
     for (const v of required.spec?.volumes ?? []) if (v.configMap) v.configMap.optional = false;
     assert.throws(() => podProcessSpec(required, container, { ...ctx, configMaps: new Map() }), (e: Error) => e instanceof UnsupportedPodError && /ConfigMap profiles not found/.test(e.message));
     assert.throws(() => podProcessSpec(pod, { ...container, command: ['sleep', 'infinity'] }, ctx), UnsupportedPodError);
+    // As kubelet: the container waits for the intake key's Secret.
+    assert.throws(() => podProcessSpec(pod, container, { ...ctx, secrets: new Map() }), (e: Error) => e instanceof UnsupportedPodError && /env IDS_INTAKE_KEY: Secret key .*-ids-intake-key-[0-9a-f]{8}\/key not found/.test(e.message));
   });
 
   it('names cgroups as a kubelet with the systemd driver does', () => {

@@ -5,9 +5,10 @@
 // the kubelet's (readiness from the real /healthz, a restart counted), not kwok's; deleting the pod
 // stops the process and removes its cgroup.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
+import { buildIntakeKeySecret } from '../../../src/builders/ids-intake.ts';
 import { buildProcessMapperPod, PROCESS_MAPPER_PORT } from '../../../src/builders/process-mapper-pod.ts';
 import type { GuestProcess } from '../../../src/introspection/process-info.ts';
 import { startCluster, type LocalCluster } from '../../../testenv/cluster/local-cluster.ts';
@@ -78,6 +79,8 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
     const built = buildProcessMapperPod(monitoredServer('web-1', NS), { nodeName: 'node-a', name: 'web-1-server', uid: vmiUid, launcherPodUid: launcherUid, nodeUid: randomUUID() }, { image: 'hyperspector/operator:0.1.0', defaultKernelProfilesConfigMap: 'hyperspector-kernel-profiles', namespace: MAPPER_NS, serviceAccountName: 'hyperspector-process-mapper' });
     // No MonitoredServer here: without its owner the garbage collector would delete the pod.
     const body = { ...built, metadata: { ...built.metadata, ownerReferences: [] } } as unknown as k8s.V1Pod;
+    // The IDS alert intake's signing key the pod's env refers to (secretKeyRef), as the operator makes it.
+    await core.createNamespacedSecret({ namespace: MAPPER_NS, body: buildIntakeKeySecret(monitoredServer('web-1', NS), MAPPER_NS, randomBytes(32)) as unknown as k8s.V1Secret });
     const created = Date.now();
     await core.createNamespacedPod({ namespace: MAPPER_NS, body });
     const ready = await waitFor(

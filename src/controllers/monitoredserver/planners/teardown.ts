@@ -9,6 +9,7 @@ import { VIRTUAL_MACHINE } from '../../../kube/client/resources.ts';
 import type { Action } from '../actions.ts';
 import type { ObservedState } from '../observed-state.ts';
 import { deleteMapperPod, deleteProcessBaseline } from './process-mapper.ts';
+import { deleteIntakeObject } from './ids-intake.ts';
 import { EventReason } from '../reasons.ts';
 import { planNetworkTeardown } from './networking.ts';
 import { planSnapshotTeardown } from './disk-snapshot.ts';
@@ -119,6 +120,9 @@ export function planTeardown(ms: MonitoredServer, o: ObservedState, now: Date, c
   const pod = o.processMapperPod;
   if (pod && !pod.metadata?.deletionTimestamp) actions.push(deleteMapperPod(pod, 'teardown', undefined, EventReason.ProcessMapperDeleted));
   if (o.processBaseline && !o.processBaseline.metadata?.deletionTimestamp) actions.push(deleteProcessBaseline(o.processBaseline, 'teardown'));
+  // The alert intake's key and Service live in the operator's namespace (no owner reference reaches them).
+  if (o.intakeKeySecret && !o.intakeKeySecret.metadata?.deletionTimestamp) actions.push(deleteIntakeObject(o.intakeKeySecret, 'key', 'teardown'));
+  if (o.intakeService && !o.intakeService.metadata?.deletionTimestamp) actions.push(deleteIntakeObject(o.intakeService, 'service', 'teardown'));
   // The Isolate response's NetworkPolicy (owned, so garbage-collected anyway): not left to outlive the MonitoredServer.
   const isolation = o.isolationPolicy;
   if (isolation && !isolation.metadata?.deletionTimestamp) actions.push(deleteIsolationPolicy(ms, isolation));

@@ -1,0 +1,121 @@
+// The IDS VM's alert intake, the operator's side (pure builders; docs/process-mapping.md, "Alerts
+// from the IDS VM"):
+// - the signing key: a Secret per MonitoredServer in the operator's namespace (labelled like the
+//   process-mapper pod, deleted in teardown and as an orphan), given to the mapper pod as env
+//   IDS_INTAKE_KEY (secretKeyRef); never in the tenant's namespace;
+// - the token Secret `<name>-ids-intake` in the tenant's namespace (owned by the MonitoredServer):
+//   the current token, the intake URL, how often to renew, and the forwarder script; rewritten at
+//   each rotation epoch. The IDS VM has it as a disk (serial hs-intake): a Secret's content is not
+//   part of the VM spec, so a new token never restarts the IDS VM; a new VMI starts with the
+//   current token and a running guest renews over the intake itself. The server VM never has it;
+// - a Service per process mapper in the operator's namespace (its pod IP changes; the Service's
+//   DNS name does not), the URL the guest posts to.
+import { createHash } from 'node:crypto';
+import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
+import type { KubeObject, ObjectMeta, Secret } from '../kube/client/objects.ts';
+import { currentIntakeToken, nextEpochStart, rotationEpoch } from '../sidecar/intake-credential.ts';
+import { FORWARDER_SCRIPT } from './ids-intake-forwarder.ts';
+import { LABEL_MONITORED_SERVER_NAMESPACE, ownerReference, processMapperLabels, roleLabels } from './names.ts';
+import { PROCESS_MAPPER_PORT } from './process-mapper-pod.ts';
+
+export const INTAKE_KEY_FIELD = 'key';
+/** The IDS VM's disk with the intake Secret: found in the guest as /dev/disk/by-id/virtio-hs-intake. */
+export const INTAKE_VOLUME = 'hyperspector-intake';
+export const INTAKE_DISK_SERIAL = 'hs-intake';
+
+/** The intake's names: the key Secret (operator's namespace), the token Secret (tenant's), the Service. */
+export function intakeKeySecretName(ms: MonitoredServer): string {
+  const ns = ms.metadata.namespace ?? '';
+  const name = ms.metadata.name ?? '';
+  const hash = createHash('sha256').update(`${ns}/${name}`).digest('hex').slice(0, 8);
+  return `${`${ns}-${name}`.slice(0, 200).replace(/[.-]+$/, '')}-ids-intake-key-${hash}`;
+}
+
+export function intakeTokenSecretName(ms: MonitoredServer): string {
+  return `${ms.metadata.name}-ids-intake`;
+}
+
+/** A DNS-1035 label of at most 63 characters: `hs-intake-` + 20 hex of SHA-256 over namespace/name. */
+export function intakeServiceName(ms: MonitoredServer): string {
+  return `hs-intake-${createHash('sha256').update(`${ms.metadata.namespace}/${ms.metadata.name}`).digest('hex').slice(0, 20)}`;
+}
+
+export function intakeUrl(ms: MonitoredServer, operatorNamespace: string): string {
+  return `http://${intakeServiceName(ms)}.${operatorNamespace}.svc:${PROCESS_MAPPER_PORT}`;
+}
+
+/** The alert intake lives in the process mapper: it is there while process mapping is enabled. */
+export function intakeEnabled(ms: MonitoredServer): boolean {
+  return ms.spec.processMapping?.enabled !== false;
+}
+
+function operatorNamespaceLabels(ms: MonitoredServer, role: 'ids-intake-key' | 'ids-intake'): Record<string, string> {
+  return { ...roleLabels(ms, role), [LABEL_MONITORED_SERVER_NAMESPACE]: ms.metadata.namespace ?? '' };
+}
+
+export type BuiltSecret = Secret & { apiVersion: 'v1'; kind: 'Secret'; metadata: ObjectMeta & { name: string } };
+
+export function buildIntakeKeySecret(ms: MonitoredServer, operatorNamespace: string, key: Buffer): BuiltSecret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: intakeKeySecretName(ms), namespace: operatorNamespace, labels: operatorNamespaceLabels(ms, 'ids-intake-key') },
+    type: 'Opaque',
+    data: { [INTAKE_KEY_FIELD]: key.toString('base64') },
+  };
+}
+
+export interface IntakeTokenSettings {
+  operatorNamespace: string;
+  rotationMs: number;
+}
+
+/** The token Secret for the epoch of `nowMs` (string data, base64 on the wire). */
+export function buildIntakeTokenSecret(ms: MonitoredServer, key: Buffer, nowMs: number, settings: IntakeTokenSettings): BuiltSecret {
+  const subject = { namespace: ms.metadata.namespace ?? '', name: ms.metadata.name ?? '' };
+  const data: Record<string, string> = {
+    token: currentIntakeToken(key, subject, nowMs, settings.rotationMs),
+    epoch: String(rotationEpoch(nowMs, settings.rotationMs)),
+    url: intakeUrl(ms, settings.operatorNamespace),
+    'renew-seconds': String(Math.max(1, Math.floor(settings.rotationMs / 2000))),
+    'hyperspector-intake': FORWARDER_SCRIPT,
+  };
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: intakeTokenSecretName(ms), namespace: ms.metadata.namespace ?? '', labels: roleLabels(ms, 'ids-intake'), ownerReferences: [ownerReference(ms)] },
+    type: 'Opaque',
+    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+  };
+}
+
+/** When the token Secret must be rewritten next: the start of the next epoch. */
+export function intakeRecheckMs(nowMs: number, rotationMs: number): number {
+  return Math.max(1, nextEpochStart(nowMs, rotationMs) - nowMs);
+}
+
+/** The Service in front of the process-mapper pod: the guest's URL survives a pod replacement. */
+export function buildIntakeService(ms: MonitoredServer, operatorNamespace: string): KubeObject & { spec: unknown } {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: intakeServiceName(ms), namespace: operatorNamespace, labels: operatorNamespaceLabels(ms, 'ids-intake') },
+    spec: {
+      type: 'ClusterIP',
+      selector: processMapperLabels(ms),
+      ports: [{ name: 'intake', port: PROCESS_MAPPER_PORT, targetPort: PROCESS_MAPPER_PORT, protocol: 'TCP' }],
+    },
+  };
+}
+
+/** The VMI spec with the intake Secret as a disk (serial hs-intake), once. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function withIntakeDisk<T extends { volumes?: any[]; domain: { devices?: { disks?: any[] } } }>(spec: T, ms: MonitoredServer): T {
+  if ((spec.volumes ?? []).some((v: { name: string }) => v.name === INTAKE_VOLUME)) return spec;
+  const devices = spec.domain.devices ?? {};
+  return {
+    ...spec,
+    domain: { ...spec.domain, devices: { ...devices, disks: [...(devices.disks ?? []), { name: INTAKE_VOLUME, serial: INTAKE_DISK_SERIAL, disk: { bus: 'virtio' } }] } },
+    volumes: [...(spec.volumes ?? []), { name: INTAKE_VOLUME, secret: { secretName: intakeTokenSecretName(ms) } }],
+  };
+}

@@ -1,0 +1,101 @@
+// Planner: the IDS VM's alert intake (builders/ids-intake.ts). Level-triggered:
+// - the signing key Secret (operator's namespace) is created once, with a fresh random key, and
+//   created anew only when it is gone or unreadable (which invalidates the tokens handed out);
+// - the token Secret (tenant's namespace) is applied when what it holds differs from the token of
+//   the current epoch (or the URL, the renewal period, the forwarder): once per rotation period,
+//   no write otherwise; the controller comes back at the next epoch's start (intakeRecheckMs);
+// - the Service in front of the mapper pod is applied when missing or different.
+import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
+import { buildIntakeKeySecret, buildIntakeService, buildIntakeTokenSecret, INTAKE_KEY_FIELD, intakeEnabled, type BuiltSecret } from '../../../builders/ids-intake.ts';
+import type { KubeObject, Secret } from '../../../kube/client/objects.ts';
+import { SECRET, SERVICE } from '../../../kube/client/resources.ts';
+import { parseIntakeKey } from '../../../sidecar/intake-credential.ts';
+import type { Action } from '../actions.ts';
+import type { ObservedState } from '../observed-state.ts';
+
+export interface IntakePlanSettings {
+  operatorNamespace: string;
+  rotationMs: number;
+  /** A fresh signing key (crypto.randomBytes(32) in the operator; fixed in tests). */
+  newKey: () => Buffer;
+}
+
+/** The key the Secret holds, or undefined when it is missing or not a key. */
+export function observedIntakeKey(secret: Secret | undefined): Buffer | undefined {
+  try {
+    return secret?.data?.[INTAKE_KEY_FIELD] ? parseIntakeKey(secret.data[INTAKE_KEY_FIELD]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function sameData(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
+  const ka = Object.keys(a ?? {}).sort();
+  const kb = Object.keys(b ?? {}).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a![k] === b![k]);
+}
+
+function sameService(desired: KubeObject & { spec: unknown }, observed: KubeObject | undefined): boolean {
+  const spec = (observed as { spec?: { selector?: Record<string, string>; ports?: Array<{ port?: number; targetPort?: number | string }> } } | undefined)?.spec;
+  const want = desired.spec as { selector: Record<string, string>; ports: Array<{ port: number; targetPort: number }> };
+  // The API server keeps a map's keys sorted: compared by content, not order.
+  return !!spec && sameData(spec.selector, want.selector) && spec.ports?.length === 1 && spec.ports[0]?.port === want.ports[0]!.port && spec.ports[0]?.targetPort === want.ports[0]!.targetPort;
+}
+
+export function planIdsIntake(ms: MonitoredServer, o: ObservedState, settings: IntakePlanSettings, nowMs: number): Action[] {
+  if (!intakeEnabled(ms) || o.serverClaimedBy || o.serverNameTaken || ms.metadata.deletionTimestamp) return [];
+  const actions: Action[] = [];
+  let key = observedIntakeKey(o.intakeKeySecret);
+  if (!key) {
+    key = settings.newKey();
+    const secret = buildIntakeKeySecret(ms, settings.operatorNamespace, key);
+    actions.push({
+      type: 'apply',
+      capability: 'processMapper',
+      failureReason: 'ApplyIntakeKeyFailed',
+      log: `${o.intakeKeySecret ? 'Replace the unreadable' : 'Create the'} IDS alert intake signing key Secret ${settings.operatorNamespace}/${secret.metadata.name}`,
+      resource: SECRET,
+      object: secret,
+    });
+  }
+  const token: BuiltSecret = buildIntakeTokenSecret(ms, key, nowMs, settings);
+  if (!sameData(token.data, o.intakeTokenSecret?.data)) {
+    actions.push({
+      type: 'apply',
+      capability: 'processMapper',
+      failureReason: 'ApplyIntakeTokenFailed',
+      log: `${o.intakeTokenSecret ? 'Rotate' : 'Create'} the IDS VM's alert intake token Secret ${ms.metadata.namespace}/${token.metadata.name} (epoch ${Buffer.from(token.data!.epoch!, 'base64').toString()})`,
+      resource: SECRET,
+      object: token,
+    });
+  }
+  const service = buildIntakeService(ms, settings.operatorNamespace);
+  if (!sameService(service, o.intakeService)) {
+    actions.push({
+      type: 'apply',
+      capability: 'processMapper',
+      failureReason: 'ApplyIntakeServiceFailed',
+      log: `Apply the alert intake Service ${settings.operatorNamespace}/${service.metadata?.name} in front of the process mapper`,
+      resource: SERVICE,
+      object: service,
+    });
+  }
+  return actions;
+}
+
+/** Deletes one of the intake's objects in the operator's namespace (teardown, orphan), guarded by its UID. */
+export function deleteIntakeObject(object: KubeObject, kind: 'key' | 'service', capability: 'teardown' | 'processMapper'): Action {
+  const ns = object.metadata?.namespace ?? '';
+  const name = object.metadata?.name ?? '';
+  return {
+    type: 'delete',
+    capability,
+    failureReason: kind === 'key' ? 'DeleteIntakeKeyFailed' : 'DeleteIntakeServiceFailed',
+    log: `Delete the alert intake ${kind === 'key' ? 'signing key Secret' : 'Service'} ${ns}/${name}`,
+    resource: kind === 'key' ? SECRET : SERVICE,
+    namespace: ns,
+    name,
+    ...(object.metadata?.uid ? { preconditionUid: object.metadata.uid } : {}),
+    tolerate: [404, 409],
+  };
+}

@@ -1,0 +1,122 @@
+// The operator's side of the IDS VM alert intake: the signing key Secret, the token Secret (one
+// write per rotation epoch, none in between), the Service, the mapper pod's env, the IDS VM's disk.
+import assert from 'node:assert/strict';
+import type { MonitoredServer } from '../../../src/api/v1alpha1/monitoredserver-types.ts';
+import { buildIntakeKeySecret, buildIntakeService, buildIntakeTokenSecret, INTAKE_DISK_SERIAL, intakeKeySecretName, intakeRecheckMs, intakeServiceName, intakeTokenSecretName, intakeUrl } from '../../../src/builders/ids-intake.ts';
+import { buildIdsVirtualMachine } from '../../../src/builders/ids-vm.ts';
+import { FINALIZER } from '../../../src/builders/names.ts';
+import { buildProcessMapperPod } from '../../../src/builders/process-mapper-pod.ts';
+import type { ApplyAction, DeleteAction } from '../../../src/controllers/monitoredserver/actions.ts';
+import { DEFAULT_PROCESS_MAPPER } from '../../../src/controllers/monitoredserver/controller.ts';
+import type { ObservedState, Secret } from '../../../src/controllers/monitoredserver/observed-state.ts';
+import { planIdsIntake } from '../../../src/controllers/monitoredserver/planners/ids-intake.ts';
+import { planTeardown } from '../../../src/controllers/monitoredserver/planners/teardown.ts';
+import type { KubeObject } from '../../../src/kube/client/objects.ts';
+import { checkIntakeToken, deriveIntakeToken } from '../../../src/sidecar/intake-credential.ts';
+import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
+
+const HOUR = 3_600_000;
+const OPNS = 'hyperspector-system';
+const KEY = Buffer.alloc(32, 3);
+const NEW_KEY = Buffer.alloc(32, 4);
+const settings = { operatorNamespace: OPNS, rotationMs: HOUR, newKey: () => NEW_KEY };
+
+function ms(overrides: Partial<MonitoredServer['spec']> = {}): MonitoredServer {
+  const m = monitoredServer('web-1', 'shop', overrides);
+  m.metadata = { ...m.metadata, uid: 'ms-uid', finalizers: [FINALIZER] };
+  return m;
+}
+
+const stored = <T extends KubeObject>(o: T, uid: string): T => ({ ...o, metadata: { ...o.metadata, uid } });
+const decode = (s: Secret | undefined, k: string) => Buffer.from(s?.data?.[k] ?? '', 'base64').toString();
+
+describe('IDS alert intake (operator)', () => {
+  const now = 500 * HOUR + 10;
+  const m = ms();
+  const keySecret = stored(buildIntakeKeySecret(m, OPNS, KEY), 'key-uid');
+  const service = stored(buildIntakeService(m, OPNS), 'svc-uid');
+
+  it('names: the key beside the mapper (namespace and hash in its name), the token Secret beside the IDS VM, a Service name that is a DNS label', () => {
+    assert.match(intakeKeySecretName(m), /^shop-web-1-ids-intake-key-[0-9a-f]{8}$/);
+    assert.equal(intakeTokenSecretName(m), 'web-1-ids-intake');
+    assert.match(intakeServiceName(m), /^hs-intake-[0-9a-f]{20}$/);
+    assert.notEqual(intakeServiceName(m), intakeServiceName(monitoredServer('web-1', 'shop2')));
+    assert.equal(intakeUrl(m, OPNS), `http://${intakeServiceName(m)}.${OPNS}.svc:9464`);
+  });
+
+  it('creates the key, the token Secret (signed with that same key) and the Service when none exists', () => {
+    const actions = planIdsIntake(m, {}, settings, now) as ApplyAction[];
+    assert.deepEqual(actions.map((a) => [a.object.kind, a.object.metadata?.namespace, a.object.metadata?.name]), [
+      ['Secret', OPNS, intakeKeySecretName(m)],
+      ['Secret', 'shop', 'web-1-ids-intake'],
+      ['Service', OPNS, intakeServiceName(m)],
+    ]);
+    assert.equal((actions[0]!.object as Secret).data?.key, NEW_KEY.toString('base64'));
+    const token = actions[1]!.object as Secret;
+    assert.equal(decode(token, 'token'), deriveIntakeToken(NEW_KEY, { namespace: 'shop', name: 'web-1' }, 500));
+    assert.equal(decode(token, 'url'), intakeUrl(m, OPNS));
+    assert.equal(decode(token, 'renew-seconds'), '1800');
+    assert.match(decode(token, 'hyperspector-intake'), /^#!\/bin\/sh\n# hyperspector-intake/);
+    assert.equal(token.metadata?.ownerReferences?.[0]?.uid, 'ms-uid', 'the token Secret goes with its MonitoredServer');
+    assert.deepEqual(actions[0]!.object.metadata?.labels, { 'hyperspector.io/monitored-server': 'web-1', 'hyperspector.io/role': 'ids-intake-key', 'app.kubernetes.io/managed-by': 'hyperspector', 'hyperspector.io/monitored-server-namespace': 'shop' });
+  });
+
+  it('writes nothing while the token Secret holds the current epoch’s token; rotates it at the next epoch; requeues at the boundary', () => {
+    const token = buildIntakeTokenSecret(m, KEY, now, settings);
+    const observed: ObservedState = { intakeKeySecret: keySecret, intakeService: service, intakeTokenSecret: token };
+    assert.deepEqual(planIdsIntake(m, observed, settings, now), []);
+    // As the API server returns it: the selector's keys sorted.
+    const sortedSelector = Object.fromEntries(Object.entries((service.spec as { selector: Record<string, string> }).selector).sort(([a], [b]) => a.localeCompare(b)));
+    const asStored = { ...service, spec: { ...(service.spec as object), selector: sortedSelector, clusterIP: '10.96.0.9', ports: [{ name: 'intake', port: 9464, targetPort: 9464, protocol: 'TCP' }] } };
+    assert.deepEqual(planIdsIntake(m, { ...observed, intakeService: asStored }, settings, now), [], 'the stored Service is the desired one');
+    assert.deepEqual(planIdsIntake(m, observed, settings, 501 * HOUR - 1), [], 'same epoch: no write');
+    const next = planIdsIntake(m, observed, settings, 501 * HOUR) as ApplyAction[];
+    assert.equal(next.length, 1);
+    const rotated = next[0]!.object as Secret;
+    assert.match(next[0]!.log, /Rotate .* \(epoch 501\)/);
+    assert.equal(checkIntakeToken(KEY, { namespace: 'shop', name: 'web-1' }, decode(rotated, 'token'), 501 * HOUR, HOUR).valid, true);
+    assert.equal(intakeRecheckMs(now, HOUR), HOUR - 10);
+    assert.equal(intakeRecheckMs(501 * HOUR, HOUR), HOUR);
+  });
+
+  it('replaces an unreadable key; keeps a good one; re-applies a changed Service', () => {
+    const broken = { ...keySecret, data: { key: 'c2hvcnQ=' } };
+    const token = buildIntakeTokenSecret(m, KEY, now, settings);
+    const actions = planIdsIntake(m, { intakeKeySecret: broken, intakeService: service, intakeTokenSecret: token }, settings, now) as ApplyAction[];
+    assert.deepEqual(actions.map((a) => a.failureReason), ['ApplyIntakeKeyFailed', 'ApplyIntakeTokenFailed']);
+    assert.match(actions[0]!.log, /Replace the unreadable/);
+    const other = { ...service, spec: { selector: { x: 'y' }, ports: [{ port: 9464, targetPort: 9464 }] } };
+    assert.deepEqual((planIdsIntake(m, { intakeKeySecret: keySecret, intakeService: other, intakeTokenSecret: token }, settings, now) as ApplyAction[]).map((a) => a.object.kind), ['Service']);
+  });
+
+  it('nothing with process mapping off, for a server another MonitoredServer claims, or while deleting', () => {
+    assert.deepEqual(planIdsIntake(ms({ processMapping: { enabled: false } }), {}, settings, now), []);
+    assert.deepEqual(planIdsIntake(m, { serverClaimedBy: 'other' }, settings, now), []);
+    assert.deepEqual(planIdsIntake({ ...m, metadata: { ...m.metadata, deletionTimestamp: '2026-12-02T00:00:00Z' } }, {}, settings, now), []);
+  });
+
+  it('teardown deletes the key and the Service in the operator’s namespace, guarded by their UIDs', () => {
+    const deleting = { ...m, metadata: { ...m.metadata, deletionTimestamp: '2026-12-02T00:00:00Z' } };
+    const plan = planTeardown(deleting, { intakeKeySecret: keySecret, intakeService: service }, new Date());
+    const deletes = plan.actions.filter((a): a is DeleteAction => a.type === 'delete' && /Intake/.test(a.failureReason));
+    assert.deepEqual(deletes.map((d) => [d.resource.kind, d.namespace, d.name, d.preconditionUid]), [
+      ['Secret', OPNS, intakeKeySecretName(m), 'key-uid'],
+      ['Service', OPNS, intakeServiceName(m), 'svc-uid'],
+    ]);
+  });
+
+  it('the mapper pod gets the key by secretKeyRef and the rotation period; the IDS VM gets the token Secret as a disk, the server VM nothing', () => {
+    const pod = buildProcessMapperPod(m, { nodeName: 'n1', name: 'web-1-server', uid: 'vmi', launcherPodUid: 'lp', nodeUid: 'nu' }, { ...DEFAULT_PROCESS_MAPPER, idsCredentialRotationMs: HOUR });
+    const env = pod.spec.containers[0]!.env ?? [];
+    assert.deepEqual(env.find((e) => e.name === 'IDS_INTAKE_KEY')?.valueFrom, { secretKeyRef: { name: intakeKeySecretName(m), key: 'key' } });
+    assert.equal(env.find((e) => e.name === 'IDS_CREDENTIAL_ROTATION_MS')?.value, String(HOUR));
+    const off = buildProcessMapperPod(ms({ processMapping: { enabled: false } }), { nodeName: 'n1', name: 'web-1-server', uid: 'vmi', launcherPodUid: 'lp', nodeUid: 'nu' }, DEFAULT_PROCESS_MAPPER);
+    assert.ok(!(off.spec.containers[0]!.env ?? []).some((e) => e.name === 'IDS_INTAKE_KEY'));
+
+    const ids = buildIdsVirtualMachine(m, { nodeName: 'n1', serverVmiUid: 'vmi', serverPodLabels: {} });
+    const spec = ids.spec.template!.spec!;
+    assert.deepEqual(spec.volumes?.find((v) => v.name === 'hyperspector-intake'), { name: 'hyperspector-intake', secret: { secretName: 'web-1-ids-intake' } });
+    assert.deepEqual(spec.domain.devices.disks?.find((d) => d.name === 'hyperspector-intake'), { name: 'hyperspector-intake', serial: INTAKE_DISK_SERIAL, disk: { bus: 'virtio' } });
+    assert.ok(!JSON.stringify(m.spec.server).includes('ids-intake'), 'the server VM never has it');
+  });
+});
