@@ -5,6 +5,8 @@
 //   hyperspector-intake post-json FILE        a JSON alert, an array, or NDJSON lines
 //   hyperspector-intake post-text SOURCE FILE a text report (source aide: an AIDE report)
 //   hyperspector-intake follow-eve FILE       tails Suricata's eve.json, posting each alert line
+//   hyperspector-intake mount-proc [DIR]      mounts the server's process view (9P, read-only) at DIR
+//   hyperspector-intake server CMD [ARG...]   runs an unmodified tool (ps, top) with that view as /proc
 // Configuration: the intake Secret's files in $HYPERSPECTOR_INTAKE_DIR (url, token, renew-seconds),
 // default /run/hyperspector-intake where the example's cloud-init mounts the disk; the renewed
 // token is kept in $HYPERSPECTOR_INTAKE_STATE (default /var/lib/hyperspector-intake), so a guest
@@ -17,6 +19,7 @@ export const FORWARDER_SCRIPT = `#!/bin/sh
 set -u
 CONF=\${HYPERSPECTOR_INTAKE_DIR:-/run/hyperspector-intake}
 STATE=\${HYPERSPECTOR_INTAKE_STATE:-/var/lib/hyperspector-intake}
+VIEW=/run/hyperspector/server-proc
 mkdir -p "$STATE" && chmod 700 "$STATE"
 
 log() { echo "hyperspector-intake: $*" >&2; }
@@ -66,6 +69,28 @@ case "\${1:-}" in
         *'"event_type":"alert"'*) printf '%s\\n' "$line" > "$STATE/eve-line"; post /intake/v1/alerts application/json "$STATE/eve-line" >/dev/null || log "an eve.json alert was not delivered" ;;
       esac
     done ;;
-  *) echo "usage: $0 renew|daemon|post-json FILE|post-text SOURCE FILE|follow-eve FILE" >&2; exit 2 ;;
+  mount-proc)
+    # The kernel's 9P client takes an address, not a name: resolve the intake Service's name first.
+    dir=\${2:-$VIEW}
+    host=$(url | sed -e 's#^[a-z]*://##' -e 's#[:/].*##')
+    case "$host" in
+      *[!0-9.]*) addr=$(getent hosts "$host" 2>/dev/null | awk '{print $1; exit}')
+                 [ -n "$addr" ] || addr=$(nslookup "$host" 2>/dev/null | awk '/^Address/ {a=$NF} END {print a}') ;;
+      *) addr=$host ;;
+    esac
+    [ -n "$addr" ] || { log "cannot resolve $host"; exit 1; }
+    port=$(cat "$CONF/procfs-port" 2>/dev/null || echo 5640)
+    mkdir -p "$dir"
+    for t in "$STATE/token" "$CONF/token"; do
+      [ -s "$t" ] || continue
+      mount -t 9p -o "trans=tcp,port=$port,version=9p2000.L,ro,nosuid,nodev,noexec,aname=$(cat "$t")" "$addr" "$dir" 2>/dev/null && exit 0
+    done
+    log "mounting the process view from $addr:$port failed"; exit 1 ;;
+  server)
+    shift
+    [ $# -gt 0 ] || { echo "usage: $0 server CMD [ARG...]" >&2; exit 2; }
+    grep -q " \${HYPERSPECTOR_SERVER_PROC:-$VIEW} 9p " /proc/mounts || { log "the process view is not mounted (hyperspector-intake mount-proc)"; exit 1; }
+    exec unshare -m sh -c 'mount --bind "$0" /proc && exec "$@"' "\${HYPERSPECTOR_SERVER_PROC:-$VIEW}" "$@" ;;
+  *) echo "usage: $0 renew|daemon|post-json FILE|post-text SOURCE FILE|follow-eve FILE|mount-proc [DIR]|server CMD..." >&2; exit 2 ;;
 esac
 `;

@@ -16,7 +16,7 @@ import type { KubeObject, ObjectMeta, Secret } from '../kube/client/objects.ts';
 import { currentIntakeToken, nextEpochStart, rotationEpoch } from '../sidecar/intake-credential.ts';
 import { FORWARDER_SCRIPT } from './ids-intake-forwarder.ts';
 import { LABEL_MONITORED_SERVER_NAMESPACE, ownerReference, processMapperLabels, roleLabels } from './names.ts';
-import { PROCESS_MAPPER_PORT } from './process-mapper-pod.ts';
+import { PROCESS_MAPPER_PORT, PROCESS_VIEW_PORT } from './process-mapper-pod.ts';
 
 export const INTAKE_KEY_FIELD = 'key';
 /** The IDS VM's disk with the intake Secret: found in the guest as /dev/disk/by-id/virtio-hs-intake. */
@@ -78,6 +78,8 @@ export function buildIntakeTokenSecret(ms: MonitoredServer, key: Buffer, nowMs: 
     epoch: String(rotationEpoch(nowMs, settings.rotationMs)),
     url: intakeUrl(ms, settings.operatorNamespace),
     'renew-seconds': String(Math.max(1, Math.floor(settings.rotationMs / 2000))),
+    // The read-only 9P process view on the same Service (hyperspector-intake mount-proc).
+    'procfs-port': String(PROCESS_VIEW_PORT),
     'hyperspector-intake': FORWARDER_SCRIPT,
   };
   return {
@@ -103,7 +105,10 @@ export function buildIntakeService(ms: MonitoredServer, operatorNamespace: strin
     spec: {
       type: 'ClusterIP',
       selector: processMapperLabels(ms),
-      ports: [{ name: 'intake', port: PROCESS_MAPPER_PORT, targetPort: PROCESS_MAPPER_PORT, protocol: 'TCP' }],
+      ports: [
+        { name: 'intake', port: PROCESS_MAPPER_PORT, targetPort: PROCESS_MAPPER_PORT, protocol: 'TCP' },
+        { name: 'procfs', port: PROCESS_VIEW_PORT, targetPort: PROCESS_VIEW_PORT, protocol: 'TCP' },
+      ],
     },
   };
 }

@@ -29,6 +29,18 @@ export function sharedTokenChecker(expected: string, user = 'shared-token'): Att
   };
 }
 
+/**
+ * The IDS VM's own credential: a current (or previous-epoch) intake token of this MonitoredServer
+ * (src/sidecar/intake-credential.ts), the one its intake disk and renewals give it.
+ */
+export function intakeTokenAttachChecker(isValid: (token: string) => boolean): AttachChecker {
+  return {
+    check(token: string): Promise<AttachDecision> {
+      return Promise.resolve(isValid(token) ? { allowed: true, user: 'ids-vm' } : { allowed: false, reason: 'not a current intake token of this MonitoredServer' });
+    },
+  };
+}
+
 /** Either checker accepts: the first that allows decides; otherwise the last refusal is the reason. */
 export function anyAttachChecker(checkers: AttachChecker[]): AttachChecker {
   return {

@@ -9,7 +9,7 @@ import { startNinePServer, type AttachChecker, type NinePServer } from './ninep-
 import { buildProcView } from './proc-view.ts';
 import { parseQemuCommandLine, readCommandLine } from '../introspection/qemu-process.ts';
 import type { RequestAuthorizer } from '../sidecar/api-auth.ts';
-import { anyAttachChecker, kubernetesAttachChecker, sharedTokenChecker } from './attach-auth.ts';
+import { anyAttachChecker, kubernetesAttachChecker, sharedTokenChecker, intakeTokenAttachChecker } from './attach-auth.ts';
 
 /** The 9P port: the IANA-registered port of 9P is 564; 5640 needs no privilege and says the same. */
 export const PROCFS_PORT = 5640;
@@ -83,10 +83,11 @@ export function parseProcfsListen(value: string): { host: string; port: number }
  * identity) and/or the holder of a shared token. With neither nobody could attach, and a view
  * without authentication is not served: that is an error.
  */
-export function procfsAttachChecker(o: { listen: string; authorizer?: Pick<RequestAuthorizer, 'authorizeToken'>; sharedToken?: string }): AttachChecker {
+export function procfsAttachChecker(o: { listen: string; authorizer?: Pick<RequestAuthorizer, 'authorizeToken'>; sharedToken?: string; intakeToken?: (token: string) => boolean }): AttachChecker {
   const checkers: AttachChecker[] = [];
   if (o.authorizer) checkers.push(kubernetesAttachChecker(o.authorizer));
   if (o.sharedToken !== undefined) checkers.push(sharedTokenChecker(o.sharedToken));
+  if (o.intakeToken) checkers.push(intakeTokenAttachChecker(o.intakeToken));
   if (checkers.length === 0) throw new Error(`--procfs-listen ${o.listen}: needs a Kubernetes identity (--monitored-server and a token) or --procfs-token-file to check attaches`);
   return anyAttachChecker(checkers);
 }

@@ -23,7 +23,7 @@ import { createQemuFinder } from './qemu-finder.ts';
 import { parseProcfsListen, procfsAttachChecker, startProcfsService } from '../procfs/procfs-service.ts';
 import type { NinePServer } from '../procfs/ninep-server.ts';
 import { AlertIntake, intakeAlertEvents } from './intake.ts';
-import { DEFAULT_ROTATION_MS, MIN_ROTATION_MS, parseIntakeKey } from './intake-credential.ts';
+import { checkIntakeToken, DEFAULT_ROTATION_MS, MIN_ROTATION_MS, parseIntakeKey } from './intake-credential.ts';
 
 interface SidecarOptions {
   namespace: string;
@@ -135,10 +135,11 @@ export async function main(argv: string[]): Promise<void> {
   const intakeKey = env.IDS_INTAKE_KEY ? parseIntakeKey(env.IDS_INTAKE_KEY) : undefined;
   const rotationMs = Number(opts.idsCredentialRotation);
   if (intakeKey && !(rotationMs >= MIN_ROTATION_MS)) throw new Error(`--ids-credential-rotation ${opts.idsCredentialRotation}: at least ${MIN_ROTATION_MS} ms`);
+  const intakeSubject = { namespace: opts.namespace, name: opts.monitoredServer ?? opts.name };
   const intake = intakeKey
     ? new AlertIntake({
         key: intakeKey,
-        subject: { namespace: opts.namespace, name: opts.monitoredServer ?? opts.name },
+        subject: intakeSubject,
         rotationMs,
         clock: realClock,
         requests: metrics.intakeRequests,
@@ -154,7 +155,10 @@ export async function main(argv: string[]): Promise<void> {
   logger.info('Started process mapper', { vmi: `${vmi.namespace}/${vmi.name}`, uid: vmi.uid, listen: typeof address === 'object' && address ? `${address.address}:${address.port}` : opts.listen, pollIntervalMs });
   let procfs: NinePServer | undefined;
   if (opts.procfsListen) {
-    const checker = procfsAttachChecker({ listen: opts.procfsListen, ...(authorizer ? { authorizer } : {}), ...(opts.procfsTokenFile ? { sharedToken: readFileSync(opts.procfsTokenFile, 'utf8') } : {}) });
+    // Who may attach: Kubernetes users allowed to get monitoredservers/processes, a shared token,
+    // and the IDS VM with its own intake token (hyperspector-intake mount-proc).
+    const intakeToken = intakeKey ? (token: string) => checkIntakeToken(intakeKey, intakeSubject, token, realClock.now(), rotationMs).valid : undefined;
+    const checker = procfsAttachChecker({ listen: opts.procfsListen, ...(authorizer ? { authorizer } : {}), ...(opts.procfsTokenFile ? { sharedToken: readFileSync(opts.procfsTokenFile, 'utf8') } : {}), ...(intakeToken ? { intakeToken } : {}) });
     procfs = await startProcfsService({ ...parseProcfsListen(opts.procfsListen), mapper, checker, metrics, logger, clock: realClock, procRoot: opts.procRoot });
     const a = procfs.address();
     logger.info('Serving the 9P process view', { procfsListen: `${a.address}:${a.port}` });

@@ -1,12 +1,14 @@
 // A second test guest that reads another guest's processes through the process mapper's 9P view
 // (docs/process-mapping.md): the scenario guest plus the virtio NIC and the kernel's 9P client
 // (9p, 9pnet, its TCP transport 9pnet_fd, netfs, fscache), loaded by /setup, and `server-ps`/`server-top`, which
-// run the unmodified busybox tool in a private mount namespace where /proc is the mounted view.
+// run the unmodified busybox tool in a private mount namespace where /proc is the mounted view; and
+// the operator's forwarder (`hyperspector-intake mount-proc`, `server`) as the IDS VM has it.
 // QEMU's user-mode network gives it 10.0.2.15; 10.0.2.2 is the host's loopback.
 import { ensureDebianKernel, type DebianKernel } from './debian-kernel.ts';
 import { buildInitramfs } from './initramfs.ts';
 import { guestKernelModules } from './kernel-modules.ts';
 import { SCENARIO_FILES } from './scenario.ts';
+import { FORWARDER_SCRIPT } from '../../src/builders/ids-intake-forwarder.ts';
 
 export const VIEW_MOUNT = '/run/hyperspector/server/proc';
 /** Printed by /setup when a module did not load. */
@@ -28,6 +30,8 @@ export function procfsReaderGuestAssets(): { kernel: DebianKernel; initrd: strin
     '/setup': { content: `#!/bin/sh\n${modules.loadCommand} || echo "${PROCFS_MODULES_FAILED_MARKER}"\nmkdir -p ${VIEW_MOUNT}\n`, mode: 0o755 },
     '/bin/server-ps': { content: inView('ps'), mode: 0o755 },
     '/bin/server-top': { content: inView('top'), mode: 0o755 },
+    // The operator's forwarder, as the IDS VM gets it on its intake disk: mount-proc and server.
+    '/bin/hyperspector-intake': { content: FORWARDER_SCRIPT, mode: 0o755 },
   });
   cached = { kernel, initrd };
   return cached;

@@ -26,10 +26,10 @@ export class SidecarProcess {
     return this.log;
   }
 
-  /** `wrapper`: a command prefix, e.g. `setpriv … --` to run with a container's capabilities. */
-  static async start(args: string[], timeoutMs = 60_000, wrapper: string[] = []): Promise<SidecarProcess> {
+  /** `wrapper`: a command prefix, e.g. `setpriv … --` to run with a container's capabilities; `env`: added to the environment. */
+  static async start(args: string[], timeoutMs = 60_000, wrapper: string[] = [], env: Record<string, string> = {}): Promise<SidecarProcess> {
     const command = [...wrapper, process.execPath, '--import', 'tsx', 'src/sidecar/main.ts', '--listen', '127.0.0.1:0', ...args];
-    const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let log = '';
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`sidecar did not start within ${timeoutMs} ms:\n${log}`)), timeoutMs);

@@ -9,9 +9,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QemuGuest } from '../../../testenv/guest/qemu-guest.ts';
-import { CONFIGURE_USER_NETWORK, PROCFS_MODULES_FAILED_MARKER, VIEW_MOUNT, mountViewCommand, procfsReaderGuestAssets, userNetworkArgs } from '../../../testenv/guest/procfs-guest.ts';
+import { CONFIGURE_USER_NETWORK, HOST_FROM_GUEST, PROCFS_MODULES_FAILED_MARKER, VIEW_MOUNT, mountViewCommand, procfsReaderGuestAssets, userNetworkArgs } from '../../../testenv/guest/procfs-guest.ts';
 import { guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../../../testenv/guest/scenario.ts';
 import { SidecarProcess } from '../../../testenv/guest/sidecar-process.ts';
+import { currentIntakeToken, DEFAULT_ROTATION_MS } from '../../../src/sidecar/intake-credential.ts';
 import { testGuestAssets } from '../../../testenv/guest/test-guest.ts';
 
 const POLL_MS = 500;
@@ -28,6 +29,8 @@ describe('process view: a second guest runs unmodified ps on the server guest\'s
   this.timeout(600_000);
   const vmi = { namespace: 'hs-e2e', name: 'web-1', uid: randomUUID() };
   const token = randomBytes(24).toString('hex');
+  /** The IDS VM's credential: the intake signing key the operator gives the mapper pod. */
+  const intakeKey = randomBytes(32);
   let tmp: string;
   let server: QemuGuest;
   let reader: QemuGuest;
@@ -53,7 +56,7 @@ describe('process view: a second guest runs unmodified ps on the server guest\'s
     sidecar = await SidecarProcess.start([
       '--namespace', vmi.namespace, '--name', vmi.name, '--uid', vmi.uid, '--poll-interval', String(POLL_MS),
       '--procfs-listen', '127.0.0.1:0', '--procfs-token-file', join(tmp, 'token'),
-    ]);
+    ], 60_000, [], { IDS_INTAKE_KEY: intakeKey.toString('base64') });
     await sidecar.waitForEvent((e) => e.type === 'guest-attached', 120_000);
     const deadline = Date.now() + 10_000;
     let m: RegExpExecArray | null;
@@ -121,6 +124,23 @@ describe('process view: a second guest runs unmodified ps on the server guest\'s
     const out = await reader.run('COLUMNS=200 server-top -b -n 1 2>&1; echo "exit=$?"');
     assert.match(out, /exit=0/, out);
     for (const comm of ['web-frontend', 'log-shipper']) assert.match(out, new RegExp(comm), out);
+  });
+
+  it("the IDS VM's own forwarder mounts it with its intake token, and `hyperspector-intake server ps` shows the server's processes", async () => {
+    // What the intake disk gives the IDS VM (builders/ids-intake.ts): url, token, procfs-port.
+    const intakeToken = (name: string) => currentIntakeToken(intakeKey, { namespace: vmi.namespace, name }, Date.now(), DEFAULT_ROTATION_MS);
+    const configure = (t: string) => `mkdir -p /run/hyperspector-intake && echo http://${HOST_FROM_GUEST}:${new URL(sidecar.baseUrl).port} > /run/hyperspector-intake/url && echo ${port} > /run/hyperspector-intake/procfs-port && echo ${t} > /run/hyperspector-intake/token && rm -rf /var/lib/hyperspector-intake`;
+    await reader.run(configure(intakeToken('another-server')));
+    const refused = await reader.run('hyperspector-intake mount-proc 2>&1; echo "exit=$?"');
+    assert.match(refused, /exit=1\n/, `another MonitoredServer's token is refused: ${refused}`);
+    await reader.run(configure(intakeToken(vmi.name)));
+    assert.match(await reader.run('hyperspector-intake mount-proc 2>&1; echo "exit=$?"'), /exit=0/);
+    assert.match(await reader.run('cat /proc/mounts'), /\/run\/hyperspector\/server-proc 9p ro,/);
+    const out = await reader.run('hyperspector-intake server ps -o pid,user,args 2>&1; echo "exit=$?"');
+    assert.match(out, /exit=0/, out);
+    for (const comm of ['web-frontend', 'log-shipper']) assert.match(out, new RegExp(comm), out);
+    assert.doesNotMatch(await reader.run('ps -o args'), /web-frontend/, "the reader's own ps is untouched");
+    await reader.run('umount /run/hyperspector/server-proc');
   });
 
   it('fails every write: the kernel refuses on the read-only mount, the server on a writable one', async () => {

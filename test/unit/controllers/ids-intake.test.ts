@@ -56,6 +56,7 @@ describe('IDS alert intake (operator)', () => {
     assert.equal(decode(token, 'token'), deriveIntakeToken(NEW_KEY, { namespace: 'shop', name: 'web-1' }, 500));
     assert.equal(decode(token, 'url'), intakeUrl(m, OPNS));
     assert.equal(decode(token, 'renew-seconds'), '1800');
+    assert.equal(decode(token, 'procfs-port'), '5640', 'the process view is on the same Service');
     assert.match(decode(token, 'hyperspector-intake'), /^#!\/bin\/sh\n# hyperspector-intake/);
     assert.equal(token.metadata?.ownerReferences?.[0]?.uid, 'ms-uid', 'the token Secret goes with its MonitoredServer');
     assert.deepEqual(actions[0]!.object.metadata?.labels, { 'hyperspector.io/monitored-server': 'web-1', 'hyperspector.io/role': 'ids-intake-key', 'app.kubernetes.io/managed-by': 'hyperspector', 'hyperspector.io/monitored-server-namespace': 'shop' });
@@ -67,7 +68,7 @@ describe('IDS alert intake (operator)', () => {
     assert.deepEqual(planIdsIntake(m, observed, settings, now), []);
     // As the API server returns it: the selector's keys sorted.
     const sortedSelector = Object.fromEntries(Object.entries((service.spec as { selector: Record<string, string> }).selector).sort(([a], [b]) => a.localeCompare(b)));
-    const asStored = { ...service, spec: { ...(service.spec as object), selector: sortedSelector, clusterIP: '10.96.0.9', ports: [{ name: 'intake', port: 9464, targetPort: 9464, protocol: 'TCP' }] } };
+    const asStored = { ...service, spec: { ...(service.spec as object), selector: sortedSelector, clusterIP: '10.96.0.9', ports: [{ name: 'intake', port: 9464, targetPort: 9464, protocol: 'TCP' }, { name: 'procfs', port: 5640, targetPort: 5640, protocol: 'TCP' }] } };
     assert.deepEqual(planIdsIntake(m, { ...observed, intakeService: asStored }, settings, now), [], 'the stored Service is the desired one');
     assert.deepEqual(planIdsIntake(m, observed, settings, 501 * HOUR - 1), [], 'same epoch: no write');
     const next = planIdsIntake(m, observed, settings, 501 * HOUR) as ApplyAction[];

@@ -39,7 +39,8 @@ function sameService(desired: KubeObject & { spec: unknown }, observed: KubeObje
   const spec = (observed as { spec?: { selector?: Record<string, string>; ports?: Array<{ port?: number; targetPort?: number | string }> } } | undefined)?.spec;
   const want = desired.spec as { selector: Record<string, string>; ports: Array<{ port: number; targetPort: number }> };
   // The API server keeps a map's keys sorted: compared by content, not order.
-  return !!spec && sameData(spec.selector, want.selector) && spec.ports?.length === 1 && spec.ports[0]?.port === want.ports[0]!.port && spec.ports[0]?.targetPort === want.ports[0]!.targetPort;
+  return !!spec && sameData(spec.selector, want.selector) && spec.ports?.length === want.ports.length
+    && want.ports.every((p, i) => spec.ports![i]?.port === p.port && spec.ports![i]?.targetPort === p.targetPort);
 }
 
 export function planIdsIntake(ms: MonitoredServer, o: ObservedState, settings: IntakePlanSettings, nowMs: number): Action[] {
