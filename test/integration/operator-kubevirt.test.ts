@@ -2,6 +2,7 @@
 // live updates, a pending restart of the user's server, a teardown KubeVirt cannot finish, releasing
 // a VM's template labels).
 import assert from 'node:assert/strict';
+import * as k8s from '@kubernetes/client-node';
 import { OperatorTestEnv, useOperatorEnv, MS, VM, VMI } from '../../testenv/operator/operator-env.ts';
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
 import { auditRequests, describeRequests, type AuditEvent } from '../../testenv/cluster/audit-log.ts';
@@ -22,6 +23,34 @@ describe('MonitoredServer operator on KubeVirt’s own controllers', function ()
     auditRequests(env.cluster.auditLogPath, { username: env.cluster.users.operator.name, since }).filter(
       (e) => e.verb === 'delete' && e.objectRef?.resource === 'virtualmachineinstances' && e.objectRef?.name === name,
     );
+
+  it('reaches Ready in a namespace that enforces the restricted Pod Security level (the process mapper runs in the operator’s namespace)', async function () {
+    const RESTRICTED = 'kv-restricted';
+    await env.namespace(RESTRICTED);
+    const core = env.cluster.api(k8s.CoreV1Api);
+    await core.patchNamespace({ name: RESTRICTED, body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+    // The API server enforces it: a privileged pod is refused there.
+    await assert.rejects(
+      core.createNamespacedPod({ namespace: RESTRICTED, body: { metadata: { name: 'root-probe' }, spec: { containers: [{ name: 'c', image: 'busybox', securityContext: { privileged: true } }] } } }),
+      (err: { code?: number; body?: unknown }) => err.code === 403 && /violates PodSecurity \\?"restricted:latest/.test(String(err.body)),
+    );
+    await env.createMonitoredServer(monitoredServer('sec-1', RESTRICTED));
+    try {
+      await env.waitForCondition(RESTRICTED, 'sec-1', 'Ready', 'True', 'Monitoring', 120_000);
+    } catch (err) {
+      const ms = await env.get(MS, RESTRICTED, 'sec-1');
+      const events = (await core.listNamespacedEvent({ namespace: RESTRICTED })).items.map((e) => `${e.reason}: ${e.message}`);
+      throw new Error(`${(err as Error).message}\nconditions: ${JSON.stringify(ms?.status?.conditions)}\nevents:\n${events.join('\n')}`);
+    }
+    const ns = await core.readNamespace({ name: RESTRICTED });
+    assert.equal(ns.metadata?.labels?.['pod-security.kubernetes.io/enforce'], 'restricted', 'the tenant namespace keeps restricted');
+    const pods = (await core.listNamespacedPod({ namespace: RESTRICTED })).items.map((p) => p.metadata?.labels?.['kubevirt.io']);
+    assert.ok(pods.filter((l) => l === 'virt-launcher').length >= 2, 'the server and IDS launcher pods run there');
+    const mappers = (await core.listNamespacedPod({ namespace: 'hyperspector-system', labelSelector: 'hyperspector.io/monitored-server=sec-1' })).items;
+    assert.equal(mappers.length, 1, 'the process mapper runs in the operator’s namespace');
+    await env.delete(MS, RESTRICTED, 'sec-1');
+    await env.waitGone(MS, RESTRICTED, 'sec-1', 90_000);
+  });
 
   it('restarts the IDS VM exactly once for a restart-requiring change, and not at all for live-updatable ones', async function () {
     await env.createMonitoredServer(monitoredServer('r-1', NS));

@@ -203,6 +203,9 @@ export class KubeVirtWorld {
     const spec = {
       configuration: {
         developerConfiguration: { useEmulation: true, featureGates },
+        // As a hardened cluster configures it: launcher pods get the runtime's default seccomp
+        // profile, which the restricted Pod Security level requires (tenants may keep restricted).
+        seccompConfiguration: { virtualMachineInstanceProfile: { customProfile: { runtimeDefaultProfile: true } } },
       },
     };
     try {
