@@ -1,7 +1,8 @@
 // RequestContext from its own module: client-node's index would load its whole generated API.
 import { RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
 import type { KubeAuth } from './light-kubeconfig.ts';
-import { fetch } from 'undici';
+import { fetch, getGlobalDispatcher } from 'undici';
+import { fencedDispatcher } from './fenced-dispatcher.ts';
 
 /**
  * A thin JSON client for any API path, on the same auth/TLS plumbing as client-node's Watch.
@@ -24,6 +25,11 @@ export interface ApiRequest {
    * term ends.
    */
   signal?: AbortSignal;
+  /**
+   * Asked right before the request is written to a connection (fenced-dispatcher.ts): false stops
+   * it there. Leadership fencing sets it (leader-election.ts fenceApi).
+   */
+  mayWrite?: () => boolean;
 }
 
 export interface KubeApi {
@@ -81,7 +87,8 @@ export function createKubeApi(kubeConfig: KubeAuth, options: KubeApiOptions = {}
       throwIfAborted(req);
       let response;
       try {
-        response = await fetch(url, { method: req.method, headers, body, dispatcher, signal });
+        const via = req.mayWrite ? fencedDispatcher(dispatcher ?? getGlobalDispatcher(), req.mayWrite, () => new Error(`${req.method} ${req.path} not sent: no longer allowed to write (leadership lost)`)) : dispatcher;
+        response = await fetch(url, { method: req.method, headers, body, dispatcher: via, signal });
       } catch (err) {
         throwIfAborted(req, err);
         throw new KubeApiError(`${req.method} ${req.path} failed: ${describeNetworkError(err)}`, undefined, undefined, undefined, { cause: err });
