@@ -61,7 +61,9 @@ export function buildIntakeKeySecret(ms: MonitoredServer, operatorNamespace: str
     kind: 'Secret',
     metadata: { name: intakeKeySecretName(ms), namespace: operatorNamespace, labels: operatorNamespaceLabels(ms, 'ids-intake-key') },
     type: 'Opaque',
-    data: { [INTAKE_KEY_FIELD]: key.toString('base64') },
+    // The value the pod's env gets (secretKeyRef: the decoded data) is the key's base64 text: an
+    // environment variable cannot carry the raw bytes (a NUL ends it).
+    data: { [INTAKE_KEY_FIELD]: Buffer.from(key.toString('base64'), 'utf8').toString('base64') },
   };
 }
 

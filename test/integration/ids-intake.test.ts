@@ -98,7 +98,7 @@ describe('IDS VM alert intake (real control plane, operator, real sidecar proces
     const ms = (await env.get(MS, NS, 'web-1')) as unknown as MonitoredServer;
     const keySecret = await core().readNamespacedSecret({ namespace: OPNS, name: intakeKeySecretName(ms) });
     assert.equal(keySecret.metadata?.labels?.['hyperspector.io/role'], 'ids-intake-key');
-    key = Buffer.from(keySecret.data!.key!, 'base64');
+    key = Buffer.from(Buffer.from(keySecret.data!.key!, 'base64').toString('utf8'), 'base64');
     const service = await core().readNamespacedService({ namespace: OPNS, name: intakeServiceName(ms) });
     assert.deepEqual(service.spec?.selector, { 'hyperspector.io/monitored-server': 'web-1', 'hyperspector.io/role': 'process-mapper', 'app.kubernetes.io/managed-by': 'hyperspector', 'hyperspector.io/monitored-server-namespace': NS });
     const secret = await tokenSecret();
@@ -117,7 +117,7 @@ describe('IDS VM alert intake (real control plane, operator, real sidecar proces
     // The real sidecar, as the mapper pod runs it: the mapper's ServiceAccount, the key from the Secret.
     const saToken = (await core().createNamespacedServiceAccountToken({ namespace: OPNS, name: 'hyperspector-process-mapper', body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status!.token!;
     const kubeconfig = writeKubeconfig(join(work, 'kubeconfig-mapper'), { url: env.cluster.apiServerUrl, caFile: env.cluster.apiServer.caFile }, 'mapper', saToken).path;
-    sidecar = await startSidecar(['--namespace', NS, '--name', 'web-1-server', '--monitored-server', 'web-1', '--kubeconfig', kubeconfig], { IDS_INTAKE_KEY: keySecret.data!.key!, IDS_CREDENTIAL_ROTATION_MS: String(ROTATION_MS) });
+    sidecar = await startSidecar(['--namespace', NS, '--name', 'web-1-server', '--monitored-server', 'web-1', '--kubeconfig', kubeconfig], { IDS_INTAKE_KEY: Buffer.from(keySecret.data!.key!, 'base64').toString('utf8'), IDS_CREDENTIAL_ROTATION_MS: String(ROTATION_MS) });
 
     const epoch = rotationEpoch(Date.now(), ROTATION_MS);
     for (const [what, token] of [

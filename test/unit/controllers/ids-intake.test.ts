@@ -51,7 +51,9 @@ describe('IDS alert intake (operator)', () => {
       ['Secret', 'shop', 'web-1-ids-intake'],
       ['Service', OPNS, intakeServiceName(m)],
     ]);
-    assert.equal((actions[0]!.object as Secret).data?.key, NEW_KEY.toString('base64'));
+    const stored = (actions[0]!.object as Secret).data?.key ?? '';
+    // What secretKeyRef puts in the mapper's env (the decoded data) is the key's base64 text: no NUL byte.
+    assert.equal(Buffer.from(stored, 'base64').toString('utf8'), NEW_KEY.toString('base64'));
     const token = actions[1]!.object as Secret;
     assert.equal(decode(token, 'token'), deriveIntakeToken(NEW_KEY, { namespace: 'shop', name: 'web-1' }, 500));
     assert.equal(decode(token, 'url'), intakeUrl(m, OPNS));

@@ -23,7 +23,9 @@ export interface IntakePlanSettings {
 /** The key the Secret holds, or undefined when it is missing or not a key. */
 export function observedIntakeKey(secret: Secret | undefined): Buffer | undefined {
   try {
-    return secret?.data?.[INTAKE_KEY_FIELD] ? parseIntakeKey(secret.data[INTAKE_KEY_FIELD]) : undefined;
+    const value = secret?.data?.[INTAKE_KEY_FIELD];
+    // data is base64 of what the mapper's env gets: the key's own base64 text.
+    return value ? parseIntakeKey(Buffer.from(value, 'base64').toString('utf8')) : undefined;
   } catch {
     return undefined;
   }
