@@ -16,6 +16,7 @@ import type { NumberedEvent, ProcessMapper } from './process-mapper.ts';
 import type { VmiIdentity } from './qemu-finder.ts';
 import type { RequestAuthorizer } from './api-auth.ts';
 import type { AlertIntake } from './intake.ts';
+import { sendJson } from './http-json.ts';
 
 export interface SidecarServerDeps {
   mapper: ProcessMapper;
@@ -35,13 +36,13 @@ export function createSidecarServer(deps: SidecarServerDeps): Server {
   return createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (deps.intake?.handle(path, req, res)) return;
-    if (req.method !== 'GET') return send(res, 405, { error: 'only GET is served' });
+    if (req.method !== 'GET') return sendJson(res, 405, { error: 'only GET is served' });
     if (path === '/metrics') return void metrics(deps, res);
     if (path === '/healthz') return healthz(deps, res);
     if (!deps.authorizer) return route(deps, path, req, res);
     void deps.authorizer.authorize(req).then(
-      (decision) => (decision.allowed ? route(deps, path, req, res) : send(res, decision.status, { error: decision.message })),
-      (err: Error) => send(res, 503, { error: err.message }),
+      (decision) => (decision.allowed ? route(deps, path, req, res) : sendJson(res, decision.status, { error: decision.message })),
+      (err: Error) => sendJson(res, 503, { error: err.message }),
     );
   });
 }
@@ -53,22 +54,22 @@ function route(deps: SidecarServerDeps, path: string, req: IncomingMessage, res:
     case '/processes': return processes(deps, res);
     case '/sockets': return sockets(deps, res);
     case '/events': return events(deps, req, res);
-    default: return send(res, 404, { error: `no route ${path}` });
+    default: return sendJson(res, 404, { error: `no route ${path}` });
   }
 }
 
 function processes(deps: SidecarServerDeps, res: ServerResponse): void {
   const state = deps.mapper.state();
   if (!state.snapshot) {
-    return send(res, 503, { error: state.lastError ?? 'no snapshot yet', vmi: deps.vmi });
+    return sendJson(res, 503, { error: state.lastError ?? 'no snapshot yet', vmi: deps.vmi });
   }
-  send(res, 200, { vmi: deps.vmi, qemuPid: state.qemuPid, baselineLearning: state.baselineLearning, ...state.snapshot });
+  sendJson(res, 200, { vmi: deps.vmi, qemuPid: state.qemuPid, baselineLearning: state.baselineLearning, ...state.snapshot });
 }
 
 function sockets(deps: SidecarServerDeps, res: ServerResponse): void {
   const scan = deps.mapper.state().sockets;
-  if (!scan) return send(res, 503, { error: 'no socket scan yet (not attached, or the kernel profile cannot read sockets)', vmi: deps.vmi });
-  send(res, 200, { vmi: deps.vmi, ...scan });
+  if (!scan) return sendJson(res, 503, { error: 'no socket scan yet (not attached, or the kernel profile cannot read sockets)', vmi: deps.vmi });
+  sendJson(res, 200, { vmi: deps.vmi, ...scan });
 }
 
 function processDetails(deps: SidecarServerDeps, pid: number, res: ServerResponse): void {
@@ -76,10 +77,10 @@ function processDetails(deps: SidecarServerDeps, pid: number, res: ServerRespons
   try {
     details = deps.mapper.processDetails(pid);
   } catch (err) {
-    return send(res, 503, { error: `reading process ${pid} failed: ${(err as Error).message}` });
+    return sendJson(res, 503, { error: `reading process ${pid} failed: ${(err as Error).message}` });
   }
-  if (details === undefined) return send(res, 404, { error: `no process ${pid} in the guest (or not attached)` });
-  send(res, 200, { vmi: deps.vmi, ...(details as object) });
+  if (details === undefined) return sendJson(res, 404, { error: `no process ${pid} in the guest (or not attached)` });
+  sendJson(res, 200, { vmi: deps.vmi, ...(details as object) });
 }
 
 function events(deps: SidecarServerDeps, req: IncomingMessage, res: ServerResponse): void {
@@ -106,11 +107,6 @@ function healthz(deps: SidecarServerDeps, res: ServerResponse): void {
   const s = deps.mapper.state();
   const recent = s.lastPollAt !== undefined && deps.clock.now() - s.lastPollAt < 3 * deps.pollIntervalMs + 1000;
   const kernel = s.snapshot ? { kernelRelease: s.snapshot.kernel.release, profileSource: s.snapshot.kernel.profileSource } : {};
-  if (recent && s.snapshot) return send(res, 200, { status: 'ok', qemuPid: s.qemuPid, ...kernel });
-  send(res, 503, { status: 'unhealthy', reason: !recent ? 'poll loop stalled' : (s.lastError ?? 'not attached yet') });
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(`${JSON.stringify(body)}\n`);
+  if (recent && s.snapshot) return sendJson(res, 200, { status: 'ok', qemuPid: s.qemuPid, ...kernel });
+  sendJson(res, 503, { status: 'unhealthy', reason: !recent ? 'poll loop stalled' : (s.lastError ?? 'not attached yet') });
 }

@@ -15,6 +15,7 @@ import type { MapperEvent } from './events.ts';
 import { bearerToken } from './api-auth.ts';
 import { checkIntakeToken, currentIntakeToken, nextEpochStart, rotationEpoch, type IntakeSubject } from './intake-credential.ts';
 import { INTAKE_MAX_ALERTS_PER_REQUEST, INTAKE_MAX_BODY_BYTES, parseIntakeJson, textReport, type IntakeAlert, type IntakeParse } from './intake-parser.ts';
+import { sendJson } from './http-json.ts';
 
 export const INTAKE_ALERTS_PATH = '/intake/v1/alerts';
 export const INTAKE_CREDENTIAL_PATH = '/intake/v1/credential';
@@ -52,7 +53,7 @@ export class AlertIntake {
     if (path !== INTAKE_ALERTS_PATH && path !== INTAKE_CREDENTIAL_PATH) return false;
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');
-      send(res, 405, { error: 'only POST is served' });
+      sendJson(res, 405, { error: 'only POST is served' });
       return true;
     }
     const now = this.options.clock.now();
@@ -61,13 +62,13 @@ export class AlertIntake {
     if (!check.valid) {
       this.count('unauthorized');
       req.resume();
-      send(res, 401, { error: check.reason });
+      sendJson(res, 401, { error: check.reason });
       return true;
     }
     if (path === INTAKE_CREDENTIAL_PATH) {
       req.resume();
       this.count('renewed');
-      send(res, 200, this.credential(now));
+      sendJson(res, 200, this.credential(now));
       return true;
     }
     void this.receive(req, res);
@@ -90,24 +91,24 @@ export class AlertIntake {
     if (body === undefined) {
       this.count('too-large');
       res.setHeader('connection', 'close');
-      return send(res, 413, { error: `the body is larger than ${this.options.maxBodyBytes ?? INTAKE_MAX_BODY_BYTES} bytes` });
+      return sendJson(res, 413, { error: `the body is larger than ${this.options.maxBodyBytes ?? INTAKE_MAX_BODY_BYTES} bytes` });
     }
     const url = new URL(req.url ?? '/', 'http://localhost');
     const type = (req.headers['content-type'] ?? '').toLowerCase();
     const parsed: IntakeParse = type.startsWith('text/plain') ? textReport(url.searchParams.get('source'), body) : parseIntakeJson(body);
     if (!parsed.ok) {
       this.count(parsed.status === 413 ? 'too-large' : 'invalid');
-      return send(res, parsed.status, { error: parsed.error });
+      return sendJson(res, parsed.status, { error: parsed.error });
     }
     const now = this.options.clock.now();
     if (!this.take(parsed.alerts.length, now)) {
       this.count('rate-limited');
       res.setHeader('retry-after', String(Math.ceil((parsed.alerts.length - this.tokens) / this.perSecond)));
-      return send(res, 429, { error: `too many alerts: at most ${this.burst} at once and ${this.perSecond} a second; retry later` });
+      return sendJson(res, 429, { error: `too many alerts: at most ${this.burst} at once and ${this.perSecond} a second; retry later` });
     }
     this.count('accepted');
     if (parsed.alerts.length > 0) this.options.onAlerts(parsed.alerts, new Date(now).toISOString());
-    send(res, 202, { accepted: parsed.alerts.length, skipped: parsed.skipped });
+    sendJson(res, 202, { accepted: parsed.alerts.length, skipped: parsed.skipped });
   }
 
   private take(n: number, now: number): boolean {
@@ -135,11 +136,6 @@ async function readBody(req: IncomingMessage, max: number): Promise<string | und
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(`${JSON.stringify(body)}\n`);
 }
 
 /** The intake's alerts as the mapper's alert events (the reporter and /events take these). */

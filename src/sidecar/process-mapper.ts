@@ -158,9 +158,8 @@ export class ProcessMapper {
       const key = err.pids.join(',');
       if (this.ambiguousAlerted !== key) {
         this.ambiguousAlerted = key;
-        metrics.alerts.inc({ rule: 'AmbiguousQemu' });
         logger.warn('Raised alert', { vmi: this.vmiName(), rule: 'AmbiguousQemu', pids: err.pids });
-        this.publish({ type: 'alert', time: new Date(this.deps.clock.now()).toISOString(), rule: 'AmbiguousQemu', message: err.message, pids: err.pids });
+        this.publishAlert({ type: 'alert', time: new Date(this.deps.clock.now()).toISOString(), rule: 'AmbiguousQemu', message: err.message, pids: err.pids });
       }
       return;
     }
@@ -236,9 +235,8 @@ export class ProcessMapper {
       const key = `${processKey(a.process)}|NewListeningSocket|${a.socket.protocol}/${a.socket.localPort}`;
       if (this.alerted.has(key)) continue;
       this.alerted.add(key);
-      this.deps.metrics.alerts.inc({ rule: 'NewListeningSocket' });
       this.deps.logger.warn('Raised socket alert', { vmi: this.vmiName(), rule: 'NewListeningSocket', pid: a.process.pid, comm: a.process.comm, message: a.message });
-      this.publish({ type: 'alert', time: this.sockets.takenAt, rule: 'NewListeningSocket', message: a.message, process: a.process, socket: a.socket });
+      this.publishAlert({ type: 'alert', time: this.sockets.takenAt, rule: 'NewListeningSocket', message: a.message, process: a.process, socket: a.socket });
     }
   }
 
@@ -296,9 +294,8 @@ export class ProcessMapper {
       const key = `${processKey(a.process)}|${a.rule}|${a.process.comm}|${a.process.args}`;
       if (this.alerted.has(key)) continue;
       this.alerted.add(key);
-      this.deps.metrics.alerts.inc({ rule: a.rule });
       this.deps.logger.warn('Raised process alert', { vmi: this.vmiName(), rule: a.rule, pid: a.process.pid, comm: a.process.comm, message: a.message });
-      this.publish({ type: 'alert', time: snapshot.takenAt, rule: a.rule, message: a.message, process: a.process, ...(a.parent ? { parent: a.parent } : {}) });
+      this.publishAlert({ type: 'alert', time: snapshot.takenAt, rule: a.rule, message: a.message, process: a.process, ...(a.parent ? { parent: a.parent } : {}) });
     }
     this.saveLearnedBaseline();
   }
@@ -336,9 +333,8 @@ export class ProcessMapper {
         kernelThread: false, cmdline: [], cmdlineTruncated: false, args: `[${h.comm}]`,
       };
       const message = `process ${h.pid} (${h.comm}) is in the kernel's PID map but hidden from the task list (task_struct ${h.task})`;
-      this.deps.metrics.alerts.inc({ rule: 'HiddenProcess' });
       this.deps.logger.warn('Raised process alert', { vmi: this.vmiName(), rule: 'HiddenProcess', pid: h.pid, comm: h.comm, message });
-      this.publish({ type: 'alert', time: snapshot.takenAt, rule: 'HiddenProcess', message, process });
+      this.publishAlert({ type: 'alert', time: snapshot.takenAt, rule: 'HiddenProcess', message, process });
     }
   }
 
@@ -350,13 +346,12 @@ export class ProcessMapper {
       if (!before.has(`${m.name}@${m.address}`) || this.alertedModules.has(key)) continue;
       this.alertedModules.add(key);
       const message = `kernel module ${m.name} (struct module ${m.address}) is in /sys/module but hidden from the module list`;
-      this.deps.metrics.alerts.inc({ rule: 'HiddenModule' });
       this.deps.logger.warn('Raised module alert', { vmi: this.vmiName(), rule: 'HiddenModule', module: m.name, message });
-      this.publish({ type: 'alert', time: snapshot.takenAt, rule: 'HiddenModule', message, module: m });
+      this.publishAlert({ type: 'alert', time: snapshot.takenAt, rule: 'HiddenModule', message, module: m });
     }
   }
 
-  /** An alert raised outside the guest's memory (the IDS VM's intake): counted and published like the mapper's own. */
+  /** Counts an alert by rule and publishes it: the mapper's own rules and the IDS VM's intake alike. */
   publishAlert(event: Extract<MapperEvent, { type: 'alert' }>): void {
     this.deps.metrics.alerts.inc({ rule: event.rule });
     this.publish(event);
