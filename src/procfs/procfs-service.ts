@@ -80,14 +80,15 @@ export function parseProcfsListen(value: string): { host: string; port: number }
 
 /**
  * Who may attach: Kubernetes users allowed to get monitoredservers/processes (with the pod's
- * identity) and/or the holder of a shared token. With neither nobody could attach, and a view
- * without authentication is not served: that is an error.
+ * identity), the holder of a shared token, and the IDS VM with its intake token (with the intake's
+ * signing key). With none of them nobody could attach, and a view without authentication is not
+ * served: that is an error.
  */
 export function procfsAttachChecker(o: { listen: string; authorizer?: Pick<RequestAuthorizer, 'authorizeToken'>; sharedToken?: string; intakeToken?: (token: string) => boolean }): AttachChecker {
   const checkers: AttachChecker[] = [];
   if (o.authorizer) checkers.push(kubernetesAttachChecker(o.authorizer));
   if (o.sharedToken !== undefined) checkers.push(sharedTokenChecker(o.sharedToken));
   if (o.intakeToken) checkers.push(intakeTokenAttachChecker(o.intakeToken));
-  if (checkers.length === 0) throw new Error(`--procfs-listen ${o.listen}: needs a Kubernetes identity (--monitored-server and a token) or --procfs-token-file to check attaches`);
+  if (checkers.length === 0) throw new Error(`--procfs-listen ${o.listen}: needs a Kubernetes identity (--monitored-server and a token), the intake key (IDS_INTAKE_KEY) or --procfs-token-file to check attaches`);
   return anyAttachChecker(checkers);
 }

@@ -5,6 +5,7 @@
 //   the current epoch (or the URL, the renewal period, the forwarder): once per rotation period,
 //   no write otherwise; the controller comes back at the next epoch's start (intakeRecheckMs);
 // - the Service in front of the mapper pod is applied when missing or different.
+import { isDeepStrictEqual } from 'node:util';
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
 import { buildIntakeKeySecret, buildIntakeService, buildIntakeTokenSecret, INTAKE_KEY_FIELD, intakeEnabled, type BuiltSecret } from '../../../builders/ids-intake.ts';
 import type { KubeObject, Secret } from '../../../kube/client/objects.ts';
@@ -31,10 +32,9 @@ export function observedIntakeKey(secret: Secret | undefined): Buffer | undefine
   }
 }
 
+/** Same keys and values, in any key order (the API server keeps a map's keys sorted). */
 function sameData(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
-  const ka = Object.keys(a ?? {}).sort();
-  const kb = Object.keys(b ?? {}).sort();
-  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a![k] === b![k]);
+  return isDeepStrictEqual(a ?? {}, b ?? {});
 }
 
 function sameService(desired: KubeObject & { spec: unknown }, observed: KubeObject | undefined): boolean {
