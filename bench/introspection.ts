@@ -35,9 +35,11 @@ try {
   const cachedStart = performance.now();
   GuestIntrospector.attachToQemu(guest.pid, [], { profileCache: cache }).close();
   const cachedAttachMs = performance.now() - cachedStart;
+  const lister = GuestIntrospector.attachToQemu(guest.pid, [], { profileCache: cache, detectHidden: false });
   const floorFd = openGuestMemoryReadOnly(guest.pid);
   const times: number[] = [];
   const floorTimes: number[] = [];
+  const listTimes: number[] = [];
   let consistentRuns = 0;
   let floor = { processes: 0, bytesRead: 0, reads: 0 };
   // Interleaved, so both see the same machine load.
@@ -46,6 +48,9 @@ try {
     const s = introspector.snapshot();
     times.push(performance.now() - start);
     if (s.consistent) consistentRuns++;
+    const listStart = performance.now();
+    lister.snapshot();
+    listTimes.push(performance.now() - listStart);
     const floorStart = performance.now();
     floor = floorWalk(introspector, floorFd);
     floorTimes.push(performance.now() - floorStart);
@@ -57,7 +62,9 @@ try {
   introspector.close();
   const outside = new Set(snapshot.processes.map((p) => JSON.stringify(asPsRow(p))));
   const matched = inside.filter((r) => outside.has(JSON.stringify(r))).length;
+  lister.close();
   times.sort((a, b) => a - b);
+  listTimes.sort((a, b) => a - b);
   floorTimes.sort((a, b) => a - b);
   const round = (x: number) => Math.round(x * 100) / 100;
   const median = (xs: number[]) => round(xs[Math.floor(xs.length / 2)]!);
@@ -74,6 +81,9 @@ try {
     medianMs: median(times),
     minMs: round(times[0]!),
     maxMs: round(times.at(-1)!),
+    listingOnlyMedianMs: median(listTimes),
+    listingOnlyMinMs: round(listTimes[0]!),
+    chunkReads: introspector.lastChunkReads,
     floorMedianMs: median(floorTimes),
     floorMinMs: round(floorTimes[0]!),
     floorProcesses: floor.processes,

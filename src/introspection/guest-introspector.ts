@@ -227,7 +227,7 @@ export class GuestIntrospector {
       result = walkTasks(kernel, this.profile, this.location.initTask, {
         maxTasks: this.options.maxTasks,
         maxCmdline: this.options.maxCmdline,
-        userSpace: (pgd) => new AddressSpace(memory, pgd, this.location.pagingLevels),
+        userSpace: (pgd) => new AddressSpace(process.env.HS_EXP_DIRECT_USER ? this.memory : memory, pgd, this.location.pagingLevels),
       });
       this.lastChunkReads = memory.chunkReads;
     } while (!result.consistent && attempt < this.options.attempts);

@@ -32,6 +32,12 @@ interface ActionBase {
   refusedWhen?: (err: unknown) => boolean;
   /** HTTP statuses that mean the action's goal is already reached (404 on delete, 409 on a stale precondition). */
   tolerate?: number[];
+  /**
+   * Errors that mean another writer got there first (409 AlreadyExists on a create that claims
+   * something, e.g. an IDS-network address): nobody's fault and nothing to report; the capability
+   * plans again once the cache shows the winner.
+   */
+  lostRaceWhen?: (err: unknown) => boolean;
 }
 
 /** Server-side apply of a whole object (create or update). */
@@ -85,6 +91,8 @@ export type OutcomeKind =
   | 'refused'
   /** Any other failure; the reconcile is retried with backoff. */
   | 'failed'
+  /** Another writer got there first (lostRaceWhen): no Warning, no Synced=False; planned again shortly. */
+  | 'lostRace'
   /** Not sent: an earlier action of the same capability did not succeed, or leadership was lost. */
   | 'skipped';
 
@@ -114,6 +122,11 @@ export class Outcomes {
   /** The first failure that will be retried, across all capabilities. */
   firstFailure(): Outcome | undefined {
     return this.all.find((o) => o.kind === 'failed');
+  }
+
+  /** True when an action lost a race to another writer (planned again once the cache shows the winner). */
+  lostRace(): boolean {
+    return this.all.some((o) => o.kind === 'lostRace');
   }
 
   /** True when an action of this type for this capability succeeded in this reconcile. */

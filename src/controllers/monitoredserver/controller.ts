@@ -20,7 +20,7 @@ import { collectionPath, objectPath, CONFIG_MAP, KUBEVIRT, MULTI_NETWORK_POLICY,
 import { statusCodeOf, type KubeApi } from '../../kube/client/rest.ts';
 import { WorkerPool, type ReconcileContext, type ReconcileResult } from '../../kube/runtime/workers.ts';
 import { WorkQueue } from '../../kube/runtime/workqueue.ts';
-import { Outcomes, type Action, type Outcome } from './actions.ts';
+import { Outcomes, type Action, type CreateAction, type Outcome } from './actions.ts';
 import { transformMetadataOnly, transformMonitoredServer, transformNode, transformProcessMapperPod, transformVirtualMachine, transformVirtualMachineInstance } from './cache-transforms.ts';
 import { noEvents, type EventSink } from './events.ts';
 import { execute } from './execute.ts';
@@ -111,8 +111,15 @@ const DEFAULT_STATUS_COALESCE_MS = 30_000;
 const MAX_STATUS_COALESCE_MS = 300_000;
 /** A child created but not yet shown by its cache is trusted this long (its watch events may both have been missed). */
 const UNSEEN_CREATION_TTL_MS = 60_000;
+/** An action that lost a race to another writer (an address claimed a moment earlier) is planned again after this. */
+const LOST_RACE_RETRY_MS = 500;
 /** A deletion that waits on a child looks again this often. */
 const TEARDOWN_RECHECK_MS = 2_000;
+
+/** The create of an IDS-network address claim (planners/networking.ts). */
+function isAddressClaim(action: Action): action is CreateAction {
+  return action.type === 'create' && action.resource.kind === CONFIG_MAP.kind && action.object.metadata?.labels?.[LABEL_ROLE] === 'ids-address';
+}
 
 /** Our last written status, with what other writers own taken from the object: status.alerts and the node agent's conditions. */
 function withOthersFields(written: MonitoredServerStatus, live: MonitoredServerStatus | undefined): MonitoredServerStatus {
@@ -185,6 +192,8 @@ export class MonitoredServerController {
   private readonly statusCoalesceMs: number;
   /** Children created by this controller that the caches have not shown yet: not created twice. */
   private readonly unseen: UnseenCreations;
+  /** IDS-network address claims being created (reserved when planned, before the request): no two reconciles claim one address. */
+  private readonly reservedClaims: UnseenCreations;
   /** How each child kind this controller creates is kept in its cache (a remembered creation is kept the same way). */
   private readonly childTransforms: ReadonlyMap<string, CacheTransform<KubeObject>> = new Map<string, CacheTransform<KubeObject>>([
     [VIRTUAL_MACHINE.kind, transformVirtualMachine as unknown as CacheTransform<KubeObject>],
@@ -209,6 +218,7 @@ export class MonitoredServerController {
     this.notReadyRecheckMs = options.notReadyRecheckMs ?? 60_000;
     this.statusCoalesceMs = options.statusCoalesceMs ?? DEFAULT_STATUS_COALESCE_MS;
     this.unseen = new UnseenCreations({ ttlMs: UNSEEN_CREATION_TTL_MS, now: () => this.now().getTime() });
+    this.reservedClaims = new UnseenCreations({ ttlMs: UNSEEN_CREATION_TTL_MS, now: () => this.now().getTime() });
     this.queue = this.newQueue();
     // Each cache keeps only what the controller reads (cache-transforms.ts).
     const informer = <T extends KubeObject>(name: string, type: ResourceType, transform: CacheTransform<T>, labelSelector?: string) => (namespace?: string) =>
@@ -289,16 +299,31 @@ export class MonitoredServerController {
     // A claim wakes its MonitoredServer (by the UID on it; by the key in its annotation, which also
     // finds a claim whose MonitoredServer is gone: reconcile sweeps it); a released one wakes those
     // still waiting for an address.
-    this.addressClaims?.addEventHandler(
-      enqueueMapped<KubeObject>(sink, (claim) => {
-        const uid = claim.metadata?.labels?.[LABEL_CLAIM_UID];
-        const all = this.monitoredServers.list();
-        const owner = all.filter((m) => m.metadata.uid === uid);
-        const waiting = all.filter((m) => !claimOf(this.addressClaims?.list() ?? [], m.metadata.uid));
-        const named = claimOwnerKey(claim);
-        return [...owner, ...waiting].map((m) => objectKey(m)).concat(named ? [named] : []);
-      }),
-    );
+    // Only a release can free an address for those waiting: a new claim wakes its owner alone (at N
+    // MonitoredServers, waking every waiting one on each claim made N² reconciles).
+    const claimOwnerKeys = (claim: KubeObject) => {
+      const uid = claim.metadata?.labels?.[LABEL_CLAIM_UID];
+      const named = claimOwnerKey(claim);
+      return this.monitoredServers.list().filter((m) => m.metadata.uid === uid).map((m) => objectKey(m)).concat(named ? [named] : []);
+    };
+    const waitingForAddress = () => this.monitoredServers.list().filter((m) => !claimOf(this.addressClaims?.list() ?? [], m.metadata.uid)).map((m) => objectKey(m));
+    const wake = (keys: string[]) => {
+      for (const k of new Set(keys)) sink.add(k);
+    };
+    this.addressClaims?.addEventHandler({
+      onAdd: (claim) => {
+        this.reservedClaims.seen(CONFIG_MAP.kind, claim);
+        wake(claimOwnerKeys(claim));
+      },
+      onUpdate: (old, claim) => {
+        this.reservedClaims.seen(CONFIG_MAP.kind, claim);
+        wake([...claimOwnerKeys(old), ...claimOwnerKeys(claim)]);
+      },
+      onDelete: (claim) => {
+        this.reservedClaims.seen(CONFIG_MAP.kind, claim);
+        wake([...claimOwnerKeys(claim), ...waitingForAddress()]);
+      },
+    });
     // A claim or the KubeVirt CR matters to the MonitoredServers with disks (in the claim's namespace).
     const withDisks = (namespace?: string) =>
       this.monitoredServers.list().filter((m) => (m.spec.server.disks?.length ?? 0) > 0 && (namespace === undefined || m.metadata.namespace === namespace)).map((m) => objectKey(m));
@@ -438,6 +463,7 @@ export class MonitoredServerController {
     this.pool = undefined;
     this.queue.shutDown();
     this.unseen.clear();
+    this.reservedClaims.clear();
     this.draining = this.draining.then(() => pool?.stop());
     return this.draining;
   }
@@ -470,7 +496,8 @@ export class MonitoredServerController {
       ...(this.nads && this.addressClaims
         ? {
             networkAttachmentDefinition: (ns: string, name: string) => this.nads?.get(ns, name),
-            idsAddressClaims: () => this.addressClaims?.list() ?? [],
+            // With the claims this replica is making right now: a concurrent reconcile picks the next free address.
+            idsAddressClaims: () => [...(this.addressClaims?.list() ?? []), ...this.reservedClaims.list<KubeObject>(CONFIG_MAP.kind)],
             ...(this.networkPolicies ? { multiNetworkPolicy: (ns: string, name: string) => this.networkPolicies?.get(ns, name) } : {}),
             ...(this.options.networking?.settings.mirroring === 'ovs-cni' ? { monitoredServersOnNode: (node: string) => this.monitoredServersOnNode(node) } : {}),
           }
@@ -621,7 +648,11 @@ export class MonitoredServerController {
       ...snapshots.actions,
       ...planResponse(ms, observed),
     ];
+    // Reserved synchronously, before any other reconcile plans; a claim not made is forgotten.
+    const claims = actions.filter(isAddressClaim);
+    for (const claim of claims) this.reservedClaims.remember(CONFIG_MAP.kind, claim.object);
     const outcomes = new Outcomes(await execute(actions, this.executeContext(ms, ctx)));
+    for (const o of outcomes.all) if (isAddressClaim(o.action) && o.kind !== 'done') this.reservedClaims.forget(CONFIG_MAP.kind, o.action.object);
     // A migration that was not created frees its slot at once.
     for (const o of outcomes.of('evacuation')) if (isMigration(o.action) && o.kind !== 'done') this.reservedMigrations.delete(migrationKey(o.action));
     this.rememberCreations(outcomes);
@@ -655,6 +686,8 @@ export class MonitoredServerController {
       }
     }
     if (failure) throw this.retriedFailure(ms, failure);
+    // Another writer got there first: plan again once the cache has had a moment to show it.
+    if (outcomes.lostRace()) return { requeueAfter: Math.min(LOST_RACE_RETRY_MS, deferredMs ?? LOST_RACE_RETRY_MS) };
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
     const notReadyRecheck = ready?.status === 'True' ? undefined : Math.min(this.notReadyRecheckMs, evacuation.recheckAfterMs ?? Infinity);
     // Snapshot mode: the next rotation or readiness deadline comes back on its own, Ready or not.

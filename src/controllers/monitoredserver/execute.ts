@@ -77,6 +77,12 @@ export async function execute(actions: readonly Action[], ctx: ExecuteContext): 
         outcomes.push({ action, kind: 'done' });
         continue;
       }
+      if (action.lostRaceWhen?.(err)) {
+        outcomes.push({ action, kind: 'lostRace', message, ...(code !== undefined ? { code } : {}) });
+        ctx.log.info('Another writer got there first; planning again', { action: action.failureReason, code });
+        blocked.add(action.capability);
+        continue;
+      }
       const refused = action.refusedWhen?.(err) ?? false;
       outcomes.push({ action, kind: refused ? 'refused' : 'failed', message, ...(code !== undefined ? { code } : {}) });
       ctx.log.info(refused ? 'The API server refused an action' : 'An action failed', { action: action.failureReason, code, error: message });

@@ -122,9 +122,6 @@ export const EventReason = {
   IDSVMUnschedulable: 'IDSVMUnschedulable',
   ProcessMapperReplaced: 'ProcessMapperReplaced',
   ProcessMapperDeleted: 'ProcessMapperDeleted',
-  IDSCloudInitCreated: 'IDSCloudInitCreated',
-  NetworkAttachmentCreated: 'NetworkAttachmentCreated',
-  IDSAddressAllocated: 'IDSAddressAllocated',
   IDSAddressReleased: 'IDSAddressReleased',
   /** A claim whose MonitoredServer is gone (finalizer removed by hand) was deleted; the Event is on the claim ConfigMap. */
   OrphanedIDSAddressReleased: 'OrphanedIDSAddressReleased',

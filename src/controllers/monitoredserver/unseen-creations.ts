@@ -42,6 +42,24 @@ export class UnseenCreations {
     return entry.object as T;
   }
 
+  /** A creation that did not happen after all (the request failed). */
+  forget(kind: string, object: KubeObject): void {
+    this.seen(kind, object);
+  }
+
+  /** The creations of this kind the cache has not shown yet (within the TTL), to add to a cached list. */
+  list<T extends KubeObject>(kind: string): T[] {
+    const now = this.options.now();
+    const prefix = `${kind}/`;
+    const out: T[] = [];
+    for (const [key, entry] of this.created) {
+      if (!key.startsWith(prefix)) continue;
+      if (now - entry.at > this.options.ttlMs) this.created.delete(key);
+      else out.push(entry.object as T);
+    }
+    return out;
+  }
+
   /** Forgets everything (a new leadership term starts from the caches alone). */
   clear(): void {
     this.created.clear();

@@ -54,6 +54,28 @@ describe('executor and error policy', () => {
     assert.deepEqual(events, ['ServerVMCreated', 'IDSVMCreated']);
   });
 
+  it('a create that lost a race (lostRaceWhen) is neither a failure nor a refusal: no Event, its capability stops, the rest runs', async () => {
+    const claim: Action = {
+      type: 'create',
+      capability: 'network',
+      failureReason: 'ClaimIDSAddressFailed',
+      log: 'Claim 10.99.0.1',
+      resource: { ...POD, kind: 'ConfigMap', plural: 'configmaps' },
+      object: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'hyperspector-ids-addr-10-99-0-1', namespace: 'hyperspector-system' } },
+      lostRaceWhen: (err) => (err as KubeApiError).statusCode === 409,
+      event: { type: 'Normal', reason: 'Claimed', message: 'claimed' },
+    };
+    const after: Action = { ...claim, log: 'after the claim', object: { ...claim.object, metadata: { name: 'next' } } };
+    const api = fakeApi({ 'POST /api/v1/namespaces/hyperspector-system/configmaps': new KubeApiError('configmaps "hyperspector-ids-addr-10-99-0-1" already exists', 409, 'AlreadyExists') });
+    const events: string[] = [];
+    const outcomes = new Outcomes(await execute([claim, after, actions[1]!], { api, log: silentLogger(), onEvent: (a) => events.push(a.event?.reason ?? '') }));
+    assert.deepEqual(outcomes.all.map((o) => o.kind), ['lostRace', 'skipped', 'done']);
+    assert.equal(outcomes.lostRace(), true);
+    assert.equal(outcomes.firstFailure(), undefined, 'not retried with backoff, not Synced=False');
+    assert.equal(outcomes.refused('network'), undefined);
+    assert.deepEqual(events, ['ServerVMCreated']);
+  });
+
   it('a failed finalizer stops everything: no child without a way to clean it up', async () => {
     const { api, outcomes } = await run({ '/monitoredservers/web-1': new KubeApiError('conflict', 409, 'Conflict') });
     assert.deepEqual(outcomes.all.map((o) => o.kind), ['failed', 'skipped', 'skipped', 'skipped', 'skipped']);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { KubeApiError } from '../../../src/kube/client/rest.ts';
 import type { MonitoredServer } from '../../../src/api/v1alpha1/monitoredserver-types.ts';
 import { buildAddressClaim } from '../../../src/builders/ids-address.ts';
 import { buildNads, DEFAULT_NETWORKING, IDS_NETWORK, MIRROR_NETWORK } from '../../../src/builders/networking.ts';
@@ -65,6 +66,20 @@ describe('networking planner', () => {
     ]);
     assert.deepEqual(planIdsNetworkData(m, o, CTX), {});
     assert.deepEqual(planIdsVm(m, o, planIdsNetworkData(m, o, CTX)), [], 'no IDS VM before its address is claimed');
+    // Another MonitoredServer claimed 10.99.0.2 a moment earlier: a lost race, not a failure.
+    const claim = actions[2]!;
+    assert.equal(claim.event, undefined, 'the address goes with the IDSVMCreated Event, no Event of its own');
+    assert.equal(claim.lostRaceWhen?.(new KubeApiError('already exists', 409, 'AlreadyExists')), true);
+    assert.equal(claim.lostRaceWhen?.(new KubeApiError('forbidden', 403, 'Forbidden')), false);
+  });
+
+  it('the IDS VM created with its address names the address in its Event', () => {
+    const m = ms();
+    const o: ObservedState = { ...joined(m), idsVm: undefined, idsVmi: undefined };
+    const data = planIdsNetworkData(m, o, CTX);
+    assert.equal(data.address, '10.99.0.1/29');
+    const [vmAction] = planIdsVm(m, o, data);
+    assert.match(vmAction?.event?.message ?? '', /pinned to node .*, IDS-network address 10\.99\.0\.1\/29$/);
   });
 
   it('once claimed: nothing to apply, the network data in the cloud-init Secret, the IDS VM with both NICs reading it', () => {

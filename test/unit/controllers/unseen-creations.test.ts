@@ -45,6 +45,19 @@ describe('UnseenCreations (children created but not yet in the cache)', () => {
     assert.equal(u.size, 0);
   });
 
+  it('lists the creations of one kind the cache has not shown, within the TTL; forget drops one that failed', () => {
+    const u = created();
+    u.remember('ConfigMap', pod('claim-1'));
+    u.remember('ConfigMap', pod('claim-2'));
+    u.remember('Pod', pod('a'));
+    assert.deepEqual(u.list('ConfigMap').map((o) => o.metadata?.name), ['claim-1', 'claim-2']);
+    u.forget('ConfigMap', pod('claim-1'));
+    assert.deepEqual(u.list('ConfigMap').map((o) => o.metadata?.name), ['claim-2']);
+    now += 60_001;
+    assert.deepEqual(u.list('ConfigMap'), [], 'past the TTL');
+    assert.equal(u.size, 1, 'expired entries of the listed kind are dropped');
+  });
+
   it('clear forgets everything (a new leadership term starts from the caches)', () => {
     const u = created();
     u.remember('Pod', pod('a'));

@@ -255,7 +255,6 @@ export function planIdsCloudInit(ms: MonitoredServer, o: ObservedState, networkD
       log: `Apply IDS cloud-init Secret ${ms.metadata.namespace}/${name}`,
       resource: SECRET,
       object: plan.secret,
-      ...(o.idsCloudInitSecret ? {} : { event: { type: 'Normal' as const, reason: EventReason.IDSCloudInitCreated, message: `Created Secret ${name} with the IDS VM's user data and the disk-inspection mount script` } }),
     },
   ];
 }

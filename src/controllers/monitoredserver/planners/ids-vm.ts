@@ -14,7 +14,7 @@ import { planOwnedVm } from './owned-vm.ts';
  * `networking`: the IDS VM gets its mirror and IDS-network NICs, and waits until its IDS-network
  * address is claimed (it is in the network data; `networkData` is what planIdsNetworkData returned).
  */
-export function planIdsVm(ms: MonitoredServer, o: ObservedState, networking?: { networkData?: string }): Action[] {
+export function planIdsVm(ms: MonitoredServer, o: ObservedState, networking?: { networkData?: string; address?: string }): Action[] {
   if (o.idsNameTaken || o.serverClaimedBy || o.serverNameTaken) return [];
   const serverNode = vmiNode(o.serverVmi);
   if (!serverNode || !o.serverVmi) return []; // Colocated=False WaitingForServerPlacement until the server has a node
@@ -34,7 +34,8 @@ export function planIdsVm(ms: MonitoredServer, o: ObservedState, networking?: { 
     created: EventReason.IDSVMCreated,
     updated: EventReason.IDSVMUpdated,
     describe: `IDS VirtualMachine ${vmName}`,
-    createdDetail: ` pinned to node ${serverNode}`,
+    // The IDS-network address it was given goes with this milestone (no Event of its own).
+    createdDetail: ` pinned to node ${serverNode}${networking?.address ? `, IDS-network address ${networking.address}` : ''}`,
   }, hasDisksToDrop(ms, o));
   // Whether the running IDS VMI must restart is decided on a VM that already matches: while a
   // write is pending, the VM and KubeVirt's view of it are about to change.

@@ -79,10 +79,11 @@ export function idsNetworkData(ms: MonitoredServer, vmiSpec: VmiSpec, plan: Netw
  * What planIdsVm and planIdsCloudInit get: the network data once the address is claimed; an empty
  * object (the IDS VM waits) while it is not, or while the template's network data cannot take ours.
  */
-export function planIdsNetworkData(ms: MonitoredServer, o: ObservedState, ctx: NetworkingContext): { networkData?: string } {
+export function planIdsNetworkData(ms: MonitoredServer, o: ObservedState, ctx: NetworkingContext): { networkData?: string; address?: string } {
   const template = ms.spec.ids.template.spec?.template?.spec ?? { domain: { devices: {} } };
-  const data = idsNetworkData(ms, template, resolveNetworking(ms, o, ctx), ctx);
-  return data && 'networkData' in data ? { networkData: data.networkData } : {};
+  const plan = resolveNetworking(ms, o, ctx);
+  const data = idsNetworkData(ms, template, plan, ctx);
+  return data && 'networkData' in data ? { networkData: data.networkData, ...(plan.address ? { address: plan.address } : {}) } : {};
 }
 
 /** Apply the NADs that are missing or differ; claim an address when there is none (capability network). */
@@ -104,7 +105,6 @@ export function planNetworking(ms: MonitoredServer, o: ObservedState, ctx: Netwo
       object: nad,
       // 404: no NetworkAttachmentDefinition CRD (Multus not installed); 400/422: refused by validation.
       refusedWhen: (err) => [400, 404, 422].includes(statusCodeOf(err) ?? 0),
-      ...(live ? {} : { event: { type: 'Normal' as const, reason: EventReason.NetworkAttachmentCreated, message: `Created NetworkAttachmentDefinition ${name}` } }),
     });
   }
   if (ctx.settings.multiNetworkPolicy) {
@@ -131,7 +131,8 @@ export function planNetworking(ms: MonitoredServer, o: ObservedState, ctx: Netwo
       log: `Claim IDS-network address ${plan.claim} (ConfigMap ${ctx.claimNamespace}/${claim.metadata?.name})`,
       resource: CONFIG_MAP,
       object: claim,
-      event: { type: 'Normal', reason: EventReason.IDSAddressAllocated, message: `Allocated IDS-network address ${plan.claim} to IDS VM ${ms.metadata.name}-ids` },
+      // Another MonitoredServer claimed the same lowest free address a moment earlier: the next plan takes the next one.
+      lostRaceWhen: (err) => statusCodeOf(err) === 409,
     });
   }
   return actions;
