@@ -185,6 +185,7 @@ describe('process view: a second guest runs unmodified ps on the server guest\'s
     const out = await guestCommandOutput(reader, `{ COLUMNS=512 server-procps-top -b -n 1 -w 512 2>&1; echo "exit=$?"; }`);
     assert.match(out, /exit=0\n/, out);
     assert.match(out, /^top - .* up .*load average/m, out);
+    log(`procps-ng top's summary through the view:\n${out.split('\n').slice(0, 5).join('\n')}`);
     const tasks = Number(/^Tasks: +(\d+) total/m.exec(out)?.[1]);
     assert.ok(Math.abs(tasks - own.length) <= 3, `top counts ${tasks} tasks, guest A's ps ${own.length}`);
     const rows = [...out.matchAll(/^ *(\d+) +(\S+) +.* (\S+) *$/gm)].map((m) => ({ pid: Number(m[1]), user: m[2]!, command: m[3]! }));
