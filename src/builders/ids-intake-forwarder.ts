@@ -6,7 +6,7 @@
 //   hyperspector-intake post-text SOURCE FILE a text report (source aide: an AIDE report)
 //   hyperspector-intake follow-eve FILE       tails Suricata's eve.json, posting each alert line
 //   hyperspector-intake mount-proc [DIR]      mounts the server's process view (9P, read-only) at DIR
-//   hyperspector-intake server CMD [ARG...]   runs an unmodified tool (ps, top) with that view as /proc
+//   hyperspector-intake server CMD [ARG...]   runs an unmodified tool (ps, top, pstree) with that view as /proc
 // Configuration: the intake Secret's files in $HYPERSPECTOR_INTAKE_DIR (url, token, renew-seconds),
 // default /run/hyperspector-intake where the example's cloud-init mounts the disk; the renewed
 // token is kept in $HYPERSPECTOR_INTAKE_STATE (default /var/lib/hyperspector-intake), so a guest
@@ -90,7 +90,8 @@ case "\${1:-}" in
     shift
     [ $# -gt 0 ] || { echo "usage: $0 server CMD [ARG...]" >&2; exit 2; }
     grep -q " \${HYPERSPECTOR_SERVER_PROC:-$VIEW} 9p " /proc/mounts || { log "the process view is not mounted (hyperspector-intake mount-proc)"; exit 1; }
-    exec unshare -m sh -c 'mount --bind "$0" /proc && exec "$@"' "\${HYPERSPECTOR_SERVER_PROC:-$VIEW}" "$@" ;;
+    # A new pid namespace too: the tool is its pid 1, the view's /proc/self (procps-ng needs both).
+    exec unshare -m -p -f sh -c 'mount --bind "$0" /proc && exec "$@"' "\${HYPERSPECTOR_SERVER_PROC:-$VIEW}" "$@" ;;
   *) echo "usage: $0 renew|daemon|post-json FILE|post-text SOURCE FILE|follow-eve FILE|mount-proc [DIR]|server CMD..." >&2; exit 2 ;;
 esac
 `;

@@ -2,7 +2,8 @@
 // read it when it is mounted (or bind-mounted) on /proc:
 //   /<pid>/{stat,status,cmdline,comm}      one directory per process, owned by its effective uid
 //   /<pid>/task/<tid>/{stat,status,comm,cmdline}   the leader; all threads once the directory is read
-//   /uptime /stat /loadavg /meminfo /version /sys/kernel/pid_max
+//   /uptime /stat /loadavg /meminfo /version /cpuinfo /sys/kernel/{pid_max,osrelease}
+//   /self -> 1    what procps-ng needs to start (see SELF_TARGET)
 // Built from the mapper's latest consistent snapshot at each lookup: a process that exited is gone
 // at the next snapshot. Pure apart from the injected source.
 import type { GuestThread } from '../introspection/process-details.ts';
@@ -23,6 +24,14 @@ export interface ProcViewSource {
   /** The guest's RAM size (QEMU's -m), when known. */
   ramBytes(): number | undefined;
 }
+
+/**
+ * /self: the reading tool is no process of the server, yet procps-ng's ps and top stop without a
+ * parseable /proc/self/stat, and ps then looks itself up as /proc/<getpid()>. The view's self is
+ * the server's init; the readers' wrappers run the tool as pid 1 of a new pid namespace, so
+ * getpid() names that same directory (docs/process-mapping.md).
+ */
+export const SELF_TARGET = '1';
 
 /** 4194304: the kernel's PID_MAX_LIMIT on 64-bit; the guest's own pid_max is not read. */
 export const SYNTHESIZED_PID_MAX = 4_194_304;
@@ -66,6 +75,7 @@ export function buildProcView(source: ProcViewSource): () => ViewDir {
     const uptime = snapshot ? estimatedUptimeSeconds(snapshot, now) : 0;
     const bootEpoch = now / 1000 - uptime;
     const mtime = Math.floor(now / 1000);
+    const release = snapshot?.kernel.release ?? 'unknown';
     const root = { uid: 0, gid: 0, mtimeSec: mtime };
 
     const taskFiles = (t: TaskView, owner: { uid: number; gid: number; mtimeSec: number }): ViewNode[] => [
@@ -96,10 +106,16 @@ export function buildProcView(source: ProcViewSource): () => ViewDir {
       textFile('stat', { ...FILE, ...root }, () => renderSystemStat(processes, bootEpoch)),
       textFile('loadavg', { ...FILE, ...root }, () => renderLoadavg(processes)),
       textFile('meminfo', { ...FILE, ...root }, () => renderMeminfo(source.ramBytes())),
-      textFile('version', { ...FILE, ...root }, () => renderVersion(snapshot?.kernel.release ?? 'unknown')),
+      textFile('version', { ...FILE, ...root }, () => renderVersion(release)),
+      // Empty: the guest's CPUs are not read. procps-ng's top needs the file to exist (its core scan).
+      textFile('cpuinfo', { ...FILE, ...root }, () => ''),
       staticDir('sys', { ...DIR, ...root }, () => [
-        staticDir('kernel', { ...DIR, ...root }, () => [textFile('pid_max', { ...FILE, ...root }, () => `${SYNTHESIZED_PID_MAX}\n`)]),
+        staticDir('kernel', { ...DIR, ...root }, () => [
+          textFile('pid_max', { ...FILE, ...root }, () => `${SYNTHESIZED_PID_MAX}\n`),
+          textFile('osrelease', { ...FILE, ...root }, () => `${release}\n`),
+        ]),
       ]),
+      ...(byPid.has(SELF_TARGET) ? [{ kind: 'symlink' as const, name: 'self', perm: 0o777, ...root, target: SELF_TARGET }] : []),
     ];
     return {
       kind: 'dir', name: '', ...DIR, ...root,

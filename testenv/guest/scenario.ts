@@ -46,23 +46,28 @@ const PS_FILE = '/tmp/hs-ps.txt';
 const CONSOLE_READS = 6;
 
 /**
- * The guest's own ps, run once into a file and read back with its md5: a serial console under load
- * sometimes doubles a character, so a read whose checksum differs is read again (the same ps), not
- * taken for the guest's view.
+ * A command's output, run once into a file and read back with its md5: a serial console under load
+ * sometimes doubles a character, so a read whose checksum differs is read again (the same output),
+ * not taken for the guest's view.
  */
-export async function guestPs(guest: Pick<QemuGuest, 'run'>): Promise<PsRow[]> {
-  await guest.run(`COLUMNS=4096 ps -o pid,ppid,user,comm,args > ${PS_FILE}`);
+export async function guestCommandOutput(guest: Pick<QemuGuest, 'run'>, command: string, file = PS_FILE): Promise<string> {
+  await guest.run(`${command} > ${file}`);
   for (let read = 0; read < CONSOLE_READS; read++) {
-    const out = await guest.run(`md5sum ${PS_FILE}; cat ${PS_FILE}`);
+    const out = await guest.run(`md5sum ${file}; cat ${file}`);
     const newline = out.indexOf('\n');
     const sum = out.slice(0, newline).split(/\s+/)[0];
     const content = out.slice(newline + 1);
-    if (createHash('md5').update(content, 'latin1').digest('hex') === sum) return parsePs(content);
+    if (createHash('md5').update(content, 'latin1').digest('hex') === sum) return content;
   }
-  throw new Error(`the guest's ps output was garbled on the serial console in ${CONSOLE_READS} reads`);
+  throw new Error(`the output of ${command} was garbled on the serial console in ${CONSOLE_READS} reads`);
 }
 
-function parsePs(out: string): PsRow[] {
+/** The guest's own ps (guestCommandOutput). */
+export async function guestPs(guest: Pick<QemuGuest, 'run'>): Promise<PsRow[]> {
+  return parsePs(await guestCommandOutput(guest, 'COLUMNS=4096 ps -o pid,ppid,user,comm,args'));
+}
+
+export function parsePs(out: string): PsRow[] {
   const rows: PsRow[] = [];
   for (const line of out.split('\n')) {
     const m = /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(.*)$/.exec(line);

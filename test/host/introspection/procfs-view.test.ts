@@ -1,16 +1,18 @@
 // The process view for unmodified tools (issue 17): guest A is the server, read by the real
 // process-mapper sidecar with --procfs-listen; guest B is a second QEMU guest that mounts the view
 // over TCP (QEMU user-mode networking to the host's loopback) with the kernel's own 9P client and
-// runs unmodified busybox `ps` and `top` with the view on /proc. What guest B's ps shows must be
-// guest A's own ps; writes fail; a wrong token is refused.
+// runs unmodified busybox `ps` and `top`, and Debian's procps-ng `ps` and `top` and psmisc
+// `pstree`, with the view on /proc. What guest B's tools show must be guest A's own view (its ps,
+// its /proc/<pid>/task and comm); writes fail; a wrong token is refused.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QemuGuest } from '../../../testenv/guest/qemu-guest.ts';
-import { CONFIGURE_USER_NETWORK, HOST_FROM_GUEST, PROCFS_MODULES_FAILED_MARKER, VIEW_MOUNT, mountViewCommand, procfsReaderGuestAssets, userNetworkArgs } from '../../../testenv/guest/procfs-guest.ts';
-import { guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../../../testenv/guest/scenario.ts';
+import { CONFIGURE_USER_NETWORK, HOST_FROM_GUEST, PROCFS_MODULES_FAILED_MARKER, PROCPS_NG, VIEW_MOUNT, mountViewCommand, procfsReaderGuestAssets, userNetworkArgs } from '../../../testenv/guest/procfs-guest.ts';
+import { bracketedName, parseProcpsPs, parsePstree, type ProcpsRow } from '../../../testenv/guest/tool-output.ts';
+import { GUEST_USERS, guestCommandOutput, guestPs, KNOWN_COMMS, START_KNOWN_PROCESSES, waitForGuestPs, type PsRow } from '../../../testenv/guest/scenario.ts';
 import { SidecarProcess } from '../../../testenv/guest/sidecar-process.ts';
 import { currentIntakeToken, DEFAULT_ROTATION_MS } from '../../../src/sidecar/intake-credential.ts';
 import { testGuestAssets } from '../../../testenv/guest/test-guest.ts';
@@ -24,6 +26,10 @@ function tookMs(out: string): number {
   if (!m) throw new Error(`no timing in ${out}`);
   return Math.round((Number(m[2]) - Number(m[1])) * 1000);
 }
+/** A kernel worker's name carries the work queue it runs now (kworker/0:2-events): that may change between two looks. */
+const worker = (s: string) => s.replace(/^(\[?kworker\/[^-\]]+)-[^\]]*/, '$1');
+/** The scenario's threaded workload (three threads besides its leader), started in guest A. */
+const WORKLOAD = 'hs-workload';
 
 describe('process view: a second guest runs unmodified ps on the server guest\'s processes', function () {
   this.timeout(600_000);
@@ -52,7 +58,8 @@ describe('process view: a second guest runs unmodified ps on the server guest\'s
     assert.ok(!reader.serial.includes(PROCFS_MODULES_FAILED_MARKER), `9P modules did not load:\n${reader.serial.slice(-2000)}`);
     assert.match(await reader.run(CONFIGURE_USER_NETWORK), /@@NIC-UP/);
     for (const line of START_KNOWN_PROCESSES) await server.run(line);
-    await waitForGuestPs(server, (rows) => KNOWN_COMMS.every((c) => rows.some((r) => r.comm === c)), 60_000);
+    await server.run(`ip link set lo up; /usr/bin/${WORKLOAD} 8090 > /dev/null &`);
+    await waitForGuestPs(server, (rows) => [...KNOWN_COMMS, WORKLOAD].every((c) => rows.some((r) => r.comm === c)), 60_000);
     sidecar = await SidecarProcess.start([
       '--namespace', vmi.namespace, '--name', vmi.name, '--uid', vmi.uid, '--poll-interval', String(POLL_MS),
       '--procfs-listen', '127.0.0.1:0', '--procfs-token-file', join(tmp, 'token'),
@@ -103,8 +110,6 @@ describe('process view: a second guest runs unmodified ps on the server guest\'s
     const local = await reader.run(timedLine('ps -o pid,ppid,user,args > /dev/null'));
     const timed = await reader.run(timedLine('server-ps -o pid,ppid,user,args > /dev/null'));
     log(`ps through the view took ${tookMs(timed)} ms on guest B's clock (its own ps: ${tookMs(local)} ms)`);
-    // A kernel worker's name carries the work queue it runs now (kworker/0:2-events): that may change between two looks.
-    const worker = (s: string) => s.replace(/^(\[?kworker\/[^-\]]+)-[^\]]*/, '$1');
     const key = (r: PsRow) => `${r.pid} ${r.ppid} ${r.uid} ${worker(r.comm)} ${worker(r.args)}`;
     const seen = new Map(viewed.map((r) => [r.pid, r]));
     // Every process both saw is shown the same: pid, ppid, user, comm and command line.
@@ -126,6 +131,99 @@ describe('process view: a second guest runs unmodified ps on the server guest\'s
     for (const comm of ['web-frontend', 'log-shipper']) assert.match(out, new RegExp(comm), out);
   });
 
+  it("shows them to procps-ng's unmodified ps, as guest A's own ps shows them, kernel threads by their full names", async () => {
+    const own = await guestPs(server);
+    const viewed = parseProcpsPs(await guestCommandOutput(reader, 'server-procps-ps -e -ww -o pid,ppid,user,args'));
+    const local = await reader.run(timedLine(`${PROCPS_NG.ps} -e -ww -o pid,ppid,user,args > /dev/null`));
+    const timed = await reader.run(timedLine('server-procps-ps -e -ww -o pid,ppid,user,args > /dev/null'));
+    log(`procps-ng ps through the view took ${tookMs(timed)} ms on guest B's clock for ${viewed.length} rows (its own procps-ng ps: ${tookMs(local)} ms)`);
+    // Guest A's busybox ps cuts a kernel thread's [name] at 15 characters; procps-ng shows it whole.
+    // procps-ng marks a zombie's args with <defunct>, busybox does not.
+    const cut = (args: string) => args.replace(/ <defunct>$/, '').replace(/^\[(.{15}).+\]$/, '[$1]');
+    const key = (r: PsRow | ProcpsRow) => `${r.pid} ${r.ppid} ${r.uid} ${worker(cut(r.args))}`;
+    const seen = new Map(viewed.map((r) => [r.pid, r]));
+    const common = own.filter((r) => seen.has(r.pid));
+    assert.deepEqual(common.map(key), common.map((r) => key(seen.get(r.pid)!)));
+    const missing = own.filter((r) => !seen.has(r.pid));
+    assert.ok(missing.length <= 3, `missing from the view: ${missing.map(key).join('; ')}`);
+    assert.ok(common.length >= own.length - 3 && common.length > 20, `${common.length} of ${own.length} in common`);
+    const extra = viewed.filter((r) => !own.some((o) => o.pid === r.pid));
+    assert.ok(extra.length <= 3, `in the view, not in guest A's ps: ${extra.map(key).join('; ')}`);
+    assert.ok(viewed.some((r) => r.args.startsWith('/bin/sh /usr/bin/batch-worker --queue reports') && r.uid === GUEST_USERS.alice), 'batch-worker as alice, with its arguments');
+    // The full names are guest A's /proc/<pid>/comm (kernel workers aside: their work queue changes).
+    const long = viewed.flatMap((r) => {
+      const name = bracketedName(r.args);
+      return name && name.length > 15 && !name.startsWith('kworker/') ? [`${r.pid} ${name}`] : [];
+    });
+    assert.ok(long.length > 0, 'guest A has kernel threads with names over 15 characters');
+    const comms = await guestCommandOutput(server, `for p in ${long.map((l) => l.split(' ')[0]).join(' ')}; do echo "$p $(cat /proc/$p/comm)"; done`);
+    assert.deepEqual(long, comms.trim().split('\n'));
+    log(`procps-ng ps: kernel threads over 15 characters: ${long.slice(0, 4).join(', ')}`);
+  });
+
+  it("shows guest A's threads to procps-ng's ps -e -T, as guest A's /proc/<pid>/task lists them", async () => {
+    const own = new Map<number, number[]>();
+    for (const line of (await guestCommandOutput(server, '(cd /proc && for t in [0-9]*/task/[0-9]*; do echo "$t"; done)')).trim().split('\n')) {
+      const [pid, , tid] = line.split('/').map(Number);
+      own.set(pid!, [...(own.get(pid!) ?? []), tid!]);
+    }
+    const viewed = new Map<number, number[]>();
+    for (const line of (await guestCommandOutput(reader, 'server-procps-ps -e -T -o pid=,spid=')).trim().split('\n')) {
+      const [pid, tid] = line.trim().split(/\s+/).map(Number);
+      viewed.set(pid!, [...(viewed.get(pid!) ?? []), tid!]);
+    }
+    const sorted = (tids: number[] | undefined) => [...(tids ?? [])].sort((a, b) => a - b);
+    const common = [...own.keys()].filter((pid) => viewed.has(pid));
+    assert.ok(common.length >= own.size - 3 && common.length > 20, `${common.length} of ${own.size} processes in common`);
+    assert.deepEqual(common.map((pid) => `${pid}: ${sorted(viewed.get(pid)).join(' ')}`), common.map((pid) => `${pid}: ${sorted(own.get(pid)).join(' ')}`));
+    const workload = (await guestPs(server)).find((r) => r.comm === WORKLOAD)!;
+    assert.equal(viewed.get(workload.pid)?.length, 4, `${WORKLOAD} has its leader and three threads in the view`);
+  });
+
+  it("shows them to procps-ng's unmodified top in batch mode: every process of guest A, with its user", async () => {
+    const own = await guestPs(server);
+    const out = await guestCommandOutput(reader, `{ COLUMNS=512 server-procps-top -b -n 1 -w 512 2>&1; echo "exit=$?"; }`);
+    assert.match(out, /exit=0\n/, out);
+    assert.match(out, /^top - .* up .*load average/m, out);
+    log(`procps-ng top's summary through the view:\n${out.split('\n').slice(0, 5).join('\n')}`);
+    const tasks = Number(/^Tasks: +(\d+) total/m.exec(out)?.[1]);
+    assert.ok(Math.abs(tasks - own.length) <= 3, `top counts ${tasks} tasks, guest A's ps ${own.length}`);
+    const rows = [...out.matchAll(/^ *(\d+) +(\S+) +.* (\S+) *$/gm)].map((m) => ({ pid: Number(m[1]), user: m[2]!, command: m[3]! }));
+    const byPid = new Map(rows.map((r) => [r.pid, r]));
+    const common = own.filter((r) => byPid.has(r.pid));
+    assert.ok(common.length >= own.length - 3 && common.length > 20, `${common.length} of ${own.length} in top`);
+    const userName = (uid: number) => Object.entries(GUEST_USERS).find(([, u]) => u === uid)![0];
+    assert.deepEqual(common.map((r) => `${r.pid} ${userName(r.uid)}`), common.map((r) => `${r.pid} ${byPid.get(r.pid)!.user}`));
+    for (const comm of [...KNOWN_COMMS, WORKLOAD]) {
+      const p = own.find((r) => r.comm === comm)!;
+      assert.equal(byPid.get(p.pid)?.command, comm, `${comm} (pid ${p.pid}) in top:\n${out}`);
+    }
+  });
+
+  it("shows guest A's process tree to psmisc's unmodified pstree -p: init at the root, every process under its parent, threads under their process", async () => {
+    const own = await guestPs(server);
+    const out = await guestCommandOutput(reader, `{ server-pstree -p -l -A 2>&1; echo "exit=$?"; }`);
+    assert.match(out, /exit=0\n/, out);
+    assert.match(out, /^init\(1\)/, out);
+    const tree = parsePstree(out);
+    // pstree draws the tree under pid 1: every process of guest A that descends from it.
+    const ppidOf = new Map(own.map((r) => [r.pid, r.ppid]));
+    const underInit = (pid: number): boolean => pid === 1 || (ppidOf.has(pid) && pid !== 0 && underInit(ppidOf.get(pid)!));
+    const descendants = own.filter((r) => r.pid !== 1 && underInit(r.pid));
+    const shown = descendants.filter((r) => tree.has(r.pid));
+    assert.ok(shown.length >= descendants.length - 3, `${shown.length} of ${descendants.length} in the tree:\n${out}`);
+    for (const comm of [...KNOWN_COMMS, WORKLOAD]) assert.ok(shown.some((r) => r.comm === comm), `${comm} in the tree:\n${out}`);
+    assert.deepEqual(shown.map((r) => `${r.pid} under ${r.ppid}`), shown.map((r) => `${r.pid} under ${tree.get(r.pid)!.parent}`));
+    const web = own.find((r) => r.comm === 'web-frontend')!;
+    const sleeper = own.find((r) => r.ppid === web.pid && r.comm === 'sleep')!;
+    assert.match(out, new RegExp(`web-frontend\\(${web.pid}\\)---sleep\\(${sleeper.pid}\\)`), out);
+    // The workload's three threads, as guest A's /proc/<pid>/task has them besides the leader.
+    const workload = own.find((r) => r.comm === WORKLOAD)!;
+    const tids = (await guestCommandOutput(server, `ls /proc/${workload.pid}/task`)).trim().split(/\s+/).map(Number).filter((t) => t !== workload.pid);
+    assert.equal(tids.length, 3);
+    for (const tid of tids) assert.deepEqual(tree.get(tid), { parent: workload.pid, name: `{${WORKLOAD}}` }, `thread ${tid}:\n${out}`);
+  });
+
   it("the IDS VM's own forwarder mounts it with its intake token, and `hyperspector-intake server ps` shows the server's processes", async () => {
     // What the intake disk gives the IDS VM (builders/ids-intake.ts): url, token, procfs-port.
     const intakeToken = (name: string) => currentIntakeToken(intakeKey, { namespace: vmi.namespace, name }, Date.now(), DEFAULT_ROTATION_MS);
@@ -139,6 +237,10 @@ describe('process view: a second guest runs unmodified ps on the server guest\'s
     const out = await reader.run('hyperspector-intake server ps -o pid,user,args 2>&1; echo "exit=$?"');
     assert.match(out, /exit=0/, out);
     for (const comm of ['web-frontend', 'log-shipper']) assert.match(out, new RegExp(comm), out);
+    // procps-ng's ps too (what a Debian IDS VM has): the forwarder gives it the pid namespace it needs.
+    const ng = await reader.run(`hyperspector-intake server ${PROCPS_NG.ps} -ef -ww 2>&1; echo "exit=$?"`);
+    assert.match(ng, /exit=0/, ng);
+    for (const comm of ['web-frontend', 'log-shipper']) assert.match(ng, new RegExp(comm), ng);
     assert.doesNotMatch(await reader.run('ps -o args'), /web-frontend/, "the reader's own ps is untouched");
     await reader.run('umount /run/hyperspector/server-proc');
   });

@@ -36,8 +36,17 @@ describe('process view layout', () => {
   const processes = [proc(1, 0, 'init'), proc(42, 1, 'batch-worker', { uid: 1000, euid: 1000, gid: 1000, cmdline: ['/bin/sh', '/usr/bin/batch-worker'] }), proc(2, 0, 'kthreadd', { kernelThread: true, cmdline: [] })];
 
   it('lists one decimal directory per process and the global files ps and top read', () => {
-    assert.deepEqual(names(view(processes).root()), ['1', '42', '2', 'uptime', 'stat', 'loadavg', 'meminfo', 'version', 'sys']);
+    assert.deepEqual(names(view(processes).root()), ['1', '42', '2', 'uptime', 'stat', 'loadavg', 'meminfo', 'version', 'cpuinfo', 'sys', 'self']);
     assert.equal(text(resolve(view(processes).root(), ['sys', 'kernel', 'pid_max'])), '4194304\n');
+    assert.equal(text(resolve(view(processes).root(), ['sys', 'kernel', 'osrelease'])), '6.1.0-57-amd64\n', 'the release the mapper read');
+    assert.equal(text(resolve(view(processes).root(), ['cpuinfo'])), '', 'the CPUs are not read');
+  });
+
+  it("links self to the server's init, which procps-ng's ps and top need to start", () => {
+    const self = resolve(view(processes).root(), ['self']);
+    assert.ok(self?.kind === 'symlink', 'a symbolic link');
+    assert.equal(self.target, '1');
+    assert.equal(resolve(view([proc(42, 1, 'orphan')]).root(), ['self']), undefined, 'no dangling link without a pid 1');
   });
 
   it('gives a process directory its effective uid and gid, and its files', () => {
@@ -50,7 +59,7 @@ describe('process view layout', () => {
   });
 
   it('does not know a process that is not in the snapshot, nor names outside the layout', () => {
-    for (const path of [['43'], ['42', 'environ'], ['42', 'stat', 'x'], ['..'], ['self']]) assert.equal(resolve(view(processes).root(), path), undefined, path.join('/'));
+    for (const path of [['43'], ['42', 'environ'], ['42', 'stat', 'x'], ['..'], ['self', 'stat'], ['thread-self']]) assert.equal(resolve(view(processes).root(), path), undefined, path.join('/'));
   });
 
   it('lists threads under task/ only when it is read, and counts them in stat and status afterwards', () => {
@@ -70,7 +79,7 @@ describe('process view layout', () => {
 
   it('is empty apart from global files while not attached', () => {
     const root = buildProcView({ snapshot: () => undefined, threads: () => undefined, now: () => NOW, ramBytes: () => undefined });
-    assert.deepEqual(names(root()), ['uptime', 'stat', 'loadavg', 'meminfo', 'version', 'sys']);
+    assert.deepEqual(names(root()), ['uptime', 'stat', 'loadavg', 'meminfo', 'version', 'cpuinfo', 'sys']);
     assert.match(text(resolve(root(), ['meminfo'])), /^MemTotal: +1 kB$/m);
   });
 
