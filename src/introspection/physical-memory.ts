@@ -113,8 +113,9 @@ export class BufferPhysicalMemory extends RangedMemory {
  * One snapshot's view of guest memory: reads go through aligned chunks, each read from the backing
  * memory once. A read through /proc/<pid>/mem costs a syscall and a page-table walk in the host
  * kernel (12–20 µs measured under load) against ~0.6 µs per KiB copied, so one chunk read serves
- * the many small reads that land near each other (three task_structs per slab, creds, mm_structs,
- * page-table pages allocated together). Made anew per snapshot: the guest keeps running.
+ * the many small reads that land near each other (three task_structs per slab, creds, mm_structs).
+ * A process's own page tables and argument page are read directly (nothing near them is read in the
+ * same snapshot). Made anew per snapshot: the guest keeps running.
  */
 export class ChunkedSnapshotMemory implements PhysicalMemory {
   private readonly chunks = new Map<number, Buffer | null>();

@@ -11,8 +11,7 @@ import { parseQemuCommandLine, readCommandLine } from '../introspection/qemu-pro
 import type { RequestAuthorizer } from '../sidecar/api-auth.ts';
 import { anyAttachChecker, kubernetesAttachChecker, sharedTokenChecker, intakeTokenAttachChecker } from './attach-auth.ts';
 
-/** The 9P port: the IANA-registered port of 9P is 564; 5640 needs no privilege and says the same. */
-export const PROCFS_PORT = 5640;
+import { PROCFS_PORT } from './port.ts';
 
 export interface ProcfsServiceOptions {
   host: string;
