@@ -1,6 +1,8 @@
 // Runs the operator (src/main.ts) as a separate process against a LocalCluster, as it runs in a
 // Deployment: killable with SIGKILL, restartable, several replicas at once.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse } from 'yaml';
 import { freePort } from '../free-port.ts';
 import { type LocalCluster } from '../cluster/local-cluster.ts';
 import { ensureNamespace } from '../cluster/namespaces.ts';
@@ -37,6 +39,12 @@ export interface OperatorProcess {
 
 let counter = 0;
 
+/** The Node.js options the chart gives the operator (values.yaml `nodeOptions`): measured as it runs. */
+export function chartNodeOptions(): string[] {
+  const values = parse(readFileSync(join(REPO_ROOT, 'helm', 'hyperspector', 'values.yaml'), 'utf8')) as { nodeOptions?: string };
+  return (values.nodeOptions ?? '').split(/\s+/).filter((o) => o !== '');
+}
+
 export async function startOperatorProcess(cluster: LocalCluster, options: OperatorProcessOptions = {}): Promise<OperatorProcess> {
   const leaseNamespace = options.leaseNamespace ?? 'hyperspector-system';
   await ensureNamespace(cluster, leaseNamespace);
@@ -50,6 +58,7 @@ export async function startOperatorProcess(cluster: LocalCluster, options: Opera
     // the peak RSS concern the operator and nothing else.
     join(REPO_ROOT, 'node_modules', '.bin', 'node'),
     [
+      ...chartNodeOptions(),
       ...(options.compiled ? [join(REPO_ROOT, 'dist', 'src', 'main.js')] : ['--import', 'tsx', join(REPO_ROOT, 'src', 'main.ts')]),
       `--kubeconfig=${kubeconfig}`,
       `--leader-elect=${options.leaderElect ?? true}`,
