@@ -10,6 +10,9 @@ import { parseConfig } from '../../../src/config.ts';
 import { ARGOCD_CM, CHART_DIR, CRD_TEMPLATE, DEPLOY_MANIFEST, renderArgocdCm, renderCrdTemplate, renderDeployManifest } from '../../../hack/packaging.ts';
 import { REPO_ROOT } from '../../../testenv/repo-root.ts';
 import { Helm, parseObjects, type KubeObject } from './install-support.ts';
+import { processMapperLabels, roleLabels } from '../../../src/builders/names.ts';
+import { buildProcessMapperPod } from '../../../src/builders/process-mapper-pod.ts';
+import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
 type Rule = { apiGroups?: string[]; resources?: string[]; verbs?: string[]; resourceNames?: string[] };
 type AnyObject = KubeObject & { spec?: any; rules?: Rule[]; roleRef?: any; subjects?: any[]; data?: Record<string, string> }; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -148,9 +151,32 @@ describe('Helm chart, rendered', function () {
     const service = one(defaults, 'Service');
     assert.equal(service.spec.ports[0].port, 8080);
     assert.deepEqual(service.spec.selector, deployment.spec.selector.matchLabels);
-    const policy = one(defaults, 'NetworkPolicy');
+    const policy = one(defaults, 'NetworkPolicy', 'hyperspector');
     assert.deepEqual(policy.spec.policyTypes, ['Ingress', 'Egress']);
+    assert.deepEqual(policy.spec.podSelector.matchLabels, deployment.spec.selector.matchLabels);
+    assert.equal(container.env.find((e: { name: string }) => e.name === 'NODE_OPTIONS')?.value, '--max-semi-space-size=2', "the chart's nodeOptions, as the benchmarks run the operator");
     assert.equal(one(defaults, 'ConfigMap').metadata.name, config.kernelProfilesConfigMap);
+  });
+
+  it('lets only IDS VMs reach the process mappers\' process view, and the mappers only DNS and the API server', function () {
+    const policy = one(defaults, 'NetworkPolicy', 'hyperspector-process-mappers');
+    const ms = monitoredServer('web', 'shop');
+    const selects = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+    assert.ok(selects(policy.spec.podSelector.matchLabels, processMapperLabels(ms)), 'selects the pods the operator builds');
+    assert.ok(!selects(policy.spec.podSelector.matchLabels, { 'app.kubernetes.io/name': 'hyperspector' }), 'not the operator');
+    assert.deepEqual(policy.spec.policyTypes, ['Ingress', 'Egress']);
+    const [api, view] = policy.spec.ingress as Array<{ ports: Array<{ port: string }>; from?: Array<{ namespaceSelector?: object; podSelector?: { matchLabels: Record<string, string> } }> }>;
+    assert.deepEqual(api!.ports.map((p) => p.port), ['http']);
+    assert.equal(api!.from, undefined, 'API, intake and metrics from anywhere (each API and intake request authenticated; the pod proxy reaches it too)');
+    assert.deepEqual(view!.ports.map((p) => p.port), ['procfs']);
+    assert.equal(view!.from!.length, 1);
+    assert.deepEqual(view!.from![0]!.namespaceSelector, {}, 'IDS VMs of every namespace');
+    assert.ok(selects(view!.from![0]!.podSelector!.matchLabels, roleLabels(ms, 'ids')), 'the IDS VM\'s launcher pod carries its VMI template labels');
+    assert.ok(!selects(view!.from![0]!.podSelector!.matchLabels, roleLabels(ms, 'server')), 'not the server VM');
+    const mapperPorts = new Set(buildProcessMapperPod(ms, { nodeName: 'n', name: 'web-server', uid: 'u', launcherPodUid: 'l', nodeUid: 'nu' }, { image: 'i', defaultKernelProfilesConfigMap: 'p', namespace: 'hyperspector-system', serviceAccountName: 's' }).spec!.containers.flatMap((c) => (c.ports ?? []).map((p) => p.name)));
+    assert.ok(mapperPorts.has('http') && mapperPorts.has('procfs'), 'the ports are named as the pod names them');
+    assert.deepEqual(policy.spec.egress.flatMap((e: { ports: Array<{ port: number }> }) => e.ports.map((p) => p.port)), [53, 53, 443, 6443]);
+
   });
 
   it('runs the node agent on every node: hostNetwork, hostPID, root with only NET_ADMIN, SYS_ADMIN and SYS_PTRACE, read-only rights but MirrorAttached', async function () {
