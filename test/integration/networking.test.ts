@@ -281,5 +281,24 @@ describe('networking: NADs, NICs, IDS-network addresses and admission-enforced i
     await kubectlApply(monitoredServer('cache', NS, { mirroring: { enabled: false } }));
     assert.equal(await waitAddress('cache'), '10.99.0.2/16');
   });
+
+  it('gives MonitoredServers applied at once one address each, the lowest free ones, and no Warning for a claim race lost', async function () {
+    // Concurrent reconciles pick the lowest free address: a claim reserved when planned and a 409 on
+    // one made a moment earlier are the operator's business, not the user's.
+    const names = ['burst-1', 'burst-2', 'burst-3', 'burst-4', 'burst-5', 'burst-6'];
+    await Promise.all(names.map((n) => env.createMonitoredServer(monitoredServer(n, NS, { mirroring: { enabled: false } }))));
+    const given = await Promise.all(names.map((n) => waitAddress(n)));
+    assert.deepEqual([...given].sort(), ['10.99.0.3/16', '10.99.0.4/16', '10.99.0.5/16', '10.99.0.6/16', '10.99.0.7/16', '10.99.0.8/16'], 'each its own, next to app and cache');
+    assert.equal((await claims()).length, names.length + 2, 'one claim each');
+    for (const n of names) {
+      const warnings = (await env.events(NS, n)).filter((e) => e.type === 'Warning');
+      assert.deepEqual(warnings, [], `no Warning on ${n}`);
+      const ms = await env.get(MS, NS, n);
+      assert.notEqual(env.condition(ms, 'Synced')?.status, 'False', `${n} in sync`);
+    }
+    await Promise.all(names.map((n) => env.delete(MS, NS, n)));
+    await Promise.all(names.map((n) => env.waitGone(MS, NS, n, 120_000)));
+    assert.equal((await claims()).length, 2, 'released with them');
+  });
 });
 
