@@ -618,7 +618,16 @@ export class MonitoredServerController {
     return { inFlight: inCache.size + reserved, max: this.options.concurrency ?? 4 };
   }
 
-  private async converge(key: string, ms: MonitoredServer, observed: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
+  private async converge(key: string, cached: MonitoredServer, observed: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
+    // While the cache still shows the version our last status write went over, that write is the
+    // status the object has: the planners decide on it (a reconcile woken before the write's watch
+    // event would otherwise respond to an alert burst a second time: a second pause and Event), a
+    // follow-up is progress, not the first status again, and conditions keep their transition
+    // times. What other writers own (status.alerts, the node agent's MirrorAttached) is always the
+    // object's own.
+    const written = this.writtenStatus.get(key);
+    const current = written !== undefined && written.over === cached.metadata.resourceVersion ? withOthersFields(written.status, cached.status) : cached.status;
+    const ms = current === cached.status ? cached : { ...cached, status: current };
     const networking = this.options.networking;
     const networkData = networking ? planIdsNetworkData(ms, observed, networking) : undefined;
     // The pair moves together (planners/evacuation.ts): while it moves, the IDS side is held back.
@@ -658,13 +667,7 @@ export class MonitoredServerController {
     this.rememberCreations(outcomes);
     // The term ended (lost lease): its outcomes are moot and nothing more may be written.
     ctx.signal.throwIfAborted();
-    const written = this.writtenStatus.get(key);
-    // While the cache still shows the version our last write went over, that write is the status
-    // the object has: compared with it, a follow-up is progress, not the first status again, and
-    // its conditions keep their transition times. What other writers own (status.alerts, the node
-    // agent's MirrorAttached) is always the object's own.
-    const current = written !== undefined && written.over === ms.metadata.resourceVersion ? withOthersFields(written.status, ms.status) : ms.status;
-    const next = computeStatus(current === ms.status ? ms : { ...ms, status: current }, observed, outcomes, this.now(), evacuation.move, networking, snapshots);
+    const next = computeStatus(ms, observed, outcomes, this.now(), evacuation.move, networking, snapshots);
     const failure = outcomes.firstFailure();
     let deferredMs: number | undefined;
     if (!statusEqual(current, next)) {
