@@ -31,6 +31,20 @@ const worker = (s: string) => s.replace(/^(\[?kworker\/[^-\]]+)-[^\]]*/, '$1');
 /** The scenario's threaded workload (three threads besides its leader), started in guest A. */
 const WORKLOAD = 'hs-workload';
 
+/**
+ * The view's rows against guest A's own ps, by pid: every process both saw is shown the same (as
+ * `key` renders it), and the two differ only by what started or ended between the looks (its own
+ * ps and shell).
+ */
+function assertSameProcesses<V extends { pid: number }>(own: PsRow[], viewed: V[], key: (r: PsRow | V) => string): void {
+  const seen = new Map(viewed.map((r) => [r.pid, r]));
+  const common = own.filter((r) => seen.has(r.pid));
+  assert.deepEqual(common.map(key), common.map((r) => key(seen.get(r.pid)!)));
+  const missing = own.filter((r) => !seen.has(r.pid));
+  assert.ok(missing.length <= 3, `missing from the view: ${missing.map(key).join('; ')}`);
+  assert.ok(common.length >= own.length - 3 && common.length > 20, `${common.length} of ${own.length} in common`);
+}
+
 describe('process view: a second guest runs unmodified ps on the server guest\'s processes', function () {
   this.timeout(600_000);
   const vmi = { namespace: 'hs-e2e', name: 'web-1', uid: randomUUID() };
@@ -111,14 +125,8 @@ describe('process view: a second guest runs unmodified ps on the server guest\'s
     const timed = await reader.run(timedLine('server-ps -o pid,ppid,user,args > /dev/null'));
     log(`ps through the view took ${tookMs(timed)} ms on guest B's clock (its own ps: ${tookMs(local)} ms)`);
     const key = (r: PsRow) => `${r.pid} ${r.ppid} ${r.uid} ${worker(r.comm)} ${worker(r.args)}`;
-    const seen = new Map(viewed.map((r) => [r.pid, r]));
     // Every process both saw is shown the same: pid, ppid, user, comm and command line.
-    const common = own.filter((r) => seen.has(r.pid));
-    assert.deepEqual(common.map(key), common.map((r) => key(seen.get(r.pid)!)));
-    // Guest A's ps differs only by what started or ended between the two looks (its own ps and shell).
-    const missing = own.filter((r) => !seen.has(r.pid));
-    assert.ok(missing.length <= 3, `missing from the view: ${missing.map(key).join('; ')}`);
-    assert.ok(common.length >= own.length - 3 && common.length > 20, `${common.length} of ${own.length} in common`);
+    assertSameProcesses(own, viewed, key);
     for (const comm of KNOWN_COMMS) assert.ok(viewed.some((r) => r.comm === comm), `${comm} not in the view`);
     assert.ok(viewed.some((r) => r.comm === 'batch-worker' && r.uid === 1000), 'the user comes from the pid directory\'s owner');
     // And it is guest A's process table, not guest B's: B has no web-frontend of its own.
@@ -141,12 +149,7 @@ describe('process view: a second guest runs unmodified ps on the server guest\'s
     // procps-ng marks a zombie's args with <defunct>, busybox does not.
     const cut = (args: string) => args.replace(/ <defunct>$/, '').replace(/^\[(.{15}).+\]$/, '[$1]');
     const key = (r: PsRow | ProcpsRow) => `${r.pid} ${r.ppid} ${r.uid} ${worker(cut(r.args))}`;
-    const seen = new Map(viewed.map((r) => [r.pid, r]));
-    const common = own.filter((r) => seen.has(r.pid));
-    assert.deepEqual(common.map(key), common.map((r) => key(seen.get(r.pid)!)));
-    const missing = own.filter((r) => !seen.has(r.pid));
-    assert.ok(missing.length <= 3, `missing from the view: ${missing.map(key).join('; ')}`);
-    assert.ok(common.length >= own.length - 3 && common.length > 20, `${common.length} of ${own.length} in common`);
+    assertSameProcesses(own, viewed, key);
     const extra = viewed.filter((r) => !own.some((o) => o.pid === r.pid));
     assert.ok(extra.length <= 3, `in the view, not in guest A's ps: ${extra.map(key).join('; ')}`);
     assert.ok(viewed.some((r) => r.args.startsWith('/bin/sh /usr/bin/batch-worker --queue reports') && r.uid === GUEST_USERS.alice), 'batch-worker as alice, with its arguments');
