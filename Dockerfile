@@ -33,6 +33,10 @@ ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund --no-update-notifier && npm cache clean --force
+# The guest-memory reader's native module (process_vm_readv in batches; src/introspection/native-range-reader.ts).
+COPY native/guest-memory.c ./native/
+RUN mkdir -p native/build && gcc -O2 -Wall -Wextra -Werror -shared -fPIC -DNODE_GYP_MODULE_NAME=guest_memory \
+      -I /usr/local/include/node native/guest-memory.c -o native/build/guest-memory.node
 
 # --- runtime ----------------------------------------------------------------------------------------
 # What changes least comes first, so a rebuild after a source change redoes only the last layers.
@@ -55,6 +59,7 @@ ENTRYPOINT ["node", "dist/src/main.js"]
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
+COPY --from=deps /app/native/build ./native/build
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="hyperspector" \

@@ -40,6 +40,7 @@ try {
   const times: number[] = [];
   const floorTimes: number[] = [];
   const listTimes: number[] = [];
+  const batchTimes: number[] = [];
   let consistentRuns = 0;
   let floor = { processes: 0, bytesRead: 0, reads: 0 };
   // Interleaved, so both see the same machine load.
@@ -51,6 +52,7 @@ try {
     const listStart = performance.now();
     lister.snapshot();
     listTimes.push(performance.now() - listStart);
+    if (lister.lastPrefetch) batchTimes.push(lister.lastPrefetch.batchMs);
     const floorStart = performance.now();
     floor = floorWalk(introspector, floorFd);
     floorTimes.push(performance.now() - floorStart);
@@ -66,6 +68,7 @@ try {
   times.sort((a, b) => a - b);
   listTimes.sort((a, b) => a - b);
   floorTimes.sort((a, b) => a - b);
+  batchTimes.sort((a, b) => a - b);
   const round = (x: number) => Math.round(x * 100) / 100;
   const median = (xs: number[]) => round(xs[Math.floor(xs.length / 2)]!);
   process.stdout.write(`${JSON.stringify({
@@ -83,7 +86,8 @@ try {
     maxMs: round(times.at(-1)!),
     listingOnlyMedianMs: median(listTimes),
     listingOnlyMinMs: round(listTimes[0]!),
-    chunkReads: introspector.lastChunkReads,
+    batchedReads: lister.batchedReads,
+    ...(lister.batchedReads ? { prefetch: { ...lister.lastPrefetch, batchMs: undefined }, batchMedianMs: median(batchTimes) } : { chunkReads: lister.lastChunkReads }),
     floorMedianMs: median(floorTimes),
     floorMinMs: round(floorTimes[0]!),
     floorProcesses: floor.processes,

@@ -20,6 +20,8 @@ if [[ " $* " != *" --kwok "* ]]; then
   fi
   echo "[demo] checking host packages (QEMU, iproute2, the Debian kernel the guests boot)"
   bash hack/install-host-deps.sh
+  # The guest-memory reader's batched path (process_vm_readv), built against this Node in a second.
+  bash hack/build-native.sh
 fi
 # Node 24 from node_modules (the `node` dev dependency), also when run as `bash hack/demo.sh`
 # rather than `npm run demo`. One process (node with tsx's loader, not the tsx wrapper, which

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/install-host-deps.sh
+bash hack/build-native.sh
 shopt -s globstar nullglob
 files=(test/host/**/*.test.ts)
 if [[ ${#files[@]} -eq 0 ]]; then

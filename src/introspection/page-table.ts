@@ -10,6 +10,12 @@ const ADDRESS_MASK = 0x000ffffffffff000n; // bits 12..51
 const PAGE_1G_MASK = 0x000fffffc0000000n;
 const PAGE_2M_MASK = 0x000fffffffe00000n;
 
+/** One page-table entry read on a walk: where it is (guest-physical) and what it held. */
+export interface TableEntry {
+  address: bigint;
+  value: bigint;
+}
+
 export interface Translation {
   physical: bigint;
   /** Size of the page that maps the address (4 KiB, 2 MiB or 1 GiB). */
@@ -24,7 +30,7 @@ const entryBuffer = Buffer.alloc(8);
 const SHIFTS_5 = [48n, 39n, 30n, 21n, 12n];
 const SHIFTS_4 = [39n, 30n, 21n, 12n];
 
-export function translate(memory: PhysicalMemory, topTable: bigint, virtual: bigint, levels: PagingLevels): Translation | undefined {
+export function translate(memory: PhysicalMemory, topTable: bigint, virtual: bigint, levels: PagingLevels, path?: TableEntry[]): Translation | undefined {
   let table = topTable & ADDRESS_MASK;
   // Shift of each level's 9-bit index: PML5 48, PML4 39, PDPT 30, PD 21, PT 12.
   const shifts = levels === 5 ? SHIFTS_5 : SHIFTS_4;
@@ -32,6 +38,7 @@ export function translate(memory: PhysicalMemory, topTable: bigint, virtual: big
     const index = (virtual >> shift) & 0x1ffn;
     if (!memory.readInto(table + index * 8n, entryBuffer, 0, 8)) return undefined;
     const entry = entryBuffer.readBigUInt64LE(0);
+    path?.push({ address: table + index * 8n, value: entry });
     if ((entry & PRESENT) === 0n) return undefined;
     if (shift === 30n && (entry & PAGE_SIZE_BIT) !== 0n) {
       return { physical: (entry & PAGE_1G_MASK) | (virtual & 0x3fffffffn), pageSize: 1 << 30 };
@@ -100,6 +107,11 @@ export class AddressSpace {
 
   /** Like read, into a caller's buffer; false when any page is unmapped. */
   readInto(virtual: bigint, into: Buffer, at: number, length: number): boolean {
+    const linear = this.linear;
+    // The direct map in one piece (task_structs, creds, mm_structs): no page-by-page walk.
+    if (linear && virtual >= linear.base && virtual + BigInt(length) <= linear.base + linear.size) {
+      return this.memory.readInto(virtual - linear.base, into, at, length);
+    }
     let done = 0;
     while (done < length) {
       const v = virtual + BigInt(done);
@@ -112,6 +124,33 @@ export class AddressSpace {
       done += n;
     }
     return true;
+  }
+
+  /**
+   * Translates one address and returns the walk's last two entries with it (the page-directory and
+   * page-table entries for a 4 KiB page): enough to tell later that the same page still maps it.
+   */
+  translateRecorded(virtual: bigint): { translation: Translation; leafEntries: TableEntry[] } | undefined {
+    const path: TableEntry[] = [];
+    const translation = translate(this.memory, this.topTable, virtual, this.levels, path);
+    return translation ? { translation, leafEntries: path.slice(-2) } : undefined;
+  }
+
+  /**
+   * Whether these entries still hold what they held: then the address they were read for still
+   * maps to the same page. Sound for the lower levels of a live address space's mapping: the
+   * tables above them are freed only when the whole range they cover is unmapped.
+   */
+  entriesUnchanged(entries: readonly TableEntry[]): boolean {
+    for (const e of entries) {
+      if (!this.memory.readInto(e.address, this.u64, 0, 8) || this.u64.readBigUInt64LE(0) !== e.value) return false;
+    }
+    return true;
+  }
+
+  /** Reads guest-physical memory (a page found by translateRecorded) through this space's memory. */
+  readPhysical(physical: bigint, length: number): Buffer | undefined {
+    return this.memory.read(physical, length);
   }
 
   private readonly u64 = Buffer.alloc(8);

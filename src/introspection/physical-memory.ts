@@ -1,6 +1,10 @@
 // Guest-physical memory as the introspector sees it: a few ranges of guest-physical addresses, each
 // backed by something we can read. Reads never write; a read outside RAM returns undefined.
 import { readSync } from 'node:fs';
+import type { ReadRanges } from './native-range-reader.ts';
+
+const EPERM = 1;
+const ENOSYS = 38;
 
 export interface PhysicalMemory {
   /** Bytes at a guest-physical address, or undefined when any part lies outside guest RAM. */
@@ -15,6 +19,15 @@ export interface PhysicalMemory {
    * large, mostly idle guest slow.
    */
   touched?(physical: bigint): boolean | undefined;
+}
+
+/**
+ * Many reads in one go: request i is lengths[i] bytes at guest-physical physicals[i], copied into
+ * `into` at offsets[i]; ok[i] says whether it was read in full. Memories that can batch (the native
+ * reader) implement it; it is what PrefetchedSnapshotMemory needs.
+ */
+export interface BatchReadable {
+  readBatch(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array): void;
 }
 
 export interface PhysicalRange {
@@ -92,6 +105,54 @@ export class FilePhysicalMemory extends RangedMemory {
     } catch {
       // The QEMU process may have exited or unmapped the region since we looked.
       return false;
+    }
+  }
+}
+
+/**
+ * FilePhysicalMemory that also reads many pieces per system call (process_vm_readv through the
+ * native reader, at the same host virtual addresses /proc/<pid>/mem is read at).
+ */
+export class BatchedFilePhysicalMemory extends FilePhysicalMemory implements BatchReadable {
+  private hostAddresses = new Float64Array(0);
+  /** Why batches are not possible here, once the kernel refused one (then callers read singly). */
+  refused?: string;
+  /** The ranges as numbers (guest-physical addresses fit: below 2^52). */
+  private readonly numericRanges: ReadonlyArray<{ start: number; end: number; host: number }>;
+
+  constructor(fd: number, ranges: readonly BackedRange[], pagemapFd: number | undefined, private readonly pid: number, private readonly readRanges: ReadRanges) {
+    super(fd, ranges, pagemapFd);
+    this.numericRanges = ranges.map((r) => ({ start: Number(r.guestPhysical), end: Number(r.guestPhysical) + r.size, host: r.backingOffset }));
+  }
+
+  readBatch(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array): void {
+    if (this.hostAddresses.length < count) this.hostAddresses = new Float64Array(Math.max(count, this.hostAddresses.length * 2));
+    const hosts = this.hostAddresses;
+    // A request not inside one range (none in practice: the walk reads within pages) is left to
+    // the caller's single reads: its address is -1 and it is marked not read.
+    for (let i = 0; i < count; i++) {
+      const p = physicals[i]!;
+      const range = this.numericRanges.find((r) => p >= r.start && p + lengths[i]! <= r.end);
+      hosts[i] = range ? range.host + (p - range.start) : -1;
+    }
+    ok.fill(1, 0, count);
+    let first = 0;
+    while (first < count) {
+      // The native call stops at the first range it cannot read; such a range is marked and skipped.
+      let end = first;
+      while (end < count && hosts[end]! >= 0) end++;
+      const done = end > first ? this.readRanges(this.pid, hosts, lengths, into, offsets, first, end - first) : first;
+      if (done === -EPERM || done === -ENOSYS) {
+        // Refused as a whole (a seccomp profile without process_vm_readv, a kernel without it):
+        // nothing was read, and the introspector goes back to single reads.
+        this.refused = done === -EPERM ? 'process_vm_readv: EPERM' : 'process_vm_readv: ENOSYS';
+        ok.fill(0, 0, count);
+        return;
+      }
+      const stop = done < 0 ? first : done;
+      if (stop >= count) break;
+      ok[stop] = 0;
+      first = stop + 1;
     }
   }
 }

@@ -3,7 +3,7 @@
 // entries, no revisits (cycle), each entry's prev pointing back to where we came from (a torn
 // list, e.g. a task being unlinked), each task's fields plausible. The walk stops at the first
 // broken link and reports itself inconsistent instead of guessing.
-import type { AddressSpace } from './page-table.ts';
+import type { AddressSpace, TableEntry } from './page-table.ts';
 import type { KernelProfile } from './kernel-profile.ts';
 import { argsColumn, stateLetter, type GuestProcess } from './process-info.ts';
 
@@ -22,6 +22,36 @@ export interface WalkOptions {
   maxCmdline: number;
   /** Address space of a process's user memory, given the physical address of its page table. */
   userSpace: (pageTablePhysical: bigint) => AddressSpace;
+  /** Command lines of the previous walk, to skip what did not change (pass one across snapshots). */
+  cmdlineMemo?: CmdlineMemo;
+}
+
+interface RememberedCmdline {
+  pgd: bigint;
+  start: bigint;
+  end: bigint;
+  /** The page-directory and page-table entries that mapped the argument page. */
+  leafEntries: TableEntry[];
+  physical: bigint;
+  raw: Buffer;
+  args: string[];
+}
+
+/**
+ * What one walk learnt about each process's command line (by mm_struct address): where its
+ * argument page is and what it decoded to. The next walk re-reads the two lowest page-table entries
+ * instead of walking all levels, and the argument bytes, and decodes them again only if they changed.
+ * Nothing read is trusted from before: only where to read, checked by reading.
+ */
+export class CmdlineMemo {
+  previous = new Map<bigint, RememberedCmdline>();
+  next = new Map<bigint, RememberedCmdline>();
+
+  /** After a walk: what it read is what the next one starts from. */
+  rotate(): void {
+    this.previous = this.next;
+    this.next = new Map();
+  }
 }
 
 const PF_WQ_WORKER = 0x00000020;
@@ -212,11 +242,46 @@ function readCmdline(ctx: WalkContext, mm: bigint): { args: string[]; truncated:
   if (pgd === undefined) return none;
   const truncated = end - start > BigInt(options.maxCmdline);
   const length = truncated ? options.maxCmdline : Number(end - start);
-  const raw = options.userSpace(pgd).read(start, length);
+  const space = options.userSpace(pgd);
+  const remembered = options.cmdlineMemo && rememberedCmdline(options.cmdlineMemo, space, { mm, pgd, start, end, length });
+  if (remembered) return { args: remembered, truncated };
+  const raw = space.read(start, length);
   if (!raw) return none; // not resident (swapped out, or not yet faulted in)
+  return { args: splitArgs(raw), truncated };
+}
+
+function splitArgs(raw: Buffer): string[] {
   const args = raw.toString('utf8').split('\0');
   if (args.at(-1) === '') args.pop();
-  return { args, truncated };
+  return args;
+}
+
+/**
+ * The command line through the memo: the argument page the last walk found, if its two lowest
+ * page-table entries still hold the same values (else a full translation), and the previous args
+ * if the bytes are the same. Undefined when the arguments cross a page or are not resident: the
+ * caller's plain read decides.
+ */
+function rememberedCmdline(memo: CmdlineMemo, space: AddressSpace, at: { mm: bigint; pgd: bigint; start: bigint; end: bigint; length: number }): string[] | undefined {
+  const { mm, pgd, start, end, length } = at;
+  const prev = memo.previous.get(mm);
+  let leafEntries: TableEntry[];
+  let physical: bigint;
+  if (prev && prev.pgd === pgd && prev.start === start && prev.end === end && prev.raw.length === length && space.entriesUnchanged(prev.leafEntries)) {
+    ({ leafEntries, physical } = prev);
+  } else {
+    const found = space.translateRecorded(start);
+    if (!found) return undefined;
+    const { pageSize } = found.translation;
+    if (Number(start & BigInt(pageSize - 1)) + length > pageSize) return undefined;
+    ({ leafEntries } = found);
+    physical = found.translation.physical;
+  }
+  const raw = space.readPhysical(physical, length);
+  if (!raw) return undefined;
+  const args = prev && prev.raw.equals(raw) ? prev.args : splitArgs(raw);
+  memo.next.set(mm, { pgd, start, end, leafEntries, physical, raw, args });
+  return args;
 }
 
 /**

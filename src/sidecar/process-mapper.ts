@@ -22,6 +22,8 @@ export interface Introspector {
   processDetails?(pid: number): unknown;
   /** Every socket user space holds (ss -anp); undefined when the kernel profile cannot read sockets. */
   listSockets?(): ProcessSocket[] | undefined;
+  /** Whether guest memory is read in process_vm_readv batches (false: pread, one piece a call). */
+  readonly batchedReads?: boolean;
   close(): void;
 }
 
@@ -263,7 +265,8 @@ export class ProcessMapper {
     this.deps.metrics.attaches.inc();
     this.deps.metrics.kernelProfile.reset();
     this.deps.metrics.kernelProfile.set({ source: probe.kernel.profileSource, release: probe.kernel.release }, 1);
-    this.deps.logger.info('Attached to guest memory', { vmi: this.vmiName(), qemuPid: pid, kernel: probe.kernel });
+    const reads = this.introspector.batchedReads === undefined ? {} : { memoryReads: this.introspector.batchedReads ? 'process_vm_readv batches' : 'pread (native reader not built, or process_vm_readv refused)' };
+    this.deps.logger.info('Attached to guest memory', { vmi: this.vmiName(), qemuPid: pid, kernel: probe.kernel, ...reads });
     this.publish({ type: 'guest-attached', time: probe.takenAt, qemuPid: pid, kernelRelease: probe.kernel.release, profileSource: probe.kernel.profileSource, processCount: probe.processes.length });
     return true;
   }

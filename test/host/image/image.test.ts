@@ -85,6 +85,13 @@ describe('container image (buildah, from the Dockerfile)', function () {
     });
   }
 
+  it("loads the process mapper's native guest-memory reader, which checks its arguments", async function () {
+    const script = "import('/app/dist/src/introspection/native-range-reader.js').then((m) => { const read = m.nativeRangeReader(); let refused = ''; try { read(1, [], [], Buffer.alloc(0), [], 0, 0); } catch (e) { refused = e.message; } console.log(JSON.stringify({ type: typeof read, refused })); })";
+    const res = await inImage(['node', '-e', script]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.deepEqual(JSON.parse(res.stdout), { type: 'function', refused: 'readRanges: addresses must be a Float64Array' });
+  });
+
   it("carries the node agent's kernel clients (ip, tc, bridge, nft, nsenter)", async function () {
     for (const tool of ['ip', 'tc', 'bridge', 'nft', 'nsenter']) {
       const res = await inImage(['sh', '-c', `command -v ${tool}`]);

@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ipv6 } from '../../../src/introspection/sockets.ts';
 import { guestPhysicalRanges, ramCandidates } from '../../../src/introspection/guest-ram-locator.ts';
-import { FilePhysicalMemory } from '../../../src/introspection/physical-memory.ts';
+import { BatchedFilePhysicalMemory, FilePhysicalMemory } from '../../../src/introspection/physical-memory.ts';
+import { imagePhysical } from '../../../src/introspection/guest-kernel-discovery.ts';
+import { addr } from '../../../src/introspection/kernel-profile.ts';
 import { parseMaps, parseQemuCommandLine, readCommandLine } from '../../../src/introspection/qemu-process.ts';
 import { GuestIntrospector } from '../../../src/introspection/guest-introspector.ts';
 import { GuestProfileCache } from '../../../src/introspection/guest-kernel-discovery.ts';
@@ -317,6 +319,63 @@ for (const variant of [
         assert.ok(lines.some((l) => /^\d+\s+1\s+1000\s+S\s+\S+s\s+batch-worker\s+\/bin\/sh \/usr\/bin\/batch-worker --queue reports --nice 5$/.test(l)), out);
       } finally {
         rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('reads guest memory in batches (the native reader reads what /proc/<pid>/mem reads) and lists no garbage rows while processes fork and exit', async () => {
+      assert.ok(introspector.memory instanceof BatchedFilePhysicalMemory, 'the native reader is built and used');
+      const batched = introspector.memory;
+      // Kernel text and rodata around the banner do not change while the guest runs: both readers must agree on them.
+      const banner = Number(imagePhysical(introspector.location, addr(introspector.profile.addresses.linuxBanner)));
+      const count = 200;
+      const physicals = new Float64Array(count);
+      const lengths = new Uint32Array(count);
+      const offsets = new Uint32Array(count);
+      let at = 0;
+      for (let i = 0; i < count; i++) {
+        physicals[i] = banner - (1 << 20) + ((i * 7919 * 64) % (2 << 20));
+        lengths[i] = 1 + ((i * 131) % 3000);
+        offsets[i] = at;
+        at += lengths[i]!;
+      }
+      const viaBatch = Buffer.alloc(at);
+      const ok = new Uint8Array(count);
+      batched.readBatch(physicals, lengths, offsets, count, viaBatch, ok);
+      assert.deepEqual([...ok], new Array(count).fill(1));
+      const viaPread = Buffer.alloc(at);
+      for (let i = 0; i < count; i++) assert.ok(batched.readInto(BigInt(physicals[i]!), viaPread, offsets[i]!, lengths[i]!));
+      assert.ok(viaBatch.equals(viaPread), 'process_vm_readv and pread read the same bytes');
+
+      const stable = byPid(introspector.snapshot().processes.filter((p) => !p.kernelThread).map(asPsRow));
+      // For 20 s at most (the loop ends by itself: a busy guest under TCG answers its console slowly).
+      await guest.run('(end=$(($(date +%s) + 20)); while [ $(date +%s) -lt $end ]; do sh -c "exit 0"; sleep 0 & done) >/dev/null 2>&1 & echo $! > /tmp/churn');
+      try {
+        // Until 15 listings saw processes of the churn (pids not there before), within a deadline.
+        const before = new Set(stable.map((r) => r.pid));
+        const deadline = Date.now() + 60_000;
+        for (let sawChurn = 0; sawChurn < 15;) {
+          assert.ok(Date.now() < deadline, `only ${sawChurn} listings saw the churn within 60 s`);
+          const s = introspector.snapshot();
+          if (s.processes.some((p) => !p.kernelThread && !before.has(p.pid))) sawChurn++;
+          for (const p of s.processes) {
+            assert.ok(p.pid > 0 && p.ppid >= 0 && /^[\x20-\x7e]+$/.test(p.comm) && 'RSDTtXZIP'.includes(p.state), `garbage row under churn: ${JSON.stringify(p)}`);
+            assert.ok([0, 1000, 1001].includes(p.uid), `uid ${p.uid} of ${JSON.stringify(p)}`);
+          }
+          if (!s.consistent) continue;
+          // Every process that was there before (and never exits) is there with the same row.
+          const rows = new Map(s.processes.map((p) => [p.pid, asPsRow(p)]));
+          for (const row of stable.filter((r) => r.comm !== 'sh' && r.comm !== 'ps')) assert.deepEqual(rows.get(row.pid), row);
+        }
+      } finally {
+        await guest.run('kill $(cat /tmp/churn) 2>/dev/null; true', 120_000);
+      }
+      // Once quiet, a listing is served from one batch: nothing read beside it.
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        introspector.snapshot();
+        const stats = introspector.lastPrefetch!;
+        if (stats.misses === 0 && stats.hits > 0) break;
+        if (Date.now() > deadline) assert.fail(`still reading beside the batch: ${JSON.stringify(stats)}`);
       }
     });
 

@@ -52,6 +52,8 @@ describe('process mapper with its pod’s capabilities only, against a QEMU of a
         return status === 200 && body.processes.some((p) => p.pid === 1) ? body : undefined;
       }, { timeoutMs: 120_000, intervalMs: 500, description: 'the process table of the uid-107 QEMU' });
       assert.equal(snapshot.qemuPid, guest.pid);
+      // The same two capabilities let it read in process_vm_readv batches (PTRACE_MODE_ATTACH, as /proc/<pid>/mem).
+      assert.match(sidecar.output, /"memoryReads":"process_vm_readv batches"/);
     } finally {
       await sidecar.stop();
     }

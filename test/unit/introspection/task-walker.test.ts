@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import type { KernelProfile } from '../../../src/introspection/kernel-profile.ts';
 import { AddressSpace } from '../../../src/introspection/page-table.ts';
-import { walkTasks, type WalkOptions } from '../../../src/introspection/task-walker.ts';
+import { CmdlineMemo, walkTasks, type WalkOptions } from '../../../src/introspection/task-walker.ts';
 import { SyntheticMemory } from './synthetic-memory.ts';
 
 const m = (offset: number, size: number) => ({ offset, size });
@@ -51,6 +51,8 @@ function buildKernel(tasks: FakeTask[]) {
   const initTask = 0x1000;
   const all = [{ phys: initTask, pid: 0, comm: 'swapper/0', parent: -1, uid: 0, kernelThread: true } as FakeTask, ...tasks];
   let userPage = 0x300000;
+  /** Each process's page table and argument address, by pid. */
+  const userSpaces = new Map<number, { pgd: bigint; argVa: bigint }>();
   all.forEach((task, i) => {
     const base = task.phys;
     const next = all[(i + 1) % all.length]!.phys;
@@ -74,6 +76,7 @@ function buildKernel(tasks: FakeTask[]) {
       const pgd = mem.allocTable();
       const argVa = 0x7ffc0000n + BigInt(i) * 0x10000n;
       mem.map(pgd, 4, argVa, BigInt(userPage), 1);
+      userSpaces.set(task.pid, { pgd, argVa });
       const args = Buffer.from(`${task.argv.join('\0')}\0`, 'latin1');
       args.copy(img, userPage);
       userPage += 0x1000;
@@ -87,7 +90,7 @@ function buildKernel(tasks: FakeTask[]) {
   const memory = mem.memory();
   const kernel = new AddressSpace(memory, mem.allocTable(), 4, { base: DIRECT_MAP, size: BigInt(img.length) });
   const options: WalkOptions = { maxTasks: 1000, maxCmdline: 4096, userSpace: (pgd) => new AddressSpace(memory, pgd, 4) };
-  return { img, walk: (o: Partial<WalkOptions> = {}) => walkTasks(kernel, profile, virt(initTask), { ...options, ...o }) };
+  return { img, mem, userSpaces, walk: (o: Partial<WalkOptions> = {}) => walkTasks(kernel, profile, virt(initTask), { ...options, ...o }) };
 }
 
 const TASKS: FakeTask[] = [
@@ -116,6 +119,33 @@ describe('task-list walk', () => {
     const cut = k.walk({ maxCmdline: 100 }).processes[0]!;
     assert.equal(cut.cmdlineTruncated, true);
     assert.equal(cut.cmdline.join('\0').length, 100);
+  });
+
+  it('with a memo, re-reads each argument page through its two lowest page-table entries and decodes only what changed', () => {
+    const k = buildKernel(TASKS);
+    const memo = new CmdlineMemo();
+    const args = () => {
+      const r = k.walk({ cmdlineMemo: memo });
+      memo.rotate();
+      return new Map(r.processes.map((p) => [p.pid, p.cmdline]));
+    };
+    const first = args();
+    assert.deepEqual(first.get(310), ['nginx:', 'worker', 'process']);
+    const second = args();
+    assert.equal(second.get(310), first.get(310), 'unchanged bytes: the decoded arguments are reused');
+    assert.deepEqual(second.get(1), ['/sbin/init']);
+
+    // The bytes change in place (setproctitle): decoded again.
+    const nginx = k.userSpaces.get(310)!;
+    const page = Number(new AddressSpace(k.mem.memory(), nginx.pgd, 4).physicalOf(nginx.argVa)!);
+    k.img.write('nginx:\0master\0', page, 'latin1');
+    assert.deepEqual(args().get(310), ['nginx:', 'master', 'process']);
+
+    // The page-table entry now maps another page (the page moved): the memo notices and follows it.
+    Buffer.from('moved\0to\0another\0page\0', 'latin1').copy(k.img, 0x3f0000); // as long as before
+    k.mem.map(nginx.pgd, 4, nginx.argVa, 0x3f0000n, 1);
+    assert.deepEqual(args().get(310), ['moved', 'to', 'another', 'page']);
+    assert.deepEqual(args().get(1), ['/sbin/init']);
   });
 
   it('marks a kernel thread name of the full 15 characters as possibly cut when the profile has no full-name layout', () => {
