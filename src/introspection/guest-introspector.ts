@@ -294,8 +294,8 @@ export class GuestIntrospector {
 
   /**
    * How one snapshot attempt reads guest memory. With the native reader: one batch of everything
-   * the previous snapshot read, then single reads for what changed (bench:introspection, 1000
-   * processes: see README). Without it: aligned chunks for kernel memory, where three task_structs
+   * the previous snapshot read, then single reads for what changed (docs/process-mapping.md,
+   * *Reading guest memory fast*). Without it: aligned chunks for kernel memory, where three task_structs
    * share a slab (1000 processes: 4074 → 848 reads, listing 1.01× → 0.88× the plain-pread floor),
    * and a process's own page tables and argument page read exactly (no neighbour shares their chunk).
    */
