@@ -154,7 +154,7 @@ describe('Helm chart, rendered', function () {
     const policy = one(defaults, 'NetworkPolicy', 'hyperspector');
     assert.deepEqual(policy.spec.policyTypes, ['Ingress', 'Egress']);
     assert.deepEqual(policy.spec.podSelector.matchLabels, deployment.spec.selector.matchLabels);
-    assert.equal(container.env.find((e: { name: string }) => e.name === 'NODE_OPTIONS')?.value, '--max-semi-space-size=2', "the chart's nodeOptions, as the benchmarks run the operator");
+    assert.equal(container.env.find((e: { name: string }) => e.name === 'NODE_OPTIONS')?.value, '--max-semi-space-size=2 --max-old-space-size=160', "the chart's nodeOptions, as the benchmarks run the operator");
     assert.equal(one(defaults, 'ConfigMap').metadata.name, config.kernelProfilesConfigMap);
   });
 
