@@ -12,12 +12,15 @@ export interface NetnsSnapshot {
 
 /**
  * operstate follows carrier changes through the kernel's linkwatch, which batches them up to a
- * second late, so a snapshot taken right after building or tearing down can hold a stale one. The
- * link flags (UP, LOWER_UP) state the same facts at once and stay in the comparison.
+ * second late, so a snapshot taken right after building or tearing down can hold a stale one. So
+ * does `ip`'s NO-CARRIER flag: it is printed for UP without IFF_RUNNING, and the kernel sets
+ * IFF_RUNNING from operstate (dev_get_flags). LOWER_UP (the carrier itself) and UP state the same
+ * facts at once and stay in the comparison.
  */
 function withoutOperstate<T>(entries: T[]): T[] {
   return entries.map((entry) => {
     const { operstate: _operstate, ...rest } = entry as Record<string, unknown>;
+    if (Array.isArray(rest.flags)) rest.flags = rest.flags.filter((f) => f !== 'NO-CARRIER');
     return rest as T;
   });
 }
