@@ -35,8 +35,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund --no-update-notifier && npm cache clean --force
 # The guest-memory reader's native module (process_vm_readv in batches; src/introspection/native-range-reader.ts).
 COPY native/guest-memory.c ./native/
-RUN mkdir -p native/build && gcc -O2 -Wall -Wextra -Werror -shared -fPIC -DNODE_GYP_MODULE_NAME=guest_memory \
-      -I /usr/local/include/node native/guest-memory.c -o native/build/guest-memory.node
+COPY hack/build-native.sh ./hack/
+RUN NODE_INCLUDE_DIR=/usr/local/include/node bash hack/build-native.sh
 
 # --- runtime ----------------------------------------------------------------------------------------
 # What changes least comes first, so a rebuild after a source change redoes only the last layers.

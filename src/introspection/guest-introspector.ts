@@ -328,7 +328,7 @@ interface SnapshotReads {
   done(): void;
 }
 
-const isBatchReadable = (m: PhysicalMemory): m is PhysicalMemory & BatchReadable => 'readBatch' in m && !(m instanceof BatchedFilePhysicalMemory && m.refused);
+const isBatchReadable = (m: PhysicalMemory): m is PhysicalMemory & BatchReadable => 'readBatch' in m && !('refused' in m && m.refused);
 
 /** utime + stime of a process in ms (fields 14 and 15 of /proc/<pid>/stat, in USER_HZ = 100 ticks). */
 function processCpuTimeMs(pid: number): number | undefined {

@@ -28,6 +28,8 @@ export interface PhysicalMemory {
  */
 export interface BatchReadable {
   readBatch(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array): void;
+  /** Why batches are not possible here, once refused as a whole: callers then read singly. */
+  readonly refused?: string;
 }
 
 export interface PhysicalRange {
@@ -115,7 +117,6 @@ export class FilePhysicalMemory extends RangedMemory {
  */
 export class BatchedFilePhysicalMemory extends FilePhysicalMemory implements BatchReadable {
   private hostAddresses = new Float64Array(0);
-  /** Why batches are not possible here, once the kernel refused one (then callers read singly). */
   refused?: string;
   /** The ranges as numbers (guest-physical addresses fit: below 2^52). */
   private readonly numericRanges: ReadonlyArray<{ start: number; end: number; host: number }>;

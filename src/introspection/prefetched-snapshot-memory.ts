@@ -57,7 +57,8 @@ export class ReadPlan {
     let total = 0;
     let start = -1;
     let end = -1;
-    for (let i = 0; i < n; i++) {
+    let i = 0;
+    for (; i < n; i++) {
       const p = addresses[i]!;
       const length = pieces.get(p)!;
       if (start < 0 || p > end + COALESCE_GAP || Math.max(end, p + length) - start > MAX_GROUP_BYTES) {
@@ -65,6 +66,7 @@ export class ReadPlan {
           groupLength.push(end - start);
           total += end - start;
         }
+        // Cut at MAX_PLAN_BYTES after a complete group: the pieces from here on are left out.
         if (total > MAX_PLAN_BYTES) {
           start = -1;
           break;
@@ -85,10 +87,8 @@ export class ReadPlan {
       groupLength.push(end - start);
       total += end - start;
     }
-    // A plan cut at MAX_PLAN_BYTES keeps only pieces of complete groups.
-    const groups = groupLength.length;
-    for (const [p, i] of index) if (pieceGroup[i]! >= groups) index.delete(p);
-    return new ReadPlan(index, pieceLength, pieceOffset, pieceGroup, Float64Array.from(groupPhysical.slice(0, groups)), Uint32Array.from(groupLength), Uint32Array.from(groupOffset.slice(0, groups)), total);
+    // i: the pieces the plan holds (fewer than n when cut).
+    return new ReadPlan(index, pieceLength.subarray(0, i), pieceOffset.subarray(0, i), pieceGroup.subarray(0, i), Float64Array.from(groupPhysical), Uint32Array.from(groupLength), Uint32Array.from(groupOffset), total);
   }
 }
 

@@ -96,6 +96,13 @@ describe('PrefetchedSnapshotMemory', () => {
     assert.equal(shrunk.groups, 1);
   });
 
+  it('stops a plan after the group that passes 64 MiB, and holds only the pieces it reads', () => {
+    const MiB = 1 << 20;
+    const plan = ReadPlan.compile(new Map([[0, 40 * MiB], [100 * MiB, 40 * MiB], [200 * MiB, 8]]));
+    assert.deepEqual([plan.groups, plan.pieces, plan.totalBytes], [2, 2, 80 * MiB]);
+    assert.equal(plan.index.has(200 * MiB), false);
+  });
+
   it('coalesces overlapping and nearby pieces and keeps each piece at its place in the range', () => {
     const plan = ReadPlan.compile(new Map([[0x2000, 64], [0x2010, 8], [0x2400, 16], [0x3000, 8], [0x9000, 8]]));
     assert.equal(plan.groups, 3);
