@@ -14,6 +14,9 @@ const PAGE_2M_MASK = 0x000fffffffe00000n;
 export interface TableEntry {
   address: bigint;
   value: bigint;
+  /** The value's low and high 32 bits, to compare without making a BigInt. */
+  low: number;
+  high: number;
 }
 
 export interface Translation {
@@ -38,7 +41,7 @@ export function translate(memory: PhysicalMemory, topTable: bigint, virtual: big
     const index = (virtual >> shift) & 0x1ffn;
     if (!memory.readInto(table + index * 8n, entryBuffer, 0, 8)) return undefined;
     const entry = entryBuffer.readBigUInt64LE(0);
-    path?.push({ address: table + index * 8n, value: entry });
+    path?.push({ address: table + index * 8n, value: entry, low: entryBuffer.readUInt32LE(0), high: entryBuffer.readUInt32LE(4) });
     if ((entry & PRESENT) === 0n) return undefined;
     if (shift === 30n && (entry & PAGE_SIZE_BIT) !== 0n) {
       return { physical: (entry & PAGE_1G_MASK) | (virtual & 0x3fffffffn), pageSize: 1 << 30 };
@@ -57,7 +60,9 @@ export function translate(memory: PhysicalMemory, topTable: bigint, virtual: big
  * running, so callers make a new one per snapshot rather than trusting old translations.
  */
 export class AddressSpace {
-  private readonly cache = new Map<bigint, bigint | null>();
+  /** Made on first use: most user spaces of a listing never translate (their argument page is remembered). */
+  private cacheOfPages?: Map<bigint, bigint | null>;
+  private readonly linearEnd?: bigint;
 
   constructor(
     private readonly memory: PhysicalMemory,
@@ -65,18 +70,21 @@ export class AddressSpace {
     private readonly levels: PagingLevels,
     /** Optional fast path: a linear range (the kernel's direct map) where physical = virtual - base. */
     private readonly linear?: { base: bigint; size: bigint },
-  ) {}
+  ) {
+    if (linear) this.linearEnd = linear.base + linear.size;
+  }
 
   physicalOf(virtual: bigint): bigint | undefined {
     if (this.linear && virtual >= this.linear.base && virtual < this.linear.base + this.linear.size) {
       return virtual - this.linear.base;
     }
     const page = virtual >> 12n;
-    let physPage = this.cache.get(page);
+    const cache = (this.cacheOfPages ??= new Map());
+    let physPage = cache.get(page);
     if (physPage === undefined) {
       const t = translate(this.memory, this.topTable, page << 12n, this.levels);
       physPage = t ? t.physical >> 12n : null;
-      this.cache.set(page, physPage);
+      cache.set(page, physPage);
     }
     return physPage === null ? undefined : (physPage << 12n) | (virtual & 0xfffn);
   }
@@ -142,8 +150,15 @@ export class AddressSpace {
    * tables above them are freed only when the whole range they cover is unmapped.
    */
   entriesUnchanged(entries: readonly TableEntry[]): boolean {
+    const { memory } = this;
+    const held = memory.heldBytes;
     for (const e of entries) {
-      if (!this.memory.readInto(e.address, this.u64, 0, 8) || this.u64.readBigUInt64LE(0) !== e.value) return false;
+      const at = held ? memory.locate!(e.address, 8) : -1;
+      if (at >= 0) {
+        if (held!.readUInt32LE(at) !== e.low || held!.readUInt32LE(at + 4) !== e.high) return false;
+      } else if (!memory.readInto(e.address, this.u64, 0, 8) || this.u64.readBigUInt64LE(0) !== e.value) {
+        return false;
+      }
     }
     return true;
   }
@@ -151,6 +166,30 @@ export class AddressSpace {
   /** Reads guest-physical memory (a page found by translateRecorded) through this space's memory. */
   readPhysical(physical: bigint, length: number): Buffer | undefined {
     return this.memory.read(physical, length);
+  }
+
+  /**
+   * Where the memory already holds these bytes (zero-copy): an offset into `heldBytes`, or -1.
+   * Virtual addresses count only in the direct map (physical = virtual - base), without a walk.
+   */
+  locate(virtual: bigint, length: number): number {
+    const { linear, memory } = this;
+    if (!memory.locate || !linear || virtual < linear.base || virtual >= this.linearEnd!) return -1;
+    return memory.locate(virtual - linear.base, length);
+  }
+
+  /** Like locate, for a guest-physical address. */
+  locatePhysical(physical: bigint, length: number): number {
+    return this.memory.locate ? this.memory.locate(physical, length) : -1;
+  }
+
+  /** The buffer locate's offsets point into (undefined when the memory holds nothing itself). */
+  get heldBytes(): Buffer | undefined {
+    return this.memory.heldBytes;
+  }
+
+  get heldView(): DataView | undefined {
+    return this.memory.heldView;
   }
 
   private readonly u64 = Buffer.alloc(8);

@@ -108,11 +108,15 @@ export class PrefetchBuffers {
   ok = new Uint8Array(0);
   used = new Uint8Array(0);
   bytes = Buffer.alloc(0);
+  view = new DataView(this.bytes.buffer, this.bytes.byteOffset, 0);
 
   ensure(plan: ReadPlan): void {
     if (this.ok.length < plan.groups) this.ok = new Uint8Array(Math.max(plan.groups, this.ok.length * 2));
     if (this.used.length < plan.pieces) this.used = new Uint8Array(Math.max(plan.pieces, this.used.length * 2));
-    if (this.bytes.length < plan.totalBytes) this.bytes = Buffer.allocUnsafe(Math.max(plan.totalBytes, this.bytes.length * 2));
+    if (this.bytes.length < plan.totalBytes) {
+      this.bytes = Buffer.allocUnsafe(Math.max(plan.totalBytes, this.bytes.length * 2));
+      this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length);
+    }
     this.used.fill(0, 0, plan.pieces);
   }
 }
@@ -154,25 +158,49 @@ export class PrefetchedSnapshotMemory implements PhysicalMemory {
   }
 
   readInto(physical: bigint, into: Buffer, at: number, length: number): boolean {
-    const key = Number(physical);
-    const { plan, buffers } = this;
-    const i = plan.index.get(key);
-    if (i !== undefined && buffers.ok[plan.pieceGroup[i]!] === 1 && plan.pieceLength[i]! >= length) {
-      this.stats.hits++;
-      if (buffers.used[i] === 0) {
-        buffers.used[i] = 1;
-        this.usedPieces++;
-      }
-      const from = plan.pieceOffset[i]!;
-      buffers.bytes.copy(into, at, from, from + length);
+    const from = this.locate(physical, length);
+    if (from >= 0) {
+      copyBytes(this.buffers.bytes, into, at, from, length);
       return true;
     }
+    const key = Number(physical);
     this.stats.misses++;
     if ((this.missed.get(key) ?? 0) < length) this.missed.set(key, length);
     return this.backing.readInto(physical, into, at, length);
   }
 
+  /** The batch buffer: `locate` answers offsets into it (valid for this snapshot only). */
+  get heldBytes(): Buffer {
+    return this.buffers.bytes;
+  }
+
+  get heldView(): DataView {
+    return this.buffers.view;
+  }
+
+  /** Where the batch holds these bytes (a piece read from this address, at least this long), or -1. */
+  locate(physical: bigint, length: number): number {
+    const { plan, buffers } = this;
+    const i = plan.index.get(Number(physical));
+    if (i === undefined || buffers.ok[plan.pieceGroup[i]!] !== 1 || plan.pieceLength[i]! < length) return -1;
+    this.stats.hits++;
+    if (buffers.used[i] === 0) {
+      buffers.used[i] = 1;
+      this.usedPieces++;
+    }
+    return plan.pieceOffset[i]!;
+  }
+
   touched(physical: bigint): boolean | undefined {
     return this.backing.touched?.(physical);
+  }
+}
+
+/** Small copies byte by byte: Buffer.copy's native call costs more than the copy below ~64 bytes. */
+function copyBytes(from: Buffer, into: Buffer, at: number, start: number, length: number): void {
+  if (length <= 64) {
+    for (let k = 0; k < length; k++) into[at + k] = from[start + k]!;
+  } else {
+    from.copy(into, at, start, start + length);
   }
 }

@@ -4,34 +4,10 @@ import assert from 'node:assert/strict';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BatchedFilePhysicalMemory, BufferPhysicalMemory, type BatchReadable } from '../../../src/introspection/physical-memory.ts';
+import { BatchedFilePhysicalMemory } from '../../../src/introspection/physical-memory.ts';
 import type { ReadRanges } from '../../../src/introspection/native-range-reader.ts';
 import { PrefetchedSnapshotMemory, ReadPlan } from '../../../src/introspection/prefetched-snapshot-memory.ts';
-
-/** Guest memory in a Buffer that can batch, recording each batch's ranges; ranges starting at `failAt` fail. */
-class BatchingMemory extends BufferPhysicalMemory implements BatchReadable {
-  batches: Array<Array<[number, number]>> = [];
-  singleReads = 0;
-  failAt = new Set<number>();
-
-  constructor(readonly bytes: Buffer) {
-    super(bytes);
-  }
-
-  readBatch(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array): void {
-    const batch: Array<[number, number]> = [];
-    for (let i = 0; i < count; i++) {
-      batch.push([physicals[i]!, lengths[i]!]);
-      ok[i] = !this.failAt.has(physicals[i]!) && super.readInto(BigInt(physicals[i]!), into, offsets[i]!, lengths[i]!) ? 1 : 0;
-    }
-    this.batches.push(batch);
-  }
-
-  override readInto(physical: bigint, into: Buffer, at: number, length: number): boolean {
-    this.singleReads++;
-    return super.readInto(physical, into, at, length);
-  }
-}
+import { BatchingMemory } from './batching-memory.ts';
 
 const image = () => {
   const b = Buffer.alloc(1 << 20);
@@ -94,6 +70,27 @@ describe('PrefetchedSnapshotMemory', () => {
     const shrunk = third.nextPlan();
     assert.equal(shrunk.pieces, 1);
     assert.equal(shrunk.groups, 1);
+  });
+
+  it('locates a planned piece in its batch for reading in place, and counts it used like a read', () => {
+    const memory = new BatchingMemory(image());
+    const first = new PrefetchedSnapshotMemory(memory, ReadPlan.empty);
+    walk(first);
+    memory.failAt.add(0x80000);
+    memory.singleReads = 0;
+    const second = new PrefetchedSnapshotMemory(memory, first.nextPlan());
+    const at = second.locate(0x11000n, 176);
+    assert.ok(at >= 0);
+    assert.deepEqual(second.heldBytes.subarray(at, at + 176), memory.bytes.subarray(0x11000, 0x11000 + 176));
+    assert.equal(second.heldView.getBigUint64(at, true), memory.bytes.readBigUInt64LE(0x11000));
+    assert.equal(second.locate(0x11000n, 177), -1, 'longer than the piece read');
+    assert.equal(second.locate(0x11008n, 8), -1, 'not where a piece starts');
+    assert.equal(second.locate(0x80000n, 8), -1, 'its range failed in the batch');
+    assert.equal(second.stats.hits, 1);
+    assert.equal(memory.singleReads, 0, 'locate never reads: the caller reads when it answers -1');
+    // Located pieces are what the next plan keeps (the others were neither read nor located).
+    const next = second.nextPlan();
+    assert.deepEqual([...next.index.keys()], [0x11000]);
   });
 
   it('stops a plan after the group that passes 64 MiB, and holds only the pieces it reads', () => {

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import type { KernelProfile } from '../../../src/introspection/kernel-profile.ts';
 import { AddressSpace } from '../../../src/introspection/page-table.ts';
 import { CmdlineMemo, walkTasks, type WalkOptions } from '../../../src/introspection/task-walker.ts';
+import { PrefetchBuffers, PrefetchedSnapshotMemory, ReadPlan } from '../../../src/introspection/prefetched-snapshot-memory.ts';
+import { BatchingMemory } from './batching-memory.ts';
 import { SyntheticMemory } from './synthetic-memory.ts';
 
 const m = (offset: number, size: number) => ({ offset, size });
@@ -90,8 +92,45 @@ function buildKernel(tasks: FakeTask[]) {
   const memory = mem.memory();
   const kernel = new AddressSpace(memory, mem.allocTable(), 4, { base: DIRECT_MAP, size: BigInt(img.length) });
   const options: WalkOptions = { maxTasks: 1000, maxCmdline: 4096, userSpace: (pgd) => new AddressSpace(memory, pgd, 4) };
-  return { img, mem, userSpaces, walk: (o: Partial<WalkOptions> = {}) => walkTasks(kernel, profile, virt(initTask), { ...options, ...o }) };
+  return {
+    img, mem, userSpaces,
+    walk: (o: Partial<WalkOptions> = {}) => walkTasks(kernel, profile, virt(initTask), { ...options, ...o }),
+    batched: () => batchedWalks(img, virt(initTask)),
+  };
 }
+
+/** A snapshot's memory that counts the reads it copies out (those it could not answer in place). */
+class CopyCountingMemory extends PrefetchedSnapshotMemory {
+  copies = 0;
+
+  override readInto(physical: bigint, into: Buffer, at: number, length: number): boolean {
+    this.copies++;
+    return super.readInto(physical, into, at, length);
+  }
+}
+
+/**
+ * Walks as the introspector makes them with the native reader: each through a new snapshot memory
+ * that first reads in one batch what the previous walk read, with the command-line memo carried over.
+ */
+function batchedWalks(img: Buffer, initTask: bigint) {
+  const backing = new BatchingMemory(img);
+  const memo = new CmdlineMemo();
+  const buffers = new PrefetchBuffers();
+  let plan = ReadPlan.empty;
+  const walk = () => {
+    const memory = new CopyCountingMemory(backing, plan, buffers);
+    const kernel = new AddressSpace(memory, 0n, 4, { base: DIRECT_MAP, size: BigInt(img.length) });
+    backing.singleReads = 0;
+    const result = walkTasks(kernel, profile, initTask, { maxTasks: 1000, maxCmdline: 4096, userSpace: (pgd) => new AddressSpace(memory, pgd, 4), cmdlineMemo: memo });
+    memo.rotate();
+    plan = memory.nextPlan();
+    return { result, copies: memory.copies, singleReads: backing.singleReads };
+  };
+  return { backing, walk };
+}
+
+const rows = (r: ReturnType<typeof walkTasks>) => r.processes.map((p) => [p.pid, p.ppid, p.comm, p.uid, p.euid, p.gid, p.kernelThread, p.args, p.state, p.startTimeNs]);
 
 const TASKS: FakeTask[] = [
   { phys: 0x10000, pid: 1, comm: 'init', parent: -1, uid: 0, argv: ['/sbin/init'] },
@@ -146,6 +185,43 @@ describe('task-list walk', () => {
     k.mem.map(nginx.pgd, 4, nginx.argVa, 0x3f0000n, 1);
     assert.deepEqual(args().get(310), ['moved', 'to', 'another', 'page']);
     assert.deepEqual(args().get(1), ['/sbin/init']);
+  });
+
+  it('through a snapshot batch, reads the structs in place and lists the same as plain reads', () => {
+    const k = buildKernel(TASKS);
+    const plain = rows(k.walk());
+    const b = k.batched();
+    const first = b.walk();
+    assert.deepEqual(rows(first.result), plain);
+    assert.ok(first.singleReads > 0, 'the first walk has no plan: everything is read singly');
+    for (let i = 0; i < 2; i++) {
+      const again = b.walk();
+      assert.equal(again.result.consistent, true, again.result.problems.join('; '));
+      assert.deepEqual(rows(again.result), plain);
+      assert.equal(again.singleReads, 0, 'everything came from the batch');
+      // Only init_task's two list pointers are copied out (read through readU64); task_structs,
+      // creds, mm_structs, parents' tgids, page-table entries and argument bytes are read in place.
+      assert.equal(again.copies, 2);
+    }
+  });
+
+  it('through a snapshot batch, sees what changed since the previous walk (bytes are never carried over)', () => {
+    const k = buildKernel(TASKS);
+    const b = k.batched();
+    b.walk();
+    b.walk();
+    const t = profile.structs.task_struct.members;
+    k.img.writeUInt32LE(1000, 0x12000 + 0x800 + 12); // nginx's euid (cred)
+    k.img.write('nginx-new\0', 0x12000 + t.comm.offset, 'latin1');
+    const nginx = k.userSpaces.get(310)!;
+    const page = Number(new AddressSpace(k.mem.memory(), nginx.pgd, 4).physicalOf(nginx.argVa)!);
+    k.img.write('nginx:\0master\0', page, 'latin1');
+    const changed = b.walk().result.processes.find((p) => p.pid === 310)!;
+    assert.deepEqual([changed.comm, changed.euid, changed.uid, changed.cmdline], ['nginx-new', 1000, 33, ['nginx:', 'master', 'process']]);
+    // The argument page moves: followed through the page table, not read at its old place.
+    Buffer.from('moved\0to\0another\0page\0', 'latin1').copy(k.img, 0x3f0000);
+    k.mem.map(nginx.pgd, 4, nginx.argVa, 0x3f0000n, 1);
+    assert.deepEqual(b.walk().result.processes.find((p) => p.pid === 310)!.cmdline, ['moved', 'to', 'another', 'page']);
   });
 
   it('marks a kernel thread name of the full 15 characters as possibly cut when the profile has no full-name layout', () => {
