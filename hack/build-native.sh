@@ -12,6 +12,6 @@ out="$repo/native/build/guest-memory.node"
 if [[ -f "$out" && "$out" -nt "$repo/native/guest-memory.c" && "$out" -nt "$include/node_api.h" ]]; then exit 0; fi
 mkdir -p "$(dirname "$out")"
 echo "[native] building native/build/guest-memory.node" >&2
-gcc -O2 -Wall -Wextra -Werror -shared -fPIC -DNODE_GYP_MODULE_NAME=guest_memory -I "$include" \
+gcc -O2 -Wall -Wextra -Werror -shared -fPIC -pthread -DNODE_GYP_MODULE_NAME=guest_memory -I "$include" \
   "$repo/native/guest-memory.c" -o "$out.tmp"
 mv "$out.tmp" "$out"

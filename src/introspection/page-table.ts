@@ -30,6 +30,8 @@ export interface Translation {
  * masked). Returns undefined for unmapped addresses and for tables outside guest RAM.
  */
 const entryBuffer = Buffer.alloc(8);
+/** Scratch for one 64-bit read at a time (reads are synchronous), shared so that an AddressSpace allocates nothing. */
+const u64Scratch = Buffer.alloc(8);
 const SHIFTS_5 = [48n, 39n, 30n, 21n, 12n];
 const SHIFTS_4 = [39n, 30n, 21n, 12n];
 
@@ -156,7 +158,7 @@ export class AddressSpace {
       const at = held ? memory.locate!(e.address, 8) : -1;
       if (at >= 0) {
         if (held!.readUInt32LE(at) !== e.low || held!.readUInt32LE(at + 4) !== e.high) return false;
-      } else if (!memory.readInto(e.address, this.u64, 0, 8) || this.u64.readBigUInt64LE(0) !== e.value) {
+      } else if (!memory.readInto(e.address, u64Scratch, 0, 8) || u64Scratch.readBigUInt64LE(0) !== e.value) {
         return false;
       }
     }
@@ -192,9 +194,8 @@ export class AddressSpace {
     return this.memory.heldView;
   }
 
-  private readonly u64 = Buffer.alloc(8);
 
   readU64(virtual: bigint): bigint | undefined {
-    return this.readInto(virtual, this.u64, 0, 8) ? this.u64.readBigUInt64LE(0) : undefined;
+    return this.readInto(virtual, u64Scratch, 0, 8) ? u64Scratch.readBigUInt64LE(0) : undefined;
   }
 }

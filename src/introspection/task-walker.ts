@@ -26,7 +26,15 @@ export interface WalkOptions {
   cmdlineMemo?: CmdlineMemo;
 }
 
-interface RememberedCmdline {
+/** A process's arguments, whether they were cut at maxCmdline, and (when not empty) the ps ARGS line made of them. */
+interface Cmdline {
+  args: string[];
+  truncated: boolean;
+  line?: string;
+}
+
+interface RememberedCmdline extends Cmdline {
+  mm: bigint;
   pgd: bigint;
   start: bigint;
   end: bigint;
@@ -34,18 +42,18 @@ interface RememberedCmdline {
   leafEntries: TableEntry[];
   physical: bigint;
   raw: Buffer;
-  args: string[];
 }
 
 /**
- * What one walk learnt about each process's command line (by mm_struct address): where its
+ * What one walk learnt about each process's command line (by pid, checked against its mm_struct): where its
  * argument page is and what it decoded to. The next walk re-reads the two lowest page-table entries
  * instead of walking all levels, and the argument bytes, and decodes them again only if they changed.
  * Nothing read is trusted from before: only where to read, checked by reading.
  */
 export class CmdlineMemo {
-  previous = new Map<bigint, RememberedCmdline>();
-  next = new Map<bigint, RememberedCmdline>();
+  /** By pid (a number: cheaper to look up than an address); the record's mm must match too. */
+  previous = new Map<number, RememberedCmdline>();
+  next = new Map<number, RememberedCmdline>();
 
   /** After a walk: what it read is what the next one starts from. */
   rotate(): void {
@@ -245,7 +253,7 @@ function readTask(ctx: WalkContext, view: StructView, task: bigint): GuestProces
     if (flags & PF_WQ_WORKER) name = workqueueWorkerName(kernel, profile, b, base, name);
   }
   const mm = dv.getBigUint64(base + t.mm.offset, true);
-  const { args: cmdline, truncated: cmdlineTruncated } = !kernelThread && mm !== 0n ? readCmdline(ctx, mm) : { args: [], truncated: false };
+  const argv = !kernelThread && mm !== 0n ? readCmdline(ctx, pid, mm) : { args: [], truncated: false };
   return {
     pid,
     ppid: parentTgid,
@@ -257,9 +265,9 @@ function readTask(ctx: WalkContext, view: StructView, task: bigint): GuestProces
     state: stateLetter(b.readUInt32LE(base + t.state.offset), b.readInt32LE(base + t.exit_state.offset)),
     startTimeNs: Number(dv.getBigUint64(base + t.start_time.offset, true)),
     kernelThread,
-    cmdline,
-    cmdlineTruncated,
-    args: argsColumn(name, cmdline),
+    cmdline: argv.args,
+    cmdlineTruncated: argv.truncated,
+    args: argv.line ?? argsColumn(name, argv.args),
   };
 }
 
@@ -283,7 +291,7 @@ function kthreadFullName(kernel: AddressSpace, profile: KernelProfile, task: Buf
 }
 
 /** argv from [mm->arg_start, mm->arg_end) in the process's own address space, and whether it was cut at maxCmdline. */
-function readCmdline(ctx: WalkContext, mm: bigint): { args: string[]; truncated: boolean } {
+function readCmdline(ctx: WalkContext, pid: number, mm: bigint): Cmdline {
   const { kernel, profile, options } = ctx;
   const none = { args: [], truncated: false };
   const m = profile.structs.mm_struct.members;
@@ -298,8 +306,8 @@ function readCmdline(ctx: WalkContext, mm: bigint): { args: string[]; truncated:
   const truncated = end - start > BigInt(options.maxCmdline);
   const length = truncated ? options.maxCmdline : Number(end - start);
   const space = options.userSpace(pgd);
-  const remembered = options.cmdlineMemo && rememberedCmdline(options.cmdlineMemo, space, mm, pgd, start, end, length);
-  if (remembered) return { args: remembered, truncated };
+  const remembered = options.cmdlineMemo && rememberedCmdline(options.cmdlineMemo, space, pid, mm, pgd, start, end, length, truncated);
+  if (remembered) return remembered;
   const raw = space.read(start, length);
   if (!raw) return none; // not resident (swapped out, or not yet faulted in)
   return { args: splitArgs(raw), truncated };
@@ -317,8 +325,9 @@ function splitArgs(raw: Buffer): string[] {
  * if the bytes are the same. Undefined when the arguments cross a page or are not resident: the
  * caller's plain read decides.
  */
-function rememberedCmdline(memo: CmdlineMemo, space: AddressSpace, mm: bigint, pgd: bigint, start: bigint, end: bigint, length: number): string[] | undefined {
-  const prev = memo.previous.get(mm);
+function rememberedCmdline(memo: CmdlineMemo, space: AddressSpace, pid: number, mm: bigint, pgd: bigint, start: bigint, end: bigint, length: number, truncated: boolean): Cmdline | undefined {
+  const remembered = memo.previous.get(pid);
+  const prev = remembered?.mm === mm ? remembered : undefined;
   let leafEntries: TableEntry[];
   let physical: bigint;
   const samePage = prev !== undefined && prev.pgd === pgd && prev.start === start && prev.end === end && prev.raw.length === length && space.entriesUnchanged(prev.leafEntries);
@@ -335,14 +344,16 @@ function rememberedCmdline(memo: CmdlineMemo, space: AddressSpace, mm: bigint, p
   // Compared in place in the snapshot's batch when it holds them: no copy while nothing changed.
   const at = space.locatePhysical(physical, length);
   if (at >= 0 && samePage && space.heldBytes!.compare(prev.raw, 0, length, at, at + length) === 0) {
-    memo.next.set(mm, prev);
-    return prev.args;
+    memo.next.set(pid, prev);
+    return prev;
   }
   const raw = at >= 0 ? Buffer.from(space.heldBytes!.subarray(at, at + length)) : space.readPhysical(physical, length);
   if (!raw) return undefined;
-  const args = prev && prev.raw.equals(raw) ? prev.args : splitArgs(raw);
-  memo.next.set(mm, { pgd, start, end, leafEntries, physical, raw, args });
-  return args;
+  const same = prev !== undefined && prev.raw.equals(raw);
+  const args = same ? prev.args : splitArgs(raw);
+  const record: RememberedCmdline = { mm, pgd, start, end, leafEntries, physical, raw, args, truncated, ...(args.length > 0 ? { line: same ? prev.line : args.join(' ') } : {}) };
+  memo.next.set(pid, record);
+  return record;
 }
 
 /**
