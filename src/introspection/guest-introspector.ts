@@ -101,7 +101,8 @@ export class GuestIntrospector {
   private readonly bannerPhysical: bigint;
   private readonly banner: Buffer;
   private readonly jiffiesPhysical?: bigint;
-  private lastJiffies?: { value: bigint; changedAt: number; cpuAtChange?: number };
+  /** The last jiffies value, when it was first seen, and QEMU's CPU time when it was first seen again (unchanged). */
+  private lastJiffies?: { value: bigint; changedAt: number; cpuWhileStill?: number };
   /** CPU time (ms) the QEMU process has used, when attached to one. */
   private cpuTimeMs?: () => number | undefined;
 
@@ -189,6 +190,7 @@ export class GuestIntrospector {
       maxTasks: this.options.maxTasks,
       maxCmdline: 0,
       userSpace: (pgd) => new AddressSpace(memory, pgd, this.location.pagingLevels),
+      recordAddresses: true,
     });
     return { kernel, walk };
   }
@@ -205,14 +207,18 @@ export class GuestIntrospector {
     if (this.jiffiesPhysical === undefined) return;
     const value = this.memory.read(this.jiffiesPhysical, 8)?.readBigUInt64LE(0);
     const now = performance.now();
-    const cpu = this.cpuTimeMs?.();
     if (value === undefined) throw new GuestKernelChangedError('jiffies unreadable');
     if (!this.lastJiffies || this.lastJiffies.value !== value) {
-      this.lastJiffies = { value, changedAt: now, cpuAtChange: cpu };
+      this.lastJiffies = { value, changedAt: now };
       return;
     }
+    // QEMU's CPU time (a read of /proc/<pid>/stat, ~0.5 ms) only once the clock stands still: the
+    // CPU it spends is counted from the first snapshot that saw the same value.
+    const cpu = this.cpuTimeMs?.();
+    this.lastJiffies.cpuWhileStill ??= cpu;
     const frozenMs = now - this.lastJiffies.changedAt;
-    const cpuSpent = cpu !== undefined && this.lastJiffies.cpuAtChange !== undefined ? cpu - this.lastJiffies.cpuAtChange : undefined;
+    const since = this.lastJiffies.cpuWhileStill;
+    const cpuSpent = cpu !== undefined && since !== undefined ? cpu - since : undefined;
     if (frozenMs > KERNEL_FROZEN_MS && (cpuSpent === undefined ? frozenMs > KERNEL_FROZEN_NO_CPU_INFO_MS : cpuSpent > FROZEN_WHILE_RUNNING_CPU_MS)) {
       throw new GuestKernelChangedError(`the kernel ${this.profile.kernel.release} found at attach stopped (jiffies frozen for ${Math.round(frozenMs)} ms while QEMU used ${cpuSpent ?? '?'} ms of CPU): the guest rebooted into another kernel`);
     }

@@ -14,7 +14,8 @@ const PAGE_2M_MASK = 0x000fffffffe00000n;
 export interface TableEntry {
   address: bigint;
   value: bigint;
-  /** The value's low and high 32 bits, to compare without making a BigInt. */
+  /** The address as a number, and the value's low and high 32 bits: compared without making BigInts. */
+  at: number;
   low: number;
   high: number;
 }
@@ -43,7 +44,7 @@ export function translate(memory: PhysicalMemory, topTable: bigint, virtual: big
     const index = (virtual >> shift) & 0x1ffn;
     if (!memory.readInto(table + index * 8n, entryBuffer, 0, 8)) return undefined;
     const entry = entryBuffer.readBigUInt64LE(0);
-    path?.push({ address: table + index * 8n, value: entry, low: entryBuffer.readUInt32LE(0), high: entryBuffer.readUInt32LE(4) });
+    path?.push({ address: table + index * 8n, at: Number(table + index * 8n), value: entry, low: entryBuffer.readUInt32LE(0), high: entryBuffer.readUInt32LE(4) });
     if ((entry & PRESENT) === 0n) return undefined;
     if (shift === 30n && (entry & PAGE_SIZE_BIT) !== 0n) {
       return { physical: (entry & PAGE_1G_MASK) | (virtual & 0x3fffffffn), pageSize: 1 << 30 };
@@ -155,7 +156,7 @@ export class AddressSpace {
     const { memory } = this;
     const held = memory.heldBytes;
     for (const e of entries) {
-      const at = held ? memory.locate!(e.address, 8) : -1;
+      const at = held ? memory.locate!(e.at, 8) : -1;
       if (at >= 0) {
         if (held!.readUInt32LE(at) !== e.low || held!.readUInt32LE(at + 4) !== e.high) return false;
       } else if (!memory.readInto(e.address, u64Scratch, 0, 8) || u64Scratch.readBigUInt64LE(0) !== e.value) {
@@ -175,14 +176,19 @@ export class AddressSpace {
    * Virtual addresses count only in the direct map (physical = virtual - base), without a walk.
    */
   locate(virtual: bigint, length: number): number {
+    return this.locateMember(virtual, 0, length);
+  }
+
+  /** locate for `length` bytes at `offset` into a struct at this direct-map address. */
+  locateMember(struct: bigint, offset: number, length: number): number {
     const { linear, memory } = this;
-    if (!memory.locate || !linear || virtual < linear.base || virtual >= this.linearEnd!) return -1;
-    return memory.locate(virtual - linear.base, length);
+    if (!memory.locate || !linear || struct < linear.base || struct >= this.linearEnd!) return -1;
+    return memory.locate(Number(struct - linear.base) + offset, length);
   }
 
   /** Like locate, for a guest-physical address. */
   locatePhysical(physical: bigint, length: number): number {
-    return this.memory.locate ? this.memory.locate(physical, length) : -1;
+    return this.memory.locate ? this.memory.locate(Number(physical), length) : -1;
   }
 
   /** The buffer locate's offsets point into (undefined when the memory holds nothing itself). */

@@ -22,8 +22,9 @@ export interface PhysicalMemory {
   /**
    * Where these bytes already are in memory this object holds, so that a caller can read them in
    * place instead of copying them out: an offset into `heldBytes`, or -1 (then read as usual).
+   * The guest-physical address is a number here (guest RAM lies far below 2^53).
    */
-  locate?(physical: bigint, length: number): number;
+  locate?(physical: number, length: number): number;
   readonly heldBytes?: Buffer;
   /** The same bytes for 64-bit reads (DataView.getBigUint64 is about 3× faster than readBigUInt64LE). */
   readonly heldView?: DataView;

@@ -158,7 +158,7 @@ export class PrefetchedSnapshotMemory implements PhysicalMemory {
   }
 
   readInto(physical: bigint, into: Buffer, at: number, length: number): boolean {
-    const from = this.locate(physical, length);
+    const from = this.locate(Number(physical), length);
     if (from >= 0) {
       copyBytes(this.buffers.bytes, into, at, from, length);
       return true;
@@ -179,9 +179,9 @@ export class PrefetchedSnapshotMemory implements PhysicalMemory {
   }
 
   /** Where the batch holds these bytes (a piece read from this address, at least this long), or -1. */
-  locate(physical: bigint, length: number): number {
+  locate(physical: number, length: number): number {
     const { plan, buffers } = this;
-    const i = plan.index.get(Number(physical));
+    const i = plan.index.get(physical);
     if (i === undefined || buffers.ok[plan.pieceGroup[i]!] !== 1 || plan.pieceLength[i]! < length) return -1;
     this.stats.hits++;
     if (buffers.used[i] === 0) {

@@ -9,7 +9,7 @@ import { argsColumn, stateLetter, type GuestProcess } from './process-info.ts';
 
 export interface WalkResult {
   processes: GuestProcess[];
-  /** Where each listed process's task_struct and mm_struct are (kernel virtual addresses), by pid. */
+  /** Where each listed process's task_struct and mm_struct are (kernel virtual addresses), by pid; empty unless `recordAddresses`. */
   addresses: Map<number, { task: bigint; mm: bigint }>;
   consistent: boolean;
   problems: string[];
@@ -22,6 +22,8 @@ export interface WalkOptions {
   maxCmdline: number;
   /** Address space of a process's user memory, given the physical address of its page table. */
   userSpace: (pageTablePhysical: bigint) => AddressSpace;
+  /** Fill WalkResult.addresses (for reading processes in detail; a listing does without). */
+  recordAddresses?: boolean;
   /** Command lines of the previous walk, to skip what did not change (pass one across snapshots). */
   cmdlineMemo?: CmdlineMemo;
 }
@@ -98,7 +100,7 @@ function scratchView(buf: Buffer): StructView {
  * copy), else copied into the scratch buffer. False when unreadable.
  */
 function viewStruct(kernel: AddressSpace, address: bigint, span: Span, scratch: StructView, view: StructView): boolean {
-  const at = kernel.locate(address + span.startBig, span.length);
+  const at = kernel.locateMember(address, span.start, span.length);
   if (at >= 0) {
     view.buf = kernel.heldBytes!;
     view.dv = kernel.heldView!;
@@ -129,6 +131,8 @@ interface WalkContext {
   credView: StructView;
   u32: Buffer;
   tgidOffset: bigint;
+  tgidOffsetNumber: number;
+  maxCmdline: bigint;
   /** tgid by task address: parents are shared (most are init or a shell). */
   parentTgid: Map<bigint, number>;
 }
@@ -160,6 +164,8 @@ export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask
     credView: scratchView(cred),
     u32: Buffer.alloc(4),
     tgidOffset: BigInt(t.tgid.offset),
+    tgidOffsetNumber: t.tgid.offset,
+    maxCmdline: BigInt(options.maxCmdline),
     parentTgid: new Map(),
   };
 
@@ -194,7 +200,7 @@ export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask
     const process = readTask(ctx, view, task);
     if (process) {
       processes.push(process);
-      addresses.set(process.pid, { task, mm: dv.getBigUint64(base + t.mm.offset, true) });
+      if (options.recordAddresses) addresses.set(process.pid, { task, mm: dv.getBigUint64(base + t.mm.offset, true) });
     }
     prev = cur;
     cur = dv.getBigUint64(base + t.tasks.offset, true);
@@ -217,15 +223,15 @@ function readTask(ctx: WalkContext, view: StructView, task: bigint): GuestProces
   const t = profile.structs.task_struct.members;
   const pid = b.readInt32LE(base + t.pid.offset);
   const tgid = b.readInt32LE(base + t.tgid.offset);
-  const comm = cString(b, base + t.comm.offset, t.comm.size);
   if (pid <= 0 || pid > PID_MAX_LIMIT) return bad(ctx, task, pid, 'pid out of range');
   if (tgid !== pid) return bad(ctx, task, pid, `tgid ${tgid} differs from pid on the group-leader list`);
-  if (!/^[\x20-\x7e]*$/.test(comm)) return bad(ctx, task, pid, 'comm is not printable');
+  const comm = printableCString(b, base + t.comm.offset, t.comm.size);
+  if (comm === undefined) return bad(ctx, task, pid, 'comm is not printable');
 
   const parent = dv.getBigUint64(base + t.real_parent.offset, true);
   let parentTgid = ctx.parentTgid.get(parent);
   if (parentTgid === undefined) {
-    const at = kernel.locate(parent + ctx.tgidOffset, 4);
+    const at = kernel.locateMember(parent, ctx.tgidOffsetNumber, 4);
     if (at >= 0) parentTgid = kernel.heldBytes!.readInt32LE(at);
     else if (kernel.readInto(parent + ctx.tgidOffset, ctx.u32, 0, 4)) parentTgid = ctx.u32.readInt32LE(0);
     else return bad(ctx, task, pid, `real_parent ${hexs(parent)} unreadable`);
@@ -303,7 +309,7 @@ function readCmdline(ctx: WalkContext, pid: number, mm: bigint): Cmdline {
   if (end <= start) return none;
   const pgd = kernel.physicalOf(pgdVirtual);
   if (pgd === undefined) return none;
-  const truncated = end - start > BigInt(options.maxCmdline);
+  const truncated = end - start > ctx.maxCmdline;
   const length = truncated ? options.maxCmdline : Number(end - start);
   const space = options.userSpace(pgd);
   const remembered = options.cmdlineMemo && rememberedCmdline(options.cmdlineMemo, space, pid, mm, pgd, start, end, length, truncated);
@@ -376,6 +382,18 @@ function workqueueWorkerName(kernel: AddressSpace, profile: KernelProfile, task:
   const d = cString(desc, 0, desc.length);
   if (d === '' || !/^[\x20-\x7e]*$/.test(d)) return comm;
   return `${comm}${currentWork !== 0n ? '+' : '-'}${d}`.slice(0, PROC_COMM_MAX);
+}
+
+/** The NUL-terminated string in b[start, start + size) if every byte before the NUL is printable ASCII. */
+function printableCString(b: Buffer, start: number, size: number): string | undefined {
+  let end = start;
+  const limit = start + size;
+  for (; end < limit; end++) {
+    const c = b[end]!;
+    if (c === 0) break;
+    if (c < 0x20 || c > 0x7e) return undefined;
+  }
+  return b.toString('latin1', start, end);
 }
 
 /** The NUL-terminated string in b[start, start + size). */

@@ -79,13 +79,13 @@ describe('PrefetchedSnapshotMemory', () => {
     memory.failAt.add(0x80000);
     memory.singleReads = 0;
     const second = new PrefetchedSnapshotMemory(memory, first.nextPlan());
-    const at = second.locate(0x11000n, 176);
+    const at = second.locate(0x11000, 176);
     assert.ok(at >= 0);
     assert.deepEqual(second.heldBytes.subarray(at, at + 176), memory.bytes.subarray(0x11000, 0x11000 + 176));
     assert.equal(second.heldView.getBigUint64(at, true), memory.bytes.readBigUInt64LE(0x11000));
-    assert.equal(second.locate(0x11000n, 177), -1, 'longer than the piece read');
-    assert.equal(second.locate(0x11008n, 8), -1, 'not where a piece starts');
-    assert.equal(second.locate(0x80000n, 8), -1, 'its range failed in the batch');
+    assert.equal(second.locate(0x11000, 177), -1, 'longer than the piece read');
+    assert.equal(second.locate(0x11008, 8), -1, 'not where a piece starts');
+    assert.equal(second.locate(0x80000, 8), -1, 'its range failed in the batch');
     assert.equal(second.stats.hits, 1);
     assert.equal(memory.singleReads, 0, 'locate never reads: the caller reads when it answers -1');
     // Located pieces are what the next plan keeps (the others were neither read nor located).
