@@ -37,7 +37,8 @@ interface Cmdline {
 
 interface RememberedCmdline extends Cmdline {
   mm: bigint;
-  pgd: bigint;
+  /** mm->pgd as read (a direct-map address). */
+  pgdVirtual: bigint;
   start: bigint;
   end: bigint;
   /** The page-directory and page-table entries that mapped the argument page. */
@@ -130,6 +131,12 @@ interface WalkContext {
   credSpan: Span;
   credView: StructView;
   u32: Buffer;
+  /** Offset of task_struct.tasks: list entries are that far into their task. */
+  tasksOffset: bigint;
+  /** Where the task span starts relative to a list entry. */
+  taskSpanFromEntry: number;
+  /** A user address space used only for guest-physical reads (page-table entries, argument pages); made on first use. */
+  physicalPages?: AddressSpace;
   tgidOffset: bigint;
   tgidOffsetNumber: number;
   maxCmdline: bigint;
@@ -163,6 +170,8 @@ export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask
     credSpan: span(Object.values(profile.structs.cred.members)),
     credView: scratchView(cred),
     u32: Buffer.alloc(4),
+    tasksOffset: tasksOff,
+    taskSpanFromEntry: span(taskMembers).start - t.tasks.offset,
     tgidOffset: BigInt(t.tgid.offset),
     tgidOffsetNumber: t.tgid.offset,
     maxCmdline: BigInt(options.maxCmdline),
@@ -185,22 +194,21 @@ export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask
       break;
     }
     visited.add(cur);
-    const task = cur - tasksOff;
     const view = ctx.taskView;
-    if (!viewStruct(kernel, task, ctx.taskSpan, ctx.task, view)) {
-      problems.push(`task ${hexs(task)}: unreadable`);
+    if (!viewTask(ctx, cur, view)) {
+      problems.push(`task ${hexs(cur - tasksOff)}: unreadable`);
       break;
     }
     const { dv, base } = view;
     const backLink = dv.getBigUint64(base + t.tasks.offset + 8, true);
     if (backLink !== prev) {
-      problems.push(`task ${hexs(task)}: prev ${hexs(backLink)} does not point back to ${hexs(prev)} (list changed during the walk)`);
+      problems.push(`task ${hexs(cur - tasksOff)}: prev ${hexs(backLink)} does not point back to ${hexs(prev)} (list changed during the walk)`);
       break;
     }
-    const process = readTask(ctx, view, task);
+    const process = readTask(ctx, view, cur);
     if (process) {
       processes.push(process);
-      if (options.recordAddresses) addresses.set(process.pid, { task, mm: dv.getBigUint64(base + t.mm.offset, true) });
+      if (options.recordAddresses) addresses.set(process.pid, { task: cur - tasksOff, mm: dv.getBigUint64(base + t.mm.offset, true) });
     }
     prev = cur;
     cur = dv.getBigUint64(base + t.tasks.offset, true);
@@ -211,13 +219,30 @@ export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask
   return { processes, addresses, consistent: problems.length === 0, problems };
 }
 
-function bad(ctx: WalkContext, task: bigint, pid: number, why: string): undefined {
-  ctx.problems.push(`task ${hexs(task)} (pid ${pid}): ${why}`);
+/** Records why a task was not listed (`listEntry`: the address of its task_struct.tasks). */
+function bad(ctx: WalkContext, listEntry: bigint, pid: number, why: string): undefined {
+  ctx.problems.push(`task ${hexs(listEntry - ctx.tasksOffset)} (pid ${pid}): ${why}`);
   return undefined;
 }
 
+/**
+ * A task's span, from the address of its task_struct.tasks as the list gives it (no BigInt
+ * subtraction where the batch holds it).
+ */
+function viewTask(ctx: WalkContext, listEntry: bigint, view: StructView): boolean {
+  const { kernel, taskSpan, tasksOffset } = ctx;
+  const at = kernel.locateMember(listEntry, ctx.taskSpanFromEntry, taskSpan.length);
+  if (at >= 0) {
+    view.buf = kernel.heldBytes!;
+    view.dv = kernel.heldView!;
+    view.base = at - taskSpan.start;
+    return true;
+  }
+  return viewStruct(kernel, listEntry - tasksOffset, taskSpan, ctx.task, view);
+}
+
 /** A task's fields, from its struct's bytes (member offset o at b[base + o]). */
-function readTask(ctx: WalkContext, view: StructView, task: bigint): GuestProcess | undefined {
+function readTask(ctx: WalkContext, view: StructView, task: bigint /* its task_struct.tasks */): GuestProcess | undefined {
   const { kernel, profile } = ctx;
   const { buf: b, dv, base } = view;
   const t = profile.structs.task_struct.members;
@@ -307,13 +332,19 @@ function readCmdline(ctx: WalkContext, pid: number, mm: bigint): Cmdline {
   const start = dv.getBigUint64(base + m.arg_start.offset, true);
   const end = dv.getBigUint64(base + m.arg_end.offset, true);
   if (end <= start) return none;
+  const memo = options.cmdlineMemo;
+  const last = memo?.previous.get(pid);
+  // The same process (mm, page table) with the same argument range as last time: its page, if still mapped there.
+  const prev = last && last.mm === mm && last.pgdVirtual === pgdVirtual && last.start === start && last.end === end ? last : undefined;
+  const known = prev && cmdlineOnRememberedPage(ctx, memo!, pid, prev);
+  if (known) return known;
   const pgd = kernel.physicalOf(pgdVirtual);
   if (pgd === undefined) return none;
   const truncated = end - start > ctx.maxCmdline;
   const length = truncated ? options.maxCmdline : Number(end - start);
   const space = options.userSpace(pgd);
-  const remembered = options.cmdlineMemo && rememberedCmdline(options.cmdlineMemo, space, pid, mm, pgd, start, end, length, truncated);
-  if (remembered) return remembered;
+  const found = memo && cmdlineOnNewPage(memo, space, pid, { mm, pgdVirtual, start, end, truncated }, length, prev);
+  if (found) return found;
   const raw = space.read(start, length);
   if (!raw) return none; // not resident (swapped out, or not yet faulted in)
   return { args: splitArgs(raw), truncated };
@@ -326,38 +357,54 @@ function splitArgs(raw: Buffer): string[] {
 }
 
 /**
- * The command line through the memo: the argument page the last walk found, if its two lowest
- * page-table entries still hold the same values (else a full translation), and the previous args
- * if the bytes are the same. Undefined when the arguments cross a page or are not resident: the
- * caller's plain read decides.
+ * The command line from the page the last walk found it on, if the two lowest page-table entries
+ * that mapped it still hold the same values; the previous record itself when the bytes are the same
+ * (compared in place in the snapshot's batch: no copy, no decoding), else decoded anew. Undefined
+ * when the page moved or cannot be read: the caller translates again.
  */
-function rememberedCmdline(memo: CmdlineMemo, space: AddressSpace, pid: number, mm: bigint, pgd: bigint, start: bigint, end: bigint, length: number, truncated: boolean): Cmdline | undefined {
-  const remembered = memo.previous.get(pid);
-  const prev = remembered?.mm === mm ? remembered : undefined;
-  let leafEntries: TableEntry[];
-  let physical: bigint;
-  const samePage = prev !== undefined && prev.pgd === pgd && prev.start === start && prev.end === end && prev.raw.length === length && space.entriesUnchanged(prev.leafEntries);
-  if (samePage) {
-    ({ leafEntries, physical } = prev);
-  } else {
-    const found = space.translateRecorded(start);
-    if (!found) return undefined;
-    const { pageSize } = found.translation;
-    if (Number(start & BigInt(pageSize - 1)) + length > pageSize) return undefined;
-    ({ leafEntries } = found);
-    physical = found.translation.physical;
-  }
-  // Compared in place in the snapshot's batch when it holds them: no copy while nothing changed.
-  const at = space.locatePhysical(physical, length);
-  if (at >= 0 && samePage && space.heldBytes!.compare(prev.raw, 0, length, at, at + length) === 0) {
+function cmdlineOnRememberedPage(ctx: WalkContext, memo: CmdlineMemo, pid: number, prev: RememberedCmdline): Cmdline | undefined {
+  // Page-table entries and the argument page are guest-physical: any user space of this walk reads them.
+  const pages = (ctx.physicalPages ??= ctx.options.userSpace(0n));
+  if (!pages.entriesUnchanged(prev.leafEntries)) return undefined;
+  const length = prev.raw.length;
+  const at = pages.locatePhysical(prev.physical, length);
+  if (at >= 0 && sameBytes(pages.heldBytes!, at, prev.raw)) {
     memo.next.set(pid, prev);
     return prev;
   }
-  const raw = at >= 0 ? Buffer.from(space.heldBytes!.subarray(at, at + length)) : space.readPhysical(physical, length);
+  const raw = at >= 0 ? Buffer.from(pages.heldBytes!.subarray(at, at + length)) : pages.readPhysical(prev.physical, length);
   if (!raw) return undefined;
+  return remember(memo, pid, prev, prev.leafEntries, prev.physical, raw, prev);
+}
+
+/** Whether held[at, at + expected.length) equals expected (a loop for short ones: cheaper than a native call). */
+function sameBytes(held: Buffer, at: number, expected: Buffer): boolean {
+  const n = expected.length;
+  if (n > 64) return held.compare(expected, 0, n, at, at + n) === 0;
+  for (let k = 0; k < n; k++) if (held[at + k] !== expected[k]) return false;
+  return true;
+}
+
+/**
+ * The command line through a full translation of its first address, remembered for the next walk
+ * with the page-directory and page-table entries that mapped it. Undefined when the arguments
+ * cross a page or are not resident: the caller's plain read decides.
+ */
+function cmdlineOnNewPage(memo: CmdlineMemo, space: AddressSpace, pid: number, where: Omit<RememberedCmdline, 'leafEntries' | 'physical' | 'raw' | 'args' | 'line'>, length: number, prev?: RememberedCmdline): Cmdline | undefined {
+  const found = space.translateRecorded(where.start);
+  if (!found) return undefined;
+  const { pageSize, physical } = found.translation;
+  if (Number(where.start & BigInt(pageSize - 1)) + length > pageSize) return undefined;
+  const raw = space.readPhysical(physical, length);
+  if (!raw) return undefined;
+  return remember(memo, pid, where, found.leafEntries, physical, raw, prev);
+}
+
+function remember(memo: CmdlineMemo, pid: number, where: Omit<RememberedCmdline, 'leafEntries' | 'physical' | 'raw' | 'args' | 'line'>, leafEntries: TableEntry[], physical: bigint, raw: Buffer, prev?: RememberedCmdline): RememberedCmdline {
   const same = prev !== undefined && prev.raw.equals(raw);
   const args = same ? prev.args : splitArgs(raw);
-  const record: RememberedCmdline = { mm, pgd, start, end, leafEntries, physical, raw, args, truncated, ...(args.length > 0 ? { line: same ? prev.line : args.join(' ') } : {}) };
+  const line = args.length === 0 ? undefined : same ? prev.line : args.join(' ');
+  const record: RememberedCmdline = { mm: where.mm, pgdVirtual: where.pgdVirtual, start: where.start, end: where.end, truncated: where.truncated, leafEntries, physical, raw, args, ...(line !== undefined ? { line } : {}) };
   memo.next.set(pid, record);
   return record;
 }
