@@ -44,6 +44,7 @@ try {
   const floorTimes: number[] = [];
   const listTimes: number[] = [];
   const batchTimes: number[] = [];
+  const waitTimes: number[] = [];
   let consistentRuns = 0;
   let floor = { processes: 0, bytesRead: 0, reads: 0 };
   for (let i = 0; i < warmup; i++) {
@@ -60,7 +61,10 @@ try {
     const listStart = performance.now();
     lister.snapshot();
     listTimes.push(performance.now() - listStart);
-    if (lister.lastPrefetch) batchTimes.push(lister.lastPrefetch.batchMs);
+    if (lister.lastPrefetch) {
+      batchTimes.push(lister.lastPrefetch.batchMs);
+      waitTimes.push(lister.lastPrefetch.waitMs);
+    }
     const floorStart = performance.now();
     floor = floorWalk(introspector, floorFd);
     floorTimes.push(performance.now() - floorStart);
@@ -77,6 +81,7 @@ try {
   listTimes.sort((a, b) => a - b);
   floorTimes.sort((a, b) => a - b);
   batchTimes.sort((a, b) => a - b);
+  waitTimes.sort((a, b) => a - b);
   const round = (x: number) => Math.round(x * 100) / 100;
   const median = (xs: number[]) => round(xs[Math.floor(xs.length / 2)]!);
   process.stdout.write(`${JSON.stringify({
@@ -96,7 +101,9 @@ try {
     listingOnlyMedianMs: median(listTimes),
     listingOnlyMinMs: round(listTimes[0]!),
     batchedReads: lister.batchedReads,
-    ...(lister.batchedReads ? { prefetch: { ...lister.lastPrefetch, batchMs: undefined }, batchMedianMs: median(batchTimes) } : { chunkReads: lister.lastChunkReads }),
+    ...(lister.batchedReads
+      ? { prefetch: { ...lister.lastPrefetch, batchMs: undefined, waitMs: undefined }, batchMedianMs: median(batchTimes), batchWaitMedianMs: median(waitTimes) }
+      : { chunkReads: lister.lastChunkReads }),
     floorMedianMs: median(floorTimes),
     floorMinMs: round(floorTimes[0]!),
     floorProcesses: floor.processes,

@@ -7,7 +7,7 @@ import { KernelNotFoundError, locateKernel, ProfileMismatchError, type KernelLoc
 import { addr, hex, type KernelProfile } from './kernel-profile.ts';
 import { AddressSpace } from './page-table.ts';
 import { BatchedFilePhysicalMemory, ChunkArena, ChunkedSnapshotMemory, FilePhysicalMemory, type BatchReadable, type PhysicalMemory } from './physical-memory.ts';
-import { nativeRangeReader } from './native-range-reader.ts';
+import { nativeBackgroundReader, nativeRangeReader } from './native-range-reader.ts';
 import { PrefetchBuffers, PrefetchedSnapshotMemory, ReadPlan, type PrefetchStats } from './prefetched-snapshot-memory.ts';
 import type { ProcessSnapshot } from './process-info.ts';
 import { parseMaps, parseQemuCommandLine, readCommandLine } from './qemu-process.ts';
@@ -126,9 +126,10 @@ export class GuestIntrospector {
     const fds = pagemapFd === undefined ? [fd] : [fd, pagemapFd];
     const failures: Error[] = [];
     const readRanges = nativeRangeReader();
+    const background = nativeBackgroundReader();
     for (const mapping of candidates) {
       const ranges = guestPhysicalRanges(mapping.start, cmd.ramBytes, cmd.machineType);
-      const memory = readRanges ? new BatchedFilePhysicalMemory(fd, ranges, pagemapFd, pid, readRanges) : new FilePhysicalMemory(fd, ranges, pagemapFd);
+      const memory = readRanges ? new BatchedFilePhysicalMemory(fd, ranges, pagemapFd, pid, readRanges, background) : new FilePhysicalMemory(fd, ranges, pagemapFd);
       try {
         const cpuTimeMs = () => processCpuTimeMs(pid);
         const { profile, location, source } = identify(memory, profiles, o, cpuTimeMs);
@@ -309,7 +310,15 @@ export class GuestIntrospector {
     const backing = this.memory;
     if (isBatchReadable(backing)) {
       const memory = new PrefetchedSnapshotMemory(backing, this.readPlan, this.prefetchBuffers);
-      return { kernel: memory, user: memory, done: () => { this.readPlan = memory.nextPlan(); this.lastPrefetch = { ...memory.stats }; } };
+      return {
+        kernel: memory,
+        user: memory,
+        done: () => {
+          memory.finish();
+          this.readPlan = memory.nextPlan();
+          this.lastPrefetch = { ...memory.stats };
+        },
+      };
     }
     const memory = new ChunkedSnapshotMemory(backing, this.options.chunkSize, this.arena);
     return { kernel: memory, user: backing, done: () => { this.lastChunkReads = memory.chunkReads; } };

@@ -16,20 +16,47 @@ export type ReadRanges = (pid: number, addresses: Float64Array, lengths: Uint32A
 /** Where hack/build-native.sh and the Dockerfile put the module, relative to the repository (or image) root. */
 export const NATIVE_READER_PATH = join('native', 'build', 'guest-memory.node');
 
-let loaded: { readRanges: ReadRanges } | null | undefined;
+/**
+ * Reading in the background: start(…) returns at once while a thread reads ranges 0..count-1 in
+ * order, setting ok[i] and then storing how many are done in progress[0] (shared memory: poll it
+ * with Atomics.load). finish(handle) waits for the thread: 0, or the errno that refused the batch
+ * as a whole (then every range is marked not read).
+ */
+export interface BackgroundReader {
+  start(pid: number, addresses: Float64Array, lengths: Uint32Array, into: Buffer, offsets: Uint32Array, ok: Uint8Array, progress: Int32Array, count: number): unknown;
+  finish(handle: unknown): number;
+}
+
+interface NativeModule {
+  readRanges: ReadRanges;
+  startReadRanges: BackgroundReader['start'];
+  finishReadRanges: BackgroundReader['finish'];
+}
+
+let loaded: NativeModule | null | undefined;
 
 /** The native reader, or undefined when it was not built (looked up once, from this file upward). */
 export function nativeRangeReader(): ReadRanges | undefined {
+  return nativeModule()?.readRanges;
+}
+
+/** The native background reader, or undefined when the module was not built. */
+export function nativeBackgroundReader(): BackgroundReader | undefined {
+  const native = nativeModule();
+  return native && { start: native.startReadRanges, finish: native.finishReadRanges };
+}
+
+function nativeModule(): NativeModule | undefined {
   if (loaded === undefined) {
     loaded = null;
     for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
       const candidate = join(dir, NATIVE_READER_PATH);
       if (existsSync(candidate)) {
-        loaded = createRequire(import.meta.url)(candidate) as { readRanges: ReadRanges };
+        loaded = createRequire(import.meta.url)(candidate) as NativeModule;
         break;
       }
       if (dirname(dir) === dir) break;
     }
   }
-  return loaded?.readRanges;
+  return loaded ?? undefined;
 }

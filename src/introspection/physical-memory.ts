@@ -1,7 +1,7 @@
 // Guest-physical memory as the introspector sees it: a few ranges of guest-physical addresses, each
 // backed by something we can read. Reads never write; a read outside RAM returns undefined.
 import { readSync } from 'node:fs';
-import type { ReadRanges } from './native-range-reader.ts';
+import type { BackgroundReader, ReadRanges } from './native-range-reader.ts';
 
 const EPERM = 1;
 const ENOSYS = 38;
@@ -39,6 +39,17 @@ export interface BatchReadable {
   readBatch(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array): void;
   /** Why batches are not possible here, once refused as a whole: callers then read singly. */
   readonly refused?: string;
+  /**
+   * Like readBatch, in the background and in order: returns at once; request i is done when
+   * progress[0] > i (then ok[i] is set). Undefined when this memory cannot read in the background.
+   */
+  startBatch?(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array, progress: Int32Array): PendingBatch | undefined;
+}
+
+/** A batch being read in the background. */
+export interface PendingBatch {
+  /** Waits until it is read (every ok flag set, progress[0] = count). */
+  finish(): void;
 }
 
 export interface PhysicalRange {
@@ -130,21 +141,49 @@ export class BatchedFilePhysicalMemory extends FilePhysicalMemory implements Bat
   /** The ranges as numbers (guest-physical addresses fit: below 2^52). */
   private readonly numericRanges: ReadonlyArray<{ start: number; end: number; host: number }>;
 
-  constructor(fd: number, ranges: readonly BackedRange[], pagemapFd: number | undefined, private readonly pid: number, private readonly readRanges: ReadRanges) {
+  constructor(
+    fd: number,
+    ranges: readonly BackedRange[],
+    pagemapFd: number | undefined,
+    private readonly pid: number,
+    private readonly readRanges: ReadRanges,
+    private readonly background?: BackgroundReader,
+  ) {
     super(fd, ranges, pagemapFd);
     this.numericRanges = ranges.map((r) => ({ start: Number(r.guestPhysical), end: Number(r.guestPhysical) + r.size, host: r.backingOffset }));
   }
 
-  readBatch(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array): void {
-    if (this.hostAddresses.length < count) this.hostAddresses = new Float64Array(Math.max(count, this.hostAddresses.length * 2));
+  /**
+   * QEMU's host virtual address of each request. A request not inside one range (none in practice:
+   * the walk reads within pages) is left to the caller's single reads: its address is -1 and it is
+   * marked not read.
+   */
+  private hostAddressesOf(physicals: Float64Array, lengths: Uint32Array, count: number): Float64Array {
+    // A new array while a background batch may still read the old one (the caller settles it first, but never share).
+    if (this.hostAddresses.length < count || this.background) this.hostAddresses = new Float64Array(Math.max(count, this.hostAddresses.length));
     const hosts = this.hostAddresses;
-    // A request not inside one range (none in practice: the walk reads within pages) is left to
-    // the caller's single reads: its address is -1 and it is marked not read.
     for (let i = 0; i < count; i++) {
       const p = physicals[i]!;
       const range = this.numericRanges.find((r) => p >= r.start && p + lengths[i]! <= r.end);
       hosts[i] = range ? range.host + (p - range.start) : -1;
     }
+    return hosts;
+  }
+
+  startBatch(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array, progress: Int32Array): PendingBatch | undefined {
+    const background = this.background;
+    if (!background || this.refused) return undefined;
+    const handle = background.start(this.pid, this.hostAddressesOf(physicals, lengths, count), lengths, into, offsets, ok, progress, count);
+    return {
+      finish: () => {
+        const errno = background.finish(handle);
+        if (errno === EPERM || errno === ENOSYS) this.refused = errno === EPERM ? 'process_vm_readv: EPERM' : 'process_vm_readv: ENOSYS';
+      },
+    };
+  }
+
+  readBatch(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array): void {
+    const hosts = this.hostAddressesOf(physicals, lengths, count);
     ok.fill(1, 0, count);
     let first = 0;
     while (first < count) {

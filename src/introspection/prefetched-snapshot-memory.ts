@@ -4,8 +4,10 @@
 // so one process_vm_readv batch replaces thousands of dependent single reads. Only the addresses are
 // carried from one snapshot to the next, never the bytes: every byte served was read during this
 // snapshot. A piece the batch does not hold (a new process, a moved page) is read on its own and
-// joins the next snapshot's plan.
-import type { BatchReadable, PhysicalMemory, PhysicalRange } from './physical-memory.ts';
+// joins the next snapshot's plan. Where the memory can read in the background, the batch is read
+// in the order the previous walk first used its pieces while this walk runs behind it: a piece not
+// yet read is waited for.
+import type { BatchReadable, PendingBatch, PhysicalMemory, PhysicalRange } from './physical-memory.ts';
 
 /** Pieces closer than this are read as one (a system call's share costs more than copying ~4 KiB). */
 const COALESCE_GAP = 1024;
@@ -14,10 +16,17 @@ const MAX_GROUP_BYTES = 64 * 1024;
 /** Bounds on a plan, so that an odd snapshot (a huge walk) cannot make the next one read without end. */
 const MAX_PLAN_PIECES = 1 << 17;
 const MAX_PLAN_BYTES = 64 << 20;
+/** Batches of at least this many ranges are read in the background (a thread costs ~30 µs). */
+const BACKGROUND_AT = 256;
+/** Polls of a background batch's progress before sleeping between them. */
+const SPINS_BEFORE_SLEEP = 2000;
+/** A wait this long means the reader is starved of CPU: then wait for all of it at once (a join, not a poll). */
+const MAX_POLLING_MS = 200;
 
 /**
- * What to read first: the pieces (guest-physical address and length) one snapshot read, sorted and
- * coalesced into groups, each group one range of the batch.
+ * What to read first: the pieces (guest-physical address and length) one snapshot read, coalesced
+ * into groups by address, each group one range of the batch, the groups in the order the snapshot
+ * first used them (so that a batch read in the background keeps ahead of the next walk).
  */
 export class ReadPlan {
   static readonly empty = ReadPlan.compile(new Map());
@@ -28,6 +37,7 @@ export class ReadPlan {
     readonly pieceLength: Uint32Array,
     /** Where each piece's bytes are in the batch buffer. */
     readonly pieceOffset: Uint32Array,
+    /** The group (range of the batch, in reading order) that holds each piece. */
     readonly pieceGroup: Uint32Array,
     readonly groupPhysical: Float64Array,
     readonly groupLength: Uint32Array,
@@ -43,17 +53,21 @@ export class ReadPlan {
     return this.groupLength.length;
   }
 
-  /** A plan of these pieces (address → length), within the plan bounds. */
-  static compile(pieces: ReadonlyMap<number, number>): ReadPlan {
+  /**
+   * A plan of these pieces (address → length), within the plan bounds. `firstUse` orders the groups
+   * (a group is read when its earliest piece was first used); without it, by address.
+   */
+  static compile(pieces: ReadonlyMap<number, number>, firstUse?: ReadonlyMap<number, number>): ReadPlan {
     const addresses = Float64Array.from(pieces.keys()).sort();
     const n = Math.min(addresses.length, MAX_PLAN_PIECES);
     const index = new Map<number, number>();
     const pieceLength = new Uint32Array(n);
+    /** Offset within its group, then (below) within the batch. */
     const pieceOffset = new Uint32Array(n);
     const pieceGroup = new Uint32Array(n);
-    const groupPhysical: number[] = [];
+    const groupStart: number[] = [];
     const groupLength: number[] = [];
-    const groupOffset: number[] = [];
+    const groupRank: number[] = [];
     let total = 0;
     let start = -1;
     let end = -1;
@@ -73,22 +87,43 @@ export class ReadPlan {
         }
         start = p;
         end = p;
-        groupPhysical.push(p);
-        groupOffset.push(total);
+        groupStart.push(p);
+        groupRank.push(Infinity);
       }
       end = Math.max(end, p + length);
-      const g = groupPhysical.length - 1;
+      const g = groupStart.length - 1;
+      groupRank[g] = Math.min(groupRank[g]!, firstUse?.get(p) ?? i);
       index.set(p, i);
       pieceLength[i] = length;
-      pieceOffset[i] = groupOffset[g]! + (p - start);
+      pieceOffset[i] = p - start;
       pieceGroup[i] = g;
     }
     if (start >= 0) {
       groupLength.push(end - start);
       total += end - start;
     }
+    // Reading order: by first use; the batch buffer holds the groups in that order.
+    const groups = groupLength.length;
+    const order = Array.from({ length: groups }, (_, g) => g).sort((a, b) => groupRank[a]! - groupRank[b]! || a - b);
+    const position = new Uint32Array(groups);
+    const orderedPhysical = new Float64Array(groups);
+    const orderedLength = new Uint32Array(groups);
+    const orderedOffset = new Uint32Array(groups);
+    let offset = 0;
+    order.forEach((g, k) => {
+      position[g] = k;
+      orderedPhysical[k] = groupStart[g]!;
+      orderedLength[k] = groupLength[g]!;
+      orderedOffset[k] = offset;
+      offset += groupLength[g]!;
+    });
     // i: the pieces the plan holds (fewer than n when cut).
-    return new ReadPlan(index, pieceLength.subarray(0, i), pieceOffset.subarray(0, i), pieceGroup.subarray(0, i), Float64Array.from(groupPhysical), Uint32Array.from(groupLength), Uint32Array.from(groupOffset), total);
+    for (let k = 0; k < i; k++) {
+      const g = pieceGroup[k]!;
+      pieceGroup[k] = position[g]!;
+      pieceOffset[k] = orderedOffset[position[g]!]! + pieceOffset[k]!;
+    }
+    return new ReadPlan(index, pieceLength.subarray(0, i), pieceOffset.subarray(0, i), pieceGroup.subarray(0, i), orderedPhysical, orderedLength, orderedOffset, total);
   }
 }
 
@@ -97,8 +132,11 @@ export interface PrefetchStats {
   pieces: number;
   groups: number;
   bytes: number;
-  /** Time the batch took (ms). */
+  /** Time the batch took (ms): from its start until it was all read (in the background: while the walk ran). */
   batchMs: number;
+  /** Whether it was read in the background, and how long the walk waited for it (ms). */
+  background: boolean;
+  waitMs: number;
   hits: number;
   misses: number;
 }
@@ -106,25 +144,49 @@ export interface PrefetchStats {
 /** Buffers reused from snapshot to snapshot (one listing at a time per introspector). */
 export class PrefetchBuffers {
   ok = new Uint8Array(0);
-  used = new Uint8Array(0);
+  /** The order in which each piece was first used in this snapshot (0: not used). */
+  used = new Uint32Array(0);
   bytes = Buffer.alloc(0);
   view = new DataView(this.bytes.buffer, this.bytes.byteOffset, 0);
+  /** Ranges done by a background batch (shared memory its thread writes). */
+  readonly progress = new Int32Array(new SharedArrayBuffer(4));
+  /** A batch still reading into these buffers. */
+  private pending?: PendingBatch;
 
   ensure(plan: ReadPlan): void {
+    this.settle();
     if (this.ok.length < plan.groups) this.ok = new Uint8Array(Math.max(plan.groups, this.ok.length * 2));
-    if (this.used.length < plan.pieces) this.used = new Uint8Array(Math.max(plan.pieces, this.used.length * 2));
+    if (this.used.length < plan.pieces) this.used = new Uint32Array(Math.max(plan.pieces, this.used.length * 2));
     if (this.bytes.length < plan.totalBytes) {
       this.bytes = Buffer.allocUnsafe(Math.max(plan.totalBytes, this.bytes.length * 2));
       this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length);
     }
     this.used.fill(0, 0, plan.pieces);
   }
+
+  reading(batch: PendingBatch): void {
+    this.pending = batch;
+  }
+
+  /** Waits for a batch still reading into these buffers; true if there was one. */
+  settle(): boolean {
+    const pending = this.pending;
+    if (!pending) return false;
+    this.pending = undefined;
+    pending.finish();
+    return true;
+  }
 }
 
 export class PrefetchedSnapshotMemory implements PhysicalMemory {
-  /** Pieces read beside the batch (address → longest length). */
+  /** Pieces read beside the batch (address → longest length), and when each was first used. */
   private readonly missed = new Map<number, number>();
+  private readonly missedFirstUse = new Map<number, number>();
   private usedPieces = 0;
+  private uses = 0;
+  /** Groups known to be read (all of them unless the batch is read in the background). */
+  private readUpTo: number;
+  private readonly started = performance.now();
   readonly stats: PrefetchStats;
 
   constructor(
@@ -132,24 +194,45 @@ export class PrefetchedSnapshotMemory implements PhysicalMemory {
     private readonly plan: ReadPlan,
     private readonly buffers: PrefetchBuffers = new PrefetchBuffers(),
   ) {
-    const started = performance.now();
     buffers.ensure(plan);
-    if (plan.groups > 0) backing.readBatch(plan.groupPhysical, plan.groupLength, plan.groupOffset, plan.groups, buffers.bytes, buffers.ok);
-    this.stats = { pieces: plan.pieces, groups: plan.groups, bytes: plan.totalBytes, batchMs: performance.now() - started, hits: 0, misses: 0 };
+    const { groups } = plan;
+    const batch = groups >= BACKGROUND_AT ? backing.startBatch?.(plan.groupPhysical, plan.groupLength, plan.groupOffset, groups, buffers.bytes, buffers.ok, buffers.progress) : undefined;
+    if (batch) {
+      buffers.reading(batch);
+      this.readUpTo = 0;
+    } else {
+      if (groups > 0) backing.readBatch(plan.groupPhysical, plan.groupLength, plan.groupOffset, groups, buffers.bytes, buffers.ok);
+      this.readUpTo = groups;
+    }
+    this.stats = { pieces: plan.pieces, groups, bytes: plan.totalBytes, batchMs: batch ? 0 : performance.now() - this.started, background: batch !== undefined, waitMs: 0, hits: 0, misses: 0 };
   }
 
   get ranges(): readonly PhysicalRange[] {
     return this.backing.ranges;
   }
 
-  /** The plan of the next snapshot: the pieces this one read (the same plan when nothing changed). */
+  /** Waits for the batch if it is still being read (before this snapshot's buffers are reused). */
+  finish(): void {
+    if (this.buffers.settle()) this.stats.batchMs = performance.now() - this.started;
+    this.readUpTo = this.plan.groups;
+  }
+
+  /** The plan of the next snapshot: the pieces this one read, in the order it used them (the same plan when nothing changed). */
   nextPlan(): ReadPlan {
     const { plan, buffers } = this;
     if (this.missed.size === 0 && this.usedPieces === plan.pieces) return plan;
     const pieces = new Map<number, number>();
-    for (const [p, i] of plan.index) if (buffers.used[i] === 1) pieces.set(p, plan.pieceLength[i]!);
-    for (const [p, length] of this.missed) if ((pieces.get(p) ?? 0) < length) pieces.set(p, length);
-    return ReadPlan.compile(pieces);
+    const firstUse = new Map<number, number>();
+    for (const [p, i] of plan.index) {
+      if (buffers.used[i] === 0) continue;
+      pieces.set(p, plan.pieceLength[i]!);
+      firstUse.set(p, buffers.used[i]!);
+    }
+    for (const [p, length] of this.missed) {
+      if ((pieces.get(p) ?? 0) < length) pieces.set(p, length);
+      if (!firstUse.has(p)) firstUse.set(p, this.missedFirstUse.get(p)!);
+    }
+    return ReadPlan.compile(pieces, firstUse);
   }
 
   read(physical: bigint, length: number): Buffer | undefined {
@@ -166,6 +249,7 @@ export class PrefetchedSnapshotMemory implements PhysicalMemory {
     const key = Number(physical);
     this.stats.misses++;
     if ((this.missed.get(key) ?? 0) < length) this.missed.set(key, length);
+    if (!this.missedFirstUse.has(key)) this.missedFirstUse.set(key, ++this.uses);
     return this.backing.readInto(physical, into, at, length);
   }
 
@@ -182,13 +266,36 @@ export class PrefetchedSnapshotMemory implements PhysicalMemory {
   locate(physical: number, length: number): number {
     const { plan, buffers } = this;
     const i = plan.index.get(physical);
-    if (i === undefined || buffers.ok[plan.pieceGroup[i]!] !== 1 || plan.pieceLength[i]! < length) return -1;
+    if (i === undefined) return -1;
+    const g = plan.pieceGroup[i]!;
+    if (g >= this.readUpTo) this.waitFor(g);
+    if (buffers.ok[g] !== 1 || plan.pieceLength[i]! < length) return -1;
     this.stats.hits++;
     if (buffers.used[i] === 0) {
-      buffers.used[i] = 1;
+      buffers.used[i] = ++this.uses;
       this.usedPieces++;
     }
     return plan.pieceOffset[i]!;
+  }
+
+  /** Until the background batch has read group g (polling its progress; after a while, sleeping 50 µs between polls). */
+  private waitFor(g: number): void {
+    const started = performance.now();
+    const progress = this.buffers.progress;
+    let done = Atomics.load(progress, 0);
+    for (let spins = 0; done <= g; spins++) {
+      if (spins > SPINS_BEFORE_SLEEP) {
+        if (performance.now() - started > MAX_POLLING_MS) {
+          this.finish();
+          done = this.plan.groups;
+          break;
+        }
+        Atomics.wait(progress, 0, done, 0.05);
+      }
+      done = Atomics.load(progress, 0);
+    }
+    this.readUpTo = done;
+    this.stats.waitMs += performance.now() - started;
   }
 
   touched(physical: bigint): boolean | undefined {

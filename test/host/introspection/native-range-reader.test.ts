@@ -1,10 +1,10 @@
 // The native range reader (native/guest-memory.c) against another real process: a Python child
-// holds a known pattern; readRanges must copy exactly the ranges asked for, split large batches
-// between two threads without changing the answer, and name the first range it could not read.
+// holds a known pattern; readRanges must copy exactly the ranges asked for and name the first range
+// it could not read; startReadRanges the same in the background, publishing its progress in order.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { nativeRangeReader, type ReadRanges } from '../../../src/introspection/native-range-reader.ts';
+import { nativeBackgroundReader, nativeRangeReader, type ReadRanges } from '../../../src/introspection/native-range-reader.ts';
 
 const SIZE = 4 << 20;
 const EFAULT = 14;
@@ -64,7 +64,7 @@ describe('native range reader (process_vm_readv batches)', function () {
   }
 
   for (const n of [100, 3000]) {
-    const how = n >= 512 ? 'split between two threads' : 'in one thread';
+    const how = n > 1024 ? 'several system calls' : 'one system call';
     it(`copies ${n} ranges exactly (${how})`, () => {
       const r = request(n);
       assert.equal(readRanges(child.pid!, r.addresses, r.lengths, r.into, r.offsets, 0, n), n);
@@ -84,4 +84,40 @@ describe('native range reader (process_vm_readv batches)', function () {
       assert.equal(readRanges(child.pid!, s.addresses, s.lengths, s.into, s.offsets, 2, n - 2), n - 3);
     });
   }
+
+  it('reads in the background, in order: progress only grows, and every range is read or marked not read once it reaches the end', () => {
+    const background = nativeBackgroundReader()!;
+    const n = 3000;
+    const bad = [0, 1200, 2999];
+    const r = request(n, bad);
+    const ok = new Uint8Array(n).fill(7);
+    const progress = new Int32Array(new SharedArrayBuffer(4));
+    const handle = background.start(child.pid!, r.addresses, r.lengths, r.into, r.offsets, ok, progress, n);
+    const seen: number[] = [];
+    for (let last = -1; last < n; ) {
+      const now = Atomics.load(progress, 0);
+      if (now !== last) {
+        seen.push(now);
+        // Everything below the progress mark is settled, nothing above it is claimed.
+        for (let i = Math.max(0, last); i < now; i++) assert.notEqual(ok[i], 7, `range ${i} below the mark`);
+        last = now;
+      }
+    }
+    assert.equal(background.finish(handle), 0);
+    assert.deepEqual(seen, [...seen].sort((a, b) => a - b), 'progress only grows');
+    assert.equal(seen.at(-1), n);
+    assert.deepEqual([...ok.keys()].filter((i) => ok[i] !== 1), bad);
+    for (let i = 0; i < n; i++) {
+      if (bad.includes(i)) continue;
+      for (let k = 0; k < r.lengths[i]!; k += 97) assert.equal(r.into[r.offsets[i]! + k], expected(r.at[i]! + k), `range ${i} byte ${k}`);
+    }
+  });
+
+  it('refuses bad arguments with a TypeError instead of reading out of bounds', () => {
+    const background = nativeBackgroundReader()!;
+    const r = request(10);
+    const progress = new Int32Array(new SharedArrayBuffer(4));
+    assert.throws(() => background.start(child.pid!, r.addresses, r.lengths, Buffer.alloc(8), r.offsets, new Uint8Array(10), progress, 10), TypeError);
+    assert.throws(() => background.start(child.pid!, r.addresses, r.lengths, r.into, r.offsets, new Uint8Array(5), progress, 10), TypeError);
+  });
 });

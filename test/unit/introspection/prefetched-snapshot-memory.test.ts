@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchedFilePhysicalMemory } from '../../../src/introspection/physical-memory.ts';
 import type { ReadRanges } from '../../../src/introspection/native-range-reader.ts';
-import { PrefetchedSnapshotMemory, ReadPlan } from '../../../src/introspection/prefetched-snapshot-memory.ts';
+import { PrefetchBuffers, PrefetchedSnapshotMemory, ReadPlan } from '../../../src/introspection/prefetched-snapshot-memory.ts';
 import { BatchingMemory } from './batching-memory.ts';
 
 const image = () => {
@@ -23,7 +23,7 @@ describe('PrefetchedSnapshotMemory', () => {
     const memory = new BatchingMemory(image());
     const first = new PrefetchedSnapshotMemory(memory, ReadPlan.empty);
     const bytes1 = walk(first);
-    assert.deepEqual({ ...first.stats, batchMs: 0 }, { pieces: 0, groups: 0, bytes: 0, batchMs: 0, hits: 0, misses: 4 });
+    assert.deepEqual({ ...first.stats, batchMs: 0 }, { pieces: 0, groups: 0, bytes: 0, batchMs: 0, background: false, waitMs: 0, hits: 0, misses: 4 });
     assert.equal(memory.batches.length, 0);
     const plan = first.nextPlan();
     assert.equal(plan.pieces, 4);
@@ -91,6 +91,48 @@ describe('PrefetchedSnapshotMemory', () => {
     // Located pieces are what the next plan keeps (the others were neither read nor located).
     const next = second.nextPlan();
     assert.deepEqual([...next.index.keys()], [0x11000]);
+  });
+
+  it('orders the next batch by first use, so that a batch read in the background keeps ahead of the walk', () => {
+    const memory = new BatchingMemory(image());
+    const first = new PrefetchedSnapshotMemory(memory, ReadPlan.empty);
+    // A walk that starts far away, then reads a task and what lies near it, then somewhere between.
+    const reads = (m: PrefetchedSnapshotMemory) => [m.read(0x80000n, 8), m.read(0x10000n, 3000), m.read(0x10c00n, 8), m.read(0x11000n, 176), m.read(0x40000n, 64)];
+    const expected = reads(first);
+    const plan = first.nextPlan();
+    assert.deepEqual([...plan.groupPhysical], [0x80000, 0x10000, 0x40000]);
+    assert.deepEqual([...plan.groupOffset], [0, 8, 8 + 0x11000 + 176 - 0x10000]);
+    const second = new PrefetchedSnapshotMemory(memory, plan);
+    assert.deepEqual(reads(second), expected);
+    assert.equal(second.stats.misses, 0);
+    // A walk in another order makes a plan in that order.
+    const third = new PrefetchedSnapshotMemory(memory, plan);
+    third.read(0x40000n, 64);
+    third.read(0x80000n, 8);
+    assert.deepEqual([...third.nextPlan().groupPhysical], [0x40000, 0x80000]);
+  });
+
+  it('reads a large batch in the background, waits for it before its buffers are used again, and serves the same bytes', () => {
+    const memory = new BatchingMemory(image());
+    memory.background = true;
+    const buffers = new PrefetchBuffers();
+    const first = new PrefetchedSnapshotMemory(memory, ReadPlan.empty, buffers);
+    // 300 pieces 2 KiB apart: 300 ranges, above the background threshold.
+    const many = (m: PrefetchedSnapshotMemory) => Array.from({ length: 300 }, (_, k) => m.read(BigInt(0x1000 + k * 2048), 16));
+    const expected = many(first);
+    const second = new PrefetchedSnapshotMemory(memory, first.nextPlan(), buffers);
+    assert.equal(second.stats.background, true);
+    assert.equal(memory.started, 1);
+    assert.deepEqual(many(second), expected);
+    assert.equal(second.stats.misses, 0);
+    assert.equal(memory.finished, 0, 'still pending until the snapshot ends');
+    second.finish();
+    assert.equal(memory.finished, 1);
+    // A snapshot that ended without finish (an exception in the walk): the next one waits for its batch first.
+    const third = new PrefetchedSnapshotMemory(memory, second.nextPlan(), buffers);
+    many(third);
+    new PrefetchedSnapshotMemory(memory, third.nextPlan(), buffers);
+    assert.equal(memory.finished, 2);
   });
 
   it('stops a plan after the group that passes 64 MiB, and holds only the pieces it reads', () => {
