@@ -18,12 +18,14 @@ export const NATIVE_READER_PATH = join('native', 'build', 'guest-memory.node');
 
 /**
  * Reading in the background: start(…) returns at once while a thread reads ranges 0..count-1 in
- * order, setting ok[i] and then storing how many are done in progress[0] (shared memory: poll it
- * with Atomics.load). finish(handle) waits for the thread: 0, or the errno that refused the batch
- * as a whole (then every range is marked not read).
+ * order, chunkSize at a time. `chunks` (shared memory) holds each chunk's state: 0 not started,
+ * 1 being read, 2 read (its ok flags set). The thread claims a chunk by compare-and-swap 0 → 1;
+ * the caller may claim one the same way (Atomics.compareExchange) and read it itself, and the
+ * thread skips it. finish(handle) waits for the thread: 0, or the errno that refused the batch as
+ * a whole (then what was not read is marked so).
  */
 export interface BackgroundReader {
-  start(pid: number, addresses: Float64Array, lengths: Uint32Array, into: Buffer, offsets: Uint32Array, ok: Uint8Array, progress: Int32Array, count: number): unknown;
+  start(pid: number, addresses: Float64Array, lengths: Uint32Array, into: Buffer, offsets: Uint32Array, ok: Uint8Array, chunks: Int32Array, chunkSize: number, count: number): unknown;
   finish(handle: unknown): number;
 }
 

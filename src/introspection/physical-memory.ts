@@ -40,15 +40,21 @@ export interface BatchReadable {
   /** Why batches are not possible here, once refused as a whole: callers then read singly. */
   readonly refused?: string;
   /**
-   * Like readBatch, in the background and in order: returns at once; request i is done when
-   * progress[0] > i (then ok[i] is set). Undefined when this memory cannot read in the background.
+   * Like readBatch, in the background and in order, `chunkSize` requests at a time: returns at
+   * once. chunks[c] (shared memory) is 0 while chunk c is not started, 1 while it is read, 2 once
+   * it is (its ok flags set). Undefined when this memory cannot read in the background.
    */
-  startBatch?(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array, progress: Int32Array): PendingBatch | undefined;
+  startBatch?(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array, chunks: Int32Array, chunkSize: number): PendingBatch | undefined;
 }
 
 /** A batch being read in the background. */
 export interface PendingBatch {
-  /** Waits until it is read (every ok flag set, progress[0] = count). */
+  /**
+   * Reads requests [first, first + count) now, on the caller's thread, setting their ok flags: for
+   * a chunk the caller claimed (chunks[c] 0 → 1) rather than wait for the thread to reach it.
+   */
+  readNow(first: number, count: number): void;
+  /** Waits until every chunk is read. */
   finish(): void;
 }
 
@@ -170,11 +176,13 @@ export class BatchedFilePhysicalMemory extends FilePhysicalMemory implements Bat
     return hosts;
   }
 
-  startBatch(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array, progress: Int32Array): PendingBatch | undefined {
+  startBatch(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array, chunks: Int32Array, chunkSize: number): PendingBatch | undefined {
     const background = this.background;
     if (!background || this.refused) return undefined;
-    const handle = background.start(this.pid, this.hostAddressesOf(physicals, lengths, count), lengths, into, offsets, ok, progress, count);
+    const hosts = this.hostAddressesOf(physicals, lengths, count);
+    const handle = background.start(this.pid, hosts, lengths, into, offsets, ok, chunks, chunkSize, count);
     return {
+      readNow: (first, n) => this.readInOrder(hosts, lengths, offsets, into, ok, first, first + n),
       finish: () => {
         const errno = background.finish(handle);
         if (errno === EPERM || errno === ENOSYS) this.refused = errno === EPERM ? 'process_vm_readv: EPERM' : 'process_vm_readv: ENOSYS';
@@ -183,23 +191,27 @@ export class BatchedFilePhysicalMemory extends FilePhysicalMemory implements Bat
   }
 
   readBatch(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array): void {
-    const hosts = this.hostAddressesOf(physicals, lengths, count);
-    ok.fill(1, 0, count);
-    let first = 0;
-    while (first < count) {
+    this.readInOrder(this.hostAddressesOf(physicals, lengths, count), lengths, offsets, into, ok, 0, count);
+  }
+
+  /** Requests [from, to) at these host addresses, each marked in ok; stops batching when refused as a whole. */
+  private readInOrder(hosts: Float64Array, lengths: Uint32Array, offsets: Uint32Array, into: Buffer, ok: Uint8Array, from: number, to: number): void {
+    ok.fill(1, from, to);
+    let first = from;
+    while (first < to) {
       // The native call stops at the first range it cannot read; such a range is marked and skipped.
       let end = first;
-      while (end < count && hosts[end]! >= 0) end++;
+      while (end < to && hosts[end]! >= 0) end++;
       const done = end > first ? this.readRanges(this.pid, hosts, lengths, into, offsets, first, end - first) : first;
       if (done === -EPERM || done === -ENOSYS) {
         // Refused as a whole (a seccomp profile without process_vm_readv, a kernel without it):
         // nothing was read, and the introspector goes back to single reads.
         this.refused = done === -EPERM ? 'process_vm_readv: EPERM' : 'process_vm_readv: ENOSYS';
-        ok.fill(0, 0, count);
+        ok.fill(0, from, to);
         return;
       }
       const stop = done < 0 ? first : done;
-      if (stop >= count) break;
+      if (stop >= to) break;
       ok[stop] = 0;
       first = stop + 1;
     }

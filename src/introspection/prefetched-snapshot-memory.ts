@@ -18,10 +18,14 @@ const MAX_PLAN_PIECES = 1 << 17;
 const MAX_PLAN_BYTES = 64 << 20;
 /** Batches of at least this many ranges are read in the background (a thread costs ~30 µs). */
 const BACKGROUND_AT = 256;
-/** Polls of a background batch's progress before sleeping between them. */
+/** Ranges per chunk of a background batch: the unit the reader thread and the walk each claim. */
+const CHUNK = 32;
+/** Polls of a chunk being read before sleeping between them. */
 const SPINS_BEFORE_SLEEP = 2000;
 /** A wait this long means the reader is starved of CPU: then wait for all of it at once (a join, not a poll). */
 const MAX_POLLING_MS = 200;
+/** A background chunk's state in PrefetchBuffers.chunks (the same numbers as native/guest-memory.c). */
+const Chunk = { notStarted: 0, beingRead: 1, read: 2 } as const;
 
 /**
  * What to read first: the pieces (guest-physical address and length) one snapshot read, coalesced
@@ -134,9 +138,10 @@ export interface PrefetchStats {
   bytes: number;
   /** Time the batch took (ms): from its start until it was all read (in the background: while the walk ran). */
   batchMs: number;
-  /** Whether it was read in the background, and how long the walk waited for it (ms). */
+  /** Whether it was read in the background; how long the walk spent on chunks not read yet (ms), and how many it read itself. */
   background: boolean;
   waitMs: number;
+  chunksReadByWalk: number;
   hits: number;
   misses: number;
 }
@@ -148,8 +153,8 @@ export class PrefetchBuffers {
   used = new Uint32Array(0);
   bytes = Buffer.alloc(0);
   view = new DataView(this.bytes.buffer, this.bytes.byteOffset, 0);
-  /** Ranges done by a background batch (shared memory its thread writes). */
-  readonly progress = new Int32Array(new SharedArrayBuffer(4));
+  /** Each chunk's state in a background batch (shared memory: the reader thread and the walk claim chunks). */
+  chunks = new Int32Array(new SharedArrayBuffer(4));
   /** A batch still reading into these buffers. */
   private pending?: PendingBatch;
 
@@ -157,6 +162,8 @@ export class PrefetchBuffers {
     this.settle();
     if (this.ok.length < plan.groups) this.ok = new Uint8Array(Math.max(plan.groups, this.ok.length * 2));
     if (this.used.length < plan.pieces) this.used = new Uint32Array(Math.max(plan.pieces, this.used.length * 2));
+    const chunks = Math.ceil(plan.groups / CHUNK);
+    if (this.chunks.length < chunks) this.chunks = new Int32Array(new SharedArrayBuffer(4 * Math.max(chunks, this.chunks.length * 2)));
     if (this.bytes.length < plan.totalBytes) {
       this.bytes = Buffer.allocUnsafe(Math.max(plan.totalBytes, this.bytes.length * 2));
       this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length);
@@ -186,6 +193,10 @@ export class PrefetchedSnapshotMemory implements PhysicalMemory {
   private uses = 0;
   /** Groups known to be read (all of them unless the batch is read in the background). */
   private readUpTo: number;
+  /** The batch being read in the background. */
+  private batch?: PendingBatch;
+  /** Chunks above this one have been claimed (by the thread or the walk): where to look for one to read from the end. */
+  private lastUnclaimed?: number;
   private readonly started = performance.now();
   readonly stats: PrefetchStats;
 
@@ -196,15 +207,16 @@ export class PrefetchedSnapshotMemory implements PhysicalMemory {
   ) {
     buffers.ensure(plan);
     const { groups } = plan;
-    const batch = groups >= BACKGROUND_AT ? backing.startBatch?.(plan.groupPhysical, plan.groupLength, plan.groupOffset, groups, buffers.bytes, buffers.ok, buffers.progress) : undefined;
+    const batch = groups >= BACKGROUND_AT ? backing.startBatch?.(plan.groupPhysical, plan.groupLength, plan.groupOffset, groups, buffers.bytes, buffers.ok, buffers.chunks, CHUNK) : undefined;
     if (batch) {
       buffers.reading(batch);
+      this.batch = batch;
       this.readUpTo = 0;
     } else {
       if (groups > 0) backing.readBatch(plan.groupPhysical, plan.groupLength, plan.groupOffset, groups, buffers.bytes, buffers.ok);
       this.readUpTo = groups;
     }
-    this.stats = { pieces: plan.pieces, groups, bytes: plan.totalBytes, batchMs: batch ? 0 : performance.now() - this.started, background: batch !== undefined, waitMs: 0, hits: 0, misses: 0 };
+    this.stats = { pieces: plan.pieces, groups, bytes: plan.totalBytes, batchMs: batch ? 0 : performance.now() - this.started, background: batch !== undefined, waitMs: 0, chunksReadByWalk: 0, hits: 0, misses: 0 };
   }
 
   get ranges(): readonly PhysicalRange[] {
@@ -214,6 +226,7 @@ export class PrefetchedSnapshotMemory implements PhysicalMemory {
   /** Waits for the batch if it is still being read (before this snapshot's buffers are reused). */
   finish(): void {
     if (this.buffers.settle()) this.stats.batchMs = performance.now() - this.started;
+    this.batch = undefined;
     this.readUpTo = this.plan.groups;
   }
 
@@ -268,7 +281,7 @@ export class PrefetchedSnapshotMemory implements PhysicalMemory {
     const i = plan.index.get(physical);
     if (i === undefined) return -1;
     const g = plan.pieceGroup[i]!;
-    if (g >= this.readUpTo) this.waitFor(g);
+    if (g >= this.readUpTo && !this.isRead(g)) this.waitFor(g);
     if (buffers.ok[g] !== 1 || plan.pieceLength[i]! < length) return -1;
     this.stats.hits++;
     if (buffers.used[i] === 0) {
@@ -278,24 +291,58 @@ export class PrefetchedSnapshotMemory implements PhysicalMemory {
     return plan.pieceOffset[i]!;
   }
 
-  /** Until the background batch has read group g (polling its progress; after a while, sleeping 50 µs between polls). */
+  /**
+   * Makes sure group g of a background batch is read. The walk helps rather than waits: a chunk the
+   * thread has not started it claims and reads here and now (the thread then skips it); while the
+   * thread reads the one it needs, it reads chunks from the far end of the batch (which the thread
+   * would come to last), and only when none is left polls (after a while, 50 µs sleeps).
+   */
   private waitFor(g: number): void {
-    const started = performance.now();
-    const progress = this.buffers.progress;
-    let done = Atomics.load(progress, 0);
-    for (let spins = 0; done <= g; spins++) {
-      if (spins > SPINS_BEFORE_SLEEP) {
-        if (performance.now() - started > MAX_POLLING_MS) {
-          this.finish();
-          done = this.plan.groups;
-          break;
+    const { chunks } = this.buffers;
+    const c = Math.floor(g / CHUNK);
+    if (Atomics.load(chunks, c) !== Chunk.read) {
+      const started = performance.now();
+      if (!this.readChunkHere(c)) {
+        for (let spins = 0; Atomics.load(chunks, c) !== Chunk.read; spins++) {
+          if (this.readChunkFromTheEnd(c)) continue;
+          if (spins < SPINS_BEFORE_SLEEP) continue;
+          if (performance.now() - started > MAX_POLLING_MS) {
+            this.finish();
+            return;
+          }
+          Atomics.wait(chunks, c, Chunk.beingRead, 0.05);
         }
-        Atomics.wait(progress, 0, done, 0.05);
       }
-      done = Atomics.load(progress, 0);
+      this.stats.waitMs += performance.now() - started;
     }
-    this.readUpTo = done;
-    this.stats.waitMs += performance.now() - started;
+    // Everything below the first chunk not read yet is settled.
+    let next = Math.floor(this.readUpTo / CHUNK);
+    while (next * CHUNK < this.plan.groups && Atomics.load(chunks, next) === Chunk.read) next++;
+    if (next * CHUNK > this.readUpTo) this.readUpTo = Math.min(next * CHUNK, this.plan.groups);
+  }
+
+  /** Claims chunk c if nobody has started it and reads it on this thread; false if it was taken. */
+  private readChunkHere(c: number): boolean {
+    if (Atomics.compareExchange(this.buffers.chunks, c, Chunk.notStarted, Chunk.beingRead) !== Chunk.notStarted) return false;
+    this.batch!.readNow(c * CHUNK, Math.min(CHUNK, this.plan.groups - c * CHUNK));
+    Atomics.store(this.buffers.chunks, c, Chunk.read);
+    this.stats.chunksReadByWalk++;
+    return true;
+  }
+
+  /** Reads the last chunk nobody has started, if it lies beyond chunk `after`; false when there is none. */
+  private readChunkFromTheEnd(after: number): boolean {
+    const { chunks } = this.buffers;
+    for (let c = (this.lastUnclaimed ??= Math.ceil(this.plan.groups / CHUNK) - 1); c > after; c--) {
+      this.lastUnclaimed = c - 1;
+      if (Atomics.load(chunks, c) === Chunk.notStarted && this.readChunkHere(c)) return true;
+    }
+    return false;
+  }
+
+  /** Whether group g is read (for a locate above the settled prefix). */
+  private isRead(g: number): boolean {
+    return Atomics.load(this.buffers.chunks, Math.floor(g / CHUNK)) === Chunk.read;
   }
 
   touched(physical: bigint): boolean | undefined {

@@ -96,18 +96,21 @@ function scratchView(buf: Buffer): StructView {
   return { buf, dv: new DataView(buf.buffer, buf.byteOffset, buf.length), base: 0 };
 }
 
+/** The view of a span the batch holds at offset `at` of its buffer. */
+function viewHeld(kernel: AddressSpace, at: number, span: Span, view: StructView): true {
+  view.buf = kernel.heldBytes!;
+  view.dv = kernel.heldView!;
+  view.base = at - span.start;
+  return true;
+}
+
 /**
  * Reads a struct's span into the view: in place where the snapshot's batch already holds it (no
  * copy), else copied into the scratch buffer. False when unreadable.
  */
 function viewStruct(kernel: AddressSpace, address: bigint, span: Span, scratch: StructView, view: StructView): boolean {
   const at = kernel.locateMember(address, span.start, span.length);
-  if (at >= 0) {
-    view.buf = kernel.heldBytes!;
-    view.dv = kernel.heldView!;
-    view.base = at - span.start;
-    return true;
-  }
+  if (at >= 0) return viewHeld(kernel, at, span, view);
   view.buf = scratch.buf;
   view.dv = scratch.dv;
   view.base = 0;
@@ -232,12 +235,7 @@ function bad(ctx: WalkContext, listEntry: bigint, pid: number, why: string): und
 function viewTask(ctx: WalkContext, listEntry: bigint, view: StructView): boolean {
   const { kernel, taskSpan, tasksOffset } = ctx;
   const at = kernel.locateMember(listEntry, ctx.taskSpanFromEntry, taskSpan.length);
-  if (at >= 0) {
-    view.buf = kernel.heldBytes!;
-    view.dv = kernel.heldView!;
-    view.base = at - taskSpan.start;
-    return true;
-  }
+  if (at >= 0) return viewHeld(kernel, at, taskSpan, view);
   return viewStruct(kernel, listEntry - tasksOffset, taskSpan, ctx.task, view);
 }
 

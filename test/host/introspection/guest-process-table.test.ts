@@ -203,20 +203,25 @@ for (const variant of [
       assert.match(await guest.run(`wc -c < /proc/${long.pid}/cmdline`), new RegExp(`^\\s*${bytes.length}\\s*$`));
       await guest.run(`kill ${long.pid}`);
 
-      // Every name, as /proc/<pid>/comm shows it. A work-queue worker's name carries the work it runs
-      // now, which may change between the two reads (constantly on PREEMPT_RT): each process must
-      // match in one of the attempts.
+      // Every name, as /proc/<pid>/comm shows it, read by the guest before and after our snapshot. A
+      // work-queue worker's name carries the work it runs now, which may change between the reads
+      // (constantly on PREEMPT_RT, where a worker can alternate between two works): each process
+      // must match one of the two bracketing reads in one of the attempts.
       let mismatches: string[] = [];
       let longNames: string[] = [];
       const matchedOnce = new Set<number>();
-      for (let attempt = 0; attempt < 8; attempt++) {
+      const guestComms = async () => {
         const out = await guest.run('for p in /proc/[0-9]*; do c=$(cat $p/comm 2>/dev/null) && echo "${p#/proc/} $c"; done');
+        return new Map(out.split('\n').map((l) => /^(\d+) (.*)$/.exec(l)).filter((m) => m !== null).map((m) => [Number(m[1]), m[2]!]));
+      };
+      for (let attempt = 0; attempt < 8; attempt++) {
+        const before = await guestComms();
         const snapshot = introspector.snapshot();
-        const guestComm = new Map(out.split('\n').map((l) => /^(\d+) (.*)$/.exec(l)).filter((m) => m !== null).map((m) => [Number(m[1]), m[2]!]));
-        const ours = snapshot.processes.filter((p) => guestComm.has(p.pid));
+        const after = await guestComms();
+        const ours = snapshot.processes.filter((p) => before.has(p.pid));
         assert.ok(ours.length >= snapshot.processes.length - 3, 'most processes are in both views');
-        for (const p of ours) if (p.comm === guestComm.get(p.pid)) matchedOnce.add(p.pid);
-        mismatches = ours.filter((p) => !matchedOnce.has(p.pid)).map((p) => `${p.pid}: ours ${JSON.stringify(p.comm)} guest ${JSON.stringify(guestComm.get(p.pid))}`);
+        for (const p of ours) if (p.comm === before.get(p.pid) || p.comm === after.get(p.pid)) matchedOnce.add(p.pid);
+        mismatches = ours.filter((p) => !matchedOnce.has(p.pid)).map((p) => `${p.pid}: ours ${JSON.stringify(p.comm)} guest ${JSON.stringify(before.get(p.pid))} then ${JSON.stringify(after.get(p.pid))}`);
         longNames = ours.filter((p) => p.kernelThread && p.comm.length > 15).map((p) => p.comm);
         assert.deepEqual(snapshot.processes.filter((p) => p.commTruncated).map((p) => p.comm), []);
         if (mismatches.length === 0) break;

@@ -85,30 +85,35 @@ describe('native range reader (process_vm_readv batches)', function () {
     });
   }
 
-  it('reads in the background, in order: progress only grows, and every range is read or marked not read once it reaches the end', () => {
+  it('reads in the background chunk by chunk, marks each chunk read once its ranges are settled, and skips a chunk the caller claimed', () => {
     const background = nativeBackgroundReader()!;
     const n = 3000;
+    const chunkSize = 32;
+    const chunkCount = Math.ceil(n / chunkSize);
     const bad = [0, 1200, 2999];
     const r = request(n, bad);
     const ok = new Uint8Array(n).fill(7);
-    const progress = new Int32Array(new SharedArrayBuffer(4));
-    const handle = background.start(child.pid!, r.addresses, r.lengths, r.into, r.offsets, ok, progress, n);
-    const seen: number[] = [];
-    for (let last = -1; last < n; ) {
-      const now = Atomics.load(progress, 0);
-      if (now !== last) {
-        seen.push(now);
-        // Everything below the progress mark is settled, nothing above it is claimed.
-        for (let i = Math.max(0, last); i < now; i++) assert.notEqual(ok[i], 7, `range ${i} below the mark`);
-        last = now;
+    const chunks = new Int32Array(new SharedArrayBuffer(4 * chunkCount)).fill(2); // stale states: start resets them
+    const handle = background.start(child.pid!, r.addresses, r.lengths, r.into, r.offsets, ok, chunks, chunkSize, n);
+    // The caller claims the chunk before last (the thread is still far from it) and reads nothing there.
+    const claimed = chunkCount - 2;
+    assert.equal(Atomics.compareExchange(chunks, claimed, 0, 1), 0, 'the thread had not reached it');
+    const settled = new Set<number>();
+    while (settled.size < chunkCount - 1) {
+      for (let c = 0; c < chunkCount; c++) {
+        if (c === claimed || settled.has(c) || Atomics.load(chunks, c) !== 2) continue;
+        // A chunk marked read has every ok flag set.
+        for (let i = c * chunkSize; i < Math.min(n, (c + 1) * chunkSize); i++) assert.notEqual(ok[i], 7, `range ${i} of chunk ${c}`);
+        settled.add(c);
       }
     }
     assert.equal(background.finish(handle), 0);
-    assert.deepEqual(seen, [...seen].sort((a, b) => a - b), 'progress only grows');
-    assert.equal(seen.at(-1), n);
-    assert.deepEqual([...ok.keys()].filter((i) => ok[i] !== 1), bad);
+    assert.equal(Atomics.load(chunks, claimed), 1, 'the claimed chunk was left to the caller');
+    assert.ok(ok.subarray(claimed * chunkSize, (claimed + 1) * chunkSize).every((v) => v === 7), 'and not read');
+    const notRead = [...ok.keys()].filter((i) => ok[i] !== 1 && Math.floor(i / chunkSize) !== claimed);
+    assert.deepEqual(notRead, bad);
     for (let i = 0; i < n; i++) {
-      if (bad.includes(i)) continue;
+      if (bad.includes(i) || Math.floor(i / chunkSize) === claimed) continue;
       for (let k = 0; k < r.lengths[i]!; k += 97) assert.equal(r.into[r.offsets[i]! + k], expected(r.at[i]! + k), `range ${i} byte ${k}`);
     }
   });
@@ -116,8 +121,9 @@ describe('native range reader (process_vm_readv batches)', function () {
   it('refuses bad arguments with a TypeError instead of reading out of bounds', () => {
     const background = nativeBackgroundReader()!;
     const r = request(10);
-    const progress = new Int32Array(new SharedArrayBuffer(4));
-    assert.throws(() => background.start(child.pid!, r.addresses, r.lengths, Buffer.alloc(8), r.offsets, new Uint8Array(10), progress, 10), TypeError);
-    assert.throws(() => background.start(child.pid!, r.addresses, r.lengths, r.into, r.offsets, new Uint8Array(5), progress, 10), TypeError);
+    const chunks = new Int32Array(new SharedArrayBuffer(4));
+    assert.throws(() => background.start(child.pid!, r.addresses, r.lengths, Buffer.alloc(8), r.offsets, new Uint8Array(10), chunks, 32, 10), TypeError);
+    assert.throws(() => background.start(child.pid!, r.addresses, r.lengths, r.into, r.offsets, new Uint8Array(5), chunks, 32, 10), TypeError);
+    assert.throws(() => background.start(child.pid!, r.addresses, r.lengths, r.into, r.offsets, new Uint8Array(10), chunks, 4, 10), TypeError, 'chunks too short');
   });
 });

@@ -7,10 +7,17 @@ export class BatchingMemory extends BufferPhysicalMemory implements BatchReadabl
   batches: Array<Array<[number, number]>> = [];
   singleReads = 0;
   failAt = new Set<number>();
-  /** Offer background batches: read at once here (a test has no second thread), progress set when done. */
+  /**
+   * Offer background batches. A test has no second thread, so the pretend reader thread moves in
+   * steps: it claims chunk 0 at the start, and each time the walk reads a chunk itself (readNow) it
+   * finishes the chunk it holds and claims the next one nobody claimed; finish reads the rest.
+   * With `stalled`, it never starts (the walk then reads every chunk it needs itself).
+   */
   background = false;
+  stalled = false;
   started = 0;
   finished = 0;
+  readNow: Array<[number, number]> = [];
 
   constructor(readonly bytes: Buffer) {
     super(bytes);
@@ -25,12 +32,39 @@ export class BatchingMemory extends BufferPhysicalMemory implements BatchReadabl
     this.batches.push(batch);
   }
 
-  startBatch(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array, progress: Int32Array): PendingBatch | undefined {
+  startBatch(physicals: Float64Array, lengths: Uint32Array, offsets: Uint32Array, count: number, into: Buffer, ok: Uint8Array, chunks: Int32Array, chunkSize: number): PendingBatch | undefined {
     if (!this.background) return undefined;
     this.started++;
-    this.readBatch(physicals, lengths, offsets, count, into, ok);
-    Atomics.store(progress, 0, count);
-    return { finish: () => void this.finished++ };
+    const chunkCount = Math.ceil(count / chunkSize);
+    chunks.fill(0, 0, chunkCount);
+    const read = (first: number, n: number) => this.readBatch(physicals.subarray(first), lengths.subarray(first), offsets.subarray(first), n, into, ok.subarray(first));
+    let holding = -1;
+    /** The pretend thread: finish the chunk it holds, claim the next free one. */
+    const step = () => {
+      if (holding >= 0) {
+        read(holding * chunkSize, Math.min(chunkSize, count - holding * chunkSize));
+        Atomics.store(chunks, holding, 2);
+      }
+      holding = -1;
+      for (let c = 0; c < chunkCount; c++) {
+        if (Atomics.compareExchange(chunks, c, 0, 1) === 0) {
+          holding = c;
+          break;
+        }
+      }
+    };
+    if (!this.stalled) step();
+    return {
+      readNow: (first, n) => {
+        this.readNow.push([first, n]);
+        read(first, n);
+        if (!this.stalled) step();
+      },
+      finish: () => {
+        this.finished++;
+        do step(); while (holding >= 0);
+      },
+    };
   }
 
   override readInto(physical: bigint, into: Buffer, at: number, length: number): boolean {

@@ -18,12 +18,28 @@ const image = () => {
 /** The same reads as a walk would make: a task-sized piece, two small ones near it, one far away. */
 const walk = (m: PrefetchedSnapshotMemory) => [m.read(0x10000n, 3000), m.read(0x10c00n, 8), m.read(0x11000n, 176), m.read(0x80000n, 8)];
 
+/**
+ * A first snapshot of 300 pieces 2 KiB apart (300 ranges, above the background threshold) and a
+ * second one whose batch is read in the background by BatchingMemory's pretend thread.
+ */
+function backgroundSnapshot(o: { stalled: boolean }) {
+  const memory = new BatchingMemory(image());
+  memory.background = true;
+  memory.stalled = o.stalled;
+  const buffers = new PrefetchBuffers();
+  const first = new PrefetchedSnapshotMemory(memory, ReadPlan.empty, buffers);
+  const many = (m: PrefetchedSnapshotMemory) => Array.from({ length: 300 }, (_, k) => m.read(BigInt(0x1000 + k * 2048), 16));
+  const expected = many(first);
+  const second = new PrefetchedSnapshotMemory(memory, first.nextPlan(), buffers);
+  return { memory, buffers, many, expected, second };
+}
+
 describe('PrefetchedSnapshotMemory', () => {
   it('reads nothing ahead the first time, then everything the previous snapshot read in one batch', () => {
     const memory = new BatchingMemory(image());
     const first = new PrefetchedSnapshotMemory(memory, ReadPlan.empty);
     const bytes1 = walk(first);
-    assert.deepEqual({ ...first.stats, batchMs: 0 }, { pieces: 0, groups: 0, bytes: 0, batchMs: 0, background: false, waitMs: 0, hits: 0, misses: 4 });
+    assert.deepEqual({ ...first.stats, batchMs: 0 }, { pieces: 0, groups: 0, bytes: 0, batchMs: 0, background: false, waitMs: 0, chunksReadByWalk: 0, hits: 0, misses: 4 });
     assert.equal(memory.batches.length, 0);
     const plan = first.nextPlan();
     assert.equal(plan.pieces, 4);
@@ -112,19 +128,15 @@ describe('PrefetchedSnapshotMemory', () => {
     assert.deepEqual([...third.nextPlan().groupPhysical], [0x40000, 0x80000]);
   });
 
-  it('reads a large batch in the background, waits for it before its buffers are used again, and serves the same bytes', () => {
-    const memory = new BatchingMemory(image());
-    memory.background = true;
-    const buffers = new PrefetchBuffers();
-    const first = new PrefetchedSnapshotMemory(memory, ReadPlan.empty, buffers);
-    // 300 pieces 2 KiB apart: 300 ranges, above the background threshold.
-    const many = (m: PrefetchedSnapshotMemory) => Array.from({ length: 300 }, (_, k) => m.read(BigInt(0x1000 + k * 2048), 16));
-    const expected = many(first);
-    const second = new PrefetchedSnapshotMemory(memory, first.nextPlan(), buffers);
+  it('reads a large batch in the background; the walk reads a chunk the reader has not reached itself; waits for the reader before the buffers are used again', () => {
+    const { memory, buffers, many, expected, second } = backgroundSnapshot({ stalled: true });
     assert.equal(second.stats.background, true);
     assert.equal(memory.started, 1);
     assert.deepEqual(many(second), expected);
     assert.equal(second.stats.misses, 0);
+    // The test's reader never gets ahead: the walk claimed and read each 32-range chunk as it came to it, once.
+    assert.deepEqual(memory.readNow, Array.from({ length: 10 }, (_, c) => [c * 32, Math.min(32, 300 - c * 32)]));
+    assert.equal(second.stats.chunksReadByWalk, 10);
     assert.equal(memory.finished, 0, 'still pending until the snapshot ends');
     second.finish();
     assert.equal(memory.finished, 1);
@@ -133,6 +145,17 @@ describe('PrefetchedSnapshotMemory', () => {
     many(third);
     new PrefetchedSnapshotMemory(memory, third.nextPlan(), buffers);
     assert.equal(memory.finished, 2);
+  });
+
+  it('while the reader holds the chunk the walk needs, the walk reads chunks from the far end of the batch', () => {
+    const { memory, many, expected, second } = backgroundSnapshot({ stalled: false });
+    assert.deepEqual(many(second), expected);
+    // Ten chunks: the reader went 0, 1, 2, 3, 4 while the walk, each time it came to the chunk
+    // being read, read one from the end: 9, 8, 7, 6, 5. Nothing was read twice.
+    assert.deepEqual(memory.readNow.map(([first]) => first / 32), [9, 8, 7, 6, 5]);
+    assert.equal(second.stats.chunksReadByWalk, 5);
+    assert.equal(second.stats.misses, 0);
+    second.finish();
   });
 
   it('stops a plan after the group that passes 64 MiB, and holds only the pieces it reads', () => {
