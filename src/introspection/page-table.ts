@@ -172,21 +172,17 @@ export class AddressSpace {
   }
 
   /**
-   * Where the memory already holds these bytes (zero-copy): an offset into `heldBytes`, or -1.
-   * Virtual addresses count only in the direct map (physical = virtual - base), without a walk.
+   * Where the memory already holds `length` bytes at `offset` into a struct at this virtual address
+   * (zero-copy): an offset into `heldBytes`, or -1. Only in the direct map (physical = virtual -
+   * base), without a walk.
    */
-  locate(virtual: bigint, length: number): number {
-    return this.locateMember(virtual, 0, length);
-  }
-
-  /** locate for `length` bytes at `offset` into a struct at this direct-map address. */
   locateMember(struct: bigint, offset: number, length: number): number {
     const { linear, memory } = this;
     if (!memory.locate || !linear || struct < linear.base || struct >= this.linearEnd!) return -1;
     return memory.locate(Number(struct - linear.base) + offset, length);
   }
 
-  /** Like locate, for a guest-physical address. */
+  /** Like locateMember, for a guest-physical address. */
   locatePhysical(physical: bigint, length: number): number {
     return this.memory.locate ? this.memory.locate(Number(physical), length) : -1;
   }
@@ -199,7 +195,6 @@ export class AddressSpace {
   get heldView(): DataView | undefined {
     return this.memory.heldView;
   }
-
 
   readU64(virtual: bigint): bigint | undefined {
     return this.readInto(virtual, u64Scratch, 0, 8) ? u64Scratch.readBigUInt64LE(0) : undefined;

@@ -175,6 +175,11 @@ export class PrefetchBuffers {
     this.pending = batch;
   }
 
+  /** The batch still reading into these buffers (the current snapshot's: ensure settles any earlier one). */
+  get pendingBatch(): PendingBatch | undefined {
+    return this.pending;
+  }
+
   /** Waits for a batch still reading into these buffers; true if there was one. */
   settle(): boolean {
     const pending = this.pending;
@@ -193,8 +198,6 @@ export class PrefetchedSnapshotMemory implements PhysicalMemory {
   private uses = 0;
   /** Groups known to be read (all of them unless the batch is read in the background). */
   private readUpTo: number;
-  /** The batch being read in the background. */
-  private batch?: PendingBatch;
   /** Chunks above this one have been claimed (by the thread or the walk): where to look for one to read from the end. */
   private lastUnclaimed?: number;
   private readonly started = performance.now();
@@ -210,7 +213,6 @@ export class PrefetchedSnapshotMemory implements PhysicalMemory {
     const batch = groups >= BACKGROUND_AT ? backing.startBatch?.(plan.groupPhysical, plan.groupLength, plan.groupOffset, groups, buffers.bytes, buffers.ok, buffers.chunks, CHUNK) : undefined;
     if (batch) {
       buffers.reading(batch);
-      this.batch = batch;
       this.readUpTo = 0;
     } else {
       if (groups > 0) backing.readBatch(plan.groupPhysical, plan.groupLength, plan.groupOffset, groups, buffers.bytes, buffers.ok);
@@ -226,7 +228,6 @@ export class PrefetchedSnapshotMemory implements PhysicalMemory {
   /** Waits for the batch if it is still being read (before this snapshot's buffers are reused). */
   finish(): void {
     if (this.buffers.settle()) this.stats.batchMs = performance.now() - this.started;
-    this.batch = undefined;
     this.readUpTo = this.plan.groups;
   }
 
@@ -324,7 +325,7 @@ export class PrefetchedSnapshotMemory implements PhysicalMemory {
   /** Claims chunk c if nobody has started it and reads it on this thread; false if it was taken. */
   private readChunkHere(c: number): boolean {
     if (Atomics.compareExchange(this.buffers.chunks, c, Chunk.notStarted, Chunk.beingRead) !== Chunk.notStarted) return false;
-    this.batch!.readNow(c * CHUNK, Math.min(CHUNK, this.plan.groups - c * CHUNK));
+    this.buffers.pendingBatch!.readNow(c * CHUNK, Math.min(CHUNK, this.plan.groups - c * CHUNK));
     Atomics.store(this.buffers.chunks, c, Chunk.read);
     this.stats.chunksReadByWalk++;
     return true;

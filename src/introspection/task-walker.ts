@@ -161,10 +161,11 @@ export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask
   const task = Buffer.alloc(ts.size);
   const mm = Buffer.alloc(profile.structs.mm_struct.size);
   const cred = Buffer.alloc(profile.structs.cred.size);
+  const taskSpan = span(taskMembers);
   const ctx: WalkContext = {
     kernel, profile, options, problems,
     task: scratchView(task),
-    taskSpan: span(taskMembers),
+    taskSpan,
     taskView: scratchView(task),
     mm: scratchView(mm),
     mmSpan: span(Object.values(profile.structs.mm_struct.members)),
@@ -174,7 +175,7 @@ export function walkTasks(kernel: AddressSpace, profile: KernelProfile, initTask
     credView: scratchView(cred),
     u32: Buffer.alloc(4),
     tasksOffset: tasksOff,
-    taskSpanFromEntry: span(taskMembers).start - t.tasks.offset,
+    taskSpanFromEntry: taskSpan.start - t.tasks.offset,
     tgidOffset: BigInt(t.tgid.offset),
     tgidOffsetNumber: t.tgid.offset,
     maxCmdline: BigInt(options.maxCmdline),
