@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { AgentOptions } from 'node:https';
+import { type Cluster, KubeConfig } from '@kubernetes/client-node';
+import { Agent, type Dispatcher } from 'undici';
 import { NO_KUBECONFIG_MESSAGE, type LoadKubeConfigOptions } from './kubeconfig-sources.ts';
 import { type KubeApi, type KubeApiOptions, createKubeApi } from './rest.ts';
 
@@ -52,7 +54,24 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig 
   }
   if (options.context) kc.setCurrentContext(options.context);
   if (!kc.getCurrentCluster()) throw new Error(`Failed to load kubeconfig from ${describe()}: no current cluster`);
+  preferHttp1(kc);
   return kc;
+}
+
+/**
+ * client-node's dispatchers with undici's HTTP/2 negotiation turned off, as the light kubeconfig's
+ * (light-kubeconfig.ts says why: the leadership fence's last check must be in the same turn as the
+ * socket write). Proxies keep client-node's own dispatchers.
+ */
+function preferHttp1(kc: KubeConfig): void {
+  const original: unknown = Reflect.get(kc, 'createDispatcher');
+  if (typeof original !== 'function') return;
+  Reflect.set(kc, 'createDispatcher', (cluster: Cluster | null, agentOptions: AgentOptions): Dispatcher | undefined => {
+    const options = kc.createDispatcherOptions(cluster, agentOptions);
+    if (options.type === 'agent') return new Agent({ connect: options.connect, allowH2: false });
+    if (options.type === 'none' && cluster?.server.startsWith('https:')) return new Agent({ allowH2: false });
+    return Reflect.apply(original, kc, [cluster, agentOptions]) as Dispatcher | undefined;
+  });
 }
 
 class NoKubeConfigError extends Error {

@@ -63,6 +63,11 @@ export class LightKubeConfig implements KubeAuth {
         keepAlive: true,
         keepAliveInitialDelay: 30_000,
       },
+      // HTTP/1.1, not HTTP/2 (undici negotiates h2 by default): an HTTP/1.1 request is on the socket
+      // as soon as it is handed to the connection, right after the leadership fence's last check
+      // (fenced-dispatcher.ts). HTTP/2 queues the frames and sends them from a later turn of the
+      // event loop: a leader frozen in between sent a write on resume, after the standby took over.
+      allowH2: false,
     });
     context.setDispatcher(this.dispatcher);
   }

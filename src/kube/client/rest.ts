@@ -1,8 +1,9 @@
 // RequestContext from its own module: client-node's index would load its whole generated API.
 import { RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
 import type { KubeAuth } from './light-kubeconfig.ts';
-import { fetch, getGlobalDispatcher } from 'undici';
+import { getGlobalDispatcher, request as undiciRequest } from 'undici';
 import { fencedDispatcher } from './fenced-dispatcher.ts';
+import { STATUS_CODES } from 'node:http';
 
 /**
  * A thin JSON client for any API path, on the same auth/TLS plumbing as client-node's Watch.
@@ -88,23 +89,25 @@ export function createKubeApi(kubeConfig: KubeAuth, options: KubeApiOptions = {}
       let response;
       try {
         const via = req.mayWrite ? fencedDispatcher(dispatcher ?? getGlobalDispatcher(), req.mayWrite, () => new Error(`${req.method} ${req.path} not sent: no longer allowed to write (leadership lost)`)) : dispatcher;
-        response = await fetch(url, { method: req.method, headers, body, dispatcher: via, signal });
+        // undici's request(), not fetch(): a string body is written with the headers, in the same
+        // turn as the fence's last check; fetch streams it from a later microtask.
+        response = await undiciRequest(url, { method: req.method, headers, body, signal, ...(via ? { dispatcher: via } : {}) });
       } catch (err) {
         throwIfAborted(req, err);
         throw new KubeApiError(`${req.method} ${req.path} failed: ${describeNetworkError(err)}`, undefined, undefined, undefined, { cause: err });
       }
       let text: string;
       try {
-        text = await response.text();
+        text = await response.body.text();
       } catch (err) {
         throwIfAborted(req, err);
         throw new KubeApiError(`${req.method} ${req.path} failed reading the response: ${describeNetworkError(err)}`, undefined, undefined, undefined, { cause: err });
       }
       const parsed = parseJson(text);
-      if (!response.ok) {
+      if (response.statusCode < 200 || response.statusCode > 299) {
         const status = parsed as { message?: string; reason?: string } | undefined;
-        const detail = status?.message ?? (text.slice(0, 300) || response.statusText);
-        throw new KubeApiError(`${req.method} ${req.path} failed with ${response.status}: ${detail}`, response.status, status?.reason, parsed);
+        const detail = status?.message ?? (text.slice(0, 300) || (STATUS_CODES[response.statusCode] ?? ''));
+        throw new KubeApiError(`${req.method} ${req.path} failed with ${response.statusCode}: ${detail}`, response.statusCode, status?.reason, parsed);
       }
       return parsed as T;
     },

@@ -411,17 +411,18 @@ async function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T
 }
 
 /**
- * The client for work done on behalf of a leadership term: a request that carries an AbortSignal
- * (a reconcile's, see ReconcileContext.signal) is sent only after `elector.checkLeading()`
- * re-checked the renew deadline on the clock, so a replica resumed after a freeze aborts instead of
- * writing on a lease that another replica may hold by now, and checked again right before it is
- * written to a connection (fenced-dispatcher.ts). Requests without a signal (the caches'
- * lists and watches, the election's own Lease requests) pass unchecked.
+ * The client for work done on behalf of a leadership term: a write (POST, PUT, PATCH, DELETE) that
+ * carries an AbortSignal (a reconcile's, see ReconcileContext.signal) is sent only after
+ * `elector.checkLeading()` re-checked the renew deadline on the clock, so a replica resumed after a
+ * freeze aborts instead of writing on a lease that another replica may hold by now, and checked
+ * again right before it is written to a connection (fenced-dispatcher.ts). Reads are never fenced:
+ * a standby's caches list and watch (and stay warm for its term) while it does not lead. Writes
+ * without a signal (the election's own Lease requests) pass unchecked.
  */
 export function fenceApi(api: KubeApi, elector: Pick<LeaderElector, 'checkLeading'>): KubeApi {
   return {
     request<T>(req: ApiRequest): Promise<T> {
-      if (!req.signal) return api.request<T>(req);
+      if (!req.signal || req.method === 'GET') return api.request<T>(req);
       elector.checkLeading();
       // And once more right before it goes on the wire: the client may hold it through a freeze.
       return api.request<T>({ ...req, mayWrite: () => elector.checkLeading() });

@@ -312,7 +312,7 @@ describe('LeaderElector', () => {
     assert.equal(a.stopped, 1);
   });
 
-  it('fenceApi re-checks the renew deadline before a request that carries a signal, and leaves others alone', async () => {
+  it('fenceApi re-checks the renew deadline before a write that carries a signal, and leaves reads and others alone', async () => {
     const a = join('a');
     await flushPromises();
     const sent: ApiRequest[] = [];
@@ -331,7 +331,13 @@ describe('LeaderElector', () => {
     clock.jump(20_000);
     await assert.rejects(fenced.request({ method: 'PATCH', path: '/after-freeze', signal: term }), /refused: .*not renewed within the renew deadline/);
     await fenced.request({ method: 'GET', path: '/cache-list' });
-    assert.deepEqual(sent.map((r) => r.path), ['/before', '/cache-list']);
+    // A read with a signal (an informer's list, stopped with the caches) is not a write: a standby's
+    // caches list and watch while it does not lead.
+    const caches = new AbortController().signal;
+    await fenced.request({ method: 'GET', path: '/cache-list-with-signal', signal: caches });
+    assert.deepEqual(sent.map((r) => r.path), ['/before', '/cache-list', '/cache-list-with-signal']);
+    assert.equal(typeof sent[0]!.mayWrite, 'function', 'a write is checked once more right before it is sent');
+    assert.equal(sent[2]!.mayWrite, undefined, 'a read is not');
   });
 
   it('rejects timings that cannot work', () => {
