@@ -71,13 +71,21 @@ export function apiListWatch<T extends KubeObject>(kubeConfig: KubeAuth, api: Ku
       let continueToken: string | undefined;
       let resourceVersion = '';
       do {
-        const page = await api.request<{ items?: T[]; metadata?: { resourceVersion?: string; continue?: string } }>({
+        const page = await api.request<{ apiVersion?: string; kind?: string; items?: T[]; metadata?: { resourceVersion?: string; continue?: string } }>({
           method: 'GET',
           path: options.path,
           query: { ...selectors, limit: options.pageSize ?? 500, continue: continueToken },
           signal,
         });
-        for (const item of page.items ?? []) items.push(transform ? transform(item) : item);
+        // A list of built-in objects (SecretList, PodList ...) leaves apiVersion and kind off its
+        // items, which watch events carry: set them from the list's, so an object reads the same
+        // whether the cache got it from the list or from a watch (a desired object compared with it
+        // would otherwise differ after every restart, and be applied again for nothing).
+        const typeMeta = itemTypeMeta(page);
+        for (const item of page.items ?? []) {
+          const typed = typeMeta && (item.apiVersion === undefined || item.kind === undefined) ? ({ ...typeMeta, ...item } as T) : item;
+          items.push(transform ? transform(typed) : typed);
+        }
         continueToken = page.metadata?.continue || undefined;
         resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
       } while (continueToken);
@@ -118,4 +126,10 @@ export function apiListWatch<T extends KubeObject>(kubeConfig: KubeAuth, api: Ku
       };
     },
   };
+}
+
+/** The apiVersion and kind of a list's items, from the list's own (`SecretList` → `Secret`). */
+function itemTypeMeta(list: { apiVersion?: string; kind?: string }): { apiVersion: string; kind: string } | undefined {
+  if (!list.apiVersion || !list.kind?.endsWith('List') || list.kind === 'List') return undefined;
+  return { apiVersion: list.apiVersion, kind: list.kind.slice(0, -'List'.length) };
 }
