@@ -382,9 +382,12 @@ export class KubeVirtWorld {
       async () => {
         const pods = await core.listNamespacedPod({ namespace: KUBEVIRT_NAMESPACE, labelSelector: 'kubevirt.io=virt-handler' });
         const running = pods.items.filter((p) => p.status?.phase === 'Running' && p.status.podIP);
-        return running.length >= this.cluster.nodeNames.length || undefined;
+        if (running.length >= this.cluster.nodeNames.length) return true;
+        // What a timeout reports: where each pod stands (none yet: the DaemonSet controller has not run).
+        throw new Error(pods.items.map((p) => `${p.metadata?.name} on ${p.spec?.nodeName ?? '(unscheduled)'}: ${p.status?.phase ?? 'no phase'}${p.status?.podIP ? '' : ', no IP'}`).join('; ') || 'no virt-handler pod yet');
       },
-      { timeoutMs: 60_000, description: 'a running virt-handler pod on every node' },
+      // On a loaded machine kube-controller-manager may take a while to start its DaemonSet controller.
+      { timeoutMs: 180_000, description: 'a running virt-handler pod on every node' },
     );
   }
 

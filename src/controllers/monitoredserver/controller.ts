@@ -53,6 +53,7 @@ import { serverVmName } from '../../builders/names.ts';
 import { isUrgentStatusChange, statusEvents } from './status-events.ts';
 import { computeStatus, deletingStatus, statusEqual } from './status.ts';
 import { UnseenCreations } from './unseen-creations.ts';
+import { UnseenDeletions } from './unseen-deletions.ts';
 import { ADOPTED_VM_INDEX, adoptedVmIndex, monitoredServerKeysFor } from './watch-mapping.ts';
 
 export { isRefusedTemplate } from './planners/owned-vm.ts';
@@ -192,6 +193,8 @@ export class MonitoredServerController {
   private readonly statusCoalesceMs: number;
   /** Children created by this controller that the caches have not shown yet: not created twice. */
   private readonly unseen: UnseenCreations;
+  /** IDS VMIs this controller deleted (restarts) that its cache still shows running. */
+  private readonly unseenDeletions: UnseenDeletions;
   /** IDS-network address claims being created (reserved when planned, before the request): no two reconciles claim one address. */
   private readonly reservedClaims: UnseenCreations;
   /** How each child kind this controller creates is kept in its cache (a remembered creation is kept the same way). */
@@ -218,6 +221,7 @@ export class MonitoredServerController {
     this.notReadyRecheckMs = options.notReadyRecheckMs ?? 60_000;
     this.statusCoalesceMs = options.statusCoalesceMs ?? DEFAULT_STATUS_COALESCE_MS;
     this.unseen = new UnseenCreations({ ttlMs: UNSEEN_CREATION_TTL_MS, now: () => this.now().getTime() });
+    this.unseenDeletions = new UnseenDeletions({ ttlMs: UNSEEN_CREATION_TTL_MS, now: () => this.now().getTime() });
     this.reservedClaims = new UnseenCreations({ ttlMs: UNSEEN_CREATION_TTL_MS, now: () => this.now().getTime() });
     this.queue = this.newQueue();
     // Each cache keeps only what the controller reads (cache-transforms.ts).
@@ -295,6 +299,10 @@ export class MonitoredServerController {
     ] as Array<[string, Informer<KubeObject>[]]>) {
       const seen = (o: KubeObject) => this.unseen.seen(kind, o);
       for (const i of informers) i.addEventHandler({ onAdd: seen, onUpdate: (_old, o) => seen(o), onDelete: seen });
+    }
+    for (const i of this.virtualMachineInstances.informers) {
+      const seen = (o: KubeObject, gone = false) => this.unseenDeletions.seen(VIRTUAL_MACHINE_INSTANCE.kind, o, gone);
+      i.addEventHandler({ onAdd: (o) => seen(o), onUpdate: (_old, o) => seen(o), onDelete: (o) => seen(o, true) });
     }
     // A claim wakes its MonitoredServer (by the UID on it; by the key in its annotation, which also
     // finds a claim whose MonitoredServer is gone: reconcile sweeps it); a released one wakes those
@@ -463,6 +471,7 @@ export class MonitoredServerController {
     this.pool = undefined;
     this.queue.shutDown();
     this.unseen.clear();
+    this.unseenDeletions.clear();
     this.reservedClaims.clear();
     this.draining = this.draining.then(() => pool?.stop());
     return this.draining;
@@ -478,7 +487,8 @@ export class MonitoredServerController {
       monitoredServer: (ns, name) => this.monitoredServers.get(ns, name),
       adoptersOf: (ns, vm) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, `${ns}/${vm}`),
       virtualMachine: (ns, name) => this.unseen.read(VIRTUAL_MACHINE.kind, ns, name, this.virtualMachines.get(ns, name)),
-      virtualMachineInstance: (ns, name) => this.virtualMachineInstances.get(ns, name),
+      // An IDS VMI this controller just deleted (a restart) is read as being deleted: never deleted twice.
+      virtualMachineInstance: (ns, name) => this.unseenDeletions.read(VIRTUAL_MACHINE_INSTANCE.kind, ns, name, this.virtualMachineInstances.get(ns, name)),
       processBaseline: (name) => this.processBaselines.get(this.mapperSettings.namespace, name),
       // A key created a moment ago is read as created: never a second, different key.
       intakeKeySecret: (name) => this.unseen.read(SECRET.kind, this.mapperSettings.namespace, name, this.intakeKeySecrets.get(this.mapperSettings.namespace, name)),
@@ -665,6 +675,7 @@ export class MonitoredServerController {
     // A migration that was not created frees its slot at once.
     for (const o of outcomes.of('evacuation')) if (isMigration(o.action) && o.kind !== 'done') this.reservedMigrations.delete(migrationKey(o.action));
     this.rememberCreations(outcomes);
+    this.rememberDeletions(outcomes);
     // The term ended (lost lease): its outcomes are moot and nothing more may be written.
     ctx.signal.throwIfAborted();
     const next = computeStatus(ms, observed, outcomes, this.now(), evacuation.move, networking, snapshots);
@@ -712,6 +723,15 @@ export class MonitoredServerController {
       const { namespace = '', name = '' } = o.object.metadata ?? {};
       if (!transform || this.cachedChild(kind, namespace, name)) continue;
       this.unseen.remember(kind, transform(o.object));
+    }
+  }
+
+  /** VMIs this reconcile deleted (restarts): seen as being deleted until the cache shows it. */
+  private rememberDeletions(outcomes: Outcomes): void {
+    for (const o of outcomes.all) {
+      const a = o.action;
+      if (o.kind !== 'done' || a.type !== 'delete' || a.resource.kind !== VIRTUAL_MACHINE_INSTANCE.kind || !a.preconditionUid) continue;
+      this.unseenDeletions.remember(a.resource.kind, a.namespace, a.name, a.preconditionUid);
     }
   }
 
