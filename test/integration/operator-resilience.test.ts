@@ -245,10 +245,19 @@ describe('operator resilience (real control plane, KubeVirt’s own controllers)
       const outOfTerm = auditRequests(env.cluster.auditLogPath, { since: started, writesOnly: true }).filter(
         (e) => (e.user.username === leaderUser || e.user.username === standbyUser) && e.objectRef?.resource !== 'leases' && holderAt(terms, e.requestReceivedTimestamp) !== e.user.username,
       );
+      // What each replica logged around such a write, for the failure message.
+      const around = (p: typeof a, at: string) =>
+        readFileSync(p.process.logFile, 'utf8')
+          .split('\n')
+          .filter((l) => {
+            const t = /"timestamp":"([^"]+)"/.exec(l)?.[1];
+            return t !== undefined && Math.abs(Date.parse(t) - Date.parse(at)) <= 1500;
+          })
+          .map((l) => l.slice(0, 400));
       assert.equal(
         outOfTerm.length,
         0,
-        `writes received while the other replica held the lease (leader ${leaderUser}, standby ${standbyUser}; the standby's first write ${firstStandbyWrite}):\n${describeRequests(outOfTerm)}\nlease writes since the test began:\n${terms.filter((t) => t.at >= started.toISOString()).map((t) => `${t.at} ${t.user}`).join('\n')}`,
+        `${outOfTerm.map((e) => `old leader's log around ${e.requestReceivedTimestamp}:\n${around(leader, e.requestReceivedTimestamp).join('\n')}`).join('\n')}\nwrites received while the other replica held the lease (leader ${leaderUser}, standby ${standbyUser}; the standby's first write ${firstStandbyWrite}):\n${describeRequests(outOfTerm)}\nlease writes since the test began:\n${terms.filter((t) => t.at >= started.toISOString()).map((t) => `${t.at} ${t.user}`).join('\n')}`,
       );
       const reacquired = terms.find((t) => t.user === leaderUser && t.at > firstStandbyWrite)?.at;
       const lateWrites = auditRequests(env.cluster.auditLogPath, { username: leaderUser, since: started, writesOnly: true }).filter(

@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { AgentOptions } from 'node:https';
 import { type Cluster, KubeConfig } from '@kubernetes/client-node';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { http1Agent } from './http1-agent.ts';
 import { NO_KUBECONFIG_MESSAGE, type LoadKubeConfigOptions } from './kubeconfig-sources.ts';
 import { type KubeApi, type KubeApiOptions, createKubeApi } from './rest.ts';
 
@@ -59,17 +60,16 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig 
 }
 
 /**
- * client-node's dispatchers with undici's HTTP/2 negotiation turned off, as the light kubeconfig's
- * (light-kubeconfig.ts says why: the leadership fence's last check must be in the same turn as the
- * socket write). Proxies keep client-node's own dispatchers.
+ * client-node's dispatchers replaced by the operator's HTTP/1.1 agent, as the light kubeconfig's
+ * (http1-agent.ts says why). Proxies keep client-node's own dispatchers.
  */
 function preferHttp1(kc: KubeConfig): void {
   const original: unknown = Reflect.get(kc, 'createDispatcher');
   if (typeof original !== 'function') return;
   Reflect.set(kc, 'createDispatcher', (cluster: Cluster | null, agentOptions: AgentOptions): Dispatcher | undefined => {
     const options = kc.createDispatcherOptions(cluster, agentOptions);
-    if (options.type === 'agent') return new Agent({ connect: options.connect, allowH2: false });
-    if (options.type === 'none' && cluster?.server.startsWith('https:')) return new Agent({ allowH2: false });
+    if (options.type === 'agent') return http1Agent(options.connect);
+    if (options.type === 'none' && cluster?.server.startsWith('https:')) return http1Agent();
     return Reflect.apply(original, kc, [cluster, agentOptions]) as Dispatcher | undefined;
   });
 }

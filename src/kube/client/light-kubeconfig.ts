@@ -13,7 +13,8 @@ import { isIPv6 } from 'node:net';
 import { newClusters, newContexts, newUsers, type Cluster, type Context, type User } from '@kubernetes/client-node/dist/config_types.js';
 import type { RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
+import { http1Agent } from './http1-agent.ts';
 import { parse } from 'yaml';
 import { NO_KUBECONFIG_MESSAGE, type LoadKubeConfigOptions } from './kubeconfig-sources.ts';
 
@@ -52,22 +53,16 @@ export class LightKubeConfig implements KubeAuth {
       if (!cluster.skipTLSVerify) throw new Error('HTTP protocol is not allowed when skipTLSVerify is not set or false');
       return;
     }
-    this.dispatcher ??= new Agent({
-      connect: {
-        ...fileOrData('ca', cluster.caFile, cluster.caData),
-        ...fileOrData('cert', user.certFile, user.certData),
-        ...fileOrData('key', user.keyFile, user.keyData),
-        ...(cluster.skipTLSVerify ? { rejectUnauthorized: false } : {}),
-        ...(cluster.tlsServerName ? { servername: cluster.tlsServerName } : {}),
-        // As client-node and client-go: a keep-alive probe before cloud load balancers' idle timeouts.
-        keepAlive: true,
-        keepAliveInitialDelay: 30_000,
-      },
-      // HTTP/1.1, not HTTP/2 (undici negotiates h2 by default): an HTTP/1.1 request is on the socket
-      // as soon as it is handed to the connection, right after the leadership fence's last check
-      // (fenced-dispatcher.ts). HTTP/2 queues the frames and sends them from a later turn of the
-      // event loop: a leader frozen in between sent a write on resume, after the standby took over.
-      allowH2: false,
+    // HTTP/1.1: see http1-agent.ts.
+    this.dispatcher ??= http1Agent({
+      ...fileOrData('ca', cluster.caFile, cluster.caData),
+      ...fileOrData('cert', user.certFile, user.certData),
+      ...fileOrData('key', user.keyFile, user.keyData),
+      ...(cluster.skipTLSVerify ? { rejectUnauthorized: false } : {}),
+      ...(cluster.tlsServerName ? { servername: cluster.tlsServerName } : {}),
+      // As client-node and client-go: a keep-alive probe before cloud load balancers' idle timeouts.
+      keepAlive: true,
+      keepAliveInitialDelay: 30_000,
     });
     context.setDispatcher(this.dispatcher);
   }
