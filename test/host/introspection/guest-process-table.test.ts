@@ -351,7 +351,9 @@ for (const variant of [
       for (let i = 0; i < count; i++) assert.ok(batched.readInto(BigInt(physicals[i]!), viaPread, offsets[i]!, lengths[i]!));
       assert.ok(viaBatch.equals(viaPread), 'process_vm_readv and pread read the same bytes');
 
-      const stable = byPid(introspector.snapshot().processes.filter((p) => !p.kernelThread).map(asPsRow));
+      // Processes that stay: not kernel threads, and not exiting (a zombie, or one whose mm is gone
+      // already, shown as "[comm]") that the guest reaps any moment.
+      const stable = byPid(introspector.snapshot().processes.filter((p) => !p.kernelThread && p.state !== 'Z' && p.state !== 'X' && !p.args.startsWith('[')).map(asPsRow));
       // 400 short-lived processes, then the loop ends by itself (a busy guest under TCG answers its console slowly).
       await guest.run('(i=0; while [ $i -lt 400 ]; do sh -c "exit 0"; sleep 0 & i=$((i+1)); done; wait) >/dev/null 2>&1 & echo $! > /tmp/churn');
       try {
