@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
 import { OperatorTestEnv, useOperatorEnv, MS, VM, VMI } from '../../testenv/operator/operator-env.ts';
+import { reconcilesEndedWell } from '../../testenv/operator/operator-process.ts';
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
 import { auditRequests, describeRequests } from '../../testenv/cluster/audit-log.ts';
 import { waitFor } from '../../testenv/wait.ts';
@@ -242,10 +243,7 @@ describe('MonitoredServer operator (real control plane, KubeVirt’s own control
     await env.mergePatch(MS, NS, 'mover', { metadata: { annotations: { 'example.com/touched': 'yes' } } });
     // Let the operator see it: its metric of reconciles grows.
     // Reconciles that ended well: a Ready MonitoredServer comes back at the next intake token rotation (requeue_after).
-    const reconciles = async () => {
-      const text = await world.operator().metrics();
-      return ['success', 'requeue_after'].reduce((n, result) => n + Number(new RegExp(`controller_runtime_reconcile_total\\{controller="monitoredserver",result="${result}"\\} (\\d+)`).exec(text)?.[1] ?? 0), 0);
-    };
+    const reconciles = () => reconcilesEndedWell(world.operator());
     const before = await reconciles();
     await env.mergePatch(MS, NS, 'mover', { metadata: { annotations: { 'example.com/touched': 'again' } } });
     await waitFor(async () => (await reconciles()) > before || undefined, { timeoutMs: 30_000, description: 'a reconcile of the touched object' });

@@ -2,7 +2,7 @@
 // waiting for the lease, and a kube-apiserver restart.
 import assert from 'node:assert/strict';
 import { OperatorTestEnv, MS, VM, VMI } from '../../testenv/operator/operator-env.ts';
-import { startOperatorProcess } from '../../testenv/operator/operator-process.ts';
+import { reconcilesEndedWell, startOperatorProcess } from '../../testenv/operator/operator-process.ts';
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
 import { auditRequests, describeRequests } from '../../testenv/cluster/audit-log.ts';
 import { waitFor } from '../../testenv/wait.ts';
@@ -116,10 +116,7 @@ describe('operator resilience (real control plane, KubeVirt’s own controllers)
     try {
       // Its first term reconciles every MonitoredServer once (the caches list every child then,
       // watches only later): each reconcile must find nothing to do.
-      const reconciles = async () => {
-        const text = await operator.metrics();
-        return ['success', 'requeue_after'].reduce((n, result) => n + Number(new RegExp(`controller_runtime_reconcile_total\\{controller="monitoredserver",result="${result}"\\} (\\d+)`).exec(text)?.[1] ?? 0), 0);
-      };
+      const reconciles = () => reconcilesEndedWell(operator);
       await waitFor(async () => ((await reconciles()) >= 47 ? true : undefined), { timeoutMs: 90_000, intervalMs: 250, description: 'every MonitoredServer reconciled by the new process' });
       const writes = () =>
         auditRequests(env.cluster.auditLogPath, { username: env.cluster.users.operator.name, since, writesOnly: true }).filter((e) => e.objectRef?.resource !== 'leases');
@@ -245,7 +242,7 @@ describe('operator resilience (real control plane, KubeVirt’s own controllers)
       const outOfTerm = auditRequests(env.cluster.auditLogPath, { since: started, writesOnly: true }).filter(
         (e) => (e.user.username === leaderUser || e.user.username === standbyUser) && e.objectRef?.resource !== 'leases' && holderAt(terms, e.requestReceivedTimestamp) !== e.user.username,
       );
-      // What each replica logged around such a write, for the failure message.
+      // What the old leader logged around such a write, for the failure message.
       const around = (p: typeof a, at: string) =>
         readFileSync(p.process.logFile, 'utf8')
           .split('\n')

@@ -39,6 +39,12 @@ export interface OperatorProcess {
 
 let counter = 0;
 
+/** Reconciles of MonitoredServers the operator process finished well (success or requeue_after), by its metrics. */
+export async function reconcilesEndedWell(operator: Pick<OperatorProcess, 'metrics'>): Promise<number> {
+  const text = await operator.metrics();
+  return ['success', 'requeue_after'].reduce((n, result) => n + Number(new RegExp(`controller_runtime_reconcile_total\\{controller="monitoredserver",result="${result}"\\} (\\d+)`).exec(text)?.[1] ?? 0), 0);
+}
+
 /** The Node.js options the chart gives the operator (values.yaml `nodeOptions`): measured as it runs. */
 export function chartNodeOptions(): string[] {
   const values = parse(readFileSync(join(REPO_ROOT, 'helm', 'hyperspector', 'values.yaml'), 'utf8')) as { nodeOptions?: string };

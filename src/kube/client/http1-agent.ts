@@ -7,5 +7,6 @@
 import { Agent, type buildConnector } from 'undici';
 
 export function http1Agent(connect: buildConnector.BuildOptions = {}): Agent {
-  return new Agent({ connect: { ...connect, allowH2: false }, allowH2: false });
+  // The client gives allowH2 to the connector it builds from `connect` (no h2 offered in ALPN).
+  return new Agent({ connect, allowH2: false });
 }
