@@ -169,7 +169,18 @@ try {
   log(`applying ${N} MonitoredServers`);
   const t0 = new Date();
   await inBatches([...Array(N).keys()], 25, (i) => env.createMonitoredServer(monitoredServer(`s-${i}`, ns)));
-  await waitFor(async () => ((await countConverged(env, ns)) === N ? true : undefined), { timeoutMs: 3_600_000, intervalMs: 1000, description: `${N} Ready` });
+  let lastProgress = Date.now();
+  await waitFor(
+    async () => {
+      const converged = await countConverged(env, ns);
+      if (Date.now() - lastProgress >= 30_000) {
+        lastProgress = Date.now();
+        log(`  after ${((Date.now() - t0.getTime()) / 1000).toFixed(0)} s: ${converged} of ${N} converged; operator peak RSS ${peakRssMiB(operator.pid)} MiB; load average ${loadavg()[0]?.toFixed(1)}`);
+      }
+      return converged === N ? true : undefined;
+    },
+    { timeoutMs: 3_600_000, intervalMs: 1000, description: `${N} Ready` },
+  );
   const t1 = new Date();
   const loadAtConvergence = loadavg().map((l) => Number(l.toFixed(1)));
   const eventsByReason = await eventsPerServerByReason(env, ns, N);
@@ -231,7 +242,7 @@ try {
         const selector = ids.spec.template?.spec?.nodeSelector as Record<string, string> | undefined;
         if (selector) delete selector[HOSTNAME_LABEL];
         void api.request({ method: 'POST', path: `/apis/kubevirt.io/v1/namespaces/${floorNs}/virtualmachines`, body: ids }).catch(floorFailed);
-        const mapper = buildProcessMapperPod(ms, { nodeName: vmi.status.nodeName, name, uid: vmi.metadata.uid ?? '', launcherPodUid: '', nodeUid: '' }, { image: 'hyperspector/operator:bench', defaultKernelProfilesConfigMap: 'profiles', namespace: 'hyperspector-system', serviceAccountName: 'hyperspector-process-mapper' });
+        const mapper = buildProcessMapperPod(ms, { nodeName: vmi.status.nodeName, name, uid: vmi.metadata.uid ?? '', launcherPodUid: '', nodeUid: '' }, { image: 'hyperspector/operator:bench', defaultKernelProfilesConfigMap: 'profiles', namespace: 'hyperspector-system', serviceAccountName: 'hyperspector-process-mapper', serviceName: 'hyperspector-process-mappers' });
         const { ownerReferences: _drop, ...mapperMeta } = mapper.metadata;
         // The mapper runs in the operator's namespace, as the operator's are (its RBAC allows pods only there).
         void api.request({ method: 'POST', path: `/api/v1/namespaces/${mapperMeta.namespace}/pods`, body: { ...mapper, metadata: mapperMeta } }).catch(floorFailed);
@@ -246,7 +257,16 @@ try {
     pending.set(server.metadata.name ?? '', ms);
     await api.request({ method: 'POST', path: `/apis/kubevirt.io/v1/namespaces/${floorNs}/virtualmachines`, body: server });
   });
-  await Promise.race([floorFailure, waitFor(() => (done.size === N ? true : undefined), { timeoutMs: 3_600_000, intervalMs: 500, description: `floor: ${N} IDS VMIs Running` })]);
+  await Promise.race([floorFailure, waitFor(
+    () => {
+      if (Date.now() - lastProgress >= 30_000) {
+        lastProgress = Date.now();
+        log(`  floor after ${((Date.now() - f0.getTime()) / 1000).toFixed(0)} s: ${done.size} of ${N} IDS VMIs Running; load average ${loadavg()[0]?.toFixed(1)}`);
+      }
+      return done.size === N ? true : undefined;
+    },
+    { timeoutMs: 3_600_000, intervalMs: 500, description: `floor: ${N} IDS VMIs Running` },
+  )]);
   const f1 = new Date();
   watch.abort();
   const floorRequests = auditRequests(env.cluster.auditLogPath, { username: floorUser, since: f0, until: f1 });

@@ -25,6 +25,8 @@ export interface OperatorConfig {
   /** Namespace of the process-mapper pods (the operator's own; the only one that must allow privileged pods). */
   processMapperNamespace: string;
   processMapperServiceAccount: string;
+  /** The headless Service (installed by the chart) that gives each process mapper a DNS name for its IDS VM. */
+  processMapperService: string;
   /** Namespace of the KubeVirt CR (its feature gates decide how disks are hot-plugged). */
   kubevirtNamespace: string;
   /** Providers of the mirror and of the IDS network, and their settings (builders/networking.ts). */
@@ -99,6 +101,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     .option('--kernel-profiles-configmap <name>', 'ConfigMap of kernel profiles used when a MonitoredServer names none', env.KERNEL_PROFILES_CONFIGMAP ?? 'hyperspector-kernel-profiles')
     .option('--process-mapper-namespace <ns>', 'namespace of the process-mapper pods: the operator\'s own (env POD_NAMESPACE); it alone must allow privileged pods', env.POD_NAMESPACE || 'hyperspector-system')
     .option('--process-mapper-service-account <name>', 'ServiceAccount of the process-mapper pods (Events and status.alerts of MonitoredServers only)', env.PROCESS_MAPPER_SERVICE_ACCOUNT || 'hyperspector-process-mapper')
+    .option('--process-mapper-service <name>', 'headless Service (in the process mappers\' namespace) that gives each process mapper the DNS name its IDS VM posts alerts to', env.PROCESS_MAPPER_SERVICE || 'hyperspector-process-mappers')
     .option('--kubevirt-namespace <ns>', 'namespace of the KubeVirt CR, read for its hotplug feature gates', env.KUBEVIRT_NAMESPACE || 'kubevirt')
     .option('--mirroring-provider <name>', `who mirrors the server's traffic: ${MIRRORING_PROVIDERS.join(' or ')}`, oneOf('--mirroring-provider', MIRRORING_PROVIDERS), (env.MIRRORING_PROVIDER as MirroringProvider | undefined) ?? DEFAULT_NETWORKING.mirroring)
     .option('--ids-network <name>', `the IDS-only network's provider: ${IDS_NETWORK_PROVIDERS.join(' or ')}`, oneOf('--ids-network', IDS_NETWORK_PROVIDERS), (env.IDS_NETWORK as IdsNetworkProvider | undefined) ?? DEFAULT_NETWORKING.idsNetwork)
@@ -132,6 +135,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     kernelProfilesConfigmap: string;
     processMapperNamespace: string;
     processMapperServiceAccount: string;
+    processMapperService: string;
     kubevirtNamespace: string;
     mirroringProvider: MirroringProvider;
     idsNetwork: IdsNetworkProvider;
@@ -174,6 +178,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     kernelProfilesConfigMap: o.kernelProfilesConfigmap,
     processMapperNamespace: o.processMapperNamespace,
     processMapperServiceAccount: o.processMapperServiceAccount,
+    processMapperService: o.processMapperService,
     kubevirtNamespace: o.kubevirtNamespace,
     networking: {
       mirroring: o.mirroringProvider,

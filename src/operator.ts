@@ -53,6 +53,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger = cre
       defaultKernelProfilesConfigMap: config.kernelProfilesConfigMap,
       namespace: config.processMapperNamespace,
       serviceAccountName: config.processMapperServiceAccount,
+      serviceName: config.processMapperService,
       idsCredentialRotationMs: config.idsCredentialRotationMs,
     },
     kubevirtNamespace: config.kubevirtNamespace,

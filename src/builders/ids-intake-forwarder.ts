@@ -70,7 +70,7 @@ case "\${1:-}" in
       esac
     done ;;
   mount-proc)
-    # The kernel's 9P client takes an address, not a name: resolve the intake Service's name first.
+    # The kernel's 9P client takes an address, not a name: resolve the mapper's DNS name first.
     dir=\${2:-$VIEW}
     host=$(url | sed -e 's#^[a-z]*://##' -e 's#[:/].*##')
     case "$host" in

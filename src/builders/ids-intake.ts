@@ -8,14 +8,16 @@
 //   each rotation epoch. The IDS VM has it as a disk (serial hs-intake): a Secret's content is not
 //   part of the VM spec, so a new token never restarts the IDS VM; a new VMI starts with the
 //   current token and a running guest renews over the intake itself. The server VM never has it;
-// - a Service per process mapper in the operator's namespace (its pod IP changes; the Service's
-//   DNS name does not), the URL the guest posts to.
+// - no object of its own for the URL the guest posts to: the process mapper has a hostname and the
+//   chart's headless Service as its subdomain, so <hostname>.<service>.<namespace>.svc names it
+//   whichever pod runs (its IP changes on replacement, the name does not). Older versions made a
+//   Service per MonitoredServer; the planner deletes those it finds.
 import { createHash } from 'node:crypto';
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
-import type { KubeObject, ObjectMeta, Secret } from '../kube/client/objects.ts';
+import type { ObjectMeta, Secret } from '../kube/client/objects.ts';
 import { currentIntakeToken, nextEpochStart, rotationEpoch } from '../sidecar/intake-credential.ts';
 import { FORWARDER_SCRIPT } from './ids-intake-forwarder.ts';
-import { LABEL_MONITORED_SERVER_NAMESPACE, ownerReference, processMapperLabels, roleLabels } from './names.ts';
+import { LABEL_MONITORED_SERVER_NAMESPACE, ownerReference, processMapperHostname, roleLabels } from './names.ts';
 import { PROCESS_MAPPER_PORT, PROCESS_VIEW_PORT } from './process-mapper-pod.ts';
 
 export const INTAKE_KEY_FIELD = 'key';
@@ -23,7 +25,7 @@ export const INTAKE_KEY_FIELD = 'key';
 export const INTAKE_VOLUME = 'hyperspector-intake';
 export const INTAKE_DISK_SERIAL = 'hs-intake';
 
-/** The intake's names: the key Secret (operator's namespace), the token Secret (tenant's), the Service. */
+/** The intake's names: the key Secret (operator's namespace), the token Secret (tenant's). */
 export function intakeKeySecretName(ms: MonitoredServer): string {
   const ns = ms.metadata.namespace ?? '';
   const name = ms.metadata.name ?? '';
@@ -35,13 +37,9 @@ export function intakeTokenSecretName(ms: MonitoredServer): string {
   return `${ms.metadata.name}-ids-intake`;
 }
 
-/** A DNS-1035 label of at most 63 characters: `hs-intake-` + 20 hex of SHA-256 over namespace/name. */
-export function intakeServiceName(ms: MonitoredServer): string {
-  return `hs-intake-${createHash('sha256').update(`${ms.metadata.namespace}/${ms.metadata.name}`).digest('hex').slice(0, 20)}`;
-}
-
-export function intakeUrl(ms: MonitoredServer, operatorNamespace: string): string {
-  return `http://${intakeServiceName(ms)}.${operatorNamespace}.svc:${PROCESS_MAPPER_PORT}`;
+/** The process mapper's DNS name through the headless Service `service` of the operator's namespace. */
+export function intakeUrl(ms: MonitoredServer, operatorNamespace: string, service: string): string {
+  return `http://${processMapperHostname(ms)}.${service}.${operatorNamespace}.svc:${PROCESS_MAPPER_PORT}`;
 }
 
 /** The alert intake lives in the process mapper: it is there while process mapping is enabled. */
@@ -49,7 +47,7 @@ export function intakeEnabled(ms: MonitoredServer): boolean {
   return ms.spec.processMapping?.enabled !== false;
 }
 
-function operatorNamespaceLabels(ms: MonitoredServer, role: 'ids-intake-key' | 'ids-intake'): Record<string, string> {
+function operatorNamespaceLabels(ms: MonitoredServer, role: 'ids-intake-key'): Record<string, string> {
   return { ...roleLabels(ms, role), [LABEL_MONITORED_SERVER_NAMESPACE]: ms.metadata.namespace ?? '' };
 }
 
@@ -69,6 +67,8 @@ export function buildIntakeKeySecret(ms: MonitoredServer, operatorNamespace: str
 
 export interface IntakeTokenSettings {
   operatorNamespace: string;
+  /** The chart's headless Service selecting the process mappers. */
+  mapperService: string;
   rotationMs: number;
 }
 
@@ -78,9 +78,9 @@ export function buildIntakeTokenSecret(ms: MonitoredServer, key: Buffer, nowMs: 
   const data: Record<string, string> = {
     token: currentIntakeToken(key, subject, nowMs, settings.rotationMs),
     epoch: String(rotationEpoch(nowMs, settings.rotationMs)),
-    url: intakeUrl(ms, settings.operatorNamespace),
+    url: intakeUrl(ms, settings.operatorNamespace, settings.mapperService),
     'renew-seconds': String(Math.max(1, Math.floor(settings.rotationMs / 2000))),
-    // The read-only 9P process view on the same Service (hyperspector-intake mount-proc).
+    // The read-only 9P process view at the same name (hyperspector-intake mount-proc).
     'procfs-port': String(PROCESS_VIEW_PORT),
     'hyperspector-intake': FORWARDER_SCRIPT,
   };
@@ -96,23 +96,6 @@ export function buildIntakeTokenSecret(ms: MonitoredServer, key: Buffer, nowMs: 
 /** When the token Secret must be rewritten next: the start of the next epoch. */
 export function intakeRecheckMs(nowMs: number, rotationMs: number): number {
   return Math.max(1, nextEpochStart(nowMs, rotationMs) - nowMs);
-}
-
-/** The Service in front of the process-mapper pod: the guest's URL survives a pod replacement. */
-export function buildIntakeService(ms: MonitoredServer, operatorNamespace: string): KubeObject & { spec: unknown } {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name: intakeServiceName(ms), namespace: operatorNamespace, labels: operatorNamespaceLabels(ms, 'ids-intake') },
-    spec: {
-      type: 'ClusterIP',
-      selector: processMapperLabels(ms),
-      ports: [
-        { name: 'intake', port: PROCESS_MAPPER_PORT, targetPort: PROCESS_MAPPER_PORT, protocol: 'TCP' },
-        { name: 'procfs', port: PROCESS_VIEW_PORT, targetPort: PROCESS_VIEW_PORT, protocol: 'TCP' },
-      ],
-    },
-  };
 }
 
 /** The VMI spec with the intake Secret as a disk (serial hs-intake), once. */

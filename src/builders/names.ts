@@ -59,6 +59,15 @@ export function processMapperPodName(ms: MonitoredServer): string {
   return operatorNamespaceName(ms, 'process-mapper');
 }
 
+/**
+ * The process mapper's hostname, a DNS label of at most 63 characters: `hs-intake-` + 20 hex of
+ * SHA-256 over namespace/name. With the headless Service as its subdomain it is the DNS name the IDS
+ * VM's forwarder posts to (builders/ids-intake.ts).
+ */
+export function processMapperHostname(ms: MonitoredServer): string {
+  return `hs-intake-${createHash('sha256').update(`${ms.metadata.namespace}/${ms.metadata.name}`).digest('hex').slice(0, 20)}`;
+}
+
 /** The ConfigMap (operator's namespace) holding the process baseline the mapper learned for this MonitoredServer. */
 export function processBaselineName(ms: MonitoredServer): string {
   return operatorNamespaceName(ms, 'process-baseline');

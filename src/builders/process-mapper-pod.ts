@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import { HOSTNAME_LABEL } from './ids-vm.ts';
-import { ANNOTATION_RELEARN_BASELINE, processBaselineName, processMapperLabels, processMapperPodName } from './names.ts';
+import { ANNOTATION_RELEARN_BASELINE, processBaselineName, processMapperHostname, processMapperLabels, processMapperPodName } from './names.ts';
 import type { V1PodSpec } from '@kubernetes/client-node';
 import { DEFAULT_ROTATION_MS } from '../sidecar/intake-credential.ts';
 import { INTAKE_KEY_FIELD, intakeEnabled, intakeKeySecretName } from './ids-intake.ts';
@@ -33,6 +33,12 @@ export interface ProcessMapperSettings {
   namespace: string;
   /** ServiceAccount of the pods (Events and status.alerts of MonitoredServers, nothing else). */
   serviceAccountName: string;
+  /**
+   * The headless Service (the chart's) selecting every process mapper: a pod with a hostname and
+   * this subdomain has the DNS name <hostname>.<service>.<namespace>.svc, the URL its IDS VM posts
+   * alerts to; it survives the pod's replacement, and costs no object per MonitoredServer.
+   */
+  serviceName: string;
   /** Rotation period of the IDS VM's intake token (default 24 h). */
   idsCredentialRotationMs?: number;
 }
@@ -68,6 +74,9 @@ export function buildProcessMapperPod(ms: MonitoredServer, vmi: ServerVmiRef, se
     nodeSelector: { [HOSTNAME_LABEL]: vmi.nodeName },
     hostPID: true,
     serviceAccountName: settings.serviceAccountName,
+    // <hostname>.<service>.<namespace>.svc: the IDS VM's intake URL (the chart's headless Service).
+    hostname: processMapperHostname(ms),
+    subdomain: settings.serviceName,
     // The token posts alerts: Warning Events and status.alerts of this MonitoredServer.
     automountServiceAccountToken: true,
     enableServiceLinks: false,

@@ -16,7 +16,8 @@ import * as k8s from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import type { MonitoredServer } from '../../src/api/v1alpha1/monitoredserver-types.ts';
 import { buildDiskInspectionCloudInit, diskSerialForVolume, mergeDiskInspectionUserData, MOUNT_SCRIPT_PATH } from '../../src/builders/disk-inspection-cloud-init.ts';
-import { intakeKeySecretName, intakeServiceName } from '../../src/builders/ids-intake.ts';
+import { intakeKeySecretName } from '../../src/builders/ids-intake.ts';
+import { processMapperHostname } from '../../src/builders/names.ts';
 import { ALERT_FIELD_MANAGER } from '../../src/sidecar/alert-reporter.ts';
 import { deriveIntakeToken, rotationEpoch } from '../../src/sidecar/intake-credential.ts';
 import { auditRequests } from '../../testenv/cluster/audit-log.ts';
@@ -92,17 +93,25 @@ describe('IDS VM alert intake (real control plane, operator, real sidecar proces
   };
   const alertsStatus = async () => ((await env.get(MS, NS, 'web-1')) as unknown as MonitoredServer | undefined)?.status?.alerts;
 
-  it('the operator makes the key, the token Secret (an IDS VM disk) and the Service; the sidecar takes only this MonitoredServer’s current or previous token', async function () {
+  it('the operator makes the key and the token Secret (an IDS VM disk), names the mapper by its pod’s DNS name and deletes an older version’s Service; the sidecar takes only this MonitoredServer’s current or previous token', async function () {
+    // What an older version left in front of the mapper pod: a Service per MonitoredServer (upgrade).
+    const legacyName = processMapperHostname(monitoredServer('web-1', NS));
+    const legacyLabels = { 'hyperspector.io/monitored-server': 'web-1', 'hyperspector.io/role': 'ids-intake', 'app.kubernetes.io/managed-by': 'hyperspector', 'hyperspector.io/monitored-server-namespace': NS };
+    await core().createNamespacedService({ namespace: OPNS, body: { metadata: { name: legacyName, labels: legacyLabels }, spec: { selector: { 'hyperspector.io/role': 'process-mapper' }, ports: [{ name: 'intake', port: 9464 }] } } });
     await env.createMonitoredServer(monitoredServer('web-1', NS, { server: { template: vmTemplate({ app: 'web-1' }), deletionPolicy: 'Delete' }, response: { onAlert: 'Pause' } }));
     await env.waitForCondition(NS, 'web-1', 'Ready', 'True', 'Monitoring', 180_000);
     const ms = (await env.get(MS, NS, 'web-1')) as unknown as MonitoredServer;
     const keySecret = await core().readNamespacedSecret({ namespace: OPNS, name: intakeKeySecretName(ms) });
     assert.equal(keySecret.metadata?.labels?.['hyperspector.io/role'], 'ids-intake-key');
     key = Buffer.from(Buffer.from(keySecret.data!.key!, 'base64').toString('utf8'), 'base64');
-    const service = await core().readNamespacedService({ namespace: OPNS, name: intakeServiceName(ms) });
-    assert.deepEqual(service.spec?.selector, { 'hyperspector.io/monitored-server': 'web-1', 'hyperspector.io/role': 'process-mapper', 'app.kubernetes.io/managed-by': 'hyperspector', 'hyperspector.io/monitored-server-namespace': NS });
+    // No Service per MonitoredServer: the older version's is gone, and none is made.
+    await waitFor(async () => ((await core().listNamespacedService({ namespace: OPNS, labelSelector: 'hyperspector.io/role=ids-intake' })).items.length === 0 ? true : undefined), { timeoutMs: 30_000, description: `the older version's Service ${OPNS}/${legacyName} to be deleted` });
     const secret = await tokenSecret();
-    assert.equal(secret.url, `http://${intakeServiceName(ms)}.${OPNS}.svc:9464`);
+    // The mapper pod's DNS name: its hostname under the chart's headless Service (subdomain).
+    assert.equal(secret.url, `http://${processMapperHostname(ms)}.hyperspector-process-mappers.${OPNS}.svc:9464`);
+    const mapperPod = (await core().listNamespacedPod({ namespace: OPNS, labelSelector: 'hyperspector.io/role=process-mapper' })).items[0];
+    assert.equal(mapperPod?.spec?.hostname, processMapperHostname(ms));
+    assert.equal(mapperPod?.spec?.subdomain, 'hyperspector-process-mappers');
     assert.equal(secret.renewSeconds, '10');
     assert.match(secret.token, /^hsi1\.\d+\./);
     // The IDS VM has the token Secret as a disk; the server VM has nothing of it.
@@ -195,7 +204,7 @@ describe('IDS VM alert intake (real control plane, operator, real sidecar proces
       const dir = join(work, shell.join('-'));
       const conf = join(dir, 'conf');
       mkdirSync(conf, { recursive: true });
-      writeFileSync(join(conf, 'url'), sidecar!.url); // the Service's DNS name in a guest
+      writeFileSync(join(conf, 'url'), sidecar!.url); // the mapper's DNS name in a guest
       writeFileSync(join(conf, 'token'), secret.token);
       writeFileSync(join(conf, 'hyperspector-intake'), secret.forwarder);
       chmodSync(join(conf, 'hyperspector-intake'), 0o755);

@@ -94,3 +94,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- include "hyperspector.image" . -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The process mappers' headless Service: a DNS label (at most 63 characters), the subdomain of each
+process-mapper pod.
+*/}}
+{{- define "hyperspector.processMapperService" -}}
+{{- printf "%s-process-mappers" (include "hyperspector.fullname" . | trunc 47 | trimSuffix "-") -}}
+{{- end }}

@@ -72,6 +72,7 @@ export const DEFAULT_PROCESS_MAPPER: ProcessMapperSettings = {
   defaultKernelProfilesConfigMap: 'hyperspector-kernel-profiles',
   namespace: 'hyperspector-system',
   serviceAccountName: 'hyperspector-process-mapper',
+  serviceName: 'hyperspector-process-mappers',
 };
 
 export interface ControllerOptions {
@@ -584,7 +585,7 @@ export class MonitoredServerController {
   }
 
   private get intakeSettings() {
-    return { operatorNamespace: this.mapperSettings.namespace, rotationMs: this.mapperSettings.idsCredentialRotationMs ?? DEFAULT_ROTATION_MS, newKey: () => randomBytes(32) };
+    return { operatorNamespace: this.mapperSettings.namespace, mapperService: this.mapperSettings.serviceName, rotationMs: this.mapperSettings.idsCredentialRotationMs ?? DEFAULT_ROTATION_MS, newKey: () => randomBytes(32) };
   }
 
   /** What a deleted MonitoredServer left in the operator's namespace: its process-mapper pod and its stored baseline. */

@@ -2,14 +2,14 @@
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { claimNameOf } from '../../builders/disk-inspection.ts';
 import type { VolumeSnapshot } from '../../builders/disk-snapshot.ts';
-import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, LABEL_MONITORED_SERVER_NAMESPACE, processBaselineName, processMapperPodName, serverVmName } from '../../builders/names.ts';
+import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, LABEL_MONITORED_SERVER_NAMESPACE, processBaselineName, processMapperHostname, processMapperPodName, serverVmName } from '../../builders/names.ts';
 import type { KubeObject, VirtualMachine } from '../../kube/client/objects.ts';
 import { claimOf } from '../../builders/ids-address.ts';
 import { isolationPolicyName, type NetworkPolicy } from '../../builders/isolation-policy.ts';
 import { idsNetworkNadName, idsNetworkPolicyName, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
 import { mirrorPeer } from './ovs-mirror-slots.ts';
 import { vmiNode } from './observed-state.ts';
-import { intakeKeySecretName, intakeServiceName, intakeTokenSecretName } from '../../builders/ids-intake.ts';
+import { intakeKeySecretName, intakeTokenSecretName } from '../../builders/ids-intake.ts';
 import type { KubeVirt, ObservedState, PersistentVolumeClaim, Pod, Secret, VirtualMachineInstance, VirtualMachineInstanceMigration } from './observed-state.ts';
 
 export interface CacheReader {
@@ -118,7 +118,8 @@ export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState 
   const mine = (o: KubeObject | undefined) => o?.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name && o?.metadata?.labels?.[LABEL_MONITORED_SERVER_NAMESPACE] === ns;
   const intakeKey = cache.intakeKeySecret?.(intakeKeySecretName(ms));
   if (intakeKey && mine(intakeKey)) observed.intakeKeySecret = intakeKey;
-  const intakeService = cache.intakeService?.(intakeServiceName(ms));
+  // An older version's Service in front of the mapper, named as the mapper's hostname is now (deleted by planIdsIntake).
+  const intakeService = cache.intakeService?.(processMapperHostname(ms));
   if (intakeService && mine(intakeService)) observed.intakeService = intakeService;
   const intakeToken = cache.idsCloudInitSecret(ns, intakeTokenSecretName(ms));
   if (intakeToken && intakeToken.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.intakeTokenSecret = intakeToken;

@@ -22,6 +22,7 @@ export interface ObservedState {
   processBaseline?: KubeObject;
   /** The IDS alert intake's signing key Secret (operator's namespace; with its data) and Service, when ours. */
   intakeKeySecret?: Secret;
+  /** A Service an older version put in front of the process mapper (deleted). */
   intakeService?: KubeObject;
   /** The IDS VM's intake token Secret (tenant's namespace), when ours. */
   intakeTokenSecret?: Secret;

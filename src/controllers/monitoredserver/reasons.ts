@@ -99,7 +99,6 @@ export const Reason = {
 } as const;
 
 export const EventReason = {
-  ServerVMCreated: 'ServerVMCreated',
   ServerVMUpdated: 'ServerVMUpdated',
   /** Someone else changed the spec of a server VM HyperSpector created; it was put back. */
   ServerVMReverted: 'ServerVMReverted',
@@ -111,7 +110,6 @@ export const EventReason = {
   ServerVMReleased: 'ServerVMReleased',
   ServerVMRetained: 'ServerVMRetained',
   ServerVMDeleted: 'ServerVMDeleted',
-  IDSVMCreated: 'IDSVMCreated',
   IDSVMUpdated: 'IDSVMUpdated',
   /** Someone else changed the IDS VM's spec; it was put back. */
   IDSVMReverted: 'IDSVMReverted',

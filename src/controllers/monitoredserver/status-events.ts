@@ -35,7 +35,10 @@ export function statusEvents(before: MonitoredServerStatus | undefined, after: M
   const ready = findCondition(conditions(after), ConditionType.Ready);
   const wasReady = findCondition(conditions(before), ConditionType.Ready);
   if (ready && wasReady?.status !== ready.status) {
-    if (ready.status === 'True') events.push({ type: 'Normal', reason: EventReason.MonitoringStarted, message: ready.message });
+    // The one milestone Event of a MonitoredServer's start (creating its children raises none):
+    // which VMs, where, and the IDS VM's address on the IDS network.
+    const address = after.idsNetwork?.address;
+    if (ready.status === 'True') events.push({ type: 'Normal', reason: EventReason.MonitoringStarted, message: `${ready.message}${address ? `; IDS-network address ${address}` : ''}` });
     else if (wasReady?.status === 'True') events.push({ type: 'Warning', reason: EventReason.MonitoringDegraded, message: ready.message });
   }
   return events;

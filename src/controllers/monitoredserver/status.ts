@@ -264,7 +264,7 @@ export function computeStatus(ms: MonitoredServer, o: ObservedState, outcomes: O
   const notReady = [...networkFirst, ...parts, ...readOnly].find(([, u]) => u.status !== 'True');
   const ready: Update = notReady
     ? { status: 'False', reason: notReady[1].reason, message: `${notReady[0]}: ${notReady[1].message}` }
-    : { status: 'True', reason: Reason.Monitoring, message: `the IDS VM monitors the server VM on node ${serverNode}` };
+    : { status: 'True', reason: Reason.Monitoring, message: `IDS VM ${idsVmName(ms)} monitors server VM ${serverVmName(ms)} on node ${serverNode}` };
 
   let conditions: Condition[] = (ms.status?.conditions as Condition[] | undefined) ?? [];
   // A disabled mechanism has no condition at all.

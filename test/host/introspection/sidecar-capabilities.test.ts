@@ -22,7 +22,7 @@ describe('process mapper with its pod’s capabilities only, against a QEMU of a
   const vmi = { namespace: 'hs-caps', name: 'web-1', uid: randomUUID() };
   let guest: QemuGuest;
   const pod = buildProcessMapperPod(monitoredServer('web-1', 'shop'), { nodeName: 'node-a', name: 'web-1', uid: vmi.uid, launcherPodUid: 'p', nodeUid: 'n' }, {
-    namespace: 'hyperspector-system', image: 'x', serviceAccountName: 'hyperspector-process-mapper', defaultKernelProfilesConfigMap: 'k',
+    namespace: 'hyperspector-system', image: 'x', serviceAccountName: 'hyperspector-process-mapper', serviceName: 'hyperspector-process-mappers', defaultKernelProfilesConfigMap: 'k',
   });
   const securityContext = pod.spec.containers[0]!.securityContext!;
   const start = (wrapper: string[]) => SidecarProcess.start(['--namespace', vmi.namespace, '--name', vmi.name, '--uid', vmi.uid, '--poll-interval', '500'], 60_000, wrapper);

@@ -9,7 +9,7 @@ import { podProcessSpec, UnsupportedPodError } from '../../../testenv/real-guest
 import { podCgroupSegments } from '../../../testenv/real-guests/pod-cgroup.ts';
 
 describe('real pods: the process-mapper pod as a host process', () => {
-  const built = buildProcessMapperPod(monitoredServer('web-1', 'shop'), { nodeName: 'node-a', name: 'web-1-server', uid: 'vmi-uid-1', launcherPodUid: 'pod-uid-1', nodeUid: 'node-uid-1' }, { image: 'hyperspector/operator:0.1.0', defaultKernelProfilesConfigMap: 'profiles', namespace: 'shop', serviceAccountName: 'hyperspector-process-mapper' });
+  const built = buildProcessMapperPod(monitoredServer('web-1', 'shop'), { nodeName: 'node-a', name: 'web-1-server', uid: 'vmi-uid-1', launcherPodUid: 'pod-uid-1', nodeUid: 'node-uid-1' }, { image: 'hyperspector/operator:0.1.0', defaultKernelProfilesConfigMap: 'profiles', namespace: 'shop', serviceAccountName: 'hyperspector-process-mapper', serviceName: 'hyperspector-process-mappers' });
   const pod = { ...built, metadata: { ...built.metadata, uid: '1111-2222' } } as unknown as k8s.V1Pod;
   const container = pod.spec!.containers[0]!;
   const ctx = {

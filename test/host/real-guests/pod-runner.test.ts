@@ -76,7 +76,7 @@ describe('real pods: the process-mapper pod as a real process on a real-guest no
   const readPod = () => core.readNamespacedPod({ namespace: MAPPER_NS, name: MAPPER });
 
   it('runs the pod the operator builds; ready when the mapper is attached; its table equals the guest’s ps', async () => {
-    const built = buildProcessMapperPod(monitoredServer('web-1', NS), { nodeName: 'node-a', name: 'web-1-server', uid: vmiUid, launcherPodUid: launcherUid, nodeUid: randomUUID() }, { image: 'hyperspector/operator:0.1.0', defaultKernelProfilesConfigMap: 'hyperspector-kernel-profiles', namespace: MAPPER_NS, serviceAccountName: 'hyperspector-process-mapper' });
+    const built = buildProcessMapperPod(monitoredServer('web-1', NS), { nodeName: 'node-a', name: 'web-1-server', uid: vmiUid, launcherPodUid: launcherUid, nodeUid: randomUUID() }, { image: 'hyperspector/operator:0.1.0', defaultKernelProfilesConfigMap: 'hyperspector-kernel-profiles', namespace: MAPPER_NS, serviceAccountName: 'hyperspector-process-mapper', serviceName: 'hyperspector-process-mappers' });
     // No MonitoredServer here: without its owner the garbage collector would delete the pod.
     const body = { ...built, metadata: { ...built.metadata, ownerReferences: [] } } as unknown as k8s.V1Pod;
     // The IDS alert intake's signing key the pod's env refers to (secretKeyRef), as the operator makes it.

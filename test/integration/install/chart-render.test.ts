@@ -148,7 +148,7 @@ describe('Helm chart, rendered', function () {
     assert.deepEqual(container.securityContext.capabilities.drop, ['ALL']);
     assert.ok(container.resources.requests.cpu && container.resources.limits.memory);
     assert.equal(one(defaults, 'PodDisruptionBudget').spec.minAvailable, 1);
-    const service = one(defaults, 'Service');
+    const service = one(defaults, 'Service', 'hyperspector-metrics');
     assert.equal(service.spec.ports[0].port, 8080);
     assert.deepEqual(service.spec.selector, deployment.spec.selector.matchLabels);
     const policy = one(defaults, 'NetworkPolicy', 'hyperspector');
@@ -173,10 +173,28 @@ describe('Helm chart, rendered', function () {
     assert.deepEqual(view!.from![0]!.namespaceSelector, {}, 'IDS VMs of every namespace');
     assert.ok(selects(view!.from![0]!.podSelector!.matchLabels, roleLabels(ms, 'ids')), 'the IDS VM\'s launcher pod carries its VMI template labels');
     assert.ok(!selects(view!.from![0]!.podSelector!.matchLabels, roleLabels(ms, 'server')), 'not the server VM');
-    const mapperPorts = new Set(buildProcessMapperPod(ms, { nodeName: 'n', name: 'web-server', uid: 'u', launcherPodUid: 'l', nodeUid: 'nu' }, { image: 'i', defaultKernelProfilesConfigMap: 'p', namespace: 'hyperspector-system', serviceAccountName: 's' }).spec!.containers.flatMap((c) => (c.ports ?? []).map((p) => p.name)));
+    const mapperPorts = new Set(buildProcessMapperPod(ms, { nodeName: 'n', name: 'web-server', uid: 'u', launcherPodUid: 'l', nodeUid: 'nu' }, { image: 'i', defaultKernelProfilesConfigMap: 'p', namespace: 'hyperspector-system', serviceAccountName: 's', serviceName: 'hyperspector-process-mappers' }).spec!.containers.flatMap((c) => (c.ports ?? []).map((p) => p.name)));
     assert.ok(mapperPorts.has('http') && mapperPorts.has('procfs'), 'the ports are named as the pod names them');
     assert.deepEqual(policy.spec.egress.flatMap((e: { ports: Array<{ port: number }> }) => e.ports.map((p) => p.port)), [53, 53, 443, 6443]);
 
+  });
+
+  it('names every process mapper through one headless Service: the operator\'s --process-mapper-service, selecting the pods it builds, on the ports they serve', async function () {
+    const service = one(defaults, 'Service', 'hyperspector-process-mappers');
+    assert.equal(service.spec.clusterIP, 'None', 'headless: each pod its own DNS name');
+    const config = configOf(operatorContainer(defaults).container);
+    assert.equal(config.processMapperService, service.metadata.name);
+    const ms = monitoredServer('web', 'shop');
+    const pod = buildProcessMapperPod(ms, { nodeName: 'n', name: 'web-server', uid: 'u', launcherPodUid: 'l', nodeUid: 'nu' }, { image: 'i', defaultKernelProfilesConfigMap: 'p', namespace: 'hyperspector-system', serviceAccountName: 's', serviceName: config.processMapperService });
+    assert.equal(pod.spec.subdomain, service.metadata.name);
+    assert.ok(Object.entries(service.spec.selector as Record<string, string>).every(([k, v]) => processMapperLabels(ms)[k] === v), 'selects the pods the operator builds');
+    const served = new Set(pod.spec.containers.flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)));
+    assert.deepEqual((service.spec.ports as Array<{ targetPort: number }>).map((p) => served.has(p.targetPort)), [true, true]);
+    // A long release name still gives a DNS label (a pod's subdomain is at most 63 characters).
+    const long = (await helm.template('a'.repeat(53), 'hyperspector-system')) as AnyObject[];
+    const longName = find(long, 'Service').find((o) => o.spec.clusterIP === 'None')!.metadata.name as string;
+    assert.ok(longName.length <= 63 && /^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(longName), longName);
+    assert.equal(configOf(operatorContainer(long).container).processMapperService, longName);
   });
 
   it('runs the node agent on every node: hostNetwork, hostPID, root with only NET_ADMIN, SYS_ADMIN and SYS_PTRACE, read-only rights but MirrorAttached', async function () {
@@ -257,7 +275,7 @@ describe('Helm chart, rendered', function () {
     const minimal = (await helm.template('hyperspector', 'hyperspector-system', ['-f', join(CHART_DIR, 'ci', 'minimal-values.yaml')])) as AnyObject[];
     assert.deepEqual(
       minimal.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
-      ['ClusterRole/hyperspector', 'ClusterRole/hyperspector-nodes', 'ClusterRole/hyperspector-process-mapper', 'ClusterRole/hyperspector-process-reader', 'ClusterRoleBinding/hyperspector', 'ClusterRoleBinding/hyperspector-nodes', 'ClusterRoleBinding/hyperspector-process-mapper', 'Deployment/hyperspector', 'Role/hyperspector-ids-addresses', 'Role/hyperspector-kubevirt-config', 'Role/hyperspector-process-baselines', 'Role/hyperspector-process-mappers', 'RoleBinding/hyperspector-ids-addresses', 'RoleBinding/hyperspector-kubevirt-config', 'RoleBinding/hyperspector-process-baselines', 'RoleBinding/hyperspector-process-mappers', 'ServiceAccount/hyperspector-process-mapper'],
+      ['ClusterRole/hyperspector', 'ClusterRole/hyperspector-nodes', 'ClusterRole/hyperspector-process-mapper', 'ClusterRole/hyperspector-process-reader', 'ClusterRoleBinding/hyperspector', 'ClusterRoleBinding/hyperspector-nodes', 'ClusterRoleBinding/hyperspector-process-mapper', 'Deployment/hyperspector', 'Role/hyperspector-ids-addresses', 'Role/hyperspector-kubevirt-config', 'Role/hyperspector-process-baselines', 'Role/hyperspector-process-mappers', 'RoleBinding/hyperspector-ids-addresses', 'RoleBinding/hyperspector-kubevirt-config', 'RoleBinding/hyperspector-process-baselines', 'RoleBinding/hyperspector-process-mappers', 'Service/hyperspector-process-mappers', 'ServiceAccount/hyperspector-process-mapper'],
       'agent.enabled=false leaves the node agent out, admissionPolicy.enabled=false the policies; the process mapper keeps its own identity',
     );
     const defaultsKinds = (await helm.template('hyperspector', 'hyperspector-system')).map((o) => o.kind);
@@ -276,7 +294,10 @@ describe('Helm chart, rendered', function () {
     assert.equal(find(defaults, 'ServiceMonitor').length, 0);
     const objects = (await helm.template('hyperspector', 'hyperspector-system', ['--set', 'serviceMonitor.enabled=true', '--set', 'serviceMonitor.labels.release=prometheus'])) as AnyObject[];
     const monitor = one(objects, 'ServiceMonitor');
-    const service = one(objects, 'Service');
+    const service = one(objects, 'Service', 'hyperspector-metrics');
+    const mappers = one(objects, 'Service', 'hyperspector-process-mappers');
+    const matches = (labels: Record<string, string> | undefined) => Object.entries(monitor.spec.selector.matchLabels as Record<string, string>).every(([k, v]) => labels?.[k] === v);
+    assert.ok(matches(service.metadata.labels) && !matches(mappers.metadata.labels), 'scrapes the operator, not the process mappers\' headless Service');
     assert.equal(monitor.apiVersion, 'monitoring.coreos.com/v1');
     assert.equal(monitor.metadata.labels?.release, 'prometheus');
     assert.deepEqual(monitor.spec.selector.matchLabels, Object.fromEntries(Object.entries(service.metadata.labels ?? {}).filter(([k]) => k in monitor.spec.selector.matchLabels)));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { ANNOTATION_SPEC_HASH, buildProcessMapperPod } from '../../../src/builders/process-mapper-pod.ts';
 import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
 
-const settings = { image: 'hyperspector/operator:test', defaultKernelProfilesConfigMap: 'cluster-profiles', namespace: 'hyperspector-system', serviceAccountName: 'hyperspector-process-mapper' };
+const settings = { image: 'hyperspector/operator:test', defaultKernelProfilesConfigMap: 'cluster-profiles', namespace: 'hyperspector-system', serviceAccountName: 'hyperspector-process-mapper', serviceName: 'hyperspector-process-mappers' };
 const vmi = { nodeName: 'node-b', name: 'web-1-server', uid: 'vmi-1', launcherPodUid: 'launcher-1', nodeUid: 'node-b-uid' };
 
 describe('process-mapper pod builder', () => {

@@ -33,8 +33,8 @@ function fakeApi(errors: Record<string, KubeApiError> = {}): KubeApi & { request
 const vm = (name: string) => ({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name, namespace: 'shop' }, spec: { template: {} } });
 const actions: Action[] = [
   { type: 'patch', capability: 'finalizer', failureReason: 'AddFinalizerFailed', log: 'Add finalizer', resource: MONITORED_SERVER, namespace: 'shop', name: 'web-1', patchType: 'merge', body: {} },
-  { type: 'apply', capability: 'serverVM', failureReason: 'CreateServerVMFailed', log: 'Create server VM', resource: VIRTUAL_MACHINE, object: vm('web-1-server'), refusedWhen: isRefusedTemplate, event: { type: 'Normal', reason: 'ServerVMCreated', message: 'Created' } },
-  { type: 'apply', capability: 'idsVM', failureReason: 'CreateIDSVMFailed', log: 'Create IDS VM', resource: VIRTUAL_MACHINE, object: vm('web-1-ids'), refusedWhen: isRefusedTemplate, event: { type: 'Normal', reason: 'IDSVMCreated', message: 'Created' } },
+  { type: 'apply', capability: 'serverVM', failureReason: 'CreateServerVMFailed', log: 'Create server VM', resource: VIRTUAL_MACHINE, object: vm('web-1-server'), refusedWhen: isRefusedTemplate, event: { type: 'Normal', reason: 'ServerVMUpdated', message: 'Created' } },
+  { type: 'apply', capability: 'idsVM', failureReason: 'CreateIDSVMFailed', log: 'Create IDS VM', resource: VIRTUAL_MACHINE, object: vm('web-1-ids'), refusedWhen: isRefusedTemplate, event: { type: 'Normal', reason: 'IDSVMUpdated', message: 'Created' } },
   { type: 'delete', capability: 'idsVM', failureReason: 'RestartIDSVMFailed', log: 'Restart IDS VM', resource: VIRTUAL_MACHINE, namespace: 'shop', name: 'web-1-ids', tolerate: [404, 409] },
   { type: 'apply', capability: 'processMapper', failureReason: 'CreateProcessMapperFailed', log: 'Create process mapper', resource: POD, object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-1-process-mapper', namespace: 'shop' } }, refusedWhen: isRefusedPod },
 ];
@@ -51,7 +51,7 @@ describe('executor and error policy', () => {
     const { api, events, outcomes } = await run({});
     assert.deepEqual(outcomes.all.map((o) => o.kind), ['done', 'done', 'done', 'done', 'done']);
     assert.deepEqual(api.requests.map((r) => r.method), ['PATCH', 'PATCH', 'PATCH', 'DELETE', 'PATCH']);
-    assert.deepEqual(events, ['ServerVMCreated', 'IDSVMCreated']);
+    assert.deepEqual(events, ['ServerVMUpdated', 'IDSVMUpdated']);
   });
 
   it('a create that lost a race (lostRaceWhen) is neither a failure nor a refusal: no Event, its capability stops, the rest runs', async () => {
@@ -73,7 +73,7 @@ describe('executor and error policy', () => {
     assert.equal(outcomes.lostRace(), true);
     assert.equal(outcomes.firstFailure(), undefined, 'not retried with backoff, not Synced=False');
     assert.equal(outcomes.refused('network'), undefined);
-    assert.deepEqual(events, ['ServerVMCreated']);
+    assert.deepEqual(events, ['ServerVMUpdated']);
   });
 
   it('a failed finalizer stops everything: no child without a way to clean it up', async () => {

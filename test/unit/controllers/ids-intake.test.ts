@@ -1,10 +1,11 @@
 // The operator's side of the IDS VM alert intake: the signing key Secret, the token Secret (one
-// write per rotation epoch, none in between), the Service, the mapper pod's env, the IDS VM's disk.
+// write per rotation epoch, none in between), the mapper's DNS name (no Service of its own; an older
+// version's is deleted), the mapper pod's env, the IDS VM's disk.
 import assert from 'node:assert/strict';
 import type { MonitoredServer } from '../../../src/api/v1alpha1/monitoredserver-types.ts';
-import { buildIntakeKeySecret, buildIntakeService, buildIntakeTokenSecret, INTAKE_DISK_SERIAL, intakeKeySecretName, intakeRecheckMs, intakeServiceName, intakeTokenSecretName, intakeUrl } from '../../../src/builders/ids-intake.ts';
+import { buildIntakeKeySecret, buildIntakeTokenSecret, INTAKE_DISK_SERIAL, intakeKeySecretName, intakeRecheckMs, intakeTokenSecretName, intakeUrl } from '../../../src/builders/ids-intake.ts';
 import { buildIdsVirtualMachine } from '../../../src/builders/ids-vm.ts';
-import { FINALIZER } from '../../../src/builders/names.ts';
+import { FINALIZER, processMapperHostname } from '../../../src/builders/names.ts';
 import { buildProcessMapperPod } from '../../../src/builders/process-mapper-pod.ts';
 import type { ApplyAction, DeleteAction } from '../../../src/controllers/monitoredserver/actions.ts';
 import { DEFAULT_PROCESS_MAPPER } from '../../../src/controllers/monitoredserver/controller.ts';
@@ -19,7 +20,8 @@ const HOUR = 3_600_000;
 const OPNS = 'hyperspector-system';
 const KEY = Buffer.alloc(32, 3);
 const NEW_KEY = Buffer.alloc(32, 4);
-const settings = { operatorNamespace: OPNS, rotationMs: HOUR, newKey: () => NEW_KEY };
+const MAPPERS = 'hyperspector-process-mappers';
+const settings = { operatorNamespace: OPNS, mapperService: MAPPERS, rotationMs: HOUR, newKey: () => NEW_KEY };
 
 function ms(overrides: Partial<MonitoredServer['spec']> = {}): MonitoredServer {
   const m = monitoredServer('web-1', 'shop', overrides);
@@ -34,31 +36,35 @@ describe('IDS alert intake (operator)', () => {
   const now = 500 * HOUR + 10;
   const m = ms();
   const keySecret = stored(buildIntakeKeySecret(m, OPNS, KEY), 'key-uid');
-  const service = stored(buildIntakeService(m, OPNS), 'svc-uid');
+  // What an older version put in front of the mapper pod: a Service per MonitoredServer, named as the pod's hostname is now.
+  const legacyService: KubeObject = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: processMapperHostname(m), namespace: OPNS, uid: 'svc-uid', labels: { 'hyperspector.io/monitored-server': 'web-1', 'hyperspector.io/role': 'ids-intake', 'app.kubernetes.io/managed-by': 'hyperspector', 'hyperspector.io/monitored-server-namespace': 'shop' } },
+  };
 
-  it('names: the key beside the mapper (namespace and hash in its name), the token Secret beside the IDS VM, a Service name that is a DNS label', () => {
+  it('names: the key beside the mapper (namespace and hash in its name), the token Secret beside the IDS VM, the URL the mapper pod’s DNS name under the headless Service', () => {
     assert.match(intakeKeySecretName(m), /^shop-web-1-ids-intake-key-[0-9a-f]{8}$/);
     assert.equal(intakeTokenSecretName(m), 'web-1-ids-intake');
-    assert.match(intakeServiceName(m), /^hs-intake-[0-9a-f]{20}$/);
-    assert.notEqual(intakeServiceName(m), intakeServiceName(monitoredServer('web-1', 'shop2')));
-    assert.equal(intakeUrl(m, OPNS), `http://${intakeServiceName(m)}.${OPNS}.svc:9464`);
+    assert.match(processMapperHostname(m), /^hs-intake-[0-9a-f]{20}$/, 'a DNS label');
+    assert.notEqual(processMapperHostname(m), processMapperHostname(monitoredServer('web-1', 'shop2')));
+    assert.equal(intakeUrl(m, OPNS, MAPPERS), `http://${processMapperHostname(m)}.${MAPPERS}.${OPNS}.svc:9464`);
   });
 
-  it('creates the key, the token Secret (signed with that same key) and the Service when none exists', () => {
+  it('creates the key and the token Secret (signed with that same key) when none exists, and no Service', () => {
     const actions = planIdsIntake(m, {}, settings, now) as ApplyAction[];
     assert.deepEqual(actions.map((a) => [a.object.kind, a.object.metadata?.namespace, a.object.metadata?.name]), [
       ['Secret', OPNS, intakeKeySecretName(m)],
       ['Secret', 'shop', 'web-1-ids-intake'],
-      ['Service', OPNS, intakeServiceName(m)],
     ]);
     const stored = (actions[0]!.object as Secret).data?.key ?? '';
     // What secretKeyRef puts in the mapper's env (the decoded data) is the key's base64 text: no NUL byte.
     assert.equal(Buffer.from(stored, 'base64').toString('utf8'), NEW_KEY.toString('base64'));
     const token = actions[1]!.object as Secret;
     assert.equal(decode(token, 'token'), deriveIntakeToken(NEW_KEY, { namespace: 'shop', name: 'web-1' }, 500));
-    assert.equal(decode(token, 'url'), intakeUrl(m, OPNS));
+    assert.equal(decode(token, 'url'), intakeUrl(m, OPNS, MAPPERS));
     assert.equal(decode(token, 'renew-seconds'), '1800');
-    assert.equal(decode(token, 'procfs-port'), '5640', 'the process view is on the same Service');
+    assert.equal(decode(token, 'procfs-port'), '5640', 'the process view is at the same name');
     assert.match(decode(token, 'hyperspector-intake'), /^#!\/bin\/sh\n# hyperspector-intake/);
     assert.equal(token.metadata?.ownerReferences?.[0]?.uid, 'ms-uid', 'the token Secret goes with its MonitoredServer');
     assert.deepEqual(actions[0]!.object.metadata?.labels, { 'hyperspector.io/monitored-server': 'web-1', 'hyperspector.io/role': 'ids-intake-key', 'app.kubernetes.io/managed-by': 'hyperspector', 'hyperspector.io/monitored-server-namespace': 'shop' });
@@ -66,12 +72,8 @@ describe('IDS alert intake (operator)', () => {
 
   it('writes nothing while the token Secret holds the current epoch’s token; rotates it at the next epoch; requeues at the boundary', () => {
     const token = buildIntakeTokenSecret(m, KEY, now, settings);
-    const observed: ObservedState = { intakeKeySecret: keySecret, intakeService: service, intakeTokenSecret: token };
+    const observed: ObservedState = { intakeKeySecret: keySecret, intakeTokenSecret: token };
     assert.deepEqual(planIdsIntake(m, observed, settings, now), []);
-    // As the API server returns it: the selector's keys sorted.
-    const sortedSelector = Object.fromEntries(Object.entries((service.spec as { selector: Record<string, string> }).selector).sort(([a], [b]) => a.localeCompare(b)));
-    const asStored = { ...service, spec: { ...(service.spec as object), selector: sortedSelector, clusterIP: '10.96.0.9', ports: [{ name: 'intake', port: 9464, targetPort: 9464, protocol: 'TCP' }, { name: 'procfs', port: 5640, targetPort: 5640, protocol: 'TCP' }] } };
-    assert.deepEqual(planIdsIntake(m, { ...observed, intakeService: asStored }, settings, now), [], 'the stored Service is the desired one');
     assert.deepEqual(planIdsIntake(m, observed, settings, 501 * HOUR - 1), [], 'same epoch: no write');
     const next = planIdsIntake(m, observed, settings, 501 * HOUR) as ApplyAction[];
     assert.equal(next.length, 1);
@@ -82,14 +84,14 @@ describe('IDS alert intake (operator)', () => {
     assert.equal(intakeRecheckMs(501 * HOUR, HOUR), HOUR);
   });
 
-  it('replaces an unreadable key; keeps a good one; re-applies a changed Service', () => {
+  it('replaces an unreadable key; keeps a good one; deletes an older version’s Service, guarded by its UID', () => {
     const broken = { ...keySecret, data: { key: 'c2hvcnQ=' } };
     const token = buildIntakeTokenSecret(m, KEY, now, settings);
-    const actions = planIdsIntake(m, { intakeKeySecret: broken, intakeService: service, intakeTokenSecret: token }, settings, now) as ApplyAction[];
+    const actions = planIdsIntake(m, { intakeKeySecret: broken, intakeTokenSecret: token }, settings, now) as ApplyAction[];
     assert.deepEqual(actions.map((a) => a.failureReason), ['ApplyIntakeKeyFailed', 'ApplyIntakeTokenFailed']);
     assert.match(actions[0]!.log, /Replace the unreadable/);
-    const other = { ...service, spec: { selector: { x: 'y' }, ports: [{ port: 9464, targetPort: 9464 }] } };
-    assert.deepEqual((planIdsIntake(m, { intakeKeySecret: keySecret, intakeService: other, intakeTokenSecret: token }, settings, now) as ApplyAction[]).map((a) => a.object.kind), ['Service']);
+    const upgrade = planIdsIntake(m, { intakeKeySecret: keySecret, intakeService: legacyService, intakeTokenSecret: token }, settings, now) as DeleteAction[];
+    assert.deepEqual(upgrade.map((a) => [a.type, a.resource.kind, a.namespace, a.name, a.preconditionUid]), [['delete', 'Service', OPNS, processMapperHostname(m), 'svc-uid']]);
   });
 
   it('nothing with process mapping off, for a server another MonitoredServer claims, or while deleting', () => {
@@ -98,13 +100,13 @@ describe('IDS alert intake (operator)', () => {
     assert.deepEqual(planIdsIntake({ ...m, metadata: { ...m.metadata, deletionTimestamp: '2026-12-02T00:00:00Z' } }, {}, settings, now), []);
   });
 
-  it('teardown deletes the key and the Service in the operator’s namespace, guarded by their UIDs', () => {
+  it('teardown deletes the key and an older version’s Service in the operator’s namespace, guarded by their UIDs', () => {
     const deleting = { ...m, metadata: { ...m.metadata, deletionTimestamp: '2026-12-02T00:00:00Z' } };
-    const plan = planTeardown(deleting, { intakeKeySecret: keySecret, intakeService: service }, new Date());
+    const plan = planTeardown(deleting, { intakeKeySecret: keySecret, intakeService: legacyService }, new Date());
     const deletes = plan.actions.filter((a): a is DeleteAction => a.type === 'delete' && /Intake/.test(a.failureReason));
     assert.deepEqual(deletes.map((d) => [d.resource.kind, d.namespace, d.name, d.preconditionUid]), [
       ['Secret', OPNS, intakeKeySecretName(m), 'key-uid'],
-      ['Service', OPNS, intakeServiceName(m), 'svc-uid'],
+      ['Service', OPNS, processMapperHostname(m), 'svc-uid'],
     ]);
   });
 
@@ -113,6 +115,9 @@ describe('IDS alert intake (operator)', () => {
     const env = pod.spec.containers[0]!.env ?? [];
     assert.deepEqual(env.find((e) => e.name === 'IDS_INTAKE_KEY')?.valueFrom, { secretKeyRef: { name: intakeKeySecretName(m), key: 'key' } });
     assert.equal(env.find((e) => e.name === 'IDS_CREDENTIAL_ROTATION_MS')?.value, String(HOUR));
+    // Its DNS name, the URL in the token Secret: <hostname>.<headless Service>.<namespace>.svc.
+    assert.equal(pod.spec.hostname, processMapperHostname(m));
+    assert.equal(pod.spec.subdomain, DEFAULT_PROCESS_MAPPER.serviceName);
     const off = buildProcessMapperPod(ms({ processMapping: { enabled: false } }), { nodeName: 'n1', name: 'web-1-server', uid: 'vmi', launcherPodUid: 'lp', nodeUid: 'nu' }, DEFAULT_PROCESS_MAPPER);
     assert.ok(!(off.spec.containers[0]!.env ?? []).some((e) => e.name === 'IDS_INTAKE_KEY'));
 

@@ -68,18 +68,20 @@ describe('networking planner', () => {
     assert.deepEqual(planIdsVm(m, o, planIdsNetworkData(m, o, CTX)), [], 'no IDS VM before its address is claimed');
     // Another MonitoredServer claimed 10.99.0.2 a moment earlier: a lost race, not a failure.
     const claim = actions[2]!;
-    assert.equal(claim.event, undefined, 'the address goes with the IDSVMCreated Event, no Event of its own');
+    assert.equal(claim.event, undefined, 'the address goes with the MonitoringStarted Event, no Event of its own');
     assert.equal(claim.lostRaceWhen?.(new KubeApiError('already exists', 409, 'AlreadyExists')), true);
     assert.equal(claim.lostRaceWhen?.(new KubeApiError('forbidden', 403, 'Forbidden')), false);
   });
 
-  it('the IDS VM created with its address names the address in its Event', () => {
+  it('the IDS VM is created with its address without an Event of its own (MonitoringStarted names the address), and its log line says it', () => {
     const m = ms();
     const o: ObservedState = { ...joined(m), idsVm: undefined, idsVmi: undefined };
     const data = planIdsNetworkData(m, o, CTX);
     assert.equal(data.address, '10.99.0.1/29');
     const [vmAction] = planIdsVm(m, o, data);
-    assert.match(vmAction?.event?.message ?? '', /pinned to node .*, IDS-network address 10\.99\.0\.1\/29$/);
+    assert.equal(vmAction?.type, 'apply');
+    assert.equal(vmAction?.event, undefined);
+    assert.match(vmAction?.log ?? '', /pinned to node .*, IDS-network address 10\.99\.0\.1\/29$/);
   });
 
   it('once claimed: nothing to apply, the network data in the cloud-init Secret, the IDS VM with both NICs reading it', () => {

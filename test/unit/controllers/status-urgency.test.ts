@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { MonitoredServerStatus } from '../../../src/api/v1alpha1/monitoredserver-types.ts';
-import { isUrgentStatusChange } from '../../../src/controllers/monitoredserver/status-events.ts';
+import { isUrgentStatusChange, statusEvents } from '../../../src/controllers/monitoredserver/status-events.ts';
 
 const T = '2026-12-01T10:00:00Z';
 function status(ready: [string, string], extra: Array<{ type: string; status: string; reason: string; message?: string }> = [], generation = 1): MonitoredServerStatus {
@@ -27,4 +27,20 @@ describe('which status changes are written at once (the rest is coalesced progre
   for (const [what, before, after, urgent] of table) {
     it(`${what}: ${urgent ? 'at once' : 'coalesced'}`, () => assert.equal(isUrgentStatusChange(before, after), urgent));
   }
+});
+
+describe('the Events a status change deserves', () => {
+  it('Ready turning True is the one milestone of a start: MonitoringStarted with the VMs, the node and the IDS-network address', () => {
+    const after = status(['True', 'Monitoring']);
+    after.conditions![0]!.message = 'IDS VM web-1-ids monitors server VM web-1-server on node node-2';
+    after.idsNetwork = { address: '10.99.0.3/16', provider: 'vxlan', networkAttachmentDefinition: 'hyperspector-ids-shop' };
+    assert.deepEqual(statusEvents(status(['False', 'IDSVMStarting']), after), [
+      { type: 'Normal', reason: 'MonitoringStarted', message: 'IDS VM web-1-ids monitors server VM web-1-server on node node-2; IDS-network address 10.99.0.3/16' },
+    ]);
+  });
+
+  it('progress (Creating → Starting) raises no Event; Ready leaving True is a Warning', () => {
+    assert.deepEqual(statusEvents(status(['False', 'ServerVMCreating']), status(['False', 'IDSVMStarting'])), []);
+    assert.deepEqual(statusEvents(status(['True', 'Monitoring']), status(['False', 'IDSVMRestarting'])).map((e) => [e.type, e.reason]), [['Warning', 'MonitoringDegraded']]);
+  });
 });

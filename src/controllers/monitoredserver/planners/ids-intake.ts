@@ -4,19 +4,18 @@
 // - the token Secret (tenant's namespace) is applied when what it holds differs from the token of
 //   the current epoch (or the URL, the renewal period, the forwarder): once per rotation period,
 //   no write otherwise; the controller comes back at the next epoch's start (intakeRecheckMs);
-// - the Service in front of the mapper pod is applied when missing or different.
+// - a Service per MonitoredServer that an older version put in front of the mapper pod is deleted:
+//   the pod's hostname under the chart's headless Service is the URL now (builders/ids-intake.ts).
 import { isDeepStrictEqual } from 'node:util';
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
-import { buildIntakeKeySecret, buildIntakeService, buildIntakeTokenSecret, INTAKE_KEY_FIELD, intakeEnabled, type BuiltSecret } from '../../../builders/ids-intake.ts';
+import { buildIntakeKeySecret, buildIntakeTokenSecret, INTAKE_KEY_FIELD, intakeEnabled, type BuiltSecret, type IntakeTokenSettings } from '../../../builders/ids-intake.ts';
 import type { KubeObject, Secret } from '../../../kube/client/objects.ts';
 import { SECRET, SERVICE } from '../../../kube/client/resources.ts';
 import { parseIntakeKey } from '../../../sidecar/intake-credential.ts';
 import type { Action } from '../actions.ts';
 import type { ObservedState } from '../observed-state.ts';
 
-export interface IntakePlanSettings {
-  operatorNamespace: string;
-  rotationMs: number;
+export interface IntakePlanSettings extends IntakeTokenSettings {
   /** A fresh signing key (crypto.randomBytes(32) in the operator; fixed in tests). */
   newKey: () => Buffer;
 }
@@ -35,14 +34,6 @@ export function observedIntakeKey(secret: Secret | undefined): Buffer | undefine
 /** Same keys and values, in any key order (the API server keeps a map's keys sorted). */
 function sameData(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
   return isDeepStrictEqual(a ?? {}, b ?? {});
-}
-
-function sameService(desired: KubeObject & { spec: unknown }, observed: KubeObject | undefined): boolean {
-  const spec = (observed as { spec?: { selector?: Record<string, string>; ports?: Array<{ port?: number; targetPort?: number | string }> } } | undefined)?.spec;
-  const want = desired.spec as { selector: Record<string, string>; ports: Array<{ port: number; targetPort: number }> };
-  // The API server keeps a map's keys sorted: compared by content, not order.
-  return !!spec && sameData(spec.selector, want.selector) && spec.ports?.length === want.ports.length
-    && want.ports.every((p, i) => spec.ports![i]?.port === p.port && spec.ports![i]?.targetPort === p.targetPort);
 }
 
 export function planIdsIntake(ms: MonitoredServer, o: ObservedState, settings: IntakePlanSettings, nowMs: number): Action[] {
@@ -72,17 +63,8 @@ export function planIdsIntake(ms: MonitoredServer, o: ObservedState, settings: I
       object: token,
     });
   }
-  const service = buildIntakeService(ms, settings.operatorNamespace);
-  if (!sameService(service, o.intakeService)) {
-    actions.push({
-      type: 'apply',
-      capability: 'processMapper',
-      failureReason: 'ApplyIntakeServiceFailed',
-      log: `Apply the alert intake Service ${settings.operatorNamespace}/${service.metadata?.name} in front of the process mapper`,
-      resource: SERVICE,
-      object: service,
-    });
-  }
+  // An older version's Service in front of the pod: the headless Service's DNS name replaced it.
+  if (o.intakeService && !o.intakeService.metadata?.deletionTimestamp) actions.push(deleteIntakeObject(o.intakeService, 'service', 'processMapper'));
   return actions;
 }
 
@@ -94,7 +76,7 @@ export function deleteIntakeObject(object: KubeObject, kind: 'key' | 'service', 
     type: 'delete',
     capability,
     failureReason: kind === 'key' ? 'DeleteIntakeKeyFailed' : 'DeleteIntakeServiceFailed',
-    log: `Delete the alert intake ${kind === 'key' ? 'signing key Secret' : 'Service'} ${ns}/${name}`,
+    log: `Delete the alert intake ${kind === 'key' ? 'signing key Secret' : 'Service of an older version'} ${ns}/${name}`,
     resource: kind === 'key' ? SECRET : SERVICE,
     namespace: ns,
     name,

@@ -31,10 +31,9 @@ export function planIdsVm(ms: MonitoredServer, o: ObservedState, networking?: { 
   const vmActions = planOwnedVm(desired, o.idsVm, {
     capability: 'idsVM',
     kind: 'IDSVM',
-    created: EventReason.IDSVMCreated,
     updated: EventReason.IDSVMUpdated,
     describe: `IDS VirtualMachine ${vmName}`,
-    // The IDS-network address it was given goes with this milestone (no Event of its own).
+    // The IDS-network address it was given (MonitoringStarted and status.idsNetwork say it too).
     createdDetail: ` pinned to node ${serverNode}${networking?.address ? `, IDS-network address ${networking.address}` : ''}`,
   }, hasDisksToDrop(ms, o));
   // Whether the running IDS VMI must restart is decided on a VM that already matches: while a

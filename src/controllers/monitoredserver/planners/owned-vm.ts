@@ -7,7 +7,7 @@ import { foreignFields, removalPatch } from '../../../kube/client/foreign-fields
 import type { VirtualMachine } from '../../../kube/client/objects.ts';
 import { VIRTUAL_MACHINE } from '../../../kube/client/resources.ts';
 import { statusCodeOf } from '../../../kube/client/rest.ts';
-import type { Action, Capability, PlannedEvent } from '../actions.ts';
+import type { Action, Capability } from '../actions.ts';
 
 /** KubeVirt's own components write VM specs on purpose (start/stop subresources, migrations). */
 export const KUBEVIRT_MANAGERS = ['virt-api', 'virt-controller', 'virt-handler', 'virt-operator'] as const;
@@ -28,12 +28,11 @@ export interface OwnedVmNames {
   capability: Capability;
   /** e.g. 'ServerVM', 'IDSVM': prefixes failure reasons (ApplyServerVMFailed). */
   kind: string;
-  /** Event reasons on create and on update. */
-  created: string;
+  /** The Event reason on update. Creating is no Event of its own: MonitoringStarted tells the story once the pair runs (status-events.ts). */
   updated: string;
-  /** How the Event names the VM, e.g. "IDS VirtualMachine demo-ids". */
+  /** How logs and Events name the VM, e.g. "IDS VirtualMachine demo-ids". */
   describe: string;
-  /** Added to the create Event's message. */
+  /** Added to the create log line. */
   createdDetail?: string;
 }
 
@@ -45,8 +44,7 @@ export interface OwnedVmNames {
 export function planOwnedVm(desired: BuiltVirtualMachine, live: VirtualMachine | undefined, names: OwnedVmNames, mustApply = false): Action[] {
   const base = { capability: names.capability, refusedWhen: isRefusedTemplate } as const;
   if (!live) {
-    const event: PlannedEvent = { type: 'Normal', reason: names.created, message: `Created ${names.describe}${names.createdDetail ?? ''}` };
-    return [{ ...base, type: 'apply', resource: VIRTUAL_MACHINE, object: desired, failureReason: `Create${names.kind}Failed`, log: `Create ${names.describe}`, event }];
+    return [{ ...base, type: 'apply', resource: VIRTUAL_MACHINE, object: desired, failureReason: `Create${names.kind}Failed`, log: `Create ${names.describe}${names.createdDetail ?? ''}` }];
   }
   const actions: Action[] = [];
   const foreign = foreignFields(live, desired, { ownManager: FIELD_MANAGER, trustedManagers: KUBEVIRT_MANAGERS });

@@ -18,7 +18,6 @@ export function planServerVm(ms: MonitoredServer, o: ObservedState): Action[] {
     return planOwnedVm(buildServerVirtualMachine(ms), o.serverVm, {
       capability: 'serverVM',
       kind: 'ServerVM',
-      created: EventReason.ServerVMCreated,
       updated: EventReason.ServerVMUpdated,
       describe: `server VirtualMachine ${vmName}`,
     });
