@@ -3,11 +3,14 @@
 // - the signing key: a Secret per MonitoredServer in the operator's namespace (labelled like the
 //   process-mapper pod, deleted in teardown and as an orphan), given to the mapper pod as env
 //   IDS_INTAKE_KEY (secretKeyRef); never in the tenant's namespace;
-// - the token Secret `<name>-ids-intake` in the tenant's namespace (owned by the MonitoredServer):
-//   the current token, the intake URL, how often to renew, and the forwarder script; rewritten at
-//   each rotation epoch. The IDS VM has it as a disk (serial hs-intake): a Secret's content is not
-//   part of the VM spec, so a new token never restarts the IDS VM; a new VMI starts with the
-//   current token and a running guest renews over the intake itself. The server VM never has it;
+// - the token data, in the IDS VM's one Secret `<name>-ids-cloud-init` of the tenant's namespace
+//   (owned by the MonitoredServer; beside the cloud-init user and network data when there are any,
+//   planners/disk-inspection.ts): the current token, the intake URL, how often to renew, and the
+//   forwarder script; rewritten at each rotation epoch. The IDS VM has that Secret as a disk too
+//   (serial hs-intake; the forwarder reads the files it knows and nothing else): a Secret's content
+//   is not part of the VM spec, so a new token never restarts the IDS VM; a new VMI starts with the
+//   current token and a running guest renews over the intake itself. The server VM never has it.
+//   Older versions kept the token in a Secret `<name>-ids-intake` of its own; the planner deletes it;
 // - no object of its own for the URL the guest posts to: the process mapper has a hostname and the
 //   chart's headless Service as its subdomain, so <hostname>.<service>.<namespace>.svc names it
 //   whichever pod runs (its IP changes on replacement, the name does not). Older versions made a
@@ -17,7 +20,7 @@ import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import type { ObjectMeta, Secret } from '../kube/client/objects.ts';
 import { currentIntakeToken, nextEpochStart, rotationEpoch } from '../sidecar/intake-credential.ts';
 import { FORWARDER_SCRIPT } from './ids-intake-forwarder.ts';
-import { LABEL_MONITORED_SERVER_NAMESPACE, ownerReference, processMapperHostname, roleLabels } from './names.ts';
+import { idsCloudInitSecretName, LABEL_MONITORED_SERVER_NAMESPACE, processMapperHostname, roleLabels } from './names.ts';
 import { PROCESS_MAPPER_PORT, PROCESS_VIEW_PORT } from './process-mapper-pod.ts';
 
 export const INTAKE_KEY_FIELD = 'key';
@@ -25,7 +28,7 @@ export const INTAKE_KEY_FIELD = 'key';
 export const INTAKE_VOLUME = 'hyperspector-intake';
 export const INTAKE_DISK_SERIAL = 'hs-intake';
 
-/** The intake's names: the key Secret (operator's namespace), the token Secret (tenant's). */
+/** The intake's names: the key Secret (operator's namespace); the token Secret of older versions (tenant's). */
 export function intakeKeySecretName(ms: MonitoredServer): string {
   const ns = ms.metadata.namespace ?? '';
   const name = ms.metadata.name ?? '';
@@ -33,9 +36,12 @@ export function intakeKeySecretName(ms: MonitoredServer): string {
   return `${`${ns}-${name}`.slice(0, 200).replace(/[.-]+$/, '')}-ids-intake-key-${hash}`;
 }
 
-export function intakeTokenSecretName(ms: MonitoredServer): string {
+export function legacyIntakeTokenSecretName(ms: MonitoredServer): string {
   return `${ms.metadata.name}-ids-intake`;
 }
+
+/** The keys of the token data in the IDS VM's Secret (files on its hs-intake disk). */
+export const INTAKE_DATA_KEYS = ['token', 'epoch', 'url', 'renew-seconds', 'procfs-port', 'hyperspector-intake'] as const;
 
 /** The process mapper's DNS name through the headless Service `service` of the operator's namespace. */
 export function intakeUrl(ms: MonitoredServer, operatorNamespace: string, service: string): string {
@@ -72,10 +78,10 @@ export interface IntakeTokenSettings {
   rotationMs: number;
 }
 
-/** The token Secret for the epoch of `nowMs` (string data, base64 on the wire). */
-export function buildIntakeTokenSecret(ms: MonitoredServer, key: Buffer, nowMs: number, settings: IntakeTokenSettings): BuiltSecret {
+/** The token data for the epoch of `nowMs`, as Secret data (base64 values): merged into the IDS VM's Secret. */
+export function intakeSecretData(ms: MonitoredServer, key: Buffer, nowMs: number, settings: IntakeTokenSettings): Record<string, string> {
   const subject = { namespace: ms.metadata.namespace ?? '', name: ms.metadata.name ?? '' };
-  const data: Record<string, string> = {
+  const data: Record<(typeof INTAKE_DATA_KEYS)[number], string> = {
     token: currentIntakeToken(key, subject, nowMs, settings.rotationMs),
     epoch: String(rotationEpoch(nowMs, settings.rotationMs)),
     url: intakeUrl(ms, settings.operatorNamespace, settings.mapperService),
@@ -84,21 +90,15 @@ export function buildIntakeTokenSecret(ms: MonitoredServer, key: Buffer, nowMs: 
     'procfs-port': String(PROCESS_VIEW_PORT),
     'hyperspector-intake': FORWARDER_SCRIPT,
   };
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: intakeTokenSecretName(ms), namespace: ms.metadata.namespace ?? '', labels: roleLabels(ms, 'ids-intake'), ownerReferences: [ownerReference(ms)] },
-    type: 'Opaque',
-    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
-  };
+  return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
 }
 
-/** When the token Secret must be rewritten next: the start of the next epoch. */
+/** When the token data must be rewritten next: the start of the next epoch. */
 export function intakeRecheckMs(nowMs: number, rotationMs: number): number {
   return Math.max(1, nextEpochStart(nowMs, rotationMs) - nowMs);
 }
 
-/** The VMI spec with the intake Secret as a disk (serial hs-intake), once. */
+/** The VMI spec with the IDS VM's Secret (the token data) as a disk (serial hs-intake), once. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function withIntakeDisk<T extends { volumes?: any[]; domain: { devices?: { disks?: any[] } } }>(spec: T, ms: MonitoredServer): T {
   if ((spec.volumes ?? []).some((v: { name: string }) => v.name === INTAKE_VOLUME)) return spec;
@@ -106,6 +106,6 @@ export function withIntakeDisk<T extends { volumes?: any[]; domain: { devices?: 
   return {
     ...spec,
     domain: { ...spec.domain, devices: { ...devices, disks: [...(devices.disks ?? []), { name: INTAKE_VOLUME, serial: INTAKE_DISK_SERIAL, disk: { bus: 'virtio' } }] } },
-    volumes: [...(spec.volumes ?? []), { name: INTAKE_VOLUME, secret: { secretName: intakeTokenSecretName(ms) } }],
+    volumes: [...(spec.volumes ?? []), { name: INTAKE_VOLUME, secret: { secretName: idsCloudInitSecretName(ms) } }],
   };
 }

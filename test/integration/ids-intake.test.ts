@@ -1,5 +1,5 @@
 // Alerts raised in the IDS VM reach the same pipeline as the mapper's own: the operator (under its
-// own RBAC, with a 20 s rotation) keeps the signing key beside the mapper and the IDS VM's token
+// own RBAC, with a 20 s rotation) keeps the signing key beside the mapper and the token in the IDS VM's
 // Secret; the real sidecar process (src/sidecar/main.ts, the mapper's ServiceAccount, the key
 // from that Secret) takes a POST with the token from the tenant's Secret and turns it into a
 // Warning Event, a metric and a status.alerts entry, which pauses the server once
@@ -81,7 +81,7 @@ describe('IDS VM alert intake (real control plane, operator, real sidecar proces
   });
 
   const tokenSecret = async () => {
-    const s = await core().readNamespacedSecret({ namespace: NS, name: 'web-1-ids-intake' });
+    const s = await core().readNamespacedSecret({ namespace: NS, name: 'web-1-ids-cloud-init' });
     const d = (k: string) => Buffer.from(s.data?.[k] ?? '', 'base64').toString();
     return { token: d('token'), epoch: Number(d('epoch')), url: d('url'), renewSeconds: d('renew-seconds'), forwarder: d('hyperspector-intake'), resourceVersion: s.metadata?.resourceVersion };
   };
@@ -93,17 +93,21 @@ describe('IDS VM alert intake (real control plane, operator, real sidecar proces
   };
   const alertsStatus = async () => ((await env.get(MS, NS, 'web-1')) as unknown as MonitoredServer | undefined)?.status?.alerts;
 
-  it('the operator makes the key and the token Secret (an IDS VM disk), names the mapper by its pod’s DNS name and deletes an older version’s Service; the sidecar takes only this MonitoredServer’s current or previous token', async function () {
+  it('the operator makes the key and puts the token in the IDS VM’s Secret (also a disk of it), names the mapper by its pod’s DNS name and deletes an older version’s Service and token Secret; the sidecar takes only this MonitoredServer’s current or previous token', async function () {
     // What an older version left in front of the mapper pod: a Service per MonitoredServer (upgrade).
     const legacyName = processMapperHostname(monitoredServer('web-1', NS));
     const legacyLabels = { 'hyperspector.io/monitored-server': 'web-1', 'hyperspector.io/role': 'ids-intake', 'app.kubernetes.io/managed-by': 'hyperspector', 'hyperspector.io/monitored-server-namespace': NS };
     await core().createNamespacedService({ namespace: OPNS, body: { metadata: { name: legacyName, labels: legacyLabels }, spec: { selector: { 'hyperspector.io/role': 'process-mapper' }, ports: [{ name: 'intake', port: 9464 }] } } });
+    // And a token Secret of its own in the tenant's namespace.
+    await core().createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'web-1-ids-intake', labels: { 'hyperspector.io/monitored-server': 'web-1', 'hyperspector.io/role': 'ids-intake', 'app.kubernetes.io/managed-by': 'hyperspector' } }, stringData: { token: 'hsi1.1.old' } } });
     await env.createMonitoredServer(monitoredServer('web-1', NS, { server: { template: vmTemplate({ app: 'web-1' }), deletionPolicy: 'Delete' }, response: { onAlert: 'Pause' } }));
     await env.waitForCondition(NS, 'web-1', 'Ready', 'True', 'Monitoring', 180_000);
     const ms = (await env.get(MS, NS, 'web-1')) as unknown as MonitoredServer;
     const keySecret = await core().readNamespacedSecret({ namespace: OPNS, name: intakeKeySecretName(ms) });
     assert.equal(keySecret.metadata?.labels?.['hyperspector.io/role'], 'ids-intake-key');
     key = Buffer.from(Buffer.from(keySecret.data!.key!, 'base64').toString('utf8'), 'base64');
+    // The token is in the IDS VM's Secret: the older version's token Secret is gone.
+    await waitFor(async () => ((await core().listNamespacedSecret({ namespace: NS, labelSelector: 'hyperspector.io/role=ids-intake' })).items.length === 0 ? true : undefined), { timeoutMs: 30_000, description: `the older version's token Secret ${NS}/web-1-ids-intake to be deleted` });
     // No Service per MonitoredServer: the older version's is gone, and none is made.
     await waitFor(async () => ((await core().listNamespacedService({ namespace: OPNS, labelSelector: 'hyperspector.io/role=ids-intake' })).items.length === 0 ? true : undefined), { timeoutMs: 30_000, description: `the older version's Service ${OPNS}/${legacyName} to be deleted` });
     const secret = await tokenSecret();
@@ -114,9 +118,9 @@ describe('IDS VM alert intake (real control plane, operator, real sidecar proces
     assert.equal(mapperPod?.spec?.subdomain, 'hyperspector-process-mappers');
     assert.equal(secret.renewSeconds, '10');
     assert.match(secret.token, /^hsi1\.\d+\./);
-    // The IDS VM has the token Secret as a disk; the server VM has nothing of it.
+    // The IDS VM has its Secret (with the token) as a disk; the server VM has nothing of it.
     const ids = await env.get(VM, NS, 'web-1-ids');
-    assert.deepEqual(ids?.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'hyperspector-intake'), { name: 'hyperspector-intake', secret: { secretName: 'web-1-ids-intake' } });
+    assert.deepEqual(ids?.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'hyperspector-intake'), { name: 'hyperspector-intake', secret: { secretName: 'web-1-ids-cloud-init' } });
     assert.ok(!JSON.stringify((await env.get(VM, NS, 'web-1-server'))?.spec).includes('ids-intake'));
     // The mapper pod gets the key by reference only.
     const pods = await core().listNamespacedPod({ namespace: OPNS, labelSelector: 'hyperspector.io/role=process-mapper' });
@@ -185,14 +189,14 @@ describe('IDS VM alert intake (real control plane, operator, real sidecar proces
     const second = await waitFor(async () => {
       const s = await tokenSecret();
       return s.epoch === first.epoch + 1 ? s : undefined;
-    }, { timeoutMs: ROTATION_MS + 15_000, description: 'the token Secret rotated to the next epoch' });
+    }, { timeoutMs: ROTATION_MS + 15_000, description: 'the IDS VM’s Secret rotated to the next epoch' });
     assert.notEqual(second.token, first.token);
     assert.equal((await post('/intake/v1/credential', '', first.token)).status, 200, 'the previous epoch’s token still works');
     await waitFor(async () => ((await tokenSecret()).epoch === first.epoch + 2 ? true : undefined), { timeoutMs: ROTATION_MS + 15_000, description: 'one more rotation' });
     assert.equal((await post('/intake/v1/credential', '', first.token)).status, 401, 'two epochs old');
     assert.equal((await post('/intake/v1/credential', '', second.token)).status, 200);
-    const writes = auditRequests(env.cluster.auditLogPath, { username: env.cluster.users.operator.name, writesOnly: true }).filter((r) => r.objectRef?.resource === 'secrets' && r.objectRef.name === 'web-1-ids-intake');
-    assert.ok(writes.length >= 3 && writes.length <= 4, `${writes.length} writes of the token Secret: one at creation and one per rotation`);
+    const writes = auditRequests(env.cluster.auditLogPath, { username: env.cluster.users.operator.name, writesOnly: true }).filter((r) => r.objectRef?.resource === 'secrets' && r.objectRef.name === 'web-1-ids-cloud-init');
+    assert.ok(writes.length >= 3 && writes.length <= 4, `${writes.length} writes of the IDS VM's Secret: one at creation (with the network data and the token) and one per rotation`);
     const after = await env.get(VMI, NS, 'web-1-ids');
     assert.equal(after?.metadata.uid, idsVmi?.metadata.uid, 'the IDS VMI was not restarted');
     assert.equal((await env.get(VM, NS, 'web-1-ids'))?.status?.printableStatus, 'Running');

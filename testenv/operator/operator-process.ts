@@ -46,9 +46,21 @@ export async function reconcilesEndedWell(operator: Pick<OperatorProcess, 'metri
 }
 
 /** The Node.js options the chart gives the operator (values.yaml `nodeOptions`): measured as it runs. */
+function chartValues(): { nodeOptions?: string; mallocArenaMax?: number | null } {
+  return parse(readFileSync(join(REPO_ROOT, 'helm', 'hyperspector', 'values.yaml'), 'utf8')) as { nodeOptions?: string; mallocArenaMax?: number | null };
+}
+
 export function chartNodeOptions(): string[] {
-  const values = parse(readFileSync(join(REPO_ROOT, 'helm', 'hyperspector', 'values.yaml'), 'utf8')) as { nodeOptions?: string };
-  return (values.nodeOptions ?? '').split(/\s+/).filter((o) => o !== '');
+  return (chartValues().nodeOptions ?? '').split(/\s+/).filter((o) => o !== '');
+}
+
+/** The memory settings the chart's Deployment gives the operator as environment (NODE_OPTIONS, MALLOC_ARENA_MAX). */
+export function chartOperatorEnv(): Record<string, string> {
+  const values = chartValues();
+  return {
+    ...(values.nodeOptions ? { NODE_OPTIONS: values.nodeOptions } : {}),
+    ...(values.mallocArenaMax ? { MALLOC_ARENA_MAX: String(values.mallocArenaMax) } : {}),
+  };
 }
 
 export async function startOperatorProcess(cluster: LocalCluster, options: OperatorProcessOptions = {}): Promise<OperatorProcess> {
@@ -58,6 +70,8 @@ export async function startOperatorProcess(cluster: LocalCluster, options: Opera
   const httpPort = await freePort();
   const kubeconfig = cluster.kubeConfigFor(options.user ?? 'admin').path;
   const logFile = options.logFile ?? cluster.logOf(`operator-${++counter}`);
+  const { MALLOC_ARENA_MAX } = chartOperatorEnv();
+  const arenas = MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX } : {};
   const proc = new ManagedProcess(
     'operator',
     // node itself (Node 24 from node_modules), not the tsx wrapper: one process, so SIGKILL and
@@ -75,7 +89,8 @@ export async function startOperatorProcess(cluster: LocalCluster, options: Opera
       ...(options.extraArgs ?? []),
     ],
     logFile,
-    { ...process.env, PATH: `${join(REPO_ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}` },
+    // The chart's glibc setting (its NODE_OPTIONS go on the command line above).
+    { ...process.env, ...arenas, PATH: `${join(REPO_ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}` },
     REPO_ROOT, // `--import tsx` resolves from here
   );
   const base = `http://127.0.0.1:${httpPort}`;

@@ -655,15 +655,18 @@ export class MonitoredServerController {
     const pairPlans = evacuation.move
       ? []
       : [...planIdsVm(ms, observed, networkData), ...planDiskHotplug(ms, observed), ...planProcessMapper(ms, observed, this.mapperSettings)];
-    // The intake's key comes before the mapper pod can start; its token Secret before the IDS VM's start reads it.
-    const intakeActions = planIdsIntake(ms, observed, this.intakeSettings, this.now().getTime());
+    // The intake's key comes before the mapper pod can start; its token data, in the IDS VM's
+    // Secret, before the IDS VM's start reads it. That Secret is written once the IDS VM's address
+    // is known (networking), with everything in it.
+    const intake = planIdsIntake(ms, observed, this.intakeSettings, this.now().getTime());
+    const waitForNetwork = networking !== undefined && networkData?.networkData === undefined;
     const actions = [
       ...planFinalizer(ms),
       ...planServerVm(ms, observed),
       ...(networking ? planNetworking(ms, observed, networking) : []),
-      ...planIdsCloudInit(ms, observed, networkData?.networkData),
+      ...intake.actions,
+      ...planIdsCloudInit(ms, observed, networkData?.networkData, intake.secretData, waitForNetwork),
       ...evacuationActions,
-      ...intakeActions,
       ...pairPlans,
       ...snapshots.actions,
       ...planResponse(ms, observed),

@@ -9,7 +9,7 @@ import { isolationPolicyName, type NetworkPolicy } from '../../builders/isolatio
 import { idsNetworkNadName, idsNetworkPolicyName, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
 import { mirrorPeer } from './ovs-mirror-slots.ts';
 import { vmiNode } from './observed-state.ts';
-import { intakeKeySecretName, intakeTokenSecretName } from '../../builders/ids-intake.ts';
+import { intakeKeySecretName, legacyIntakeTokenSecretName } from '../../builders/ids-intake.ts';
 import type { KubeVirt, ObservedState, PersistentVolumeClaim, Pod, Secret, VirtualMachineInstance, VirtualMachineInstanceMigration } from './observed-state.ts';
 
 export interface CacheReader {
@@ -121,8 +121,9 @@ export function observe(ms: MonitoredServer, cache: CacheReader): ObservedState 
   // An older version's Service in front of the mapper, named as the mapper's hostname is now (deleted by planIdsIntake).
   const intakeService = cache.intakeService?.(processMapperHostname(ms));
   if (intakeService && mine(intakeService)) observed.intakeService = intakeService;
-  const intakeToken = cache.idsCloudInitSecret(ns, intakeTokenSecretName(ms));
-  if (intakeToken && intakeToken.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.intakeTokenSecret = intakeToken;
+  // An older version's token Secret of its own (deleted by planIdsIntake; the token is in the IDS VM's Secret now).
+  const legacyToken = cache.idsCloudInitSecret(ns, legacyIntakeTokenSecretName(ms));
+  if (legacyToken && legacyToken.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.legacyIntakeTokenSecret = legacyToken;
   const serverNode = observed.serverVmi?.status?.nodeName;
   const serverNodeUid = serverNode ? cache.nodeUid?.(serverNode) : undefined;
   if (serverNodeUid) observed.serverNodeUid = serverNodeUid;

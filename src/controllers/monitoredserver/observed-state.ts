@@ -24,8 +24,8 @@ export interface ObservedState {
   intakeKeySecret?: Secret;
   /** A Service an older version put in front of the process mapper (deleted). */
   intakeService?: KubeObject;
-  /** The IDS VM's intake token Secret (tenant's namespace), when ours. */
-  intakeTokenSecret?: Secret;
+  /** The intake token Secret of its own an older version made (tenant's namespace), when ours: deleted. */
+  legacyIntakeTokenSecret?: Secret;
   /** UID of the Node the server VMI runs on: the process-mapper pod's controller reference. */
   serverNodeUid?: string;
   /** The cluster's KubeVirt CR: its feature gates decide how disks are hot-plugged. */

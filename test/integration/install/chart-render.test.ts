@@ -13,6 +13,7 @@ import { Helm, parseObjects, type KubeObject } from './install-support.ts';
 import { processMapperLabels, roleLabels } from '../../../src/builders/names.ts';
 import { buildProcessMapperPod } from '../../../src/builders/process-mapper-pod.ts';
 import { monitoredServer } from '../../../testenv/fixtures/monitoredservers.ts';
+import { chartOperatorEnv } from '../../../testenv/operator/operator-process.ts';
 
 type Rule = { apiGroups?: string[]; resources?: string[]; verbs?: string[]; resourceNames?: string[] };
 type AnyObject = KubeObject & { spec?: any; rules?: Rule[]; roleRef?: any; subjects?: any[]; data?: Record<string, string> }; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -155,6 +156,8 @@ describe('Helm chart, rendered', function () {
     assert.deepEqual(policy.spec.policyTypes, ['Ingress', 'Egress']);
     assert.deepEqual(policy.spec.podSelector.matchLabels, deployment.spec.selector.matchLabels);
     assert.equal(container.env.find((e: { name: string }) => e.name === 'NODE_OPTIONS')?.value, '--max-semi-space-size=2 --max-old-space-size=160', "the chart's nodeOptions, as the benchmarks run the operator");
+    assert.deepEqual(chartOperatorEnv(), Object.fromEntries((container.env as Array<{ name: string; value?: string }>).filter((e) => ['NODE_OPTIONS', 'MALLOC_ARENA_MAX'].includes(e.name)).map((e) => [e.name, e.value])), 'tests and benchmarks run the operator with the chart\'s memory settings');
+    assert.equal(container.env.find((e: { name: string }) => e.name === 'MALLOC_ARENA_MAX')?.value, '2');
     assert.equal(one(defaults, 'ConfigMap').metadata.name, config.kernelProfilesConfigMap);
   });
 

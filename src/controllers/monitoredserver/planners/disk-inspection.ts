@@ -4,6 +4,7 @@
 // gate, by the VM's addvolume/removevolume subresources. The IDS VM's user data (the user's, with the
 // mount script merged in) lives in a Secret of ours. What cannot work is refused before anything is
 // touched: the IDS VM keeps exactly the disks it has.
+import { isDeepStrictEqual } from 'node:util';
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
 import {
   addVolumeOptions,
@@ -14,12 +15,14 @@ import {
   DEFAULT_MOUNT_PATH,
   hotplugSupport,
   idsVolumeName,
+  NETWORK_DATA_SECRET_KEY,
   templateUserData,
   USER_DATA_SECRET_KEY,
   type HotplugMethod,
   type IdsDiskInspection,
   type InspectedVolume,
 } from '../../../builders/disk-inspection.ts';
+import { INTAKE_DATA_KEYS } from '../../../builders/ids-intake.ts';
 import { idsCloudInitSecretName, idsVmName } from '../../../builders/names.ts';
 import { needsApply } from '../../../kube/client/apply.ts';
 import type { Secret, VirtualMachine, VirtualMachineDisk, VirtualMachineVolume } from '../../../kube/client/objects.ts';
@@ -241,20 +244,39 @@ export function hasDisksToDrop(ms: MonitoredServer, o: ObservedState): boolean {
   return livePlugged(ms, live).some((p) => !keep.has(p.volume.name));
 }
 
-/** The Secret with the IDS VM's user data, applied before the IDS VM that reads it (capability idsVM). */
-export function planIdsCloudInit(ms: MonitoredServer, o: ObservedState, networkData?: string): Action[] {
+/** Keys of the IDS VM's Secret the operator writes: cloud-init's and the intake's (others' keys are left alone). */
+const OUR_SECRET_KEYS: ReadonlySet<string> = new Set([USER_DATA_SECRET_KEY, NETWORK_DATA_SECRET_KEY, ...INTAKE_DATA_KEYS]);
+
+function ourKeys(data: Record<string, string> | undefined): string[] {
+  return Object.keys(data ?? {}).filter((k) => OUR_SECRET_KEYS.has(k)).sort();
+}
+
+/**
+ * The IDS VM's one Secret, applied before the IDS VM that reads it (capability idsVM): its user data
+ * (disk inspection), its network data (networking) and the alert intake's token data
+ * (`intakeData`, planIdsIntake). `waitForNetwork`: networking gives the IDS VM an address not yet
+ * claimed; the IDS VM waits for it, and the Secret is written once, with it.
+ */
+export function planIdsCloudInit(ms: MonitoredServer, o: ObservedState, networkData?: string, intakeData?: Record<string, string>, waitForNetwork = false): Action[] {
+  if (waitForNetwork) return [];
   const plan = resolveDiskInspection(ms, o, networkData);
-  if (!plan.secret) return [];
-  if (o.idsCloudInitSecret && !needsApply(plan.secret, o.idsCloudInitSecret)) return [];
-  const name = plan.secret.metadata?.name ?? '';
+  const live = o.idsCloudInitSecret;
+  // Nothing of cloud-init's: the Secret holds the token data, or is emptied of what it held.
+  const cloudInit = plan.secret ?? (intakeData || ourKeys(live?.data).length > 0 ? buildIdsCloudInitSecret(ms, undefined) : undefined);
+  if (!cloudInit) return [];
+  const secret = intakeData ? { ...cloudInit, data: { ...cloudInit.data, ...intakeData } } : cloudInit;
+  // A key we no longer write (the intake turned off, disks no longer inspected) goes with the apply.
+  if (live && !needsApply(secret, live) && isDeepStrictEqual(ourKeys(live.data), ourKeys(secret.data))) return [];
+  const name = secret.metadata?.name ?? '';
+  const epoch = intakeData?.epoch ? ` (intake token of epoch ${Buffer.from(intakeData.epoch, 'base64').toString()})` : '';
   return [
     {
       type: 'apply',
       capability: 'idsVM',
       failureReason: 'ApplyIDSCloudInitFailed',
-      log: `Apply IDS cloud-init Secret ${ms.metadata.namespace}/${name}`,
+      log: `${live ? 'Apply' : 'Create'} the IDS VM's Secret ${ms.metadata.namespace}/${name}${epoch}`,
       resource: SECRET,
-      object: plan.secret,
+      object: secret,
     },
   ];
 }

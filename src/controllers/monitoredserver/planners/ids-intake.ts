@@ -1,14 +1,14 @@
 // Planner: the IDS VM's alert intake (builders/ids-intake.ts). Level-triggered:
 // - the signing key Secret (operator's namespace) is created once, with a fresh random key, and
 //   created anew only when it is gone or unreadable (which invalidates the tokens handed out);
-// - the token Secret (tenant's namespace) is applied when what it holds differs from the token of
-//   the current epoch (or the URL, the renewal period, the forwarder): once per rotation period,
-//   no write otherwise; the controller comes back at the next epoch's start (intakeRecheckMs);
+// - the token data of the current epoch (with the URL, the renewal period, the forwarder) goes into
+//   the IDS VM's Secret (planIdsCloudInit applies it when it differs): once per rotation period, no
+//   write otherwise; the controller comes back at the next epoch's start (intakeRecheckMs); an
+//   older version's token Secret of its own is deleted;
 // - a Service per MonitoredServer that an older version put in front of the mapper pod is deleted:
 //   the pod's hostname under the chart's headless Service is the URL now (builders/ids-intake.ts).
-import { isDeepStrictEqual } from 'node:util';
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
-import { buildIntakeKeySecret, buildIntakeTokenSecret, INTAKE_KEY_FIELD, intakeEnabled, type BuiltSecret, type IntakeTokenSettings } from '../../../builders/ids-intake.ts';
+import { buildIntakeKeySecret, INTAKE_KEY_FIELD, intakeEnabled, intakeSecretData, type IntakeTokenSettings } from '../../../builders/ids-intake.ts';
 import type { KubeObject, Secret } from '../../../kube/client/objects.ts';
 import { SECRET, SERVICE } from '../../../kube/client/resources.ts';
 import { parseIntakeKey } from '../../../sidecar/intake-credential.ts';
@@ -31,14 +31,32 @@ export function observedIntakeKey(secret: Secret | undefined): Buffer | undefine
   }
 }
 
-/** Same keys and values, in any key order (the API server keeps a map's keys sorted). */
-function sameData(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
-  return isDeepStrictEqual(a ?? {}, b ?? {});
+export interface IntakePlan {
+  actions: Action[];
+  /** The token data for the IDS VM's Secret (planIdsCloudInit merges it in); undefined with the intake off. */
+  secretData?: Record<string, string>;
 }
 
-export function planIdsIntake(ms: MonitoredServer, o: ObservedState, settings: IntakePlanSettings, nowMs: number): Action[] {
-  if (!intakeEnabled(ms) || o.serverClaimedBy || o.serverNameTaken || ms.metadata.deletionTimestamp) return [];
+export function planIdsIntake(ms: MonitoredServer, o: ObservedState, settings: IntakePlanSettings, nowMs: number): IntakePlan {
   const actions: Action[] = [];
+  // An older version's token Secret of its own: the token lives in the IDS VM's Secret now.
+  const legacy = o.legacyIntakeTokenSecret;
+  if (legacy && !legacy.metadata?.deletionTimestamp) {
+    actions.push({
+      type: 'delete',
+      capability: 'processMapper',
+      failureReason: 'DeleteIntakeTokenFailed',
+      log: `Delete the alert intake token Secret of an older version ${legacy.metadata?.namespace}/${legacy.metadata?.name}`,
+      resource: SECRET,
+      namespace: legacy.metadata?.namespace ?? '',
+      name: legacy.metadata?.name ?? '',
+      ...(legacy.metadata?.uid ? { preconditionUid: legacy.metadata.uid } : {}),
+      tolerate: [404, 409],
+    });
+  }
+  // Being deleted: the garbage collector takes the token Secret with its owner.
+  if (ms.metadata.deletionTimestamp) return { actions: [] };
+  if (!intakeEnabled(ms) || o.serverClaimedBy || o.serverNameTaken) return { actions };
   let key = observedIntakeKey(o.intakeKeySecret);
   if (!key) {
     key = settings.newKey();
@@ -52,20 +70,9 @@ export function planIdsIntake(ms: MonitoredServer, o: ObservedState, settings: I
       object: secret,
     });
   }
-  const token: BuiltSecret = buildIntakeTokenSecret(ms, key, nowMs, settings);
-  if (!sameData(token.data, o.intakeTokenSecret?.data)) {
-    actions.push({
-      type: 'apply',
-      capability: 'processMapper',
-      failureReason: 'ApplyIntakeTokenFailed',
-      log: `${o.intakeTokenSecret ? 'Rotate' : 'Create'} the IDS VM's alert intake token Secret ${ms.metadata.namespace}/${token.metadata.name} (epoch ${Buffer.from(token.data!.epoch!, 'base64').toString()})`,
-      resource: SECRET,
-      object: token,
-    });
-  }
   // An older version's Service in front of the pod: the headless Service's DNS name replaced it.
   if (o.intakeService && !o.intakeService.metadata?.deletionTimestamp) actions.push(deleteIntakeObject(o.intakeService, 'service', 'processMapper'));
-  return actions;
+  return { actions, secretData: intakeSecretData(ms, key, nowMs, settings) };
 }
 
 /** Deletes one of the intake's objects in the operator's namespace (teardown, orphan), guarded by its UID. */
