@@ -31,7 +31,10 @@ export interface InformerOptions<T> {
   transform?: CacheTransform<T>;
   clock?: Clock;
   logger?: Logger;
-  /** Full relist period; 0 disables. Default 10 min. */
+  /**
+   * Resync period: every cached object is handed to onUpdate again (old and new the same), from the
+   * cache, as client-go's informers do; nothing is listed. 0 disables. Default 10 min.
+   */
   resyncPeriodMs?: number;
   /** A watch without any event or bookmark for this long is restarted. Default 2 min. */
   watchdogMs?: number;
@@ -68,7 +71,7 @@ export interface InformerHealth {
   bookmarks: number;
 }
 
-type WatchOutcome = 'closed' | 'gone' | 'silent' | 'resync' | 'stopped';
+type WatchOutcome = 'closed' | 'gone' | 'silent' | 'stopped';
 
 class WatchEndedWithError extends Error {}
 
@@ -100,7 +103,6 @@ export class Informer<T extends KubeObject> {
   private readonly syncWaiters: Array<() => void> = [];
   private stopController: AbortController | undefined;
   private running: Promise<void> | undefined;
-  private resyncDue = false;
   private resyncTimer: TimerHandle | undefined;
   /** Ends the watch in progress with an outcome; set while a watch runs. */
   private endWatch: ((outcome: WatchOutcome) => void) | undefined;
@@ -204,13 +206,11 @@ export class Informer<T extends KubeObject> {
 
   private async run(stop: AbortSignal): Promise<void> {
     let needList = true;
-    let resync = false;
     while (!stop.aborted) {
       try {
         if (needList) {
-          await this.relist(stop, resync);
+          await this.relist(stop);
           needList = false;
-          resync = false;
         }
         if (stop.aborted) break;
         const started = this.clock.now();
@@ -224,10 +224,6 @@ export class Informer<T extends KubeObject> {
             break;
           case 'silent':
             this.log.warn('Restarted a watch that went silent', { source: this.source.description, silentForMs: this.watchdogMs });
-            break;
-          case 'resync':
-            needList = true;
-            resync = true;
             break;
           case 'closed':
             // A watch that ends at once without events would spin; treat it as a failure.
@@ -257,7 +253,7 @@ export class Informer<T extends KubeObject> {
   }
 
   /** Lists everything and brings the cache and handlers in line with the result. */
-  private async relist(stop: AbortSignal, resync: boolean): Promise<void> {
+  private async relist(stop: AbortSignal): Promise<void> {
     this.counts.lists++;
     const { items, resourceVersion } = await this.source.list(stop, this.transform);
     if (stop.aborted) return;
@@ -268,7 +264,7 @@ export class Informer<T extends KubeObject> {
       const old = this.cache.get(key);
       this.store(key, object);
       if (!old) this.emit((h) => h.onAdd?.(object));
-      else if (resync || old.metadata?.resourceVersion !== object.metadata?.resourceVersion) this.emit((h) => h.onUpdate?.(old, object));
+      else if (old.metadata?.resourceVersion !== object.metadata?.resourceVersion) this.emit((h) => h.onUpdate?.(old, object));
     }
     for (const [key, old] of [...this.cache]) {
       if (seen.has(key)) continue;
@@ -278,7 +274,7 @@ export class Informer<T extends KubeObject> {
     this.lastResourceVersion = resourceVersion;
     this.consecutiveFailures = 0;
     this.lastError = undefined;
-    this.log.debug('Listed objects', { source: this.source.description, count: items.length, resourceVersion, resync });
+    this.log.debug('Listed objects', { source: this.source.description, count: items.length, resourceVersion });
     if (!this.synced) {
       this.synced = true;
       this.log.info('Synced informer cache', { source: this.source.description, count: items.length });
@@ -291,7 +287,7 @@ export class Informer<T extends KubeObject> {
     return new Promise((resolve, reject) => {
       let events = 0;
       let settled = false;
-      // Filled in once the watch starts; settle may run before that (e.g. a pending resync).
+      // Filled in once the watch starts.
       const current: { handle?: WatchHandle } = {};
       let watchdog: TimerHandle | undefined;
       const settle = (fn: () => void) => {
@@ -307,11 +303,6 @@ export class Informer<T extends KubeObject> {
         watchdog = this.clock.setTimeout(() => settle(() => resolve({ outcome: 'silent', events })), this.watchdogMs);
       };
       this.endWatch = (outcome) => settle(() => resolve({ outcome, events }));
-      if (this.resyncDue) {
-        this.resyncDue = false;
-        settle(() => resolve({ outcome: 'resync', events }));
-        return;
-      }
       armWatchdog();
       // Randomized like client-go so many watches do not all restart at the same moment.
       const timeoutSeconds = Math.floor(300 * (1 + this.random()));
@@ -379,11 +370,9 @@ export class Informer<T extends KubeObject> {
   private scheduleResync(): void {
     if (this.resyncPeriodMs <= 0) return;
     this.resyncTimer = this.clock.setTimeout(() => {
-      this.resyncDue = true;
-      if (this.endWatch) {
-        this.resyncDue = false;
-        this.endWatch('resync');
-      }
+      // From the cache: a periodic list of every object (all VMs and VMIs of the cluster) would
+      // hold two copies of them at once and load the API server for nothing the watch missed.
+      if (this.synced) for (const object of [...this.cache.values()]) this.emit((h) => h.onUpdate?.(object, object));
       this.scheduleResync();
     }, this.resyncPeriodMs);
   }

@@ -191,15 +191,18 @@ describe('Informer', () => {
     assert.deepEqual({ lists: informer.health().lists, watches: informer.health().watches, bookmarks: informer.health().bookmarks }, { lists: 1, watches: 2, bookmarks: 1 });
   });
 
-  it('relists every resync period and reports every object as updated', async () => {
-    const { clock, source, informer, events } = started({ resyncPeriodMs: 10_000 }, [vm('shop', 'a', '5')]);
+  it('reports every cached object as updated each resync period, from the cache: no list, the watch goes on', async () => {
+    const { clock, source, informer, events } = started({ resyncPeriodMs: 10_000 }, [vm('shop', 'a', '5'), vm('shop', 'b', '7')]);
     await informer.waitForSync();
     await flushPromises();
+    const watch = source.current();
     await clock.advance(10_000);
-    assert.equal(source.listCalls, 2);
-    assert.deepEqual(events, ['add shop/a@5', 'update shop/a@5->5']);
+    assert.deepEqual(events, ['add shop/a@5', 'add shop/b@7', 'update shop/a@5->5', 'update shop/b@7->7']);
     await clock.advance(10_000);
-    assert.equal(source.listCalls, 3);
+    assert.equal(events.length, 6);
+    assert.equal(source.listCalls, 1, 'never listed again');
+    assert.equal(source.current(), watch, 'the same watch');
+    assert.equal(informer.health().watches, 1);
   });
 
   it('backs off when watches close at once without events instead of spinning', async () => {
