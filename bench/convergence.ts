@@ -4,7 +4,7 @@
 // MonitoredServer refers to, which the operator's caches must not pay for. Prints convergence vs
 // the floor, API writes per MonitoredServer by kind and the operator's peak RSS side by side, and
 // one JSON line.
-//   npm run bench:convergence -- [--count 200] [--unmonitored 2000] [--steady-seconds 60] [--nodes 3] [--vm-controller-threads 3] [--operator compiled|tsx]
+//   npm run bench:convergence -- [--count 200] [--unmonitored 2000] [--steady-seconds 60] [--nodes 3 (or as many as the VMIs need)] [--vm-controller-threads 3] [--operator compiled|tsx]
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -22,6 +22,7 @@ import { roleLabels } from '../src/builders/names.ts';
 import { buildProcessMapperPod } from '../src/builders/process-mapper-pod.ts';
 import { createKubeApi } from '../src/kube/client/rest.ts';
 import { createUnmonitoredVms, vmiPhases } from './unmonitored-vms.ts';
+import { NODE_VMI_CAPACITY } from '../testenv/kubevirt/kubevirt-world.ts';
 
 const { values } = parseArgs({
   options: {
@@ -30,7 +31,9 @@ const { values } = parseArgs({
     // compiled: dist/src/main.js as the image runs it (built first); tsx: the sources, as the tests run them
     operator: { type: 'string', default: 'compiled' },
     'steady-seconds': { type: 'string', default: '60' },
-    nodes: { type: 'string', default: '3' },
+    // Default: 3, or as many as the VMIs need (NODE_VMI_CAPACITY per node): the noise, and a pair
+    // per MonitoredServer for the operator and again for the floor.
+    nodes: { type: 'string' },
     concurrency: { type: 'string', default: '8' },
     // virt-controller's VM workers (KubeVirt's default 3): more start the unmonitored VMs sooner;
     // the operator and the floor run in the same world, so both see the same KubeVirt.
@@ -42,6 +45,9 @@ const unmonitored = Number(values.unmonitored);
 const compiled = values.operator === 'compiled';
 if (!compiled && values.operator !== 'tsx') throw new Error(`--operator must be compiled or tsx, not ${values.operator}`);
 const steadySeconds = Number(values['steady-seconds']);
+const vmis = unmonitored + 4 * N;
+const nodes = values.nodes ? Number(values.nodes) : Math.max(3, Math.ceil(vmis / NODE_VMI_CAPACITY));
+if (nodes * NODE_VMI_CAPACITY < vmis) throw new Error(`--nodes ${nodes} cannot run ${vmis} VMIs (${NODE_VMI_CAPACITY} per node, as KubeVirt's device plugins offer): give at least ${Math.ceil(vmis / NODE_VMI_CAPACITY)}`);
 const log = (line: string) => console.error(`[bench] ${line}`);
 
 /** Writes by what they wrote: `MonitoredServer`, `MonitoredServer/status`, `VirtualMachine`, ... */
@@ -134,7 +140,7 @@ if (compiled) {
 // Fake nodes big enough for every pair (a server VM requests 1Gi, an IDS VM 2Gi): the benchmark
 // measures the control loop, not bin packing.
 const vmControllerThreads = values['vm-controller-threads'] ? Number(values['vm-controller-threads']) : undefined;
-const env = await OperatorTestEnv.start(Number(values.nodes), { cpu: '2000', memory: '16Ti', pods: '10000' }, vmControllerThreads ? { vmControllerThreads } : {});
+const env = await OperatorTestEnv.start(nodes, { cpu: '2000', memory: '16Ti', pods: '10000' }, vmControllerThreads ? { vmControllerThreads } : {});
 try {
   // --- the noise: unmonitored VMs, all running before the operator starts
   if (unmonitored > 0) {
@@ -278,7 +284,7 @@ try {
     benchmark: 'convergence',
     count: N,
     unmonitoredVirtualMachines: unmonitored,
-    nodes: Number(values.nodes),
+    nodes,
     operatorConcurrency: Number(values.concurrency),
     virtControllerVmThreads: vmControllerThreads ?? 3,
     operatorRunAs: compiled ? 'node dist/src/main.js' : 'node --import tsx src/main.ts',
@@ -305,7 +311,7 @@ try {
   };
   console.log(
     [
-      `MonitoredServers: ${N} on ${values.nodes} nodes, beside ${unmonitored} unmonitored VirtualMachines (running)`,
+      `MonitoredServers: ${N} on ${nodes} nodes, beside ${unmonitored} unmonitored VirtualMachines (running)`,
       `                 operator    floor (bare client, same children)`,
       `converged in    ${`${result.convergeSeconds} s`.padEnd(12)}${result.floor.seconds} s   (ratio ${result.convergenceToFloorRatio})`,
       `API requests    ${`${result.apiRequestsPerMonitoredServer}`.padEnd(12)}${result.floor.apiRequestsPerServer}   per MonitoredServer`,

@@ -42,6 +42,9 @@ export interface KubeVirtWorldOptions {
 
 export const DEFAULT_FEATURE_GATES = ['HotplugVolumes', 'DeclarativeHotplugVolumes'];
 
+/** VMIs a node runs at most: KubeVirt's device plugins offer 1000 tun, kvm and vhost-net devices per node. */
+export const NODE_VMI_CAPACITY = 1000;
+
 type Obj = k8s.KubernetesObject & Record<string, unknown>;
 
 export interface KubeVirtCertificates {
@@ -327,8 +330,10 @@ export class KubeVirtWorld {
   private async prepareNodes(): Promise<void> {
     const core = this.cluster.api(k8s.CoreV1Api);
     const api = createKubeApi(this.cluster.kubeConfig);
-    // The device plugins' resources, and the node's ephemeral storage (launcher pods request some).
-    const devices = { 'devices.kubevirt.io/kvm': '1k', 'devices.kubevirt.io/tun': '1k', 'devices.kubevirt.io/vhost-net': '1k', 'ephemeral-storage': '1Ti' };
+    // The device plugins' resources (KubeVirt's virt-handler offers 1000 of each per node, so a node
+    // runs at most 1000 VMIs: NODE_VMI_CAPACITY), and the node's ephemeral storage (launcher pods request some).
+    const perNode = String(NODE_VMI_CAPACITY);
+    const devices = { 'devices.kubevirt.io/kvm': perNode, 'devices.kubevirt.io/tun': perNode, 'devices.kubevirt.io/vhost-net': perNode, 'ephemeral-storage': '1Ti' };
     for (const name of this.cluster.nodeNames) {
       const node = await core.readNode({ name });
       await api.request({
