@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { type Clock, realClock } from '../util/clock.ts';
 import { isTerminal } from './errors.ts';
 import { type Logger, errorField, silentLogger } from '../util/logger.ts';
@@ -101,6 +102,11 @@ export class WorkerPool {
       } finally {
         queue.done(key);
       }
+      // A reconcile with nothing to send settles in microtasks, and so does get() while keys are
+      // queued: without this the pool would run the whole queue in one turn of the event loop,
+      // and timers and sockets (the lease renewal, watch events) would wait for all of it — at
+      // 1000 MonitoredServers for 10 to 35 s, past the renew deadline.
+      await yieldToEventLoop();
     }
   }
 

@@ -251,3 +251,23 @@ describe('WorkerPool', () => {
     assert.throws(() => new WorkerPool({ name: 'x', queue, reconcile: async () => {}, concurrency: 0 }), /Invalid concurrency 0 for controller x/);
   });
 });
+
+describe('WorkerPool and the event loop', () => {
+  it('lets timers and I/O run between keys when reconciles have nothing to send (no turn of the event loop held for the whole queue)', async () => {
+    let reconciled = 0;
+    const { queue, pool } = setup(async () => {
+      reconciled++;
+    }, 8);
+    for (let i = 0; i < 1000; i++) queue.add(`shop/web-${i}`);
+    // Where a lease renewal's timer or a watch event would run.
+    const at = new Promise<number>((resolve) => setImmediate(() => resolve(reconciled)));
+    pool.start();
+    const reconciledBeforeTheEventLoopRan = await at;
+    assert.ok(reconciledBeforeTheEventLoopRan <= 8, `${reconciledBeforeTheEventLoopRan} reconciles ran before the event loop had a turn`);
+    await new Promise<void>((resolve) => {
+      const check = () => (reconciled === 1000 ? resolve() : setImmediate(check));
+      check();
+    });
+    await pool.stop();
+  });
+});
