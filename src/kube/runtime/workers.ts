@@ -105,7 +105,7 @@ export class WorkerPool {
       // A reconcile with nothing to send settles in microtasks, and so does get() while keys are
       // queued: without this the pool would run the whole queue in one turn of the event loop,
       // and timers and sockets (the lease renewal, watch events) would wait for all of it — at
-      // 1000 MonitoredServers for 10 to 35 s, past the renew deadline.
+      // 1000 MonitoredServers for up to 12 s, past the renew deadline.
       await yieldToEventLoop();
     }
   }
