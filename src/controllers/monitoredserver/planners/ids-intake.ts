@@ -38,24 +38,12 @@ export interface IntakePlan {
 }
 
 export function planIdsIntake(ms: MonitoredServer, o: ObservedState, settings: IntakePlanSettings, nowMs: number): IntakePlan {
+  // Being deleted: the garbage collector takes an older version's token Secret with its owner.
+  if (ms.metadata.deletionTimestamp) return { actions: [] };
   const actions: Action[] = [];
   // An older version's token Secret of its own: the token lives in the IDS VM's Secret now.
   const legacy = o.legacyIntakeTokenSecret;
-  if (legacy && !legacy.metadata?.deletionTimestamp) {
-    actions.push({
-      type: 'delete',
-      capability: 'processMapper',
-      failureReason: 'DeleteIntakeTokenFailed',
-      log: `Delete the alert intake token Secret of an older version ${legacy.metadata?.namespace}/${legacy.metadata?.name}`,
-      resource: SECRET,
-      namespace: legacy.metadata?.namespace ?? '',
-      name: legacy.metadata?.name ?? '',
-      ...(legacy.metadata?.uid ? { preconditionUid: legacy.metadata.uid } : {}),
-      tolerate: [404, 409],
-    });
-  }
-  // Being deleted: the garbage collector takes the token Secret with its owner.
-  if (ms.metadata.deletionTimestamp) return { actions: [] };
+  if (legacy && !legacy.metadata?.deletionTimestamp) actions.push(deleteIntakeObject(legacy, 'token', 'processMapper'));
   if (!intakeEnabled(ms) || o.serverClaimedBy || o.serverNameTaken) return { actions };
   let key = observedIntakeKey(o.intakeKeySecret);
   if (!key) {
@@ -75,16 +63,21 @@ export function planIdsIntake(ms: MonitoredServer, o: ObservedState, settings: I
   return { actions, secretData: intakeSecretData(ms, key, nowMs, settings) };
 }
 
-/** Deletes one of the intake's objects in the operator's namespace (teardown, orphan), guarded by its UID. */
-export function deleteIntakeObject(object: KubeObject, kind: 'key' | 'service', capability: 'teardown' | 'processMapper'): Action {
+/**
+ * Deletes one of the intake's objects, guarded by its UID: the key Secret (operator's namespace;
+ * teardown, orphan), or what an older version made — the Service in front of the mapper, the token
+ * Secret in the tenant's namespace.
+ */
+export function deleteIntakeObject(object: KubeObject, kind: 'key' | 'service' | 'token', capability: 'teardown' | 'processMapper'): Action {
   const ns = object.metadata?.namespace ?? '';
   const name = object.metadata?.name ?? '';
+  const what = { key: 'signing key Secret', service: 'Service of an older version', token: 'token Secret of an older version' }[kind];
   return {
     type: 'delete',
     capability,
-    failureReason: kind === 'key' ? 'DeleteIntakeKeyFailed' : 'DeleteIntakeServiceFailed',
-    log: `Delete the alert intake ${kind === 'key' ? 'signing key Secret' : 'Service of an older version'} ${ns}/${name}`,
-    resource: kind === 'key' ? SECRET : SERVICE,
+    failureReason: { key: 'DeleteIntakeKeyFailed', service: 'DeleteIntakeServiceFailed', token: 'DeleteIntakeTokenFailed' }[kind],
+    log: `Delete the alert intake ${what} ${ns}/${name}`,
+    resource: kind === 'service' ? SERVICE : SECRET,
     namespace: ns,
     name,
     ...(object.metadata?.uid ? { preconditionUid: object.metadata.uid } : {}),
