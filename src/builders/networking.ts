@@ -1,7 +1,10 @@
 // Networking, the Kubernetes side (pure): the Multus NetworkAttachmentDefinitions HyperSpector
-// creates per MonitoredServer for the configured providers, and the two NICs the IDS VM gets.
+// creates for the configured providers, and the two NICs the IDS VM gets. A NAD whose config is the
+// same for every MonitoredServer (tc's mirror, the IDS network) is shared by those of a namespace:
+// one per namespace, no owner, deleted by the last MonitoredServer of the namespace that needs it.
+// ovs-cni's NADs name a mirror of their own and stay one per MonitoredServer, owned by it.
 //
-//   mirroring provider tc (default)  mirror NAD `hyperspector-mirror-<ms>`: a CNI `dummy` device
+//   mirroring provider tc (default)  shared mirror NAD `hyperspector-mirror`: a CNI `dummy` device
 //                                    (containernetworking/plugins, "dummy: Creates a new Dummy device
 //                                    in the container") chained with `tuning` for the MTU. It only
 //                                    gives the IDS VM's mirror NIC a pod interface: KubeVirt's bridge
@@ -14,10 +17,10 @@
 //                                    "bridge":B,"mirrors":[{"name":M,"ingress":bool,"egress":bool}]}
 //                                    on the server's NIC, {"type":"ovs-mirror-consumer","bridge":B,
 //                                    "mirrors":[{"name":M}]} on the IDS VM's; cniVersion 0.4.0.
-//   IDS network vxlan (default)      `hyperspector-ids-<ms>`: the CNI `bridge` plugin on the node's
+//   IDS network vxlan (default)      shared `hyperspector-ids`: the CNI `bridge` plugin on the node's
 //                                    overlay bridge (hsids0, kept by the agent), no IPAM (the guest
 //                                    gets its address from cloud-init), the overlay MTU.
-//   IDS network ovn-k8s-layer2       `hyperspector-ids-<ms>`: an OVN-Kubernetes layer2 secondary
+//   IDS network ovn-k8s-layer2       shared `hyperspector-ids`: an OVN-Kubernetes layer2 secondary
 //                                    network (type ovn-k8s-cni-overlay, topology layer2, one network
 //                                    name for every NAD, netAttachDefName = the NAD), no subnets.
 //
@@ -26,7 +29,7 @@
 import { createHash } from 'node:crypto';
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import type { KubeObject, VirtualMachine } from '../kube/client/objects.ts';
-import { LABEL_MONITORED_SERVER, LABEL_ROLE, ownerReference, roleLabels } from './names.ts';
+import { LABEL_MANAGED_BY, LABEL_MONITORED_SERVER, LABEL_ROLE, MANAGED_BY, ownerReference, roleLabels } from './names.ts';
 
 export const MIRRORING_PROVIDERS = ['tc', 'ovs-cni'] as const;
 export type MirroringProvider = (typeof MIRRORING_PROVIDERS)[number];
@@ -85,13 +88,30 @@ export interface NetworkAttachmentDefinition extends KubeObject {
 
 export type NadRole = 'ids-network' | 'mirror' | 'mirror-producer';
 
-export function idsNetworkNadName(ms: MonitoredServer): string {
-  return `${NAD_PREFIX}ids-${ms.metadata.name}`;
+/** Label on a NAD the MonitoredServers of its namespace share (no owner, no monitored-server label). */
+export const LABEL_SHARED = 'hyperspector.io/shared';
+
+/** The IDS network's NAD: one per namespace, shared. */
+export const IDS_NETWORK_NAD = `${NAD_PREFIX}ids`;
+/** tc mirroring's NAD (a dummy): one per namespace, shared. */
+export const SHARED_MIRROR_NAD = `${NAD_PREFIX}mirror`;
+
+/** The NAD of the IDS VM's mirror NIC (tc: the shared dummy; ovs-cni: this MonitoredServer's consumer). */
+export function mirrorNadName(ms: MonitoredServer, mirroring: MirroringProvider): string {
+  return mirroring === 'tc' ? SHARED_MIRROR_NAD : `${NAD_PREFIX}mirror-${ms.metadata.name}`;
 }
 
-/** The NAD of the IDS VM's mirror NIC (tc: a dummy; ovs-cni: the consumer). */
-export function mirrorNadName(ms: MonitoredServer): string {
-  return `${NAD_PREFIX}mirror-${ms.metadata.name}`;
+/**
+ * NADs an older version made per MonitoredServer for what is now shared: the IDS network's, and
+ * tc's mirror (under ovs-cni that name is the current consumer NAD).
+ */
+export function legacyNadNames(ms: MonitoredServer, mirroring: MirroringProvider): string[] {
+  return [`${NAD_PREFIX}ids-${ms.metadata.name}`, ...(mirroring === 'tc' ? [`${NAD_PREFIX}mirror-${ms.metadata.name}`] : [])];
+}
+
+/** Whether a NAD of ours is one the namespace's MonitoredServers share. */
+export function isSharedNad(nad: KubeObject): boolean {
+  return nad.metadata?.labels?.[LABEL_SHARED] === 'true';
 }
 
 /** ovs-cni only: the NAD the server's monitored NIC must use (the producer). */
@@ -118,32 +138,46 @@ function nad(ms: MonitoredServer, name: string, role: NadRole, config: Record<st
   };
 }
 
-export function buildIdsNetworkNad(ms: MonitoredServer, s: NetworkingSettings): NetworkAttachmentDefinition {
-  const name = idsNetworkNadName(ms);
+/** A NAD the namespace's MonitoredServers share: our labels without a MonitoredServer's, no owner. */
+function sharedNad(namespace: string, name: string, role: NadRole, config: Record<string, unknown>): NetworkAttachmentDefinition {
+  return {
+    apiVersion: 'k8s.cni.cncf.io/v1',
+    kind: 'NetworkAttachmentDefinition',
+    metadata: {
+      name,
+      namespace,
+      labels: { [LABEL_ROLE]: 'network', [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_NETWORK]: role, [LABEL_SHARED]: 'true' },
+    },
+    spec: { config: JSON.stringify({ cniVersion: '0.4.0', name, ...config }) },
+  };
+}
+
+export function buildIdsNetworkNad(namespace: string, s: NetworkingSettings): NetworkAttachmentDefinition {
+  const name = IDS_NETWORK_NAD;
   if (s.idsNetwork === 'vxlan') {
     // No ipam: the node gets no address on the overlay and the pod interface none either; the
     // guest configures its own from cloud-init.
-    return nad(ms, name, 'ids-network', { plugins: [{ type: 'bridge', bridge: s.overlayBridge, mtu: s.idsMtu, isGateway: false, ipMasq: false, hairpinMode: false }] });
+    return sharedNad(namespace, name, 'ids-network', { plugins: [{ type: 'bridge', bridge: s.overlayBridge, mtu: s.idsMtu, isGateway: false, ipMasq: false, hairpinMode: false }] });
   }
   // OVN-Kubernetes: every NAD of one network carries the same `name`; the NAD is named in netAttachDefName.
   return {
-    ...nad(ms, name, 'ids-network', {}),
+    ...sharedNad(namespace, name, 'ids-network', {}),
     spec: {
-      config: JSON.stringify({ cniVersion: '0.4.0', name: s.ovnNetworkName, type: 'ovn-k8s-cni-overlay', topology: 'layer2', mtu: s.idsMtu, netAttachDefName: `${ms.metadata.namespace}/${name}` }),
+      config: JSON.stringify({ cniVersion: '0.4.0', name: s.ovnNetworkName, type: 'ovn-k8s-cni-overlay', topology: 'layer2', mtu: s.idsMtu, netAttachDefName: `${namespace}/${name}` }),
     },
   };
 }
 
-/** The NADs of the mirror: tc one (the IDS NIC's dummy), ovs-cni two (consumer for the IDS, producer for the server). */
+/** The NADs of the mirror: tc one (the IDS NIC's dummy, shared), ovs-cni two (consumer for the IDS, producer for the server). */
 export function buildMirrorNads(ms: MonitoredServer, s: NetworkingSettings): NetworkAttachmentDefinition[] {
   if (s.mirroring === 'tc') {
-    return [nad(ms, mirrorNadName(ms), 'mirror', { plugins: [{ type: 'dummy' }, { type: 'tuning', mtu: s.mirrorMtu }] })];
+    return [sharedNad(ms.metadata.namespace ?? '', SHARED_MIRROR_NAD, 'mirror', { plugins: [{ type: 'dummy' }, { type: 'tuning', mtu: s.mirrorMtu }] })];
   }
   const direction = ms.spec.mirroring?.direction ?? 'Both';
   const mirror = ovsMirrorName(ms);
   // ovs-cni's ingress/egress are the port's view, which is the server's: ingress = what the server sends.
   return [
-    nad(ms, mirrorNadName(ms), 'mirror', { plugins: [{ type: 'ovs', bridge: s.ovsBridge }, { type: 'ovs-mirror-consumer', bridge: s.ovsBridge, mirrors: [{ name: mirror }] }] }),
+    nad(ms, mirrorNadName(ms, s.mirroring), 'mirror', { plugins: [{ type: 'ovs', bridge: s.ovsBridge }, { type: 'ovs-mirror-consumer', bridge: s.ovsBridge, mirrors: [{ name: mirror }] }] }),
     nad(ms, mirrorProducerNadName(ms), 'mirror-producer', {
       plugins: [
         { type: 'ovs', bridge: s.ovsBridge },
@@ -153,10 +187,13 @@ export function buildMirrorNads(ms: MonitoredServer, s: NetworkingSettings): Net
   ];
 }
 
-/** Every NAD a MonitoredServer with mirroring `mirrored` needs (the IDS network always). */
+/** Every NAD a MonitoredServer needs (the IDS network always; the mirror's when it mirrors). */
 export function buildNads(ms: MonitoredServer, s: NetworkingSettings): NetworkAttachmentDefinition[] {
-  const mirrored = ms.spec.mirroring?.enabled !== false;
-  return [buildIdsNetworkNad(ms, s), ...(mirrored ? buildMirrorNads(ms, s) : [])];
+  return [buildIdsNetworkNad(ms.metadata.namespace ?? '', s), ...(isMirrored(ms) ? buildMirrorNads(ms, s) : [])];
+}
+
+export function isMirrored(ms: MonitoredServer): boolean {
+  return ms.spec.mirroring?.enabled !== false;
 }
 
 /** A locally administered unicast MAC, stable per MonitoredServer and network (02:xx:...). */
@@ -170,8 +207,13 @@ type VmiInterface = NonNullable<VmiSpec['domain']['devices']['interfaces']>[numb
 type VmiNetwork = NonNullable<VmiSpec['networks']>[number];
 
 export interface IdsNics {
-  /** Add the mirror NIC. */
-  mirror: boolean;
+  /** The mirror NIC's NAD (no mirror NIC without one). */
+  mirrorNad?: string;
+}
+
+/** The IDS VM's NICs for a MonitoredServer under these settings. */
+export function idsNics(ms: MonitoredServer, s: Pick<NetworkingSettings, 'mirroring'>): IdsNics {
+  return isMirrored(ms) ? { mirrorNad: mirrorNadName(ms, s.mirroring) } : {};
 }
 
 /**
@@ -189,8 +231,8 @@ export function withIdsNics(vmiSpec: VmiSpec, ms: MonitoredServer, nics: IdsNics
     interfaces.push({ name: network, bridge: {}, macAddress: stableMac(ms, network) } as VmiInterface);
     networks.push({ name: network, multus: { networkName: nadName } });
   };
-  if (nics.mirror) add(MIRROR_NETWORK, mirrorNadName(ms));
-  add(IDS_NETWORK, idsNetworkNadName(ms));
+  if (nics.mirrorNad) add(MIRROR_NETWORK, nics.mirrorNad);
+  add(IDS_NETWORK, IDS_NETWORK_NAD);
   spec.domain = { ...spec.domain, devices: { ...spec.domain.devices, interfaces } };
   spec.networks = networks;
   return spec;
@@ -223,7 +265,7 @@ export function buildIdsNetworkPolicy(ms: MonitoredServer, s: NetworkingSettings
       name: idsNetworkPolicyName(ms),
       namespace: ms.metadata.namespace,
       labels: { ...roleLabels(ms, 'network'), [LABEL_NETWORK]: 'ids-network' },
-      annotations: { [POLICY_FOR_ANNOTATION]: `${ms.metadata.namespace}/${idsNetworkNadName(ms)}` },
+      annotations: { [POLICY_FOR_ANNOTATION]: `${ms.metadata.namespace}/${IDS_NETWORK_NAD}` },
       ownerReferences: [ownerReference(ms)],
     },
     spec: {

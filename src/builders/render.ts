@@ -3,7 +3,7 @@
 import { Value } from '@sinclair/typebox/value';
 import { MonitoredServerSpecSchema, type MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import { buildIdsVirtualMachine, serverPodLabels } from './ids-vm.ts';
-import { buildNads, DEFAULT_NETWORKING, type NetworkingSettings } from './networking.ts';
+import { buildNads, DEFAULT_NETWORKING, idsNics, isSharedNad, type NetworkingSettings } from './networking.ts';
 import { isAdopting, roleLabels, serverVmName } from './names.ts';
 import { buildAdoptionMarks, buildServerVirtualMachine } from './server-vm.ts';
 
@@ -42,8 +42,11 @@ export function renderChildren(input: MonitoredServer, options: RenderOptions): 
     nodeName: options.nodeName,
     serverVmiUid: '<uid of the server VMI>',
     serverPodLabels: serverPodLabels(adopted, roleLabels(ms, 'server'), serverVmName(ms)),
-  }, undefined, { mirror: ms.spec.mirroring?.enabled !== false });
-  const nads = buildNads(ms, networking).map((object) => ({ note: `NetworkAttachmentDefinition (server-side apply; ${networking.mirroring} mirroring, ${networking.idsNetwork} IDS network)`, object }));
+  }, undefined, idsNics(ms, networking));
+  const nads = buildNads(ms, networking).map((object) => ({
+    note: `NetworkAttachmentDefinition (server-side apply; ${networking.mirroring} mirroring, ${networking.idsNetwork} IDS network${isSharedNad(object) ? `; shared by the namespace's MonitoredServers` : ''})`,
+    object,
+  }));
   // Not rendered: the IDS-network address (claimed at run time) and the cloud-init Secret carrying it.
   return [server, ...nads, { note: `IDS VM (server-side apply), pinned to the server's node ${options.nodeName}; its IDS-network address comes in cloud-init network data at run time`, object: ids }];
 }

@@ -131,18 +131,20 @@ describe('networking: NADs, NICs, IDS-network addresses and admission-enforced i
     const joined = await env.waitForCondition(NS, 'web', 'IDSNetworkJoined', 'True', 'Joined', 120_000);
     const joinedMs = Date.now() - applied;
     console.log(`      IDSNetworkJoined=True ${(joinedMs / 1000).toFixed(1)} s after kubectl apply`);
-    assert.deepEqual(joined.status.idsNetwork, { address: '10.99.0.1/16', provider: 'vxlan', networkAttachmentDefinition: 'hyperspector-ids-web' });
+    assert.deepEqual(joined.status.idsNetwork, { address: '10.99.0.1/16', provider: 'vxlan', networkAttachmentDefinition: 'hyperspector-ids' });
     assert.match(env.condition(joined, 'IDSNetworkJoined')!.message, /with address 10\.99\.0\.1\/16/);
 
     const ms = await env.get(MS, NS, 'web');
-    for (const [name, plugin] of [['hyperspector-ids-web', 'bridge'], ['hyperspector-mirror-web', 'dummy']] as const) {
+    for (const [name, plugin] of [['hyperspector-ids', 'bridge'], ['hyperspector-mirror', 'dummy']] as const) {
       const n = await nad(name);
       assert.ok(n, `NAD ${name} exists`);
-      assert.equal(n.metadata.ownerReferences?.[0]?.uid, ms?.metadata.uid, `${name} is owned by the MonitoredServer`);
+      assert.equal(n.metadata.labels?.['hyperspector.io/shared'], 'true', `${name} is shared by the namespace's MonitoredServers`);
+      assert.equal(n.metadata.ownerReferences, undefined, `${name} has no owner: the last MonitoredServer that needs it deletes it`);
       assert.equal((JSON.parse(n.spec.config) as { plugins: Array<{ type: string }> }).plugins[0]!.type, plugin);
     }
     const policy = await get(objectPath(MULTI_NETWORK_POLICY, NS, 'hyperspector-ids-web'));
-    assert.equal(policy?.metadata.annotations?.['k8s.v1.cni.cncf.io/policy-for'], `${NS}/hyperspector-ids-web`);
+    assert.equal(policy?.metadata.annotations?.['k8s.v1.cni.cncf.io/policy-for'], `${NS}/hyperspector-ids`);
+    assert.equal(policy?.metadata.ownerReferences?.[0]?.uid, ms?.metadata.uid, 'the policy is the MonitoredServer\'s own');
     assert.deepEqual(policy?.spec.ingress, [{ from: [{ ipBlock: { cidr: '10.99.0.0/16' } }] }]);
     const [claim, ...others] = await claims();
     assert.equal(others.length, 0);
@@ -156,7 +158,7 @@ describe('networking: NADs, NICs, IDS-network addresses and admission-enforced i
     assert.ok(vmi?.spec.domain.devices.interfaces.filter((i: { bridge?: object; macAddress?: string }) => i.bridge && i.macAddress).length === 2, 'both NICs with bridge binding and a stable MAC');
     const pods = await admin.request<{ items: Obj[] }>({ method: 'GET', path: `${collectionPath(POD, NS)}?labelSelector=kubevirt.io%2Fcreated-by%3D${vmi?.metadata.uid}` });
     const networks = pods.items[0]?.metadata.annotations?.['k8s.v1.cni.cncf.io/networks'] ?? '';
-    assert.match(networks, /hyperspector-ids-web/, "the IDS VM's launcher pod (made by virt-controller) passed the policy with our NADs");
+    assert.match(networks, /"hyperspector-ids"/, "the IDS VM's launcher pod (made by virt-controller) passed the policy with our NADs");
     const secret = await get(objectPath(SECRET, NS, 'web-ids-cloud-init'));
     const networkData = Buffer.from(secret?.data?.networkdata ?? '', 'base64').toString();
     assert.match(networkData, /10\.99\.0\.1\/16/);
@@ -194,23 +196,23 @@ describe('networking: NADs, NICs, IDS-network addresses and admission-enforced i
   it('refuses a plain user’s VM, VMI and Pod on the IDS network or a mirror NAD, and edits of the NADs, with a clear message', async function () {
     const template = vmTemplate({ app: 'sneaky' });
     const spec = template.spec.template!.spec!;
-    spec.networks = [...(spec.networks ?? []), { name: 'ids', multus: { networkName: 'hyperspector-ids-web' } }];
+    spec.networks = [...(spec.networks ?? []), { name: 'ids', multus: { networkName: 'hyperspector-ids' } }];
     spec.domain.devices.interfaces = [...(spec.domain.devices.interfaces ?? []), { name: 'ids', bridge: {} }];
 
     const vm = await refusal(jane, { method: 'POST', path: collectionPath(VIRTUAL_MACHINE, NS), body: { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'sneaky' }, spec: template.spec } });
-    assert.match(vm, /^403 .*VirtualMachine sneaky references hyperspector-ids-web: HyperSpector NetworkAttachmentDefinitions \(hyperspector-\*\) carry the IDS network/);
-    const vmi = await refusal(jane, { method: 'POST', path: collectionPath(VIRTUAL_MACHINE_INSTANCE, NS), body: { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'sneaky', labels: { 'hyperspector.io/role': 'ids' } }, spec: { ...spec, networks: [...spec.networks.slice(0, 1), { name: 'ids', multus: { networkName: `${NS}/hyperspector-mirror-web` } }] } } });
-    assert.match(vmi, /^403 .*VirtualMachineInstance sneaky references net\/hyperspector-mirror-web/);
+    assert.match(vm, /^403 .*VirtualMachine sneaky references hyperspector-ids: HyperSpector NetworkAttachmentDefinitions \(hyperspector-\*\) carry the IDS network/);
+    const vmi = await refusal(jane, { method: 'POST', path: collectionPath(VIRTUAL_MACHINE_INSTANCE, NS), body: { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'sneaky', labels: { 'hyperspector.io/role': 'ids' } }, spec: { ...spec, networks: [...spec.networks.slice(0, 1), { name: 'ids', multus: { networkName: `${NS}/hyperspector-mirror` } }] } } });
+    assert.match(vmi, /^403 .*VirtualMachineInstance sneaky references net\/hyperspector-mirror\b/);
     const pod = await refusal(jane, {
       method: 'POST',
       path: collectionPath(POD, NS),
-      body: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'sneaky', annotations: { 'k8s.v1.cni.cncf.io/networks': '[{"name":"hyperspector-ids-web","interface":"net1"}]' } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } },
+      body: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'sneaky', annotations: { 'k8s.v1.cni.cncf.io/networks': '[{"name":"hyperspector-ids","interface":"net1"}]' } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } },
     });
     assert.match(pod, /^403 .*Pod sneaky references a HyperSpector NetworkAttachmentDefinition \(hyperspector-\*\) in its k8s.v1.cni.cncf.io\/networks annotation/);
     // Even the cluster admin may not retarget or delete the operator's NADs.
     for (const request of [
-      { method: 'PATCH' as const, path: objectPath(NETWORK_ATTACHMENT_DEFINITION, NS, 'hyperspector-ids-web'), body: { spec: { config: '{"cniVersion":"0.4.0","type":"macvlan"}' } }, contentType: 'application/merge-patch+json' },
-      { method: 'DELETE' as const, path: objectPath(NETWORK_ATTACHMENT_DEFINITION, NS, 'hyperspector-mirror-web') },
+      { method: 'PATCH' as const, path: objectPath(NETWORK_ATTACHMENT_DEFINITION, NS, 'hyperspector-ids'), body: { spec: { config: '{"cniVersion":"0.4.0","type":"macvlan"}' } }, contentType: 'application/merge-patch+json' },
+      { method: 'DELETE' as const, path: objectPath(NETWORK_ATTACHMENT_DEFINITION, NS, 'hyperspector-mirror') },
     ]) {
       assert.match(await refusal(admin, request), /^403 .*names hyperspector-\* are reserved for the IDS network and the mirrors of the HyperSpector operator/);
     }
@@ -230,15 +232,14 @@ describe('networking: NADs, NICs, IDS-network addresses and admission-enforced i
     await kubectlApply(monitoredServer('db', NS, { mirroring: { enabled: false } }));
     assert.equal(await waitAddress('db'), '10.99.0.2/16');
     assert.equal(await address('web'), '10.99.0.1/16', 'web keeps its address');
-    assert.equal(await nad('hyperspector-mirror-db'), undefined, 'no mirror NAD without mirroring');
     await env.waitForCondition(NS, 'db', 'IDSNetworkJoined', 'True', 'Joined', 120_000);
 
     const deleted = Date.now();
     await env.delete(MS, NS, 'web');
     await env.waitGone(MS, NS, 'web', 120_000);
     console.log(`      MonitoredServer deleted in ${((Date.now() - deleted) / 1000).toFixed(1)} s, NADs and address released`);
-    assert.equal(await nad('hyperspector-ids-web'), undefined);
-    assert.equal(await nad('hyperspector-mirror-web'), undefined);
+    assert.ok(await nad('hyperspector-ids'), 'the shared IDS-network NAD stays: db needs it');
+    assert.equal(await nad('hyperspector-mirror'), undefined, 'the shared mirror NAD went with the last MonitoredServer that mirrors');
     assert.equal(await get(objectPath(MULTI_NETWORK_POLICY, NS, 'hyperspector-ids-web')), undefined);
     assert.deepEqual((await claims()).map((c) => c.metadata.name), ['hyperspector-ids-addr-10-99-0-2']);
     const events = await env.events(NS, 'web');
@@ -299,6 +300,13 @@ describe('networking: NADs, NICs, IDS-network addresses and admission-enforced i
     await Promise.all(names.map((n) => env.delete(MS, NS, n)));
     await Promise.all(names.map((n) => env.waitGone(MS, NS, n, 120_000)));
     assert.equal((await claims()).length, 2, 'released with them');
+    assert.ok(await nad('hyperspector-ids'), 'app and cache still need the shared IDS-network NAD');
+
+    // The namespace's last MonitoredServers go: so does its shared NAD.
+    await Promise.all(['app', 'cache'].map((n) => env.delete(MS, NS, n)));
+    await Promise.all(['app', 'cache'].map((n) => env.waitGone(MS, NS, n, 120_000)));
+    assert.equal(await nad('hyperspector-ids'), undefined, 'deleted with the last MonitoredServer of the namespace');
+    assert.equal((await claims()).length, 0);
   });
 });
 

@@ -54,7 +54,7 @@ import { isUrgentStatusChange, statusEvents } from './status-events.ts';
 import { computeStatus, deletingStatus, statusEqual } from './status.ts';
 import { UnseenCreations } from './unseen-creations.ts';
 import { UnseenDeletions } from './unseen-deletions.ts';
-import { ADOPTED_VM_INDEX, adoptedVmIndex, monitoredServerKeysFor } from './watch-mapping.ts';
+import { ADOPTED_VM_INDEX, adoptedVmIndex, monitoredServerKeysFor, NAMESPACE_INDEX, namespaceIndex } from './watch-mapping.ts';
 
 export { isRefusedTemplate } from './planners/owned-vm.ts';
 
@@ -280,11 +280,16 @@ export class MonitoredServerController {
     const sink: KeySink = { add: (key) => this.queue.add(key) };
     for (const i of this.monitoredServers.informers) {
       i.addIndex(ADOPTED_VM_INDEX, adoptedVmIndex);
+      i.addIndex(NAMESPACE_INDEX, namespaceIndex);
       i.addEventHandler(enqueueObject<MonitoredServer>(sink));
     }
     // On update both the old and the new object are mapped: a VM relabelled from A to B wakes both.
     const children = enqueueMapped<KubeObject>(sink, (obj) =>
-      monitoredServerKeysFor(obj, (k) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, k).map((m) => objectKey(m))),
+      monitoredServerKeysFor(
+        obj,
+        (k) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, k).map((m) => objectKey(m)),
+        (ns) => this.monitoredServers.byIndex(NAMESPACE_INDEX, ns).map((m) => objectKey(m)),
+      ),
     );
     for (const i of [...this.virtualMachines.informers, ...this.virtualMachineInstances.informers, ...this.cloudInitSecrets.informers, ...this.volumeSnapshots.informers, ...this.isolationPolicies.informers, ...(this.nads?.informers ?? []), ...(this.networkPolicies?.informers ?? [])] as Informer<KubeObject>[]) {
       i.addEventHandler(children);
@@ -507,6 +512,7 @@ export class MonitoredServerController {
       ...(this.nads && this.addressClaims
         ? {
             networkAttachmentDefinition: (ns: string, name: string) => this.nads?.get(ns, name),
+            monitoredServersIn: (ns: string) => this.monitoredServers.byIndex(NAMESPACE_INDEX, ns),
             // With the claims this replica is making right now: a concurrent reconcile picks the next free address.
             idsAddressClaims: () => [...(this.addressClaims?.list() ?? []), ...this.reservedClaims.list<KubeObject>(CONFIG_MAP.kind)],
             ...(this.networkPolicies ? { multiNetworkPolicy: (ns: string, name: string) => this.networkPolicies?.get(ns, name) } : {}),
@@ -767,7 +773,7 @@ export class MonitoredServerController {
   }
 
   private async tearDown(ms: MonitoredServer, observed: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
-    const plan = planTeardown(ms, observed, this.now(), this.options.networking?.claimNamespace);
+    const plan = planTeardown(ms, observed, this.now(), this.options.networking);
     const outcomes = new Outcomes(await execute(plan.actions, this.executeContext(ms, ctx)));
     ctx.signal.throwIfAborted();
     const failure = outcomes.firstFailure() ?? outcomes.all.find((o) => o.kind === 'refused');

@@ -6,7 +6,7 @@
 // With ovs-cni the CNI installs the mirror when the pods start, so the operator reports it from what
 // the VMIs say.
 import type { IdsNetworkStatus, MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
-import { idsNetworkNadName, idsNetworkPolicyName, MIRROR_NETWORK, IDS_NETWORK, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
+import { IDS_NETWORK_NAD, idsNetworkPolicyName, MIRROR_NETWORK, IDS_NETWORK, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
 import { idsVmName, serverVmName } from '../../builders/names.ts';
 import type { Condition, ConditionUpdate } from '../../kube/client/conditions.ts';
 import type { VirtualMachineInstance } from '../../kube/client/objects.ts';
@@ -44,7 +44,7 @@ export function idsNetworkJoined(ms: MonitoredServer, o: ObservedState, outcomes
   if (data && 'error' in data) {
     return { status: 'False', reason: Reason.IDSNetworkDataUnmergeable, message: `the IDS VM's network data cannot take its IDS-network address: ${data.error}` };
   }
-  const nad = idsNetworkNadName(ms);
+  const nad = IDS_NETWORK_NAD;
   const missing = plan.nads.map((n) => n.metadata?.name ?? '').filter((n) => !o.nads?.[n]);
   if (ctx.settings.multiNetworkPolicy && !o.idsNetworkPolicy) missing.push(`MultiNetworkPolicy ${idsNetworkPolicyName(ms)}`);
   if (missing.length > 0) return { status: 'False', reason: Reason.IDSNetworkJoining, message: `creating NetworkAttachmentDefinitions ${missing.join(', ')}` };
@@ -63,7 +63,7 @@ export function idsNetworkJoined(ms: MonitoredServer, o: ObservedState, outcomes
 export function idsNetworkStatus(ms: MonitoredServer, o: ObservedState, ctx: NetworkingContext): IdsNetworkStatus | undefined {
   const plan = resolveNetworking(ms, o, ctx);
   if (!plan.address) return undefined;
-  return { address: plan.address, provider: ctx.settings.idsNetwork, networkAttachmentDefinition: idsNetworkNadName(ms) };
+  return { address: plan.address, provider: ctx.settings.idsNetwork, networkAttachmentDefinition: IDS_NETWORK_NAD };
 }
 
 /** MirrorAttached (ovs-cni): the server's monitored NIC on the producer NAD, the IDS VM's on the consumer. */
@@ -85,10 +85,10 @@ function ovsMirrorAttached(ms: MonitoredServer, o: ObservedState, bridge: string
     const slot = bridgeSlot(mirrorPeer(ms), o.mirrorPeers);
     if (!slot.fits) return bridgeFull(ms, vmiNode(server) ?? '', bridge, slot.mirrors, slot.holders);
   }
-  if (!vmiIsReady(o.idsVmi) || !usesNad(o.idsVmi, MIRROR_NETWORK, ns, mirrorNadName(ms))) {
+  if (!vmiIsReady(o.idsVmi) || !usesNad(o.idsVmi, MIRROR_NETWORK, ns, mirrorNadName(ms, 'ovs-cni'))) {
     return { status: 'False', reason: Reason.WaitingForMirrorAgent, message: `the mirror's consumer is attached once IDS VirtualMachine ${ns}/${idsVmName(ms)} runs` };
   }
-  return { status: 'True', reason: 'Attached', message: `ovs-cni mirrors network ${monitored} of the server into the IDS VM's ${MIRROR_NETWORK} NIC (NADs ${producer}, ${mirrorNadName(ms)})` };
+  return { status: 'True', reason: 'Attached', message: `ovs-cni mirrors network ${monitored} of the server into the IDS VM's ${MIRROR_NETWORK} NIC (NADs ${producer}, ${mirrorNadName(ms, 'ovs-cni')})` };
 }
 
 function bridgeFull(ms: MonitoredServer, node: string, bridge: string, mirrors: number, holders: string[]): Update {

@@ -6,7 +6,7 @@ import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, 
 import type { KubeObject, VirtualMachine } from '../../kube/client/objects.ts';
 import { claimOf } from '../../builders/ids-address.ts';
 import { isolationPolicyName, type NetworkPolicy } from '../../builders/isolation-policy.ts';
-import { idsNetworkNadName, idsNetworkPolicyName, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
+import { IDS_NETWORK_NAD, idsNetworkPolicyName, isSharedNad, legacyNadNames, mirrorNadName, mirrorProducerNadName, SHARED_MIRROR_NAD } from '../../builders/networking.ts';
 import { mirrorPeer } from './ovs-mirror-slots.ts';
 import { vmiNode } from './observed-state.ts';
 import { intakeKeySecretName, legacyIntakeTokenSecretName } from '../../builders/ids-intake.ts';
@@ -48,6 +48,8 @@ export interface CacheReader {
   diskSnapshots?(namespace: string, msName: string): VolumeSnapshot[] | { unavailable: string } | undefined;
   /** Our claims restored from those snapshots (labelled as ours). */
   snapshotCopyClaims?(namespace: string, msName: string): PersistentVolumeClaim[];
+  /** The MonitoredServers of a namespace (those sharing its NADs). */
+  monitoredServersIn?(namespace: string): MonitoredServer[];
   /** ovs-cni mirroring only: the MonitoredServers whose server VMI is placed on the node. */
   monitoredServersOnNode?(node: string): MonitoredServer[];
 }
@@ -139,11 +141,17 @@ function observeNetworking(ms: MonitoredServer, cache: CacheReader, observed: Ob
   if (!cache.networkAttachmentDefinition || !cache.idsAddressClaims) return;
   const ns = ms.metadata.namespace ?? '';
   const nads: Record<string, KubeObject> = {};
-  for (const name of [idsNetworkNadName(ms), mirrorNadName(ms), mirrorProducerNadName(ms)]) {
+  // The namespace's shared NADs, and every name this MonitoredServer's own NADs have had (ovs-cni's, an older version's).
+  for (const name of [IDS_NETWORK_NAD, SHARED_MIRROR_NAD]) {
+    const nad = cache.networkAttachmentDefinition(ns, name);
+    if (nad && isSharedNad(nad)) nads[name] = nad;
+  }
+  for (const name of new Set([...legacyNadNames(ms, 'tc'), mirrorNadName(ms, 'ovs-cni'), mirrorProducerNadName(ms)])) {
     const nad = cache.networkAttachmentDefinition(ns, name);
     if (nad && nad.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) nads[name] = nad;
   }
   observed.nads = nads;
+  observed.namespacePeers = (cache.monitoredServersIn?.(ns) ?? []).filter((m) => m.metadata.name !== ms.metadata.name && !m.metadata.deletionTimestamp);
   const policy = cache.multiNetworkPolicy?.(ns, idsNetworkPolicyName(ms));
   if (policy && policy.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.idsNetworkPolicy = policy;
   const node = vmiNode(observed.serverVmi);

@@ -1,4 +1,5 @@
 // What the reconciler read from its caches about one MonitoredServer's world.
+import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import type { VolumeSnapshot } from '../../builders/disk-snapshot.ts';
 import type { MirrorPeer } from './ovs-mirror-slots.ts';
 import type { NetworkPolicy } from '../../builders/isolation-policy.ts';
@@ -40,8 +41,13 @@ export interface ObservedState {
   snapshotApiUnavailable?: string;
   /** The Secret with the IDS VM's merged user data, when it exists and is this MonitoredServer's. */
   idsCloudInitSecret?: Secret;
-  /** Our NetworkAttachmentDefinitions of this MonitoredServer, by name (those cached and labelled as ours). */
+  /**
+   * Our NetworkAttachmentDefinitions this MonitoredServer uses or made, by name: the namespace's
+   * shared ones, and those labelled with its name (ovs-cni's, an older version's per-MonitoredServer ones).
+   */
   nads?: Record<string, KubeObject>;
+  /** The other MonitoredServers of the namespace that are not being deleted (they may need the shared NADs). */
+  namespacePeers?: MonitoredServer[];
   /** Our MultiNetworkPolicy of the IDS network (networking with --ids-network-policy). */
   idsNetworkPolicy?: KubeObject;
   /** This MonitoredServer's IDS-network address claim (found by its UID). */

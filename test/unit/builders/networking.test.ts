@@ -16,6 +16,8 @@ import {
   buildNads,
   DEFAULT_NETWORKING,
   IDS_NETWORK,
+  idsNics,
+  isSharedNad,
   MIRROR_NETWORK,
   stableMac,
   withIdsNics,
@@ -37,10 +39,15 @@ const config = (nad: { spec: { config: string } }) => JSON.parse(nad.spec.config
 describe('networking builders: NADs per provider', () => {
   const cases: Array<{ name: string; settings: Partial<NetworkingSettings>; direction?: 'Ingress' | 'Egress' | 'Both'; expect: (nads: ReturnType<typeof buildNads>) => void }> = [
     {
-      name: 'tc + vxlan: a bridge-CNI NAD on the overlay bridge without IPAM, and a dummy mirror NAD with the mirror MTU',
+      name: 'tc + vxlan: a bridge-CNI NAD on the overlay bridge without IPAM, and a dummy mirror NAD with the mirror MTU, both shared by the namespace',
       settings: {},
       expect: (nads) => {
-        assert.deepEqual(nads.map((n) => n.metadata?.name), ['hyperspector-ids-web', 'hyperspector-mirror-web']);
+        assert.deepEqual(nads.map((n) => n.metadata?.name), ['hyperspector-ids', 'hyperspector-mirror']);
+        for (const nad of nads) {
+          assert.equal(isSharedNad(nad), true);
+          assert.equal(nad.metadata?.ownerReferences, undefined, 'a shared NAD has no owner: the last MonitoredServer that needs it deletes it');
+          assert.equal(nad.metadata?.labels?.['hyperspector.io/monitored-server'], undefined);
+        }
         const ids = config(nads[0]!);
         assert.deepEqual(ids.plugins, [{ type: 'bridge', bridge: 'hsids0', mtu: 1450, isGateway: false, ipMasq: false, hairpinMode: false }]);
         assert.equal(JSON.stringify(ids).includes('ipam'), false, 'no IPAM: the guest gets its address from cloud-init');
@@ -52,14 +59,20 @@ describe('networking builders: NADs per provider', () => {
       settings: { idsNetwork: 'ovn-k8s-layer2', idsMtu: 1400 },
       expect: (nads) => {
         const ids = config(nads[0]!);
-        assert.deepEqual(ids, { cniVersion: '0.4.0', name: 'hyperspector-ids', type: 'ovn-k8s-cni-overlay', topology: 'layer2', mtu: 1400, netAttachDefName: 'shop/hyperspector-ids-web' });
+        assert.deepEqual(ids, { cniVersion: '0.4.0', name: 'hyperspector-ids', type: 'ovn-k8s-cni-overlay', topology: 'layer2', mtu: 1400, netAttachDefName: 'shop/hyperspector-ids' });
+        assert.equal(isSharedNad(nads[0]!), true);
       },
     },
     {
-      name: 'ovs-cni, Both: consumer for the IDS NIC, producer with ingress and egress, one mirror name',
+      name: "ovs-cni, Both: consumer for the IDS NIC, producer with ingress and egress, one mirror name; these two are the MonitoredServer's own",
       settings: { mirroring: 'ovs-cni', ovsBridge: 'br1' },
       expect: (nads) => {
-        assert.deepEqual(nads.map((n) => n.metadata?.name), ['hyperspector-ids-web', 'hyperspector-mirror-web', 'hyperspector-mirror-producer-web']);
+        assert.deepEqual(nads.map((n) => n.metadata?.name), ['hyperspector-ids', 'hyperspector-mirror-web', 'hyperspector-mirror-producer-web']);
+        for (const nad of nads.slice(1)) {
+          assert.equal(isSharedNad(nad), false);
+          assert.equal(nad.metadata?.ownerReferences?.[0]?.uid, '0a1b2c3d-0000-4000-8000-000000000001');
+          assert.equal(nad.metadata?.labels?.['hyperspector.io/monitored-server'], 'web');
+        }
         assert.deepEqual(config(nads[1]!).plugins, [{ type: 'ovs', bridge: 'br1' }, { type: 'ovs-mirror-consumer', bridge: 'br1', mirrors: [{ name: 'hs-0a1b2c3d0000' }] }]);
         assert.deepEqual(config(nads[2]!).plugins, [
           { type: 'ovs', bridge: 'br1' },
@@ -89,26 +102,27 @@ describe('networking builders: NADs per provider', () => {
         assert.equal(nad.metadata?.namespace, 'shop');
         assert.ok(nad.metadata?.name?.startsWith('hyperspector-'), 'the admission policy protects hyperspector-* names');
         assert.equal(nad.metadata?.labels?.['hyperspector.io/role'], 'network');
-        assert.equal(nad.metadata?.ownerReferences?.[0]?.uid, m.metadata.uid);
+        assert.equal(nad.metadata?.labels?.['app.kubernetes.io/managed-by'], 'hyperspector');
       }
       c.expect(nads);
     });
   }
 
   it('makes no mirror NAD when mirroring is off', () => {
-    assert.deepEqual(buildNads(ms({ mirroring: { enabled: false } }), DEFAULT_NETWORKING).map((n) => n.metadata?.name), ['hyperspector-ids-web']);
+    assert.deepEqual(buildNads(ms({ mirroring: { enabled: false } }), DEFAULT_NETWORKING).map((n) => n.metadata?.name), ['hyperspector-ids']);
   });
 });
 
 describe('networking builders: the IDS VM NICs', () => {
   it('adds the mirror and IDS-network NICs with bridge binding, stable MACs and Multus networks, after the template ones', () => {
     const m = ms();
-    const spec = withIdsNics(m.spec.ids.template.spec!.template!.spec!, m, { mirror: true });
+    const spec = withIdsNics(m.spec.ids.template.spec!.template!.spec!, m, idsNics(m, DEFAULT_NETWORKING));
     assert.deepEqual(spec.networks, [
       { name: 'default', pod: {} },
-      { name: MIRROR_NETWORK, multus: { networkName: 'hyperspector-mirror-web' } },
-      { name: IDS_NETWORK, multus: { networkName: 'hyperspector-ids-web' } },
+      { name: MIRROR_NETWORK, multus: { networkName: 'hyperspector-mirror' } },
+      { name: IDS_NETWORK, multus: { networkName: 'hyperspector-ids' } },
     ]);
+    assert.deepEqual(idsNics(m, { mirroring: 'ovs-cni' }), { mirrorNad: 'hyperspector-mirror-web' }, "ovs-cni: the MonitoredServer's own consumer NAD");
     const ifaces = spec.domain.devices.interfaces!;
     assert.deepEqual(ifaces.slice(1), [
       { name: MIRROR_NETWORK, bridge: {}, macAddress: stableMac(m, MIRROR_NETWORK) },
@@ -117,13 +131,13 @@ describe('networking builders: the IDS VM NICs', () => {
     assert.match(stableMac(m, IDS_NETWORK), /^02(:[0-9a-f]{2}){5}$/);
     assert.notEqual(stableMac(m, IDS_NETWORK), stableMac(m, MIRROR_NETWORK));
     // Idempotent: applying twice does not duplicate.
-    assert.deepEqual(withIdsNics(spec, m, { mirror: true }), spec);
-    assert.deepEqual(withIdsNics(m.spec.ids.template.spec!.template!.spec!, m, { mirror: false }).networks?.map((n) => n.name), ['default', IDS_NETWORK]);
+    assert.deepEqual(withIdsNics(spec, m, idsNics(m, DEFAULT_NETWORKING)), spec);
+    assert.deepEqual(withIdsNics(m.spec.ids.template.spec!.template!.spec!, m, idsNics(ms({ mirroring: { enabled: false } }), DEFAULT_NETWORKING)).networks?.map((n) => n.name), ['default', IDS_NETWORK]);
   });
 
   it('gives the agent the in-pod bridge it looks for: the IDS VM as built resolves to k6t-<hash of hyperspector-mirror>', () => {
     const m = ms();
-    const vm = buildIdsVirtualMachine(m, { nodeName: 'n1', serverVmiUid: 'u', serverPodLabels: {} }, undefined, { mirror: true });
+    const vm = buildIdsVirtualMachine(m, { nodeName: 'n1', serverVmiUid: 'u', serverPodLabels: {} }, undefined, idsNics(m, DEFAULT_NETWORKING));
     const vmi = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'web-ids' }, spec: vm.spec.template!.spec! } as VirtualMachineInstance;
     const found = launcherDevices(vmi, MIRROR_NETWORK);
     assert.ok('devices' in found, JSON.stringify(found));
@@ -137,7 +151,7 @@ describe('networking builders: the IDS network MultiNetworkPolicy', () => {
   it('selects the IDS VM launcher pod on its IDS NAD and admits only the IDS prefix in and out', () => {
     const m = ms();
     const policy = buildIdsNetworkPolicy(m, { ...DEFAULT_NETWORKING, idsCidr: '10.77.0.0/20' });
-    assert.equal(policy.metadata?.annotations?.['k8s.v1.cni.cncf.io/policy-for'], 'shop/hyperspector-ids-web');
+    assert.equal(policy.metadata?.annotations?.['k8s.v1.cni.cncf.io/policy-for'], 'shop/hyperspector-ids');
     assert.deepEqual(policy.spec, {
       podSelector: { matchLabels: { 'hyperspector.io/monitored-server': 'web', 'hyperspector.io/role': 'ids' } },
       policyTypes: ['Ingress', 'Egress'],

@@ -13,7 +13,7 @@ describe('kubectl-hyperspector render', () => {
     const names = docs.map((d) => d.metadata.name);
     assert.equal(names[0], 'web-1-server');
     assert.equal(names.at(-1), 'web-1-ids');
-    assert.ok(names.includes('hyperspector-ids-web-1'), `the IDS network NAD is rendered: ${names.join(', ')}`);
+    assert.ok(names.includes('hyperspector-ids'), `the IDS network NAD (shared by the namespace) is rendered: ${names.join(', ')}`);
     assert.equal(docs[0]!.spec.template.spec.evictionStrategy, 'External');
     assert.equal(docs.at(-1)!.spec.template.spec.nodeSelector?.['kubernetes.io/hostname'], 'node-x');
     assert.match(out, /hyperspector-ids/);

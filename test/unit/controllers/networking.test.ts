@@ -46,12 +46,21 @@ function joined(m: MonitoredServer): ObservedState {
     idsVm: vm('web-ids'),
     idsVmi: vmi('web-ids', [
       { name: 'default', pod: {} },
-      { name: MIRROR_NETWORK, multus: { networkName: 'hyperspector-mirror-web' } },
-      { name: IDS_NETWORK, multus: { networkName: 'hyperspector-ids-web' } },
+      { name: MIRROR_NETWORK, multus: { networkName: 'hyperspector-mirror' } },
+      { name: IDS_NETWORK, multus: { networkName: 'hyperspector-ids' } },
     ]),
     nads: nadsOf(m),
     addressClaim: buildAddressClaim(m, '10.99.0.1', 'hyperspector-system'),
   };
+}
+
+/** ovs-cni: the IDS VMI's mirror NIC is on the MonitoredServer's own consumer NAD. */
+function ovsIdsVmi(): VirtualMachineInstance {
+  return vmi('web-ids', [
+    { name: 'default', pod: {} },
+    { name: MIRROR_NETWORK, multus: { networkName: 'hyperspector-mirror-web' } },
+    { name: IDS_NETWORK, multus: { networkName: 'hyperspector-ids' } },
+  ]);
 }
 
 describe('networking planner', () => {
@@ -60,11 +69,11 @@ describe('networking planner', () => {
     const o: ObservedState = { serverVm: vm('web-server'), serverVmi: vmi('web-server'), nads: {}, addressClaims: [buildAddressClaim(ms('other', 'o-uid'), '10.99.0.1', 'hyperspector-system')] };
     const actions = planNetworking(m, o, CTX);
     assert.deepEqual(actions.map((a) => [a.type, a.type === 'apply' || a.type === 'create' ? a.object.metadata?.name : '']), [
-      ['apply', 'hyperspector-ids-web'],
-      ['apply', 'hyperspector-mirror-web'],
+      ['apply', 'hyperspector-ids'],
+      ['apply', 'hyperspector-mirror'],
       ['create', 'hyperspector-ids-addr-10-99-0-2'],
     ]);
-    assert.deepEqual(planIdsNetworkData(m, o, CTX), {});
+    assert.deepEqual(planIdsNetworkData(m, o, CTX), { nics: { mirrorNad: 'hyperspector-mirror' } });
     assert.deepEqual(planIdsVm(m, o, planIdsNetworkData(m, o, CTX)), [], 'no IDS VM before its address is claimed');
     // Another MonitoredServer claimed 10.99.0.2 a moment earlier: a lost race, not a failure.
     const claim = actions[2]!;
@@ -113,14 +122,54 @@ describe('networking planner', () => {
     assert.match(cond(s, 'IDSNetworkJoined')!.message, /every address of the IDS network 10\.99\.0\.0\/29 is claimed/);
   });
 
-  it('teardown deletes our NADs and releases the address claim', () => {
+  const deletes = (actions: ReturnType<typeof planNetworking>) => actions.map((a) => (a.type === 'delete' ? `${a.resource.kind}/${a.namespace}/${a.name}` : a.type));
+  const gone = (o: ObservedState): ObservedState => ({ ...o, idsVm: undefined, idsVmi: undefined });
+
+  it("teardown of the namespace's last MonitoredServer deletes the shared NADs and releases the address claim", () => {
     const m = ms();
-    const actions = planNetworkTeardown(m, joined(m), 'hyperspector-system');
-    assert.deepEqual(actions.map((a) => (a.type === 'delete' ? `${a.resource.kind}/${a.namespace}/${a.name}` : a.type)), [
-      'NetworkAttachmentDefinition/shop/hyperspector-ids-web',
-      'NetworkAttachmentDefinition/shop/hyperspector-mirror-web',
+    assert.deepEqual(deletes(planNetworkTeardown(m, gone(joined(m)), 'hyperspector-system', CTX.settings)), [
+      'NetworkAttachmentDefinition/shop/hyperspector-ids',
+      'NetworkAttachmentDefinition/shop/hyperspector-mirror',
       'ConfigMap/hyperspector-system/hyperspector-ids-addr-10-99-0-1',
     ]);
+  });
+
+  it('teardown keeps a shared NAD another MonitoredServer of the namespace needs: the IDS network always, the mirror only while one mirrors', () => {
+    const m = ms();
+    const mirroring = ms('db', 'db-uid');
+    const notMirroring = ms('app', 'app-uid');
+    notMirroring.spec.mirroring = { enabled: false };
+    assert.deepEqual(deletes(planNetworkTeardown(m, { ...gone(joined(m)), namespacePeers: [mirroring] }, 'hyperspector-system', CTX.settings)), ['ConfigMap/hyperspector-system/hyperspector-ids-addr-10-99-0-1']);
+    assert.deepEqual(deletes(planNetworkTeardown(m, { ...gone(joined(m)), namespacePeers: [notMirroring] }, 'hyperspector-system', CTX.settings)), [
+      'NetworkAttachmentDefinition/shop/hyperspector-mirror',
+      'ConfigMap/hyperspector-system/hyperspector-ids-addr-10-99-0-1',
+    ]);
+  });
+
+  it('a MonitoredServer that stops mirroring deletes the shared mirror NAD only when no other one mirrors, and not while its IDS VMI still has the NIC', () => {
+    const m = ms();
+    m.spec.mirroring = { enabled: false };
+    const o = joined(ms());
+    assert.deepEqual(deletes(planNetworking(m, o, CTX)), [], 'its IDS VMI still has a NIC on hyperspector-mirror');
+    const restarted: ObservedState = { ...o, idsVmi: vmi('web-ids', [{ name: 'default', pod: {} }, { name: IDS_NETWORK, multus: { networkName: 'hyperspector-ids' } }]) };
+    assert.deepEqual(deletes(planNetworking(m, restarted, CTX)), ['NetworkAttachmentDefinition/shop/hyperspector-mirror']);
+    assert.deepEqual(deletes(planNetworking(m, { ...restarted, namespacePeers: [ms('db', 'db-uid')] }, CTX)), [], 'db still mirrors');
+  });
+
+  it("an older version's per-MonitoredServer NADs are deleted once the IDS VMI has no NIC on them (the shared ones are applied first)", () => {
+    const m = ms();
+    const legacy = (name: string): KubeObject => ({ apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name, namespace: 'shop', uid: `${name}-uid`, labels: { 'hyperspector.io/monitored-server': 'web', 'hyperspector.io/role': 'network' } } });
+    const o: ObservedState = {
+      ...joined(m),
+      nads: { 'hyperspector-ids-web': legacy('hyperspector-ids-web'), 'hyperspector-mirror-web': legacy('hyperspector-mirror-web') },
+      idsVmi: vmi('web-ids', [{ name: 'default', pod: {} }, { name: MIRROR_NETWORK, multus: { networkName: 'hyperspector-mirror-web' } }, { name: IDS_NETWORK, multus: { networkName: 'shop/hyperspector-ids-web' } }]),
+    };
+    const actions = planNetworking(m, o, CTX);
+    assert.deepEqual(actions.map((a) => (a.type === 'apply' ? a.object.metadata?.name : a.type)), ['hyperspector-ids', 'hyperspector-mirror'], 'the running IDS VMI keeps its old NADs until it restarts onto the shared ones');
+    const moved: ObservedState = { ...o, nads: { ...o.nads, ...nadsOf(m) }, idsVmi: joined(m).idsVmi };
+    const deletions = planNetworking(m, moved, CTX);
+    assert.deepEqual(deletes(deletions), ['NetworkAttachmentDefinition/shop/hyperspector-ids-web', 'NetworkAttachmentDefinition/shop/hyperspector-mirror-web']);
+    assert.deepEqual(deletions.map((a) => (a.type === 'delete' ? a.preconditionUid : undefined)), ['hyperspector-ids-web-uid', 'hyperspector-mirror-web-uid'], 'guarded by their UIDs');
   });
 });
 
@@ -130,7 +179,7 @@ describe('networking status', () => {
     const o = joined(m);
     const before = computeStatus(m, o, new Outcomes(), T0, undefined, CTX);
     assert.equal(cond(before, 'IDSNetworkJoined')?.status, 'True');
-    assert.deepEqual(before.idsNetwork, { address: '10.99.0.1/29', provider: 'vxlan', networkAttachmentDefinition: 'hyperspector-ids-web' });
+    assert.deepEqual(before.idsNetwork, { address: '10.99.0.1/29', provider: 'vxlan', networkAttachmentDefinition: 'hyperspector-ids' });
     assert.equal(cond(before, 'MirrorAttached'), undefined, "the operator never writes the agent's condition");
     assert.equal(cond(before, 'Ready')?.reason, 'WaitingForMirrorAgent');
     assert.match(cond(before, 'Ready')!.message, /hyperspector-agent DaemonSet running on node node-a/);
@@ -149,7 +198,7 @@ describe('networking status', () => {
   it('ovs-cni: the operator reports MirrorAttached, False until the server NIC uses the producer NAD', () => {
     const m = ms();
     const ctx: NetworkingContext = { ...CTX, settings: { ...CTX.settings, mirroring: 'ovs-cni' } };
-    const o = { ...joined(m), nads: Object.fromEntries(buildNads(m, ctx.settings).map((n) => [n.metadata!.name!, n])) };
+    const o = { ...joined(m), idsVmi: ovsIdsVmi(), nads: Object.fromEntries(buildNads(m, ctx.settings).map((n) => [n.metadata!.name!, n])) };
     const not = computeStatus(m, o, new Outcomes(), T0, undefined, ctx);
     assert.equal(cond(not, 'MirrorAttached')?.reason, 'ServerNICNotMirrorable');
     assert.match(cond(not, 'MirrorAttached')!.message, /must use NetworkAttachmentDefinition hyperspector-mirror-producer-web.*never restarts your server/);
@@ -242,7 +291,7 @@ describe('ovs-cni: at most 32 mirrors per OVS bridge', () => {
     m.metadata.creationTimestamp = new Date(T0.getTime() + 3_600_000).toISOString();
     const ctx: NetworkingContext = { ...CTX, settings: { ...CTX.settings, mirroring: 'ovs-cni' } };
     const producer = vmi('web-server', [{ name: 'default', multus: { networkName: 'hyperspector-mirror-producer-web' } }]);
-    const o: ObservedState = { ...joined(m), nads: Object.fromEntries(buildNads(m, ctx.settings).map((n) => [n.metadata!.name!, n])), serverVmi: producer, mirrorPeers: peers(32) };
+    const o: ObservedState = { ...joined(m), idsVmi: ovsIdsVmi(), nads: Object.fromEntries(buildNads(m, ctx.settings).map((n) => [n.metadata!.name!, n])), serverVmi: producer, mirrorPeers: peers(32) };
     const full = computeStatus(m, o, new Outcomes(), T0, undefined, ctx);
     const mirror = cond(full, 'MirrorAttached');
     assert.equal(mirror?.status, 'False');

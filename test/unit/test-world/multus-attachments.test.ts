@@ -8,9 +8,9 @@ describe('test world: the Multus double reads the NADs the operator makes', () =
     const ms = monitoredServer('web', 'shop', { mirroring: { enabled: true } });
     ms.metadata.uid = 'u-1';
     const byName = Object.fromEntries(buildNads(ms, DEFAULT_NETWORKING).map((n) => [n.metadata!.name!, cniPlugins(n.spec.config)]));
-    assert.deepEqual(byName['hyperspector-mirror-web']!.map((p) => p.type), ['dummy', 'tuning']);
-    assert.equal(byName['hyperspector-mirror-web']![1]!.mtu, 1500);
-    assert.deepEqual(byName['hyperspector-ids-web']!.map((p) => [p.type, p.bridge, p.mtu]), [['bridge', 'hsids0', 1450]]);
+    assert.deepEqual(byName['hyperspector-mirror']!.map((p) => p.type), ['dummy', 'tuning']);
+    assert.equal(byName['hyperspector-mirror']![1]!.mtu, 1500);
+    assert.deepEqual(byName['hyperspector-ids']!.map((p) => [p.type, p.bridge, p.mtu]), [['bridge', 'hsids0', 1450]]);
   });
 
   it('reads a single-plugin config, and none from an empty one', () => {

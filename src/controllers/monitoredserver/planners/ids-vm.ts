@@ -3,6 +3,7 @@
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
 import { buildIdsVirtualMachine, HOSTNAME_LABEL, serverPodLabels } from '../../../builders/ids-vm.ts';
 import { idsVmName, isAdopting, roleLabels } from '../../../builders/names.ts';
+import type { IdsNics } from '../../../builders/networking.ts';
 import { VIRTUAL_MACHINE_INSTANCE } from '../../../kube/client/resources.ts';
 import type { Action } from '../actions.ts';
 import { vmiNeedsRestart, vmiNode, type ObservedState } from '../observed-state.ts';
@@ -14,7 +15,7 @@ import { planOwnedVm } from './owned-vm.ts';
  * `networking`: the IDS VM gets its mirror and IDS-network NICs, and waits until its IDS-network
  * address is claimed (it is in the network data; `networkData` is what planIdsNetworkData returned).
  */
-export function planIdsVm(ms: MonitoredServer, o: ObservedState, networking?: { networkData?: string; address?: string }): Action[] {
+export function planIdsVm(ms: MonitoredServer, o: ObservedState, networking?: { networkData?: string; address?: string; nics: IdsNics }): Action[] {
   if (o.idsNameTaken || o.serverClaimedBy || o.serverNameTaken) return [];
   const serverNode = vmiNode(o.serverVmi);
   if (!serverNode || !o.serverVmi) return []; // Colocated=False WaitingForServerPlacement until the server has a node
@@ -27,7 +28,7 @@ export function planIdsVm(ms: MonitoredServer, o: ObservedState, networking?: { 
     nodeName: serverNode,
     serverVmiUid: o.serverVmi.metadata?.uid ?? '',
     serverPodLabels: serverPodLabels(isAdopting(ms), roleLabels(ms, 'server'), hostname),
-  }, resolveDiskInspection(ms, o, networking?.networkData).ids, networking ? { mirror: ms.spec.mirroring?.enabled !== false } : undefined);
+  }, resolveDiskInspection(ms, o, networking?.networkData).ids, networking?.nics);
   const vmActions = planOwnedVm(desired, o.idsVm, {
     capability: 'idsVM',
     kind: 'IDSVM',

@@ -1,14 +1,14 @@
-// Planner: the IDS VM's networks. The NADs of the configured providers (ours, owned by the
-// MonitoredServer), and the IDS VM's IDS-network address: claimed once by creating the claim object
+// Planner: the IDS VM's networks. The NADs of the configured providers (the namespace's shared ones,
+// ovs-cni's owned by the MonitoredServer), and the IDS VM's IDS-network address: claimed once by creating the claim object
 // named after the lowest free address (docs in builders/ids-address.ts), read back from the cache
 // afterwards, released on teardown. The IDS VM waits for its address, because the address is in its
 // cloud-init network data and changing that later would mean a restart.
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
 import { addressOfClaim, buildAddressClaim, lowestFreeAddress, parseIpv4Prefix } from '../../../builders/ids-address.ts';
 import { buildIdsNetworkData, withFirstNicMac } from '../../../builders/ids-network-data.ts';
-import { buildIdsNetworkPolicy, buildNads, type NetworkAttachmentDefinition, type NetworkingSettings } from '../../../builders/networking.ts';
+import { buildIdsNetworkPolicy, buildNads, idsNics, isSharedNad, type IdsNics, type NetworkAttachmentDefinition, type NetworkingSettings } from '../../../builders/networking.ts';
 import { needsApply } from '../../../kube/client/apply.ts';
-import type { VirtualMachine } from '../../../kube/client/objects.ts';
+import type { VirtualMachine, VirtualMachineInstance } from '../../../kube/client/objects.ts';
 import { CONFIG_MAP, MULTI_NETWORK_POLICY, NETWORK_ATTACHMENT_DEFINITION } from '../../../kube/client/resources.ts';
 import { statusCodeOf } from '../../../kube/client/rest.ts';
 import type { Action } from '../actions.ts';
@@ -79,11 +79,12 @@ export function idsNetworkData(ms: MonitoredServer, vmiSpec: VmiSpec, plan: Netw
  * What planIdsVm and planIdsCloudInit get: the network data once the address is claimed; an empty
  * object (the IDS VM waits) while it is not, or while the template's network data cannot take ours.
  */
-export function planIdsNetworkData(ms: MonitoredServer, o: ObservedState, ctx: NetworkingContext): { networkData?: string; address?: string } {
+export function planIdsNetworkData(ms: MonitoredServer, o: ObservedState, ctx: NetworkingContext): { networkData?: string; address?: string; nics: IdsNics } {
   const template = ms.spec.ids.template.spec?.template?.spec ?? { domain: { devices: {} } };
   const plan = resolveNetworking(ms, o, ctx);
   const data = idsNetworkData(ms, template, plan, ctx);
-  return data && 'networkData' in data ? { networkData: data.networkData, ...(plan.address ? { address: plan.address } : {}) } : {};
+  const nics = idsNics(ms, ctx.settings);
+  return data && 'networkData' in data ? { networkData: data.networkData, ...(plan.address ? { address: plan.address } : {}), nics } : { nics };
 }
 
 /** Apply the NADs that are missing or differ; claim an address when there is none (capability network). */
@@ -95,7 +96,7 @@ export function planNetworking(ms: MonitoredServer, o: ObservedState, ctx: Netwo
   for (const nad of plan.nads) {
     const name = nad.metadata?.name ?? '';
     const live = o.nads?.[name];
-    if (live && !needsApply(nad, live)) continue;
+    if (live && !live.metadata?.deletionTimestamp && !needsApply(nad, live)) continue;
     actions.push({
       type: 'apply',
       capability: 'network',
@@ -107,6 +108,7 @@ export function planNetworking(ms: MonitoredServer, o: ObservedState, ctx: Netwo
       refusedWhen: (err) => [400, 404, 422].includes(statusCodeOf(err) ?? 0),
     });
   }
+  actions.push(...deleteUnneededNads(ms, o, new Set(plan.nads.map((n) => n.metadata?.name ?? '')), ctx.settings, 'network'));
   if (ctx.settings.multiNetworkPolicy) {
     const policy = buildIdsNetworkPolicy(ms, ctx.settings);
     if (!o.idsNetworkPolicy || needsApply(policy, o.idsNetworkPolicy)) {
@@ -138,17 +140,29 @@ export function planNetworking(ms: MonitoredServer, o: ObservedState, ctx: Netwo
   return actions;
 }
 
-/** Teardown, once the IDS VM is gone: our NADs and the address claim (the release). */
-export function planNetworkTeardown(ms: MonitoredServer, o: ObservedState, claimNamespace: string | undefined): Action[] {
+/** Whether a VMI has a NIC on the NAD `name` (of its own namespace). */
+function vmiUsesNad(vmi: VirtualMachineInstance | undefined, name: string): boolean {
+  const ns = vmi?.metadata?.namespace ?? '';
+  return (vmi?.spec?.networks ?? []).some((n) => n.multus?.networkName === name || n.multus?.networkName === `${ns}/${name}`);
+}
+
+/**
+ * Our NADs that are not in `needed`, deleted (guarded by their UID): this MonitoredServer's own (an
+ * older version's per-MonitoredServer ones, ovs-cni's once mirroring is off) once its IDS VMI has no
+ * NIC on them; a shared one once no other MonitoredServer of the namespace needs it either (one
+ * created a moment later applies it again).
+ */
+function deleteUnneededNads(ms: MonitoredServer, o: ObservedState, needed: ReadonlySet<string>, settings: NetworkingSettings, capability: 'network' | 'teardown'): Action[] {
   const ns = ms.metadata.namespace ?? '';
   const actions: Action[] = [];
   for (const [name, nad] of Object.entries(o.nads ?? {})) {
-    if (nad.metadata?.deletionTimestamp) continue;
+    if (needed.has(name) || nad.metadata?.deletionTimestamp || vmiUsesNad(o.idsVmi, name)) continue;
+    if (isSharedNad(nad) && (o.namespacePeers ?? []).some((peer) => buildNads(peer, settings).some((n) => n.metadata?.name === name))) continue;
     actions.push({
       type: 'delete',
-      capability: 'teardown',
+      capability,
       failureReason: 'DeleteNetworkAttachmentDefinitionFailed',
-      log: `Delete NetworkAttachmentDefinition ${ns}/${name}`,
+      log: `Delete NetworkAttachmentDefinition ${ns}/${name}${isSharedNad(nad) ? ' (no other MonitoredServer of the namespace needs it)' : ''}`,
       resource: NETWORK_ATTACHMENT_DEFINITION,
       namespace: ns,
       name,
@@ -156,6 +170,13 @@ export function planNetworkTeardown(ms: MonitoredServer, o: ObservedState, claim
       tolerate: [404, 409],
     });
   }
+  return actions;
+}
+
+/** Teardown, once the IDS VM is gone: our NADs (a shared one when no other MonitoredServer needs it) and the address claim (the release). */
+export function planNetworkTeardown(ms: MonitoredServer, o: ObservedState, claimNamespace: string | undefined, settings: NetworkingSettings | undefined): Action[] {
+  const ns = ms.metadata.namespace ?? '';
+  const actions: Action[] = settings ? deleteUnneededNads(ms, o, new Set(), settings, 'teardown') : [];
   const policy = o.idsNetworkPolicy;
   if (policy && !policy.metadata?.deletionTimestamp) {
     actions.push({

@@ -11,7 +11,7 @@ import type { ObservedState } from '../observed-state.ts';
 import { deleteMapperPod, deleteProcessBaseline } from './process-mapper.ts';
 import { deleteIntakeObject } from './ids-intake.ts';
 import { EventReason } from '../reasons.ts';
-import { planNetworkTeardown } from './networking.ts';
+import { planNetworkTeardown, type NetworkingContext } from './networking.ts';
 import { planSnapshotTeardown } from './disk-snapshot.ts';
 import { deleteIsolationPolicy } from './isolation.ts';
 
@@ -112,7 +112,7 @@ function idsTeardownWait(ms: MonitoredServer, o: ObservedState, now: Date): { wa
   return { waitingOn: `${what} has not finished deleting for more than ${TEARDOWN_STALL_MS / 1000} s${node ? `: is virt-handler running on node ${node}?` : ''}`, stalled };
 }
 
-export function planTeardown(ms: MonitoredServer, o: ObservedState, now: Date, claimNamespace?: string): TeardownPlan {
+export function planTeardown(ms: MonitoredServer, o: ObservedState, now: Date, networking?: NetworkingContext): TeardownPlan {
   if (!ms.metadata.finalizers?.includes(FINALIZER)) return { actions: [] };
   const ns = ms.metadata.namespace ?? '';
   const actions: Action[] = [];
@@ -150,7 +150,7 @@ export function planTeardown(ms: MonitoredServer, o: ObservedState, now: Date, c
     );
   }
   // 3. Our NADs and the IDS-network address (once the IDS VM that used them is gone), then release the MonitoredServer.
-  actions.push(...planNetworkTeardown(ms, o, claimNamespace));
+  actions.push(...planNetworkTeardown(ms, o, networking?.claimNamespace, networking?.settings));
   // Snapshot mode: our snapshots and the claims restored from them (the server's claims are never touched).
   actions.push(...planSnapshotTeardown(o));
   actions.push(...removeFinalizer(ms));
