@@ -3,6 +3,7 @@ import { type Clock, type TimerHandle, realClock, sleep } from '../util/clock.ts
 import type { ListWatchSource, WatchEventType, WatchHandle } from './list-watch.ts';
 import { type Logger, errorField, silentLogger } from '../util/logger.ts';
 import { backoffDelay } from './rate-limiter.ts';
+import { internStrings } from './string-pool.ts';
 import { isGone, statusCodeOf } from '../client/rest.ts';
 
 export interface InformerHandlers<T> {
@@ -29,6 +30,8 @@ export interface InformerOptions<T> {
   source: ListWatchSource<T>;
   /** See CacheTransform; e.g. stripManagedFields. */
   transform?: CacheTransform<T>;
+  /** Interns the string values of what is stored in the process's pool (string-pool.ts). Default true. */
+  internStrings?: boolean;
   clock?: Clock;
   logger?: Logger;
   /**
@@ -113,7 +116,9 @@ export class Informer<T extends KubeObject> {
   constructor(options: InformerOptions<T>) {
     this.name = options.name;
     this.source = options.source;
-    this.transform = options.transform;
+    // What a cache stores shares its repeated strings with the process's other caches (string-pool.ts).
+    const transform = options.transform;
+    this.transform = options.internStrings === false ? transform : transform ? (object) => internStrings(transform(object)) : (object) => internStrings(object);
     this.clock = options.clock ?? realClock;
     this.log = (options.logger ?? silentLogger()).child({ informer: options.name });
     this.resyncPeriodMs = options.resyncPeriodMs ?? 10 * 60_000;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { Informer, labelIndex, objectKey } from '../../../src/kube/runtime/informer.ts';
 import { KubeApiError } from '../../../src/kube/client/rest.ts';
+import { CACHE_STRINGS } from '../../../src/kube/runtime/string-pool.ts';
 import { FakeClock, flushPromises } from '../../../src/kube/testing/fake-clock.ts';
 import { FakeListWatch } from '../../../src/kube/testing/fake-list-watch.ts';
 import type { TestObject } from '../../../src/kube/testing/test-object.ts';
@@ -58,6 +59,19 @@ describe('Informer', () => {
     assert.equal(informer.list().length, 2);
     assert.deepEqual(informer.listByNamespace('shop').map((o) => o.metadata.name), ['web-1']);
     assert.equal(source.current()?.options.resourceVersion, '10');
+  });
+
+  it("puts the string values of what it stores, listed or watched, into the process's string pool", async () => {
+    const unique = `value-${process.hrtime.bigint()}`;
+    const { source, informer } = started({}, [vm('shop', 'web-1', '5', { listed: `${unique}-listed` })]);
+    await informer.waitForSync();
+    await flushPromises();
+    source.send('ADDED', vm('shop', 'web-2', '11', { watched: `${unique}-watched` }));
+    const pooled = CACHE_STRINGS.size;
+    for (const value of [`${unique}-listed`, `${unique}-watched`]) assert.equal(CACHE_STRINGS.intern(value), value);
+    assert.equal(CACHE_STRINGS.size, pooled, 'both label values were in the pool already');
+    CACHE_STRINGS.intern(`${unique}-never-stored`);
+    assert.equal(CACHE_STRINGS.size, pooled + 1, 'a value no informer stored was not');
   });
 
   it('applies watch events to the cache and handlers and tracks the resourceVersion, bookmarks included', async () => {
