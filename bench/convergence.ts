@@ -93,6 +93,32 @@ function statusWritesOf(writes: AuditEvent[], name: string, since: Date): string
     });
 }
 
+/** How many MonitoredServers got 1, 2, 3 ... status writes: `{ "2": 310, "3": 640, ... }`. */
+function statusWritesHistogram(writes: AuditEvent[]): Record<string, number> {
+  const perServer = new Map<string, number>();
+  for (const e of writes) {
+    if (e.objectRef?.resource !== 'monitoredservers' || e.objectRef.subresource !== 'status') continue;
+    const name = e.objectRef.name ?? '';
+    perServer.set(name, (perServer.get(name) ?? 0) + 1);
+  }
+  const histogram = new Map<number, number>();
+  for (const n of perServer.values()) histogram.set(n, (histogram.get(n) ?? 0) + 1);
+  return Object.fromEntries([...histogram].sort((a, b) => a[0] - b[0]).map(([n, servers]) => [String(n), servers]));
+}
+
+/** Seconds from each MonitoredServer's creation to its Ready=True: the 10th, 50th, 90th percentile and the longest. */
+function timeToReady(items: Array<{ metadata: { creationTimestamp?: string | Date }; status?: { conditions?: Array<{ type: string; status: string; lastTransitionTime?: string }> } }>): Record<string, number> {
+  const seconds = items
+    .map((m) => {
+      const ready = m.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True');
+      return ready?.lastTransitionTime && m.metadata.creationTimestamp ? (Date.parse(ready.lastTransitionTime) - new Date(m.metadata.creationTimestamp).getTime()) / 1000 : undefined;
+    })
+    .filter((x): x is number => x !== undefined)
+    .sort((a, b) => a - b);
+  const at = (q: number) => seconds[Math.min(seconds.length - 1, Math.floor(q * seconds.length))] ?? 0;
+  return { p10: at(0.1), p50: at(0.5), p90: at(0.9), max: seconds.at(-1) ?? 0 };
+}
+
 /** The Events about the namespace's MonitoredServers, per MonitoredServer by type and reason. */
 async function eventsPerServerByReason(env: OperatorTestEnv, ns: string, servers: number): Promise<Record<string, number>> {
   const api = createKubeApi(env.cluster.kubeConfigFor('admin').kubeConfig);
@@ -192,6 +218,7 @@ try {
   const t1 = new Date();
   const loadAtConvergence = loadavg().map((l) => Number(l.toFixed(1)));
   const eventsByReason = await eventsPerServerByReason(env, ns, N);
+  const readyAfter = timeToReady(await env.list(MS, ns));
   const convergeSeconds = (t1.getTime() - t0.getTime()) / 1000;
   const opRequests = auditRequests(env.cluster.auditLogPath, { username: opUser, since: t0, until: t1 });
   const opWrites = opRequests.filter((e) => WRITE_VERBS.has(e.verb));
@@ -299,6 +326,9 @@ try {
     apiWritesPerMonitoredServerByVerb: writesByVerb,
     eventsPerMonitoredServerByReason: eventsByReason,
     statusWritesOfOneMonitoredServer: statusWritesOf(opWrites, 's-0', t0),
+    // MonitoredServers by their number of status writes, and seconds from creation to Ready (p10, p50, p90, max).
+    statusWritesHistogram: statusWritesHistogram(opWrites),
+    secondsToReady: readyAfter,
     convergenceToFloorRatio: Number((convergeSeconds / floorSeconds).toFixed(2)),
     steadyStateWritesPerMinute: Number(((steadyWrites * 60) / steadySeconds).toFixed(2)),
     steadyStateLeaseRenewalsPerMinute: Number(((leaseWrites * 60) / steadySeconds).toFixed(1)),
@@ -322,6 +352,8 @@ try {
       `  by verb: ${formatByKind(writesByVerb)}`,
       `  Events by reason: ${formatByKind(eventsByReason)}`,
       `  status writes of s-0: ${result.statusWritesOfOneMonitoredServer.join(' → ')}`,
+      `  MonitoredServers by number of status writes: ${formatByKind(result.statusWritesHistogram)}`,
+      `  seconds from creation to Ready: ${formatByKind(readyAfter)}`,
       `operator peak RSS ${rss} MiB (${result.operatorRunAs})`,
       `machine load average at convergence: ${loadAtConvergence.join(', ')} (${cpus().length} CPUs)`,
       `steady state over ${steadySeconds} s: ${result.steadyStateWritesPerMinute} writes/min (plus ${result.steadyStateLeaseRenewalsPerMinute} lease renewals/min)`,
