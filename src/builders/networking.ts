@@ -28,7 +28,7 @@
 // other VM, VMI or Pod that references such a NAD, and any edit of one by anyone but the operator.
 import { createHash } from 'node:crypto';
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
-import type { KubeObject, VirtualMachine } from '../kube/client/objects.ts';
+import type { KubeObject, ObjectMeta, VirtualMachine } from '../kube/client/objects.ts';
 import { LABEL_MANAGED_BY, LABEL_MONITORED_SERVER, LABEL_ROLE, MANAGED_BY, ownerReference, roleLabels } from './names.ts';
 
 export const MIRRORING_PROVIDERS = ['tc', 'ovs-cni'] as const;
@@ -124,32 +124,18 @@ export function ovsMirrorName(ms: MonitoredServer): string {
   return `hs-${(ms.metadata.uid ?? ms.metadata.name ?? '').replace(/-/g, '').slice(0, 12)}`;
 }
 
+function nadObject(metadata: ObjectMeta, config: Record<string, unknown>): NetworkAttachmentDefinition {
+  return { apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata, spec: { config: JSON.stringify({ cniVersion: '0.4.0', name: metadata.name, ...config }) } };
+}
+
+/** A NAD of one MonitoredServer: its labels, owned by it. */
 function nad(ms: MonitoredServer, name: string, role: NadRole, config: Record<string, unknown>): NetworkAttachmentDefinition {
-  return {
-    apiVersion: 'k8s.cni.cncf.io/v1',
-    kind: 'NetworkAttachmentDefinition',
-    metadata: {
-      name,
-      namespace: ms.metadata.namespace,
-      labels: { ...roleLabels(ms, 'network'), [LABEL_NETWORK]: role },
-      ownerReferences: [ownerReference(ms)],
-    },
-    spec: { config: JSON.stringify({ cniVersion: '0.4.0', name, ...config }) },
-  };
+  return nadObject({ name, namespace: ms.metadata.namespace, labels: { ...roleLabels(ms, 'network'), [LABEL_NETWORK]: role }, ownerReferences: [ownerReference(ms)] }, config);
 }
 
 /** A NAD the namespace's MonitoredServers share: our labels without a MonitoredServer's, no owner. */
 function sharedNad(namespace: string, name: string, role: NadRole, config: Record<string, unknown>): NetworkAttachmentDefinition {
-  return {
-    apiVersion: 'k8s.cni.cncf.io/v1',
-    kind: 'NetworkAttachmentDefinition',
-    metadata: {
-      name,
-      namespace,
-      labels: { [LABEL_ROLE]: 'network', [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_NETWORK]: role, [LABEL_SHARED]: 'true' },
-    },
-    spec: { config: JSON.stringify({ cniVersion: '0.4.0', name, ...config }) },
-  };
+  return nadObject({ name, namespace, labels: { [LABEL_ROLE]: 'network', [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_NETWORK]: role, [LABEL_SHARED]: 'true' } }, config);
 }
 
 export function buildIdsNetworkNad(namespace: string, s: NetworkingSettings): NetworkAttachmentDefinition {
