@@ -204,6 +204,9 @@ export class MonitoredServerController {
     [POD.kind, transformProcessMapperPod as unknown as CacheTransform<KubeObject>],
     [SECRET.kind, stripManagedFields<KubeObject>()],
     [NETWORK_POLICY.kind, stripManagedFields<KubeObject>()],
+    // A namespace's shared NAD: the first MonitoredServer to apply it makes it; the others of a burst
+    // see it as made instead of applying it again while the cache catches up.
+    [NETWORK_ATTACHMENT_DEFINITION.kind, stripManagedFields<KubeObject>()],
   ]);
   private pool: WorkerPool | undefined;
   /** Settles when the pools stopped so far have drained; a new pool starts only after it. */
@@ -302,6 +305,7 @@ export class MonitoredServerController {
       [POD.kind, this.processMapperPods.informers],
       [SECRET.kind, [...this.cloudInitSecrets.informers, ...this.intakeKeySecrets.informers]],
       [NETWORK_POLICY.kind, this.isolationPolicies.informers],
+      [NETWORK_ATTACHMENT_DEFINITION.kind, this.nads?.informers ?? []],
     ] as Array<[string, Informer<KubeObject>[]]>) {
       const seen = (o: KubeObject) => this.unseen.seen(kind, o);
       for (const i of informers) i.addEventHandler({ onAdd: seen, onUpdate: (_old, o) => seen(o), onDelete: seen });
@@ -511,7 +515,7 @@ export class MonitoredServerController {
         this.claims.list().filter((c) => c.metadata?.namespace === ns && c.metadata?.labels?.[LABEL_ROLE] === 'disk-snapshot' && c.metadata?.labels?.[LABEL_MONITORED_SERVER] === msName),
       ...(this.nads && this.addressClaims
         ? {
-            networkAttachmentDefinition: (ns: string, name: string) => this.nads?.get(ns, name),
+            networkAttachmentDefinition: (ns: string, name: string) => this.unseen.read(NETWORK_ATTACHMENT_DEFINITION.kind, ns, name, this.nads?.get(ns, name)),
             monitoredServersIn: (ns: string) => this.monitoredServers.byIndex(NAMESPACE_INDEX, ns),
             // With the claims this replica is making right now: a concurrent reconcile picks the next free address.
             idsAddressClaims: () => [...(this.addressClaims?.list() ?? []), ...this.reservedClaims.list<KubeObject>(CONFIG_MAP.kind)],
@@ -749,6 +753,7 @@ export class MonitoredServerController {
     if (kind === VIRTUAL_MACHINE.kind) return this.virtualMachines.get(namespace, name);
     if (kind === POD.kind) return this.processMapperPods.get(namespace, name);
     if (kind === NETWORK_POLICY.kind) return this.isolationPolicies.get(namespace, name);
+    if (kind === NETWORK_ATTACHMENT_DEFINITION.kind) return this.nads?.get(namespace, name);
     return this.cloudInitSecrets.get(namespace, name) ?? this.intakeKeySecrets.get(namespace, name);
   }
 
