@@ -117,6 +117,21 @@ describe('test world: KubeVirt’s own controllers on the local control plane', 
     await waitFor(async () => (await launcherPods(again.metadata.uid!)).length === 0 || undefined, { timeoutMs: 60_000, description: 'launcher pod gone' });
   });
 
+  it('runs a VM whose launcher pod the handler sees only after its VMI is Scheduled (a pod watch lagging under load): Running, never Failed', async function () {
+    env.kubevirt.handler.setPodWatchLag(4000);
+    try {
+      await env.create(VM, NS, vm('lagging', 'Always', { app: 'lagging' }));
+      const vmi = await running('lagging');
+      const phases = (vmi.status.phaseTransitionTimestamps as Array<{ phase: string }>).map((t) => t.phase);
+      assert.ok(phases.includes('Scheduled'), `virt-controller scheduled it while the handler could not see the pod yet: ${phases.join(' → ')}`);
+      assert.ok(!phases.includes('Failed'), `never Failed: ${phases.join(' → ')}`);
+      assert.equal(vmi.status.reason, undefined);
+    } finally {
+      env.kubevirt.handler.setPodWatchLag(0);
+    }
+    await env.delete(VM, NS, 'lagging');
+  });
+
   it('refuses an invalid VirtualMachine with KubeVirt’s own webhook message', async function () {
     const bad = vm('bad-disk', 'Always');
     (bad.spec as { template: { spec: { domain: { devices: { disks: object[] } } } } }).template.spec.domain.devices.disks.push({ name: 'nowhere', disk: { bus: 'virtio' } });
