@@ -109,6 +109,11 @@ export function legacyNadNames(ms: MonitoredServer, mirroring: MirroringProvider
   return [`${NAD_PREFIX}ids-${ms.metadata.name}`, ...(mirroring === 'tc' ? [`${NAD_PREFIX}mirror-${ms.metadata.name}`] : [])];
 }
 
+/** Whether a Multus network reference (`name` or `namespace/name`, from a VMI in `namespace`) names the NAD `nad`. */
+export function refersToNad(ref: string | undefined, namespace: string, nad: string): boolean {
+  return ref === nad || ref === `${namespace}/${nad}`;
+}
+
 /** Whether a NAD of ours is one the namespace's MonitoredServers share. */
 export function isSharedNad(nad: KubeObject): boolean {
   return nad.metadata?.labels?.[LABEL_SHARED] === 'true';

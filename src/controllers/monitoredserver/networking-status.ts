@@ -6,7 +6,7 @@
 // With ovs-cni the CNI installs the mirror when the pods start, so the operator reports it from what
 // the VMIs say.
 import type { IdsNetworkStatus, MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
-import { IDS_NETWORK_NAD, idsNetworkPolicyName, MIRROR_NETWORK, IDS_NETWORK, mirrorNadName, mirrorProducerNadName } from '../../builders/networking.ts';
+import { IDS_NETWORK_NAD, idsNetworkPolicyName, MIRROR_NETWORK, IDS_NETWORK, mirrorNadName, mirrorProducerNadName, refersToNad } from '../../builders/networking.ts';
 import { idsVmName, serverVmName } from '../../builders/names.ts';
 import type { Condition, ConditionUpdate } from '../../kube/client/conditions.ts';
 import type { VirtualMachineInstance } from '../../kube/client/objects.ts';
@@ -22,9 +22,7 @@ type Update = Omit<ConditionUpdate, 'type' | 'observedGeneration'>;
 export const AGENT_OWNED_CONDITIONS: readonly string[] = [ConditionType.MirrorAttached, ConditionType.NetworkIsolated];
 
 function usesNad(vmi: VirtualMachineInstance | undefined, network: string, namespace: string, nad: string): boolean {
-  const net = vmi?.spec?.networks?.find((n) => n.name === network);
-  const name = net?.multus?.networkName;
-  return name === nad || name === `${namespace}/${nad}`;
+  return refersToNad(vmi?.spec?.networks?.find((n) => n.name === network)?.multus?.networkName, namespace, nad);
 }
 
 export function idsNetworkJoined(ms: MonitoredServer, o: ObservedState, outcomes: Outcomes, ctx: NetworkingContext): Update {

@@ -6,7 +6,7 @@ import { idsCloudInitSecretName, idsVmName, isAdopting, LABEL_MONITORED_SERVER, 
 import type { KubeObject, VirtualMachine } from '../../kube/client/objects.ts';
 import { claimOf } from '../../builders/ids-address.ts';
 import { isolationPolicyName, type NetworkPolicy } from '../../builders/isolation-policy.ts';
-import { IDS_NETWORK_NAD, idsNetworkPolicyName, isSharedNad, legacyNadNames, mirrorNadName, mirrorProducerNadName, SHARED_MIRROR_NAD } from '../../builders/networking.ts';
+import { IDS_NETWORK_NAD, idsNetworkPolicyName, isMirrored, isSharedNad, legacyNadNames, mirrorNadName, mirrorProducerNadName, SHARED_MIRROR_NAD } from '../../builders/networking.ts';
 import { mirrorPeer } from './ovs-mirror-slots.ts';
 import { vmiNode } from './observed-state.ts';
 import { intakeKeySecretName, legacyIntakeTokenSecretName } from '../../builders/ids-intake.ts';
@@ -151,7 +151,11 @@ function observeNetworking(ms: MonitoredServer, cache: CacheReader, observed: Ob
     if (nad && nad.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) nads[name] = nad;
   }
   observed.nads = nads;
-  observed.namespacePeers = (cache.monitoredServersIn?.(ns) ?? []).filter((m) => m.metadata.name !== ms.metadata.name && !m.metadata.deletionTimestamp);
+  // Read only when this MonitoredServer may be the last to need a shared NAD: one that is being
+  // deleted, or does not mirror. A mirroring one needs every shared NAD itself.
+  if (ms.metadata.deletionTimestamp || !isMirrored(ms)) {
+    observed.namespacePeers = (cache.monitoredServersIn?.(ns) ?? []).filter((m) => m.metadata.name !== ms.metadata.name && !m.metadata.deletionTimestamp);
+  }
   const policy = cache.multiNetworkPolicy?.(ns, idsNetworkPolicyName(ms));
   if (policy && policy.metadata?.labels?.[LABEL_MONITORED_SERVER] === ms.metadata.name) observed.idsNetworkPolicy = policy;
   const node = vmiNode(observed.serverVmi);

@@ -46,7 +46,7 @@ export interface ObservedState {
    * shared ones, and those labelled with its name (ovs-cni's, an older version's per-MonitoredServer ones).
    */
   nads?: Record<string, KubeObject>;
-  /** The other MonitoredServers of the namespace that are not being deleted (they may need the shared NADs). */
+  /** The other MonitoredServers of the namespace that are not being deleted (they may need the shared NADs); read only for one being deleted or not mirroring. */
   namespacePeers?: MonitoredServer[];
   /** Our MultiNetworkPolicy of the IDS network (networking with --ids-network-policy). */
   idsNetworkPolicy?: KubeObject;

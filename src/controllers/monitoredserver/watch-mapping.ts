@@ -1,7 +1,7 @@
 // Pure: which MonitoredServers (namespace/name keys) a change to a VM or VMI concerns.
 import type { MonitoredServer } from '../../api/v1alpha1/monitoredserver-types.ts';
 import { LABEL_MONITORED_SERVER } from '../../builders/names.ts';
-import { LABEL_SHARED } from '../../builders/networking.ts';
+import { isSharedNad } from '../../builders/networking.ts';
 import type { KubeObject } from '../../kube/client/objects.ts';
 
 
@@ -28,7 +28,7 @@ export function monitoredServerKeysFor(obj: KubeObject, adoptersOf: (key: string
   const ns = obj.metadata?.namespace ?? '';
   const name = obj.metadata?.name ?? '';
   // A NAD the namespace shares concerns every MonitoredServer of the namespace.
-  if (ofNamespace && obj.metadata?.labels?.[LABEL_SHARED] === 'true') return ofNamespace(ns);
+  if (ofNamespace && isSharedNad(obj)) return ofNamespace(ns);
   const keys = new Set<string>();
   const label = obj.metadata?.labels?.[LABEL_MONITORED_SERVER];
   if (label) keys.add(`${ns}/${label}`);

@@ -6,7 +6,7 @@
 import type { MonitoredServer } from '../../../api/v1alpha1/monitoredserver-types.ts';
 import { addressOfClaim, buildAddressClaim, lowestFreeAddress, parseIpv4Prefix } from '../../../builders/ids-address.ts';
 import { buildIdsNetworkData, withFirstNicMac } from '../../../builders/ids-network-data.ts';
-import { buildIdsNetworkPolicy, buildNads, idsNics, isSharedNad, type IdsNics, type NetworkAttachmentDefinition, type NetworkingSettings } from '../../../builders/networking.ts';
+import { buildIdsNetworkPolicy, buildNads, idsNics, isSharedNad, refersToNad, type IdsNics, type NetworkAttachmentDefinition, type NetworkingSettings } from '../../../builders/networking.ts';
 import { needsApply } from '../../../kube/client/apply.ts';
 import type { VirtualMachine, VirtualMachineInstance } from '../../../kube/client/objects.ts';
 import { CONFIG_MAP, MULTI_NETWORK_POLICY, NETWORK_ATTACHMENT_DEFINITION } from '../../../kube/client/resources.ts';
@@ -142,8 +142,7 @@ export function planNetworking(ms: MonitoredServer, o: ObservedState, ctx: Netwo
 
 /** Whether a VMI has a NIC on the NAD `name` (of its own namespace). */
 function vmiUsesNad(vmi: VirtualMachineInstance | undefined, name: string): boolean {
-  const ns = vmi?.metadata?.namespace ?? '';
-  return (vmi?.spec?.networks ?? []).some((n) => n.multus?.networkName === name || n.multus?.networkName === `${ns}/${name}`);
+  return (vmi?.spec?.networks ?? []).some((n) => refersToNad(n.multus?.networkName, vmi?.metadata?.namespace ?? '', name));
 }
 
 /**
