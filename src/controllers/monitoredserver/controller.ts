@@ -51,6 +51,7 @@ import { ConditionType, EventReason, Reason } from './reasons.ts';
 import { vmiNode } from './observed-state.ts';
 import { serverVmName } from '../../builders/names.ts';
 import { isUrgentStatusChange, statusEvents } from './status-events.ts';
+import { ProgressWriteBudget, progressWindow } from './status-write-pacing.ts';
 import { computeStatus, deletingStatus, statusEqual } from './status.ts';
 import { UnseenCreations } from './unseen-creations.ts';
 import { UnseenDeletions } from './unseen-deletions.ts';
@@ -100,17 +101,13 @@ export interface ControllerOptions {
   now?: () => Date;
 }
 
-/**
- * Progress-only status changes (Creating → Starting → Running, a VM's phase; the first status
- * too) are coalesced: written once this long has passed since the last status write (or since the
- * MonitoredServer was created), the window doubling after each progress-only write until an urgent
- * one. Urgent changes (Ready or Synced turning, a new generation, a problem, a stopped server) are
- * written at once. A server that is Ready within the window gets one status write; a slow one a
- * handful (30 s, 90 s, 210 s, ... after its creation, at most 5 min apart), however long it takes.
- */
+/** Progress-only status changes this soon after a status write are coalesced, the window doubling (status-write-pacing.ts). */
 const DEFAULT_STATUS_COALESCE_MS = 30_000;
-/** The longest a progress-only status change waits (the doubling stops here). */
+/** The longest a progress-only status change waits for its own window (the doubling stops here). */
 const MAX_STATUS_COALESCE_MS = 300_000;
+/** Progress-only status writes of all MonitoredServers together: a burst of 10, then one per 2 s (30 a minute). */
+const PROGRESS_WRITE_INTERVAL_MS = 2_000;
+const PROGRESS_WRITE_BURST = 10;
 /** A child created but not yet shown by its cache is trusted this long (its watch events may both have been missed). */
 const UNSEEN_CREATION_TTL_MS = 60_000;
 /** An action that lost a race to another writer (an address claimed a moment earlier) is planned again after this. */
@@ -192,6 +189,8 @@ export class MonitoredServerController {
    */
   private readonly writtenStatus = new Map<string, { at: number; over: string | undefined; status: MonitoredServerStatus; progressWrites: number }>();
   private readonly statusCoalesceMs: number;
+  /** Slots for progress-only status writes, shared by every MonitoredServer (status-write-pacing.ts). */
+  private readonly progressWrites: ProgressWriteBudget;
   /** Children created by this controller that the caches have not shown yet: not created twice. */
   private readonly unseen: UnseenCreations;
   /** IDS VMIs this controller deleted (restarts) that its cache still shows running. */
@@ -224,6 +223,7 @@ export class MonitoredServerController {
     this.now = options.now ?? (() => new Date());
     this.notReadyRecheckMs = options.notReadyRecheckMs ?? 60_000;
     this.statusCoalesceMs = options.statusCoalesceMs ?? DEFAULT_STATUS_COALESCE_MS;
+    this.progressWrites = new ProgressWriteBudget(PROGRESS_WRITE_INTERVAL_MS, PROGRESS_WRITE_BURST);
     this.unseen = new UnseenCreations({ ttlMs: UNSEEN_CREATION_TTL_MS, now: () => this.now().getTime() });
     this.unseenDeletions = new UnseenDeletions({ ttlMs: UNSEEN_CREATION_TTL_MS, now: () => this.now().getTime() });
     this.reservedClaims = new UnseenCreations({ ttlMs: UNSEEN_CREATION_TTL_MS, now: () => this.now().getTime() });
@@ -537,13 +537,16 @@ export class MonitoredServerController {
     await this.releaseOrphanedClaims(key, ms, ctx);
     if (!ms) {
       this.writtenStatus.delete(key);
+      this.progressWrites.release(key);
       // Deleted: owned children are garbage-collected through their owner references; the
       // process-mapper pod (another namespace, no owner reference) is deleted here if teardown
       // could not (the finalizer was removed by hand, or the MonitoredServer left the watched set).
       return this.deleteOrphans(namespace, name, ctx);
     }
     const observed = observe(ms, this.cacheReader());
-    return ms.metadata.deletionTimestamp ? this.tearDown(ms, observed, ctx) : this.converge(key, ms, observed, ctx);
+    if (!ms.metadata.deletionTimestamp) return this.converge(key, ms, observed, ctx);
+    this.progressWrites.release(key);
+    return this.tearDown(ms, observed, ctx);
   }
 
   /** Our VolumeSnapshots of a MonitoredServer; why they cannot be read (the CRD missing: the list fails); undefined before the first list. */
@@ -701,17 +704,21 @@ export class MonitoredServerController {
       const gapChanged = monitoringGapEvents(current?.lastMonitoringGap, next.lastMonitoringGap).length > 0;
       const moveStepChanged = evacuation.move !== undefined && findCondition(current?.conditions as Condition[] | undefined, ConditionType.Colocated)?.reason !== evacuation.move.reason;
       const urgent = failure !== undefined || gapChanged || moveStepChanged || isUrgentStatusChange(current, next);
-      // Progress waits for the window after the last write; never written by this replica: after the object's creation.
+      // Progress waits for its window after the last write (never written by this replica: after
+      // the object's creation), then for a slot of the operator's progress-write budget.
       const since = written?.at ?? (Date.parse(ms.metadata.creationTimestamp ?? '') || 0);
-      const waited = this.now().getTime() - since;
-      // The window doubles with each progress-only write, up to a cap; a quiet spell as long as the cap starts it over.
-      const progressWrites = written && waited < MAX_STATUS_COALESCE_MS ? written.progressWrites : 0;
-      const window = Math.min(this.statusCoalesceMs * 2 ** progressWrites, MAX_STATUS_COALESCE_MS);
-      if (!urgent && waited < window) {
-        deferredMs = window - waited;
+      const now = this.now().getTime();
+      const { windowMs, progressWrites } = progressWindow(now - since, written?.progressWrites ?? 0, this.statusCoalesceMs, MAX_STATUS_COALESCE_MS);
+      // A slot is asked for only once the window has passed: slots are handed out in time order.
+      const slot = urgent ? now : now < since + windowMs ? since + windowMs : this.progressWrites.slotFor(key, now);
+      if (slot > now) {
+        deferredMs = slot - now;
       } else {
+        this.progressWrites.release(key);
         await this.writeStatus(key, ms, current, next, urgent ? 0 : progressWrites + 1, ctx);
       }
+    } else {
+      this.progressWrites.release(key);
     }
     if (failure) throw this.retriedFailure(ms, failure);
     // Another writer got there first: plan again once the cache has had a moment to show it.
