@@ -1,5 +1,6 @@
 // Reads kube-apiserver's audit log (JSON lines) to count the requests a client made.
-import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 
 export interface AuditEvent {
@@ -36,11 +37,29 @@ function parseCompleted(line: string): AuditEvent | undefined {
 }
 
 /**
- * Calls `onLine` for each line of the log, read in chunks: a benchmark's log can outgrow the
- * longest string V8 can hold (about 512 MiB), so it is never read whole.
+ * The log's files, oldest first: kube-apiserver rotates its audit log at 100 MB (lumberjack's
+ * default), keeping the older part beside it as `<name>-<UTC time>.<ext>`, e.g.
+ * `audit-2026-12-03T11-13-27.570.log`; a benchmark's log rotates several times.
+ */
+export function auditLogFiles(path: string): string[] {
+  const dir = dirname(path);
+  const ext = extname(path);
+  const stem = basename(path, ext);
+  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const rotated = new RegExp(`^${escape(stem)}-\\d{4}-\\d{2}-\\d{2}T\\d{2}-\\d{2}-\\d{2}\\.\\d{3}${escape(ext)}$`);
+  const backups = existsSync(dir) ? readdirSync(dir).filter((f) => rotated.test(f)).sort() : [];
+  return [...backups.map((f) => join(dir, f)), ...(existsSync(path) ? [path] : [])];
+}
+
+/**
+ * Calls `onLine` for each line of the log (its rotated files first), read in chunks: a benchmark's
+ * log can outgrow the longest string V8 can hold (about 512 MiB), so it is never read whole.
  */
 function forEachAuditLine(path: string, onLine: (line: string) => void): void {
-  if (!existsSync(path)) return;
+  for (const file of auditLogFiles(path)) forEachLineOf(file, onLine);
+}
+
+function forEachLineOf(path: string, onLine: (line: string) => void): void {
   const fd = openSync(path, 'r');
   try {
     const chunk = Buffer.alloc(8 << 20);
