@@ -46,20 +46,21 @@ export async function reconcilesEndedWell(operator: Pick<OperatorProcess, 'metri
 }
 
 /** The Node.js options the chart gives the operator (values.yaml `nodeOptions`): measured as it runs. */
-function chartValues(): { nodeOptions?: string; mallocArenaMax?: number | null } {
-  return parse(readFileSync(join(REPO_ROOT, 'helm', 'hyperspector', 'values.yaml'), 'utf8')) as { nodeOptions?: string; mallocArenaMax?: number | null };
+function chartValues(): { nodeOptions?: string; mallocArenaMax?: number | null; mallocMmapThreshold?: number | null } {
+  return parse(readFileSync(join(REPO_ROOT, 'helm', 'hyperspector', 'values.yaml'), 'utf8')) as { nodeOptions?: string; mallocArenaMax?: number | null; mallocMmapThreshold?: number | null };
 }
 
 export function chartNodeOptions(): string[] {
   return (chartValues().nodeOptions ?? '').split(/\s+/).filter((o) => o !== '');
 }
 
-/** The memory settings the chart's Deployment gives the operator as environment (NODE_OPTIONS, MALLOC_ARENA_MAX). */
+/** The memory settings the chart's Deployment gives the operator as environment (NODE_OPTIONS, MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_). */
 export function chartOperatorEnv(): Record<string, string> {
   const values = chartValues();
   return {
     ...(values.nodeOptions ? { NODE_OPTIONS: values.nodeOptions } : {}),
     ...(values.mallocArenaMax ? { MALLOC_ARENA_MAX: String(values.mallocArenaMax) } : {}),
+    ...(values.mallocMmapThreshold ? { MALLOC_MMAP_THRESHOLD_: String(values.mallocMmapThreshold) } : {}),
   };
 }
 
@@ -70,8 +71,8 @@ export async function startOperatorProcess(cluster: LocalCluster, options: Opera
   const httpPort = await freePort();
   const kubeconfig = cluster.kubeConfigFor(options.user ?? 'admin').path;
   const logFile = options.logFile ?? cluster.logOf(`operator-${++counter}`);
-  const { MALLOC_ARENA_MAX } = chartOperatorEnv();
-  const arenas = MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX } : {};
+  // The chart's glibc settings (its NODE_OPTIONS go on the command line).
+  const { NODE_OPTIONS: _onTheCommandLine, ...glibc } = chartOperatorEnv();
   const proc = new ManagedProcess(
     'operator',
     // node itself (Node 24 from node_modules), not the tsx wrapper: one process, so SIGKILL and
@@ -89,8 +90,7 @@ export async function startOperatorProcess(cluster: LocalCluster, options: Opera
       ...(options.extraArgs ?? []),
     ],
     logFile,
-    // The chart's glibc setting (its NODE_OPTIONS go on the command line above).
-    { ...process.env, ...arenas, PATH: `${join(REPO_ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}` },
+    { ...process.env, ...glibc, PATH: `${join(REPO_ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}` },
     REPO_ROOT, // `--import tsx` resolves from here
   );
   const base = `http://127.0.0.1:${httpPort}`;

@@ -185,9 +185,9 @@ export class MonitoredServerController {
   /**
    * The status last written per key: when (progress writes are coalesced after it), and over which
    * resourceVersion (while the cache still shows that version it has not seen our write yet, and the
-   * same status is not written twice).
+   * same status is not written twice); the status itself only until the cache shows a later version.
    */
-  private readonly writtenStatus = new Map<string, { at: number; over: string | undefined; status: MonitoredServerStatus; progressWrites: number }>();
+  private readonly writtenStatus = new Map<string, { at: number; over: string | undefined; status: MonitoredServerStatus | undefined; progressWrites: number }>();
   private readonly statusCoalesceMs: number;
   /** Slots for progress-only status writes, shared by every MonitoredServer (status-write-pacing.ts). */
   private readonly progressWrites: ProgressWriteBudget;
@@ -650,7 +650,9 @@ export class MonitoredServerController {
     // times. What other writers own (status.alerts, the node agent's MirrorAttached) is always the
     // object's own.
     const written = this.writtenStatus.get(key);
-    const current = written !== undefined && written.over === cached.metadata.resourceVersion ? withOthersFields(written.status, cached.status) : cached.status;
+    const current = written?.status !== undefined && written.over === cached.metadata.resourceVersion ? withOthersFields(written.status, cached.status) : cached.status;
+    // Once the cache shows a later version, the written status is the object's: only when it was written is kept.
+    if (written?.status !== undefined && written.over !== cached.metadata.resourceVersion) this.writtenStatus.set(key, { ...written, status: undefined });
     const ms = current === cached.status ? cached : { ...cached, status: current };
     const networking = this.options.networking;
     const networkData = networking ? planIdsNetworkData(ms, observed, networking) : undefined;

@@ -156,8 +156,9 @@ describe('Helm chart, rendered', function () {
     assert.deepEqual(policy.spec.policyTypes, ['Ingress', 'Egress']);
     assert.deepEqual(policy.spec.podSelector.matchLabels, deployment.spec.selector.matchLabels);
     assert.equal(container.env.find((e: { name: string }) => e.name === 'NODE_OPTIONS')?.value, '--max-semi-space-size=2 --max-old-space-size=160', "the chart's nodeOptions, as the benchmarks run the operator");
-    assert.deepEqual(chartOperatorEnv(), Object.fromEntries((container.env as Array<{ name: string; value?: string }>).filter((e) => ['NODE_OPTIONS', 'MALLOC_ARENA_MAX'].includes(e.name)).map((e) => [e.name, e.value])), 'tests and benchmarks run the operator with the chart\'s memory settings');
+    assert.deepEqual(chartOperatorEnv(), Object.fromEntries((container.env as Array<{ name: string; value?: string }>).filter((e) => ['NODE_OPTIONS', 'MALLOC_ARENA_MAX', 'MALLOC_MMAP_THRESHOLD_'].includes(e.name)).map((e) => [e.name, e.value])), 'tests and benchmarks run the operator with the chart\'s memory settings');
     assert.equal(container.env.find((e: { name: string }) => e.name === 'MALLOC_ARENA_MAX')?.value, '2');
+    assert.equal(container.env.find((e: { name: string }) => e.name === 'MALLOC_MMAP_THRESHOLD_')?.value, '131072');
     assert.equal(one(defaults, 'ConfigMap').metadata.name, config.kernelProfilesConfigMap);
   });
 
