@@ -154,6 +154,15 @@ function peakRssMiB(pid: number): number {
   return Math.round(kb / 1024);
 }
 
+/** The sum of a Prometheus metric's samples (every label set) in a /metrics text. */
+function metricSum(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1)) || 0;
+  }
+  return sum;
+}
+
 /** Converged: Ready, and the status shows both VMs Running (the last status write of a pair). */
 function isConverged(env: OperatorTestEnv, m: k8s.KubernetesObject & { status?: { serverVM?: { phase?: string }; idsVM?: { phase?: string } } }): boolean {
   return env.condition(m as Parameters<OperatorTestEnv['condition']>[0], 'Ready')?.status === 'True' && m.status?.serverVM?.phase === 'Running' && m.status?.idsVM?.phase === 'Running';
@@ -255,6 +264,10 @@ try {
   );
   const t1 = new Date();
   convergedWatch.stop();
+  // What the operator spent to get there: its reconciles and its CPU time (from its own metrics).
+  const metricsAtConvergence = await operator.metrics();
+  const reconciles = metricSum(metricsAtConvergence, 'controller_runtime_reconcile_total');
+  const operatorCpuSeconds = metricSum(metricsAtConvergence, 'process_cpu_seconds_total');
   const loadAtConvergence = loadavg().map((l) => Number(l.toFixed(1)));
   const eventsByReason = await eventsPerServerByReason(env, ns, N);
   const readyAfter = timeToReady(await env.list(MS, ns));
@@ -374,6 +387,8 @@ try {
     steadyStateWritesPerMinute: Number(((steadyWrites * 60) / steadySeconds).toFixed(2)),
     steadyStateLeaseRenewalsPerMinute: Number(((leaseWrites * 60) / steadySeconds).toFixed(1)),
     operatorPeakRssMiB: rss,
+    reconcilesPerMonitoredServer: Number((reconciles / N).toFixed(1)),
+    operatorCpuSecondsToConverge: Number(operatorCpuSeconds.toFixed(1)),
     // The machine is shared: its 1, 5 and 15 minute load averages when the operator had converged.
     machineLoadAverage: loadAtConvergence,
     floor: {
@@ -395,7 +410,7 @@ try {
       `  status writes of s-0: ${result.statusWritesOfOneMonitoredServer.join(' → ')}`,
       `  MonitoredServers by number of status writes: ${formatByKind(result.statusWritesHistogram)}`,
       `  seconds from creation to Ready: ${formatByKind(readyAfter)}`,
-      `operator peak RSS ${rss} MiB (${result.operatorRunAs})`,
+      `operator peak RSS ${rss} MiB (${result.operatorRunAs}); ${result.reconcilesPerMonitoredServer} reconciles per MonitoredServer and ${result.operatorCpuSecondsToConverge} s of CPU to converge`,
       `machine load average at convergence: ${loadAtConvergence.join(', ')} (${cpus().length} CPUs)`,
       `steady state over ${steadySeconds} s: ${result.steadyStateWritesPerMinute} writes/min (plus ${result.steadyStateLeaseRenewalsPerMinute} lease renewals/min)`,
     ].join('\n'),
