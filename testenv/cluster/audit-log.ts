@@ -36,6 +36,9 @@ function parseCompleted(line: string): AuditEvent | undefined {
   }
 }
 
+/** The time lumberjack puts in a rotated file's name (UTC, sortable). */
+const ROTATION_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3}$/;
+
 /**
  * The log's files, oldest first: kube-apiserver rotates its audit log at 100 MB (lumberjack's
  * default), keeping the older part beside it as `<name>-<UTC time>.<ext>`, e.g.
@@ -45,9 +48,8 @@ export function auditLogFiles(path: string): string[] {
   const dir = dirname(path);
   const ext = extname(path);
   const stem = basename(path, ext);
-  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const rotated = new RegExp(`^${escape(stem)}-\\d{4}-\\d{2}-\\d{2}T\\d{2}-\\d{2}-\\d{2}\\.\\d{3}${escape(ext)}$`);
-  const backups = existsSync(dir) ? readdirSync(dir).filter((f) => rotated.test(f)).sort() : [];
+  const rotated = (f: string) => f.startsWith(`${stem}-`) && f.endsWith(ext) && ROTATION_TIME.test(f.slice(stem.length + 1, f.length - ext.length));
+  const backups = existsSync(dir) ? readdirSync(dir).filter(rotated).sort() : [];
   return [...backups.map((f) => join(dir, f)), ...(existsSync(path) ? [path] : [])];
 }
 

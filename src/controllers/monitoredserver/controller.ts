@@ -716,7 +716,6 @@ export class MonitoredServerController {
       if (slot > now) {
         deferredMs = slot - now;
       } else {
-        this.progressWrites.release(key);
         await this.writeStatus(key, ms, current, next, urgent ? 0 : progressWrites + 1, ctx);
       }
     } else {
@@ -768,6 +767,8 @@ export class MonitoredServerController {
 
   private async writeStatus(key: string, ms: MonitoredServer, current: MonitoredServerStatus | undefined, next: MonitoredServerStatus, progressWrites: number, ctx: ReconcileContext): Promise<void> {
     await applyStatus(this.api, MONITORED_SERVER, ms, next, { signal: ctx.signal });
+    // Written: a progress slot it held is used up.
+    this.progressWrites.release(key);
     this.writtenStatus.set(key, { at: this.now().getTime(), over: ms.metadata.resourceVersion, status: next, progressWrites });
     for (const event of statusEvents(current, next)) this.events.record(ms, event.type, event.reason, event.message);
     for (const event of monitoringGapEvents(current?.lastMonitoringGap, next.lastMonitoringGap)) this.events.record(ms, event.type, event.reason, event.message);

@@ -57,7 +57,7 @@ export class ProgressWriteBudget {
     this.slots.delete(key);
   }
 
-  /** Keys holding a slot (for tests and the metric). */
+  /** Keys holding a slot (for tests). */
   get reserved(): number {
     return this.slots.size;
   }
