@@ -1,6 +1,6 @@
 // Benchmark: N MonitoredServers applied at once → all Ready, on the local control plane with
 // KubeVirt's own virt-controller and virt-api (and the virt-handler stand-in); beside it, in the same run, the floor: a bare client creating the same child
-// objects directly. Optionally the cluster first gets VirtualMachines (and their VMIs) no
+// objects directly, done at the same end state (convergence-floor.ts). Optionally the cluster first gets VirtualMachines (and their VMIs) no
 // MonitoredServer refers to, which the operator's caches must not pay for. Prints convergence vs
 // the floor, API writes per MonitoredServer by kind and the operator's peak RSS side by side, and
 // one JSON line.
@@ -16,12 +16,10 @@ import { REPO_ROOT } from '../testenv/repo-root.ts';
 import { monitoredServer } from '../testenv/fixtures/monitoredservers.ts';
 import { auditRequests, WRITE_VERBS, type AuditEvent } from '../testenv/cluster/audit-log.ts';
 import { waitFor } from '../testenv/wait.ts';
-import { buildServerVirtualMachine } from '../src/builders/server-vm.ts';
-import { buildIdsVirtualMachine, HOSTNAME_LABEL, serverPodLabels } from '../src/builders/ids-vm.ts';
-import { roleLabels } from '../src/builders/names.ts';
-import { buildProcessMapperPod } from '../src/builders/process-mapper-pod.ts';
 import { createKubeApi } from '../src/kube/client/rest.ts';
-import { createUnmonitoredVms, vmiPhases } from './unmonitored-vms.ts';
+import { createUnmonitoredVms, vmAndVmiPhases } from './unmonitored-vms.ts';
+import { runFloor } from './convergence-floor.ts';
+import { inBatches, keepWatching } from './client-helpers.ts';
 import { NODE_VMI_CAPACITY } from '../testenv/kubevirt/kubevirt-world.ts';
 
 const { values } = parseArgs({
@@ -144,9 +142,6 @@ function formatByKind(byKind: Record<string, number>): string {
     .join(', ');
 }
 
-async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
-}
 
 function peakRssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -169,34 +164,13 @@ function isConverged(env: OperatorTestEnv, m: k8s.KubernetesObject & { status?: 
 }
 
 /**
- * Watches `path` until stopped, starting again whenever the API server ends the watch (its timeout):
- * a new watch begins with every object as ADDED, so nothing that happened in between is missed.
- */
-async function keepWatching<T extends k8s.KubernetesObject>(env: OperatorTestEnv, user: 'admin' | 'operatorB', path: string, onEvent: (type: string, object: T) => void): Promise<{ stop: () => void }> {
-  let current: { abort: () => void } | undefined;
-  let stopped = false;
-  const start = async (): Promise<void> => {
-    current = await new k8s.Watch(env.cluster.kubeConfigFor(user).kubeConfig).watch(path, {}, onEvent, () => {
-      if (!stopped) void start();
-    });
-  };
-  await start();
-  return {
-    stop: () => {
-      stopped = true;
-      current?.abort();
-    },
-  };
-}
-
-/**
- * The converged MonitoredServers of `ns`, kept from a watch, as the floor counts its IDS VMIs:
+ * The converged MonitoredServers of `ns`, kept from a watch, as the floor follows its children:
  * listing them every second would load the API server and this process, which runs the
  * virt-handler stand-in, during the operator's run only.
  */
 async function watchConverged(env: OperatorTestEnv, ns: string): Promise<{ converged: Set<string>; stop: () => void }> {
   const converged = new Set<string>();
-  const watch = await keepWatching(env, 'admin', `/apis/hyperspector.io/v1alpha1/namespaces/${ns}/monitoredservers`, (type, m: k8s.KubernetesObject) => {
+  const watch = await keepWatching(env.cluster.kubeConfigFor('admin').kubeConfig, `/apis/hyperspector.io/v1alpha1/namespaces/${ns}/monitoredservers`, (type, m: k8s.KubernetesObject) => {
     const name = m.metadata?.name ?? '';
     if (type !== 'DELETED' && isConverged(env, m)) converged.add(name);
     else converged.delete(name);
@@ -222,18 +196,21 @@ try {
     log(`creating ${unmonitored} unmonitored VirtualMachines in namespace ${tenantNs}`);
     const n0 = Date.now();
     await createUnmonitoredVms(admin, tenantNs, unmonitored);
-    log(`created ${unmonitored} VMs in ${((Date.now() - n0) / 1000).toFixed(0)} s; waiting for their VMIs to run`);
+    log(`created ${unmonitored} VMs in ${((Date.now() - n0) / 1000).toFixed(0)} s; waiting for them to run`);
     let lastProgress = 0;
+    // Running means what `kubectl get vm` says, as for the MonitoredServers' VMs: virt-controller
+    // writes a VM's status after its VMI runs, and the operator must not start while KubeVirt is
+    // still catching up with the noise (a backlog of VM status updates the floor would not meet).
     await waitFor(
       async () => {
-        const phases = await vmiPhases(admin, tenantNs);
+        const { vmis, vms } = await vmAndVmiPhases(admin, tenantNs);
         if (Date.now() - lastProgress >= 30_000) {
           lastProgress = Date.now();
-          log(`  after ${((Date.now() - n0) / 1000).toFixed(0)} s: VMIs by phase ${JSON.stringify(phases)}; load average ${loadavg()[0]?.toFixed(1)}`);
+          log(`  after ${((Date.now() - n0) / 1000).toFixed(0)} s: VMIs by phase ${JSON.stringify(vmis)}, VMs by status ${JSON.stringify(vms)}; load average ${loadavg()[0]?.toFixed(1)}`);
         }
-        return phases.Running === unmonitored ? true : undefined;
+        return vmis.Running === unmonitored && vms.Running === unmonitored ? true : undefined;
       },
-      { timeoutMs: 3_600_000, intervalMs: 5_000, description: `${unmonitored} unmonitored VMIs Running` },
+      { timeoutMs: 3_600_000, intervalMs: 5_000, description: `${unmonitored} unmonitored VMs Running` },
     );
     log(`${unmonitored} unmonitored VMs running after ${((Date.now() - n0) / 1000).toFixed(0)} s`);
   }
@@ -293,73 +270,16 @@ try {
   // Said before the floor runs, so a floor that fails does not lose the operator's figures.
   log(`operator: ${(opWrites.length / N).toFixed(2)} writes per MonitoredServer (${JSON.stringify(writesPerServerByKind(opWrites, N))}), peak RSS ${rss} MiB`);
 
-  // --- the floor: a bare client (its own user) creating the same child objects directly: the
-  // server VM, then, once its VMI has a node (from one watch), the pinned IDS VM and the
-  // process-mapper pod; done when every IDS VMI runs.
+  // --- the floor: a bare client creating the same children (convergence-floor.ts)
   const floorNs = 'floor';
   await env.namespace(floorNs);
   const floorUser = env.cluster.users.operatorB.name;
-  const bare = env.cluster.kubeConfigFor('operatorB').kubeConfig;
   // The bare client runs under the operator's RBAC role (bound to this user too).
-  const api = createKubeApi(bare);
-  const f0 = new Date();
-  const pending = new Map<string, ReturnType<typeof monitoredServer>>();
-  const done = new Set<string>();
-  // A child the bare client could not create fails the floor at once, not after the deadline.
-  let floorFailed: (e: unknown) => void = () => {};
-  const floorFailure = new Promise<never>((_resolve, reject) => {
-    floorFailed = reject;
-  });
-  // Watched again whenever the API server ends the watch: a run once lost the rest of its events
-  // there and waited for 110 IDS VMs it never created.
-  const watch = await keepWatching(
-    env,
-    'operatorB',
-    `/apis/kubevirt.io/v1/namespaces/${floorNs}/virtualmachineinstances`,
-    (type, vmi: k8s.KubernetesObject & { metadata: k8s.V1ObjectMeta; status?: { nodeName?: string; phase?: string } }) => {
-      const name = vmi.metadata.name ?? '';
-      if (name.endsWith('-ids')) {
-        if (vmi.status?.phase === 'Running') done.add(name);
-        return;
-      }
-      const ms = pending.get(name);
-      if (ms && vmi.status?.nodeName && (vmi.status.phase === 'Scheduled' || vmi.status.phase === 'Running')) {
-        pending.delete(name);
-        const ids = buildIdsVirtualMachine(ms, { nodeName: vmi.status.nodeName, serverVmiUid: vmi.metadata.uid ?? '', serverPodLabels: serverPodLabels(false, roleLabels(ms, 'server'), name) });
-        delete ids.metadata.ownerReferences;
-        // Unlike the operator, the bare client does not follow a server VMI started again on another
-        // node (seen under load): its IDS VM follows the server's pod by affinity alone, unpinned.
-        const selector = ids.spec.template?.spec?.nodeSelector as Record<string, string> | undefined;
-        if (selector) delete selector[HOSTNAME_LABEL];
-        void api.request({ method: 'POST', path: `/apis/kubevirt.io/v1/namespaces/${floorNs}/virtualmachines`, body: ids }).catch(floorFailed);
-        const mapper = buildProcessMapperPod(ms, { nodeName: vmi.status.nodeName, name, uid: vmi.metadata.uid ?? '', launcherPodUid: '', nodeUid: '' }, { image: 'hyperspector/operator:bench', defaultKernelProfilesConfigMap: 'profiles', namespace: 'hyperspector-system', serviceAccountName: 'hyperspector-process-mapper', serviceName: 'hyperspector-process-mappers' });
-        const { ownerReferences: _drop, ...mapperMeta } = mapper.metadata;
-        // The mapper runs in the operator's namespace, as the operator's are (its RBAC allows pods only there).
-        void api.request({ method: 'POST', path: `/api/v1/namespaces/${mapperMeta.namespace}/pods`, body: { ...mapper, metadata: mapperMeta } }).catch(floorFailed);
-      }
-    },
-  );
-  await inBatches([...Array(N).keys()], 25, async (i) => {
-    const ms = monitoredServer(`s-${i}`, floorNs);
-    ms.metadata.uid = 'floor';
-    const server = buildServerVirtualMachine(ms);
-    pending.set(server.metadata.name ?? '', ms);
-    await api.request({ method: 'POST', path: `/apis/kubevirt.io/v1/namespaces/${floorNs}/virtualmachines`, body: server });
-  });
-  await Promise.race([floorFailure, waitFor(
-    () => {
-      if (Date.now() - lastProgress >= 30_000) {
-        lastProgress = Date.now();
-        log(`  floor after ${((Date.now() - f0.getTime()) / 1000).toFixed(0)} s: ${done.size} of ${N} IDS VMIs Running; load average ${loadavg()[0]?.toFixed(1)}`);
-      }
-      return done.size === N ? true : undefined;
-    },
-    { timeoutMs: 3_600_000, intervalMs: 500, description: `floor: ${N} IDS VMIs Running` },
-  )]);
-  const f1 = new Date();
-  watch.stop();
+  const floor = await runFloor(env.cluster.kubeConfigFor('operatorB').kubeConfig, floorNs, N, 'hyperspector-system', log);
+  const f0 = floor.started;
+  const f1 = floor.finished;
   const floorRequests = auditRequests(env.cluster.auditLogPath, { username: floorUser, since: f0, until: f1 });
-  const floorSeconds = (f1.getTime() - f0.getTime()) / 1000;
+  const floorSeconds = floor.seconds;
   const writesByKind = writesPerServerByKind(opWrites, N);
   const writesByVerb = writesPerServerByVerb(opWrites, N);
 
@@ -393,6 +313,8 @@ try {
     machineLoadAverage: loadAtConvergence,
     floor: {
       seconds: Number(floorSeconds.toFixed(1)),
+      // When every IDS VMI ran: the floor's end state in results before 2026-12-03.
+      idsVmisRunningSeconds: Number(floor.idsVmisRunningSeconds.toFixed(1)),
       apiRequestsPerServer: Number((floorRequests.length / N).toFixed(2)),
       apiWritesPerServer: Number((floorRequests.filter((e) => WRITE_VERBS.has(e.verb)).length / N).toFixed(2)),
     },
@@ -401,7 +323,7 @@ try {
     [
       `MonitoredServers: ${N} on ${nodes} nodes, beside ${unmonitored} unmonitored VirtualMachines (running)`,
       `                 operator    floor (bare client, same children)`,
-      `converged in    ${`${result.convergeSeconds} s`.padEnd(12)}${result.floor.seconds} s   (ratio ${result.convergenceToFloorRatio})`,
+      `converged in    ${`${result.convergeSeconds} s`.padEnd(12)}${result.floor.seconds} s   (ratio ${result.convergenceToFloorRatio}; the floor's IDS VMIs all ran after ${result.floor.idsVmisRunningSeconds} s, before KubeVirt showed their VMs Running)`,
       `API requests    ${`${result.apiRequestsPerMonitoredServer}`.padEnd(12)}${result.floor.apiRequestsPerServer}   per MonitoredServer`,
       `API writes      ${`${result.apiWritesPerMonitoredServer}`.padEnd(12)}${result.floor.apiWritesPerServer}   per MonitoredServer (${result.apiWritesPerMonitoredServerBesidesLease} besides the leader's Lease renewals)`,
       `  by kind: ${formatByKind(writesByKind)}`,

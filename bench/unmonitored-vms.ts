@@ -4,6 +4,7 @@
 // the last-applied-configuration annotation). KubeVirt starts them, so each gets a VMI and a
 // virt-launcher pod as in a real cluster. The operator must not pay for them in memory.
 import type { KubeApi } from '../src/kube/client/rest.ts';
+import { inBatches } from './client-helpers.ts';
 import { collectionPath, NETWORK_ATTACHMENT_DEFINITION, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE } from '../src/kube/client/resources.ts';
 
 /** The secondary network every unmonitored VM joins (a Multus NetworkAttachmentDefinition). */
@@ -120,9 +121,6 @@ export function unmonitoredVirtualMachine(i: number, namespace: string): TenantV
   };
 }
 
-async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
-}
 
 /**
  * Creates `count` unmonitored VMs the way `kubectl apply` (client-side, its default) does: a
@@ -147,18 +145,28 @@ export async function createUnmonitoredVms(api: KubeApi, namespace: string, coun
   });
 }
 
-/** The namespace's VMIs by phase (a VM without a VMI yet is not counted). */
-export async function vmiPhases(api: KubeApi, namespace: string): Promise<Record<string, number>> {
-  const phases: Record<string, number> = {};
+/**
+ * The namespace's VMIs by phase, and its VMs by the status `kubectl get vm` shows (KubeVirt's
+ * virt-controller writes it after the VMI runs, minutes later when its VM workers are busy).
+ */
+export async function vmAndVmiPhases(api: KubeApi, namespace: string): Promise<{ vmis: Record<string, number>; vms: Record<string, number> }> {
+  return {
+    vmis: await countBy(api, collectionPath(VIRTUAL_MACHINE_INSTANCE, namespace), (o) => o.status?.phase ?? 'Pending'),
+    vms: await countBy(api, collectionPath(VIRTUAL_MACHINE, namespace), (o) => o.status?.printableStatus ?? 'Stopped'),
+  };
+}
+
+async function countBy(api: KubeApi, path: string, key: (o: { status?: { phase?: string; printableStatus?: string } }) => string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
   let continueToken: string | undefined;
   do {
-    const page = await api.request<{ items: Array<{ status?: { phase?: string } }>; metadata?: { continue?: string } }>({
+    const page = await api.request<{ items: Array<{ status?: { phase?: string; printableStatus?: string } }>; metadata?: { continue?: string } }>({
       method: 'GET',
-      path: collectionPath(VIRTUAL_MACHINE_INSTANCE, namespace),
+      path,
       query: { limit: 500, continue: continueToken },
     });
-    for (const v of page.items) phases[v.status?.phase ?? 'Pending'] = (phases[v.status?.phase ?? 'Pending'] ?? 0) + 1;
+    for (const o of page.items) counts[key(o)] = (counts[key(o)] ?? 0) + 1;
     continueToken = page.metadata?.continue || undefined;
   } while (continueToken);
-  return phases;
+  return counts;
 }
