@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { KubeObject } from '../client/apply.ts';
 import { type InformerHandlers, objectKey } from './informer.ts';
 
@@ -10,6 +11,11 @@ export interface KeySink {
  * Informer handlers that turn any change into queue keys. On update both the old and the new
  * object are mapped, so a child that moves from one owner to another wakes both, as
  * controller-runtime's handlers do. The reconciler never learns which event it was.
+ *
+ * A new version that differs from the cached one in its resourceVersion alone wakes nobody: the
+ * cache transform dropped whatever changed (a VMI's guest-agent data, a pod's IPs, another
+ * writer's managedFields), so no reconcile could read it. A resync (the same version handed again)
+ * still wakes the owner.
  */
 export function enqueueMapped<T extends KubeObject>(queue: KeySink, map: (object: T) => string[]): InformerHandlers<T> {
   const enqueue = (...objects: T[]) => {
@@ -17,9 +23,19 @@ export function enqueueMapped<T extends KubeObject>(queue: KeySink, map: (object
   };
   return {
     onAdd: (o) => enqueue(o),
-    onUpdate: (old, o) => enqueue(old, o),
+    onUpdate: (old, o) => {
+      if (!onlyResourceVersionChanged(old, o)) enqueue(old, o);
+    },
     onDelete: (o) => enqueue(o),
   };
+}
+
+/** Two versions of an object (both with a resourceVersion, not the same one) that are otherwise equal. */
+export function onlyResourceVersionChanged(old: KubeObject, next: KubeObject): boolean {
+  const a = old.metadata?.resourceVersion;
+  const b = next.metadata?.resourceVersion;
+  if (!a || !b || a === b) return false;
+  return isDeepStrictEqual({ ...old, metadata: { ...old.metadata, resourceVersion: b } }, next);
 }
 
 /** For the primary kind: its own `namespace/name`. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { enqueueController, enqueueMapped, enqueueObject, parseKey } from '../../../src/kube/runtime/handlers.ts';
+import { enqueueController, enqueueMapped, enqueueObject, onlyResourceVersionChanged, parseKey } from '../../../src/kube/runtime/handlers.ts';
 import type { TestObject } from '../../../src/kube/testing/test-object.ts';
 
 function sink() {
@@ -43,6 +43,31 @@ describe('informer → queue handlers', () => {
     h.onUpdate!(ownedVm('web-1'), ownedVm('web-2'));
     h.onUpdate!(ownedVm('web-3'), ownedVm('web-3'));
     assert.deepEqual(q.keys, ['shop/web-1', 'shop/web-2', 'shop/web-3']);
+  });
+
+  it('a new version that changes nothing the cache keeps wakes nobody; a resync and a real change do', () => {
+    const q = sink();
+    const h = enqueueObject(q);
+    const v1: TestObject = { ...ms, metadata: { ...ms.metadata, resourceVersion: '1', labels: { a: 'x' } } };
+    // What the cache transform left of a VMI whose guest-agent data changed: the same but for the version.
+    h.onUpdate!(v1, { ...v1, metadata: { ...v1.metadata, resourceVersion: '2' } });
+    assert.deepEqual(q.keys, []);
+    // A resync hands the same version again: level-triggered, it still wakes the owner.
+    h.onUpdate!(v1, v1);
+    h.onUpdate!(v1, { ...v1, metadata: { ...v1.metadata } });
+    // A label changed with the version.
+    h.onUpdate!(v1, { ...v1, metadata: { ...v1.metadata, resourceVersion: '3', labels: { a: 'y' } } });
+    // A field beside metadata changed.
+    h.onUpdate!(v1, { ...v1, metadata: { ...v1.metadata, resourceVersion: '4' }, status: { phase: 'Running' } } as TestObject);
+    assert.deepEqual(q.keys, ['shop/web-1', 'shop/web-1', 'shop/web-1', 'shop/web-1']);
+  });
+
+  it('onlyResourceVersionChanged needs two different versions to say so', () => {
+    const o: TestObject = { ...ms, metadata: { ...ms.metadata, resourceVersion: '7' } };
+    assert.equal(onlyResourceVersionChanged(o, { ...o, metadata: { ...o.metadata, resourceVersion: '8' } }), true);
+    assert.equal(onlyResourceVersionChanged(o, o), false);
+    assert.equal(onlyResourceVersionChanged(ms, ms), false, 'objects without a version (built in tests) are never said unchanged');
+    assert.equal(onlyResourceVersionChanged(o, { ...o, metadata: { ...o.metadata, resourceVersion: '8', generation: 2 } }), false);
   });
 
   it('enqueueMapped uses any mapping, e.g. from a label', () => {
