@@ -5,7 +5,7 @@ import * as k8s from '@kubernetes/client-node';
  * Watches `path` until stopped, starting again whenever the API server ends the watch (its timeout):
  * a new watch begins with every object as ADDED, so nothing that happened in between is missed.
  */
-export async function keepWatching<T extends k8s.KubernetesObject>(kubeConfig: k8s.KubeConfig, path: string, onEvent: (type: string, object: T) => void): Promise<{ stop: () => void }> {
+export async function keepWatching<T>(kubeConfig: k8s.KubeConfig, path: string, onEvent: (type: string, object: T) => void): Promise<{ stop: () => void }> {
   let current: { abort: () => void } | undefined;
   let stopped = false;
   const start = async (): Promise<void> => {

@@ -10,6 +10,8 @@ import { buildIdsVirtualMachine, HOSTNAME_LABEL, serverPodLabels } from '../src/
 import { roleLabels } from '../src/builders/names.ts';
 import { buildProcessMapperPod } from '../src/builders/process-mapper-pod.ts';
 import { createKubeApi } from '../src/kube/client/rest.ts';
+import type { Pod, VirtualMachine, VirtualMachineInstance } from '../src/kube/client/objects.ts';
+import { podIsReady, printableStatus, vmiIsReady, vmiIsRunning } from '../src/controllers/monitoredserver/observed-state.ts';
 import { monitoredServer } from '../testenv/fixtures/monitoredservers.ts';
 import { waitFor } from '../testenv/wait.ts';
 import { inBatches, keepWatching } from './client-helpers.ts';
@@ -23,14 +25,7 @@ export interface FloorResult {
   finished: Date;
 }
 
-type Watched = k8s.KubernetesObject & {
-  metadata: k8s.V1ObjectMeta;
-  status?: { nodeName?: string; phase?: string; printableStatus?: string; conditions?: Array<{ type: string; status: string }> };
-};
-
-const readyCondition = (o: Watched) => o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
-
-/** Where each of a pair's children stands. */
+/** Where each of a pair's children stands, judged by the operator's own predicates (observed-state.ts). */
 class PairStates {
   readonly vmStatus = new Map<string, string>();
   readonly vmiRunning = new Set<string>();
@@ -76,25 +71,25 @@ export async function runFloor(kubeConfig: k8s.KubeConfig, namespace: string, co
   };
   // Watched again whenever the API server ends the watch: a run once lost the rest of its events
   // there and waited for 110 IDS VMs it never created.
-  const vmis = await keepWatching(kubeConfig, `/apis/kubevirt.io/v1/namespaces/${namespace}/virtualmachineinstances`, (type, vmi: Watched) => {
-    const name = vmi.metadata.name ?? '';
+  const vmis = await keepWatching(kubeConfig, `/apis/kubevirt.io/v1/namespaces/${namespace}/virtualmachineinstances`, (type, vmi: VirtualMachineInstance) => {
+    const name = vmi.metadata?.name ?? '';
     const gone = type === 'DELETED';
-    if (!gone && vmi.status?.phase === 'Running') states.vmiRunning.add(name);
+    if (!gone && vmiIsRunning(vmi)) states.vmiRunning.add(name);
     else states.vmiRunning.delete(name);
-    if (!gone && vmi.status?.phase === 'Running' && readyCondition(vmi)) states.vmiReady.add(name);
+    if (!gone && vmiIsReady(vmi)) states.vmiReady.add(name);
     else states.vmiReady.delete(name);
     seen(pairOf(name));
     const ms = pending.get(name);
     if (ms && vmi.status?.nodeName && (vmi.status.phase === 'Scheduled' || vmi.status.phase === 'Running')) {
       pending.delete(name);
-      const ids = buildIdsVirtualMachine(ms, { nodeName: vmi.status.nodeName, serverVmiUid: vmi.metadata.uid ?? '', serverPodLabels: serverPodLabels(false, roleLabels(ms, 'server'), name) });
+      const ids = buildIdsVirtualMachine(ms, { nodeName: vmi.status.nodeName, serverVmiUid: vmi.metadata?.uid ?? '', serverPodLabels: serverPodLabels(false, roleLabels(ms, 'server'), name) });
       delete ids.metadata.ownerReferences;
       // Unlike the operator, the bare client does not follow a server VMI started again on another
       // node (seen under load): its IDS VM follows the server's pod by affinity alone, unpinned.
       const selector = ids.spec.template?.spec?.nodeSelector as Record<string, string> | undefined;
       if (selector) delete selector[HOSTNAME_LABEL];
       void api.request({ method: 'POST', path: `/apis/kubevirt.io/v1/namespaces/${namespace}/virtualmachines`, body: ids }).catch(floorFailed);
-      const mapper = buildProcessMapperPod(ms, { nodeName: vmi.status.nodeName, name, uid: vmi.metadata.uid ?? '', launcherPodUid: '', nodeUid: '' }, { image: 'hyperspector/operator:bench', defaultKernelProfilesConfigMap: 'profiles', namespace: mapperNamespace, serviceAccountName: 'hyperspector-process-mapper', serviceName: 'hyperspector-process-mappers' });
+      const mapper = buildProcessMapperPod(ms, { nodeName: vmi.status.nodeName, name, uid: vmi.metadata?.uid ?? '', launcherPodUid: '', nodeUid: '' }, { image: 'hyperspector/operator:bench', defaultKernelProfilesConfigMap: 'profiles', namespace: mapperNamespace, serviceAccountName: 'hyperspector-process-mapper', serviceName: 'hyperspector-process-mappers' });
       const { ownerReferences: _drop, ...mapperMeta } = mapper.metadata;
       states.mapperOf.set(mapperMeta.name ?? '', pairOf(name));
       states.mapperFor.set(pairOf(name), mapperMeta.name ?? '');
@@ -102,17 +97,18 @@ export async function runFloor(kubeConfig: k8s.KubeConfig, namespace: string, co
       void api.request({ method: 'POST', path: `/api/v1/namespaces/${mapperMeta.namespace}/pods`, body: { ...mapper, metadata: mapperMeta } }).catch(floorFailed);
     }
   });
-  const vms = await keepWatching(kubeConfig, `/apis/kubevirt.io/v1/namespaces/${namespace}/virtualmachines`, (type, vm: Watched) => {
-    const name = vm.metadata.name ?? '';
-    if (type !== 'DELETED' && vm.status?.printableStatus) states.vmStatus.set(name, vm.status.printableStatus);
+  const vms = await keepWatching(kubeConfig, `/apis/kubevirt.io/v1/namespaces/${namespace}/virtualmachines`, (type, vm: VirtualMachine) => {
+    const name = vm.metadata?.name ?? '';
+    const status = printableStatus(vm);
+    if (type !== 'DELETED' && status) states.vmStatus.set(name, status);
     else states.vmStatus.delete(name);
     seen(pairOf(name));
   });
-  const pods = await keepWatching(kubeConfig, `/api/v1/namespaces/${mapperNamespace}/pods`, (type, pod: Watched) => {
-    const name = pod.metadata.name ?? '';
+  const pods = await keepWatching(kubeConfig, `/api/v1/namespaces/${mapperNamespace}/pods`, (type, pod: Pod) => {
+    const name = pod.metadata?.name ?? '';
     const pair = states.mapperOf.get(name);
     if (!pair) return;
-    if (type !== 'DELETED' && readyCondition(pod)) states.podReady.add(name);
+    if (type !== 'DELETED' && podIsReady(pod)) states.podReady.add(name);
     else states.podReady.delete(name);
     seen(pair);
   });

@@ -143,7 +143,6 @@ function formatByKind(byKind: Record<string, number>): string {
     .join(', ');
 }
 
-
 function peakRssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
@@ -277,10 +276,7 @@ try {
   const floorUser = env.cluster.users.operatorB.name;
   // The bare client runs under the operator's RBAC role (bound to this user too).
   const floor = await runFloor(env.cluster.kubeConfigFor('operatorB').kubeConfig, floorNs, N, 'hyperspector-system', log);
-  const f0 = floor.started;
-  const f1 = floor.finished;
-  const floorRequests = auditRequests(env.cluster.auditLogPath, { username: floorUser, since: f0, until: f1 });
-  const floorSeconds = floor.seconds;
+  const floorRequests = auditRequests(env.cluster.auditLogPath, { username: floorUser, since: floor.started, until: floor.finished });
   const writesByKind = writesPerServerByKind(opWrites, N);
   const writesByVerb = writesPerServerByVerb(opWrites, N);
 
@@ -304,7 +300,7 @@ try {
     // MonitoredServers by their number of status writes, and seconds from creation to Ready (p10, p50, p90, max).
     statusWritesHistogram: statusWritesHistogram(opWrites),
     secondsToReady: readyAfter,
-    convergenceToFloorRatio: Number((convergeSeconds / floorSeconds).toFixed(2)),
+    convergenceToFloorRatio: Number((convergeSeconds / floor.seconds).toFixed(2)),
     steadyStateWritesPerMinute: Number(((steadyWrites * 60) / steadySeconds).toFixed(2)),
     steadyStateLeaseRenewalsPerMinute: Number(((leaseWrites * 60) / steadySeconds).toFixed(1)),
     operatorPeakRssMiB: rss,
@@ -313,7 +309,7 @@ try {
     // The machine is shared: its 1, 5 and 15 minute load averages when the operator had converged.
     machineLoadAverage: loadAtConvergence,
     floor: {
-      seconds: Number(floorSeconds.toFixed(1)),
+      seconds: Number(floor.seconds.toFixed(1)),
       // When every IDS VMI ran: the floor's end state in results before 2026-12-03.
       idsVmisRunningSeconds: Number(floor.idsVmisRunningSeconds.toFixed(1)),
       apiRequestsPerServer: Number((floorRequests.length / N).toFixed(2)),

@@ -4,8 +4,8 @@
 // the last-applied-configuration annotation). KubeVirt starts them, so each gets a VMI and a
 // virt-launcher pod as in a real cluster. The operator must not pay for them in memory.
 import type { KubeApi } from '../src/kube/client/rest.ts';
-import { inBatches } from './client-helpers.ts';
 import { collectionPath, NETWORK_ATTACHMENT_DEFINITION, VIRTUAL_MACHINE, VIRTUAL_MACHINE_INSTANCE } from '../src/kube/client/resources.ts';
+import { inBatches } from './client-helpers.ts';
 
 /** The secondary network every unmonitored VM joins (a Multus NetworkAttachmentDefinition). */
 export const BACKEND_NETWORK = 'backend-net';
@@ -120,7 +120,6 @@ export function unmonitoredVirtualMachine(i: number, namespace: string): TenantV
     },
   };
 }
-
 
 /**
  * Creates `count` unmonitored VMs the way `kubectl apply` (client-side, its default) does: a
