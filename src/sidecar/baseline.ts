@@ -6,7 +6,7 @@
 import type { Clock } from '../kube/util/clock.ts';
 import type { GuestProcess } from '../introspection/process-info.ts';
 import type { ProcessSocket } from '../introspection/guest-introspector.ts';
-import type { ProcessAlertRule } from './events.ts';
+import { processKey, type ProcessAlertRule } from './events.ts';
 
 export interface BaselinePolicy {
   /** How long after the first snapshot processes are learned as normal. */
@@ -36,6 +36,8 @@ export class Baseline {
   private learningStartedAt?: number;
   /** A baseline restored from a record made before listeners were learned learns them at its first scan. */
   private listenersKnown = true;
+  /** New user processes seen without a command line, judged at the next snapshot (see judge()). */
+  private readonly unsettled = new Map<string, { process: GuestProcess; learning: boolean }>();
 
   constructor(private readonly policy: BaselinePolicy, private readonly clock: Clock) {}
 
@@ -87,25 +89,42 @@ export class Baseline {
     return alerts;
   }
 
-  /** Learns (during the window) and judges the processes newly seen in a snapshot. */
+  /**
+   * Learns (during the window) and judges the processes newly seen in a snapshot (`all`, by pid).
+   * A user process with no command line yet is caught inside execve (the new program's memory
+   * is mapped, its arguments not yet written, comm still the old name): which program it is shows
+   * at the next snapshot, as an exec that is judged then. One still without a command line at
+   * the next snapshot (its pages not resident, or an argument area emptied on purpose) is judged
+   * then by what it shows.
+   */
   judge(newProcesses: GuestProcess[], all: Map<number, GuestProcess>): Array<{ process: GuestProcess } & Alert> {
     this.learningStartedAt ??= this.clock.now();
-    const learning = this.learning;
     const alerts: Array<{ process: GuestProcess } & Alert> = [];
+    for (const [key, { process, learning }] of this.unsettled) {
+      this.unsettled.delete(key);
+      const now = all.get(process.pid);
+      if (now && now.startTimeNs === process.startTimeNs && now.cmdline.length === 0) this.judgeProgram(now, learning, alerts);
+    }
+    const learning = this.learning;
     for (const p of newProcesses) {
       if (p.kernelThread) continue;
       const parent = all.get(p.ppid);
       if (p.euid === 0 && this.policy.shells.includes(p.comm) && parent && this.policy.networkServices.includes(parent.comm)) {
         alerts.push({ process: p, parent, rule: 'RootShellFromNetworkService', message: `root shell ${p.comm} (pid ${p.pid}) started by network service ${parent.comm} (pid ${parent.pid})` });
       }
-      const identity = identityOf(p);
-      if (learning) {
-        this.known.add(identity);
-      } else if (!this.known.has(identity)) {
-        alerts.push({ process: p, rule: 'ProcessOutsideBaseline', message: `process ${p.comm} (pid ${p.pid}, uid ${p.euid}) is outside the baseline: ${p.args}` });
-      }
+      if (p.cmdline.length === 0) this.unsettled.set(processKey(p), { process: p, learning });
+      else this.judgeProgram(p, learning, alerts);
     }
     return alerts;
+  }
+
+  private judgeProgram(p: GuestProcess, learning: boolean, alerts: Array<{ process: GuestProcess } & Alert>): void {
+    const identity = identityOf(p);
+    if (learning) {
+      this.known.add(identity);
+    } else if (!this.known.has(identity)) {
+      alerts.push({ process: p, rule: 'ProcessOutsideBaseline', message: `process ${p.comm} (pid ${p.pid}, uid ${p.euid}) is outside the baseline: ${p.args}` });
+    }
   }
 }
 

@@ -57,6 +57,40 @@ describe('baseline', () => {
     assert.deepEqual(alerts.map((a) => [a.rule, a.process.pid]), [['ProcessOutsideBaseline', 12], ['ProcessOutsideBaseline', 13]]);
   });
 
+  it('judges a process caught inside execve (no command line yet, the old comm) by the program it runs at the next snapshot', async () => {
+    const clock = new FakeClock();
+    const b = new Baseline(policy, clock);
+    const init = proc(1, 'init', { cmdline: ['/bin/sh', '/init'] });
+    b.judge([init], new Map([[1, init]]));
+    await clock.advance(61_000);
+    const midExec = proc(94, 'init', { cmdline: [], args: '[init]' });
+    assert.deepEqual(b.judge([midExec], new Map([[1, init], [94, midExec]])), [], 'not judged by the name it is leaving');
+    const execed = proc(94, 'intruder-tool', { cmdline: ['/bin/sh', '/usr/bin/intruder-tool'] });
+    const alerts = b.judge([execed], new Map([[1, init], [94, execed]]));
+    assert.deepEqual(alerts.map((a) => [a.rule, a.process.pid, a.process.comm]), [['ProcessOutsideBaseline', 94, 'intruder-tool']]);
+    assert.deepEqual(b.judge([], new Map([[1, init]])), [], 'judged once');
+  });
+
+  it('judges a process still without a command line at the next snapshot by what it shows; forgets one that exited', async () => {
+    const clock = new FakeClock();
+    const b = new Baseline(policy, clock);
+    b.judge([], new Map());
+    await clock.advance(61_000);
+    const hidden = proc(95, 'miner', { cmdline: [], args: '[miner]' });
+    const brief = proc(96, 'init', { cmdline: [], args: '[init]' });
+    assert.deepEqual(b.judge([hidden, brief], new Map([[95, hidden], [96, brief]])), []);
+    const alerts = b.judge([], new Map([[95, hidden]]));
+    assert.deepEqual(alerts.map((a) => [a.rule, a.process.pid]), [['ProcessOutsideBaseline', 95]]);
+    assert.deepEqual(b.judge([], new Map([[95, hidden]])), [], 'judged once');
+    // Seen during the window and still without arguments after it: learned, as the window saw it.
+    const late = new Baseline(policy, clock);
+    const daemon = proc(97, 'agetty', { cmdline: [], args: '[agetty]' });
+    late.judge([daemon], new Map([[97, daemon]]));
+    await clock.advance(61_000);
+    assert.deepEqual(late.judge([], new Map([[97, daemon]])), []);
+    assert.deepEqual(late.judge([proc(98, 'agetty', { cmdline: [], args: '[agetty]' })], new Map()), [], 'learned');
+  });
+
   it('never judges kernel threads', async () => {
     const clock = new FakeClock();
     const b = new Baseline(policy, clock);
