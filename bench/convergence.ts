@@ -20,6 +20,7 @@ import { createKubeApi } from '../src/kube/client/rest.ts';
 import { createUnmonitoredVms, vmAndVmiPhases } from './unmonitored-vms.ts';
 import { runFloor } from './convergence-floor.ts';
 import { inBatches, keepWatching } from './client-helpers.ts';
+import { formatPairSteps, pairStepLatencies } from './pair-steps.ts';
 import { NODE_VMI_CAPACITY } from '../testenv/kubevirt/kubevirt-world.ts';
 
 const { values } = parseArgs({
@@ -277,6 +278,9 @@ try {
   // The bare client runs under the operator's RBAC role (bound to this user too).
   const floor = await runFloor(env.cluster.kubeConfigFor('operatorB').kubeConfig, floorNs, N, 'hyperspector-system', log);
   const floorRequests = auditRequests(env.cluster.auditLogPath, { username: floorUser, since: floor.started, until: floor.finished });
+  // Where each pair's start spent its time, the operator's and KubeVirt's steps apart (pair-steps.ts).
+  const operatorSteps = pairStepLatencies(auditRequests(env.cluster.auditLogPath, { namespace: ns, since: t0, until: t1, writesOnly: true }), ns, opUser);
+  const floorSteps = pairStepLatencies(auditRequests(env.cluster.auditLogPath, { namespace: floorNs, since: floor.started, until: floor.finished, writesOnly: true }), floorNs, floorUser);
   const writesByKind = writesPerServerByKind(opWrites, N);
   const writesByVerb = writesPerServerByVerb(opWrites, N);
 
@@ -314,7 +318,9 @@ try {
       idsVmisRunningSeconds: Number(floor.idsVmisRunningSeconds.toFixed(1)),
       apiRequestsPerServer: Number((floorRequests.length / N).toFixed(2)),
       apiWritesPerServer: Number((floorRequests.filter((e) => WRITE_VERBS.has(e.verb)).length / N).toFixed(2)),
+      pairSteps: floorSteps,
     },
+    pairSteps: operatorSteps,
   };
   console.log(
     [
@@ -329,6 +335,8 @@ try {
       `  status writes of s-0: ${result.statusWritesOfOneMonitoredServer.join(' → ')}`,
       `  MonitoredServers by number of status writes: ${formatByKind(result.statusWritesHistogram)}`,
       `  seconds from creation to Ready: ${formatByKind(readyAfter)}`,
+      `a pair's steps, median / p90 (operator, floor):`,
+      ...formatPairSteps(operatorSteps, floorSteps),
       `operator peak RSS ${rss} MiB (${result.operatorRunAs}); ${result.reconcilesPerMonitoredServer} reconciles per MonitoredServer and ${result.operatorCpuSecondsToConverge} s of CPU to converge`,
       `machine load average at convergence: ${loadAtConvergence.join(', ')} (${cpus().length} CPUs)`,
       `steady state over ${steadySeconds} s: ${result.steadyStateWritesPerMinute} writes/min (plus ${result.steadyStateLeaseRenewalsPerMinute} lease renewals/min)`,

@@ -83,6 +83,8 @@ function forEachLineOf(path: string, onLine: (line: string) => void): void {
 
 export interface AuditFilter {
   username?: string;
+  /** Requests about objects in this namespace. */
+  namespace?: string;
   since?: Date;
   until?: Date;
   writesOnly?: boolean;
@@ -94,6 +96,7 @@ export function auditRequests(path: string, filter: AuditFilter): AuditEvent[] {
   forEachAuditLine(path, (line) => {
     // Cheap test before parsing: most lines of a large log are other clients'.
     if (filter.username && !line.includes(`"username":${JSON.stringify(filter.username)}`)) return;
+    if (filter.namespace && !line.includes(`"namespace":${JSON.stringify(filter.namespace)}`)) return;
     const e = parseCompleted(line);
     if (e && matches(e, filter)) events.push(e);
   });
@@ -102,6 +105,7 @@ export function auditRequests(path: string, filter: AuditFilter): AuditEvent[] {
 
 function matches(e: AuditEvent, filter: AuditFilter): boolean {
   if (filter.username && e.user.username !== filter.username) return false;
+  if (filter.namespace && e.objectRef?.namespace !== filter.namespace) return false;
   const t = new Date(e.requestReceivedTimestamp);
   if (filter.since && t < filter.since) return false;
   if (filter.until && t > filter.until) return false;
