@@ -2,7 +2,7 @@
 // that begins it to the write that ends it, so the client's own delays (operator or floor) are told
 // from KubeVirt's (virt-controller creating a VMI, writing a VM's status). The audit log has every
 // write of every user with its time: nobody's cache or clock is trusted.
-import type { AuditEvent } from '../testenv/cluster/audit-log.ts';
+import { WRITE_VERBS, type AuditEvent } from '../testenv/cluster/audit-log.ts';
 
 /** The steps of one pair, in order; `by` says who the step waits for. */
 export const PAIR_STEPS = [
@@ -37,7 +37,7 @@ export function pairStepLatencies(events: Iterable<AuditEvent>, namespace: strin
   const writes = new Map<string, Writes>();
   for (const e of events) {
     const ref = e.objectRef;
-    if (ref?.namespace !== namespace || !ref.name || !SUCCEEDED(e) || ['get', 'list', 'watch'].includes(e.verb)) continue;
+    if (ref?.namespace !== namespace || !ref.name || !SUCCEEDED(e) || !WRITE_VERBS.has(e.verb)) continue;
     const key = `${ref.resource}/${ref.name}`;
     let list = writes.get(key);
     if (!list) writes.set(key, (list = []));
