@@ -9,6 +9,7 @@ import { OperatorTestEnv, useOperatorEnv, MS, VM, VMI } from '../../testenv/oper
 import { monitoredServer, vmTemplate } from '../../testenv/fixtures/monitoredservers.ts';
 import { auditRequests, describeRequests, WRITE_VERBS } from '../../testenv/cluster/audit-log.ts';
 import { waitFor } from '../../testenv/wait.ts';
+import { createKubeApi } from '../../src/kube/client/rest.ts';
 
 const NS = 'disks';
 const USER_DATA = '#cloud-config\nruncmd:\n- [echo, the-users-own-runcmd]\n';
@@ -225,6 +226,38 @@ describe('disk inspection, Live mode: server volumes hot-plugged read-only into 
     await waitFor(async () => !(await env.get(VM, NS, 'db-ids'))?.spec.template.spec.volumes.some((x: { name: string }) => x.name === logs) || undefined, { description: 'logs gone from the IDS VM spec' });
     await env.waitForCondition(NS, 'db', 'Ready', 'True', 'Monitoring', 60_000);
     assert.equal((await env.get(VMI, NS, 'db-ids'))?.metadata.uid, firstIdsVmi?.metadata.uid, 'the IDS VMI kept running');
+  });
+
+  it('plugs a disk again that KubeVirt lost (in the IDS VM spec, not in its running VMI): removevolume, then addvolume, after the grace period', async function () {
+    // The state KubeVirt 1.8 leaves when an addvolume reaches a VMI that is still starting: the VM
+    // spec has the disk, the running VMI does not, no request is pending. Made here on purpose with
+    // the VMI's own removevolume subresource, which leaves the VM spec alone.
+    const serial = diskSerialForVolume('db', 'data');
+    const firstIdsVmi = await env.get(VMI, NS, 'db-ids');
+    const since = new Date();
+    await createKubeApi(env.cluster.kubeConfig).request({ method: 'PUT', path: `/apis/subresources.kubevirt.io/v1/namespaces/${NS}/virtualmachineinstances/db-ids/removevolume`, body: { name: serial } });
+    await waitFor(async () => {
+      const v = await env.get(VMI, NS, 'db-ids');
+      return v && !v.spec.volumes.some((x: { name: string }) => x.name === serial) && !volumeStatus(v, serial) ? v : undefined;
+    }, { timeoutMs: 60_000, description: 'the disk gone from the IDS VMI' });
+    const vm = await env.get(VM, NS, 'db-ids');
+    assert.ok(vm?.spec.template.spec.volumes.some((x: { name: string }) => x.name === serial), 'still in the IDS VM spec');
+    assert.deepEqual(vm?.status.volumeRequests ?? [], [], 'no request pending');
+    await env.waitForCondition(NS, 'db', 'DiskAttached', 'False', 'DiskAttaching', 30_000);
+
+    const repaired = await env.waitForCondition(NS, 'db', 'DiskAttached', 'True', 'Attached', 150_000);
+    console.log(`      lost disk → DiskAttached=True again: ${((Date.now() - since.getTime()) / 1000).toFixed(1)} s (grace period 30 s)`);
+    assert.match(env.condition(repaired, 'DiskAttached')!.message, new RegExp(serial));
+    const calls = operatorRequests(since).filter((e) => e.objectRef?.subresource === 'addvolume' || e.objectRef?.subresource === 'removevolume');
+    const accepted = calls.filter((e) => (e.responseStatus?.code ?? 0) < 300);
+    assert.deepEqual(accepted.map((e) => `${e.objectRef?.resource}/${e.objectRef?.name} ${e.objectRef?.subresource}`), ['virtualmachines/db-ids removevolume', 'virtualmachines/db-ids addvolume'], describeRequests(calls));
+    const removedAt = Date.parse(accepted[0]!.requestReceivedTimestamp);
+    assert.ok(removedAt - since.getTime() >= 29_900, `not before the grace period: removevolume ${removedAt - since.getTime()} ms after the VMI lost the disk`);
+    await waitFor(async () => (await env.events(NS, 'db')).find((e) => e.reason === 'DiskUnplugged' && /never into its running VMI/.test(e.note)), { description: 'the DiskUnplugged Event saying why' });
+    const vmi = await env.get(VMI, NS, 'db-ids');
+    assert.equal(vmi?.metadata.uid, firstIdsVmi?.metadata.uid, 'plugged into the running IDS VMI again, no restart');
+    assert.equal(volumeStatus(vmi, serial)?.phase, 'Ready');
+    await env.waitForCondition(NS, 'db', 'Ready', 'True', 'Monitoring', 60_000);
   });
 
   it('deletes the MonitoredServer and its IDS VM, and leaves the server’s PVC and VM untouched', async function () {

@@ -99,14 +99,19 @@ export class OperatorTestEnv {
 
   /** Waits until the MonitoredServer's condition has the status (and reason, if given). */
   async waitForCondition(namespace: string, name: string, type: string, status: string, reason?: string, timeoutMs = 60_000): Promise<Obj> {
+    let last: unknown;
     return waitFor(
       async () => {
         const ms = await this.get(MS, namespace, name);
         const c = this.condition(ms, type);
+        last = c ?? `no ${type} condition`;
         return c && c.status === status && (!reason || c.reason === reason) ? ms : undefined;
       },
       { timeoutMs, intervalMs: 200, description: `${namespace}/${name} ${type}=${status}${reason ? ` (${reason})` : ''}` },
-    );
+    ).catch((err: Error) => {
+      // What the condition said last tells why it never came.
+      throw new Error(`${err.message}; the condition was last ${JSON.stringify(last)}`);
+    });
   }
 
   async waitGone(kind: typeof MS, namespace: string, name: string, timeoutMs = 60_000): Promise<void> {

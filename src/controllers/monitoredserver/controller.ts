@@ -27,7 +27,8 @@ import { execute } from './execute.ts';
 import { observe, type CacheReader } from './observe.ts';
 import type { ObservedState, VirtualMachineInstanceMigration } from './observed-state.ts';
 import { planFinalizer } from './planners/finalizer.ts';
-import { planDiskHotplug, planIdsCloudInit, resolveDiskInspection } from './planners/disk-inspection.ts';
+import { hotplugsMissingFromVmi, planDiskHotplug, planIdsCloudInit, resolveDiskInspection } from './planners/disk-inspection.ts';
+import { LostHotplugs } from './lost-hotplugs.ts';
 import { planSnapshotMode } from './planners/disk-snapshot.ts';
 import { VOLUME_SNAPSHOT, type VolumeSnapshot } from '../../builders/disk-snapshot.ts';
 import { planIdsVm } from './planners/ids-vm.ts';
@@ -112,6 +113,8 @@ const PROGRESS_WRITE_BURST = 10;
 const UNSEEN_CREATION_TTL_MS = 60_000;
 /** An action that lost a race to another writer (an address claimed a moment earlier) is planned again after this. */
 const LOST_RACE_RETRY_MS = 500;
+/** How long a hot-plugged volume may stand in the IDS VM spec but not in its running VMI before it is plugged again (lost-hotplugs.ts). */
+const LOST_HOTPLUG_GRACE_MS = 30_000;
 /** A deletion that waits on a child looks again this often. */
 const TEARDOWN_RECHECK_MS = 2_000;
 
@@ -173,6 +176,7 @@ export class MonitoredServerController {
    * count), so that concurrent reconciles never start more than the limit.
    */
   private readonly reservedMigrations = new Map<string, number>();
+  private readonly lostHotplugs = new LostHotplugs(LOST_HOTPLUG_GRACE_MS);
   private readonly gapSeconds: ReturnType<typeof monitoringGapHistogram> | undefined;
   /** Networking only: our NADs (by label) and the IDS-network address claims (in the operator's namespace). */
   private readonly nads: MultiNamespaceInformer<KubeObject> | undefined;
@@ -538,6 +542,7 @@ export class MonitoredServerController {
     if (!ms) {
       this.writtenStatus.delete(key);
       this.progressWrites.release(key);
+      this.lostHotplugs.forget(key);
       // Deleted: owned children are garbage-collected through their owner references; the
       // process-mapper pod (another namespace, no owner reference) is deleted here if teardown
       // could not (the finalizer was removed by hand, or the MonitoredServer left the watched set).
@@ -667,9 +672,10 @@ export class MonitoredServerController {
       if (isMigration(action)) this.reservedMigrations.set(migrationKey(action), this.now().getTime() + 30_000);
     }
     const snapshots = planSnapshotMode(ms, observed, resolveDiskInspection(ms, observed), { now: this.now(), minuteMs: this.options.snapshotMinuteMs ?? 60_000 });
+    const hotplugs = this.lostHotplugs.judge(key, hotplugsMissingFromVmi(ms, observed), this.now().getTime());
     const pairPlans = evacuation.move
       ? []
-      : [...planIdsVm(ms, observed, networkData), ...planDiskHotplug(ms, observed), ...planProcessMapper(ms, observed, this.mapperSettings)];
+      : [...planIdsVm(ms, observed, networkData), ...planDiskHotplug(ms, observed, hotplugs.lost), ...planProcessMapper(ms, observed, this.mapperSettings)];
     // The intake's key comes before the mapper pod can start; its token data, in the IDS VM's
     // Secret, before the IDS VM's start reads it. That Secret is written once the IDS VM's address
     // is known (networking), with everything in it.
@@ -730,7 +736,8 @@ export class MonitoredServerController {
     const snapshotRecheck = snapshots.recheckAfterMs === undefined ? notReadyRecheck : Math.min(notReadyRecheck ?? Infinity, snapshots.recheckAfterMs);
     // The intake token Secret is rewritten at the next rotation epoch's start.
     const intakeRecheck = intakeEnabled(ms) ? intakeRecheckMs(this.now().getTime(), this.intakeSettings.rotationMs) : undefined;
-    const recheckMs = intakeRecheck === undefined ? snapshotRecheck : Math.min(snapshotRecheck ?? Infinity, intakeRecheck);
+    // A hot-plugged volume missing from the running IDS VMI is judged lost at its grace period's end.
+    const recheckMs = earliest(snapshotRecheck, intakeRecheck, hotplugs.recheckAfterMs);
     // A deferred progress write comes back at the window's end, or sooner for the not-Ready recheck.
     if (deferredMs !== undefined) return { requeueAfter: Math.min(deferredMs, recheckMs ?? deferredMs) };
     return recheckMs === undefined ? undefined : { requeueAfter: recheckMs };
@@ -807,4 +814,10 @@ export class MonitoredServerController {
     if (failure) throw this.retriedFailure(ms, failure);
     return waitingOn !== undefined ? { requeueAfter: TEARDOWN_RECHECK_MS } : undefined;
   }
+}
+
+/** The soonest of the rechecks that are set. */
+function earliest(...delays: Array<number | undefined>): number | undefined {
+  const set = delays.filter((d): d is number => d !== undefined);
+  return set.length === 0 ? undefined : Math.min(...set);
 }

@@ -6,7 +6,7 @@ import { buildHotplugDisk, hotplugSupport, idsVolumeName, withDiskInspection } f
 import { Outcomes, type SubresourceAction } from '../../../src/controllers/monitoredserver/actions.ts';
 import { diskAttached } from '../../../src/controllers/monitoredserver/disk-inspection-status.ts';
 import type { ObservedState } from '../../../src/controllers/monitoredserver/observed-state.ts';
-import { hasDisksToDrop, isRefusedHotplug, planDiskHotplug, planIdsCloudInit, resolveDiskInspection } from '../../../src/controllers/monitoredserver/planners/disk-inspection.ts';
+import { hasDisksToDrop, hotplugsMissingFromVmi, isRefusedHotplug, planDiskHotplug, planIdsCloudInit, resolveDiskInspection } from '../../../src/controllers/monitoredserver/planners/disk-inspection.ts';
 import type { KubeVirt, PersistentVolumeClaim, VirtualMachine, VirtualMachineInstance } from '../../../src/kube/client/objects.ts';
 import { KubeApiError } from '../../../src/kube/client/rest.ts';
 import { monitoredServer, vmTemplate } from '../../../testenv/fixtures/monitoredservers.ts';
@@ -171,7 +171,7 @@ describe('disk inspection (Live)', () => {
       it(`subresource mode ${name}`, () => {
         const m = ms(wanted);
         const reqs = requests.map((r) => ('addVolumeOptions' in r ? { addVolumeOptions: { name: idsVolumeName(m, 'dv') } } : r));
-        const o = observed(m, { kubevirt: subresource, idsVm: idsVm(m, plugged, reqs) });
+        const o = observed(m, { kubevirt: subresource, idsVm: idsVm(m, plugged, reqs), idsVmi: idsVmi(m, Object.fromEntries(plugged.map((v) => [v, 'Ready']))) });
         const actions = planDiskHotplug(m, o) as SubresourceAction[];
         assert.deepEqual(actions.map(put).map((s) => s.slice(0, expected[0]?.length ?? 0)), expected);
         for (const a of actions) {
@@ -183,6 +183,42 @@ describe('disk inspection (Live)', () => {
         assert.equal(hasDisksToDrop(m, o), false);
       });
     }
+
+    it('subresource mode: sends nothing until the IDS VMI runs (KubeVirt drops a request that reaches a starting VMI)', () => {
+      const m = ms(['data', 'dv']);
+      const starting = { ...idsVmi(m, { data: 'Ready' }), status: { phase: 'Scheduled' } };
+      for (const vmi of [undefined, starting]) {
+        const o = observed(m, { kubevirt: subresource, idsVm: idsVm(m, ['data', 'dv']), ...(vmi ? { idsVmi: vmi } : {}) });
+        assert.deepEqual(planDiskHotplug(m, { ...o, idsVm: idsVm(m, ['data']) }), [], 'no addvolume');
+        assert.deepEqual(planDiskHotplug(ms(['data']), o), [], 'no removevolume');
+        assert.deepEqual(hotplugsMissingFromVmi(m, o), [], 'nothing is missing from a VMI that does not run');
+      }
+    });
+
+    it('subresource mode: a disk in the IDS VM spec that the running VMI lacks is missing; once judged lost, removevolume takes it out to plug it again', () => {
+      const m = ms(['data', 'dv']);
+      const dv = idsVolumeName(m, 'dv');
+      // KubeVirt wrote dv into the VM spec, the running VMI has only data, no request is pending.
+      const o = observed(m, { kubevirt: subresource, idsVm: idsVm(m, ['data', 'dv']), idsVmi: idsVmi(m, { data: 'Ready' }) });
+      assert.deepEqual(hotplugsMissingFromVmi(m, o), [dv]);
+      assert.deepEqual(planDiskHotplug(m, o), [], 'not lost yet: the VMI watch event may only lag');
+      const [remove, ...rest] = planDiskHotplug(m, o, new Set([dv])) as SubresourceAction[];
+      assert.equal(rest.length, 0);
+      assert.match(remove!.path, /\/virtualmachines\/web-1-ids\/removevolume$/);
+      assert.deepEqual(remove!.body, { name: dv });
+      assert.match(remove!.log, /never into its running VMI .* plugged again next/);
+      assert.deepEqual(remove!.tolerate, [409]);
+      // KubeVirt took it out of the spec: it is wanted and not there, so addvolume plugs it.
+      const removed = observed(m, { kubevirt: subresource, idsVm: idsVm(m, ['data']), idsVmi: idsVmi(m, { data: 'Ready' }) });
+      assert.deepEqual(hotplugsMissingFromVmi(m, removed), []);
+      assert.match((planDiskHotplug(m, removed, new Set([dv])) as SubresourceAction[])[0]!.path, /\/addvolume$/);
+      // While KubeVirt holds a request for it, it is neither missing nor removed again.
+      const pending = observed(m, { kubevirt: subresource, idsVm: idsVm(m, ['data', 'dv'], [{ removeVolumeOptions: { name: dv } }]), idsVmi: idsVmi(m, { data: 'Ready' }) });
+      assert.deepEqual(hotplugsMissingFromVmi(m, pending), []);
+      assert.deepEqual(planDiskHotplug(m, pending, new Set([dv])), []);
+      // Declarative mode: KubeVirt syncs the spec into the VMI itself; nothing is judged missing.
+      assert.deepEqual(hotplugsMissingFromVmi(m, { ...o, kubevirt: kubevirt(['DeclarativeHotplugVolumes']) }), []);
+    });
 
     it('subresource mode: a new IDS VM is created with the disks (no addvolume before it exists)', () => {
       const m = ms(['data']);

@@ -29,7 +29,7 @@ import type { Secret, VirtualMachine, VirtualMachineDisk, VirtualMachineVolume }
 import { SECRET } from '../../../kube/client/resources.ts';
 import { statusCodeOf } from '../../../kube/client/rest.ts';
 import type { Action } from '../actions.ts';
-import type { ObservedState } from '../observed-state.ts';
+import { vmiIsRunning, type ObservedState } from '../observed-state.ts';
 import { EventReason, Reason } from '../reasons.ts';
 import { resolveRotations, snapshotHotplug, type VolumeRotation } from './disk-snapshot.ts';
 
@@ -291,25 +291,67 @@ function subresourcePath(ns: string, vm: string, verb: 'addvolume' | 'removevolu
   return `/apis/subresources.kubevirt.io/v1/namespaces/${encodeURIComponent(ns)}/virtualmachines/${encodeURIComponent(vm)}/${verb}`;
 }
 
+/** KubeVirt's pending add and remove requests on the live IDS VM, by volume name. */
+function pendingRequests(live: VirtualMachine): { add: Set<string>; remove: Set<string> } {
+  const requests = live.status?.volumeRequests ?? [];
+  const names = (pick: (r: (typeof requests)[number]) => string | undefined) => new Set(requests.map(pick).filter((n): n is string => Boolean(n)));
+  return { add: names((r) => r.addVolumeOptions?.name), remove: names((r) => r.removeVolumeOptions?.name) };
+}
+
 /**
- * Subresource mode only: addvolume for each wanted disk the IDS VM does not have, removevolume for
- * each of ours it should no longer have; none while KubeVirt still holds a request for that volume.
+ * Subresource mode: our hot-plugged volumes in the live IDS VM's spec that its running VMI does not
+ * have and that KubeVirt holds no request for. For a moment that is only a VMI watch event lagging
+ * the VM's; if it lasts, KubeVirt lost the request: virt-controller (v1.8) writes an addvolume into
+ * the VM spec and drops the request even when its call to the VMI failed because the VMI, created
+ * from the spec a moment earlier, was not running yet. The running VMI then never gets the disk. The
+ * controller tracks how long each name has stood so (planDiskHotplug's `lost`).
  */
-export function planDiskHotplug(ms: MonitoredServer, o: ObservedState): Action[] {
+export function hotplugsMissingFromVmi(ms: MonitoredServer, o: ObservedState): string[] {
+  const live = o.idsNameTaken ? undefined : o.idsVm;
+  if (!live || live.metadata?.deletionTimestamp || !vmiIsRunning(o.idsVmi) || hotplugSupport(o.kubevirt).method !== 'Subresource') return [];
+  const inVmi = new Set((o.idsVmi?.spec?.volumes ?? []).map((v) => v.name));
+  const pending = pendingRequests(live);
+  return livePlugged(ms, live)
+    .map((p) => p.volume.name)
+    .filter((name) => !inVmi.has(name) && !pending.add.has(name) && !pending.remove.has(name));
+}
+
+/**
+ * Subresource mode only, once the IDS VMI runs (KubeVirt plugs into a running VMI; a request sent
+ * while the VMI starts can be lost, see hotplugsMissingFromVmi): addvolume for each wanted disk the
+ * IDS VM does not have, removevolume for each of ours it should no longer have; none while KubeVirt
+ * still holds a request for that volume. `lost`: wanted volumes KubeVirt wrote into the IDS VM spec
+ * but never into its running VMI, long enough to be sure: removevolume takes each out of the spec,
+ * and the next reconcile plugs it again.
+ */
+export function planDiskHotplug(ms: MonitoredServer, o: ObservedState, lost: ReadonlySet<string> = new Set()): Action[] {
   const plan = resolveDiskInspection(ms, o);
   const live = o.idsNameTaken ? undefined : o.idsVm;
-  if (plan.method !== 'Subresource' || plan.refusal || plan.waiting || !plan.secret || !live || live.metadata?.deletionTimestamp) return [];
+  if (plan.method !== 'Subresource' || plan.refusal || plan.waiting || !plan.secret || !live || live.metadata?.deletionTimestamp || !vmiIsRunning(o.idsVmi)) return [];
   const ns = ms.metadata.namespace ?? '';
   const vm = idsVmName(ms);
-  const requests = live.status?.volumeRequests ?? [];
-  const pendingAdd = new Set(requests.map((r) => r.addVolumeOptions?.name).filter(Boolean));
-  const pendingRemove = new Set(requests.map((r) => r.removeVolumeOptions?.name).filter(Boolean));
+  const pending = pendingRequests(live);
   const plugged = new Set(livePlugged(ms, live).map((p) => p.volume.name));
   const inSpec = new Set((live.spec?.template?.spec?.volumes ?? []).map((v) => v.name));
   const wanted = new Map((plan.wanted ?? []).map((w) => [w.disk.name, w]));
   const actions: Action[] = [];
+  const removal = (name: string, why: string): Action => ({
+    type: 'subresource',
+    capability: 'diskInspection',
+    failureReason: 'RemoveVolumeFailed',
+    log: `Unplug ${name} from IDS VirtualMachine ${ns}/${vm}: ${why}`,
+    path: subresourcePath(ns, vm, 'removevolume'),
+    body: { name },
+    refusedWhen: isRefusedHotplug,
+    tolerate: [409],
+    event: { type: 'Normal', reason: EventReason.DiskUnplugged, message: `Asked KubeVirt to unplug ${name} from ${vm} (removevolume): ${why}` },
+  });
   for (const [name, w] of wanted) {
-    if (inSpec.has(name) || pendingAdd.has(name)) continue;
+    if (pending.add.has(name)) continue;
+    if (inSpec.has(name)) {
+      if (lost.has(name) && !pending.remove.has(name)) actions.push(removal(name, 'KubeVirt wrote it into the IDS VM spec but never into its running VMI (a hot-plug request lost while the VMI started); it is plugged again next'));
+      continue;
+    }
     const claimName = w.volume.persistentVolumeClaim?.claimName ?? '';
     const serverVolume = plan.volumes.find((v) => idsVolumeName(ms, v.volumeName) === w.disk.serial)?.volumeName ?? name;
     actions.push({
@@ -327,18 +369,8 @@ export function planDiskHotplug(ms: MonitoredServer, o: ObservedState): Action[]
   }
   const why = (name: string) => (/-g\d+$/.test(name) && plan.rotations ? 'a superseded snapshot copy' : 'no longer in spec.server.disks');
   for (const name of plugged) {
-    if (wanted.has(name) || pendingRemove.has(name)) continue;
-    actions.push({
-      type: 'subresource',
-      capability: 'diskInspection',
-      failureReason: 'RemoveVolumeFailed',
-      log: `Unplug ${name} from IDS VirtualMachine ${ns}/${vm}: ${why(name)}`,
-      path: subresourcePath(ns, vm, 'removevolume'),
-      body: { name },
-      refusedWhen: isRefusedHotplug,
-      tolerate: [409],
-      event: { type: 'Normal', reason: EventReason.DiskUnplugged, message: `Asked KubeVirt to unplug ${name} from ${vm} (removevolume): ${why(name)}` },
-    });
+    if (wanted.has(name) || pending.remove.has(name)) continue;
+    actions.push(removal(name, why(name)));
   }
   return actions;
 }
