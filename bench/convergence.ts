@@ -150,6 +150,41 @@ function peakRssMiB(pid: number): number {
   return Math.round(kb / 1024);
 }
 
+function currentRssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Math.round(Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
+}
+
+/** The operator's memory at one moment: resident, and what V8 and Node.js say of it (its /metrics), in MiB. */
+interface MemorySample {
+  atSeconds: number;
+  rssMiB: number;
+  heapUsedMiB: number;
+  heapTotalMiB: number;
+  oldSpaceUsedMiB: number;
+  externalMiB: number;
+}
+
+const MIB = 1024 * 1024;
+
+async function sampleMemory(operator: { pid: number; metrics: () => Promise<string> }, since: number): Promise<MemorySample> {
+  const text = await operator.metrics();
+  const mib = (name: string) => Number((metricSum(text, name) / MIB).toFixed(1));
+  const oldSpace = /^nodejs_heap_space_size_used_bytes\{space="old"\} (\S+)$/m.exec(text)?.[1];
+  return {
+    atSeconds: Math.round((Date.now() - since) / 1000),
+    rssMiB: currentRssMiB(operator.pid),
+    heapUsedMiB: mib('nodejs_heap_size_used_bytes'),
+    heapTotalMiB: mib('nodejs_heap_size_total_bytes'),
+    oldSpaceUsedMiB: Number((Number(oldSpace ?? 0) / MIB).toFixed(1)),
+    externalMiB: mib('nodejs_external_memory_bytes'),
+  };
+}
+
+function formatMemory(m: MemorySample): string {
+  return `RSS ${m.rssMiB} MiB (V8 heap ${m.heapUsedMiB} used of ${m.heapTotalMiB}, old space ${m.oldSpaceUsedMiB} used; external ${m.externalMiB})`;
+}
+
 /** The sum of a Prometheus metric's samples (every label set) in a /metrics text. */
 function metricSum(text: string, name: string): number {
   let sum = 0;
@@ -227,6 +262,11 @@ try {
   log(`applying ${N} MonitoredServers`);
   const convergedWatch = await watchConverged(env, ns);
   const t0 = new Date();
+  // Every 10 s, the operator's memory as V8 sees it beside its RSS: whether a peak is live data or garbage.
+  const memory: MemorySample[] = [];
+  const sampling = setInterval(() => {
+    sampleMemory(operator, t0.getTime()).then((m) => memory.push(m), () => undefined);
+  }, 10_000);
   await inBatches([...Array(N).keys()], 25, (i) => env.createMonitoredServer(monitoredServer(`s-${i}`, ns)));
   let lastProgress = Date.now();
   await waitFor(
@@ -234,14 +274,19 @@ try {
       const converged = convergedWatch.converged.size;
       if (Date.now() - lastProgress >= 30_000) {
         lastProgress = Date.now();
-        log(`  after ${((Date.now() - t0.getTime()) / 1000).toFixed(0)} s: ${converged} of ${N} converged; operator peak RSS ${peakRssMiB(operator.pid)} MiB; load average ${loadavg()[0]?.toFixed(1)}`);
+        const now = memory.at(-1);
+        log(`  after ${((Date.now() - t0.getTime()) / 1000).toFixed(0)} s: ${converged} of ${N} converged; operator peak RSS ${peakRssMiB(operator.pid)} MiB${now ? `, at ${now.atSeconds} s ${formatMemory(now)}` : ''}; load average ${loadavg()[0]?.toFixed(1)}`);
       }
       return converged === N ? true : undefined;
     },
     { timeoutMs: 3_600_000, intervalMs: 1000, description: `${N} Ready` },
   );
   const t1 = new Date();
+  clearInterval(sampling);
   convergedWatch.stop();
+  // The sample of the highest RSS, and the largest V8 heap seen (10 s apart: the true peak may fall between).
+  const highestRss = memory.reduce<MemorySample | undefined>((a, m) => (!a || m.rssMiB > a.rssMiB ? m : a), undefined);
+  const largestHeap = memory.reduce<MemorySample | undefined>((a, m) => (!a || m.heapUsedMiB > a.heapUsedMiB ? m : a), undefined);
   // What the operator spent to get there: its reconciles and its CPU time (from its own metrics).
   const metricsAtConvergence = await operator.metrics();
   const reconciles = metricSum(metricsAtConvergence, 'controller_runtime_reconcile_total');
@@ -308,6 +353,7 @@ try {
     steadyStateWritesPerMinute: Number(((steadyWrites * 60) / steadySeconds).toFixed(2)),
     steadyStateLeaseRenewalsPerMinute: Number(((leaseWrites * 60) / steadySeconds).toFixed(1)),
     operatorPeakRssMiB: rss,
+    operatorMemory: { highestRssSample: highestRss, largestHeapSample: largestHeap, samples: memory },
     reconcilesPerMonitoredServer: Number((reconciles / N).toFixed(1)),
     operatorCpuSecondsToConverge: Number(operatorCpuSeconds.toFixed(1)),
     // The machine is shared: its 1, 5 and 15 minute load averages when the operator had converged.
@@ -337,6 +383,7 @@ try {
       `  seconds from creation to Ready: ${formatByKind(readyAfter)}`,
       `a pair's steps, median / p90 (operator, floor):`,
       ...formatPairSteps(operatorSteps, floorSteps),
+      `operator memory, sampled every 10 s: highest RSS at ${highestRss?.atSeconds ?? '?'} s, ${highestRss ? formatMemory(highestRss) : 'no sample'}; largest heap at ${largestHeap?.atSeconds ?? '?'} s, ${largestHeap ? formatMemory(largestHeap) : 'no sample'}`,
       `operator peak RSS ${rss} MiB (${result.operatorRunAs}); ${result.reconcilesPerMonitoredServer} reconciles per MonitoredServer and ${result.operatorCpuSecondsToConverge} s of CPU to converge`,
       `machine load average at convergence: ${loadAtConvergence.join(', ')} (${cpus().length} CPUs)`,
       `steady state over ${steadySeconds} s: ${result.steadyStateWritesPerMinute} writes/min (plus ${result.steadyStateLeaseRenewalsPerMinute} lease renewals/min)`,
