@@ -96,8 +96,14 @@ describe('process-mapper sidecar against a running guest', function () {
     const from = sidecar.events.length;
     await guest.run('/usr/bin/intruder-tool --exfiltrate /etc/passwd &');
     const startedAt = Date.now();
-    // A poll may catch the fork of the guest shell before its execve: then a process-exec follows.
-    const start = await sidecar.waitForEvent((e) => (e.type === 'process-start' || e.type === 'process-exec') && e.process.comm === 'intruder-tool', 2 * POLL_MS + 500, from);
+    // A poll may catch the fork of the guest shell before its execve, or the execve itself after
+    // the kernel set the new comm and before it set the new argument area (an empty command line,
+    // seen in CI): a process-exec with the command line follows at the next poll.
+    const start = await sidecar.waitForEvent(
+      (e) => (e.type === 'process-start' || e.type === 'process-exec') && e.process.comm === 'intruder-tool' && e.process.cmdline.length > 0,
+      2 * POLL_MS + 500,
+      from,
+    );
     assert.ok(start.at - startedAt <= 2 * POLL_MS + 500, `start event after ${start.at - startedAt} ms`);
     const started = (start.event as Extract<MapperEvent, { type: 'process-start' | 'process-exec' }>).process;
     const pid = started.pid;
