@@ -146,15 +146,11 @@ function formatByKind(byKind: Record<string, number>): string {
     .join(', ');
 }
 
-function peakRssMiB(pid: number): number {
+/** A memory figure of /proc/<pid>/status (kB there), in MiB: VmHWM is the peak RSS, VmRSS the current one. */
+function procStatusMiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+  const kb = Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
   return Math.round(kb / 1024);
-}
-
-function currentRssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Math.round(Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
 }
 
 /** The operator's memory at one moment: resident, and what V8 and Node.js say of it (its /metrics), in MiB. */
@@ -171,14 +167,14 @@ const MIB = 1024 * 1024;
 
 async function sampleMemory(operator: { pid: number; metrics: () => Promise<string> }, since: number): Promise<MemorySample> {
   const text = await operator.metrics();
+  // A name with its label set (`x{space="old"}`) is one sample of metricSum.
   const mib = (name: string) => Number((metricSum(text, name) / MIB).toFixed(1));
-  const oldSpace = /^nodejs_heap_space_size_used_bytes\{space="old"\} (\S+)$/m.exec(text)?.[1];
   return {
     atSeconds: Math.round((Date.now() - since) / 1000),
-    rssMiB: currentRssMiB(operator.pid),
+    rssMiB: procStatusMiB(operator.pid, 'VmRSS'),
     heapUsedMiB: mib('nodejs_heap_size_used_bytes'),
     heapTotalMiB: mib('nodejs_heap_size_total_bytes'),
-    oldSpaceUsedMiB: Number((Number(oldSpace ?? 0) / MIB).toFixed(1)),
+    oldSpaceUsedMiB: mib('nodejs_heap_space_size_used_bytes{space="old"}'),
     externalMiB: mib('nodejs_external_memory_bytes'),
   };
 }
@@ -277,7 +273,7 @@ try {
       if (Date.now() - lastProgress >= 30_000) {
         lastProgress = Date.now();
         const now = memory.at(-1);
-        log(`  after ${((Date.now() - t0.getTime()) / 1000).toFixed(0)} s: ${converged} of ${N} converged; operator peak RSS ${peakRssMiB(operator.pid)} MiB${now ? `, at ${now.atSeconds} s ${formatMemory(now)}` : ''}; load average ${loadavg()[0]?.toFixed(1)}`);
+        log(`  after ${((Date.now() - t0.getTime()) / 1000).toFixed(0)} s: ${converged} of ${N} converged; operator peak RSS ${procStatusMiB(operator.pid, 'VmHWM')} MiB${now ? `, at ${now.atSeconds} s ${formatMemory(now)}` : ''}; load average ${loadavg()[0]?.toFixed(1)}`);
       }
       return converged === N ? true : undefined;
     },
@@ -313,7 +309,7 @@ try {
     log(`steady-state writes by kind: ${JSON.stringify(Object.fromEntries(kinds))}`);
   }
   const leaseWrites = steady.length - steadyWrites;
-  const rss = peakRssMiB(operator.pid);
+  const rss = procStatusMiB(operator.pid, 'VmHWM');
   await operator.stop();
   // Said before the floor runs, so a floor that fails does not lose the operator's figures.
   log(`operator: ${(opWrites.length / N).toFixed(2)} writes per MonitoredServer (${JSON.stringify(writesPerServerByKind(opWrites, N))}), peak RSS ${rss} MiB`);

@@ -731,13 +731,17 @@ export class MonitoredServerController {
     // Another writer got there first: plan again once the cache has had a moment to show it.
     if (outcomes.lostRace()) return { requeueAfter: Math.min(LOST_RACE_RETRY_MS, deferredMs ?? LOST_RACE_RETRY_MS) };
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
-    const notReadyRecheck = ready?.status === 'True' ? undefined : Math.min(this.notReadyRecheckMs, evacuation.recheckAfterMs ?? Infinity);
-    // Snapshot mode: the next rotation or readiness deadline comes back on its own, Ready or not.
-    const snapshotRecheck = snapshots.recheckAfterMs === undefined ? notReadyRecheck : Math.min(notReadyRecheck ?? Infinity, snapshots.recheckAfterMs);
+    const notReadyRecheck = ready?.status === 'True' ? undefined : earliest(this.notReadyRecheckMs, evacuation.recheckAfterMs);
     // The intake token Secret is rewritten at the next rotation epoch's start.
     const intakeRecheck = intakeEnabled(ms) ? intakeRecheckMs(this.now().getTime(), this.intakeSettings.rotationMs) : undefined;
-    // A hot-plugged volume missing from the running IDS VMI is judged lost at its grace period's end.
-    const recheckMs = earliest(snapshotRecheck, intakeRecheck, hotplugs.recheckAfterMs);
+    const recheckMs = earliest(
+      notReadyRecheck,
+      // Snapshot mode: the next rotation or readiness deadline comes back on its own, Ready or not.
+      snapshots.recheckAfterMs,
+      intakeRecheck,
+      // A hot-plugged volume missing from the running IDS VMI is judged lost at its grace period's end.
+      hotplugs.recheckAfterMs,
+    );
     // A deferred progress write comes back at the window's end, or sooner for the not-Ready recheck.
     if (deferredMs !== undefined) return { requeueAfter: Math.min(deferredMs, recheckMs ?? deferredMs) };
     return recheckMs === undefined ? undefined : { requeueAfter: recheckMs };
