@@ -20,6 +20,7 @@ export interface OperatorConfig {
   httpHost: string;
   logLevel: string;
   notReadyRecheckMs: number;
+  notReadyRecheckMaxMs: number;
   processMapperImage: string;
   kernelProfilesConfigMap: string;
   /** Namespace of the process-mapper pods (the operator's own; the only one that must allow privileged pods). */
@@ -113,7 +114,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     .option('--ovs-bridge <name>', 'ovs-cni: the OVS bridge of the mirror producer and consumer', env.OVS_BRIDGE ?? DEFAULT_NETWORKING.ovsBridge)
     .option('--ids-network-policy <bool>', 'a MultiNetworkPolicy per IDS VM on the IDS network (where the provider enforces them)', (v) => v === 'true', env.IDS_NETWORK_POLICY === 'true')
     .option('--ids-address-namespace <ns>', "namespace of the IDS-network address claims (default: the operator's, $POD_NAMESPACE)", env.POD_NAMESPACE || 'hyperspector-system')
-    .option('--not-ready-recheck <d>', 'how often a MonitoredServer that is not Ready is rechecked', duration('--not-ready-recheck'), 60_000)
+    .option('--not-ready-recheck <d>', 'how soon a MonitoredServer that is not Ready is rechecked after its status changed (a safety net: watches wake it)', duration('--not-ready-recheck'), 60_000)
+    .option('--not-ready-recheck-max <d>', 'the longest that recheck backs off to, doubling while the status does not change', duration('--not-ready-recheck-max'), 300_000)
     .option('--ids-credential-rotation <d>', "rotation period of the IDS VMs' alert intake tokens (a token is accepted for one to two periods; guests renew every half period)", duration('--ids-credential-rotation'), env.IDS_CREDENTIAL_ROTATION ? duration('IDS_CREDENTIAL_ROTATION')(env.IDS_CREDENTIAL_ROTATION) : 24 * 3_600_000)
     .option('--snapshot-minute <d>', 'for tests only: how long one minute of spec.diskInspection.snapshot (intervalMinutes, readyTimeoutMinutes) lasts', duration('--snapshot-minute'), 60_000);
   program.parse(argv, { from: 'user' });
@@ -131,6 +133,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     httpHost: string;
     logLevel: string;
     notReadyRecheck: number;
+    notReadyRecheckMax: number;
     processMapperImage: string;
     kernelProfilesConfigmap: string;
     processMapperNamespace: string;
@@ -157,6 +160,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   ipv4Prefix(o.idsNetworkCidr);
   if (o.idsCredentialRotation < 10_000) throw new InvalidArgumentError('--ids-credential-rotation must be at least 10s');
   if (o.snapshotMinute < 1000) throw new InvalidArgumentError('--snapshot-minute must be at least 1s');
+  if (o.notReadyRecheckMax < o.notReadyRecheck) throw new InvalidArgumentError('--not-ready-recheck-max must not be shorter than --not-ready-recheck');
   if (o.concurrency < 1) throw new InvalidArgumentError('--concurrency must be at least 1');
   if (o.renewDeadline >= o.leaseDuration) throw new InvalidArgumentError('--renew-deadline must be shorter than --lease-duration');
   if (o.retryPeriod >= o.renewDeadline) throw new InvalidArgumentError('--retry-period must be shorter than --renew-deadline');
@@ -174,6 +178,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     httpHost: o.httpHost,
     logLevel: o.logLevel,
     notReadyRecheckMs: o.notReadyRecheck,
+    notReadyRecheckMaxMs: o.notReadyRecheckMax,
     processMapperImage: o.processMapperImage,
     kernelProfilesConfigMap: o.kernelProfilesConfigmap,
     processMapperNamespace: o.processMapperNamespace,

@@ -48,6 +48,7 @@ export async function startOperator(config: OperatorConfig, logger: Logger = cre
     metrics,
     events,
     notReadyRecheckMs: config.notReadyRecheckMs,
+    notReadyRecheckMaxMs: config.notReadyRecheckMaxMs,
     processMapper: {
       image: config.processMapperImage,
       defaultKernelProfilesConfigMap: config.kernelProfilesConfigMap,

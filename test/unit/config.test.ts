@@ -14,6 +14,8 @@ describe('operator configuration', () => {
     assert.equal(c.renewDeadlineMs, 10_000);
     assert.equal(c.retryPeriodMs, 2_000);
     assert.equal(c.concurrency, 4);
+    assert.equal(c.notReadyRecheckMs, 60_000);
+    assert.equal(c.notReadyRecheckMaxMs, 300_000);
     assert.equal(c.httpPort, 8080);
     assert.deepEqual(c.namespaces, []);
     assert.equal(c.leaderElectionNamespace, 'hyperspector-system');
@@ -46,6 +48,7 @@ describe('operator configuration', () => {
 
   it('refuses inconsistent leader election timings and bad numbers with the flag named', () => {
     assert.throws(() => parseConfig(['--renew-deadline', '20s'], {}), /--renew-deadline must be shorter than --lease-duration/);
+    assert.throws(() => parseConfig(['--not-ready-recheck', '10m'], {}), /--not-ready-recheck-max must not be shorter than --not-ready-recheck/);
     assert.throws(() => parseConfig(['--retry-period', '12s'], {}), /--retry-period must be shorter than --renew-deadline/);
     assert.throws(() => parseConfig(['--concurrency', 'many'], {}), /--concurrency must be a non-negative integer/);
     assert.throws(() => parseConfig(['--lease-duration', 'soon'], {}), /--lease-duration must be a duration/);

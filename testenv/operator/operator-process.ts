@@ -86,7 +86,9 @@ export async function startOperatorProcess(cluster: LocalCluster, options: Opera
       `--leader-election-namespace=${leaseNamespace}`,
       `--http-port=${httpPort}`,
       '--http-host=127.0.0.1',
+      // A fast, fixed safety-net recheck (no back-off): a test waiting on it waits 5 s at most.
       '--not-ready-recheck=5s',
+      '--not-ready-recheck-max=5s',
       ...(options.extraArgs ?? []),
     ],
     logFile,

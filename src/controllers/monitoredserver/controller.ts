@@ -55,6 +55,7 @@ import { isUrgentStatusChange, statusEvents } from './status-events.ts';
 import { ProgressWriteBudget, progressWindow } from './status-write-pacing.ts';
 import { computeStatus, deletingStatus, statusEqual } from './status.ts';
 import { UnseenCreations } from './unseen-creations.ts';
+import { NotReadyRecheck } from './not-ready-recheck.ts';
 import { UnseenDeletions } from './unseen-deletions.ts';
 import { ADOPTED_VM_INDEX, adoptedVmIndex, monitoredServerKeysFor, NAMESPACE_INDEX, namespaceIndex } from './watch-mapping.ts';
 
@@ -96,6 +97,8 @@ export interface ControllerOptions {
   snapshotMinuteMs?: number;
   /** How often a MonitoredServer that is not Ready is looked at again without any change (ms). */
   notReadyRecheckMs?: number;
+  /** The longest the not-Ready recheck backs off to while the status does not change (not-ready-recheck.ts); default 5 min. */
+  notReadyRecheckMaxMs?: number;
   /** Progress-only status changes this soon after a status write are coalesced (ms; 0 writes every change; default 30 s). */
   statusCoalesceMs?: number;
   resyncPeriodMs?: number;
@@ -218,14 +221,15 @@ export class MonitoredServerController {
   private readonly log: Logger;
   private readonly events: EventSink;
   private readonly now: () => Date;
-  private readonly notReadyRecheckMs: number;
+  /** The safety-net recheck of a MonitoredServer that is not Ready, backing off while nothing changes. */
+  private readonly notReadyRecheck: NotReadyRecheck;
 
   constructor(private readonly options: ControllerOptions) {
     this.api = options.api;
     this.log = options.logger ?? silentLogger();
     this.events = options.events ?? noEvents;
     this.now = options.now ?? (() => new Date());
-    this.notReadyRecheckMs = options.notReadyRecheckMs ?? 60_000;
+    this.notReadyRecheck = new NotReadyRecheck({ baseMs: options.notReadyRecheckMs ?? 60_000, maxMs: options.notReadyRecheckMaxMs ?? 300_000 });
     this.statusCoalesceMs = options.statusCoalesceMs ?? DEFAULT_STATUS_COALESCE_MS;
     this.progressWrites = new ProgressWriteBudget(PROGRESS_WRITE_INTERVAL_MS, PROGRESS_WRITE_BURST);
     this.unseen = new UnseenCreations({ ttlMs: UNSEEN_CREATION_TTL_MS, now: () => this.now().getTime() });
@@ -487,6 +491,7 @@ export class MonitoredServerController {
     this.unseen.clear();
     this.unseenDeletions.clear();
     this.reservedClaims.clear();
+    this.notReadyRecheck.clear();
     this.draining = this.draining.then(() => pool?.stop());
     return this.draining;
   }
@@ -496,30 +501,31 @@ export class MonitoredServerController {
     await Promise.all([...this.allInformers(), this.kubevirts, ...this.volumeSnapshots.informers].map((i) => i.stop()));
   }
 
-  private cacheReader(): CacheReader {
+  /** The caches, with what this replica did that they do not show yet; `trusted` hears when such a belief runs out. */
+  private cacheReader(trusted?: (untilMs: number) => void): CacheReader {
     return {
       monitoredServer: (ns, name) => this.monitoredServers.get(ns, name),
       adoptersOf: (ns, vm) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, `${ns}/${vm}`),
-      virtualMachine: (ns, name) => this.unseen.read(VIRTUAL_MACHINE.kind, ns, name, this.virtualMachines.get(ns, name)),
+      virtualMachine: (ns, name) => this.unseen.read(VIRTUAL_MACHINE.kind, ns, name, this.virtualMachines.get(ns, name), trusted),
       // An IDS VMI this controller just deleted (a restart) is read as being deleted: never deleted twice.
-      virtualMachineInstance: (ns, name) => this.unseenDeletions.read(VIRTUAL_MACHINE_INSTANCE.kind, ns, name, this.virtualMachineInstances.get(ns, name)),
+      virtualMachineInstance: (ns, name) => this.unseenDeletions.read(VIRTUAL_MACHINE_INSTANCE.kind, ns, name, this.virtualMachineInstances.get(ns, name), trusted),
       processBaseline: (name) => this.processBaselines.get(this.mapperSettings.namespace, name),
       // A key created a moment ago is read as created: never a second, different key.
-      intakeKeySecret: (name) => this.unseen.read(SECRET.kind, this.mapperSettings.namespace, name, this.intakeKeySecrets.get(this.mapperSettings.namespace, name)),
+      intakeKeySecret: (name) => this.unseen.read(SECRET.kind, this.mapperSettings.namespace, name, this.intakeKeySecrets.get(this.mapperSettings.namespace, name), trusted),
       intakeService: (name) => this.intakeServices.get(this.mapperSettings.namespace, name),
-      processMapperPod: (name) => this.unseen.read(POD.kind, this.mapperSettings.namespace, name, this.processMapperPods.get(this.mapperSettings.namespace, name)),
+      processMapperPod: (name) => this.unseen.read(POD.kind, this.mapperSettings.namespace, name, this.processMapperPods.get(this.mapperSettings.namespace, name), trusted),
       persistentVolumeClaim: (ns, name) => this.claims.get(ns, name),
       kubevirt: () => this.kubevirts.list().find((k) => !k.metadata?.deletionTimestamp),
       nodeUid: (name) => this.nodes.get(undefined, name)?.metadata?.uid,
-      idsCloudInitSecret: (ns, name) => this.unseen.read(SECRET.kind, ns, name, this.cloudInitSecrets.get(ns, name)),
-      isolationPolicy: (ns, name) => this.unseen.read(NETWORK_POLICY.kind, ns, name, this.isolationPolicies.get(ns, name)),
+      idsCloudInitSecret: (ns, name) => this.unseen.read(SECRET.kind, ns, name, this.cloudInitSecrets.get(ns, name), trusted),
+      isolationPolicy: (ns, name) => this.unseen.read(NETWORK_POLICY.kind, ns, name, this.isolationPolicies.get(ns, name), trusted),
       migrationsOf: (ns, vmiName) => this.migrations.byIndex(MIGRATION_VMI_INDEX, `${ns}/${vmiName}`),
       diskSnapshots: (ns, msName) => this.diskSnapshotsOf(ns, msName),
       snapshotCopyClaims: (ns, msName) =>
         this.claims.list().filter((c) => c.metadata?.namespace === ns && c.metadata?.labels?.[LABEL_ROLE] === 'disk-snapshot' && c.metadata?.labels?.[LABEL_MONITORED_SERVER] === msName),
       ...(this.nads && this.addressClaims
         ? {
-            networkAttachmentDefinition: (ns: string, name: string) => this.unseen.read(NETWORK_ATTACHMENT_DEFINITION.kind, ns, name, this.nads?.get(ns, name)),
+            networkAttachmentDefinition: (ns: string, name: string) => this.unseen.read(NETWORK_ATTACHMENT_DEFINITION.kind, ns, name, this.nads?.get(ns, name), trusted),
             monitoredServersIn: (ns: string) => this.monitoredServers.byIndex(NAMESPACE_INDEX, ns),
             // With the claims this replica is making right now: a concurrent reconcile picks the next free address.
             idsAddressClaims: () => [...(this.addressClaims?.list() ?? []), ...this.reservedClaims.list<KubeObject>(CONFIG_MAP.kind)],
@@ -543,14 +549,18 @@ export class MonitoredServerController {
       this.writtenStatus.delete(key);
       this.progressWrites.release(key);
       this.lostHotplugs.forget(key);
+      this.notReadyRecheck.forget(key);
       // Deleted: owned children are garbage-collected through their owner references; the
       // process-mapper pod (another namespace, no owner reference) is deleted here if teardown
       // could not (the finalizer was removed by hand, or the MonitoredServer left the watched set).
       return this.deleteOrphans(namespace, name, ctx);
     }
-    const observed = observe(ms, this.cacheReader());
-    if (!ms.metadata.deletionTimestamp) return this.converge(key, ms, observed, ctx);
+    // Read as created (or deleted) though the cache does not show it yet: planned again when that runs out.
+    let trustedUntil: number | undefined;
+    const observed = observe(ms, this.cacheReader((until) => (trustedUntil = Math.min(until, trustedUntil ?? until))));
+    if (!ms.metadata.deletionTimestamp) return this.converge(key, ms, observed, ctx, trustedUntil);
     this.progressWrites.release(key);
+    this.notReadyRecheck.forget(key);
     return this.tearDown(ms, observed, ctx);
   }
 
@@ -647,7 +657,7 @@ export class MonitoredServerController {
     return { inFlight: inCache.size + reserved, max: this.options.concurrency ?? 4 };
   }
 
-  private async converge(key: string, cached: MonitoredServer, observed: ObservedState, ctx: ReconcileContext): Promise<ReconcileResult> {
+  private async converge(key: string, cached: MonitoredServer, observed: ObservedState, ctx: ReconcileContext, trustedUntil?: number): Promise<ReconcileResult> {
     // While the cache still shows the version our last status write went over, that write is the
     // status the object has: the planners decide on it (a reconcile woken before the write's watch
     // event would otherwise respond to an alert burst a second time: a second pause and Event), a
@@ -731,7 +741,8 @@ export class MonitoredServerController {
     // Another writer got there first: plan again once the cache has had a moment to show it.
     if (outcomes.lostRace()) return { requeueAfter: Math.min(LOST_RACE_RETRY_MS, deferredMs ?? LOST_RACE_RETRY_MS) };
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
-    const notReadyRecheck = ready?.status === 'True' ? undefined : earliest(this.notReadyRecheckMs, evacuation.recheckAfterMs);
+    if (ready?.status === 'True') this.notReadyRecheck.forget(key);
+    const notReadyRecheck = ready?.status === 'True' ? undefined : earliest(this.notReadyRecheck.after(key, next), evacuation.recheckAfterMs);
     // The intake token Secret is rewritten at the next rotation epoch's start.
     const intakeRecheck = intakeEnabled(ms) ? intakeRecheckMs(this.now().getTime(), this.intakeSettings.rotationMs) : undefined;
     const recheckMs = earliest(
@@ -741,6 +752,8 @@ export class MonitoredServerController {
       intakeRecheck,
       // A hot-plugged volume missing from the running IDS VMI is judged lost at its grace period's end.
       hotplugs.recheckAfterMs,
+      // A child read as created though the cache never showed it is planned from the cache alone then.
+      trustedUntil === undefined ? undefined : Math.max(0, trustedUntil - this.now().getTime()),
     );
     // A deferred progress write comes back at the window's end, or sooner for the not-Ready recheck.
     if (deferredMs !== undefined) return { requeueAfter: Math.min(deferredMs, recheckMs ?? deferredMs) };

@@ -30,8 +30,11 @@ export class UnseenCreations {
     this.created.delete(UnseenCreations.key(kind, object.metadata?.namespace ?? '', object.metadata?.name ?? ''));
   }
 
-  /** The cached child; else one created lately that the cache has not shown yet. */
-  read<T extends KubeObject>(kind: string, namespace: string, name: string, cached: T | undefined): T | undefined {
+  /**
+   * The cached child; else one created lately that the cache has not shown yet, and then `trusted`
+   * hears when that trust ends (the reader rechecks then: the cache may never show it).
+   */
+  read<T extends KubeObject>(kind: string, namespace: string, name: string, cached: T | undefined, trusted?: (untilMs: number) => void): T | undefined {
     const key = UnseenCreations.key(kind, namespace, name);
     const entry = this.created.get(key);
     if (!entry) return cached;
@@ -39,6 +42,7 @@ export class UnseenCreations {
       this.created.delete(key);
       return cached;
     }
+    trusted?.(entry.at + this.options.ttlMs + 1);
     return entry.object as T;
   }
 

@@ -39,9 +39,10 @@ export class UnseenDeletions {
 
   /**
    * The cached object; the one deleted lately that the cache still shows unchanged is read as being
-   * deleted (with a deletionTimestamp of when it was), as the cache will show it.
+   * deleted (with a deletionTimestamp of when it was), as the cache will show it; `trusted` then
+   * hears when that trust ends.
    */
-  read<T extends KubeObject>(kind: string, namespace: string, name: string, cached: T | undefined): T | undefined {
+  read<T extends KubeObject>(kind: string, namespace: string, name: string, cached: T | undefined, trusted?: (untilMs: number) => void): T | undefined {
     const key = UnseenDeletions.key(kind, namespace, name);
     const entry = this.deleted.get(key);
     if (!entry) return cached;
@@ -50,6 +51,7 @@ export class UnseenDeletions {
       this.deleted.delete(key);
       return cached;
     }
+    trusted?.(entry.at + this.options.ttlMs + 1);
     return { ...cached, metadata: { ...cached.metadata, deletionTimestamp: new Date(entry.at).toISOString() } };
   }
 

@@ -45,6 +45,22 @@ describe('UnseenCreations (children created but not yet in the cache)', () => {
     assert.equal(u.size, 0);
   });
 
+  it('tells the reader when its trust in an unseen creation runs out (the controller rechecks then), and only then', () => {
+    const u = created();
+    const until: number[] = [];
+    u.remember('Pod', pod('a'));
+    now += 10_000;
+    u.read('Pod', 'shop', 'a', undefined, (t) => until.push(t));
+    assert.deepEqual(until, [1_000 + 60_000 + 1], 'the first instant the TTL has passed');
+    u.read('Pod', 'shop', 'a', pod('a', '2'), (t) => until.push(t));
+    u.read('Pod', 'shop', 'b', undefined, (t) => until.push(t));
+    assert.equal(until.length, 1, 'a cached child or none remembered: nothing to recheck');
+    u.remember('Pod', pod('c'));
+    now = 1_000 + 10_000 + 60_001;
+    u.read('Pod', 'shop', 'c', undefined, (t) => until.push(t));
+    assert.equal(until.length, 1, 'expired: the cache is right, nothing to recheck');
+  });
+
   it('lists the creations of one kind the cache has not shown, within the TTL; forget drops one that failed', () => {
     const u = created();
     u.remember('ConfigMap', pod('claim-1'));

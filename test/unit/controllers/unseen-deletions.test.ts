@@ -59,6 +59,16 @@ describe('UnseenDeletions (children deleted but still shown by the cache)', () =
     assert.equal(d.size, 0, 'a new VMI of that name');
   });
 
+  it('tells the reader when its trust in an unseen deletion runs out, and not once the cache shows it', () => {
+    const d = deletions();
+    const until: number[] = [];
+    d.remember('VirtualMachineInstance', 'shop', 'web-1-ids', 'uid-1');
+    d.read('VirtualMachineInstance', 'shop', 'web-1-ids', vmi('uid-1'), (t) => until.push(t));
+    assert.deepEqual(until, [now + 60_001]);
+    d.read('VirtualMachineInstance', 'shop', 'web-1-ids', vmi('uid-2'), (t) => until.push(t));
+    assert.equal(until.length, 1, 'replaced: the cache is right');
+  });
+
   it('trusts a deletion the cache never showed only for the TTL, and clear() forgets all', () => {
     const d = deletions();
     d.remember('VirtualMachineInstance', 'shop', 'web-1-ids', 'uid-1');
