@@ -26,6 +26,7 @@
 //
 // Every NAD name starts with `hyperspector-`: the ValidatingAdmissionPolicy in the chart refuses any
 // other VM, VMI or Pod that references such a NAD, and any edit of one by anyone but the operator.
+import { LRUCache } from 'lru-cache';
 import { createHash } from 'node:crypto';
 import type { MonitoredServer } from '../api/v1alpha1/monitoredserver-types.ts';
 import type { KubeObject, ObjectMeta, VirtualMachine } from '../kube/client/objects.ts';
@@ -189,9 +190,18 @@ export function isMirrored(ms: MonitoredServer): boolean {
 
 /** A locally administered unicast MAC, stable per MonitoredServer and network (02:xx:...). */
 export function stableMac(ms: MonitoredServer, network: string): string {
-  const h = createHash('sha256').update(`${ms.metadata.uid ?? ms.metadata.name}\0${network}`).digest();
-  return ['02', ...[...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+  const input = `${ms.metadata.uid ?? ms.metadata.name}\0${network}`;
+  let mac = recentMacs.get(input);
+  if (mac === undefined) {
+    const h = createHash('sha256').update(input).digest();
+    mac = ['02', ...[...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+    recentMacs.set(input, mac);
+  }
+  return mac;
 }
+
+/** The MACs computed lately: every reconcile names each IDS VM's NICs several times. */
+const recentMacs = new LRUCache<string, string>({ max: 8192 });
 
 type VmiSpec = NonNullable<NonNullable<VirtualMachine['spec']['template']>['spec']>;
 type VmiInterface = NonNullable<VmiSpec['domain']['devices']['interfaces']>[number];

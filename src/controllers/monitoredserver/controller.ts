@@ -69,6 +69,8 @@ const MIGRATION_VMI_INDEX = 'migrationVmi';
 const VMI_NODE_INDEX = 'vmiNode';
 /** Index of IDS-network address claims by the MonitoredServer key they were made for. */
 const CLAIM_OWNER_INDEX = 'claimOwner';
+/** Address claims by the UID of the MonitoredServer they belong to (its label). */
+const CLAIM_UID_INDEX = 'claimUid';
 
 export const DEFAULT_PROCESS_MAPPER: ProcessMapperSettings = {
   image: 'hyperspector/operator:0.1.0',
@@ -279,6 +281,10 @@ export class MonitoredServerController {
         const owner = claimOwnerKey(c);
         return owner ? [owner] : [];
       });
+      this.addressClaims.addIndex(CLAIM_UID_INDEX, (c) => {
+        const uid = c.metadata?.labels?.[LABEL_CLAIM_UID];
+        return uid ? [uid] : [];
+      });
       if (options.metrics) {
         this.orphanedClaimsReleased = new Counter({
           name: 'hyperspector_ids_address_orphaned_claims_released_total',
@@ -332,7 +338,7 @@ export class MonitoredServerController {
       const named = claimOwnerKey(claim);
       return this.monitoredServers.list().filter((m) => m.metadata.uid === uid).map((m) => objectKey(m)).concat(named ? [named] : []);
     };
-    const waitingForAddress = () => this.monitoredServers.list().filter((m) => !claimOf(this.addressClaims?.list() ?? [], m.metadata.uid)).map((m) => objectKey(m));
+    const waitingForAddress = () => this.monitoredServers.list().filter((m) => !claimOf(m.metadata.uid ? (this.addressClaims?.byIndex(CLAIM_UID_INDEX, m.metadata.uid) ?? []) : [], m.metadata.uid)).map((m) => objectKey(m));
     const wake = (keys: string[]) => {
       for (const k of new Set(keys)) sink.add(k);
     };
@@ -529,6 +535,10 @@ export class MonitoredServerController {
             monitoredServersIn: (ns: string) => this.monitoredServers.byIndex(NAMESPACE_INDEX, ns),
             // With the claims this replica is making right now: a concurrent reconcile picks the next free address.
             idsAddressClaims: () => [...(this.addressClaims?.list() ?? []), ...this.reservedClaims.list<KubeObject>(CONFIG_MAP.kind)],
+            idsAddressClaimsOf: (uid: string) => [
+              ...(this.addressClaims?.byIndex(CLAIM_UID_INDEX, uid) ?? []),
+              ...this.reservedClaims.list<KubeObject>(CONFIG_MAP.kind).filter((c) => c.metadata?.labels?.[LABEL_CLAIM_UID] === uid),
+            ],
             ...(this.networkPolicies ? { multiNetworkPolicy: (ns: string, name: string) => this.networkPolicies?.get(ns, name) } : {}),
             ...(this.options.networking?.settings.mirroring === 'ovs-cni' ? { monitoredServersOnNode: (node: string) => this.monitoredServersOnNode(node) } : {}),
           }

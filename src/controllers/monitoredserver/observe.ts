@@ -41,6 +41,8 @@ export interface CacheReader {
   isolationPolicy?(namespace: string, name: string): NetworkPolicy | undefined;
   /** Every IDS-network address claim (networking off: absent). */
   idsAddressClaims?(): KubeObject[];
+  /** The address claims labelled with this MonitoredServer UID (an index; without it all claims are searched). */
+  idsAddressClaimsOf?(uid: string): KubeObject[];
   /**
    * Our VolumeSnapshots of one MonitoredServer (Snapshot mode), or why they cannot be read; undefined
    * while the cache has not listed them yet (absent: no snapshot cache).
@@ -166,10 +168,9 @@ function observeNetworking(ms: MonitoredServer, cache: CacheReader, observed: Ob
       .filter((m) => m.spec.mirroring?.enabled !== false && !m.metadata.deletionTimestamp && `${m.metadata.namespace}/${m.metadata.name}` !== self)
       .map(mirrorPeer);
   }
-  const claims = cache.idsAddressClaims();
-  const mine = claimOf(claims, ms.metadata.uid);
+  const mine = claimOf(ms.metadata.uid && cache.idsAddressClaimsOf ? cache.idsAddressClaimsOf(ms.metadata.uid) : cache.idsAddressClaims(), ms.metadata.uid);
   if (mine) observed.addressClaim = mine;
-  else observed.addressClaims = claims;
+  else observed.addressClaims = cache.idsAddressClaims();
 }
 
 /** What disk inspection reads: the KubeVirt CR, the claims behind the named server volumes, our user-data Secret. */

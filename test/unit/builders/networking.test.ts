@@ -238,6 +238,21 @@ describe('IDS network data', () => {
     });
   }
 
+  it('builds again whenever anything it depends on changes (it keeps what it built lately)', () => {
+    const m = ms();
+    const first = buildIdsNetworkData(m, spec(m), input);
+    assert.equal(buildIdsNetworkData(m, spec(m), input), first, 'the same inputs: the same text');
+    assert.match(buildIdsNetworkData(m, spec(m), { ...input, address: '10.99.0.9/16' }), /10\.99\.0\.9\/16/, 'another address');
+    assert.doesNotMatch(buildIdsNetworkData(m, spec(m), { ...input, mirror: false }), new RegExp(GUEST_MIRROR_NIC), 'no mirror NIC');
+    const other = ms();
+    other.metadata.uid = 'another-uid';
+    assert.notEqual(buildIdsNetworkData(other, spec(other), input), first, 'another MonitoredServer: other MACs');
+    const withUser = withNetworkData('version: 2\nethernets:\n  eth0:\n    dhcp4: true\n');
+    assert.match(buildIdsNetworkData(withUser, spec(withUser), input), /eth0/, "the user's network data");
+    spec(m).domain.devices.interfaces = [{ name: 'default', masquerade: {}, macAddress: '02:00:00:00:00:01' }];
+    assert.match(buildIdsNetworkData(m, spec(m), input), /02:00:00:00:00:01/, "the first NIC's MAC");
+  });
+
   it("refuses network data in the user's own Secret (HyperSpector does not read it)", () => {
     const m = ms();
     spec(m).volumes = [{ name: 'ci', cloudInitNoCloud: { networkDataSecretRef: { name: 'theirs' } } }];
