@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { KubeApiError } from '../../../src/kube/client/rest.ts';
 import type { MonitoredServer } from '../../../src/api/v1alpha1/monitoredserver-types.ts';
-import { buildAddressClaim } from '../../../src/builders/ids-address.ts';
-import { buildNads, DEFAULT_NETWORKING, IDS_NETWORK, MIRROR_NETWORK } from '../../../src/builders/networking.ts';
+import { buildAddressClaim, LABEL_CLAIM_UID } from '../../../src/builders/ids-address.ts';
+import { buildNads, DEFAULT_NETWORKING, IDS_NETWORK, IDS_NETWORK_NAD, MIRROR_NETWORK } from '../../../src/builders/networking.ts';
 import { Outcomes } from '../../../src/controllers/monitoredserver/actions.ts';
 import type { ObservedState, VirtualMachineInstance } from '../../../src/controllers/monitoredserver/observed-state.ts';
 import { planIdsCloudInit } from '../../../src/controllers/monitoredserver/planners/disk-inspection.ts';
@@ -327,5 +327,66 @@ describe('ovs-cni: at most 32 mirrors per OVS bridge', () => {
     };
     assert.deepEqual(observe(m, reader).mirrorPeers?.map((p) => p.key), ['shop/other']);
     assert.equal(observe(m, { ...reader, monitoredServersOnNode: undefined } as unknown as CacheReader).mirrorPeers, undefined, 'not counted without ovs-cni');
+  });
+
+  it('observe reads the namespace’s other MonitoredServers only when this one may be the last to need an existing shared NAD', () => {
+    const peer = ms('db', 'db-uid');
+    const listed: string[] = [];
+    const reader = (nads: Record<string, KubeObject>): CacheReader => ({
+      monitoredServer: () => undefined,
+      adoptersOf: () => [],
+      virtualMachine: () => undefined,
+      virtualMachineInstance: () => undefined,
+      processMapperPod: () => undefined,
+      persistentVolumeClaim: () => undefined,
+      kubevirt: () => undefined,
+      idsCloudInitSecret: () => undefined,
+      networkAttachmentDefinition: (_ns: string, name: string) => nads[name],
+      idsAddressClaims: () => [],
+      monitoredServersIn: (ns: string) => {
+        listed.push(ns);
+        return [peer];
+      },
+    });
+    const shared = nadsOf(ms());
+    const idsOnly = Object.fromEntries(Object.entries(shared).filter(([name]) => name === IDS_NETWORK_NAD));
+    const quiet = ms();
+    quiet.spec.mirroring = { enabled: false };
+    assert.equal(observe(quiet, reader(idsOnly)).namespacePeers, undefined, 'not mirroring, no shared mirror NAD: every MonitoredServer needs the IDS NAD');
+    assert.deepEqual(observe(quiet, reader(shared)).namespacePeers?.map((p) => p.metadata.name), ['db'], 'not mirroring beside the shared mirror NAD');
+    assert.equal(observe(ms(), reader(shared)).namespacePeers, undefined, 'mirroring: it needs every shared NAD itself');
+    const deleting = ms();
+    deleting.metadata.deletionTimestamp = T0.toISOString();
+    assert.deepEqual(observe(deleting, reader(idsOnly)).namespacePeers?.map((p) => p.metadata.name), ['db'], 'being deleted beside a shared NAD');
+    assert.equal(observe(deleting, reader({})).namespacePeers, undefined, 'being deleted, no shared NAD left');
+    assert.deepEqual(listed, ['shop', 'shop']);
+  });
+
+  it('observe finds a MonitoredServer’s address claim through the index by its UID, and lists every claim only while it has none', () => {
+    const m = ms();
+    const mine = buildAddressClaim(m, '10.99.0.3', 'hyperspector-system');
+    let listedAll = 0;
+    const reader = (claimsOf: KubeObject[]): CacheReader => ({
+      monitoredServer: () => undefined,
+      adoptersOf: () => [],
+      virtualMachine: () => undefined,
+      virtualMachineInstance: () => undefined,
+      processMapperPod: () => undefined,
+      persistentVolumeClaim: () => undefined,
+      kubevirt: () => undefined,
+      idsCloudInitSecret: () => undefined,
+      networkAttachmentDefinition: () => undefined,
+      idsAddressClaims: () => {
+        listedAll++;
+        return [mine];
+      },
+      idsAddressClaimsOf: (uid: string) => claimsOf.filter((c) => c.metadata?.labels?.[LABEL_CLAIM_UID] === uid),
+    });
+    assert.equal(observe(m, reader([mine])).addressClaim, mine);
+    assert.equal(listedAll, 0, 'found through the index');
+    const o = observe(m, reader([]));
+    assert.equal(o.addressClaim, undefined);
+    assert.equal(o.addressClaims?.length, 1, 'no claim yet: every claim, to pick a free address');
+    assert.equal(listedAll, 1);
   });
 });
