@@ -101,6 +101,8 @@ export interface ControllerOptions {
   notReadyRecheckMs?: number;
   /** The longest the not-Ready recheck backs off to while the status does not change (not-ready-recheck.ts); default 5 min. */
   notReadyRecheckMaxMs?: number;
+  /** How long a child's change waits for the rest of its burst before its owner is reconciled; default 1 s. */
+  childEventCoalesceMs?: number;
   /** Progress-only status changes this soon after a status write are coalesced (ms; 0 writes every change; default 30 s). */
   statusCoalesceMs?: number;
   resyncPeriodMs?: number;
@@ -225,12 +227,14 @@ export class MonitoredServerController {
   private readonly now: () => Date;
   /** The safety-net recheck of a MonitoredServer that is not Ready, backing off while nothing changes. */
   private readonly notReadyRecheck: NotReadyRecheck;
+  private readonly childEventCoalesceMs: number;
 
   constructor(private readonly options: ControllerOptions) {
     this.api = options.api;
     this.log = options.logger ?? silentLogger();
     this.events = options.events ?? noEvents;
     this.now = options.now ?? (() => new Date());
+    this.childEventCoalesceMs = options.childEventCoalesceMs ?? 1_000;
     this.notReadyRecheck = new NotReadyRecheck({ baseMs: options.notReadyRecheckMs ?? 60_000, maxMs: options.notReadyRecheckMaxMs ?? 300_000 });
     this.statusCoalesceMs = options.statusCoalesceMs ?? DEFAULT_STATUS_COALESCE_MS;
     this.progressWrites = new ProgressWriteBudget(PROGRESS_WRITE_INTERVAL_MS, PROGRESS_WRITE_BURST);
@@ -295,13 +299,17 @@ export class MonitoredServerController {
     }
     // The queue is replaced each leadership term; handlers always feed the current one.
     const sink: KeySink = { add: (key) => this.queue.add(key) };
+    // A child's changes come in bursts (virt-controller moves a starting VMI through several versions
+    // within a second): its owner is reconciled once, childEventCoalesceMs after the first of them.
+    // The MonitoredServer's own changes (a user's edit) are reconciled at once.
+    const coalescingSink: KeySink = { add: (key) => this.queue.addAfter(key, this.childEventCoalesceMs) };
     for (const i of this.monitoredServers.informers) {
       i.addIndex(ADOPTED_VM_INDEX, adoptedVmIndex);
       i.addIndex(NAMESPACE_INDEX, namespaceIndex);
       i.addEventHandler(enqueueObject<MonitoredServer>(sink));
     }
     // On update both the old and the new object are mapped: a VM relabelled from A to B wakes both.
-    const children = enqueueMapped<KubeObject>(sink, (obj) =>
+    const children = enqueueMapped<KubeObject>(coalescingSink, (obj) =>
       monitoredServerKeysFor(
         obj,
         (k) => this.monitoredServers.byIndex(ADOPTED_VM_INDEX, k).map((m) => objectKey(m)),
@@ -312,7 +320,7 @@ export class MonitoredServerController {
       i.addEventHandler(children);
     }
     // A process-mapper pod names its MonitoredServer in two labels (it runs in another namespace).
-    for (const i of [...this.processMapperPods.informers, ...this.processBaselines.informers, ...this.intakeKeySecrets.informers, ...this.intakeServices.informers] as Informer<Pod>[]) i.addEventHandler(enqueueMapped<Pod>(sink, (obj) => processMapperOwnerKeys(obj)));
+    for (const i of [...this.processMapperPods.informers, ...this.processBaselines.informers, ...this.intakeKeySecrets.informers, ...this.intakeServices.informers] as Informer<Pod>[]) i.addEventHandler(enqueueMapped<Pod>(coalescingSink, (obj) => processMapperOwnerKeys(obj)));
     // Once a cache shows a child this controller created (or its deletion), the cache is right again.
     for (const [kind, informers] of [
       [VIRTUAL_MACHINE.kind, this.virtualMachines.informers],
