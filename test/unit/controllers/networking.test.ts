@@ -35,6 +35,20 @@ function vmi(name: string, networks: VirtualMachineInstance['spec']['networks'] 
   return { spec: { domain: { devices: {} }, networks }, metadata: { name, namespace: 'shop', uid: `${name}-uid` }, status: { phase: 'Running', nodeName: 'node-a', conditions: [{ type: 'Ready', status: 'True' }] } };
 }
 
+/** A cache with nothing in it (networking on), but what a test overrides. */
+const emptyReader = (overrides: Partial<CacheReader>): CacheReader => ({
+  monitoredServer: () => undefined,
+  adoptersOf: () => [],
+  virtualMachine: () => undefined,
+  virtualMachineInstance: () => undefined,
+  processMapperPod: () => undefined,
+  persistentVolumeClaim: () => undefined,
+  kubevirt: () => undefined,
+  idsCloudInitSecret: () => undefined,
+  networkAttachmentDefinition: () => undefined,
+  idsAddressClaims: () => [],
+  ...overrides,
+});
 const nadsOf = (m: MonitoredServer) => Object.fromEntries(buildNads(m, CTX.settings).map((n) => [n.metadata!.name!, n]));
 const cond = (s: ReturnType<typeof computeStatus>, type: string) => s.conditions?.find((c) => c.type === type);
 
@@ -312,19 +326,11 @@ describe('ovs-cni: at most 32 mirrors per OVS bridge', () => {
     const deleting = ms('gone', 'g-uid');
     deleting.metadata.deletionTimestamp = T0.toISOString();
     const other = ms('other', 'o-uid');
-    const reader = {
-      monitoredServer: () => undefined,
-      adoptersOf: () => [],
+    const reader = emptyReader({
       virtualMachine: (_ns: string, name: string) => (name === 'web-server' ? vm('web-server') : undefined),
       virtualMachineInstance: (_ns: string, name: string) => (name === 'web-server' ? vmi('web-server') : undefined),
-      processMapperPod: () => undefined,
-      persistentVolumeClaim: () => undefined,
-      kubevirt: () => undefined,
-      idsCloudInitSecret: () => undefined,
-      networkAttachmentDefinition: () => undefined,
-      idsAddressClaims: () => [],
       monitoredServersOnNode: (node: string) => (node === 'node-a' ? [m, noMirror, deleting, other] : []),
-    };
+    });
     assert.deepEqual(observe(m, reader).mirrorPeers?.map((p) => p.key), ['shop/other']);
     assert.equal(observe(m, { ...reader, monitoredServersOnNode: undefined } as unknown as CacheReader).mirrorPeers, undefined, 'not counted without ovs-cni');
   });
@@ -332,22 +338,14 @@ describe('ovs-cni: at most 32 mirrors per OVS bridge', () => {
   it('observe reads the namespace’s other MonitoredServers only when this one may be the last to need an existing shared NAD', () => {
     const peer = ms('db', 'db-uid');
     const listed: string[] = [];
-    const reader = (nads: Record<string, KubeObject>): CacheReader => ({
-      monitoredServer: () => undefined,
-      adoptersOf: () => [],
-      virtualMachine: () => undefined,
-      virtualMachineInstance: () => undefined,
-      processMapperPod: () => undefined,
-      persistentVolumeClaim: () => undefined,
-      kubevirt: () => undefined,
-      idsCloudInitSecret: () => undefined,
-      networkAttachmentDefinition: (_ns: string, name: string) => nads[name],
-      idsAddressClaims: () => [],
-      monitoredServersIn: (ns: string) => {
-        listed.push(ns);
-        return [peer];
-      },
-    });
+    const reader = (nads: Record<string, KubeObject>): CacheReader =>
+      emptyReader({
+        networkAttachmentDefinition: (_ns: string, name: string) => nads[name],
+        monitoredServersIn: (ns: string) => {
+          listed.push(ns);
+          return [peer];
+        },
+      });
     const shared = nadsOf(ms());
     const idsOnly = Object.fromEntries(Object.entries(shared).filter(([name]) => name === IDS_NETWORK_NAD));
     const quiet = ms();
@@ -366,22 +364,14 @@ describe('ovs-cni: at most 32 mirrors per OVS bridge', () => {
     const m = ms();
     const mine = buildAddressClaim(m, '10.99.0.3', 'hyperspector-system');
     let listedAll = 0;
-    const reader = (claimsOf: KubeObject[]): CacheReader => ({
-      monitoredServer: () => undefined,
-      adoptersOf: () => [],
-      virtualMachine: () => undefined,
-      virtualMachineInstance: () => undefined,
-      processMapperPod: () => undefined,
-      persistentVolumeClaim: () => undefined,
-      kubevirt: () => undefined,
-      idsCloudInitSecret: () => undefined,
-      networkAttachmentDefinition: () => undefined,
-      idsAddressClaims: () => {
-        listedAll++;
-        return [mine];
-      },
-      idsAddressClaimsOf: (uid: string) => claimsOf.filter((c) => c.metadata?.labels?.[LABEL_CLAIM_UID] === uid),
-    });
+    const reader = (claimsOf: KubeObject[]): CacheReader =>
+      emptyReader({
+        idsAddressClaims: () => {
+          listedAll++;
+          return [mine];
+        },
+        idsAddressClaimsOf: (uid: string) => claimsOf.filter((c) => c.metadata?.labels?.[LABEL_CLAIM_UID] === uid),
+      });
     assert.equal(observe(m, reader([mine])).addressClaim, mine);
     assert.equal(listedAll, 0, 'found through the index');
     const o = observe(m, reader([]));
