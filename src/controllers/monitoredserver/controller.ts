@@ -97,7 +97,7 @@ export interface ControllerOptions {
   networking?: NetworkingContext;
   /** How long one minute of spec.diskInspection.snapshot lasts (ms; default 60 s; tests shorten it). */
   snapshotMinuteMs?: number;
-  /** How often a MonitoredServer that is not Ready is looked at again without any change (ms). */
+  /** How soon a MonitoredServer that is not Ready is looked at again without any change, after its status changed (ms; default 60 s). */
   notReadyRecheckMs?: number;
   /** The longest the not-Ready recheck backs off to while the status does not change (not-ready-recheck.ts); default 5 min. */
   notReadyRecheckMaxMs?: number;
