@@ -101,8 +101,6 @@ export interface ControllerOptions {
   notReadyRecheckMs?: number;
   /** The longest the not-Ready recheck backs off to while the status does not change (not-ready-recheck.ts); default 5 min. */
   notReadyRecheckMaxMs?: number;
-  /** How long a child's change waits for the rest of its burst before its owner is reconciled; default 1 s. */
-  childEventCoalesceMs?: number;
   /** Progress-only status changes this soon after a status write are coalesced (ms; 0 writes every change; default 30 s). */
   statusCoalesceMs?: number;
   resyncPeriodMs?: number;
@@ -120,6 +118,8 @@ const PROGRESS_WRITE_BURST = 10;
 const UNSEEN_CREATION_TTL_MS = 60_000;
 /** An action that lost a race to another writer (an address claimed a moment earlier) is planned again after this. */
 const LOST_RACE_RETRY_MS = 500;
+/** How long a child's change waits for the rest of its burst before its owner is reconciled. */
+const CHILD_EVENT_COALESCE_MS = 1_000;
 /** How long a hot-plugged volume may stand in the IDS VM spec but not in its running VMI before it is plugged again (lost-hotplugs.ts). */
 const LOST_HOTPLUG_GRACE_MS = 30_000;
 /** A deletion that waits on a child looks again this often. */
@@ -227,14 +227,12 @@ export class MonitoredServerController {
   private readonly now: () => Date;
   /** The safety-net recheck of a MonitoredServer that is not Ready, backing off while nothing changes. */
   private readonly notReadyRecheck: NotReadyRecheck;
-  private readonly childEventCoalesceMs: number;
 
   constructor(private readonly options: ControllerOptions) {
     this.api = options.api;
     this.log = options.logger ?? silentLogger();
     this.events = options.events ?? noEvents;
     this.now = options.now ?? (() => new Date());
-    this.childEventCoalesceMs = options.childEventCoalesceMs ?? 1_000;
     this.notReadyRecheck = new NotReadyRecheck({ baseMs: options.notReadyRecheckMs ?? 60_000, maxMs: options.notReadyRecheckMaxMs ?? 300_000 });
     this.statusCoalesceMs = options.statusCoalesceMs ?? DEFAULT_STATUS_COALESCE_MS;
     this.progressWrites = new ProgressWriteBudget(PROGRESS_WRITE_INTERVAL_MS, PROGRESS_WRITE_BURST);
@@ -300,9 +298,9 @@ export class MonitoredServerController {
     // The queue is replaced each leadership term; handlers always feed the current one.
     const sink: KeySink = { add: (key) => this.queue.add(key) };
     // A child's changes come in bursts (virt-controller moves a starting VMI through several versions
-    // within a second): its owner is reconciled once, childEventCoalesceMs after the first of them.
+    // within a second): its owner is reconciled once, CHILD_EVENT_COALESCE_MS after the first of them.
     // The MonitoredServer's own changes (a user's edit) are reconciled at once.
-    const coalescingSink: KeySink = { add: (key) => this.queue.addAfter(key, this.childEventCoalesceMs) };
+    const coalescingSink: KeySink = { add: (key) => this.queue.addAfter(key, CHILD_EVENT_COALESCE_MS) };
     for (const i of this.monitoredServers.informers) {
       i.addIndex(ADOPTED_VM_INDEX, adoptedVmIndex);
       i.addIndex(NAMESPACE_INDEX, namespaceIndex);
@@ -759,8 +757,9 @@ export class MonitoredServerController {
     // Another writer got there first: plan again once the cache has had a moment to show it.
     if (outcomes.lostRace()) return { requeueAfter: Math.min(LOST_RACE_RETRY_MS, deferredMs ?? LOST_RACE_RETRY_MS) };
     const ready = findCondition(next.conditions as Condition[], ConditionType.Ready);
+    let notReadyRecheck: number | undefined;
     if (ready?.status === 'True') this.notReadyRecheck.forget(key);
-    const notReadyRecheck = ready?.status === 'True' ? undefined : earliest(this.notReadyRecheck.after(key, next), evacuation.recheckAfterMs);
+    else notReadyRecheck = earliest(this.notReadyRecheck.after(key, next), evacuation.recheckAfterMs);
     // The intake token Secret is rewritten at the next rotation epoch's start.
     const intakeRecheck = intakeEnabled(ms) ? intakeRecheckMs(this.now().getTime(), this.intakeSettings.rotationMs) : undefined;
     const recheckMs = earliest(
