@@ -164,7 +164,7 @@ export function decodeMessage(buf: Buffer): Message | UnknownMessage {
     }
   }
   r.end();
-  return out as unknown as Message;
+  return out as Message;
 }
 
 function fieldSize(t: FieldType, v: unknown): number {
@@ -192,7 +192,7 @@ function writeQid(buf: Buffer, at: number, q: Qid): number {
 export function encodeMessage(m: Message): Buffer {
   const type = TYPE_BY_KIND.get(m.kind)!;
   const layout = (MESSAGES as Record<number, readonly [string, Layout]>)[type]![1];
-  const values = m as unknown as Record<string, unknown>;
+  const values: Readonly<Record<string, unknown>> = m;
   const size = HEADER_SIZE + layout.reduce((s, [name, t]) => s + fieldSize(t, values[name]), 0);
   const buf = Buffer.alloc(size);
   buf.writeUInt32LE(size, 0);

@@ -210,8 +210,8 @@ export class MonitoredServerController {
   private readonly reservedClaims: UnseenCreations;
   /** How each child kind this controller creates is kept in its cache (a remembered creation is kept the same way). */
   private readonly childTransforms: ReadonlyMap<string, CacheTransform<KubeObject>> = new Map<string, CacheTransform<KubeObject>>([
-    [VIRTUAL_MACHINE.kind, transformVirtualMachine as unknown as CacheTransform<KubeObject>],
-    [POD.kind, transformProcessMapperPod as unknown as CacheTransform<KubeObject>],
+    [VIRTUAL_MACHINE.kind, (vm) => transformVirtualMachine(vm as VirtualMachine)],
+    [POD.kind, (pod) => transformProcessMapperPod(pod as Pod)],
     [SECRET.kind, stripManagedFields<KubeObject>()],
     [NETWORK_POLICY.kind, stripManagedFields<KubeObject>()],
     // A namespace's shared NAD: the first MonitoredServer to apply it makes it; the others of a burst
